@@ -1,0 +1,109 @@
+// Exact inference in a linear Gaussian state-space model.
+//
+// Conventions are those of params.hpp. Missing data: a NaN in any component of
+// y_t marks that component unobserved; the update uses the observed components
+// only, and a step with none observed is a pure prediction step. Every function
+// validates its arguments and throws lgssm::invalid_argument on bad input.
+//
+// Numerics: float64; the measurement update is done in square-root information
+// form (a Cholesky factor of R_t whitens the observed components, then an
+// n x n system is factored), so its cost per step is O(n^3 + p n) for diagonal
+// R and O(n^3 + p^2) otherwise, never O(p^3), once the whitened emission matrix
+// of a (weights, cov, missing-pattern) triple is known; that is computed once
+// and reused while the triple repeats. No inverse of the innovation covariance
+// is formed. The time loops allocate no heap memory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "lgssm/params.hpp"
+
+namespace lgssm {
+
+struct FilterResult {
+  double marginal_loglik = 0.0;       // log p(y_{0:T-1}) over the observed components
+  RowMatrix filtered_means;           // (num_timesteps, state_dim): E[z_t | y_{0:t}]
+  MatrixSeries filtered_covariances;  // (num_timesteps, state_dim, state_dim)
+  RowMatrix predicted_means;          // (num_timesteps, state_dim): E[z_t | y_{0:t-1}]
+  MatrixSeries predicted_covariances; // (num_timesteps, state_dim, state_dim)
+};
+
+struct SmootherResult : FilterResult {
+  RowMatrix smoothed_means;                 // (num_timesteps, state_dim): E[z_t | y]
+  MatrixSeries smoothed_covariances;        // (num_timesteps, state_dim, state_dim)
+  MatrixSeries smoothed_cross_covariances;  // (num_timesteps-1, state_dim, state_dim):
+                                            // Cov[z_{t+1}, z_t | y]
+};
+
+struct SampleResult {
+  RowMatrix states;     // (num_timesteps, state_dim)
+  RowMatrix emissions;  // (num_timesteps, emission_dim)
+};
+
+struct PosteriorPredictiveResult {
+  RowMatrix means;           // (num_timesteps, emission_dim): E[y_t | y]
+  RowMatrix stds;            // (num_timesteps, emission_dim): sqrt(diag Var[y_t | y])
+  MatrixSeries covariances;  // (num_timesteps, emission_dim, emission_dim), if requested
+};
+
+struct ForecastResult {
+  RowMatrix means;                     // (num_forecast_timesteps, state_dim)
+  MatrixSeries covariances;            // (num_forecast_timesteps, state_dim, state_dim)
+  RowMatrix emission_means;            // (num_forecast_timesteps, emission_dim)
+  MatrixSeries emission_covariances;   // (num_forecast_timesteps, emission_dim, emission_dim)
+};
+
+// log p(y_{0:T-1}): the Kalman filter without storing anything, so memory does
+// not grow with T. Sarkka (2013), "Bayesian Filtering and Smoothing", Eq. 4.20-4.21
+// and Sec. 12.2.
+double marginal_log_prob(const Params& params, const Sequence& seq);
+
+// The Kalman filter: filtered and one-step predicted moments and log p(y).
+// Sarkka (2013), Theorem 4.2.
+FilterResult filter(const Params& params, const Sequence& seq);
+
+// The Rauch-Tung-Striebel smoother on top of the filter, with the lag-one cross
+// covariances Cov[z_{t+1}, z_t | y] = P_{t+1|T} G_t^T that the EM E-step needs.
+// Sarkka (2013), Theorem 8.2; Shumway & Stoffer (2017), Property 6.3.
+SmootherResult smoother(const Params& params, const Sequence& seq);
+
+// A joint draw of (z_{0:T-1}, y_{0:T-1}); `inputs` is (num_timesteps, input_dim),
+// or empty without inputs. Deterministic given `seed`.
+SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps,
+                    const RowMatrix& inputs = RowMatrix());
+
+// `num_samples` draws of z_{0:T-1} ~ p(z | y) by forward filtering, backward
+// sampling (Sarkka 2013, Sec. 8.1 / Carter & Kohn 1994). Returns a series of
+// shape (num_samples, num_timesteps, state_dim).
+MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed,
+                              Eigen::Index num_samples);
+
+// The distribution of y_t under p(z_t | y_{0:T-1}): mean H_t m_{t|T} + D_t u_t + d_t,
+// covariance H_t P_{t|T} H_t^T + R_t (also for missing entries: an imputation).
+PosteriorPredictiveResult posterior_predictive(const Params& params, const Sequence& seq,
+                                               bool full_covariances = false);
+
+// Exact predictive moments of z_{T..T+K-1} and y_{T..T+K-1} given y_{0:T-1}.
+// Per-step parameters are indexed by absolute time, so they must extend over
+// the horizon; `forecast_inputs` is (K, input_dim) or empty without inputs.
+ForecastResult forecast(const Params& params, const Sequence& seq,
+                        Eigen::Index num_forecast_timesteps,
+                        const RowMatrix& forecast_inputs = RowMatrix());
+
+// Applies `fn(i)` for i in [0, n) on up to `num_threads` threads (0: all
+// hardware threads); the first exception thrown by any call is rethrown.
+void parallel_for(Eigen::Index n, const std::function<void(Eigen::Index)>& fn,
+                  int num_threads = 0);
+
+// Batch versions: one result per sequence, sequences processed in parallel.
+template <class Fn>
+auto map_sequences(const std::vector<Sequence>& seqs, Fn fn, int num_threads = 0) {
+  std::vector<decltype(fn(seqs.front()))> out(seqs.size());
+  parallel_for(static_cast<Eigen::Index>(seqs.size()),
+               [&](Eigen::Index i) { out[i] = fn(seqs[i]); }, num_threads);
+  return out;
+}
+
+}  // namespace lgssm

@@ -1,0 +1,12 @@
+#include <nanobind/nanobind.h>
+
+namespace nb = nanobind;
+
+void bind_params(nb::module_& m);
+void bind_inference(nb::module_& m);
+
+NB_MODULE(_core, m) {
+  m.doc() = "lgssm's C++ core (private; use the lgssm package).";
+  bind_params(m);
+  bind_inference(m);
+}

@@ -1,0 +1,156 @@
+#include "lgssm/params.hpp"
+
+#include <Eigen/Eigenvalues>
+#include <cmath>
+#include <sstream>
+
+#include "lgssm/error.hpp"
+#include "checks.hpp"
+
+namespace lgssm {
+
+using internal::shape_str;
+using internal::throw_invalid;
+
+MatrixSeries MatrixSeries::constant(const Eigen::Ref<const RowMatrix>& m) {
+  MatrixSeries s(1, m.rows(), m.cols());
+  s[0] = m;
+  return s;
+}
+
+MatrixSeries MatrixSeries::constant(const Eigen::Ref<const Vector>& v) {
+  MatrixSeries s(1, v.size(), 1);
+  s[0] = v;
+  return s;
+}
+
+namespace {
+
+std::string number(double x) {
+  std::ostringstream out;
+  out.precision(6);
+  out << x;
+  return out.str();
+}
+
+template <class Derived>
+void check_finite(const std::string& name, const Eigen::MatrixBase<Derived>& m) {
+  for (Eigen::Index j = 0; j < m.cols(); ++j)
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
+      if (!std::isfinite(m(i, j)))
+        throw_invalid(name, "finite values", number(m(i, j)) + " at " + shape_str(i, j));
+}
+
+enum class Definiteness { kSemidefinite, kDefinite };
+
+// Symmetric within a relative 1e-8 and positive (semi)definite within a relative 1e-10.
+void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m,
+                      Definiteness kind) {
+  const char* what = kind == Definiteness::kDefinite ? "a symmetric positive definite matrix"
+                                                      : "a symmetric positive semidefinite matrix";
+  check_finite(name, m);
+  const double scale = std::max(1.0, m.cwiseAbs().maxCoeff());
+  const double asym = (m - m.transpose()).cwiseAbs().maxCoeff();
+  if (asym > 1e-8 * scale) throw_invalid(name, what, "an asymmetry of " + number(asym));
+  Eigen::SelfAdjointEigenSolver<Matrix> eig(m, Eigen::EigenvaluesOnly);
+  const double lo = eig.eigenvalues().minCoeff();
+  const double hi = std::max(eig.eigenvalues().maxCoeff(), 0.0);
+  const bool ok = kind == Definiteness::kDefinite ? lo > 1e-13 * hi : lo >= -1e-10 * std::max(hi, 1.0);
+  if (!ok) throw_invalid(name, what, "smallest eigenvalue " + number(lo));
+}
+
+void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index rows,
+                  Eigen::Index cols) {
+  if (s.size() < 1) throw_invalid(name, "at least one entry", "none");
+  if (s.rows() != rows || s.cols() != cols) {
+    const std::string want = cols == 1 ? shape_str(rows) : shape_str(rows, cols);
+    const std::string got = s.cols() == 1 && cols == 1 ? shape_str(s.rows()) : shape_str(s.rows(), s.cols());
+    throw_invalid(name, "shape " + want + " per entry", got);
+  }
+  check_finite(name, s.flat());
+}
+
+void check_conditional(const std::string& prefix, const LinearGaussianParams& p,
+                       Eigen::Index out_dim, Eigen::Index state_dim, Eigen::Index input_dim,
+                       Definiteness cov_kind) {
+  check_series(prefix + ".weights", p.weights, out_dim, state_dim);
+  check_series(prefix + ".bias", p.bias, out_dim, 1);
+  check_series(prefix + ".input_weights", p.input_weights, out_dim, input_dim);
+  check_series(prefix + ".cov", p.cov, out_dim, out_dim);
+  for (Eigen::Index i = 0; i < p.cov.size(); ++i) {
+    const std::string name = p.cov.size() == 1 ? prefix + ".cov" : prefix + ".cov[" + std::to_string(i) + "]";
+    check_covariance(name, p.cov[i], cov_kind);
+  }
+}
+
+void check_length(const std::string& name, const MatrixSeries& s, Eigen::Index needed,
+                  const std::string& what) {
+  if (s.size() != 1 && s.size() < needed)
+    throw_invalid(name, "1 entry or at least " + std::to_string(needed) + " (" + what + ")",
+                  std::to_string(s.size()) + " entries");
+}
+
+}  // namespace
+
+void validate(const Params& params) {
+  const Eigen::Index n = params.state_dim();
+  if (n < 1) throw_invalid("initial.mean", "state_dim >= 1 entries", shape_str(n));
+  check_finite("initial.mean", params.initial.mean);
+  if (params.initial.cov.rows() != n || params.initial.cov.cols() != n)
+    throw_invalid("initial.cov", "shape " + shape_str(n, n),
+                  shape_str(params.initial.cov.rows(), params.initial.cov.cols()));
+  check_covariance("initial.cov", params.initial.cov, Definiteness::kSemidefinite);
+  const Eigen::Index m = params.dynamics.input_weights.cols();
+  check_conditional("dynamics", params.dynamics, n, n, m, Definiteness::kSemidefinite);
+  const Eigen::Index p = params.emissions.weights.rows();
+  if (p < 1) throw_invalid("emissions.weights", "emission_dim >= 1 rows", shape_str(p, n));
+  check_conditional("emissions", params.emissions, p, n, m, Definiteness::kDefinite);
+}
+
+void check_series_lengths(const Params& params, Eigen::Index num_timesteps) {
+  const std::string em = "one per time step, num_timesteps = " + std::to_string(num_timesteps);
+  const std::string dy = "one per transition, num_timesteps - 1 = " + std::to_string(num_timesteps - 1);
+  const auto& d = params.dynamics;
+  const auto& e = params.emissions;
+  check_length("dynamics.weights", d.weights, num_timesteps - 1, dy);
+  check_length("dynamics.bias", d.bias, num_timesteps - 1, dy);
+  check_length("dynamics.input_weights", d.input_weights, num_timesteps - 1, dy);
+  check_length("dynamics.cov", d.cov, num_timesteps - 1, dy);
+  check_length("emissions.weights", e.weights, num_timesteps, em);
+  check_length("emissions.bias", e.bias, num_timesteps, em);
+  check_length("emissions.input_weights", e.input_weights, num_timesteps, em);
+  check_length("emissions.cov", e.cov, num_timesteps, em);
+}
+
+void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps,
+                  const std::string& name) {
+  const Eigen::Index m = params.input_dim();
+  if (m == 0) {
+    if (inputs.size() != 0)
+      throw_invalid(name, "no inputs (the model has input_dim 0)",
+                    "shape " + shape_str(inputs.rows(), inputs.cols()));
+    return;
+  }
+  if (inputs.rows() != num_timesteps || inputs.cols() != m)
+    throw_invalid(name, "shape " + shape_str(num_timesteps, m),
+                  shape_str(inputs.rows(), inputs.cols()));
+  check_finite(name, inputs);
+}
+
+void validate(const Params& params, const Sequence& seq, const std::string& name) {
+  validate(params);
+  const Eigen::Index p = params.emission_dim();
+  const Eigen::Index t = seq.num_timesteps();
+  if (t < 1 || seq.emissions.cols() != p)
+    throw_invalid(name, "shape (num_timesteps >= 1, emission_dim = " + std::to_string(p) + ")",
+                  shape_str(seq.emissions.rows(), seq.emissions.cols()));
+  for (Eigen::Index i = 0; i < t; ++i)
+    for (Eigen::Index j = 0; j < p; ++j)
+      if (std::isinf(seq.emissions(i, j)))
+        throw_invalid(name, "finite values or NaN for missing", number(seq.emissions(i, j)) + " at " + shape_str(i, j));
+  const std::string inputs_name = name == "emissions" ? "inputs" : "inputs of " + name;
+  check_inputs(params, seq.inputs, t, inputs_name);
+  check_series_lengths(params, t);
+}
+
+}  // namespace lgssm
