@@ -3,6 +3,7 @@
 #include <random>
 
 #include "checks.hpp"
+#include "internal.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
@@ -97,21 +98,30 @@ class SeriesFactor {
   Eigen::Index last_ = -1;
 };
 
+void validate_all(const Params& params, const Sequence& seq) {
+  validate(params);
+  validate(params, seq);
+}
+
 }  // namespace
 
 double marginal_log_prob(const Params& params, const Sequence& seq) {
-  validate(params, seq);
+  validate_all(params, seq);
   KalmanFilter kf(params, seq.emissions);
   return run_filter(kf, seq, kNothing, kNothing);
 }
 
 FilterResult filter(const Params& params, const Sequence& seq) {
-  validate(params, seq);
+  validate_all(params, seq);
   return run_stored_filter(params, seq);
 }
 
 SmootherResult smoother(const Params& params, const Sequence& seq) {
-  validate(params, seq);
+  validate_all(params, seq);
+  return internal::smoother_unchecked(params, seq);
+}
+
+SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   SmootherResult r;
   static_cast<FilterResult&>(r) = run_stored_filter(params, seq);
@@ -129,7 +139,7 @@ SmootherResult smoother(const Params& params, const Sequence& seq) {
     const Matrix& gt = gain.compute(params, r, t);  // G_t^T
     dm = (r.smoothed_means.row(t + 1) - r.predicted_means.row(t + 1)).transpose();
     r.smoothed_means.row(t) = r.filtered_means.row(t);
-    r.smoothed_means.row(t).noalias() += (gt.transpose() * dm).transpose();
+    r.smoothed_means.row(t).noalias() += dm.transpose() * gt;  // (G_t dm)^T
     dp = r.smoothed_covariances[t + 1] - r.predicted_covariances[t + 1];
     tmp.noalias() = gt.transpose() * dp;
     ps = r.filtered_covariances[t];
@@ -186,7 +196,7 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
 
 MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed,
                               Eigen::Index num_samples) {
-  validate(params, seq);
+  validate_all(params, seq);
   if (num_samples < 1) throw_invalid("num_samples", "an integer >= 1", std::to_string(num_samples));
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   const FilterResult f = run_stored_filter(params, seq);
@@ -253,7 +263,7 @@ PosteriorPredictiveResult posterior_predictive(const Params& params, const Seque
 
 ForecastResult forecast(const Params& params, const Sequence& seq,
                         Eigen::Index num_forecast_timesteps, const RowMatrix& forecast_inputs) {
-  validate(params, seq);
+  validate_all(params, seq);
   const Eigen::Index k_steps = num_forecast_timesteps, steps = seq.num_timesteps();
   if (k_steps < 0)
     throw_invalid("num_forecast_timesteps", "an integer >= 0", std::to_string(k_steps));

@@ -59,12 +59,13 @@ void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m
   if (!ok) throw_invalid(name, what, "smallest eigenvalue " + number(lo));
 }
 
+// A vector series (bias) is described as (rows,), a matrix series as (rows, cols).
 void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index rows,
-                  Eigen::Index cols) {
+                  Eigen::Index cols, bool vector = false) {
   if (s.size() < 1) throw_invalid(name, "at least one entry", "none");
   if (s.rows() != rows || s.cols() != cols) {
-    const std::string want = cols == 1 ? shape_str(rows) : shape_str(rows, cols);
-    const std::string got = s.cols() == 1 && cols == 1 ? shape_str(s.rows()) : shape_str(s.rows(), s.cols());
+    const std::string want = vector ? shape_str(rows) : shape_str(rows, cols);
+    const std::string got = vector && s.cols() == 1 ? shape_str(s.rows()) : shape_str(s.rows(), s.cols());
     throw_invalid(name, "shape " + want + " per entry", got);
   }
   check_finite(name, s.flat());
@@ -74,7 +75,7 @@ void check_conditional(const std::string& prefix, const LinearGaussianParams& p,
                        Eigen::Index out_dim, Eigen::Index state_dim, Eigen::Index input_dim,
                        Definiteness cov_kind) {
   check_series(prefix + ".weights", p.weights, out_dim, state_dim);
-  check_series(prefix + ".bias", p.bias, out_dim, 1);
+  check_series(prefix + ".bias", p.bias, out_dim, 1, true);
   check_series(prefix + ".input_weights", p.input_weights, out_dim, input_dim);
   check_series(prefix + ".cov", p.cov, out_dim, out_dim);
   for (Eigen::Index i = 0; i < p.cov.size(); ++i) {
@@ -138,7 +139,6 @@ void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index nu
 }
 
 void validate(const Params& params, const Sequence& seq, const std::string& name) {
-  validate(params);
   const Eigen::Index p = params.emission_dim();
   const Eigen::Index t = seq.num_timesteps();
   if (t < 1 || seq.emissions.cols() != p)
@@ -151,6 +151,12 @@ void validate(const Params& params, const Sequence& seq, const std::string& name
   const std::string inputs_name = name == "emissions" ? "inputs" : "inputs of " + name;
   check_inputs(params, seq.inputs, t, inputs_name);
   check_series_lengths(params, t);
+}
+
+void validate(const Params& params, const std::vector<Sequence>& seqs) {
+  if (seqs.empty()) throw_invalid("emissions", "at least one sequence", "none");
+  for (size_t i = 0; i < seqs.size(); ++i)
+    validate(params, seqs[i], seqs.size() == 1 ? "emissions" : "emissions[" + std::to_string(i) + "]");
 }
 
 }  // namespace lgssm

@@ -113,9 +113,13 @@ struct Sequence {
   Eigen::Index num_timesteps() const { return emissions.rows(); }
 };
 
-// Checks `seq` against `params` (shapes, finite inputs, no infinite emissions,
-// per-step parameters long enough); `name` prefixes the messages, e.g.
-// "emissions[3]".
+// Checks `seq` against already validated `params` (shapes, finite inputs, no
+// infinite emissions, per-step parameters long enough); `name` prefixes the
+// messages, e.g. "emissions[3]".
 void validate(const Params& params, const Sequence& seq, const std::string& name = "emissions");
+
+// Checks every sequence of a batch, naming them "emissions[i]" (or
+// "emissions" for a batch of one); a batch must not be empty.
+void validate(const Params& params, const std::vector<Sequence>& seqs);
 
 }  // namespace lgssm

@@ -6,11 +6,15 @@ from typing import Any
 
 import numpy as np
 
+import warnings
+
 from . import _core
 from ._batch import as_batch
 from ._keys import as_generator, seeds
+from ._progress import ProgressBar
+from .optimizers import Adam, adam
 from .params import (ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial,
-                     default_props, to_core)
+                     default_props, from_core, props_to_core, to_core)
 
 
 @dataclass
@@ -31,6 +35,15 @@ class PosteriorLGSSMSmoothed(PosteriorLGSSMFiltered):
     smoothed_means: Any = None  # (num_timesteps, state_dim)
     smoothed_covariances: Any = None  # (num_timesteps, state_dim, state_dim)
     smoothed_cross_covariances: Any = None  # (num_timesteps - 1, state_dim, state_dim): Cov[z_{t+1}, z_t | y]
+
+
+@dataclass
+class FitSummary:
+    """How a fit ended."""
+
+    iterations: int  # iterations (EM, L-BFGS) or epochs (SGD) completed
+    termination: str  # "max_iterations", "converged", "numerical_failure" or "stopped"
+    message: str
 
 
 _TIME_OFFSETS = {"marginal_loglik": None, "smoothed_cross_covariances": -1}
@@ -86,15 +99,18 @@ class LinearGaussianSSM:
                 input_weights=pick(emission_input_weights, lambda: np.zeros((p, m))),
                 cov=pick(emission_covariance, lambda: 0.1 * np.eye(p))),
         )
-        to_core(params)  # validates
+        self._core_params(params)  # validates
         props = default_props(params)
         props.dynamics.bias.trainable = self.has_dynamics_bias
         props.emissions.bias.trainable = self.has_emissions_bias
         return params, props
 
     # -- inference ---------------------------------------------------------
+    def _core_params(self, params: ParamsLGSSM):
+        return to_core(params, self.state_dim, self.emission_dim, self.input_dim)
+
     def _batch(self, params, emissions, inputs):
-        return to_core(params), as_batch(emissions, inputs, self.input_dim)
+        return self._core_params(params), as_batch(emissions, inputs, self.input_dim)
 
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
         """log p(y) over the observed entries: a float, or one per sequence."""
@@ -115,11 +131,11 @@ class LinearGaussianSSM:
     def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
         """A joint draw (states (num_timesteps, state_dim), emissions (num_timesteps, emission_dim))."""
         if inputs is None:
-            inputs = np.zeros((num_timesteps, self.input_dim))
+            inputs = np.zeros((max(int(num_timesteps), 0), self.input_dim))
         inputs = np.ascontiguousarray(inputs, dtype=np.float64)
         if inputs.ndim != 2:
             raise ValueError(f"inputs: expected an array of shape (num_timesteps, input_dim), got shape {inputs.shape}")
-        return _core.sample(to_core(params), seeds(key, 1)[0], int(num_timesteps), inputs)
+        return _core.sample(self._core_params(params), seeds(key, 1)[0], int(num_timesteps), inputs)
 
     def posterior_sample(self, key, params: ParamsLGSSM, emissions, inputs=None, num_samples=None):
         """Draws of z ~ p(z | y) (forward filtering, backward sampling):
@@ -155,6 +171,66 @@ class LinearGaussianSSM:
             fus = fb.emissions
         out = _core.forecast(core, b.emissions, b.inputs, k, fus)
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
+
+
+    # -- learning ----------------------------------------------------------
+    def sufficient_stats(self, params: ParamsLGSSM, emissions, inputs=None) -> _core.SufficientStats:
+        """The E-step: expected sufficient statistics summed over the sequences
+        (per step for emission parameters with a time axis). Picklable, and
+        ``a + b`` sums the statistics of two batches."""
+        core, b = self._batch(params, emissions, inputs)
+        per_step = np.ndim(params.emissions.weights) == 3
+        return _core.sufficient_stats(core, b.emissions, b.inputs, per_step)
+
+    def m_step(self, params: ParamsLGSSM, props: ParamsLGSSM, stats: _core.SufficientStats) -> ParamsLGSSM:
+        """The closed-form M-step over the trainable parameters, given ``stats``."""
+        core = self._core_params(params)
+        return from_core(_core.m_step(core, props_to_core(props), stats), params)
+
+    def fit_em(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, num_iters: int = 50,
+               verbose: bool = True, tolerance: float = 0.0, return_summary: bool = False):
+        """Expectation-maximization. Returns (params, marginal_lls), the log
+        likelihood entering each iteration; with ``return_summary`` also a
+        FitSummary. Stops early when the relative change of the log likelihood
+        is at most ``tolerance``; on a numerical failure it warns and returns the
+        last good parameters."""
+        return self._fit(_core.fit_em, params, props, emissions, inputs, num_iters, "EM", verbose,
+                         return_summary, int(num_iters), float(tolerance))
+
+    def fit_sgd(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, optimizer: Adam | None = None,
+                batch_size: int = 1, num_epochs: int = 50, shuffle: bool = False, key=0, verbose: bool = True,
+                return_summary: bool = False):
+        """Adam on minibatches of whole sequences with exact gradients. Returns
+        (params, losses): losses per epoch on dynamax's scale, -log p(y) divided
+        by the number of emission entries, so ``-losses * emissions.size`` is the
+        log likelihood."""
+        optimizer = adam() if optimizer is None else optimizer
+        if not isinstance(optimizer, Adam):
+            raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
+        return self._fit(_core.fit_sgd, params, props, emissions, inputs, num_epochs, "SGD", verbose,
+                         return_summary, optimizer.learning_rate, optimizer.b1, optimizer.b2, optimizer.eps,
+                         int(batch_size), int(num_epochs), bool(shuffle), seeds(key, 1)[0])
+
+    def fit_lbfgs(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, max_iters: int = 1000,
+                  gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12, verbose: bool = True,
+                  return_summary: bool = False):
+        """L-BFGS on the log likelihood with exact gradients, run to convergence.
+        Returns (params, marginal_lls) at each iterate."""
+        return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters, "L-BFGS", verbose,
+                         return_summary, int(max_iters), float(gradient_tolerance), float(function_tolerance))
+
+    def _fit(self, fit, params, props, emissions, inputs, total, label, verbose, return_summary, *options):
+        core, b = self._batch(params, emissions, inputs)
+        bar = ProgressBar(total, label, verbose)
+        try:
+            fitted, history, summary = fit(core, props_to_core(props), b.emissions, b.inputs, *options, bar)
+        finally:
+            bar.close()
+        summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
+        if summary.termination == "numerical_failure":
+            warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
+        result = (from_core(fitted, params), np.asarray(history))
+        return result + (summary,) if return_summary else result
 
 
 def _pack(cls, batch, dicts):

@@ -17,10 +17,13 @@ from . import _core
 
 @dataclass
 class ParameterProperties:
-    """How a parameter is fitted: ``trainable=False`` freezes it."""
+    """How a parameter is fitted: ``trainable=False`` freezes it; a covariance's
+    ``structure`` ("full", "diagonal" or "scalar", i.e. c * I) is kept by every
+    fit. ``constrainer`` exists for dynamax compatibility and is not used."""
 
     trainable: bool = True
     constrainer: Any = None
+    structure: str = "full"
 
 
 @dataclass
@@ -65,41 +68,99 @@ def default_props(params: ParamsLGSSM) -> ParamsLGSSM:
     )
 
 
-def _series(name: str, value, vector: bool) -> np.ndarray:
-    """A parameter as the C++ core's (num_entries, rows, cols) stack."""
-    a = np.asarray(value, dtype=np.float64)
-    if vector:
-        if a.ndim not in (1, 2):
-            raise ValueError(f"{name}: expected an array of shape (dim,) or (num_steps, dim), "
-                             f"got shape {a.shape}")
-        a = a[None, :, None] if a.ndim == 1 else a[:, :, None]
-    else:
-        if a.ndim not in (2, 3):
-            raise ValueError(f"{name}: expected an array of shape (rows, cols) or "
-                             f"(num_steps, rows, cols), got shape {a.shape}")
-        a = a[None] if a.ndim == 2 else a
-    return np.ascontiguousarray(a)
+def _shapes(n: int, p: int, m: int) -> dict:
+    """The shape of one entry of each parameter, for state_dim n, emission_dim p, input_dim m."""
+    return {
+        "initial.mean": (n,), "initial.cov": (n, n),
+        "dynamics.weights": (n, n), "dynamics.bias": (n,), "dynamics.input_weights": (n, m),
+        "dynamics.cov": (n, n),
+        "emissions.weights": (p, n), "emissions.bias": (p,), "emissions.input_weights": (p, m),
+        "emissions.cov": (p, p),
+    }
 
 
-def _conditional(prefix: str, group) -> _core.LinearGaussianParams:
-    out = _core.LinearGaussianParams()
-    out.weights = _series(f"{prefix}.weights", group.weights, vector=False)
-    out.bias = _series(f"{prefix}.bias", group.bias, vector=True)
-    out.input_weights = _series(f"{prefix}.input_weights", group.input_weights, vector=False)
-    out.cov = _series(f"{prefix}.cov", group.cov, vector=False)
+def _array(name: str, value, entry_shape: tuple, per_step: bool) -> np.ndarray:
+    """``value`` as float64, checked to be one entry of ``entry_shape`` or (with
+    ``per_step``) a stack of them."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected an array of numbers, got {type(value).__name__}") from None
+    if a.shape == entry_shape or (per_step and a.shape[1:] == entry_shape and a.ndim == len(entry_shape) + 1):
+        return a
+    expected = f"{entry_shape}" + (f" or (num_steps, {', '.join(map(str, entry_shape))})" if per_step else "")
+    raise ValueError(f"{name}: expected shape {expected}, got {a.shape}")
+
+
+def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int) -> _core.Params:
+    """Checks ``params`` against the model's dimensions and converts them (validated)
+    for the C++ core, whose parameter entries are (num_entries, rows, cols) stacks."""
+    shapes = _shapes(state_dim, emission_dim, input_dim)
+
+    def get(group: str, name: str):
+        return getattr(getattr(params, group), name)
+
+    def conditional(group: str) -> _core.LinearGaussianParams:
+        out = _core.LinearGaussianParams()
+        for name in ("weights", "bias", "input_weights", "cov"):
+            key = f"{group}.{name}"
+            a = _array(key, get(group, name), shapes[key], per_step=True)
+            stack = a[None] if a.ndim == len(shapes[key]) else a
+            if name == "bias":
+                stack = stack[:, :, None]
+            setattr(out, name, np.ascontiguousarray(stack))
+        return out
+
+    mean = _array("initial.mean", params.initial.mean, shapes["initial.mean"], per_step=False)
+    cov = _array("initial.cov", params.initial.cov, shapes["initial.cov"], per_step=False)
+    core = _core.Params(mean, cov, conditional("dynamics"), conditional("emissions"))
+    core.validate()
+    return core
+
+
+_STRUCTURES = {"full": _core.CovStructure.full, "diagonal": _core.CovStructure.diagonal,
+               "scalar": _core.CovStructure.scalar}
+
+
+def props_to_core(props: ParamsLGSSM) -> _core.ParamProps:
+    """Converts parameter properties for the C++ core."""
+    out = _core.ParamProps()
+
+    def structure(name: str, prop: ParameterProperties):
+        if prop.structure not in _STRUCTURES:
+            raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, "
+                             f"got {prop.structure!r}")
+        return _STRUCTURES[prop.structure]
+
+    initial = _core.InitialProps()
+    initial.mean = bool(props.initial.mean.trainable)
+    initial.cov = bool(props.initial.cov.trainable)
+    initial.cov_structure = structure("initial.cov", props.initial.cov)
+    out.initial = initial
+    for group in ("dynamics", "emissions"):
+        src, dst = getattr(props, group), _core.ConditionalProps()
+        for name in ("weights", "bias", "input_weights", "cov"):
+            setattr(dst, name, bool(getattr(src, name).trainable))
+        dst.cov_structure = structure(f"{group}.cov", src.cov)
+        setattr(out, group, dst)
     return out
 
 
-def to_core(params: ParamsLGSSM) -> _core.Params:
-    """Converts (and validates) Python parameters for the C++ core."""
-    mean = np.asarray(params.initial.mean, dtype=np.float64)
-    cov = np.asarray(params.initial.cov, dtype=np.float64)
-    if mean.ndim != 1:
-        raise ValueError(f"initial.mean: expected an array of shape (state_dim,), got shape {mean.shape}")
-    if cov.ndim != 2:
-        raise ValueError(f"initial.cov: expected an array of shape (state_dim, state_dim), "
-                         f"got shape {cov.shape}")
-    core = _core.Params(mean, cov, _conditional("dynamics", params.dynamics),
-                        _conditional("emissions", params.emissions))
-    core.validate()
-    return core
+def from_core(core: _core.Params, like: ParamsLGSSM) -> ParamsLGSSM:
+    """Python parameters from the C++ core's, shaped like ``like`` (a parameter
+    that was given without a time axis comes back without one)."""
+
+    def shaped(name: str, stack: np.ndarray, template) -> np.ndarray:
+        a = stack[:, :, 0] if name == "bias" else stack  # (K, rows, 1) -> (K, rows)
+        return a[0] if np.ndim(template) < a.ndim else a
+
+    def conditional(group: str, cls):
+        src, tpl = getattr(core, group), getattr(like, group)
+        return cls(**{name: shaped(name, np.array(getattr(src, name)), getattr(tpl, name))
+                      for name in ("weights", "bias", "input_weights", "cov")})
+
+    return ParamsLGSSM(
+        initial=ParamsLGSSMInitial(mean=np.array(core.initial_mean), cov=np.array(core.initial_cov)),
+        dynamics=conditional("dynamics", ParamsLGSSMDynamics),
+        emissions=conditional("emissions", ParamsLGSSMEmissions),
+    )

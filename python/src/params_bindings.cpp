@@ -28,5 +28,9 @@ void bind_params(nb::module_& m) {
                                      std::move(dynamics), std::move(emissions)};
           },
           "initial_mean"_a, "initial_cov"_a, "dynamics"_a, "emissions"_a)
+      .def_prop_ro("initial_mean", [](const lgssm::Params& p) { return p.initial.mean; })
+      .def_prop_ro("initial_cov", [](const lgssm::Params& p) { return p.initial.cov; })
+      .def_rw("dynamics", &lgssm::Params::dynamics)
+      .def_rw("emissions", &lgssm::Params::emissions)
       .def("validate", [](const lgssm::Params& p) { lgssm::validate(p); });
 }

@@ -1,0 +1,139 @@
+// Learning the parameters of an LG-SSM: EM with closed-form (conditional)
+// M-steps, the exact gradient of log p(y) by Fisher's identity, and two
+// gradient-based fits (Adam on minibatches of sequences, and L-BFGS).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lgssm/params.hpp"
+#include "lgssm/stats.hpp"
+
+namespace lgssm {
+
+// Structure kept by a covariance through fitting.
+enum class CovStructure { kFull, kDiagonal, kScalar };
+
+// Which parameters are fitted (true) or frozen (false), and the structure of
+// each covariance. A frozen parameter is never changed; the others are fitted
+// given it (conditional M-steps; no gradient component for it).
+struct ParamProps {
+  struct Initial {
+    bool mean = true;
+    bool cov = true;
+    CovStructure cov_structure = CovStructure::kFull;
+  };
+  struct Conditional {
+    bool weights = true;
+    bool bias = true;
+    bool input_weights = true;
+    bool cov = true;
+    CovStructure cov_structure = CovStructure::kFull;
+  };
+  Initial initial;
+  Conditional dynamics;
+  Conditional emissions;
+};
+
+// Checks `props` against `params`: a structured covariance must have that
+// structure; trainable dynamics parameters must be time-invariant; emission
+// parameters are either all time-invariant or all per step (learned per step).
+void validate(const Params& params, const ParamProps& props);
+
+// The M-step: the parameters maximizing E[log p(z, y)] given the summed
+// statistics, over the trainable parameters with the frozen ones held fixed.
+// Each conditional is a linear regression (Shumway & Stoffer 2017, Property
+// 6.4; the seed document's M-step for per-step emissions): the free blocks of
+// W = [weights, input_weights, bias] solve the normal equations given the
+// frozen blocks, then cov = E[(out - W x)(out - W x)^T] / count, projected
+// onto its structure (diagonal part, or mean of the diagonal times I).
+Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats);
+
+enum class Termination { kMaxIterations, kConverged, kNumericalFailure, kStopped };
+
+struct FitSummary {
+  int iterations = 0;  // iterations (EM, L-BFGS) or epochs (SGD) completed
+  Termination termination = Termination::kMaxIterations;
+  std::string message;  // human-readable reason
+};
+
+struct FitResult {
+  Params params;
+  // EM: log p(y) of the parameters entering each iteration (before its M-step);
+  // SGD: the mean minibatch loss of each epoch, -log p(y) / (number of
+  // emission entries) as dynamax scales it; L-BFGS: log p(y) at each iterate.
+  std::vector<double> history;
+  FitSummary summary;
+};
+
+// Called after each iteration/epoch with (iteration, history value); return
+// false to stop the fit (Termination::kStopped).
+using FitCallback = std::function<bool(int, double)>;
+
+struct EmOptions {
+  int num_iters = 50;      // maximum number of EM iterations, >= 0
+  double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; 0 never stops early
+  int num_threads = 0;     // threads for the E-step; 0 = all hardware threads
+  FitCallback callback;    // optional
+};
+
+// Expectation-maximization. A numerical failure (a non-finite log likelihood
+// or an M-step that leaves the valid parameter set) stops the fit with the last
+// good parameters and Termination::kNumericalFailure.
+FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                 const EmOptions& options = {});
+
+// The trainable parameters as one unconstrained vector: free entries of
+// means, weights, biases and input weights as they are (row-major);
+// covariances through their Cholesky factor L (log of the diagonal, then the
+// strictly lower entries column by column), diagonal ones as log standard
+// deviations, scalar ones as one log standard deviation.
+Vector to_unconstrained(const Params& params, const ParamProps& props);
+// The inverse of to_unconstrained; frozen parameters are taken from `base`.
+Params from_unconstrained(const Vector& x, const Params& base, const ParamProps& props);
+
+// d log p(y) / d x (x = to_unconstrained(params)) from the statistics of an
+// E-step at `params`, by Fisher's identity: the gradient of log p(y) equals the
+// expected gradient of log p(z, y) under p(z | y) (Cappe, Moulines & Ryden
+// 2005, Prop. 10.1.6), and that is linear in the statistics.
+Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats);
+
+struct AdamOptions {  // defaults as optax.adam
+  double learning_rate = 1e-3;  // > 0
+  double b1 = 0.9;              // in [0, 1)
+  double b2 = 0.999;            // in [0, 1)
+  double eps = 1e-8;            // > 0
+};
+
+struct SgdOptions {
+  AdamOptions adam;
+  int batch_size = 1;      // sequences per minibatch, >= 1
+  int num_epochs = 50;     // >= 0
+  bool shuffle = false;    // reshuffle the sequences every epoch
+  std::uint64_t seed = 0;  // for shuffling
+  int num_threads = 0;
+  FitCallback callback;
+};
+
+// Adam on minibatches of whole sequences, minimizing dynamax's loss
+// -(N / |batch|) sum_batch log p(y_i) / (number of emission entries).
+FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                  const SgdOptions& options = {});
+
+struct LbfgsOptions {
+  int max_iters = 1000;              // >= 0
+  int memory = 10;                   // stored correction pairs, >= 1
+  double gradient_tolerance = 1e-8;  // stop when |grad|_inf <= tol * max(1, |f|)
+  double function_tolerance = 1e-12; // stop when the relative decrease of f is below this
+  int num_threads = 0;
+  FitCallback callback;
+};
+
+// Limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a strong
+// Wolfe line search (Alg. 3.5/3.6) on -log p(y) over the unconstrained vector.
+FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                    const LbfgsOptions& options = {});
+
+}  // namespace lgssm

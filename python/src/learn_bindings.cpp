@@ -1,0 +1,180 @@
+// Bindings of stats.hpp and learn.hpp: argument conversion only.
+#include <Python.h>
+#include <nanobind/eigen/dense.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "lgssm/learn.hpp"
+#include "lgssm/stats.hpp"
+#include "series_caster.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using lgssm::RowMatrix;
+
+namespace {
+
+std::vector<lgssm::Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
+  std::vector<lgssm::Sequence> seqs(emissions.size());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    seqs[i] = lgssm::Sequence{std::move(emissions[i]), i < inputs.size() ? std::move(inputs[i]) : RowMatrix()};
+  return seqs;
+}
+
+// A Python callable (iteration, value) -> bool, called with the GIL held; it
+// also lets Ctrl-C interrupt a long fit.
+lgssm::FitCallback wrap(nb::object callback) {
+  return [callback](int it, double value) {
+    nb::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    return callback.is_none() ? true : nb::cast<bool>(callback(it, value));
+  };
+}
+
+nb::tuple fit_tuple(lgssm::FitResult&& r) {
+  nb::dict summary;
+  summary["iterations"] = r.summary.iterations;
+  summary["termination"] = r.summary.termination;
+  summary["message"] = r.summary.message;
+  return nb::make_tuple(std::move(r.params), std::move(r.history), summary);
+}
+
+template <class Options, class Fit>
+nb::tuple run_fit(const lgssm::Params& params, const lgssm::ParamProps& props, std::vector<RowMatrix>& emissions,
+                  std::vector<RowMatrix>& inputs, Options options, nb::object callback, Fit fit) {
+  auto seqs = to_sequences(emissions, inputs);
+  options.callback = wrap(callback);
+  lgssm::FitResult r;
+  {
+    nb::gil_scoped_release release;
+    r = fit(params, props, seqs, options);
+  }
+  return fit_tuple(std::move(r));
+}
+
+}  // namespace
+
+void bind_learn(nb::module_& m) {
+  nb::enum_<lgssm::CovStructure>(m, "CovStructure")
+      .value("full", lgssm::CovStructure::kFull)
+      .value("diagonal", lgssm::CovStructure::kDiagonal)
+      .value("scalar", lgssm::CovStructure::kScalar);
+  nb::enum_<lgssm::Termination>(m, "Termination")
+      .value("max_iterations", lgssm::Termination::kMaxIterations)
+      .value("converged", lgssm::Termination::kConverged)
+      .value("numerical_failure", lgssm::Termination::kNumericalFailure)
+      .value("stopped", lgssm::Termination::kStopped);
+
+  using Props = lgssm::ParamProps;
+  nb::class_<Props::Initial>(m, "InitialProps")
+      .def(nb::init<>())
+      .def_rw("mean", &Props::Initial::mean)
+      .def_rw("cov", &Props::Initial::cov)
+      .def_rw("cov_structure", &Props::Initial::cov_structure);
+  nb::class_<Props::Conditional>(m, "ConditionalProps")
+      .def(nb::init<>())
+      .def_rw("weights", &Props::Conditional::weights)
+      .def_rw("bias", &Props::Conditional::bias)
+      .def_rw("input_weights", &Props::Conditional::input_weights)
+      .def_rw("cov", &Props::Conditional::cov)
+      .def_rw("cov_structure", &Props::Conditional::cov_structure);
+  nb::class_<Props>(m, "ParamProps")
+      .def(nb::init<>())
+      .def_rw("initial", &Props::initial)
+      .def_rw("dynamics", &Props::dynamics)
+      .def_rw("emissions", &Props::emissions);
+
+  nb::class_<lgssm::RegressionStats>(m, "RegressionStats")
+      .def(nb::init<>())
+      .def_rw("xx", &lgssm::RegressionStats::xx)
+      .def_rw("yx", &lgssm::RegressionStats::yx)
+      .def_rw("yy", &lgssm::RegressionStats::yy)
+      .def_rw("count", &lgssm::RegressionStats::count)
+      .def("__getstate__", [](const lgssm::RegressionStats& r) { return nb::make_tuple(r.xx, r.yx, r.yy, r.count); })
+      .def("__setstate__", [](lgssm::RegressionStats& r, const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
+        new (&r) lgssm::RegressionStats();
+        std::tie(r.xx, r.yx, r.yy, r.count) = t;
+      });
+  nb::class_<lgssm::SufficientStats>(m, "SufficientStats")
+      .def(nb::init<>())
+      .def_rw("initial_sum", &lgssm::SufficientStats::initial_sum)
+      .def_rw("initial_outer", &lgssm::SufficientStats::initial_outer)
+      .def_rw("num_sequences", &lgssm::SufficientStats::num_sequences)
+      .def_rw("dynamics", &lgssm::SufficientStats::dynamics)
+      .def_rw("emissions", &lgssm::SufficientStats::emissions)
+      .def_rw("marginal_loglik", &lgssm::SufficientStats::marginal_loglik)
+      .def("__getstate__",
+           [](const lgssm::SufficientStats& s) {
+             return nb::make_tuple(s.initial_sum, s.initial_outer, s.num_sequences, s.dynamics, s.emissions,
+                                   s.marginal_loglik);
+           })
+      .def("__setstate__",
+           [](lgssm::SufficientStats& s,
+              const std::tuple<lgssm::Vector, lgssm::Matrix, double, lgssm::RegressionStats,
+                               std::vector<lgssm::RegressionStats>, double>& t) {
+             new (&s) lgssm::SufficientStats();
+             std::tie(s.initial_sum, s.initial_outer, s.num_sequences, s.dynamics, s.emissions, s.marginal_loglik) = t;
+           })
+      .def("__iadd__", [](lgssm::SufficientStats& a, const lgssm::SufficientStats& b) -> lgssm::SufficientStats& { return a += b; },
+           nb::rv_policy::none)
+      .def("__add__", [](lgssm::SufficientStats a, const lgssm::SufficientStats& b) { return a += b; });
+
+  m.def(
+      "sufficient_stats",
+      [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
+         bool per_step_emissions) {
+        auto seqs = to_sequences(emissions, inputs);
+        nb::gil_scoped_release release;
+        return lgssm::sufficient_stats(p, seqs, per_step_emissions);
+      },
+      "params"_a, "emissions"_a, "inputs"_a, "per_step_emissions"_a);
+  m.def("validate_props", [](const lgssm::Params& p, const Props& props) { lgssm::validate(p, props); });
+  m.def("m_step", &lgssm::m_step, "params"_a, "props"_a, "stats"_a);
+  m.def("to_unconstrained", &lgssm::to_unconstrained, "params"_a, "props"_a);
+  m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
+  m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a);
+
+  m.def(
+      "fit_em",
+      [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
+         int num_iters, double tolerance, nb::object callback) {
+        lgssm::EmOptions o;
+        o.num_iters = num_iters;
+        o.tolerance = tolerance;
+        return run_fit(p, props, emissions, inputs, o, callback,
+                       [](auto&&... a) { return lgssm::fit_em(a...); });
+      },
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "num_iters"_a, "tolerance"_a, "callback"_a.none());
+  m.def(
+      "fit_sgd",
+      [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
+         double learning_rate, double b1, double b2, double eps, int batch_size, int num_epochs, bool shuffle,
+         std::uint64_t seed, nb::object callback) {
+        lgssm::SgdOptions o;
+        o.adam = {learning_rate, b1, b2, eps};
+        o.batch_size = batch_size;
+        o.num_epochs = num_epochs;
+        o.shuffle = shuffle;
+        o.seed = seed;
+        return run_fit(p, props, emissions, inputs, o, callback,
+                       [](auto&&... a) { return lgssm::fit_sgd(a...); });
+      },
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "learning_rate"_a, "b1"_a, "b2"_a, "eps"_a,
+      "batch_size"_a, "num_epochs"_a, "shuffle"_a, "seed"_a, "callback"_a.none());
+  m.def(
+      "fit_lbfgs",
+      [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
+         int max_iters, double gradient_tolerance, double function_tolerance, nb::object callback) {
+        lgssm::LbfgsOptions o;
+        o.max_iters = max_iters;
+        o.gradient_tolerance = gradient_tolerance;
+        o.function_tolerance = function_tolerance;
+        return run_fit(p, props, emissions, inputs, o, callback,
+                       [](auto&&... a) { return lgssm::fit_lbfgs(a...); });
+      },
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "max_iters"_a, "gradient_tolerance"_a,
+      "function_tolerance"_a, "callback"_a.none());
+}

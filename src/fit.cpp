@@ -1,0 +1,287 @@
+// The fitting loops: EM, Adam on minibatches, L-BFGS.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "internal.hpp"
+#include "lgssm/error.hpp"
+#include "lgssm/learn.hpp"
+
+namespace lgssm {
+
+using internal::throw_invalid;
+
+namespace {
+
+std::vector<size_t> iota(size_t n) {
+  std::vector<size_t> v(n);
+  std::iota(v.begin(), v.end(), size_t{0});
+  return v;
+}
+
+void check_at_least(const char* name, double value, double low) {
+  if (!(value >= low)) throw_invalid(name, ">= " + std::to_string(low), std::to_string(value));
+}
+
+// Validates the common arguments of every fit.
+void validate_fit(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs) {
+  validate(params, props);
+  validate(params, seqs);
+}
+
+void fail(FitResult& r, Termination why, const std::string& message) {
+  r.summary.termination = why;
+  r.summary.message = message;
+}
+
+double num_entries(const Params& params, const std::vector<Sequence>& seqs) {
+  double n = 0.0;
+  for (const auto& s : seqs) n += static_cast<double>(s.num_timesteps() * params.emission_dim());
+  return n;
+}
+
+bool all_finite(const Vector& v) { return v.allFinite(); }
+
+// -log p(y) / scale and its gradient over the unconstrained vector; +inf (and
+// no gradient) where the parameters are numerically unusable.
+struct Objective {
+  const Params& base;
+  const ParamProps& props;
+  const std::vector<Sequence>& seqs;
+  double scale;
+  int num_threads;
+
+  double operator()(const Vector& x, Vector& grad, const std::vector<size_t>& indices,
+                    double batch_weight = 1.0) const {
+    try {
+      const Params p = from_unconstrained(x, base, props);
+      validate(p);
+      const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
+      grad = -batch_weight * log_prob_gradient(p, props, s) / scale;
+      const double f = -batch_weight * s.marginal_loglik / scale;
+      return std::isfinite(f) && all_finite(grad) ? f : INFINITY;
+    } catch (const invalid_argument&) {
+      return INFINITY;
+    }
+  }
+};
+
+// A step length along d satisfying the strong Wolfe conditions (Nocedal &
+// Wright 2006, Alg. 3.5, with bisection in the zoom of Alg. 3.6); phi(a, g)
+// returns f(x + a d) and its gradient. On failure, the best step with
+// sufficient decrease, or 0 when there is none. f_new, g_new: at the step.
+template <class Phi>
+double wolfe_line_search(Phi phi, double f0, double d0, const Vector& d, double& f_new, Vector& g_new) {
+  constexpr double kC1 = 1e-4, kC2 = 0.9;
+  constexpr int kMaxEvals = 40;
+  Vector g_a(d.size()), g_lo(d.size());
+  double lo = 0.0, f_lo = f0, hi = -1.0, a = 1.0;  // hi < 0: no upper bracket yet
+  for (int eval = 0; eval < kMaxEvals; ++eval) {
+    if (hi > 0) a = 0.5 * (lo + hi);
+    const double f_a = phi(a, g_a);
+    if (f_a > f0 + kC1 * a * d0 || (eval > 0 && f_a >= f_lo)) {
+      hi = a;
+      continue;
+    }
+    const double da = g_a.dot(d);
+    if (std::abs(da) <= -kC2 * d0) {
+      f_new = f_a;
+      g_new = g_a;
+      return a;
+    }
+    if (hi > 0 && da * (hi - lo) >= 0) hi = lo;
+    else if (hi < 0 && da >= 0) hi = lo;
+    lo = a;
+    f_lo = f_a;
+    g_lo = g_a;
+    if (hi < 0) a *= 2.0;
+  }
+  if (lo == 0.0) return 0.0;
+  f_new = f_lo;
+  g_new = g_lo;
+  return lo;
+}
+
+}  // namespace
+
+FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                 const EmOptions& options) {
+  validate_fit(params, props, seqs);
+  check_at_least("num_iters", options.num_iters, 0);
+  check_at_least("tolerance", options.tolerance, 0.0);
+  const bool per_step = params.emissions.weights.size() > 1;
+  const auto all = iota(seqs.size());
+  FitResult r{params, {}, {}};
+  r.summary.message = "reached num_iters";
+  for (int it = 0; it < options.num_iters; ++it) {
+    const SufficientStats stats =
+        internal::sufficient_stats_unchecked(r.params, seqs, all, per_step, options.num_threads);
+    const double lp = stats.marginal_loglik;
+    if (!std::isfinite(lp)) {
+      fail(r, Termination::kNumericalFailure,
+           "log likelihood became " + std::to_string(lp) + " at iteration " + std::to_string(it) +
+               "; returning the last parameters with a finite one");
+      break;
+    }
+    r.history.push_back(lp);
+    r.summary.iterations = it + 1;
+    if (options.callback && !options.callback(it, lp)) {
+      fail(r, Termination::kStopped, "stopped by the callback");
+      break;
+    }
+    if (options.tolerance > 0 && it > 0 &&
+        std::abs(lp - r.history[it - 1]) <= options.tolerance * std::abs(lp)) {
+      fail(r, Termination::kConverged, "relative change of the log likelihood below tolerance");
+      break;
+    }
+    Params next = m_step(r.params, props, stats);
+    try {
+      validate(next);
+    } catch (const invalid_argument& e) {
+      fail(r, Termination::kNumericalFailure,
+           std::string("the M-step left the valid parameter set (") + e.what() +
+               "); returning the parameters of the last E-step. A structured covariance or "
+               "frozen parameters may help.");
+      break;
+    }
+    r.params = std::move(next);
+  }
+  return r;
+}
+
+FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                  const SgdOptions& options) {
+  validate_fit(params, props, seqs);
+  const AdamOptions& adam = options.adam;
+  check_at_least("batch_size", options.batch_size, 1);
+  check_at_least("num_epochs", options.num_epochs, 0);
+  if (!(adam.learning_rate > 0)) throw_invalid("learning_rate", "> 0", std::to_string(adam.learning_rate));
+  if (!(adam.b1 >= 0 && adam.b1 < 1)) throw_invalid("b1", "a value in [0, 1)", std::to_string(adam.b1));
+  if (!(adam.b2 >= 0 && adam.b2 < 1)) throw_invalid("b2", "a value in [0, 1)", std::to_string(adam.b2));
+  if (!(adam.eps > 0)) throw_invalid("eps", "> 0", std::to_string(adam.eps));
+
+  const size_t num_seqs = seqs.size();
+  const size_t batch = std::min<size_t>(options.batch_size, num_seqs);
+  const size_t num_batches = (num_seqs + batch - 1) / batch;
+  const bool shuffle = options.shuffle && batch < num_seqs;
+  const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads};
+
+  Vector x = to_unconstrained(params, props);
+  Vector m = Vector::Zero(x.size()), v = Vector::Zero(x.size()), grad(x.size());
+  std::mt19937_64 rng(options.seed);
+  auto order = iota(num_seqs);
+  long step = 0;
+  FitResult r{params, {}, {}};
+  r.summary.message = "reached num_epochs";
+  for (int epoch = 0; epoch < options.num_epochs && r.summary.termination == Termination::kMaxIterations; ++epoch) {
+    if (shuffle) std::shuffle(order.begin(), order.end(), rng);
+    double avg = 0.0;
+    for (size_t b = 0; b < num_batches; ++b) {
+      const std::vector<size_t> idx(order.begin() + b * batch, order.begin() + std::min(num_seqs, (b + 1) * batch));
+      const double loss = objective(x, grad, idx, static_cast<double>(num_seqs) / idx.size());
+      if (!std::isfinite(loss)) {
+        fail(r, Termination::kNumericalFailure,
+             "the loss became non-finite in epoch " + std::to_string(epoch) +
+                 "; returning the last parameters with a finite loss. Try a smaller learning_rate.");
+        break;
+      }
+      r.params = from_unconstrained(x, params, props);  // the last parameters with a finite loss
+      ++step;
+      m = adam.b1 * m + (1 - adam.b1) * grad;
+      v = adam.b2 * v + (1 - adam.b2) * grad.cwiseAbs2();
+      const double c1 = 1 - std::pow(adam.b1, step), c2 = 1 - std::pow(adam.b2, step);
+      x -= adam.learning_rate * ((m / c1).array() / ((v / c2).cwiseSqrt().array() + adam.eps)).matrix();
+      avg += (loss - avg) / static_cast<double>(b + 1);
+    }
+    if (r.summary.termination != Termination::kMaxIterations) break;
+    r.history.push_back(avg);
+    r.summary.iterations = epoch + 1;
+    if (options.callback && !options.callback(epoch, avg)) fail(r, Termination::kStopped, "stopped by the callback");
+  }
+  // As dynamax: the parameters after the last update, unless the fit failed.
+  if (r.summary.termination != Termination::kNumericalFailure) r.params = from_unconstrained(x, params, props);
+  return r;
+}
+
+FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                    const LbfgsOptions& options) {
+  validate_fit(params, props, seqs);
+  check_at_least("max_iters", options.max_iters, 0);
+  check_at_least("memory", options.memory, 1);
+  const double scale = num_entries(params, seqs);
+  const Objective objective{params, props, seqs, scale, options.num_threads};
+  const auto all = iota(seqs.size());
+  Vector x = to_unconstrained(params, props), g(x.size());
+  double f = objective(x, g, all);
+  FitResult r{params, {}, {}};
+  if (!std::isfinite(f)) {
+    fail(r, Termination::kNumericalFailure, "the log likelihood of the initial parameters is not finite");
+    return r;
+  }
+  std::vector<Vector> ss, ys;
+  r.summary.message = "reached max_iters";
+  for (int it = 0; it < options.max_iters; ++it) {
+    r.history.push_back(-f * scale);
+    r.summary.iterations = it;
+    if (options.callback && !options.callback(it, -f * scale)) {
+      fail(r, Termination::kStopped, "stopped by the callback");
+      return r;
+    }
+    if (g.lpNorm<Eigen::Infinity>() <= options.gradient_tolerance * std::max(1.0, std::abs(f))) {
+      fail(r, Termination::kConverged, "gradient below gradient_tolerance");
+      return r;
+    }
+    // Two-loop recursion: d = -H g.
+    Vector d = -g;
+    std::vector<double> alpha(ss.size());
+    for (size_t i = ss.size(); i-- > 0;) {
+      alpha[i] = ss[i].dot(d) / ys[i].dot(ss[i]);
+      d -= alpha[i] * ys[i];
+    }
+    if (!ss.empty()) d *= ss.back().dot(ys.back()) / ys.back().squaredNorm();
+    else d /= std::max(1.0, g.lpNorm<Eigen::Infinity>());
+    for (size_t i = 0; i < ss.size(); ++i) d += ss[i] * (alpha[i] - ys[i].dot(d) / ys[i].dot(ss[i]));
+    double d0 = g.dot(d);
+    if (!(d0 < 0)) {  // not a descent direction: restart from steepest descent
+      ss.clear();
+      ys.clear();
+      d = -g / std::max(1.0, g.lpNorm<Eigen::Infinity>());
+      d0 = g.dot(d);
+    }
+    Vector g_new(x.size());
+    double f_new = f;
+    const double a = wolfe_line_search(
+        [&](double step, Vector& grad) { return objective(x + step * d, grad, all); }, f, d0, d, f_new, g_new);
+    if (a == 0.0) {
+      fail(r, Termination::kConverged,
+           "the line search could not decrease -log p(y) further (|gradient|_inf = " +
+               std::to_string(g.lpNorm<Eigen::Infinity>() * scale) + ")");
+      return r;
+    }
+    const Vector s = a * d, y = g_new - g;
+    const double decrease = f - f_new;
+    x += s;
+    if (s.dot(y) > 1e-12 * y.squaredNorm()) {
+      ss.push_back(s);
+      ys.push_back(y);
+      if (static_cast<int>(ss.size()) > options.memory) {
+        ss.erase(ss.begin());
+        ys.erase(ys.begin());
+      }
+    }
+    f = f_new;
+    g = g_new;
+    r.params = from_unconstrained(x, params, props);
+    r.summary.iterations = it + 1;
+    if (decrease <= options.function_tolerance * std::max(1.0, std::abs(f))) {
+      r.history.push_back(-f * scale);
+      fail(r, Termination::kConverged, "relative decrease of -log p(y) below function_tolerance");
+      return r;
+    }
+  }
+  r.history.push_back(-f * scale);
+  return r;
+}
+
+}  // namespace lgssm

@@ -1,0 +1,299 @@
+// M-step, unconstrained parameterization and the Fisher-identity gradient.
+#include <Eigen/Cholesky>
+#include <cmath>
+
+#include "lgssm/error.hpp"
+#include "lgssm/learn.hpp"
+
+namespace lgssm {
+
+using internal::throw_invalid;
+
+namespace {
+
+const char* structure_name(CovStructure s) {
+  switch (s) {
+    case CovStructure::kDiagonal: return "diagonal";
+    case CovStructure::kScalar: return "scalar";
+    default: return "full";
+  }
+}
+
+// A trainable parameter: its name, its value (covariances are symmetric, so a
+// row-major view of a column-major matrix is the same matrix), and its kind.
+struct Slot {
+  std::string name;
+  MatrixMap value;
+  bool is_cov;
+  CovStructure structure;
+};
+
+MatrixMap view(const std::string& name, MatrixSeries& s) {
+  if (s.size() != 1)
+    throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
+                  std::to_string(s.size()) + " per-step entries");
+  return s[0];
+}
+MatrixMap view(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
+MatrixMap view(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
+
+// The trainable parameters of `p`, in a fixed order. Only time-invariant
+// parameters have slots (validate() rejects trainable per-step ones for
+// gradient fitting).
+std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
+  std::vector<Slot> slots;
+  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false,
+                 CovStructure s = CovStructure::kFull) { slots.push_back({name, v, is_cov, s}); };
+  if (props.initial.mean) add("initial.mean", view(p.initial.mean));
+  if (props.initial.cov) add("initial.cov", view(p.initial.cov), true, props.initial.cov_structure);
+  auto conditional = [&](const std::string& prefix, LinearGaussianParams& c, const ParamProps::Conditional& pr) {
+    if (pr.weights) add(prefix + ".weights", view(prefix + ".weights", c.weights));
+    if (pr.bias) add(prefix + ".bias", view(prefix + ".bias", c.bias));
+    if (pr.input_weights && c.input_weights.cols() > 0) add(prefix + ".input_weights", view(prefix + ".input_weights", c.input_weights));
+    if (pr.cov) add(prefix + ".cov", view(prefix + ".cov", c.cov), true, pr.cov_structure);
+  };
+  conditional("dynamics", p.dynamics, props.dynamics);
+  conditional("emissions", p.emissions, props.emissions);
+  return slots;
+}
+
+Eigen::Index unconstrained_size(const Slot& s) {
+  const Eigen::Index n = s.value.rows();
+  if (!s.is_cov) return s.value.size();
+  if (s.structure == CovStructure::kFull) return n * (n + 1) / 2;
+  return s.structure == CovStructure::kDiagonal ? n : 1;
+}
+
+void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure s) {
+  if (s == CovStructure::kFull) return;
+  const Eigen::Index n = cov.rows();
+  for (Eigen::Index j = 0; j < n; ++j)
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const bool bad = (i != j && cov(i, j) != 0.0) ||
+                       (s == CovStructure::kScalar && i == j && cov(i, i) != cov(0, 0));
+      if (bad)
+        throw_invalid(name, std::string("a ") + structure_name(s) + " matrix (its declared structure)",
+                      "entry (" + std::to_string(i) + ", " + std::to_string(j) + ") = " + std::to_string(cov(i, j)));
+    }
+}
+
+Matrix project(const Matrix& cov, CovStructure s) {
+  if (s == CovStructure::kFull) return 0.5 * (cov + cov.transpose());
+  if (s == CovStructure::kDiagonal) return Matrix(cov.diagonal().asDiagonal());
+  return Matrix::Identity(cov.rows(), cov.cols()) * cov.diagonal().mean();
+}
+
+// W = [weights, input_weights, bias] of entry t.
+Matrix stacked(const LinearGaussianParams& c, Eigen::Index t) {
+  const Eigen::Index d = c.weights.rows(), n = c.weights.cols(), m = c.input_weights.cols();
+  Matrix w(d, n + m + 1);
+  w << c.weights.at(t), c.input_weights.at(t), c.bias.vec(t);
+  return w;
+}
+
+// sum E[(out - W x)(out - W x)^T].
+Matrix residual_scatter(const RegressionStats& s, const Matrix& w) {
+  const Matrix wxy = w * s.yx.transpose();
+  Matrix r = s.yy - wxy - wxy.transpose() + w * s.xx * w.transpose();
+  return 0.5 * (r + r.transpose());
+}
+
+// Conditional M-step of one regression entry (see m_step in learn.hpp).
+void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen::Index entry,
+                       const ParamProps::Conditional& props) {
+  if (s.count <= 0.0) return;
+  const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
+  Matrix w = stacked(c, entry);
+  std::vector<Eigen::Index> free, fixed;
+  auto sort = [&](bool trainable, Eigen::Index from, Eigen::Index count) {
+    for (Eigen::Index j = from; j < from + count; ++j) (trainable ? free : fixed).push_back(j);
+  };
+  sort(props.weights, 0, n);
+  sort(props.input_weights, n, m);
+  sort(props.bias, n + m, 1);
+  if (!free.empty()) {
+    Matrix rhs = s.yx(Eigen::all, free);
+    if (!fixed.empty()) rhs -= w(Eigen::all, fixed) * s.xx(fixed, free);
+    const Matrix sol = Eigen::LDLT<Matrix>(s.xx(free, free)).solve(rhs.transpose());
+    w(Eigen::all, free) = sol.transpose();
+    c.weights[entry] = w.leftCols(n);
+    c.input_weights[entry] = w.middleCols(n, m);
+    c.bias[entry] = w.col(n + m);
+  }
+  if (props.cov) c.cov[entry] = project(residual_scatter(s, w) / s.count, props.cov_structure);
+}
+
+Eigen::LLT<Matrix> factor_pd(const std::string& name, const Eigen::Ref<const Matrix>& cov) {
+  Eigen::LLT<Matrix> llt(cov);
+  if (llt.info() != Eigen::Success)
+    throw_invalid(name, "a positive definite matrix for gradient-based fitting", "a singular one");
+  return llt;
+}
+
+// Gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov.
+void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c, const std::string& prefix,
+                         LinearGaussianParams& g) {
+  const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
+  const Matrix w = stacked(c, 0);
+  const auto llt = factor_pd(prefix + ".cov", c.cov[0]);
+  const Matrix gw = llt.solve(s.yx - w * s.xx);
+  g.weights[0] = gw.leftCols(n);
+  g.input_weights[0] = gw.middleCols(n, m);
+  g.bias[0] = gw.col(n + m);
+  const Matrix inner = residual_scatter(s, w) - s.count * Matrix(c.cov[0]);
+  const Matrix half = llt.solve(inner);
+  g.cov[0] = 0.5 * llt.solve(half.transpose());
+}
+
+}  // namespace
+
+void validate(const Params& params, const ParamProps& props) {
+  validate(params);
+  check_structure("initial.cov", params.initial.cov, props.initial.cov_structure);
+  for (Eigen::Index i = 0; i < params.dynamics.cov.size(); ++i)
+    check_structure("dynamics.cov", params.dynamics.cov[i], props.dynamics.cov_structure);
+  for (Eigen::Index i = 0; i < params.emissions.cov.size(); ++i)
+    check_structure("emissions.cov", params.emissions.cov[i], props.emissions.cov_structure);
+  const auto& d = params.dynamics;
+  const auto& pd = props.dynamics;
+  const std::pair<const char*, bool> dyn[] = {
+      {"dynamics.weights", pd.weights && d.weights.size() > 1},
+      {"dynamics.bias", pd.bias && d.bias.size() > 1},
+      {"dynamics.input_weights", pd.input_weights && d.input_weights.size() > 1},
+      {"dynamics.cov", pd.cov && d.cov.size() > 1}};
+  for (const auto& [name, bad] : dyn)
+    if (bad) throw_invalid(name, "a time-invariant value when trainable (or freeze it)", "a per-step series");
+  const auto& e = params.emissions;
+  const Eigen::Index k = e.weights.size();
+  if (e.bias.size() != k || e.input_weights.size() != k || e.cov.size() != k)
+    throw_invalid("emissions", "weights, bias, input_weights and cov all time-invariant or all with one entry per step",
+                  "entries " + std::to_string(k) + ", " + std::to_string(e.bias.size()) + ", " +
+                      std::to_string(e.input_weights.size()) + ", " + std::to_string(e.cov.size()));
+}
+
+Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats) {
+  Params out = params;
+  const double count = stats.num_sequences;
+  if (props.initial.mean && count > 0) out.initial.mean = stats.initial_sum / count;
+  if (props.initial.cov && count > 0) {
+    const Vector& m0 = out.initial.mean;
+    const Matrix scatter = stats.initial_outer - stats.initial_sum * m0.transpose() -
+                           m0 * stats.initial_sum.transpose() + count * m0 * m0.transpose();
+    out.initial.cov = project(scatter / count, props.initial.cov_structure);
+  }
+  regression_m_step(stats.dynamics, out.dynamics, 0, props.dynamics);
+  const Eigen::Index entries = std::min<Eigen::Index>(out.emissions.weights.size(), stats.emissions.size());
+  for (Eigen::Index t = 0; t < entries; ++t)
+    regression_m_step(stats.emissions[t], out.emissions, t, props.emissions);
+  return out;
+}
+
+Vector to_unconstrained(const Params& params, const ParamProps& props) {
+  Params p = params;
+  const auto slots = trainable_slots(p, props);
+  Eigen::Index size = 0;
+  for (const auto& s : slots) size += unconstrained_size(s);
+  Vector x(size);
+  Eigen::Index at = 0;
+  for (const auto& s : slots) {
+    const Eigen::Index n = s.value.rows();
+    if (!s.is_cov) {
+      for (Eigen::Index i = 0; i < s.value.rows(); ++i)
+        for (Eigen::Index j = 0; j < s.value.cols(); ++j) x(at++) = s.value(i, j);
+    } else if (s.structure == CovStructure::kFull) {
+      const Matrix l = factor_pd(s.name, s.value).matrixL();
+      for (Eigen::Index i = 0; i < n; ++i) x(at++) = std::log(l(i, i));
+      for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = j + 1; i < n; ++i) x(at++) = l(i, j);
+    } else {
+      const Eigen::Index k = s.structure == CovStructure::kDiagonal ? n : 1;
+      for (Eigen::Index i = 0; i < k; ++i) {
+        if (!(s.value(i, i) > 0.0)) throw_invalid(s.name, "positive variances for gradient-based fitting", std::to_string(s.value(i, i)));
+        x(at++) = 0.5 * std::log(s.value(i, i));
+      }
+    }
+  }
+  return x;
+}
+
+Params from_unconstrained(const Vector& x, const Params& base, const ParamProps& props) {
+  Params p = base;
+  const auto slots = trainable_slots(p, props);
+  Eigen::Index at = 0;
+  for (auto s : slots) {
+    const Eigen::Index n = s.value.rows();
+    if (!s.is_cov) {
+      for (Eigen::Index i = 0; i < s.value.rows(); ++i)
+        for (Eigen::Index j = 0; j < s.value.cols(); ++j) s.value(i, j) = x(at++);
+    } else if (s.structure == CovStructure::kFull) {
+      Matrix l = Matrix::Zero(n, n);
+      for (Eigen::Index i = 0; i < n; ++i) l(i, i) = std::exp(x(at++));
+      for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = j + 1; i < n; ++i) l(i, j) = x(at++);
+      s.value = l * l.transpose();
+    } else {
+      s.value.setZero();
+      if (s.structure == CovStructure::kDiagonal) {
+        for (Eigen::Index i = 0; i < n; ++i) s.value(i, i) = std::exp(2.0 * x(at++));
+      } else {
+        s.value.diagonal().setConstant(std::exp(2.0 * x(at++)));
+      }
+    }
+  }
+  if (at != x.size())
+    throw_invalid("x", std::to_string(at) + " unconstrained values", std::to_string(x.size()));
+  return p;
+}
+
+Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats) {
+  if (stats.emissions.size() != 1)
+    throw_invalid("stats", "emission statistics pooled over time (gradients need time-invariant parameters)",
+                  std::to_string(stats.emissions.size()) + " per-step entries");
+  // Gradient with respect to the natural parameters, in a Params-shaped container.
+  // Only the groups with a trainable member are differentiated.
+  Params g = params;
+  if (props.initial.mean || props.initial.cov) {
+    const double count = stats.num_sequences;
+    const auto llt0 = factor_pd("initial.cov", params.initial.cov);
+    const Vector& m0 = params.initial.mean;
+    g.initial.mean = llt0.solve(stats.initial_sum - count * m0);
+    const Matrix scatter = stats.initial_outer - stats.initial_sum * m0.transpose() -
+                           m0 * stats.initial_sum.transpose() + count * m0 * m0.transpose();
+    const Matrix half = llt0.solve(scatter - count * params.initial.cov);
+    g.initial.cov = 0.5 * llt0.solve(half.transpose());
+  }
+  auto any = [](const ParamProps::Conditional& c) { return c.weights || c.bias || c.input_weights || c.cov; };
+  if (any(props.dynamics)) regression_gradient(stats.dynamics, params.dynamics, "dynamics", g.dynamics);
+  if (any(props.emissions)) regression_gradient(stats.emissions[0], params.emissions, "emissions", g.emissions);
+
+  // Chain rule to the unconstrained coordinates.
+  Params p = params;
+  const auto slots = trainable_slots(p, props);
+  const auto gslots = trainable_slots(g, props);
+  Eigen::Index size = 0;
+  for (const auto& s : slots) size += unconstrained_size(s);
+  Vector out(size);
+  Eigen::Index at = 0;
+  for (size_t k = 0; k < slots.size(); ++k) {
+    const auto& s = slots[k];
+    const auto& gs = gslots[k].value;
+    const Eigen::Index n = s.value.rows();
+    if (!s.is_cov) {
+      for (Eigen::Index i = 0; i < gs.rows(); ++i)
+        for (Eigen::Index j = 0; j < gs.cols(); ++j) out(at++) = gs(i, j);
+    } else if (s.structure == CovStructure::kFull) {
+      const Matrix l = factor_pd(s.name, s.value).matrixL();
+      const Matrix gl = 2.0 * gs * l;  // d/dL of f(L L^T)
+      for (Eigen::Index i = 0; i < n; ++i) out(at++) = gl(i, i) * l(i, i);
+      for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = j + 1; i < n; ++i) out(at++) = gl(i, j);
+    } else if (s.structure == CovStructure::kDiagonal) {
+      for (Eigen::Index i = 0; i < n; ++i) out(at++) = 2.0 * gs(i, i) * s.value(i, i);
+    } else {
+      out(at++) = 2.0 * gs.trace() * s.value(0, 0);
+    }
+  }
+  return out;
+}
+
+}  // namespace lgssm

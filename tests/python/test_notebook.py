@@ -1,0 +1,103 @@
+"""The first part of dynamax's "LG-SSM: MAP parameter estimation" notebook in lgssm:
+simulate from a rotating 2-d latent with 10-d emissions, smooth, reconstruct the
+emissions and forecast 50 steps, as the notebook's plots do."""
+
+import numpy as np
+import pytest
+
+from lgssm import LinearGaussianSSM
+from lgssm.utils import random_rotation
+
+from conftest import assert_close
+
+STATE_DIM, EMISSION_DIM, T, K = 2, 10, 100, 50
+
+
+@pytest.fixture(scope="module")
+def notebook():
+    true_A = 0.99 * random_rotation(1, STATE_DIM, theta=np.pi / 10)
+    true_Sigma = 0.01 * np.eye(STATE_DIM)
+    true_model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
+    true_params, _ = true_model.initialize(key=1, dynamics_weights=true_A, dynamics_covariance=true_Sigma)
+    true_states, emissions = true_model.sample(true_params, 3, T)
+    return true_model, true_params, true_A, true_Sigma, true_states, emissions
+
+
+def stationary_covariance(A, Q):
+    """Sigma = A Sigma A^T + Q, solved as (I - A kron A) vec(Sigma) = vec(Q)."""
+    n = A.shape[0]
+    return np.linalg.solve(np.eye(n * n) - np.kron(A, A), Q.ravel()).reshape(n, n)
+
+
+def test_sample_shapes(notebook):
+    _, _, _, _, states, emissions = notebook
+    assert states.shape == (T, STATE_DIM) and emissions.shape == (T, EMISSION_DIM)
+    assert np.all(np.isfinite(states)) and np.all(np.isfinite(emissions))
+
+
+def test_smoother_and_reconstruction(notebook):
+    model, params, _, _, _, emissions = notebook
+    post = model.smoother(params, emissions)
+    assert post.smoothed_means.shape == (T, STATE_DIM)
+    assert post.smoothed_covariances.shape == (T, STATE_DIM, STATE_DIM)
+    assert post.smoothed_cross_covariances.shape == (T - 1, STATE_DIM, STATE_DIM)
+    assert np.all(np.isfinite(post.smoothed_means)) and np.all(np.isfinite(post.smoothed_covariances))
+    assert np.all(np.linalg.eigvalsh(post.smoothed_covariances) > 0)
+
+    recon, recon_std = model.posterior_predictive(params, emissions)
+    assert recon.shape == (T, EMISSION_DIM) and recon_std.shape == (T, EMISSION_DIM)
+    assert np.all(np.isfinite(recon)) and np.all(np.isfinite(recon_std))
+    assert np.all(recon_std > 0)
+    # Var[y_t | y] = H P_{t|T} H^T + R >= R on the diagonal.
+    assert np.all(recon_std >= np.sqrt(np.diag(params.emissions.cov)) * (1 - 1e-12))
+    H, b = params.emissions.weights, params.emissions.bias
+    assert_close(recon, post.smoothed_means @ H.T + b, "reconstruction = H m_{t|T} + d")
+
+    # The smoothed reconstruction under the true model fits the data better than a
+    # randomly initialised model (the notebook's "much worse" plot) ...
+    mse_true = np.mean((recon - emissions) ** 2)
+    rand_model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
+    rand_params, _ = rand_model.initialize(42)
+    rand_recon, rand_std = rand_model.posterior_predictive(rand_params, emissions)
+    mse_rand = np.mean((rand_recon - emissions) ** 2)
+    assert mse_true < mse_rand, (mse_true, mse_rand)
+    # ... and its residual variance R - H P H^T is below the noise variance 0.1.
+    assert mse_true < 0.1, mse_true
+    assert model.marginal_log_prob(params, emissions) > rand_model.marginal_log_prob(rand_params, emissions)
+
+
+def test_forecast(notebook):
+    model, params, A, Q, _, emissions = notebook
+    fm, fc, fem, fec = model.forecast(params, emissions, K)
+    assert fm.shape == (K, STATE_DIM) and fc.shape == (K, STATE_DIM, STATE_DIM)
+    assert fem.shape == (K, EMISSION_DIM) and fec.shape == (K, EMISSION_DIM, EMISSION_DIM)
+    for a in (fm, fc, fem, fec):
+        assert np.all(np.isfinite(a))
+    stds = np.sqrt(np.diagonal(fec, axis1=1, axis2=2))
+    assert np.all(stds > 0)
+
+    H, R = params.emissions.weights, params.emissions.cov
+    sigma_inf = stationary_covariance(A, Q)
+    y_inf = H @ sigma_inf @ H.T + R
+    std_inf = np.sqrt(np.diag(y_inf))
+    # The forecast emission stds grow toward the stationary value and stay below it.
+    assert np.all(stds[-1] > stds[0]), (stds[0], stds[-1])
+    assert np.all(stds <= std_inf * (1 + 1e-12))
+    assert np.all(std_inf - stds[-1] < std_inf - stds[0])
+    # A = 0.99 x rotation: tr P_{k+1} = 0.9801 tr P_k + tr Q, so the gap to the
+    # stationary trace shrinks by exactly 0.9801 per step.
+    gap = np.trace(sigma_inf) - np.trace(fc, axis1=1, axis2=2)
+    assert np.all(gap > 0)
+    assert_close(gap[1:] / gap[:-1], np.full(K - 1, 0.99 ** 2), "trace gap ratio")
+
+    # Without bias or inputs the forecast mean is A^{k+1} m_{T-1|T-1}, whose norm
+    # shrinks by exactly 0.99 per step.
+    m_last = model.filter(params, emissions).filtered_means[-1]
+    assert_close(np.linalg.norm(fm, axis=1), 0.99 ** np.arange(1, K + 1) * np.linalg.norm(m_last),
+                 "|forecast mean|")
+
+    # Far ahead, the forecast is the stationary distribution.
+    fm, fc, fem, fec = model.forecast(params, emissions, 2000)
+    assert_close(fc[-1], sigma_inf, "state covariance at k = 2000")
+    assert_close(fec[-1], y_inf, "emission covariance at k = 2000")
+    assert np.linalg.norm(fm[-1]) < 0.99 ** 1999 * np.linalg.norm(m_last)

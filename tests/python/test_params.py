@@ -1,0 +1,81 @@
+"""LinearGaussianSSM.initialize: dynamax's defaults, overrides, keys and parameter properties."""
+
+import numpy as np
+import pytest
+
+from lgssm import LinearGaussianSSM
+
+from conftest import assert_close
+
+
+def test_initialize_defaults_match_dynamax():
+    n, p, m = 3, 4, 2
+    model = LinearGaussianSSM(n, p, input_dim=m)
+    params, _ = model.initialize(key=0)
+    assert_close(params.initial.mean, np.zeros(n), "initial.mean", 0, 0)
+    assert_close(params.initial.cov, np.eye(n), "initial.cov", 0, 0)
+    assert_close(params.dynamics.weights, 0.99 * np.eye(n), "dynamics.weights", 0, 0)
+    assert_close(params.dynamics.bias, np.zeros(n), "dynamics.bias", 0, 0)
+    assert_close(params.dynamics.input_weights, np.zeros((n, m)), "dynamics.input_weights", 0, 0)
+    assert_close(params.dynamics.cov, 0.1 * np.eye(n), "dynamics.cov", 0, 0)
+    assert_close(params.emissions.bias, np.zeros(p), "emissions.bias", 0, 0)
+    assert_close(params.emissions.input_weights, np.zeros((p, m)), "emissions.input_weights", 0, 0)
+    assert_close(params.emissions.cov, 0.1 * np.eye(p), "emissions.cov", 0, 0)
+    H = params.emissions.weights
+    assert isinstance(H, np.ndarray) and H.dtype == np.float64 and H.shape == (p, n)
+    assert np.all(np.isfinite(H)) and np.all(H != 0)
+
+
+def test_initialize_emission_weights_are_standard_normal_draws():
+    model = LinearGaussianSSM(20, 50)
+    H = model.initialize(key=3)[0].emissions.weights
+    N = H.size
+    assert abs(H.mean()) < 4.5 / np.sqrt(N), H.mean()
+    assert abs(H.var() - 1.0) < 4.5 * np.sqrt(2.0 / N), H.var()
+
+
+def test_initialize_key_determinism_and_kinds():
+    model = LinearGaussianSSM(2, 5)
+    a = model.initialize(key=7)[0].emissions.weights
+    b = model.initialize(key=7)[0].emissions.weights
+    c = model.initialize(key=8)[0].emissions.weights
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    d = model.initialize(np.random.default_rng(1))[0].emissions.weights
+    e = model.initialize(np.random.default_rng(1))[0].emissions.weights
+    assert d.shape == (5, 2) and np.array_equal(d, e)
+    f = model.initialize()[0].emissions.weights  # default key
+    assert np.array_equal(f, model.initialize(key=0)[0].emissions.weights)
+
+
+def test_initialize_jax_key():
+    jr = pytest.importorskip("jax.random")
+    model = LinearGaussianSSM(2, 5)
+    a = model.initialize(jr.PRNGKey(0))[0].emissions.weights
+    b = model.initialize(jr.PRNGKey(0))[0].emissions.weights
+    assert isinstance(a, np.ndarray) and a.shape == (5, 2) and np.array_equal(a, b)
+
+
+def test_initialize_time_varying_overrides_keep_time_axis():
+    n, p, T = 2, 3, 6
+    rng = np.random.default_rng(0)
+    F = 0.5 * rng.normal(size=(T - 1, n, n))
+    R = np.stack([np.eye(p) * (1 + t) for t in range(T)])
+    params, _ = LinearGaussianSSM(n, p).initialize(key=0, dynamics_weights=F, emission_covariance=R)
+    assert_close(params.dynamics.weights, F, "dynamics.weights", 0, 0)
+    assert_close(params.emissions.cov, R, "emissions.cov", 0, 0)
+
+
+def test_parameter_properties_trainable():
+    model = LinearGaussianSSM(2, 3)
+    _, props = model.initialize(key=0)
+    for group, names in [("initial", ["mean", "cov"]),
+                         ("dynamics", ["weights", "bias", "input_weights", "cov"]),
+                         ("emissions", ["weights", "bias", "input_weights", "cov"])]:
+        for name in names:
+            assert getattr(getattr(props, group), name).trainable is True, f"{group}.{name}"
+    props.dynamics.weights.trainable = False
+    props.dynamics.cov.trainable = False
+    assert props.dynamics.weights.trainable is False
+    assert props.dynamics.cov.trainable is False
+    assert props.emissions.weights.trainable is True
