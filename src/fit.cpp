@@ -43,6 +43,12 @@ double num_entries(const Params& params, const std::vector<Sequence>& seqs) {
 
 bool all_finite(const Vector& v) { return v.allFinite(); }
 
+// Statistics of no data, shaped like `s` (for the gradient of the prior alone).
+SufficientStats empty_like(const SufficientStats& s) {
+  return SufficientStats(s.initial_sum.size(), s.emissions[0].yy.rows(), s.dynamics.xx.rows() - s.initial_sum.size() - 1,
+                         static_cast<Eigen::Index>(s.emissions.size()));
+}
+
 // -log p(y) / scale and its gradient over the unconstrained vector; +inf (and
 // no gradient) where the parameters are numerically unusable.
 struct Objective {
@@ -51,6 +57,7 @@ struct Objective {
   const std::vector<Sequence>& seqs;
   double scale;
   int num_threads;
+  const ConjugatePrior* prior;
 
   double operator()(const Vector& x, Vector& grad, const std::vector<size_t>& indices,
                     double batch_weight = 1.0) const {
@@ -58,8 +65,14 @@ struct Objective {
       const Params p = from_unconstrained(x, base, props);
       validate(p);
       const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
+      // The prior counts once per objective, the minibatch's log likelihood batch_weight times.
       grad = -batch_weight * log_prob_gradient(p, props, s) / scale;
-      const double f = -batch_weight * s.marginal_loglik / scale;
+      double f = -batch_weight * s.marginal_loglik / scale;
+      if (prior) {
+        const SufficientStats none = empty_like(s);
+        grad -= log_prob_gradient(p, props, none, prior) / scale;
+        f -= log_prior(p, *prior) / scale;
+      }
       return std::isfinite(f) && all_finite(grad) ? f : INFINITY;
     } catch (const invalid_argument&) {
       return INFINITY;
@@ -108,6 +121,7 @@ double wolfe_line_search(Phi phi, double f0, double d0, const Vector& d, double&
 FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                  const EmOptions& options) {
   validate_fit(params, props, seqs);
+  if (options.prior) validate(params, *options.prior);
   check_at_least("num_iters", options.num_iters, 0);
   check_at_least("tolerance", options.tolerance, 0.0);
   const bool per_step = params.emissions.weights.size() > 1;
@@ -117,7 +131,7 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   for (int it = 0; it < options.num_iters; ++it) {
     const SufficientStats stats =
         internal::sufficient_stats_unchecked(r.params, seqs, all, per_step, options.num_threads);
-    const double lp = stats.marginal_loglik;
+    const double lp = stats.marginal_loglik + (options.prior ? log_prior(r.params, *options.prior) : 0.0);
     if (!std::isfinite(lp)) {
       fail(r, Termination::kNumericalFailure,
            "log likelihood became " + std::to_string(lp) + " at iteration " + std::to_string(it) +
@@ -135,7 +149,7 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
       fail(r, Termination::kConverged, "relative change of the log likelihood below tolerance");
       break;
     }
-    Params next = m_step(r.params, props, stats);
+    Params next = m_step(r.params, props, stats, options.prior ? &*options.prior : nullptr);
     try {
       validate(next);
     } catch (const invalid_argument& e) {
@@ -165,7 +179,9 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   const size_t batch = std::min<size_t>(options.batch_size, num_seqs);
   const size_t num_batches = (num_seqs + batch - 1) / batch;
   const bool shuffle = options.shuffle && batch < num_seqs;
-  const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads};
+  if (options.prior) validate(params, *options.prior);
+  const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads,
+                            options.prior ? &*options.prior : nullptr};
 
   Vector x = to_unconstrained(params, props);
   Vector m = Vector::Zero(x.size()), v = Vector::Zero(x.size()), grad(x.size());
@@ -210,7 +226,8 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
   check_at_least("max_iters", options.max_iters, 0);
   check_at_least("memory", options.memory, 1);
   const double scale = num_entries(params, seqs);
-  const Objective objective{params, props, seqs, scale, options.num_threads};
+  if (options.prior) validate(params, *options.prior);
+  const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
   const auto all = iota(seqs.size());
   Vector x = to_unconstrained(params, props), g(x.size());
   double f = objective(x, g, all);

@@ -145,6 +145,68 @@ void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c
   g.cov[0] = 0.5 * llt.solve(half.transpose());
 }
 
+// The initial-state terms of the expected log joint (plus, with a prior, its
+// pseudo-observations): sums, and separate counts for the mean and the cov.
+struct InitialTerms {
+  Vector sum;
+  Matrix outer;
+  double mean_count;
+  double cov_count;
+};
+
+InitialTerms initial_terms(const SufficientStats& s, const ConjugatePrior* prior) {
+  InitialTerms t{s.initial_sum, s.initial_outer, s.num_sequences, s.num_sequences};
+  if (prior) {
+    const NiwPrior& p = prior->initial;
+    const double kappa = p.mean_concentration;
+    t.sum += kappa * p.loc;
+    t.outer += kappa * p.loc * p.loc.transpose() + p.scale;
+    t.mean_count += kappa;
+    t.cov_count += p.df + static_cast<double>(p.loc.size()) + 2.0;
+  }
+  return t;
+}
+
+// sum E[(z_0 - m)(z_0 - m)^T] (plus prior terms).
+Matrix initial_scatter(const InitialTerms& t, const Vector& m) {
+  return t.outer - t.sum * m.transpose() - m * t.sum.transpose() + t.mean_count * m * m.transpose();
+}
+
+// Regression statistics plus the MNIW prior's pseudo-observations.
+RegressionStats with_prior(const RegressionStats& s, const MniwPrior* p) {
+  if (p == nullptr) return s;
+  RegressionStats a = s;
+  const Matrix mk = p->loc * p->col_precision;
+  a.xx += p->col_precision;
+  a.yx += mk;
+  a.yy += mk * p->loc.transpose() + p->scale;
+  a.count += p->df + static_cast<double>(p->loc.rows() + p->loc.cols()) + 1.0;
+  return a;
+}
+
+double log_multigamma(double a, Eigen::Index d) {
+  double out = 0.25 * static_cast<double>(d * (d - 1)) * std::log(M_PI);
+  for (Eigen::Index j = 1; j <= d; ++j) out += std::lgamma(a + 0.5 * static_cast<double>(1 - j));
+  return out;
+}
+
+double log_det(const Eigen::LLT<Matrix>& llt) { return 2.0 * llt.matrixLLT().diagonal().array().log().sum(); }
+
+// log IW(cov | df, scale) + log MN(w | loc, cov, col_cov) with the matrix
+// normal's rows correlated by cov; a vector mean is the one-column case with
+// col_precision = mean_concentration.
+double log_niw_mniw(const Matrix& cov, const Matrix& w, const Matrix& loc, const Matrix& col_precision,
+                    double df, const Matrix& scale) {
+  const double d = static_cast<double>(cov.rows()), k = static_cast<double>(w.cols());
+  const Eigen::LLT<Matrix> lc(cov), ls(scale), lk(col_precision);
+  const Matrix diff = w - loc;
+  const double log_iw = 0.5 * df * log_det(ls) - 0.5 * df * d * std::log(2.0) - log_multigamma(0.5 * df, cov.rows()) -
+                        0.5 * (df + d + 1.0) * log_det(lc) - 0.5 * lc.solve(scale).trace();
+  const double log_mn = -0.5 * d * k * std::log(2.0 * M_PI) - 0.5 * k * log_det(lc) + 0.5 * d * log_det(lk) -
+                        0.5 * lc.solve(diff * col_precision * diff.transpose()).trace();
+  return log_iw + log_mn;
+}
+
 }  // namespace
 
 void validate(const Params& params, const ParamProps& props) {
@@ -171,21 +233,78 @@ void validate(const Params& params, const ParamProps& props) {
                       std::to_string(e.input_weights.size()) + ", " + std::to_string(e.cov.size()));
 }
 
-Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats) {
+Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats,
+              const ConjugatePrior* prior) {
+  if (prior) validate(params, *prior);
   Params out = params;
-  const double count = stats.num_sequences;
-  if (props.initial.mean && count > 0) out.initial.mean = stats.initial_sum / count;
-  if (props.initial.cov && count > 0) {
-    const Vector& m0 = out.initial.mean;
-    const Matrix scatter = stats.initial_outer - stats.initial_sum * m0.transpose() -
-                           m0 * stats.initial_sum.transpose() + count * m0 * m0.transpose();
-    out.initial.cov = project(scatter / count, props.initial.cov_structure);
-  }
-  regression_m_step(stats.dynamics, out.dynamics, 0, props.dynamics);
+  const InitialTerms init = initial_terms(stats, prior);
+  if (props.initial.mean && init.mean_count > 0) out.initial.mean = init.sum / init.mean_count;
+  if (props.initial.cov && init.cov_count > 0)
+    out.initial.cov = project(initial_scatter(init, out.initial.mean) / init.cov_count, props.initial.cov_structure);
+  regression_m_step(with_prior(stats.dynamics, prior ? &prior->dynamics : nullptr), out.dynamics, 0, props.dynamics);
   const Eigen::Index entries = std::min<Eigen::Index>(out.emissions.weights.size(), stats.emissions.size());
   for (Eigen::Index t = 0; t < entries; ++t)
-    regression_m_step(stats.emissions[t], out.emissions, t, props.emissions);
+    regression_m_step(with_prior(stats.emissions[t], prior ? &prior->emissions : nullptr), out.emissions, t,
+                      props.emissions);
   return out;
+}
+
+ConjugatePrior ConjugatePrior::defaults(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim) {
+  const Eigen::Index k = state_dim + input_dim + 1;
+  auto mniw = [&](Eigen::Index out) {
+    return MniwPrior{Matrix::Zero(out, k), Matrix::Identity(k, k), static_cast<double>(out) + 0.1,
+                     Matrix::Identity(out, out)};
+  };
+  return {NiwPrior{Vector::Zero(state_dim), 1.0, static_cast<double>(state_dim) + 0.1,
+                   Matrix::Identity(state_dim, state_dim)},
+          mniw(state_dim), mniw(emission_dim)};
+}
+
+void validate(const Params& params, const ConjugatePrior& prior) {
+  const Eigen::Index n = params.state_dim(), p = params.emission_dim(), k = n + params.input_dim() + 1;
+  auto check_pd = [](const std::string& name, const Matrix& m, Eigen::Index dim) {
+    if (m.rows() != dim || m.cols() != dim)
+      throw_invalid(name, "shape " + internal::shape_str(dim, dim), internal::shape_str(m.rows(), m.cols()));
+    if (!m.allFinite() || (m - m.transpose()).cwiseAbs().maxCoeff() > 1e-8 * std::max(1.0, m.cwiseAbs().maxCoeff()) ||
+        Eigen::LLT<Matrix>(m).info() != Eigen::Success)
+      throw_invalid(name, "a symmetric positive definite matrix", "one that is not");
+  };
+  auto check_df = [](const std::string& name, double df, Eigen::Index dim) {
+    if (!(df > static_cast<double>(dim) - 1.0))
+      throw_invalid(name, "> dim - 1 = " + std::to_string(dim - 1), std::to_string(df));
+  };
+  const NiwPrior& i = prior.initial;
+  if (i.loc.size() != n) throw_invalid("prior.initial.loc", "shape " + internal::shape_str(n), internal::shape_str(i.loc.size()));
+  if (!(i.mean_concentration > 0))
+    throw_invalid("prior.initial.mean_concentration", "> 0", std::to_string(i.mean_concentration));
+  check_df("prior.initial.df", i.df, n);
+  check_pd("prior.initial.scale", i.scale, n);
+  const std::pair<std::string, const MniwPrior*> groups[] = {{"prior.dynamics", &prior.dynamics},
+                                                             {"prior.emissions", &prior.emissions}};
+  for (const auto& [name, g] : groups) {
+    const Eigen::Index d = name == "prior.dynamics" ? n : p;
+    if (g->loc.rows() != d || g->loc.cols() != k)
+      throw_invalid(name + ".loc", "shape " + internal::shape_str(d, k), internal::shape_str(g->loc.rows(), g->loc.cols()));
+    check_pd(name + ".col_precision", g->col_precision, k);
+    check_df(name + ".df", g->df, d);
+    check_pd(name + ".scale", g->scale, d);
+  }
+}
+
+double log_prior(const Params& params, const ConjugatePrior& prior) {
+  validate(params, prior);
+  const NiwPrior& i = prior.initial;
+  double lp = log_niw_mniw(params.initial.cov, params.initial.mean, i.loc,
+                           Matrix::Constant(1, 1, i.mean_concentration), i.df, i.scale);
+  // Per-step parameters: one prior term per entry.
+  auto conditional = [&](const LinearGaussianParams& c, const MniwPrior& g) {
+    const Eigen::Index entries = std::max({c.weights.size(), c.bias.size(), c.input_weights.size(), c.cov.size()});
+    for (Eigen::Index t = 0; t < entries; ++t)
+      lp += log_niw_mniw(c.cov.at(t), stacked(c, t), g.loc, g.col_precision, g.df, g.scale);
+  };
+  conditional(params.dynamics, prior.dynamics);
+  conditional(params.emissions, prior.emissions);
+  return lp;
 }
 
 Vector to_unconstrained(const Params& params, const ParamProps& props) {
@@ -245,7 +364,9 @@ Params from_unconstrained(const Vector& x, const Params& base, const ParamProps&
   return p;
 }
 
-Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats) {
+Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats,
+                         const ConjugatePrior* prior) {
+  if (prior) validate(params, *prior);
   if (stats.emissions.size() != 1)
     throw_invalid("stats", "emission statistics pooled over time (gradients need time-invariant parameters)",
                   std::to_string(stats.emissions.size()) + " per-step entries");
@@ -253,18 +374,20 @@ Vector log_prob_gradient(const Params& params, const ParamProps& props, const Su
   // Only the groups with a trainable member are differentiated.
   Params g = params;
   if (props.initial.mean || props.initial.cov) {
-    const double count = stats.num_sequences;
+    const InitialTerms init = initial_terms(stats, prior);
     const auto llt0 = factor_pd("initial.cov", params.initial.cov);
     const Vector& m0 = params.initial.mean;
-    g.initial.mean = llt0.solve(stats.initial_sum - count * m0);
-    const Matrix scatter = stats.initial_outer - stats.initial_sum * m0.transpose() -
-                           m0 * stats.initial_sum.transpose() + count * m0 * m0.transpose();
-    const Matrix half = llt0.solve(scatter - count * params.initial.cov);
+    g.initial.mean = llt0.solve(init.sum - init.mean_count * m0);
+    const Matrix half = llt0.solve(initial_scatter(init, m0) - init.cov_count * params.initial.cov);
     g.initial.cov = 0.5 * llt0.solve(half.transpose());
   }
   auto any = [](const ParamProps::Conditional& c) { return c.weights || c.bias || c.input_weights || c.cov; };
-  if (any(props.dynamics)) regression_gradient(stats.dynamics, params.dynamics, "dynamics", g.dynamics);
-  if (any(props.emissions)) regression_gradient(stats.emissions[0], params.emissions, "emissions", g.emissions);
+  if (any(props.dynamics))
+    regression_gradient(with_prior(stats.dynamics, prior ? &prior->dynamics : nullptr), params.dynamics, "dynamics",
+                        g.dynamics);
+  if (any(props.emissions))
+    regression_gradient(with_prior(stats.emissions[0], prior ? &prior->emissions : nullptr), params.emissions,
+                        "emissions", g.emissions);
 
   // Chain rule to the unconstrained coordinates.
   Params p = params;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,42 @@ struct ParamProps {
   Conditional emissions;
 };
 
+// Conjugate priors for MAP fitting, as dynamax's LinearGaussianConjugateSSM:
+//   (initial.mean, initial.cov) ~ NIW(loc, mean_concentration, df, scale):
+//       cov ~ IW(df, scale), mean | cov ~ N(loc, cov / mean_concentration);
+//   ([weights, input_weights, bias], cov) ~ MNIW(loc, col_precision, df, scale):
+//       cov ~ IW(df, scale), W | cov ~ MN(loc, cov, col_precision^{-1}),
+// for dynamics and emissions alike, W having k = state_dim + input_dim + 1
+// columns (the bias column included). Equivalently, the prior adds
+// pseudo-observations to the sufficient statistics (Murphy 2012, Sec. 4.6.3;
+// Bishop 2006, Sec. 2.3.6), which is how m_step and log_prob_gradient use it.
+struct NiwPrior {
+  Vector loc;                       // (state_dim,)
+  double mean_concentration = 1.0;  // > 0
+  double df = 0.0;                  // > state_dim - 1
+  Matrix scale;                     // (state_dim, state_dim), positive definite
+};
+struct MniwPrior {
+  Matrix loc;            // (out_dim, k)
+  Matrix col_precision;  // (k, k), positive definite
+  double df = 0.0;       // > out_dim - 1
+  Matrix scale;          // (out_dim, out_dim), positive definite
+};
+struct ConjugatePrior {
+  NiwPrior initial;
+  MniwPrior dynamics;
+  MniwPrior emissions;
+  // dynamax's defaults: loc 0, mean_concentration 1, col_precision I, scale I,
+  // df = dim + 0.1 (dim = state_dim, or emission_dim for the emissions).
+  static ConjugatePrior defaults(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim);
+};
+
+// Checks the prior's shapes and hyperparameters against `params`.
+void validate(const Params& params, const ConjugatePrior& prior);
+
+// log p(params) under the prior, with all normalizing constants.
+double log_prior(const Params& params, const ConjugatePrior& prior);
+
 // Checks `props` against `params`: a structured covariance must have that
 // structure; trainable dynamics parameters must be time-invariant; emission
 // parameters are either all time-invariant or all per step (learned per step).
@@ -49,7 +86,9 @@ void validate(const Params& params, const ParamProps& props);
 // W = [weights, input_weights, bias] solve the normal equations given the
 // frozen blocks, then cov = E[(out - W x)(out - W x)^T] / count, projected
 // onto its structure (diagonal part, or mean of the diagonal times I).
-Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats);
+// With a prior: the MAP M-step (maximizing E[log p(z, y)] + log p(params)).
+Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats,
+              const ConjugatePrior* prior = nullptr);
 
 enum class Termination { kMaxIterations, kConverged, kNumericalFailure, kStopped };
 
@@ -61,9 +100,10 @@ struct FitSummary {
 
 struct FitResult {
   Params params;
-  // EM: log p(y) of the parameters entering each iteration (before its M-step);
-  // SGD: the mean minibatch loss of each epoch, -log p(y) / (number of
-  // emission entries) as dynamax scales it; L-BFGS: log p(y) at each iterate.
+  // EM: log p(y) (+ log prior) of the parameters entering each iteration
+  // (before its M-step); SGD: the mean minibatch loss of each epoch,
+  // -(log p(y) + log prior) / (number of emission entries) as dynamax scales
+  // it; L-BFGS: log p(y) (+ log prior) at each iterate.
   std::vector<double> history;
   FitSummary summary;
 };
@@ -76,6 +116,7 @@ struct EmOptions {
   int num_iters = 50;      // maximum number of EM iterations, >= 0
   double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; 0 never stops early
   int num_threads = 0;     // threads for the E-step; 0 = all hardware threads
+  std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
   FitCallback callback;    // optional
 };
 
@@ -98,7 +139,9 @@ Params from_unconstrained(const Vector& x, const Params& base, const ParamProps&
 // E-step at `params`, by Fisher's identity: the gradient of log p(y) equals the
 // expected gradient of log p(z, y) under p(z | y) (Cappe, Moulines & Ryden
 // 2005, Prop. 10.1.6), and that is linear in the statistics.
-Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats);
+// With a prior, the gradient of log p(y) + log p(params).
+Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats,
+                         const ConjugatePrior* prior = nullptr);
 
 struct AdamOptions {  // defaults as optax.adam
   double learning_rate = 1e-3;  // > 0
@@ -114,6 +157,7 @@ struct SgdOptions {
   bool shuffle = false;    // reshuffle the sequences every epoch
   std::uint64_t seed = 0;  // for shuffling
   int num_threads = 0;
+  std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
   FitCallback callback;
 };
 
@@ -128,6 +172,7 @@ struct LbfgsOptions {
   double gradient_tolerance = 1e-8;  // stop when |grad|_inf <= tol * max(1, |f|)
   double function_tolerance = 1e-12; // stop when the relative decrease of f is below this
   int num_threads = 0;
+  std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
   FitCallback callback;
 };
 

@@ -1,13 +1,13 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
-from . import optimizers, utils
+from . import optimizers, priors, utils
 from ._core import InvalidArgument
-from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMFiltered, PosteriorLGSSMSmoothed
+from .models import FitSummary, LinearGaussianConjugateSSM, LinearGaussianSSM, PosteriorLGSSMFiltered, PosteriorLGSSMSmoothed
 from .params import (ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
                      ParamsLGSSMInitial)
 
 __all__ = [
-    "FitSummary", "InvalidArgument", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
+    "FitSummary", "InvalidArgument", "LinearGaussianConjugateSSM", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
     "ParamsLGSSMDynamics", "ParamsLGSSMEmissions", "ParamsLGSSMInitial", "PosteriorLGSSMFiltered",
-    "PosteriorLGSSMSmoothed", "optimizers", "utils",
+    "PosteriorLGSSMSmoothed", "optimizers", "priors", "utils",
 ]
 __version__ = "0.1.0"

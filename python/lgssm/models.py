@@ -8,7 +8,7 @@ import numpy as np
 
 import warnings
 
-from . import _core
+from . import _core, priors
 from ._batch import as_batch
 from ._keys import as_generator, seeds
 from ._progress import ProgressBar
@@ -185,7 +185,14 @@ class LinearGaussianSSM:
     def m_step(self, params: ParamsLGSSM, props: ParamsLGSSM, stats: _core.SufficientStats) -> ParamsLGSSM:
         """The closed-form M-step over the trainable parameters, given ``stats``."""
         core = self._core_params(params)
-        return from_core(_core.m_step(core, props_to_core(props), stats), params)
+        return from_core(_core.m_step(core, props_to_core(props), stats, self._core_prior()), params)
+
+    def log_prior(self, params: ParamsLGSSM) -> float:
+        """log p(params); 0 for this model without priors."""
+        return 0.0
+
+    def _core_prior(self):
+        return None
 
     def fit_em(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, num_iters: int = 50,
                verbose: bool = True, tolerance: float = 0.0, return_summary: bool = False):
@@ -223,7 +230,8 @@ class LinearGaussianSSM:
         core, b = self._batch(params, emissions, inputs)
         bar = ProgressBar(total, label, verbose)
         try:
-            fitted, history, summary = fit(core, props_to_core(props), b.emissions, b.inputs, *options, bar)
+            fitted, history, summary = fit(core, props_to_core(props), b.emissions, b.inputs, self._core_prior(),
+                                           *options, bar)
         finally:
             bar.close()
         summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
@@ -231,6 +239,30 @@ class LinearGaussianSSM:
             warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
         result = (from_core(fitted, params), np.asarray(history))
         return result + (summary,) if return_summary else result
+
+
+class LinearGaussianConjugateSSM(LinearGaussianSSM):
+    """A LinearGaussianSSM with conjugate priors on its parameters (dynamax's
+    ``LinearGaussianConjugateSSM``): every fit is then a MAP fit, and its
+    recorded objective includes ``log_prior(params)``. Priors default to
+    dynamax's (see lgssm.priors.defaults)."""
+
+    def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0, has_dynamics_bias: bool = True,
+                 has_emissions_bias: bool = True, initial_prior: priors.NormalInverseWishart | None = None,
+                 dynamics_prior: priors.MatrixNormalInverseWishart | None = None,
+                 emission_prior: priors.MatrixNormalInverseWishart | None = None):
+        super().__init__(state_dim, emission_dim, input_dim, has_dynamics_bias, has_emissions_bias)
+        default = priors.defaults(self.state_dim, self.emission_dim, self.input_dim)
+        self.initial_prior = default[0] if initial_prior is None else initial_prior
+        self.dynamics_prior = default[1] if dynamics_prior is None else dynamics_prior
+        self.emission_prior = default[2] if emission_prior is None else emission_prior
+
+    def _core_prior(self):
+        return priors.to_core(self.initial_prior, self.dynamics_prior, self.emission_prior)
+
+    def log_prior(self, params: ParamsLGSSM) -> float:
+        """log p(params) under the conjugate priors, normalizers included."""
+        return _core.log_prior(self._core_params(params), self._core_prior())
 
 
 def _pack(cls, batch, dicts):

@@ -44,9 +44,11 @@ nb::tuple fit_tuple(lgssm::FitResult&& r) {
 
 template <class Options, class Fit>
 nb::tuple run_fit(const lgssm::Params& params, const lgssm::ParamProps& props, std::vector<RowMatrix>& emissions,
-                  std::vector<RowMatrix>& inputs, Options options, nb::object callback, Fit fit) {
+                  std::vector<RowMatrix>& inputs, const lgssm::ConjugatePrior* prior, Options options,
+                  nb::object callback, Fit fit) {
   auto seqs = to_sequences(emissions, inputs);
   options.callback = wrap(callback);
+  if (prior) options.prior = *prior;
   lgssm::FitResult r;
   {
     nb::gil_scoped_release release;
@@ -86,6 +88,26 @@ void bind_learn(nb::module_& m) {
       .def_rw("initial", &Props::initial)
       .def_rw("dynamics", &Props::dynamics)
       .def_rw("emissions", &Props::emissions);
+
+  nb::class_<lgssm::NiwPrior>(m, "NiwPrior")
+      .def(nb::init<>())
+      .def_rw("loc", &lgssm::NiwPrior::loc)
+      .def_rw("mean_concentration", &lgssm::NiwPrior::mean_concentration)
+      .def_rw("df", &lgssm::NiwPrior::df)
+      .def_rw("scale", &lgssm::NiwPrior::scale);
+  nb::class_<lgssm::MniwPrior>(m, "MniwPrior")
+      .def(nb::init<>())
+      .def_rw("loc", &lgssm::MniwPrior::loc)
+      .def_rw("col_precision", &lgssm::MniwPrior::col_precision)
+      .def_rw("df", &lgssm::MniwPrior::df)
+      .def_rw("scale", &lgssm::MniwPrior::scale);
+  nb::class_<lgssm::ConjugatePrior>(m, "ConjugatePrior")
+      .def(nb::init<>())
+      .def_rw("initial", &lgssm::ConjugatePrior::initial)
+      .def_rw("dynamics", &lgssm::ConjugatePrior::dynamics)
+      .def_rw("emissions", &lgssm::ConjugatePrior::emissions)
+      .def_static("defaults", &lgssm::ConjugatePrior::defaults, "state_dim"_a, "emission_dim"_a, "input_dim"_a);
+  m.def("log_prior", &lgssm::log_prior, "params"_a, "prior"_a);
 
   nb::class_<lgssm::RegressionStats>(m, "RegressionStats")
       .def(nb::init<>())
@@ -132,49 +154,50 @@ void bind_learn(nb::module_& m) {
       },
       "params"_a, "emissions"_a, "inputs"_a, "per_step_emissions"_a);
   m.def("validate_props", [](const lgssm::Params& p, const Props& props) { lgssm::validate(p, props); });
-  m.def("m_step", &lgssm::m_step, "params"_a, "props"_a, "stats"_a);
+  m.def("m_step", &lgssm::m_step, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
   m.def("to_unconstrained", &lgssm::to_unconstrained, "params"_a, "props"_a);
   m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
-  m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a);
+  m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
 
   m.def(
       "fit_em",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         int num_iters, double tolerance, nb::object callback) {
+         const lgssm::ConjugatePrior* prior, int num_iters, double tolerance, nb::object callback) {
         lgssm::EmOptions o;
         o.num_iters = num_iters;
         o.tolerance = tolerance;
-        return run_fit(p, props, emissions, inputs, o, callback,
+        return run_fit(p, props, emissions, inputs, prior, o, callback,
                        [](auto&&... a) { return lgssm::fit_em(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "num_iters"_a, "tolerance"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "num_iters"_a, "tolerance"_a, "callback"_a.none());
   m.def(
       "fit_sgd",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         double learning_rate, double b1, double b2, double eps, int batch_size, int num_epochs, bool shuffle,
-         std::uint64_t seed, nb::object callback) {
+         const lgssm::ConjugatePrior* prior, double learning_rate, double b1, double b2, double eps, int batch_size,
+         int num_epochs, bool shuffle, std::uint64_t seed, nb::object callback) {
         lgssm::SgdOptions o;
         o.adam = {learning_rate, b1, b2, eps};
         o.batch_size = batch_size;
         o.num_epochs = num_epochs;
         o.shuffle = shuffle;
         o.seed = seed;
-        return run_fit(p, props, emissions, inputs, o, callback,
+        return run_fit(p, props, emissions, inputs, prior, o, callback,
                        [](auto&&... a) { return lgssm::fit_sgd(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "learning_rate"_a, "b1"_a, "b2"_a, "eps"_a,
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "learning_rate"_a, "b1"_a, "b2"_a, "eps"_a,
       "batch_size"_a, "num_epochs"_a, "shuffle"_a, "seed"_a, "callback"_a.none());
   m.def(
       "fit_lbfgs",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         int max_iters, double gradient_tolerance, double function_tolerance, nb::object callback) {
+         const lgssm::ConjugatePrior* prior, int max_iters, double gradient_tolerance, double function_tolerance,
+         nb::object callback) {
         lgssm::LbfgsOptions o;
         o.max_iters = max_iters;
         o.gradient_tolerance = gradient_tolerance;
         o.function_tolerance = function_tolerance;
-        return run_fit(p, props, emissions, inputs, o, callback,
+        return run_fit(p, props, emissions, inputs, prior, o, callback,
                        [](auto&&... a) { return lgssm::fit_lbfgs(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "max_iters"_a, "gradient_tolerance"_a,
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "max_iters"_a, "gradient_tolerance"_a,
       "function_tolerance"_a, "callback"_a.none());
 }

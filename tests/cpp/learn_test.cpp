@@ -1,0 +1,638 @@
+// The learning layer against independent references: one battery of variants
+// (inputs, biases, diagonal and scalar covariances, missing components, wholly
+// missing steps, several sequences of different lengths, frozen subsets) on
+// which
+//   - log_prob_gradient equals central finite differences of log p(y),
+//   - EM never decreases log p(y), keeps frozen parameters bitwise and keeps
+//     covariance structures exactly;
+// and, separately, that batch statistics are sums of per-sequence ones, that
+// m_step maximizes an independently written E[log p(z, y)], and that bad
+// arguments are named in the errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <ostream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "lgssm/error.hpp"
+#include "lgssm/inference.hpp"
+#include "lgssm/learn.hpp"
+#include "lgssm/stats.hpp"
+#include "test_util.hpp"
+
+namespace lgssm::test {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr CovStructure kFull = CovStructure::kFull;
+constexpr CovStructure kDiagonal = CovStructure::kDiagonal;
+constexpr CovStructure kScalar = CovStructure::kScalar;
+
+// ---------------------------------------------------------------------------
+// Building variants.
+
+// `props` with the named parameters ("initial.mean", "dynamics.cov",
+// "emissions.bias", ...) frozen.
+ParamProps freeze(ParamProps props, std::initializer_list<std::string> names) {
+  for (const auto& name : names) {
+    bool* flag = nullptr;
+    if (name == "initial.mean") flag = &props.initial.mean;
+    if (name == "initial.cov") flag = &props.initial.cov;
+    for (auto [prefix, c] : {std::pair{std::string("dynamics."), &props.dynamics},
+                             std::pair{std::string("emissions."), &props.emissions}}) {
+      if (name == prefix + "weights") flag = &c->weights;
+      if (name == prefix + "bias") flag = &c->bias;
+      if (name == prefix + "input_weights") flag = &c->input_weights;
+      if (name == prefix + "cov") flag = &c->cov;
+    }
+    if (flag == nullptr) throw std::logic_error("freeze: unknown parameter " + name);
+    *flag = false;
+  }
+  return props;
+}
+
+ParamProps structures(CovStructure initial, CovStructure dynamics, CovStructure emissions) {
+  ParamProps props;
+  props.initial.cov_structure = initial;
+  props.dynamics.cov_structure = dynamics;
+  props.emissions.cov_structure = emissions;
+  return props;
+}
+
+// `cov` made to have structure `s` (its diagonal, or the mean of it times I).
+Matrix structured(const Matrix& cov, CovStructure s) {
+  if (s == kDiagonal) return Matrix(cov.diagonal().asDiagonal());
+  if (s == kScalar) return cov.diagonal().mean() * Matrix::Identity(cov.rows(), cov.cols());
+  return cov;
+}
+
+void impose_structures(Params& p, const ParamProps& props) {
+  p.initial.cov = structured(p.initial.cov, props.initial.cov_structure);
+  for (Index k = 0; k < p.dynamics.cov.size(); ++k)
+    p.dynamics.cov[k] = structured(p.dynamics.cov[k], props.dynamics.cov_structure);
+  for (Index k = 0; k < p.emissions.cov.size(); ++k)
+    p.emissions.cov[k] = structured(p.emissions.cov[k], props.emissions.cov_structure);
+}
+
+struct Variant {
+  std::string name;
+  ModelSpec model;  // time-invariant (num_param_steps = 0)
+  std::vector<SequenceSpec> sequences;
+  ParamProps props;
+};
+
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+Params make_params(const Variant& v) {
+  Params p = random_params(v.model);
+  impose_structures(p, v.props);
+  return p;
+}
+
+std::vector<Sequence> make_sequences(const Params& params, const std::vector<SequenceSpec>& specs) {
+  std::vector<Sequence> seqs;
+  for (const auto& s : specs) seqs.push_back(random_sequence(params, s));
+  return seqs;
+}
+
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> kVariants = [] {
+    std::vector<Variant> v;
+    const ParamProps all;
+    // ModelSpec: {state_dim, emission_dim, input_dim, num_param_steps, biases, diagonal R,
+    //             initial_cov_rank, dynamics_cov_rank, seed}
+    // SequenceSpec: {T, missing fraction, missing steps, seed}
+    v.push_back({"plain", {2, 3, 0, 0, false, false, -1, -1, 1}, {{10, 0.0, {}, 2}}, all});
+    v.push_back({"inputs_and_biases", {2, 3, 2, 0, true, false, -1, -1, 3}, {{10, 0.0, {}, 4}}, all});
+    v.push_back({"diagonal_covs", {2, 3, 1, 0, true, true, -1, -1, 5}, {{10, 0.0, {}, 6}},
+                 structures(kDiagonal, kDiagonal, kDiagonal)});
+    v.push_back({"scalar_covs", {2, 3, 1, 0, true, false, -1, -1, 7}, {{10, 0.0, {}, 8}},
+                 structures(kScalar, kScalar, kScalar)});
+    v.push_back({"mixed_structures", {3, 4, 1, 0, true, false, -1, -1, 9}, {{10, 0.0, {}, 10}},
+                 structures(kFull, kDiagonal, kScalar)});
+    v.push_back({"missing_components", {3, 4, 1, 0, true, false, -1, -1, 11}, {{12, 0.3, {}, 12}}, all});
+    v.push_back({"missing_components_diagonal_R", {2, 4, 1, 0, true, true, -1, -1, 13},
+                 {{12, 0.3, {}, 14}}, structures(kFull, kFull, kDiagonal)});
+    v.push_back({"missing_components_scalar_R", {2, 4, 0, 0, true, false, -1, -1, 15},
+                 {{12, 0.3, {}, 16}}, structures(kFull, kFull, kScalar)});
+    v.push_back({"wholly_missing_steps", {2, 3, 1, 0, true, false, -1, -1, 17},
+                 {{9, 0.0, {0, 4, 8}, 18}}, all});
+    v.push_back({"sequences_of_different_lengths", {2, 3, 1, 0, true, false, -1, -1, 19},
+                 {{9, 0.0, {}, 20}, {4, 0.2, {}, 21}, {1, 0.0, {}, 22}, {6, 0.0, {2}, 23}}, all});
+    v.push_back({"emission_dim_below_state_dim", {3, 2, 1, 0, true, false, -1, -1, 25},
+                 {{10, 0.0, {}, 26}, {7, 0.0, {}, 27}}, all});
+    v.push_back({"frozen_emissions_cov", {2, 3, 1, 0, true, false, -1, -1, 29},
+                 {{10, 0.1, {}, 30}, {6, 0.0, {}, 31}}, freeze(all, {"emissions.cov"})});
+    v.push_back({"frozen_dynamics_weights_and_emissions_bias", {2, 3, 1, 0, true, false, -1, -1, 33},
+                 {{10, 0.1, {}, 34}, {6, 0.0, {}, 35}}, freeze(all, {"dynamics.weights", "emissions.bias"})});
+    v.push_back({"frozen_initial_and_input_weights_diagonal_R", {2, 3, 2, 0, true, true, -1, -1, 37},
+                 {{10, 0.0, {3}, 38}, {5, 0.2, {}, 39}},
+                 freeze(structures(kFull, kFull, kDiagonal),
+                        {"initial.mean", "initial.cov", "dynamics.input_weights", "emissions.input_weights"})});
+    v.push_back({"only_emissions_weights_trainable_scalar_Q", {2, 3, 1, 0, true, false, -1, -1, 41},
+                 {{10, 0.0, {}, 42}},
+                 freeze(structures(kFull, kScalar, kFull),
+                        {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
+                         "dynamics.input_weights", "dynamics.cov", "emissions.bias",
+                         "emissions.input_weights", "emissions.cov"})});
+    v.push_back({"all_frozen", {2, 3, 1, 0, true, false, -1, -1, 43}, {{8, 0.0, {}, 44}},
+                 freeze(all, {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
+                              "dynamics.input_weights", "dynamics.cov", "emissions.weights",
+                              "emissions.bias", "emissions.input_weights", "emissions.cov"})});
+    return v;
+  }();
+  return kVariants;
+}
+
+const Variant& variant(const std::string& name) {
+  for (const auto& v : variants())
+    if (v.name == name) return v;
+  throw std::logic_error("no variant " + name);
+}
+
+// ---------------------------------------------------------------------------
+// Independent references.
+
+double total_log_prob(const Params& params, const std::vector<Sequence>& seqs) {
+  double sum = 0.0;
+  for (const auto& s : seqs) sum += marginal_log_prob(params, s);
+  return sum;
+}
+
+// The documented layout of the unconstrained vector (learn.hpp), one label per
+// entry: trainable parameters in the order initial.mean, initial.cov,
+// dynamics.{weights, bias, input_weights, cov}, emissions.{...}; a full n x n
+// covariance takes n (n + 1) / 2 entries, a diagonal one n, a scalar one 1.
+std::vector<std::string> unconstrained_labels(const Params& p, const ParamProps& props) {
+  std::vector<std::string> labels;
+  auto add = [&](bool trainable, const std::string& name, Index size) {
+    if (!trainable) return;
+    for (Index i = 0; i < size; ++i) labels.push_back(name + "[" + std::to_string(i) + "]");
+  };
+  auto cov_size = [](Index n, CovStructure s) { return s == kFull ? n * (n + 1) / 2 : s == kDiagonal ? n : 1; };
+  const Index n = p.state_dim(), d = p.emission_dim(), m = p.input_dim();
+  add(props.initial.mean, "initial.mean", n);
+  add(props.initial.cov, "initial.cov", cov_size(n, props.initial.cov_structure));
+  for (auto [name, c, out] : {std::tuple{std::string("dynamics"), props.dynamics, n},
+                              std::tuple{std::string("emissions"), props.emissions, d}}) {
+    add(c.weights, name + ".weights", out * n);
+    add(c.bias, name + ".bias", out);
+    add(c.input_weights, name + ".input_weights", out * m);
+    add(c.cov, name + ".cov", cov_size(out, c.cov_structure));
+  }
+  return labels;
+}
+
+// sum_{count terms} E[log N(r; 0, cov)] where scatter = sum E[r r^T].
+double expected_gaussian_loglik(const Matrix& cov, const Matrix& scatter, double count) {
+  const Eigen::LLT<Matrix> llt(cov);
+  EXPECT_EQ(llt.info(), Eigen::Success);
+  const double logdet = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+  const double quad = llt.solve(scatter).trace();
+  return -0.5 * (count * (static_cast<double>(cov.rows()) * std::log(2.0 * kPi) + logdet) + quad);
+}
+
+// sum E[(out - W x)(out - W x)^T] from the sums of E[x x^T], E[out x^T], E[out out^T].
+Matrix regression_scatter(const RegressionStats& s, const Matrix& w) {
+  return s.yy - w * s.yx.transpose() - s.yx * w.transpose() + w * s.xx * w.transpose();
+}
+
+Matrix regression_weights(const LinearGaussianParams& c, Index t) {
+  const Index d = c.weights.rows(), n = c.weights.cols(), m = c.input_weights.cols();
+  Matrix w(d, n + m + 1);
+  w.leftCols(n) = c.weights.at(t);
+  w.middleCols(n, m) = c.input_weights.at(t);
+  w.col(n + m) = c.bias.vec(t);
+  return w;
+}
+
+// Q(theta) = E[log p(z, y | theta)] under the law the statistics summarize,
+// written from the definitions in stats.hpp:
+//   initial:  sum_i E[log N(z_0^i; m, S)]
+//   dynamics: sum_t E[log N(z_t; W x_t, Q)],  x_t = [z_{t-1}; u_t; 1]
+//   emissions: sum_t E[log N(y_t; W_t x_t, R_t)], x_t = [z_t; u_t; 1]
+double expected_complete_loglik(const Params& p, const SufficientStats& s) {
+  const Vector& m0 = p.initial.mean;
+  const double n0 = s.num_sequences;
+  const Matrix scatter0 = s.initial_outer - s.initial_sum * m0.transpose() - m0 * s.initial_sum.transpose() +
+                          n0 * m0 * m0.transpose();
+  double q = expected_gaussian_loglik(p.initial.cov, scatter0, n0);
+  if (s.dynamics.count > 0)
+    q += expected_gaussian_loglik(p.dynamics.cov.at(0),
+                                  regression_scatter(s.dynamics, regression_weights(p.dynamics, 0)),
+                                  s.dynamics.count);
+  for (Index t = 0; t < static_cast<Index>(s.emissions.size()); ++t) {
+    const RegressionStats& e = s.emissions[t];
+    if (e.count > 0)
+      q += expected_gaussian_loglik(p.emissions.cov.at(t), regression_scatter(e, regression_weights(p.emissions, t)),
+                                    e.count);
+  }
+  return q;
+}
+
+// ---------------------------------------------------------------------------
+// Comparisons.
+
+bool same(const MatrixSeries& a, const MatrixSeries& b) {
+  return a.size() == b.size() && a.rows() == b.rows() && a.cols() == b.cols() && a.flat() == b.flat();
+}
+
+// Frozen parameters of `after` equal those of `before` bit for bit.
+void expect_frozen_unchanged(const Params& before, const Params& after, const ParamProps& props) {
+  if (!props.initial.mean) EXPECT_TRUE(after.initial.mean == before.initial.mean) << "initial.mean changed";
+  if (!props.initial.cov) EXPECT_TRUE(after.initial.cov == before.initial.cov) << "initial.cov changed";
+  for (auto [name, pr, a, b] :
+       {std::tuple{std::string("dynamics"), props.dynamics, &after.dynamics, &before.dynamics},
+        std::tuple{std::string("emissions"), props.emissions, &after.emissions, &before.emissions}}) {
+    if (!pr.weights) EXPECT_TRUE(same(a->weights, b->weights)) << name << ".weights changed";
+    if (!pr.bias) EXPECT_TRUE(same(a->bias, b->bias)) << name << ".bias changed";
+    if (!pr.input_weights) EXPECT_TRUE(same(a->input_weights, b->input_weights)) << name << ".input_weights changed";
+    if (!pr.cov) EXPECT_TRUE(same(a->cov, b->cov)) << name << ".cov changed";
+  }
+}
+
+// Exactly zero off the diagonal (diagonal), and also exactly equal diagonal entries (scalar).
+::testing::AssertionResult has_structure(const Matrix& cov, CovStructure s) {
+  for (Index i = 0; i < cov.rows(); ++i)
+    for (Index j = 0; j < cov.cols(); ++j) {
+      if (s != kFull && i != j && cov(i, j) != 0.0)
+        return ::testing::AssertionFailure() << "entry (" << i << ", " << j << ") = " << cov(i, j) << "\n" << cov;
+      if (s == kScalar && i == j && cov(i, i) != cov(0, 0))
+        return ::testing::AssertionFailure() << "diagonal entry " << i << " = " << cov(i, i) << " != " << cov(0, 0)
+                                             << "\n" << cov;
+    }
+  return ::testing::AssertionSuccess();
+}
+
+void expect_structures(const Params& p, const ParamProps& props) {
+  EXPECT_TRUE(has_structure(p.initial.cov, props.initial.cov_structure)) << "initial.cov";
+  for (Index k = 0; k < p.dynamics.cov.size(); ++k)
+    EXPECT_TRUE(has_structure(p.dynamics.cov[k], props.dynamics.cov_structure)) << "dynamics.cov[" << k << "]";
+  for (Index k = 0; k < p.emissions.cov.size(); ++k)
+    EXPECT_TRUE(has_structure(p.emissions.cov[k], props.emissions.cov_structure)) << "emissions.cov[" << k << "]";
+}
+
+void expect_params_near(const Params& a, const Params& b, double rtol) {
+  EXPECT_MATRIX_NEAR(a.initial.mean, b.initial.mean, rtol);
+  EXPECT_MATRIX_NEAR(a.initial.cov, b.initial.cov, rtol);
+  for (auto [x, y] : {std::pair{&a.dynamics, &b.dynamics}, std::pair{&a.emissions, &b.emissions}}) {
+    EXPECT_MATRIX_NEAR(Matrix(x->weights.flat()), Matrix(y->weights.flat()), rtol);
+    EXPECT_MATRIX_NEAR(Matrix(x->bias.flat()), Matrix(y->bias.flat()), rtol);
+    EXPECT_MATRIX_NEAR(Matrix(x->input_weights.flat()), Matrix(y->input_weights.flat()), rtol);
+    EXPECT_MATRIX_NEAR(Matrix(x->cov.flat()), Matrix(y->cov.flat()), rtol);
+  }
+}
+
+void expect_stats_near(const SufficientStats& a, const SufficientStats& b, double rtol) {
+  EXPECT_MATRIX_NEAR(a.initial_sum, b.initial_sum, rtol);
+  EXPECT_MATRIX_NEAR(a.initial_outer, b.initial_outer, rtol);
+  EXPECT_EQ(a.num_sequences, b.num_sequences);
+  EXPECT_MATRIX_NEAR(a.marginal_loglik, b.marginal_loglik, rtol);
+  std::vector<std::pair<const RegressionStats*, const RegressionStats*>> regs{{&a.dynamics, &b.dynamics}};
+  ASSERT_EQ(a.emissions.size(), b.emissions.size());
+  for (size_t t = 0; t < a.emissions.size(); ++t) regs.push_back({&a.emissions[t], &b.emissions[t]});
+  for (auto [x, y] : regs) {
+    EXPECT_MATRIX_NEAR(x->xx, y->xx, rtol);
+    EXPECT_MATRIX_NEAR(x->yx, y->yx, rtol);
+    EXPECT_MATRIX_NEAR(x->yy, y->yy, rtol);
+    EXPECT_EQ(x->count, y->count);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The battery.
+
+class LearnBattery : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(LearnBattery, GradientMatchesFiniteDifferences) {
+  const Variant& v = GetParam();
+  const Params params = make_params(v);
+  const auto seqs = make_sequences(params, v.sequences);
+  const auto labels = unconstrained_labels(params, v.props);
+
+  const Vector x = to_unconstrained(params, v.props);
+  ASSERT_EQ(x.size(), static_cast<Index>(labels.size())) << "frozen parameters must have no entries";
+  expect_params_near(from_unconstrained(x, params, v.props), params, 1e-12);
+
+  const SufficientStats stats = sufficient_stats(params, seqs);
+  EXPECT_MATRIX_NEAR(stats.marginal_loglik, total_log_prob(params, seqs), 1e-10);
+  const Vector grad = log_prob_gradient(params, v.props, stats);
+  ASSERT_EQ(grad.size(), x.size());
+
+  // Central differences of sum_i log p(y_i) over the unconstrained vector.
+  const double h = 1e-5;
+  for (Index i = 0; i < x.size(); ++i) {
+    Vector xp = x, xm = x;
+    xp(i) += h;
+    xm(i) -= h;
+    const double fd = (total_log_prob(from_unconstrained(xp, params, v.props), seqs) -
+                       total_log_prob(from_unconstrained(xm, params, v.props), seqs)) /
+                      (2.0 * h);
+    EXPECT_LE(std::abs(grad(i) - fd), 1e-6 * std::max(1.0, std::abs(fd)))
+        << labels[i] << ": gradient " << grad(i) << ", central difference " << fd;
+  }
+}
+
+TEST_P(LearnBattery, EmIsMonotoneKeepsFrozenParametersAndStructures) {
+  const Variant& v = GetParam();
+  const Params params = make_params(v);
+  const auto seqs = make_sequences(params, v.sequences);
+  EmOptions options;
+  options.num_iters = 25;
+  const FitResult r = fit_em(params, v.props, seqs, options);
+  ASSERT_EQ(r.summary.termination, Termination::kMaxIterations) << r.summary.message;
+  ASSERT_EQ(r.history.size(), 25u);
+  EXPECT_MATRIX_NEAR(r.history[0], total_log_prob(params, seqs), 1e-10);
+  for (size_t k = 1; k < r.history.size(); ++k)
+    EXPECT_GE(r.history[k], r.history[k - 1] - 1e-8 * std::abs(r.history[k - 1]))
+        << "log p(y) decreased at iteration " << k << ": " << r.history[k - 1] << " -> " << r.history[k];
+  // The returned parameters are those after the last M-step: at least as good.
+  const double final_lp = total_log_prob(r.params, seqs);
+  EXPECT_GE(final_lp, r.history.back() - 1e-8 * std::abs(r.history.back()));
+  expect_frozen_unchanged(params, r.params, v.props);
+  expect_structures(r.params, v.props);
+  EXPECT_NO_THROW(validate(r.params, v.props));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, LearnBattery, ::testing::ValuesIn(variants()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(Learn, AllFrozenLeavesNothingToFit) {
+  const Variant& v = variant("all_frozen");
+  const Params params = make_params(v);
+  EXPECT_EQ(to_unconstrained(params, v.props).size(), 0);
+  const auto seqs = make_sequences(params, v.sequences);
+  EXPECT_EQ(log_prob_gradient(params, v.props, sufficient_stats(params, seqs)).size(), 0);
+  EmOptions options;
+  options.num_iters = 3;
+  const FitResult r = fit_em(params, v.props, seqs, options);
+  expect_params_near(r.params, params, 0.0);
+}
+
+// ---------------------------------------------------------------------------
+// Per-step emission parameters.
+
+// Time-invariant dynamics and initial law, emission parameters with
+// `num_steps` entries each (input-free, so one sequence makes E[x x^T] PD).
+Params per_step_params(Index num_steps, std::uint64_t seed) {
+  Params p = random_params({2, 3, 0, 0, true, false, -1, -1, seed});
+  std::mt19937_64 rng(seed + 1);
+  auto& e = p.emissions;
+  e.weights = random_series(num_steps, 3, 2, [&] { return random_matrix(rng, 3, 2); });
+  e.bias = random_series(num_steps, 3, 1, [&] { return random_matrix(rng, 3, 1); });
+  e.input_weights = MatrixSeries(num_steps, 3, 0);
+  e.cov = random_series(num_steps, 3, 3, [&] { return random_cov(rng, 3); });
+  return p;
+}
+
+TEST(Learn, PerStepEmissionsEmIsMonotone) {
+  const Params params = per_step_params(6, 51);
+  const auto seqs = make_sequences(params, {{6, 0.0, {}, 52}, {6, 0.2, {}, 53}, {5, 0.0, {}, 54},
+                                            {6, 0.0, {1}, 55}, {4, 0.0, {}, 56}, {6, 0.0, {}, 57}});
+  const ParamProps props = freeze({}, {"dynamics.weights", "dynamics.cov"});
+  EmOptions options;
+  options.num_iters = 20;
+  const FitResult r = fit_em(params, props, seqs, options);
+  ASSERT_EQ(r.summary.termination, Termination::kMaxIterations) << r.summary.message;
+  for (size_t k = 1; k < r.history.size(); ++k)
+    EXPECT_GE(r.history[k], r.history[k - 1] - 1e-8 * std::abs(r.history[k - 1])) << "iteration " << k;
+  expect_frozen_unchanged(params, r.params, props);
+  EXPECT_EQ(r.params.emissions.weights.size(), 6);
+  // Every step's emission weights moved (each is fitted to its own statistics).
+  for (Index t = 0; t < 6; ++t)
+    EXPECT_FALSE(Matrix(r.params.emissions.weights[t]) == Matrix(params.emissions.weights[t])) << "step " << t;
+}
+
+// ---------------------------------------------------------------------------
+// Batches are sums.
+
+TEST(Learn, BatchStatisticsAreSumsOfPerSequenceStatistics) {
+  for (bool per_step : {false, true}) {
+    SCOPED_TRACE(per_step ? "per-step emissions" : "pooled emissions");
+    const Params params = per_step ? per_step_params(9, 61) : make_params(variant("sequences_of_different_lengths"));
+    const auto seqs = make_sequences(params, {{9, 0.0, {}, 62}, {4, 0.2, {}, 63}, {1, 0.0, {}, 64},
+                                              {6, 0.0, {2}, 65}, {9, 0.1, {}, 66}});
+    SufficientStats summed = sufficient_stats(params, seqs[0], per_step);
+    for (size_t i = 1; i < seqs.size(); ++i) summed += sufficient_stats(params, seqs[i], per_step);
+    const SufficientStats batch = sufficient_stats(params, seqs, per_step, 3);
+    ASSERT_EQ(batch.emissions.size(), per_step ? 9u : 1u);
+    expect_stats_near(batch, summed, 1e-12);
+    EXPECT_EQ(batch.num_sequences, 5.0);
+
+    const ParamProps props = per_step ? freeze({}, {"dynamics.weights"}) : ParamProps{};
+    const Params from_summed = m_step(params, props, summed);
+    expect_params_near(m_step(params, props, batch), from_summed, 1e-12);
+
+    // One EM iteration is the M-step of the summed statistics; the second
+    // iteration's log likelihood is that of the M-step's result.
+    EmOptions options;
+    options.num_iters = 1;
+    expect_params_near(fit_em(params, props, seqs, options).params, from_summed, 1e-12);
+    options.num_iters = 2;
+    const FitResult two = fit_em(params, props, seqs, options);
+    ASSERT_EQ(two.history.size(), 2u);
+    EXPECT_MATRIX_NEAR(two.history[0], total_log_prob(params, seqs), 1e-12);
+    EXPECT_MATRIX_NEAR(two.history[1], total_log_prob(from_summed, seqs), 1e-12);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The M-step maximizes Q.
+
+// `p` with every trainable parameter moved at random by about `scale`,
+// keeping each covariance's structure (and positive definiteness).
+Params perturb(const Params& p, const ParamProps& props, std::mt19937_64& rng, double scale) {
+  Params out = p;
+  std::normal_distribution<double> normal(0.0, 1.0);
+  auto cov = [&](Matrix c, CovStructure s) -> Matrix {
+    if (s == kFull) {
+      const Matrix a = Matrix::Identity(c.rows(), c.cols()) + random_matrix(rng, c.rows(), c.cols(), scale);
+      c = a * c * a.transpose();
+      return 0.5 * (c + c.transpose());
+    }
+    if (s == kDiagonal) {
+      for (Index i = 0; i < c.rows(); ++i) c(i, i) *= std::exp(scale * normal(rng));
+      return c;
+    }
+    return c * std::exp(scale * normal(rng));
+  };
+  auto shift = [&](MatrixSeries& s) {
+    for (Index k = 0; k < s.size(); ++k) s[k] += random_matrix(rng, s.rows(), s.cols(), scale);
+  };
+  if (props.initial.mean) out.initial.mean += random_matrix(rng, p.state_dim(), 1, scale);
+  if (props.initial.cov) out.initial.cov = cov(out.initial.cov, props.initial.cov_structure);
+  for (auto [c, pr] : {std::pair{&out.dynamics, props.dynamics}, std::pair{&out.emissions, props.emissions}}) {
+    if (pr.weights) shift(c->weights);
+    if (pr.bias) shift(c->bias);
+    if (pr.input_weights) shift(c->input_weights);
+    if (pr.cov)
+      for (Index k = 0; k < c->cov.size(); ++k) c->cov[k] = cov(c->cov[k], pr.cov_structure);
+  }
+  return out;
+}
+
+struct MStepCase {
+  std::string name;
+  ParamProps props;
+  bool per_step = false;
+};
+
+TEST(Learn, MStepMaximizesExpectedCompleteLogLikelihood) {
+  const ParamProps all;
+  const std::vector<MStepCase> cases = {
+      {"all_trainable", all},
+      {"diagonal", structures(kDiagonal, kDiagonal, kDiagonal)},
+      {"scalar", structures(kScalar, kScalar, kScalar)},
+      {"mixed_structures", structures(kDiagonal, kScalar, kFull)},
+      {"frozen_emissions_cov", freeze(all, {"emissions.cov"})},
+      {"frozen_dynamics_weights_emissions_bias", freeze(all, {"dynamics.weights", "emissions.bias"})},
+      {"frozen_initial_mean_input_weights_emissions_weights_diagonal",
+       freeze(structures(kFull, kDiagonal, kDiagonal),
+              {"initial.mean", "dynamics.input_weights", "emissions.weights"})},
+      {"frozen_covs", freeze(all, {"initial.cov", "dynamics.cov", "emissions.cov"})},
+      {"frozen_dynamics_bias_emissions_input_weights_scalar_R",
+       freeze(structures(kFull, kFull, kScalar), {"dynamics.bias", "emissions.input_weights"})},
+      {"per_step_emissions", all, true},
+      {"per_step_emissions_frozen_bias_diagonal", freeze(structures(kFull, kFull, kDiagonal), {"emissions.bias"}),
+       true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    // A random model; statistics of random data under another random model.
+    Params params = c.per_step ? per_step_params(8, 71) : random_params({2, 3, 2, 0, true, false, -1, -1, 71});
+    impose_structures(params, c.props);
+    Params other = c.per_step ? per_step_params(8, 72) : random_params({2, 3, 2, 0, true, false, -1, -1, 72});
+    const auto seqs = make_sequences(other, {{8, 0.2, {}, 73}, {8, 0.0, {3}, 74}, {8, 0.0, {}, 75},
+                                             {5, 0.0, {}, 76}, {8, 0.0, {}, 77}});
+    const SufficientStats stats = sufficient_stats(other, seqs, c.per_step);
+
+    const Params best = m_step(params, c.props, stats);
+    expect_frozen_unchanged(params, best, c.props);
+    expect_structures(best, c.props);
+    const double q_best = expected_complete_loglik(best, stats);
+    EXPECT_GE(q_best, expected_complete_loglik(params, stats));
+
+    std::mt19937_64 rng(78);
+    for (double scale : {1e-4, 1e-2, 0.3}) {
+      for (int k = 0; k < 30; ++k) {
+        const Params moved = perturb(best, c.props, rng, scale);
+        const double q = expected_complete_loglik(moved, stats);
+        EXPECT_LT(q, q_best) << "scale " << scale << ", draw " << k << ": Q " << q << " above Q(m_step) " << q_best;
+      }
+    }
+    // Second route: the gradient of Q (log_prob_gradient is linear in the
+    // statistics) vanishes at the maximizer.
+    if (!c.per_step) {
+      const Vector g = log_prob_gradient(best, c.props, stats);
+      EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-8 * std::max(1.0, stats.dynamics.count)) << g.transpose();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Errors name the offending argument.
+
+template <class Fn>
+void expect_invalid(Fn fn, const std::string& name) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected lgssm::invalid_argument naming " << name;
+  } catch (const invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+  }
+}
+
+TEST(Learn, ErrorsNameTheArgument) {
+  const Params params = random_params({2, 3, 1, 0, true, false, -1, -1, 81});
+  const auto seqs = make_sequences(params, {{6, 0.0, {}, 82}});
+
+  // Trainable per-step dynamics parameters cannot be learned.
+  Params tv = random_params({2, 3, 1, 6, true, false, -1, -1, 83});
+  const auto tv_seqs = make_sequences(tv, {{6, 0.0, {}, 84}});
+  const ParamProps dyn_frozen =
+      freeze({}, {"dynamics.weights", "dynamics.bias", "dynamics.input_weights", "dynamics.cov"});
+  expect_invalid([&] { fit_em(tv, ParamProps{}, tv_seqs); }, "dynamics.weights");
+  expect_invalid([&] { validate(tv, freeze({}, {"dynamics.weights", "dynamics.bias", "dynamics.input_weights"})); },
+                 "dynamics.cov");
+  EmOptions one;
+  one.num_iters = 1;
+  EXPECT_NO_THROW(fit_em(tv, dyn_frozen, tv_seqs, one));
+
+  // A structure that the initial value does not have.
+  expect_invalid([&] { fit_em(params, structures(kFull, kFull, kDiagonal), seqs); }, "emissions.cov");
+  expect_invalid([&] { validate(params, structures(kScalar, kFull, kFull)); }, "initial.cov");
+
+  SgdOptions sgd;
+  sgd.batch_size = 0;
+  expect_invalid([&] { fit_sgd(params, {}, seqs, sgd); }, "batch_size");
+  sgd.batch_size = 1;
+  sgd.adam.learning_rate = 0.0;
+  expect_invalid([&] { fit_sgd(params, {}, seqs, sgd); }, "learning_rate");
+  EmOptions em;
+  em.num_iters = -1;
+  expect_invalid([&] { fit_em(params, {}, seqs, em); }, "num_iters");
+  em.num_iters = 5;
+  em.tolerance = -1.0;
+  expect_invalid([&] { fit_em(params, {}, seqs, em); }, "tolerance");
+  LbfgsOptions lb;
+  lb.memory = 0;
+  expect_invalid([&] { fit_lbfgs(params, {}, seqs, lb); }, "memory");
+  // An unconstrained vector longer than the trainable parameters.
+  const Index size = to_unconstrained(params, {}).size();
+  expect_invalid([&] { from_unconstrained(Vector::Zero(size + 1), params, {}); }, "x");
+}
+
+// ---------------------------------------------------------------------------
+// Gradient fits keep structure and frozen parameters too; tolerance stops EM.
+
+TEST(Learn, GradientFitsKeepStructuresAndFrozenParameters) {
+  const ParamProps props = freeze(structures(kDiagonal, kScalar, kDiagonal), {"dynamics.weights", "emissions.bias"});
+  Params params = random_params({2, 3, 1, 0, true, true, -1, -1, 91});
+  impose_structures(params, props);
+  const auto seqs = make_sequences(params, {{10, 0.1, {}, 92}, {7, 0.0, {}, 93}});
+  const double lp0 = total_log_prob(params, seqs);
+
+  SgdOptions sgd;
+  sgd.num_epochs = 30;
+  sgd.adam.learning_rate = 1e-2;
+  const FitResult s = fit_sgd(params, props, seqs, sgd);
+  ASSERT_EQ(s.summary.termination, Termination::kMaxIterations) << s.summary.message;
+  expect_frozen_unchanged(params, s.params, props);
+  expect_structures(s.params, props);
+  EXPECT_GT(total_log_prob(s.params, seqs), lp0);
+
+  LbfgsOptions lb;
+  lb.max_iters = 30;
+  const FitResult l = fit_lbfgs(params, props, seqs, lb);
+  EXPECT_NE(l.summary.termination, Termination::kNumericalFailure) << l.summary.message;
+  expect_frozen_unchanged(params, l.params, props);
+  expect_structures(l.params, props);
+  // L-BFGS history is log p(y) at its iterates, non-decreasing (Wolfe steps).
+  ASSERT_FALSE(l.history.empty());
+  EXPECT_MATRIX_NEAR(l.history.front(), lp0, 1e-10);
+  EXPECT_MATRIX_NEAR(l.history.back(), total_log_prob(l.params, seqs), 1e-10);
+  for (size_t k = 1; k < l.history.size(); ++k) EXPECT_GE(l.history[k], l.history[k - 1]) << "iteration " << k;
+}
+
+TEST(Learn, EmToleranceStopsEarly) {
+  const Params params = random_params({2, 3, 0, 0, true, false, -1, -1, 95});
+  const auto seqs = make_sequences(params, {{20, 0.0, {}, 96}, {20, 0.0, {}, 97}});
+  EmOptions options;
+  options.num_iters = 500;
+  options.tolerance = 1e-6;
+  const FitResult r = fit_em(params, {}, seqs, options);
+  EXPECT_EQ(r.summary.termination, Termination::kConverged) << r.summary.message;
+  EXPECT_LT(r.summary.iterations, 500);
+  ASSERT_GE(r.history.size(), 2u);
+  const double last = r.history.back(), prev = r.history[r.history.size() - 2];
+  EXPECT_LE(std::abs(last - prev), 1e-6 * std::abs(last));
+}
+
+}  // namespace
+}  // namespace lgssm::test
