@@ -1,6 +1,7 @@
 // The fitting loops: EM, Adam on minibatches, L-BFGS.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -13,6 +14,8 @@ namespace lgssm {
 using internal::throw_invalid;
 
 namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::vector<size_t> iota(size_t n) {
   std::vector<size_t> v(n);
@@ -45,8 +48,8 @@ bool all_finite(const Vector& v) { return v.allFinite(); }
 
 // Statistics of no data, shaped like `s` (for the gradient of the prior alone).
 SufficientStats empty_like(const SufficientStats& s) {
-  return SufficientStats(s.initial_sum.size(), s.emissions[0].yy.rows(), s.dynamics.xx.rows() - s.initial_sum.size() - 1,
-                         static_cast<Eigen::Index>(s.emissions.size()));
+  return SufficientStats(s.initial_sum.size(), s.emissions[0].yy.rows(), s.dynamics[0].xx.rows() - s.initial_sum.size() - 1,
+                         static_cast<Eigen::Index>(s.emissions.size()), static_cast<Eigen::Index>(s.dynamics.size()));
 }
 
 // -log p(y) / scale and its gradient over the unconstrained vector; +inf (and
@@ -73,9 +76,9 @@ struct Objective {
         grad -= log_prob_gradient(p, props, none, prior) / scale;
         f -= log_prior(p, *prior) / scale;
       }
-      return std::isfinite(f) && all_finite(grad) ? f : INFINITY;
+      return std::isfinite(f) && all_finite(grad) ? f : kInf;
     } catch (const invalid_argument&) {
-      return INFINITY;
+      return kInf;
     }
   }
 };
@@ -220,35 +223,33 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   return r;
 }
 
-FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
-                    const LbfgsOptions& options) {
-  validate_fit(params, props, seqs);
-  check_at_least("max_iters", options.max_iters, 0);
-  check_at_least("memory", options.memory, 1);
-  const double scale = num_entries(params, seqs);
-  if (options.prior) validate(params, *options.prior);
-  const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
-  const auto all = iota(seqs.size());
-  Vector x = to_unconstrained(params, props), g(x.size());
-  double f = objective(x, g, all);
-  FitResult r{params, {}, {}};
+internal::LbfgsRun internal::minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective,
+                                            Vector x, const LbfgsOptions& options,
+                                            const std::function<bool(int, double)>& on_iterate) {
+  LbfgsRun run;
+  Vector g(x.size());
+  double f = objective(x, g);
   if (!std::isfinite(f)) {
-    fail(r, Termination::kNumericalFailure, "the log likelihood of the initial parameters is not finite");
-    return r;
+    run.x = x;
+    run.f = f;
+    run.termination = Termination::kNumericalFailure;
+    run.message = "the objective is not finite at the initial parameters";
+    return run;
   }
+  auto finish = [&](Termination why, const std::string& message) {
+    run.x = x;
+    run.f = f;
+    run.termination = why;
+    run.message = message;
+    return run;
+  };
   std::vector<Vector> ss, ys;
-  r.summary.message = "reached max_iters";
-  for (int it = 0; it < options.max_iters; ++it) {
-    r.history.push_back(-f * scale);
-    r.summary.iterations = it;
-    if (options.callback && !options.callback(it, -f * scale)) {
-      fail(r, Termination::kStopped, "stopped by the callback");
-      return r;
-    }
-    if (g.lpNorm<Eigen::Infinity>() <= options.gradient_tolerance * std::max(1.0, std::abs(f))) {
-      fail(r, Termination::kConverged, "gradient below gradient_tolerance");
-      return r;
-    }
+  for (int it = 0;; ++it) {
+    run.iterations = it;
+    if (on_iterate && !on_iterate(it, f)) return finish(Termination::kStopped, "stopped by the callback");
+    if (it == options.max_iters) return finish(Termination::kMaxIterations, "reached max_iters");
+    if (g.lpNorm<Eigen::Infinity>() <= options.gradient_tolerance * std::max(1.0, std::abs(f)))
+      return finish(Termination::kConverged, "gradient below gradient_tolerance");
     // Two-loop recursion: d = -H g.
     Vector d = -g;
     std::vector<double> alpha(ss.size());
@@ -268,14 +269,11 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
     }
     Vector g_new(x.size());
     double f_new = f;
-    const double a = wolfe_line_search(
-        [&](double step, Vector& grad) { return objective(x + step * d, grad, all); }, f, d0, d, f_new, g_new);
-    if (a == 0.0) {
-      fail(r, Termination::kConverged,
-           "the line search could not decrease -log p(y) further (|gradient|_inf = " +
-               std::to_string(g.lpNorm<Eigen::Infinity>() * scale) + ")");
-      return r;
-    }
+    const double a = wolfe_line_search([&](double step, Vector& grad) { return objective(x + step * d, grad); }, f,
+                                       d0, d, f_new, g_new);
+    if (a == 0.0)
+      return finish(Termination::kConverged, "the line search could not decrease the objective further (|gradient|_inf = " +
+                                                 std::to_string(g.lpNorm<Eigen::Infinity>()) + ")");
     const Vector s = a * d, y = g_new - g;
     const double decrease = f - f_new;
     x += s;
@@ -289,15 +287,32 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
     }
     f = f_new;
     g = g_new;
-    r.params = from_unconstrained(x, params, props);
-    r.summary.iterations = it + 1;
     if (decrease <= options.function_tolerance * std::max(1.0, std::abs(f))) {
-      r.history.push_back(-f * scale);
-      fail(r, Termination::kConverged, "relative decrease of -log p(y) below function_tolerance");
-      return r;
+      run.iterations = it + 1;
+      if (on_iterate) on_iterate(it + 1, f);
+      return finish(Termination::kConverged, "relative decrease of the objective below function_tolerance");
     }
   }
-  r.history.push_back(-f * scale);
+}
+
+FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                    const LbfgsOptions& options) {
+  validate_fit(params, props, seqs);
+  check_at_least("max_iters", options.max_iters, 0);
+  check_at_least("memory", options.memory, 1);
+  if (options.prior) validate(params, *options.prior);
+  const double scale = num_entries(params, seqs);
+  const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
+  const auto all = iota(seqs.size());
+  FitResult r{params, {}, {}};
+  const auto run = internal::minimize_lbfgs(
+      [&](const Vector& x, Vector& g) { return objective(x, g, all); }, to_unconstrained(params, props), options,
+      [&](int it, double f) {
+        r.history.push_back(-f * scale);
+        return !options.callback || options.callback(it, -f * scale);
+      });
+  r.params = from_unconstrained(run.x, params, props);
+  r.summary = {run.iterations, run.termination, run.message};
   return r;
 }
 

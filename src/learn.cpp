@@ -4,78 +4,15 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/learn.hpp"
+#include "slots.hpp"
 
 namespace lgssm {
 
+using internal::check_structure;
+using internal::factor_pd;
 using internal::throw_invalid;
 
 namespace {
-
-const char* structure_name(CovStructure s) {
-  switch (s) {
-    case CovStructure::kDiagonal: return "diagonal";
-    case CovStructure::kScalar: return "scalar";
-    default: return "full";
-  }
-}
-
-// A trainable parameter: its name, its value (covariances are symmetric, so a
-// row-major view of a column-major matrix is the same matrix), and its kind.
-struct Slot {
-  std::string name;
-  MatrixMap value;
-  bool is_cov;
-  CovStructure structure;
-};
-
-MatrixMap view(const std::string& name, MatrixSeries& s) {
-  if (s.size() != 1)
-    throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
-                  std::to_string(s.size()) + " per-step entries");
-  return s[0];
-}
-MatrixMap view(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
-MatrixMap view(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
-
-// The trainable parameters of `p`, in a fixed order. Only time-invariant
-// parameters have slots (validate() rejects trainable per-step ones for
-// gradient fitting).
-std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
-  std::vector<Slot> slots;
-  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false,
-                 CovStructure s = CovStructure::kFull) { slots.push_back({name, v, is_cov, s}); };
-  if (props.initial.mean) add("initial.mean", view(p.initial.mean));
-  if (props.initial.cov) add("initial.cov", view(p.initial.cov), true, props.initial.cov_structure);
-  auto conditional = [&](const std::string& prefix, LinearGaussianParams& c, const ParamProps::Conditional& pr) {
-    if (pr.weights) add(prefix + ".weights", view(prefix + ".weights", c.weights));
-    if (pr.bias) add(prefix + ".bias", view(prefix + ".bias", c.bias));
-    if (pr.input_weights && c.input_weights.cols() > 0) add(prefix + ".input_weights", view(prefix + ".input_weights", c.input_weights));
-    if (pr.cov) add(prefix + ".cov", view(prefix + ".cov", c.cov), true, pr.cov_structure);
-  };
-  conditional("dynamics", p.dynamics, props.dynamics);
-  conditional("emissions", p.emissions, props.emissions);
-  return slots;
-}
-
-Eigen::Index unconstrained_size(const Slot& s) {
-  const Eigen::Index n = s.value.rows();
-  if (!s.is_cov) return s.value.size();
-  if (s.structure == CovStructure::kFull) return n * (n + 1) / 2;
-  return s.structure == CovStructure::kDiagonal ? n : 1;
-}
-
-void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure s) {
-  if (s == CovStructure::kFull) return;
-  const Eigen::Index n = cov.rows();
-  for (Eigen::Index j = 0; j < n; ++j)
-    for (Eigen::Index i = 0; i < n; ++i) {
-      const bool bad = (i != j && cov(i, j) != 0.0) ||
-                       (s == CovStructure::kScalar && i == j && cov(i, i) != cov(0, 0));
-      if (bad)
-        throw_invalid(name, std::string("a ") + structure_name(s) + " matrix (its declared structure)",
-                      "entry (" + std::to_string(i) + ", " + std::to_string(j) + ") = " + std::to_string(cov(i, j)));
-    }
-}
 
 Matrix project(const Matrix& cov, CovStructure s) {
   if (s == CovStructure::kFull) return 0.5 * (cov + cov.transpose());
@@ -121,13 +58,6 @@ void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen:
     c.bias[entry] = w.col(n + m);
   }
   if (props.cov) c.cov[entry] = project(residual_scatter(s, w) / s.count, props.cov_structure);
-}
-
-Eigen::LLT<Matrix> factor_pd(const std::string& name, const Eigen::Ref<const Matrix>& cov) {
-  Eigen::LLT<Matrix> llt(cov);
-  if (llt.info() != Eigen::Success)
-    throw_invalid(name, "a positive definite matrix for gradient-based fitting", "a singular one");
-  return llt;
 }
 
 // Gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov.
@@ -207,6 +137,15 @@ double log_niw_mniw(const Matrix& cov, const Matrix& w, const Matrix& loc, const
   return log_iw + log_mn;
 }
 
+bool any_trainable(const ParamProps::Conditional& c) { return c.weights || c.bias || c.input_weights || c.cov; }
+
+// The dynamics statistics of a discrete-time model (one pooled group).
+const RegressionStats& pooled_dynamics(const SufficientStats& s) {
+  if (s.dynamics.size() != 1)
+    throw_invalid("stats.dynamics", "one pooled group (discrete time)", std::to_string(s.dynamics.size()) + " groups");
+  return s.dynamics[0];
+}
+
 }  // namespace
 
 void validate(const Params& params, const ParamProps& props) {
@@ -241,7 +180,9 @@ Params m_step(const Params& params, const ParamProps& props, const SufficientSta
   if (props.initial.mean && init.mean_count > 0) out.initial.mean = init.sum / init.mean_count;
   if (props.initial.cov && init.cov_count > 0)
     out.initial.cov = project(initial_scatter(init, out.initial.mean) / init.cov_count, props.initial.cov_structure);
-  regression_m_step(with_prior(stats.dynamics, prior ? &prior->dynamics : nullptr), out.dynamics, 0, props.dynamics);
+  if (any_trainable(props.dynamics))
+    regression_m_step(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), out.dynamics, 0,
+                      props.dynamics);
   const Eigen::Index entries = std::min<Eigen::Index>(out.emissions.weights.size(), stats.emissions.size());
   for (Eigen::Index t = 0; t < entries; ++t)
     regression_m_step(with_prior(stats.emissions[t], prior ? &prior->emissions : nullptr), out.emissions, t,
@@ -309,65 +250,20 @@ double log_prior(const Params& params, const ConjugatePrior& prior) {
 
 Vector to_unconstrained(const Params& params, const ParamProps& props) {
   Params p = params;
-  const auto slots = trainable_slots(p, props);
-  Eigen::Index size = 0;
-  for (const auto& s : slots) size += unconstrained_size(s);
-  Vector x(size);
-  Eigen::Index at = 0;
-  for (const auto& s : slots) {
-    const Eigen::Index n = s.value.rows();
-    if (!s.is_cov) {
-      for (Eigen::Index i = 0; i < s.value.rows(); ++i)
-        for (Eigen::Index j = 0; j < s.value.cols(); ++j) x(at++) = s.value(i, j);
-    } else if (s.structure == CovStructure::kFull) {
-      const Matrix l = factor_pd(s.name, s.value).matrixL();
-      for (Eigen::Index i = 0; i < n; ++i) x(at++) = std::log(l(i, i));
-      for (Eigen::Index j = 0; j < n; ++j)
-        for (Eigen::Index i = j + 1; i < n; ++i) x(at++) = l(i, j);
-    } else {
-      const Eigen::Index k = s.structure == CovStructure::kDiagonal ? n : 1;
-      for (Eigen::Index i = 0; i < k; ++i) {
-        if (!(s.value(i, i) > 0.0)) throw_invalid(s.name, "positive variances for gradient-based fitting", std::to_string(s.value(i, i)));
-        x(at++) = 0.5 * std::log(s.value(i, i));
-      }
-    }
-  }
-  return x;
+  return internal::pack(internal::trainable_slots(p, props));
 }
 
 Params from_unconstrained(const Vector& x, const Params& base, const ParamProps& props) {
   Params p = base;
-  const auto slots = trainable_slots(p, props);
-  Eigen::Index at = 0;
-  for (auto s : slots) {
-    const Eigen::Index n = s.value.rows();
-    if (!s.is_cov) {
-      for (Eigen::Index i = 0; i < s.value.rows(); ++i)
-        for (Eigen::Index j = 0; j < s.value.cols(); ++j) s.value(i, j) = x(at++);
-    } else if (s.structure == CovStructure::kFull) {
-      Matrix l = Matrix::Zero(n, n);
-      for (Eigen::Index i = 0; i < n; ++i) l(i, i) = std::exp(x(at++));
-      for (Eigen::Index j = 0; j < n; ++j)
-        for (Eigen::Index i = j + 1; i < n; ++i) l(i, j) = x(at++);
-      s.value = l * l.transpose();
-    } else {
-      s.value.setZero();
-      if (s.structure == CovStructure::kDiagonal) {
-        for (Eigen::Index i = 0; i < n; ++i) s.value(i, i) = std::exp(2.0 * x(at++));
-      } else {
-        s.value.diagonal().setConstant(std::exp(2.0 * x(at++)));
-      }
-    }
-  }
-  if (at != x.size())
-    throw_invalid("x", std::to_string(at) + " unconstrained values", std::to_string(x.size()));
+  auto slots = internal::trainable_slots(p, props);
+  internal::unpack(x, slots);
   return p;
 }
 
 Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats,
                          const ConjugatePrior* prior) {
   if (prior) validate(params, *prior);
-  if (stats.emissions.size() != 1)
+  if (any_trainable(props.emissions) && stats.emissions.size() != 1)
     throw_invalid("stats", "emission statistics pooled over time (gradients need time-invariant parameters)",
                   std::to_string(stats.emissions.size()) + " per-step entries");
   // Gradient with respect to the natural parameters, in a Params-shaped container.
@@ -381,42 +277,16 @@ Vector log_prob_gradient(const Params& params, const ParamProps& props, const Su
     const Matrix half = llt0.solve(initial_scatter(init, m0) - init.cov_count * params.initial.cov);
     g.initial.cov = 0.5 * llt0.solve(half.transpose());
   }
-  auto any = [](const ParamProps::Conditional& c) { return c.weights || c.bias || c.input_weights || c.cov; };
-  if (any(props.dynamics))
-    regression_gradient(with_prior(stats.dynamics, prior ? &prior->dynamics : nullptr), params.dynamics, "dynamics",
+  if (any_trainable(props.dynamics))
+    regression_gradient(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), params.dynamics, "dynamics",
                         g.dynamics);
-  if (any(props.emissions))
+  if (any_trainable(props.emissions))
     regression_gradient(with_prior(stats.emissions[0], prior ? &prior->emissions : nullptr), params.emissions,
                         "emissions", g.emissions);
 
   // Chain rule to the unconstrained coordinates.
   Params p = params;
-  const auto slots = trainable_slots(p, props);
-  const auto gslots = trainable_slots(g, props);
-  Eigen::Index size = 0;
-  for (const auto& s : slots) size += unconstrained_size(s);
-  Vector out(size);
-  Eigen::Index at = 0;
-  for (size_t k = 0; k < slots.size(); ++k) {
-    const auto& s = slots[k];
-    const auto& gs = gslots[k].value;
-    const Eigen::Index n = s.value.rows();
-    if (!s.is_cov) {
-      for (Eigen::Index i = 0; i < gs.rows(); ++i)
-        for (Eigen::Index j = 0; j < gs.cols(); ++j) out(at++) = gs(i, j);
-    } else if (s.structure == CovStructure::kFull) {
-      const Matrix l = factor_pd(s.name, s.value).matrixL();
-      const Matrix gl = 2.0 * gs * l;  // d/dL of f(L L^T)
-      for (Eigen::Index i = 0; i < n; ++i) out(at++) = gl(i, i) * l(i, i);
-      for (Eigen::Index j = 0; j < n; ++j)
-        for (Eigen::Index i = j + 1; i < n; ++i) out(at++) = gl(i, j);
-    } else if (s.structure == CovStructure::kDiagonal) {
-      for (Eigen::Index i = 0; i < n; ++i) out(at++) = 2.0 * gs(i, i) * s.value(i, i);
-    } else {
-      out(at++) = 2.0 * gs.trace() * s.value(0, 0);
-    }
-  }
-  return out;
+  return internal::chain(internal::trainable_slots(p, props), internal::trainable_slots(g, props));
 }
 
 }  // namespace lgssm

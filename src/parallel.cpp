@@ -10,7 +10,13 @@ namespace lgssm {
 
 void parallel_for(Eigen::Index n, const std::function<void(Eigen::Index)>& fn, int num_threads) {
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#ifdef LGSSM_CHECK_NO_MALLOC
+  // Eigen's no-malloc flag is process-wide, so check builds run serially.
+  const Eigen::Index workers = 1;
+  (void)hw;
+#else
   const Eigen::Index workers = std::min<Eigen::Index>(n, num_threads > 0 ? num_threads : hw);
+#endif
   if (workers <= 1) {
     for (Eigen::Index i = 0; i < n; ++i) fn(i);
     return;

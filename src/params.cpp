@@ -33,15 +33,18 @@ std::string number(double x) {
   return out.str();
 }
 
-template <class Derived>
-void check_finite(const std::string& name, const Eigen::MatrixBase<Derived>& m) {
+}  // namespace
+
+void check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m) {
   for (Eigen::Index j = 0; j < m.cols(); ++j)
     for (Eigen::Index i = 0; i < m.rows(); ++i)
       if (!std::isfinite(m(i, j)))
         throw_invalid(name, "finite values", number(m(i, j)) + " at " + shape_str(i, j));
 }
 
-enum class Definiteness { kSemidefinite, kDefinite };
+namespace {
+
+}  // namespace
 
 // Symmetric within a relative 1e-8 and positive (semi)definite within a relative 1e-10.
 void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m,
@@ -59,6 +62,8 @@ void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m
   if (!ok) throw_invalid(name, what, "smallest eigenvalue " + number(lo));
 }
 
+namespace {
+
 // A vector series (bias) is described as (rows,), a matrix series as (rows, cols).
 void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index rows,
                   Eigen::Index cols, bool vector = false) {
@@ -68,7 +73,8 @@ void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index r
     const std::string got = vector && s.cols() == 1 ? shape_str(s.rows()) : shape_str(s.rows(), s.cols());
     throw_invalid(name, "shape " + want + " per entry", got);
   }
-  check_finite(name, s.flat());
+  for (Eigen::Index k = 0; k < s.size(); ++k)
+    check_finite(s.size() == 1 ? name : name + "[" + std::to_string(k) + "]", s[k]);
 }
 
 void check_conditional(const std::string& prefix, const LinearGaussianParams& p,

@@ -22,22 +22,28 @@ RegressionStats& RegressionStats::operator+=(const RegressionStats& other) {
 }
 
 SufficientStats::SufficientStats(Eigen::Index state_dim, Eigen::Index emission_dim,
-                                 Eigen::Index input_dim, Eigen::Index num_emission_entries)
+                                 Eigen::Index input_dim, Eigen::Index num_emission_entries,
+                                 Eigen::Index num_dynamics_groups)
     : initial_sum(Vector::Zero(state_dim)),
       initial_outer(Matrix::Zero(state_dim, state_dim)),
-      dynamics(state_dim, state_dim + input_dim + 1),
+      dynamics(num_dynamics_groups, RegressionStats(state_dim, state_dim + input_dim + 1)),
       emissions(num_emission_entries, RegressionStats(emission_dim, state_dim + input_dim + 1)) {}
+
+namespace {
+// a[i] += b[i], extending a with zero statistics shaped like b's entries.
+void add_entries(std::vector<RegressionStats>& a, const std::vector<RegressionStats>& b) {
+  if (a.size() < b.size()) a.resize(b.size(), RegressionStats(b[0].yy.rows(), b[0].xx.rows()));
+  for (size_t i = 0; i < b.size(); ++i) a[i] += b[i];
+}
+}  // namespace
 
 SufficientStats& SufficientStats::operator+=(const SufficientStats& other) {
   if (initial_sum.size() == 0) return *this = other;
   initial_sum += other.initial_sum;
   initial_outer += other.initial_outer;
   num_sequences += other.num_sequences;
-  dynamics += other.dynamics;
-  if (emissions.size() < other.emissions.size())
-    emissions.resize(other.emissions.size(), RegressionStats(other.emissions[0].yy.rows(),
-                                                             other.emissions[0].xx.rows()));
-  for (size_t i = 0; i < other.emissions.size(); ++i) emissions[i] += other.emissions[i];
+  add_entries(dynamics, other.dynamics);
+  add_entries(emissions, other.emissions);
   marginal_loglik += other.marginal_loglik;
   return *this;
 }
@@ -95,11 +101,16 @@ void add_emission_with_missing(RegressionStats& s, const Params& params, const S
   s.yy(mis, mis) += c_mm;
 }
 
-SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions) {
+}  // namespace
+
+SufficientStats internal::sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions,
+                                               const std::vector<Eigen::Index>& dynamics_groups,
+                                               Eigen::Index num_dynamics_groups) {
   const SmootherResult sm = internal::smoother_unchecked(params, seq);
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   const Eigen::Index k = n + params.input_dim() + 1;
-  SufficientStats s(n, params.emission_dim(), params.input_dim(), per_step_emissions ? steps : 1);
+  SufficientStats s(n, params.emission_dim(), params.input_dim(), per_step_emissions ? steps : 1,
+                    num_dynamics_groups);
   s.marginal_loglik = sm.marginal_loglik;
   s.num_sequences = 1.0;
   s.initial_sum = sm.smoothed_means.row(0).transpose();
@@ -107,14 +118,15 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
 
   Vector x(k);
   for (Eigen::Index t = 1; t < steps; ++t) {
-    add_regressor(s.dynamics, x, sm.smoothed_means.row(t - 1).transpose(),
+    RegressionStats& ds = s.dynamics[dynamics_groups.empty() ? 0 : dynamics_groups[t - 1]];
+    add_regressor(ds, x, sm.smoothed_means.row(t - 1).transpose(),
                   sm.smoothed_covariances[t - 1], seq.inputs, t);
     const Vector m = sm.smoothed_means.row(t).transpose();
-    s.dynamics.yx.noalias() += m * x.transpose();
-    s.dynamics.yx.leftCols(n) += sm.smoothed_cross_covariances[t - 1];
-    s.dynamics.yy.noalias() += m * m.transpose();
-    s.dynamics.yy += sm.smoothed_covariances[t];
-    s.dynamics.count += 1.0;
+    ds.yx.noalias() += m * x.transpose();
+    ds.yx.leftCols(n) += sm.smoothed_cross_covariances[t - 1];
+    ds.yy.noalias() += m * m.transpose();
+    ds.yy += sm.smoothed_covariances[t];
+    ds.count += 1.0;
   }
 
   for (Eigen::Index t = 0; t < steps; ++t) {
@@ -134,14 +146,12 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
   return s;
 }
 
-}  // namespace
-
 SufficientStats internal::sufficient_stats_unchecked(const Params& params, const std::vector<Sequence>& seqs,
                                                      const std::vector<size_t>& indices,
                                                      bool per_step_emissions, int num_threads) {
   std::vector<SufficientStats> each(indices.size());
   parallel_for(static_cast<Eigen::Index>(indices.size()), [&](Eigen::Index i) {
-    each[i] = sufficient_stats_one(params, seqs[indices[i]], per_step_emissions);
+    each[i] = sufficient_stats_one(params, seqs[indices[i]], per_step_emissions, {}, 1);
   }, num_threads);
   SufficientStats total;
   for (const auto& s : each) total += s;
@@ -151,7 +161,7 @@ SufficientStats internal::sufficient_stats_unchecked(const Params& params, const
 SufficientStats sufficient_stats(const Params& params, const Sequence& seq, bool per_step_emissions) {
   validate(params);
   validate(params, seq);
-  return sufficient_stats_one(params, seq, per_step_emissions);
+  return internal::sufficient_stats_one(params, seq, per_step_emissions, {}, 1);
 }
 
 SufficientStats sufficient_stats(const Params& params, const std::vector<Sequence>& seqs,

@@ -38,7 +38,9 @@ struct SufficientStats {
   Vector initial_sum;       // (state_dim,): sum over sequences of E[z_0]
   Matrix initial_outer;     // (state_dim, state_dim): sum of E[z_0 z_0^T]
   double num_sequences = 0.0;
-  RegressionStats dynamics;
+  // One entry (pooled over time) for discrete-time models; continuous-time
+  // models keep one entry per distinct step length (transitions grouped).
+  std::vector<RegressionStats> dynamics;
   // One entry (pooled over time), or one per time step when the emission
   // parameters are learned per step (entry t sums step t over sequences).
   std::vector<RegressionStats> emissions;
@@ -46,9 +48,9 @@ struct SufficientStats {
 
   SufficientStats() = default;
   SufficientStats(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim,
-                  Eigen::Index num_emission_entries);
-  // Adds `other`; per-step emission entries are added index by index (the
-  // shorter list is extended).
+                  Eigen::Index num_emission_entries, Eigen::Index num_dynamics_groups = 1);
+  // Adds `other`; dynamics groups and per-step emission entries are added
+  // index by index (the shorter list is extended).
   SufficientStats& operator+=(const SufficientStats& other);
 };
 

@@ -1,12 +1,13 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
-from . import optimizers, priors, utils
+from . import continuous, io, optimizers, priors, utils
 from ._core import InvalidArgument
+from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
 from .models import FitSummary, LinearGaussianConjugateSSM, LinearGaussianSSM, PosteriorLGSSMFiltered, PosteriorLGSSMSmoothed
 from .params import (ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
                      ParamsLGSSMInitial)
 
 __all__ = [
-    "FitSummary", "InvalidArgument", "LinearGaussianConjugateSSM", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
+    "ContinuousTimeSSM", "ParamsCTDynamics", "ParamsCTSSM", "continuous", "io", "FitSummary", "InvalidArgument", "LinearGaussianConjugateSSM", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
     "ParamsLGSSMDynamics", "ParamsLGSSMEmissions", "ParamsLGSSMInitial", "PosteriorLGSSMFiltered",
     "PosteriorLGSSMSmoothed", "optimizers", "priors", "utils",
 ]

@@ -68,7 +68,7 @@ def default_props(params: ParamsLGSSM) -> ParamsLGSSM:
     )
 
 
-def _shapes(n: int, p: int, m: int) -> dict:
+def shapes(n: int, p: int, m: int) -> dict:
     """The shape of one entry of each parameter, for state_dim n, emission_dim p, input_dim m."""
     return {
         "initial.mean": (n,), "initial.cov": (n, n),
@@ -92,57 +92,67 @@ def _array(name: str, value, entry_shape: tuple, per_step: bool) -> np.ndarray:
     raise ValueError(f"{name}: expected shape {expected}, got {a.shape}")
 
 
+def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianParams:
+    """One conditional (dynamics or emissions) as (num_entries, rows, cols) stacks."""
+    out = _core.LinearGaussianParams()
+    for name in ("weights", "bias", "input_weights", "cov"):
+        key = f"{prefix}.{name}"
+        a = _array(key, getattr(group, name), shapes[key], per_step=True)
+        stack = a[None] if a.ndim == len(shapes[key]) else a
+        if name == "bias":
+            stack = stack[:, :, None]
+        setattr(out, name, np.ascontiguousarray(stack))
+    return out
+
+
+def core_initial(initial: ParamsLGSSMInitial, shapes: dict):
+    """(mean, cov) of the initial state, checked."""
+    return (_array("initial.mean", initial.mean, shapes["initial.mean"], per_step=False),
+            _array("initial.cov", initial.cov, shapes["initial.cov"], per_step=False))
+
+
 def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int) -> _core.Params:
     """Checks ``params`` against the model's dimensions and converts them (validated)
     for the C++ core, whose parameter entries are (num_entries, rows, cols) stacks."""
-    shapes = _shapes(state_dim, emission_dim, input_dim)
-
-    def get(group: str, name: str):
-        return getattr(getattr(params, group), name)
-
-    def conditional(group: str) -> _core.LinearGaussianParams:
-        out = _core.LinearGaussianParams()
-        for name in ("weights", "bias", "input_weights", "cov"):
-            key = f"{group}.{name}"
-            a = _array(key, get(group, name), shapes[key], per_step=True)
-            stack = a[None] if a.ndim == len(shapes[key]) else a
-            if name == "bias":
-                stack = stack[:, :, None]
-            setattr(out, name, np.ascontiguousarray(stack))
-        return out
-
-    mean = _array("initial.mean", params.initial.mean, shapes["initial.mean"], per_step=False)
-    cov = _array("initial.cov", params.initial.cov, shapes["initial.cov"], per_step=False)
-    core = _core.Params(mean, cov, conditional("dynamics"), conditional("emissions"))
+    table = shapes(state_dim, emission_dim, input_dim)
+    core = _core.Params(*core_initial(params.initial, table), core_conditional("dynamics", params.dynamics, table),
+                        core_conditional("emissions", params.emissions, table))
     core.validate()
     return core
-
 
 _STRUCTURES = {"full": _core.CovStructure.full, "diagonal": _core.CovStructure.diagonal,
                "scalar": _core.CovStructure.scalar}
 
 
+def core_structure(name: str, prop: ParameterProperties):
+    """The core's CovStructure of a covariance's properties."""
+    if prop.structure not in _STRUCTURES:
+        raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, got {prop.structure!r}")
+    return _STRUCTURES[prop.structure]
+
+
+def core_initial_props(props) -> _core.InitialProps:
+    out = _core.InitialProps()
+    out.mean = bool(props.initial.mean.trainable)
+    out.cov = bool(props.initial.cov.trainable)
+    out.cov_structure = core_structure("initial.cov", props.initial.cov)
+    return out
+
+
+def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
+    out = _core.ConditionalProps()
+    for name in ("weights", "bias", "input_weights", "cov"):
+        setattr(out, name, bool(getattr(group, name).trainable))
+    out.cov_structure = core_structure(f"{prefix}.cov", group.cov)
+    return out
+
+
 def props_to_core(props: ParamsLGSSM) -> _core.ParamProps:
     """Converts parameter properties for the C++ core."""
     out = _core.ParamProps()
-
-    def structure(name: str, prop: ParameterProperties):
-        if prop.structure not in _STRUCTURES:
-            raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, "
-                             f"got {prop.structure!r}")
-        return _STRUCTURES[prop.structure]
-
-    initial = _core.InitialProps()
-    initial.mean = bool(props.initial.mean.trainable)
-    initial.cov = bool(props.initial.cov.trainable)
-    initial.cov_structure = structure("initial.cov", props.initial.cov)
-    out.initial = initial
-    for group in ("dynamics", "emissions"):
-        src, dst = getattr(props, group), _core.ConditionalProps()
-        for name in ("weights", "bias", "input_weights", "cov"):
-            setattr(dst, name, bool(getattr(src, name).trainable))
-        dst.cov_structure = structure(f"{group}.cov", src.cov)
-        setattr(out, group, dst)
+    out.initial = core_initial_props(props)
+    out.dynamics = core_conditional_props("dynamics", props.dynamics)
+    out.emissions = core_conditional_props("emissions", props.emissions)
     return out
 
 
@@ -150,17 +160,19 @@ def from_core(core: _core.Params, like: ParamsLGSSM) -> ParamsLGSSM:
     """Python parameters from the C++ core's, shaped like ``like`` (a parameter
     that was given without a time axis comes back without one)."""
 
+    return ParamsLGSSM(
+        initial=ParamsLGSSMInitial(mean=np.array(core.initial_mean), cov=np.array(core.initial_cov)),
+        dynamics=conditional_from_core(core.dynamics, like.dynamics, ParamsLGSSMDynamics),
+        emissions=conditional_from_core(core.emissions, like.emissions, ParamsLGSSMEmissions),
+    )
+
+
+def conditional_from_core(src: _core.LinearGaussianParams, like, cls):
+    """A conditional from the core's stacks, each shaped like its counterpart in ``like``."""
+
     def shaped(name: str, stack: np.ndarray, template) -> np.ndarray:
         a = stack[:, :, 0] if name == "bias" else stack  # (K, rows, 1) -> (K, rows)
         return a[0] if np.ndim(template) < a.ndim else a
 
-    def conditional(group: str, cls):
-        src, tpl = getattr(core, group), getattr(like, group)
-        return cls(**{name: shaped(name, np.array(getattr(src, name)), getattr(tpl, name))
-                      for name in ("weights", "bias", "input_weights", "cov")})
-
-    return ParamsLGSSM(
-        initial=ParamsLGSSMInitial(mean=np.array(core.initial_mean), cov=np.array(core.initial_cov)),
-        dynamics=conditional("dynamics", ParamsLGSSMDynamics),
-        emissions=conditional("emissions", ParamsLGSSMEmissions),
-    )
+    return cls(**{name: shaped(name, np.array(getattr(src, name)), getattr(like, name))
+                  for name in ("weights", "bias", "input_weights", "cov")})

@@ -1,5 +1,4 @@
 // Bindings of stats.hpp and learn.hpp: argument conversion only.
-#include <Python.h>
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
@@ -9,6 +8,7 @@
 
 #include "lgssm/learn.hpp"
 #include "lgssm/stats.hpp"
+#include "fit_common.hpp"
 #include "series_caster.hpp"
 
 namespace nb = nanobind;
@@ -24,22 +24,8 @@ std::vector<lgssm::Sequence> to_sequences(std::vector<RowMatrix>& emissions, std
   return seqs;
 }
 
-// A Python callable (iteration, value) -> bool, called with the GIL held; it
-// also lets Ctrl-C interrupt a long fit.
-lgssm::FitCallback wrap(nb::object callback) {
-  return [callback](int it, double value) {
-    nb::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() != 0) throw nb::python_error();
-    return callback.is_none() ? true : nb::cast<bool>(callback(it, value));
-  };
-}
-
 nb::tuple fit_tuple(lgssm::FitResult&& r) {
-  nb::dict summary;
-  summary["iterations"] = r.summary.iterations;
-  summary["termination"] = r.summary.termination;
-  summary["message"] = r.summary.message;
-  return nb::make_tuple(std::move(r.params), std::move(r.history), summary);
+  return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary));
 }
 
 template <class Options, class Fit>
@@ -47,7 +33,7 @@ nb::tuple run_fit(const lgssm::Params& params, const lgssm::ParamProps& props, s
                   std::vector<RowMatrix>& inputs, const lgssm::ConjugatePrior* prior, Options options,
                   nb::object callback, Fit fit) {
   auto seqs = to_sequences(emissions, inputs);
-  options.callback = wrap(callback);
+  options.callback = lgssm::bindings::wrap_callback(callback);
   if (prior) options.prior = *prior;
   lgssm::FitResult r;
   {
@@ -135,7 +121,7 @@ void bind_learn(nb::module_& m) {
            })
       .def("__setstate__",
            [](lgssm::SufficientStats& s,
-              const std::tuple<lgssm::Vector, lgssm::Matrix, double, lgssm::RegressionStats,
+              const std::tuple<lgssm::Vector, lgssm::Matrix, double, std::vector<lgssm::RegressionStats>,
                                std::vector<lgssm::RegressionStats>, double>& t) {
              new (&s) lgssm::SufficientStats();
              std::tie(s.initial_sum, s.initial_outer, s.num_sequences, s.dynamics, s.emissions, s.marginal_loglik) = t;

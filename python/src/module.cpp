@@ -5,10 +5,12 @@ namespace nb = nanobind;
 void bind_params(nb::module_& m);
 void bind_inference(nb::module_& m);
 void bind_learn(nb::module_& m);
+void bind_continuous(nb::module_& m);
 
 NB_MODULE(_core, m) {
   m.doc() = "lgssm's C++ core (private; use the lgssm package).";
   bind_params(m);
   bind_inference(m);
   bind_learn(m);
+  bind_continuous(m);
 }

@@ -50,15 +50,21 @@ const std::vector<Variant>& variants() {
                  {8, 0.2, {}, 82}});
     v.push_back({"missing_components_diagonal_R", {3, 4, 0, 0, true, true, -1, -1, 91},
                  {8, 0.2, {}, 92}});
-    v.push_back({"missing_steps", {3, 3, 1, 0, true, false, -1, -1, 101}, {7, 0.0, {0, 3, 6}, 102}});
-    v.push_back({"time_varying_inputs_missing", time_varying({3, 4, 2, 0, true, false, -1, -1, 111}, 8),
+    v.push_back({"missing_steps", {3, 3, 1, 0, true, false, -1, -1, 101},
+                 {7, 0.0, {0, 3, 6}, 102}});
+    v.push_back({"time_varying_inputs_missing",
+                 time_varying({3, 4, 2, 0, true, false, -1, -1, 111}, 8),
                  {8, 0.2, {0, 4, 7}, 112}});
-    v.push_back({"singular_initial_cov", {3, 2, 0, 0, true, false, 2, -1, 121}, {6, 0.0, {}, 122}});
-    v.push_back({"singular_dynamics_cov", {3, 2, 0, 0, true, false, -1, 1, 131}, {6, 0.0, {}, 132}});
+    v.push_back({"singular_initial_cov", {3, 2, 0, 0, true, false, 2, -1, 121},
+                 {6, 0.0, {}, 122}});
+    v.push_back({"singular_dynamics_cov", {3, 2, 0, 0, true, false, -1, 1, 131},
+                 {6, 0.0, {}, 132}});
     // rank 1 + rank 1 < state_dim: the predicted covariance of z_1 is singular too.
-    v.push_back({"singular_predicted_cov", {3, 2, 0, 0, true, false, 1, 1, 141}, {6, 0.1, {}, 142}});
+    v.push_back({"singular_predicted_cov", {3, 2, 0, 0, true, false, 1, 1, 141},
+                 {6, 0.1, {}, 142}});
     v.push_back({"single_step", {3, 2, 1, 0, true, false, -1, -1, 151}, {1, 0.0, {}, 152}});
-    v.push_back({"all_steps_missing", {3, 2, 1, 0, true, false, -1, -1, 161}, {3, 0.0, {0, 1, 2}, 162}});
+    v.push_back({"all_steps_missing", {3, 2, 1, 0, true, false, -1, -1, 161},
+                 {3, 0.0, {0, 1, 2}, 162}});
     return v;
   }();
   return kVariants;
@@ -195,7 +201,8 @@ TEST(DenseReference, ScalarTwoStepClosedForm) {
   EXPECT_MATRIX_NEAR(ref.marginal_loglik, expected, 1e-13);
   // E[z_1 | y] by the bivariate formula on (z_1, y_0, y_1).
   const double cz0 = h * f * s, cz1 = h * (f * f * s + q);
-  const double mean_z1 = (f * m + b) + ((c11 * cz0 - c01 * cz1) * e0 + (c00 * cz1 - c01 * cz0) * e1) / det;
+  const double mean_z1 =
+      (f * m + b) + ((c11 * cz0 - c01 * cz1) * e0 + (c00 * cz1 - c01 * cz0) * e1) / det;
   EXPECT_MATRIX_NEAR(ref.smoothed_means(1, 0), mean_z1, 1e-13);
 }
 
@@ -209,7 +216,8 @@ TEST(MapSequences, DifferentLengthsMatchOwnDenseReference) {
   for (std::size_t i = 0; i < lengths.size(); ++i)
     seqs.push_back(random_sequence(params, {lengths[i], 0.2, {}, 210 + i}));
 
-  const auto smoothed = map_sequences(seqs, [&](const Sequence& s) { return smoother(params, s); }, 2);
+  const auto smoothed =
+      map_sequences(seqs, [&](const Sequence& s) { return smoother(params, s); }, 2);
   const auto logliks =
       map_sequences(seqs, [&](const Sequence& s) { return marginal_log_prob(params, s); }, 2);
   ASSERT_EQ(smoothed.size(), seqs.size());

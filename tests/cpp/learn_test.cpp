@@ -30,6 +30,9 @@ namespace lgssm::test {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+// The tests run the E-step on one thread: they check numbers, not threading
+// (see MultiThreadedStatisticsEqualSingleThreaded for that).
+constexpr int kThreads = 1;
 constexpr CovStructure kFull = CovStructure::kFull;
 constexpr CovStructure kDiagonal = CovStructure::kDiagonal;
 constexpr CovStructure kScalar = CovStructure::kScalar;
@@ -223,10 +226,11 @@ double expected_complete_loglik(const Params& p, const SufficientStats& s) {
   const Matrix scatter0 = s.initial_outer - s.initial_sum * m0.transpose() - m0 * s.initial_sum.transpose() +
                           n0 * m0 * m0.transpose();
   double q = expected_gaussian_loglik(p.initial.cov, scatter0, n0);
-  if (s.dynamics.count > 0)
-    q += expected_gaussian_loglik(p.dynamics.cov.at(0),
-                                  regression_scatter(s.dynamics, regression_weights(p.dynamics, 0)),
-                                  s.dynamics.count);
+  EXPECT_EQ(s.dynamics.size(), 1u) << "a discrete-time model pools its transitions in one entry";
+  for (const RegressionStats& d : s.dynamics)
+    if (d.count > 0)
+      q += expected_gaussian_loglik(p.dynamics.cov.at(0), regression_scatter(d, regression_weights(p.dynamics, 0)),
+                                    d.count);
   for (Index t = 0; t < static_cast<Index>(s.emissions.size()); ++t) {
     const RegressionStats& e = s.emissions[t];
     if (e.count > 0)
@@ -294,7 +298,9 @@ void expect_stats_near(const SufficientStats& a, const SufficientStats& b, doubl
   EXPECT_MATRIX_NEAR(a.initial_outer, b.initial_outer, rtol);
   EXPECT_EQ(a.num_sequences, b.num_sequences);
   EXPECT_MATRIX_NEAR(a.marginal_loglik, b.marginal_loglik, rtol);
-  std::vector<std::pair<const RegressionStats*, const RegressionStats*>> regs{{&a.dynamics, &b.dynamics}};
+  std::vector<std::pair<const RegressionStats*, const RegressionStats*>> regs;
+  ASSERT_EQ(a.dynamics.size(), b.dynamics.size());
+  for (size_t k = 0; k < a.dynamics.size(); ++k) regs.push_back({&a.dynamics[k], &b.dynamics[k]});
   ASSERT_EQ(a.emissions.size(), b.emissions.size());
   for (size_t t = 0; t < a.emissions.size(); ++t) regs.push_back({&a.emissions[t], &b.emissions[t]});
   for (auto [x, y] : regs) {
@@ -320,7 +326,7 @@ TEST_P(LearnBattery, GradientMatchesFiniteDifferences) {
   ASSERT_EQ(x.size(), static_cast<Index>(labels.size())) << "frozen parameters must have no entries";
   expect_params_near(from_unconstrained(x, params, v.props), params, 1e-12);
 
-  const SufficientStats stats = sufficient_stats(params, seqs);
+  const SufficientStats stats = sufficient_stats(params, seqs, false, kThreads);
   EXPECT_MATRIX_NEAR(stats.marginal_loglik, total_log_prob(params, seqs), 1e-10);
   const Vector grad = log_prob_gradient(params, v.props, stats);
   ASSERT_EQ(grad.size(), x.size());
@@ -345,6 +351,7 @@ TEST_P(LearnBattery, EmIsMonotoneKeepsFrozenParametersAndStructures) {
   const auto seqs = make_sequences(params, v.sequences);
   EmOptions options;
   options.num_iters = 25;
+  options.num_threads = kThreads;
   const FitResult r = fit_em(params, v.props, seqs, options);
   ASSERT_EQ(r.summary.termination, Termination::kMaxIterations) << r.summary.message;
   ASSERT_EQ(r.history.size(), 25u);
@@ -368,9 +375,10 @@ TEST(Learn, AllFrozenLeavesNothingToFit) {
   const Params params = make_params(v);
   EXPECT_EQ(to_unconstrained(params, v.props).size(), 0);
   const auto seqs = make_sequences(params, v.sequences);
-  EXPECT_EQ(log_prob_gradient(params, v.props, sufficient_stats(params, seqs)).size(), 0);
+  EXPECT_EQ(log_prob_gradient(params, v.props, sufficient_stats(params, seqs, false, kThreads)).size(), 0);
   EmOptions options;
   options.num_iters = 3;
+  options.num_threads = kThreads;
   const FitResult r = fit_em(params, v.props, seqs, options);
   expect_params_near(r.params, params, 0.0);
 }
@@ -398,6 +406,7 @@ TEST(Learn, PerStepEmissionsEmIsMonotone) {
   const ParamProps props = freeze({}, {"dynamics.weights", "dynamics.cov"});
   EmOptions options;
   options.num_iters = 20;
+  options.num_threads = kThreads;
   const FitResult r = fit_em(params, props, seqs, options);
   ASSERT_EQ(r.summary.termination, Termination::kMaxIterations) << r.summary.message;
   for (size_t k = 1; k < r.history.size(); ++k)
@@ -416,14 +425,19 @@ TEST(Learn, BatchStatisticsAreSumsOfPerSequenceStatistics) {
   for (bool per_step : {false, true}) {
     SCOPED_TRACE(per_step ? "per-step emissions" : "pooled emissions");
     const Params params = per_step ? per_step_params(9, 61) : make_params(variant("sequences_of_different_lengths"));
-    const auto seqs = make_sequences(params, {{9, 0.0, {}, 62}, {4, 0.2, {}, 63}, {1, 0.0, {}, 64},
-                                              {6, 0.0, {2}, 65}, {9, 0.1, {}, 66}});
+    // Per step, every step needs enough sequences to determine its own R_t.
+    const auto seqs = make_sequences(
+        params, per_step ? std::vector<SequenceSpec>{{9, 0.0, {}, 62}, {9, 0.2, {}, 63}, {7, 0.0, {}, 64},
+                                                     {9, 0.0, {2}, 65}, {9, 0.1, {}, 66}, {4, 0.0, {}, 67},
+                                                     {9, 0.0, {}, 68}}
+                         : std::vector<SequenceSpec>{{9, 0.0, {}, 62}, {4, 0.2, {}, 63}, {1, 0.0, {}, 64},
+                                                     {6, 0.0, {2}, 65}, {9, 0.1, {}, 66}});
     SufficientStats summed = sufficient_stats(params, seqs[0], per_step);
     for (size_t i = 1; i < seqs.size(); ++i) summed += sufficient_stats(params, seqs[i], per_step);
-    const SufficientStats batch = sufficient_stats(params, seqs, per_step, 3);
+    const SufficientStats batch = sufficient_stats(params, seqs, per_step, kThreads);
     ASSERT_EQ(batch.emissions.size(), per_step ? 9u : 1u);
     expect_stats_near(batch, summed, 1e-12);
-    EXPECT_EQ(batch.num_sequences, 5.0);
+    EXPECT_EQ(batch.num_sequences, static_cast<double>(seqs.size()));
 
     const ParamProps props = per_step ? freeze({}, {"dynamics.weights"}) : ParamProps{};
     const Params from_summed = m_step(params, props, summed);
@@ -433,13 +447,28 @@ TEST(Learn, BatchStatisticsAreSumsOfPerSequenceStatistics) {
     // iteration's log likelihood is that of the M-step's result.
     EmOptions options;
     options.num_iters = 1;
-    expect_params_near(fit_em(params, props, seqs, options).params, from_summed, 1e-12);
+    options.num_threads = kThreads;
+    const FitResult one = fit_em(params, props, seqs, options);
+    ASSERT_EQ(one.summary.termination, Termination::kMaxIterations) << one.summary.message;
+    expect_params_near(one.params, from_summed, 1e-12);
     options.num_iters = 2;
     const FitResult two = fit_em(params, props, seqs, options);
     ASSERT_EQ(two.history.size(), 2u);
     EXPECT_MATRIX_NEAR(two.history[0], total_log_prob(params, seqs), 1e-12);
     EXPECT_MATRIX_NEAR(two.history[1], total_log_prob(from_summed, seqs), 1e-12);
   }
+}
+
+// The parallel E-step sums the per-sequence statistics in sequence order, so
+// it equals the single-threaded one bit for bit.
+TEST(Learn, MultiThreadedStatisticsEqualSingleThreaded) {
+  const Params params = make_params(variant("sequences_of_different_lengths"));
+  std::vector<SequenceSpec> specs;
+  for (int i = 0; i < 8; ++i) specs.push_back({5 + i, 0.1, {}, static_cast<std::uint64_t>(300 + i)});
+  const auto seqs = make_sequences(params, specs);
+  const SufficientStats one = sufficient_stats(params, seqs, false, 1);
+  const SufficientStats four = sufficient_stats(params, seqs, false, 4);
+  expect_stats_near(four, one, 0.0);
 }
 
 // ---------------------------------------------------------------------------
@@ -510,7 +539,7 @@ TEST(Learn, MStepMaximizesExpectedCompleteLogLikelihood) {
     Params other = c.per_step ? per_step_params(8, 72) : random_params({2, 3, 2, 0, true, false, -1, -1, 72});
     const auto seqs = make_sequences(other, {{8, 0.2, {}, 73}, {8, 0.0, {3}, 74}, {8, 0.0, {}, 75},
                                              {5, 0.0, {}, 76}, {8, 0.0, {}, 77}});
-    const SufficientStats stats = sufficient_stats(other, seqs, c.per_step);
+    const SufficientStats stats = sufficient_stats(other, seqs, c.per_step, kThreads);
 
     const Params best = m_step(params, c.props, stats);
     expect_frozen_unchanged(params, best, c.props);
@@ -530,7 +559,7 @@ TEST(Learn, MStepMaximizesExpectedCompleteLogLikelihood) {
     // statistics) vanishes at the maximizer.
     if (!c.per_step) {
       const Vector g = log_prob_gradient(best, c.props, stats);
-      EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-8 * std::max(1.0, stats.dynamics.count)) << g.transpose();
+      EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-8 * std::max(1.0, stats.dynamics[0].count)) << g.transpose();
     }
   }
 }
@@ -583,9 +612,10 @@ TEST(Learn, ErrorsNameTheArgument) {
   LbfgsOptions lb;
   lb.memory = 0;
   expect_invalid([&] { fit_lbfgs(params, {}, seqs, lb); }, "memory");
-  // An unconstrained vector longer than the trainable parameters.
+  // An unconstrained vector longer or shorter than the trainable parameters.
   const Index size = to_unconstrained(params, {}).size();
   expect_invalid([&] { from_unconstrained(Vector::Zero(size + 1), params, {}); }, "x");
+  expect_invalid([&] { from_unconstrained(Vector::Zero(size - 1), params, {}); }, "x");
 }
 
 // ---------------------------------------------------------------------------
@@ -600,6 +630,7 @@ TEST(Learn, GradientFitsKeepStructuresAndFrozenParameters) {
 
   SgdOptions sgd;
   sgd.num_epochs = 30;
+  sgd.num_threads = kThreads;
   sgd.adam.learning_rate = 1e-2;
   const FitResult s = fit_sgd(params, props, seqs, sgd);
   ASSERT_EQ(s.summary.termination, Termination::kMaxIterations) << s.summary.message;
@@ -609,6 +640,7 @@ TEST(Learn, GradientFitsKeepStructuresAndFrozenParameters) {
 
   LbfgsOptions lb;
   lb.max_iters = 30;
+  lb.num_threads = kThreads;
   const FitResult l = fit_lbfgs(params, props, seqs, lb);
   EXPECT_NE(l.summary.termination, Termination::kNumericalFailure) << l.summary.message;
   expect_frozen_unchanged(params, l.params, props);
@@ -621,12 +653,20 @@ TEST(Learn, GradientFitsKeepStructuresAndFrozenParameters) {
 }
 
 TEST(Learn, EmToleranceStopsEarly) {
-  const Params params = random_params({2, 3, 0, 0, true, false, -1, -1, 95});
-  const auto seqs = make_sequences(params, {{20, 0.0, {}, 96}, {20, 0.0, {}, 97}});
+  // Data drawn from a model, fitted from another one with the emission weights
+  // frozen at the truth (which fixes the latent basis, so EM converges fast
+  // instead of creeping along a ridge of similar models).
+  const Params truth = random_params({2, 3, 0, 0, true, false, -1, -1, 95});
+  std::vector<Sequence> seqs;
+  for (std::uint64_t seed : {96, 97, 98}) seqs.push_back({sample(truth, seed, 40).emissions, RowMatrix()});
+  Params params = random_params({2, 3, 0, 0, true, false, -1, -1, 99});
+  params.emissions.weights = truth.emissions.weights;
+  const ParamProps props = freeze({}, {"emissions.weights"});
   EmOptions options;
   options.num_iters = 500;
+  options.num_threads = kThreads;
   options.tolerance = 1e-6;
-  const FitResult r = fit_em(params, {}, seqs, options);
+  const FitResult r = fit_em(params, props, seqs, options);
   EXPECT_EQ(r.summary.termination, Termination::kConverged) << r.summary.message;
   EXPECT_LT(r.summary.iterations, 500);
   ASSERT_GE(r.history.size(), 2u);

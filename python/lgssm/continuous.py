@@ -1,0 +1,260 @@
+"""Continuous-time models: a linear time-invariant SDE observed at discrete times.
+
+    x(t_0) ~ N(m, S),   dx = F x dt + L dW,   y_k ~ N(H_k x(t_k) + D_k u_k + d_k, R_k)
+
+with F = ``params.dynamics.drift`` and Q_c = L L^T = ``params.dynamics.diffusion_cov``
+(only Q_c is identifiable: L and L U with U orthogonal define the same process).
+Observation times are any strictly increasing times per sequence (``times``), or
+equally spaced with step ``dt``. See docs/continuous-time.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._batch import as_batch
+from ._keys import as_generator
+from ._progress import ProgressBar
+from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed, _pack
+from .params import (ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
+                     ParamsLGSSMInitial, conditional_from_core, core_conditional, core_conditional_props,
+                     core_initial, core_initial_props, core_structure, shapes)
+
+
+@dataclass
+class ParamsCTDynamics:
+    drift: Any  # F: (state_dim, state_dim)
+    diffusion_cov: Any  # Q_c = L L^T: (state_dim, state_dim)
+
+
+@dataclass
+class ParamsCTSSM:
+    initial: ParamsLGSSMInitial
+    dynamics: ParamsCTDynamics
+    emissions: ParamsLGSSMEmissions  # constant, or a leading axis of one entry per observation index
+
+
+def discretize(drift, diffusion_cov, dt: float):
+    """(A, Sigma): the transition over a step ``dt``, by Van Loan's block exponential
+    exp([[F, Q_c], [0, -F^T]] dt) = [[A, Sigma A^-T], [0, A^-T]]."""
+    return _core.discretize(np.asarray(drift, dtype=np.float64), np.asarray(diffusion_cov, dtype=np.float64),
+                            float(dt))
+
+
+def undiscretize(weights, cov, dt: float):
+    """(F, Q_c) from a transition (A, Sigma) over ``dt``, by the principal matrix
+    logarithm of the block matrix of ``discretize``. Raises ValueError when A has an
+    eigenvalue on the closed negative real axis; a recovered Q_c that is not
+    positive semidefinite is projected onto the nearest one, with a warning
+    giving the Frobenius norm of the change."""
+    drift, diffusion_cov, correction = _core.undiscretize(np.asarray(weights, dtype=np.float64),
+                                                          np.asarray(cov, dtype=np.float64), float(dt))
+    _warn_projection(correction)
+    return drift, diffusion_cov
+
+
+def _warn_projection(correction: float):
+    if correction > 0:
+        warnings.warn(f"the recovered diffusion_cov was not positive semidefinite; projected onto the nearest "
+                      f"positive semidefinite matrix (Frobenius change {correction:.3g})", RuntimeWarning, stacklevel=3)
+
+
+class ContinuousTimeSSM:
+    """An LTI-SDE state-space model with the method names of LinearGaussianSSM;
+    every method takes the observation ``times`` (per sequence, like the
+    emissions: (T,), (B, T) or a list) or a uniform step ``dt``."""
+
+    def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0, has_emissions_bias: bool = True):
+        self._discrete = LinearGaussianSSM(state_dim, emission_dim, input_dim, has_emissions_bias=has_emissions_bias)
+        self.state_dim, self.emission_dim, self.input_dim = state_dim, emission_dim, input_dim
+        self.has_emissions_bias = has_emissions_bias
+
+    def initialize(self, key=0, *, initial_mean=None, initial_covariance=None, drift=None, diffusion_covariance=None,
+                   emission_weights=None, emission_bias=None, emission_input_weights=None, emission_covariance=None):
+        """Defaults: x(t_0) ~ N(0, I), F = -0.1 I, Q_c = 0.1 I, emissions as
+        LinearGaussianSSM (N(0, 1) weights, cov 0.1 I, zero bias and input weights)."""
+        rng = as_generator(key)
+        n = self.state_dim
+        base, base_props = self._discrete.initialize(
+            rng, initial_mean=initial_mean, initial_covariance=initial_covariance, emission_weights=emission_weights,
+            emission_bias=emission_bias, emission_input_weights=emission_input_weights,
+            emission_covariance=emission_covariance)
+        params = ParamsCTSSM(
+            initial=base.initial,
+            dynamics=ParamsCTDynamics(
+                drift=np.array(-0.1 * np.eye(n) if drift is None else drift, dtype=np.float64),
+                diffusion_cov=np.array(0.1 * np.eye(n) if diffusion_covariance is None else diffusion_covariance,
+                                       dtype=np.float64)),
+            emissions=base.emissions)
+        self._core_params(params)  # validates
+        props = ParamsCTSSM(initial=base_props.initial,
+                            dynamics=ParamsCTDynamics(ParameterProperties(), ParameterProperties()),
+                            emissions=base_props.emissions)
+        return params, props
+
+    # -- conversions ---------------------------------------------------------
+    def _core_params(self, params: ParamsCTSSM) -> _core.ContinuousParams:
+        table = shapes(self.state_dim, self.emission_dim, self.input_dim)
+        n = self.state_dim
+        drift = np.asarray(params.dynamics.drift, dtype=np.float64)
+        diffusion = np.asarray(params.dynamics.diffusion_cov, dtype=np.float64)
+        for name, a in (("dynamics.drift", drift), ("dynamics.diffusion_cov", diffusion)):
+            if a.shape != (n, n):
+                raise ValueError(f"{name}: expected shape {(n, n)}, got {a.shape}")
+        core = _core.ContinuousParams(*core_initial(params.initial, table), drift, diffusion,
+                                      core_conditional("emissions", params.emissions, table))
+        core.validate()
+        return core
+
+    def _core_props(self, props: ParamsCTSSM) -> _core.ContinuousProps:
+        out = _core.ContinuousProps()
+        out.initial = core_initial_props(props)
+        out.drift = bool(props.dynamics.drift.trainable)
+        out.diffusion_cov = bool(props.dynamics.diffusion_cov.trainable)
+        out.diffusion_cov_structure = core_structure("dynamics.diffusion_cov", props.dynamics.diffusion_cov)
+        out.emissions = core_conditional_props("emissions", props.emissions)
+        return out
+
+    def discrete_params(self, params: ParamsCTSSM, times) -> ParamsLGSSM:
+        """The equivalent discrete-time parameters at ``times``: dynamics with one
+        entry per gap (a single constant entry when the gaps are equal)."""
+        core = _core.to_discrete(self._core_params(params), np.asarray(times, dtype=np.float64))
+        dyn = core.dynamics
+        weights, cov = np.array(dyn.weights), np.array(dyn.cov)
+        return ParamsLGSSM(
+            initial=ParamsLGSSMInitial(np.array(core.initial_mean), np.array(core.initial_cov)),
+            dynamics=ParamsLGSSMDynamics(weights=weights[0] if len(weights) == 1 else weights,
+                                         bias=np.array(dyn.bias)[0, :, 0],
+                                         input_weights=np.array(dyn.input_weights)[0],
+                                         cov=cov[0] if len(cov) == 1 else cov),
+            emissions=params.emissions)
+
+    def _times(self, batch, times, dt) -> list:
+        """One 1-D array of observation times per sequence of ``batch``."""
+        if (times is None) == (dt is None):
+            raise ValueError("times, dt: expected exactly one of them, got "
+                             + ("neither" if times is None else "both"))
+        if dt is not None:
+            if not (np.isfinite(dt) and dt > 0):
+                raise ValueError(f"dt: expected a finite step > 0, got {dt!r}")
+            return [float(dt) * np.arange(len(y), dtype=np.float64) for y in batch.emissions]
+        if batch.kind == "list":
+            ts = [np.asarray(t, dtype=np.float64) for t in times]
+        else:
+            a = np.asarray(times, dtype=np.float64)
+            ts = [a] if batch.kind == "single" else list(a)
+        if len(ts) != len(batch.emissions):
+            raise ValueError(f"times: expected one array per sequence ({len(batch.emissions)}), got {len(ts)}")
+        return [np.ascontiguousarray(t[: len(y)]) if t.ndim == 1 else t for t, y in zip(ts, batch.emissions)]
+
+    def _sequences(self, emissions, inputs, times, dt):
+        b = as_batch(emissions, inputs, self.input_dim)
+        return b, self._times(b, times, dt)
+
+    def _each(self, method: str, params, emissions, inputs, times, dt, **kwargs):
+        b, ts = self._sequences(emissions, inputs, times, dt)
+        fn = getattr(self._discrete, method)
+        return b, [fn(self.discrete_params(params, t), y, inputs=u, **kwargs)
+                   for y, u, t in zip(b.emissions, b.inputs, ts)]
+
+    # -- inference -------------------------------------------------------------
+    def marginal_log_prob(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
+        b, out = self._each("marginal_log_prob", params, emissions, inputs, times, dt)
+        return out[0] if b.kind == "single" else np.asarray(out)
+
+    def filter(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
+        b, out = self._each("filter", params, emissions, inputs, times, dt)
+        return _pack(type(out[0]), b, [dataclasses.asdict(o) for o in out])
+
+    def smoother(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None) -> PosteriorLGSSMSmoothed:
+        b, out = self._each("smoother", params, emissions, inputs, times, dt)
+        return _pack(PosteriorLGSSMSmoothed, b, [dataclasses.asdict(o) for o in out])
+
+    def posterior_predictive(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
+                             full_covariance=False):
+        b, out = self._each("posterior_predictive", params, emissions, inputs, times, dt,
+                            full_covariance=full_covariance)
+        return tuple(b.pack([o[i] for o in out], time_offset=0) for i in range(2))
+
+    def posterior_sample(self, key, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
+                         num_samples=None):
+        b, ts = self._sequences(emissions, inputs, times, dt)
+        rng = as_generator(key)
+        draws = [self._discrete.posterior_sample(rng, self.discrete_params(params, t), y, inputs=u,
+                                                 num_samples=num_samples)
+                 for y, u, t in zip(b.emissions, b.inputs, ts)]
+        return b.pack(draws, time_offset=0, time_axis=0 if num_samples is None else 1)
+
+    def sample(self, params: ParamsCTSSM, key, times=None, num_timesteps=None, dt=None, inputs=None):
+        """A joint draw at ``times``, or at num_timesteps steps of ``dt``."""
+        if times is None:
+            if num_timesteps is None or dt is None:
+                raise ValueError("times: expected times, or num_timesteps with dt")
+            times = float(dt) * np.arange(int(num_timesteps), dtype=np.float64)
+        times = np.asarray(times, dtype=np.float64)
+        return self._discrete.sample(self.discrete_params(params, times), key, len(times), inputs=inputs)
+
+    def forecast(self, params: ParamsCTSSM, emissions, forecast_times=None, times=None, dt=None,
+                 num_forecast_timesteps=None, inputs=None, forecast_inputs=None):
+        """Exact predictive moments at future ``forecast_times`` (after each
+        sequence's last time), or at num_forecast_timesteps further steps of dt:
+        (means, covariances, emission_means, emission_covariances)."""
+        b, ts = self._sequences(emissions, inputs, times, dt)
+        out = []
+        for i, (y, u, t) in enumerate(zip(b.emissions, b.inputs, ts)):
+            if forecast_times is None:
+                if num_forecast_timesteps is None or dt is None:
+                    raise ValueError("forecast_times: expected forecast_times, or num_forecast_timesteps with dt")
+                future = t[-1] + float(dt) * np.arange(1, int(num_forecast_timesteps) + 1)
+            else:
+                future = np.asarray(forecast_times if b.kind != "list" else forecast_times[i], dtype=np.float64)
+                future = future if future.ndim == 1 else future[i]
+            fu = None if forecast_inputs is None else (forecast_inputs if b.kind == "single" else forecast_inputs[i])
+            out.append(self._discrete.forecast(self.discrete_params(params, np.concatenate([t, future])), y,
+                                               len(future), inputs=u, forecast_inputs=fu))
+        return tuple(b.pack([o[k] for o in out]) for k in range(4))
+
+    # -- learning --------------------------------------------------------------
+    def fit_em(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
+               num_iters: int = 50, verbose: bool = True, tolerance: float = 0.0, m_step_iters: int = 10,
+               return_summary: bool = False):
+        """EM: the seed document's closed-form EM on the equivalent discrete model
+        when every sequence shares one step (then F, Q_c by the matrix logarithm);
+        otherwise generalized EM with an exact-gradient M-step for (F, Q_c).
+        Returns (params, marginal_lls[, summary])."""
+        return self._fit(_core.continuous_fit_em, params, props, emissions, times, dt, inputs, num_iters, "EM",
+                         verbose, return_summary, int(num_iters), float(tolerance), int(m_step_iters))
+
+    def fit_lbfgs(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
+                  max_iters: int = 1000, gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12,
+                  verbose: bool = True, return_summary: bool = False):
+        """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
+        matrix exponential. Returns (params, marginal_lls[, summary])."""
+        return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs, max_iters,
+                         "L-BFGS", verbose, return_summary, int(max_iters), float(gradient_tolerance),
+                         float(function_tolerance))
+
+    def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary,
+             *options):
+        b, ts = self._sequences(emissions, inputs, times, dt)
+        bar = ProgressBar(total, label, verbose)
+        try:
+            fitted, history, summary, correction = fit(self._core_params(params), self._core_props(props),
+                                                       b.emissions, b.inputs, ts, *options, bar)
+        finally:
+            bar.close()
+        _warn_projection(correction)
+        summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
+        if summary.termination == "numerical_failure":
+            warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
+        result = ParamsCTSSM(
+            initial=ParamsLGSSMInitial(np.array(fitted.initial_mean), np.array(fitted.initial_cov)),
+            dynamics=ParamsCTDynamics(np.array(fitted.drift), np.array(fitted.diffusion_cov)),
+            emissions=conditional_from_core(fitted.emissions, params.emissions, ParamsLGSSMEmissions))
+        out = (result, np.asarray(history))
+        return out + (summary,) if return_summary else out

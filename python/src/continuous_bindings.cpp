@@ -1,0 +1,135 @@
+// Bindings of continuous.hpp: argument conversion only.
+#include <nanobind/eigen/dense.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "lgssm/continuous.hpp"
+#include "fit_common.hpp"
+#include "series_caster.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using lgssm::RowMatrix;
+
+namespace {
+
+std::vector<lgssm::TimedSequence> to_timed(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs,
+                                           std::vector<lgssm::Vector>& times) {
+  std::vector<lgssm::TimedSequence> seqs(emissions.size());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    seqs[i] = {{std::move(emissions[i]), i < inputs.size() ? std::move(inputs[i]) : RowMatrix()},
+               i < times.size() ? std::move(times[i]) : lgssm::Vector()};
+  return seqs;
+}
+
+nb::tuple fit_tuple(lgssm::ContinuousFitResult&& r) {
+  return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary), r.psd_correction);
+}
+
+}  // namespace
+
+void bind_continuous(nb::module_& m) {
+  nb::class_<lgssm::ContinuousParams>(m, "ContinuousParams")
+      .def(
+          "__init__",
+          [](lgssm::ContinuousParams* self, lgssm::Vector initial_mean, lgssm::Matrix initial_cov, lgssm::Matrix drift,
+             lgssm::Matrix diffusion_cov, lgssm::LinearGaussianParams emissions) {
+            new (self) lgssm::ContinuousParams{{std::move(initial_mean), std::move(initial_cov)},
+                                               {std::move(drift), std::move(diffusion_cov)},
+                                               std::move(emissions)};
+          },
+          "initial_mean"_a, "initial_cov"_a, "drift"_a, "diffusion_cov"_a, "emissions"_a)
+      .def_prop_ro("initial_mean", [](const lgssm::ContinuousParams& p) { return p.initial.mean; })
+      .def_prop_ro("initial_cov", [](const lgssm::ContinuousParams& p) { return p.initial.cov; })
+      .def_prop_ro("drift", [](const lgssm::ContinuousParams& p) { return p.dynamics.drift; })
+      .def_prop_ro("diffusion_cov", [](const lgssm::ContinuousParams& p) { return p.dynamics.diffusion_cov; })
+      .def_rw("emissions", &lgssm::ContinuousParams::emissions)
+      .def("validate", [](const lgssm::ContinuousParams& p) { lgssm::validate(p); });
+
+  nb::class_<lgssm::ContinuousProps>(m, "ContinuousProps")
+      .def(nb::init<>())
+      .def_rw("initial", &lgssm::ContinuousProps::initial)
+      .def_rw("drift", &lgssm::ContinuousProps::drift)
+      .def_rw("diffusion_cov", &lgssm::ContinuousProps::diffusion_cov)
+      .def_rw("diffusion_cov_structure", &lgssm::ContinuousProps::diffusion_cov_structure)
+      .def_rw("emissions", &lgssm::ContinuousProps::emissions);
+
+  m.def(
+      "discretize",
+      [](const lgssm::Matrix& drift, const lgssm::Matrix& diffusion_cov, double dt) {
+        auto d = lgssm::discretize(drift, diffusion_cov, dt);
+        return nb::make_tuple(d.weights, d.cov);
+      },
+      "drift"_a, "diffusion_cov"_a, "dt"_a);
+  m.def(
+      "undiscretize",
+      [](const lgssm::Matrix& weights, const lgssm::Matrix& cov, double dt) {
+        auto u = lgssm::undiscretize(weights, cov, dt);
+        return nb::make_tuple(u.drift, u.diffusion_cov, u.psd_correction);
+      },
+      "weights"_a, "cov"_a, "dt"_a);
+  m.def("to_discrete", &lgssm::to_discrete, "params"_a, "times"_a);
+  m.def("continuous_to_unconstrained", nb::overload_cast<const lgssm::ContinuousParams&, const lgssm::ContinuousProps&>(
+                                           &lgssm::to_unconstrained),
+        "params"_a, "props"_a);
+  m.def("continuous_from_unconstrained",
+        nb::overload_cast<const lgssm::Vector&, const lgssm::ContinuousParams&, const lgssm::ContinuousProps&>(
+            &lgssm::from_unconstrained),
+        "x"_a, "base"_a, "props"_a);
+  m.def(
+      "continuous_log_prob_and_gradient",
+      [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
+         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times) {
+        auto seqs = to_timed(emissions, inputs, times);
+        lgssm::Vector grad;
+        double ll;
+        {
+          nb::gil_scoped_release release;
+          ll = lgssm::log_prob_and_gradient(p, props, seqs, grad);
+        }
+        return nb::make_tuple(ll, grad);
+      },
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a);
+  m.def(
+      "continuous_fit_em",
+      [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
+         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int num_iters, double tolerance,
+         int m_step_iters, nb::object callback) {
+        auto seqs = to_timed(emissions, inputs, times);
+        lgssm::ContinuousEmOptions o;
+        o.num_iters = num_iters;
+        o.tolerance = tolerance;
+        o.m_step_iters = m_step_iters;
+        o.callback = lgssm::bindings::wrap_callback(callback);
+        lgssm::ContinuousFitResult r;
+        {
+          nb::gil_scoped_release release;
+          r = lgssm::fit_em(p, props, seqs, o);
+        }
+        return fit_tuple(std::move(r));
+      },
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "num_iters"_a, "tolerance"_a, "m_step_iters"_a,
+      "callback"_a.none());
+  m.def(
+      "continuous_fit_lbfgs",
+      [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
+         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int max_iters, double gradient_tolerance,
+         double function_tolerance, nb::object callback) {
+        auto seqs = to_timed(emissions, inputs, times);
+        lgssm::LbfgsOptions o;
+        o.max_iters = max_iters;
+        o.gradient_tolerance = gradient_tolerance;
+        o.function_tolerance = function_tolerance;
+        o.callback = lgssm::bindings::wrap_callback(callback);
+        lgssm::ContinuousFitResult r;
+        {
+          nb::gil_scoped_release release;
+          r = lgssm::fit_lbfgs(p, props, seqs, o);
+        }
+        return fit_tuple(std::move(r));
+      },
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "max_iters"_a, "gradient_tolerance"_a,
+      "function_tolerance"_a, "callback"_a.none());
+}

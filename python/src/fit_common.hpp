@@ -1,0 +1,30 @@
+// Pieces shared by the fit bindings (learn and continuous).
+#pragma once
+
+#include <Python.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+
+#include "lgssm/learn.hpp"
+
+namespace lgssm::bindings {
+
+// A Python callable (iteration, value) -> bool, called with the GIL held; it
+// also lets Ctrl-C interrupt a long fit.
+inline FitCallback wrap_callback(nanobind::object callback) {
+  return [callback](int it, double value) {
+    nanobind::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw nanobind::python_error();
+    return callback.is_none() ? true : nanobind::cast<bool>(callback(it, value));
+  };
+}
+
+inline nanobind::dict summary_dict(const FitSummary& s) {
+  nanobind::dict d;
+  d["iterations"] = s.iterations;
+  d["termination"] = s.termination;
+  d["message"] = s.message;
+  return d;
+}
+
+}  // namespace lgssm::bindings

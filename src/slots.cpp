@@ -1,0 +1,167 @@
+#include "slots.hpp"
+
+#include <cmath>
+
+#include "lgssm/error.hpp"
+
+namespace lgssm::internal {
+
+namespace {
+
+MatrixMap view(const std::string& name, MatrixSeries& s) {
+  if (s.size() != 1)
+    throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
+                  std::to_string(s.size()) + " per-step entries");
+  return s[0];
+}
+
+Eigen::Index unconstrained_size(const Slot& s) {
+  const Eigen::Index n = s.value.rows();
+  if (!s.is_cov) return s.value.size();
+  if (s.structure == CovStructure::kFull) return n * (n + 1) / 2;
+  return s.structure == CovStructure::kDiagonal ? n : 1;
+}
+
+Eigen::Index unconstrained_size(const std::vector<Slot>& slots) {
+  Eigen::Index size = 0;
+  for (const auto& s : slots) size += unconstrained_size(s);
+  return size;
+}
+
+const char* structure_name(CovStructure s) {
+  switch (s) {
+    case CovStructure::kDiagonal: return "diagonal";
+    case CovStructure::kScalar: return "scalar";
+    default: return "full";
+  }
+}
+
+}  // namespace
+
+void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure s) {
+  if (s == CovStructure::kFull) return;
+  const Eigen::Index n = cov.rows();
+  for (Eigen::Index j = 0; j < n; ++j)
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const bool bad = (i != j && cov(i, j) != 0.0) ||
+                       (s == CovStructure::kScalar && i == j && cov(i, i) != cov(0, 0));
+      if (bad)
+        throw_invalid(name, std::string("a ") + structure_name(s) + " matrix (its declared structure)",
+                      "entry (" + std::to_string(i) + ", " + std::to_string(j) + ") = " + std::to_string(cov(i, j)));
+    }
+}
+
+
+MatrixMap view(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
+MatrixMap view(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
+
+std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
+  return trainable_slots(p.initial, &p.dynamics, p.emissions, props);
+}
+
+std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
+                                  LinearGaussianParams& emissions, const ParamProps& props) {
+  std::vector<Slot> slots;
+  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false,
+                 CovStructure s = CovStructure::kFull) { slots.push_back({name, v, is_cov, s}); };
+  if (props.initial.mean) add("initial.mean", view(initial.mean));
+  if (props.initial.cov) add("initial.cov", view(initial.cov), true, props.initial.cov_structure);
+  auto conditional = [&](const std::string& prefix, LinearGaussianParams& c, const ParamProps::Conditional& pr) {
+    if (pr.weights) add(prefix + ".weights", view(prefix + ".weights", c.weights));
+    if (pr.bias) add(prefix + ".bias", view(prefix + ".bias", c.bias));
+    if (pr.input_weights && c.input_weights.cols() > 0)
+      add(prefix + ".input_weights", view(prefix + ".input_weights", c.input_weights));
+    if (pr.cov) add(prefix + ".cov", view(prefix + ".cov", c.cov), true, pr.cov_structure);
+  };
+  if (dynamics) conditional("dynamics", *dynamics, props.dynamics);
+  conditional("emissions", emissions, props.emissions);
+  return slots;
+}
+
+Eigen::LLT<Matrix> factor_pd(const std::string& name, const Eigen::Ref<const Matrix>& cov) {
+  Eigen::LLT<Matrix> llt(cov);
+  if (llt.info() != Eigen::Success)
+    throw_invalid(name, "a positive definite matrix for gradient-based fitting", "a singular one");
+  return llt;
+}
+
+// Full covariances: their Cholesky factor L, log of the diagonal first, then
+// the strictly lower entries column by column. Diagonal: log standard
+// deviations. Scalar: one log standard deviation.
+Vector pack(const std::vector<Slot>& slots) {
+  Vector x(unconstrained_size(slots));
+  Eigen::Index at = 0;
+  for (const auto& s : slots) {
+    const Eigen::Index n = s.value.rows();
+    if (!s.is_cov) {
+      for (Eigen::Index i = 0; i < s.value.rows(); ++i)
+        for (Eigen::Index j = 0; j < s.value.cols(); ++j) x(at++) = s.value(i, j);
+    } else if (s.structure == CovStructure::kFull) {
+      const Matrix l = factor_pd(s.name, s.value).matrixL();
+      for (Eigen::Index i = 0; i < n; ++i) x(at++) = std::log(l(i, i));
+      for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = j + 1; i < n; ++i) x(at++) = l(i, j);
+    } else {
+      const Eigen::Index k = s.structure == CovStructure::kDiagonal ? n : 1;
+      for (Eigen::Index i = 0; i < k; ++i) {
+        if (!(s.value(i, i) > 0.0))
+          throw_invalid(s.name, "positive variances for gradient-based fitting", std::to_string(s.value(i, i)));
+        x(at++) = 0.5 * std::log(s.value(i, i));
+      }
+    }
+  }
+  return x;
+}
+
+void unpack(const Vector& x, std::vector<Slot>& slots) {
+  if (x.size() != unconstrained_size(slots))
+    throw_invalid("x", std::to_string(unconstrained_size(slots)) + " unconstrained values", std::to_string(x.size()));
+  Eigen::Index at = 0;
+  for (auto& s : slots) {
+    const Eigen::Index n = s.value.rows();
+    if (!s.is_cov) {
+      for (Eigen::Index i = 0; i < s.value.rows(); ++i)
+        for (Eigen::Index j = 0; j < s.value.cols(); ++j) s.value(i, j) = x(at++);
+    } else if (s.structure == CovStructure::kFull) {
+      Matrix l = Matrix::Zero(n, n);
+      for (Eigen::Index i = 0; i < n; ++i) l(i, i) = std::exp(x(at++));
+      for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = j + 1; i < n; ++i) l(i, j) = x(at++);
+      s.value = l * l.transpose();
+    } else {
+      s.value.setZero();
+      if (s.structure == CovStructure::kDiagonal) {
+        for (Eigen::Index i = 0; i < n; ++i) s.value(i, i) = std::exp(2.0 * x(at++));
+      } else {
+        s.value.diagonal().setConstant(std::exp(2.0 * x(at++)));
+      }
+    }
+  }
+}
+
+Vector chain(const std::vector<Slot>& values, const std::vector<Slot>& gradients) {
+  Vector out(unconstrained_size(values));
+  Eigen::Index at = 0;
+  for (size_t k = 0; k < values.size(); ++k) {
+    const auto& s = values[k];
+    const auto& gs = gradients[k].value;
+    const Eigen::Index n = s.value.rows();
+    if (!s.is_cov) {
+      for (Eigen::Index i = 0; i < gs.rows(); ++i)
+        for (Eigen::Index j = 0; j < gs.cols(); ++j) out(at++) = gs(i, j);
+    } else if (s.structure == CovStructure::kFull) {
+      const Matrix l = factor_pd(s.name, s.value).matrixL();
+      const Matrix gl = 2.0 * gs * l;  // d/dL of f(L L^T), for symmetric gs
+      for (Eigen::Index i = 0; i < n; ++i) out(at++) = gl(i, i) * l(i, i);
+      for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = j + 1; i < n; ++i) out(at++) = gl(i, j);
+    } else if (s.structure == CovStructure::kDiagonal) {
+      for (Eigen::Index i = 0; i < n; ++i) out(at++) = 2.0 * gs(i, i) * s.value(i, i);
+    } else {
+      out(at++) = 2.0 * gs.trace() * s.value(0, 0);
+    }
+  }
+  return out;
+}
+
+}  // namespace lgssm::internal

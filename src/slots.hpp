@@ -1,0 +1,47 @@
+// The trainable parameters as "slots" of one unconstrained vector (private).
+// Shared by the discrete-time fits (learn.cpp) and the continuous-time ones.
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <string>
+#include <vector>
+
+#include "lgssm/learn.hpp"
+
+namespace lgssm::internal {
+
+// A trainable parameter: its name, its value (covariances are symmetric, so a
+// row-major view of a column-major matrix is the same matrix), and its kind.
+struct Slot {
+  std::string name;
+  MatrixMap value;
+  bool is_cov;
+  CovStructure structure;
+};
+
+MatrixMap view(Vector& v);
+MatrixMap view(Matrix& m);
+
+// The trainable parameters of `p`, in a fixed order; throws for a trainable
+// per-step series (gradient fitting needs time-invariant parameters).
+std::vector<Slot> trainable_slots(Params& p, const ParamProps& props);
+// The same over parameter groups; `dynamics` may be null (continuous time).
+std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
+                                  LinearGaussianParams& emissions, const ParamProps& props);
+
+// The slots' values as one unconstrained vector (see to_unconstrained in learn.hpp).
+Vector pack(const std::vector<Slot>& slots);
+// Writes the values of `x` (as laid out by pack) into the slots.
+void unpack(const Vector& x, std::vector<Slot>& slots);
+// The gradient w.r.t. the unconstrained vector, given the gradient w.r.t. each
+// slot's value (a slot list over a gradient container of the same layout).
+Vector chain(const std::vector<Slot>& values, const std::vector<Slot>& gradients);
+
+// Throws unless `cov` has the structure `s` (diagonal: zero off-diagonal;
+// scalar: also equal diagonal entries).
+void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure s);
+
+// The Cholesky factor of a covariance that must be positive definite here.
+Eigen::LLT<Matrix> factor_pd(const std::string& name, const Eigen::Ref<const Matrix>& cov);
+
+}  // namespace lgssm::internal
