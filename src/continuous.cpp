@@ -105,19 +105,37 @@ std::vector<Sequence> plain_sequences(const std::vector<TimedSequence>& seqs) {
   return out;
 }
 
-// The E-step over all sequences with transitions grouped by gap.
+// The E-step over all sequences with transitions grouped by gap. Each
+// sequence's statistics hold only the groups it touches (numbered locally),
+// which are then added into the global groups.
 SufficientStats grouped_stats(const ContinuousParams& params, const std::vector<TimedSequence>& seqs,
                               const GapGroups& gaps, int num_threads) {
   const auto discs = discretize_all(params, gaps.dts);
   const bool per_step = params.emissions.weights.size() > 1;
-  const Eigen::Index num_groups = std::max<Eigen::Index>(1, static_cast<Eigen::Index>(gaps.dts.size()));
   std::vector<SufficientStats> each(seqs.size());
+  std::vector<std::vector<Eigen::Index>> global_of_local(seqs.size());
   parallel_for(static_cast<Eigen::Index>(seqs.size()), [&](Eigen::Index i) {
-    const Params p = assemble(params, discs, gaps.of_sequence[i]);
-    each[i] = internal::sufficient_stats_one(p, seqs[i].seq, per_step, gaps.of_sequence[i], num_groups);
+    const auto& groups = gaps.of_sequence[i];
+    std::vector<Eigen::Index>& globals = global_of_local[i];
+    globals = groups;
+    std::sort(globals.begin(), globals.end());
+    globals.erase(std::unique(globals.begin(), globals.end()), globals.end());
+    std::vector<Eigen::Index> local(groups.size());
+    for (size_t k = 0; k < groups.size(); ++k)
+      local[k] = std::lower_bound(globals.begin(), globals.end(), groups[k]) - globals.begin();
+    const Params p = assemble(params, discs, groups);
+    each[i] = internal::sufficient_stats_one(p, seqs[i].seq, per_step, local,
+                                             std::max<Eigen::Index>(1, static_cast<Eigen::Index>(globals.size())));
   }, num_threads);
-  SufficientStats total;
-  for (const auto& s : each) total += s;
+  const Eigen::Index n = params.state_dim();
+  SufficientStats total(n, params.emissions.weights.rows(), params.emissions.input_weights.cols(), 1,
+                        std::max<Eigen::Index>(1, static_cast<Eigen::Index>(gaps.dts.size())));
+  for (size_t i = 0; i < each.size(); ++i) {
+    std::vector<RegressionStats> dynamics = std::move(each[i].dynamics);
+    each[i].dynamics.clear();
+    total += each[i];
+    for (size_t j = 0; j < global_of_local[i].size(); ++j) total.dynamics[global_of_local[i][j]] += dynamics[j];
+  }
   return total;
 }
 

@@ -18,12 +18,6 @@ MatrixSeries MatrixSeries::constant(const Eigen::Ref<const RowMatrix>& m) {
   return s;
 }
 
-MatrixSeries MatrixSeries::constant(const Eigen::Ref<const Vector>& v) {
-  MatrixSeries s(1, v.size(), 1);
-  s[0] = v;
-  return s;
-}
-
 namespace {
 
 std::string number(double x) {

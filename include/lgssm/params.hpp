@@ -40,10 +40,8 @@ class MatrixSeries {
   MatrixSeries() = default;
   MatrixSeries(Eigen::Index size, Eigen::Index rows, Eigen::Index cols)
       : data_(RowMatrix::Zero(size, rows * cols)), rows_(rows), cols_(cols) {}
-  // A series of one entry holding `m`.
+  // A series of one entry holding `m` (a vector is a one-column matrix).
   static MatrixSeries constant(const Eigen::Ref<const RowMatrix>& m);
-  // A series of one entry holding the column vector `v`.
-  static MatrixSeries constant(const Eigen::Ref<const Vector>& v);
 
   Eigen::Index size() const { return data_.rows(); }
   Eigen::Index rows() const { return rows_; }

@@ -235,7 +235,7 @@ class ContinuousTimeSSM:
                   verbose: bool = True, return_summary: bool = False):
         """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
         matrix exponential. Returns (params, marginal_lls[, summary])."""
-        return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs, max_iters,
+        return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs, max_iters + 1,
                          "L-BFGS", verbose, return_summary, int(max_iters), float(gradient_tolerance),
                          float(function_tolerance))
 

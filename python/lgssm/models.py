@@ -223,7 +223,7 @@ class LinearGaussianSSM:
                   return_summary: bool = False):
         """L-BFGS on the log likelihood with exact gradients, run to convergence.
         Returns (params, marginal_lls) at each iterate."""
-        return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters, "L-BFGS", verbose,
+        return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters + 1, "L-BFGS", verbose,
                          return_summary, int(max_iters), float(gradient_tolerance), float(function_tolerance))
 
     def _fit(self, fit, params, props, emissions, inputs, total, label, verbose, return_summary, *options):
