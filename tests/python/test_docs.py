@@ -1,0 +1,21 @@
+"""The code in docs/guide.md and the README's Python example runs as written."""
+import pathlib
+import re
+
+import matplotlib
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def python_blocks(path):
+    return re.findall(r"```python\n(.*?)```", (ROOT / path).read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("path", ["docs/guide.md", "README.md"])
+def test_python_examples_run(path, tmp_path, monkeypatch):
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for block in python_blocks(path):
+        exec(compile(block, f"{path}", "exec"), namespace)
