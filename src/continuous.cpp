@@ -387,6 +387,7 @@ ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps
   // Generalized EM.
   LbfgsOptions inner;
   inner.max_iters = options.m_step_iters;
+  internal::LbfgsMemory curvature;  // the M-step objective changes slowly across iterations
   r.summary.message = "reached num_iters";
   for (int it = 0; it < options.num_iters; ++it) {
     const SufficientStats stats = grouped_stats(r.params, seqs, gaps, options.num_threads);
@@ -426,7 +427,7 @@ ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps
             g = -internal::chain(dynamics_slots(trial, props), dynamics_slots(grad, props)) / count;
             return g.allFinite() ? -q / count : kInf;
           },
-          internal::pack(slots), inner, {});
+          internal::pack(slots), inner, {}, &curvature);
       internal::unpack(run.x, slots);
       next.dynamics = dyn;
     }

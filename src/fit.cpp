@@ -225,8 +225,13 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
 
 internal::LbfgsRun internal::minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective,
                                             Vector x, const LbfgsOptions& options,
-                                            const std::function<bool(int, double)>& on_iterate) {
+                                            const std::function<bool(int, double)>& on_iterate,
+                                            LbfgsMemory* memory) {
   LbfgsRun run;
+  LbfgsMemory local;
+  LbfgsMemory& pairs = memory ? *memory : local;
+  std::vector<Vector>& ss = pairs.s;
+  std::vector<Vector>& ys = pairs.y;
   Vector g(x.size());
   double f = objective(x, g);
   if (!std::isfinite(f)) {
@@ -243,7 +248,6 @@ internal::LbfgsRun internal::minimize_lbfgs(const std::function<double(const Vec
     run.message = message;
     return run;
   };
-  std::vector<Vector> ss, ys;
   for (int it = 0;; ++it) {
     run.iterations = it;
     if (on_iterate && !on_iterate(it, f)) return finish(Termination::kStopped, "stopped by the callback");

@@ -33,9 +33,17 @@ struct LbfgsRun {
   std::string message;
 };
 
+// The correction pairs (s, y) of L-BFGS: kept by a caller that minimizes a
+// slowly changing objective repeatedly (the generalized EM's M-steps).
+struct LbfgsMemory {
+  std::vector<Vector> s, y;
+};
+
 // Minimizes objective(x, grad) -> f by L-BFGS (options: max_iters, memory,
-// tolerances); on_iterate(i, f) is called at each iterate, return false to stop.
+// tolerances); on_iterate(i, f) is called at each iterate, return false to
+// stop. `memory`, when given, seeds the curvature pairs and receives them.
 LbfgsRun minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective, Vector x,
-                        const LbfgsOptions& options, const std::function<bool(int, double)>& on_iterate);
+                        const LbfgsOptions& options, const std::function<bool(int, double)>& on_iterate,
+                        LbfgsMemory* memory = nullptr);
 
 }  // namespace lgssm::internal
