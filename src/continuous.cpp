@@ -328,7 +328,7 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
   double scale = 0.0;
   for (const auto& s : seqs) scale += static_cast<double>(s.seq.emissions.size());
   ContinuousFitResult r{params, {}, {}};
-  const auto run = internal::minimize_lbfgs(
+  const auto run = internal::maximize_log_prob(
       [&](const Vector& x, Vector& g) {
         try {
           const ContinuousParams p = from_unconstrained(x, params, props);
@@ -339,11 +339,7 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
           return kInf;
         }
       },
-      to_unconstrained(params, props), options,
-      [&](int it, double f) {
-        r.history.push_back(-f * scale);
-        return !options.callback || options.callback(it, -f * scale);
-      });
+      to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
   r.summary = {run.iterations, run.termination, run.message};
   return r;

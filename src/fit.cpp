@@ -299,6 +299,15 @@ internal::LbfgsRun internal::minimize_lbfgs(const std::function<double(const Vec
   }
 }
 
+internal::LbfgsRun internal::maximize_log_prob(const std::function<double(const Vector&, Vector&)>& objective,
+                                               Vector x, const LbfgsOptions& options, double scale,
+                                               std::vector<double>& history) {
+  return minimize_lbfgs(objective, std::move(x), options, [&](int it, double f) {
+    history.push_back(-f * scale);
+    return !options.callback || options.callback(it, -f * scale);
+  });
+}
+
 FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                     const LbfgsOptions& options) {
   validate_fit(params, props, seqs);
@@ -309,12 +318,8 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
   const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
   const auto all = iota(seqs.size());
   FitResult r{params, {}, {}};
-  const auto run = internal::minimize_lbfgs(
-      [&](const Vector& x, Vector& g) { return objective(x, g, all); }, to_unconstrained(params, props), options,
-      [&](int it, double f) {
-        r.history.push_back(-f * scale);
-        return !options.callback || options.callback(it, -f * scale);
-      });
+  const auto run = internal::maximize_log_prob([&](const Vector& x, Vector& g) { return objective(x, g, all); },
+                                               to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
   r.summary = {run.iterations, run.termination, run.message};
   return r;

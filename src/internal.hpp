@@ -46,4 +46,10 @@ LbfgsRun minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& obj
                         const LbfgsOptions& options, const std::function<bool(int, double)>& on_iterate,
                         LbfgsMemory* memory = nullptr);
 
+// Maximizes log p(y) by minimizing objective(x, grad) = -log p(y) / scale,
+// recording log p(y) at each iterate into `history` and honouring the
+// options' callback (the shared body of the fit_lbfgs functions).
+LbfgsRun maximize_log_prob(const std::function<double(const Vector&, Vector&)>& objective, Vector x,
+                           const LbfgsOptions& options, double scale, std::vector<double>& history);
+
 }  // namespace lgssm::internal
