@@ -14,6 +14,7 @@ void parallel_for(Eigen::Index n, const std::function<void(Eigen::Index)>& fn, i
   // Eigen's no-malloc flag is process-wide, so check builds run serially.
   const Eigen::Index workers = 1;
   (void)hw;
+  (void)num_threads;
 #else
   const Eigen::Index workers = std::min<Eigen::Index>(n, num_threads > 0 ? num_threads : hw);
 #endif
