@@ -329,12 +329,6 @@ def _fit_arguments(p):
     p.add_argument("--out", required=True, metavar="MODEL.json", help="where to write the fitted model")
 
 
-def _continuous_class():
-    import lgssm
-
-    return getattr(lgssm, "ContinuousTimeSSM", None)
-
-
 def _fit(args) -> int:
     import lgssm
 
@@ -349,14 +343,8 @@ def _fit(args) -> int:
         raise CommandError("--state-dim N is required (or start from a model with --init)")
     if args.state_dim is not None and args.state_dim < 1:
         raise CommandError(f"--state-dim: expected an integer >= 1, got {args.state_dim}")
-    if args.times is not None and _continuous_class() is None:
-        raise CommandError("--times: continuous-time fitting arrives with lgssm.ContinuousTimeSSM, "
-                           "which this version of lgssm does not have")
     data = _read(args)
     ys, us, ts = _sequences(data)
-    if ts is not None and _continuous_class() is None:
-        raise CommandError(f"{args.data} has observation times: continuous-time fitting arrives with "
-                           f"lgssm.ContinuousTimeSSM, which this version of lgssm does not have")
     emission_dim, input_dim = ys[0].shape[1], 0 if us is None else us[0].shape[1]
 
     if args.init is not None:
@@ -366,7 +354,7 @@ def _fit(args) -> int:
                                f"of --init {args.init}")
         _check_model_data(model, args.init, ys, us, args.data)
     else:
-        cls = _continuous_class() if ts is not None else lgssm.LinearGaussianSSM
+        cls = lgssm.ContinuousTimeSSM if ts is not None else lgssm.LinearGaussianSSM
         model = cls(args.state_dim, emission_dim, input_dim)
         params, props = model.initialize(args.seed)
     extra = _time_kwargs(model, args.init or "the model", ts)

@@ -120,7 +120,6 @@ class ModelKind:
     model_class: Callable[[], type]
     dims: tuple = ("state_dim", "emission_dim", "input_dim")
     options: tuple = ()
-    missing: str = ""  # the message when model_class() is unavailable
 
 
 _KINDS: dict[str, ModelKind] = {}
@@ -133,27 +132,15 @@ def register_kind(kind: ModelKind) -> None:
 
 def _lgssm_attr(name: str) -> Callable[[], type]:
     def get():
-        import lgssm
+        import lgssm  # at call time: lgssm imports this module
 
-        cls = getattr(lgssm, name, None)
-        if cls is None:
-            raise ModelFileError(f"lgssm.{name} is not available in this version of lgssm")
-        return cls
+        return getattr(lgssm, name)
     return get
 
 
 register_kind(ModelKind("discrete", _lgssm_attr("LinearGaussianSSM"),
                         options=("has_dynamics_bias", "has_emissions_bias")))
-register_kind(ModelKind("continuous", _lgssm_attr("ContinuousTimeSSM"), options=("has_emissions_bias",),
-                        missing="continuous-time models arrive with lgssm.ContinuousTimeSSM, "
-                                "which this version of lgssm does not have"))
-
-
-def _available_class(kind: ModelKind):
-    try:
-        return kind.model_class()
-    except ModelFileError:
-        return None
+register_kind(ModelKind("continuous", _lgssm_attr("ContinuousTimeSSM"), options=("has_emissions_bias",)))
 
 
 def kind_of(model) -> ModelKind:
@@ -161,8 +148,8 @@ def kind_of(model) -> ModelKind:
     class ``model`` is an instance of."""
     best = None
     for kind in _KINDS.values():
-        cls = _available_class(kind)
-        if cls is not None and isinstance(model, cls) and (best is None or issubclass(cls, best[1])):
+        cls = kind.model_class()
+        if isinstance(model, cls) and (best is None or issubclass(cls, best[1])):
             best = (kind, cls)
     if best is None:
         raise ValueError(f"model: expected one of the model classes {sorted(_KINDS)}, got {type(model).__name__}")
@@ -304,9 +291,7 @@ def model_from_json(doc, file: str = "<model>"):
     if name not in _KINDS:
         raise ModelFileError(f"{file}: unknown \"kind\" {name!r} (expected one of {', '.join(sorted(_KINDS))})")
     kind = _KINDS[name]
-    cls = _available_class(kind)
-    if cls is None:
-        raise ModelFileError(f"{file}: kind {name!r}: {kind.missing or 'not available in this version of lgssm'}")
+    cls = kind.model_class()
     _unexpected(doc, ("format", "version", "kind", "dims", "options", "params", "props", "metadata"), "", file)
 
     dims = _expect(doc, "dims", dict, "", file)

@@ -259,10 +259,6 @@ ERRORS = [
     ("numerical failure in loglik", ["loglik", "{d}/ok.json", "{d}/huge.npy", "--out", "{d}/o.csv"], 1,
      "lgssm loglik: error: the log likelihood is nan"),
 ]
-if not hasattr(lgssm, "ContinuousTimeSSM"):
-    ERRORS.append(("times", ["fit", "{d}/text.csv", "--state-dim", "1", "--times", "a", "--out", "{d}/o.json"], 2,
-                   "lgssm fit: error: --times: continuous-time fitting arrives with lgssm.ContinuousTimeSSM, "
-                   "which this version of lgssm does not have"))
 
 
 @pytest.mark.parametrize("argv,code,message", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
@@ -290,9 +286,8 @@ def test_help_and_subprocess_entry_point(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# Continuous time (lgssm.ContinuousTimeSSM), when this lgssm has it.
+# Continuous time (lgssm.ContinuousTimeSSM).
 
-@pytest.mark.skipif(not hasattr(lgssm, "ContinuousTimeSSM"), reason="lgssm has no ContinuousTimeSSM")
 def test_continuous_time_csv(tmp_path, capsys):
     model = lgssm.ContinuousTimeSSM(2, 2)
     params, _ = model.initialize(1, drift=np.array([[-0.2, 1.0], [-1.0, -0.2]]))
@@ -354,7 +349,6 @@ def test_continuous_time_csv(tmp_path, capsys):
     assert not (tmp_path / "x.npz").exists() and not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.skipif(not hasattr(lgssm, "ContinuousTimeSSM"), reason="lgssm has no ContinuousTimeSSM")
 def test_discrete_model_rejects_times(tmp_path, capsys):
     model = LinearGaussianSSM(1, 2)
     lio.save_model(tmp_path / "m.json", model, model.initialize(0)[0])

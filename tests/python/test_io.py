@@ -146,17 +146,6 @@ def test_load_model_invalid_json_and_top_level(tmp_path):
         lio.load_model(tmp_path / "nope.json")
 
 
-@pytest.mark.skipif(hasattr(lgssm, "ContinuousTimeSSM"), reason="lgssm has ContinuousTimeSSM")
-def test_continuous_kind_is_reserved(tmp_path):
-    doc = _doc(tmp_path)
-    doc["kind"] = "continuous"
-    path = tmp_path / "ct.json"
-    path.write_text(json.dumps(doc))
-    with pytest.raises(lio.ModelFileError, match="continuous-time models arrive with lgssm.ContinuousTimeSSM"):
-        lio.load_model(path)
-
-
-@pytest.mark.skipif(not hasattr(lgssm, "ContinuousTimeSSM"), reason="lgssm has no ContinuousTimeSSM")
 def test_continuous_model_round_trip(tmp_path):
     model = lgssm.ContinuousTimeSSM(2, 3, 1, has_emissions_bias=False)
     params, props = model.initialize(5, drift=np.array([[-0.3, 1 / 3], [-1.0, -0.0]]))
