@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -f /usr/include/eigen3/Eigen/Core ] || missing+=(libeigen3-dev)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
+[ -f /usr/include/benchmark/benchmark.h ] || missing+=(libbenchmark-dev)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -19,4 +20,8 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 echo "setup: building and installing lgssm into .venv"
-.venv/bin/python -m pip install -q ".[test]"
+.venv/bin/python -m pip install -q ".[test,dask]"
+# The peers (dynamax, pykalman, statsmodels, ...) serve only the parity tests and
+# the benchmarks; if they cannot be installed, those tests skip and say why.
+.venv/bin/python -m pip install -q ".[peers]" ||
+  echo "setup: WARNING: the peers could not be installed; parity tests will be skipped"
