@@ -68,6 +68,21 @@ def with_missing(emissions: np.ndarray, whole_rows=(0, 9, 23), fraction: float =
     return out
 
 
+def as_kwargs(params: ParamsLGSSM) -> dict:
+    """``params`` as LinearGaussianSSM.initialize keyword arguments (the dense reference's form)."""
+    p = params
+    return dict(initial_mean=p.initial.mean, initial_covariance=p.initial.cov,
+                dynamics_weights=p.dynamics.weights, dynamics_bias=p.dynamics.bias,
+                dynamics_input_weights=p.dynamics.input_weights, dynamics_covariance=p.dynamics.cov,
+                emission_weights=p.emissions.weights, emission_bias=p.emissions.bias,
+                emission_input_weights=p.emissions.input_weights, emission_covariance=p.emissions.cov)
+
+
+def replaced(model: LinearGaussianSSM, params: ParamsLGSSM, **override) -> ParamsLGSSM:
+    """``params`` with some parameters replaced (initialize keyword arguments)."""
+    return model.initialize(0, **{**as_kwargs(params), **override})[0]
+
+
 def input_offsets(params: ParamsLGSSM, inputs: np.ndarray):
     """The inputs folded into per-step biases, for peers without inputs:
     (transition offsets (num_timesteps - 1, state_dim): entry t-1 = B u_t + b drives
