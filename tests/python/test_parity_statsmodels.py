@@ -77,16 +77,17 @@ def test_filter_and_smoother(name):
 def test_steady_state_switch():
     """For a time-invariant model without missing data statsmodels freezes the
     covariances (steady state) once ||P_{t+1|t} - P_{t|t-1}||_F^2 < tolerance, an
-    absolute 1e-19 by default: in the notebook at step 17, while they still move
-    by ~1e-8 relative, so its moments end ~1e-7 relative from the exact ones."""
+    absolute 1e-19 by default: in the notebook at step 17, while they still move,
+    so its covariances end ~1e-9 relative from the exact ones (1e-14 with
+    tolerance = 0); the log likelihood barely moves."""
     case = notebook_case()
     post = case.model.filter(case.params, case.emissions)
     res = to_statsmodels(case.params, case.emissions, tolerance=1e-19)
     assert res.filter_results.converged and res.filter_results.period_converged == 17
     covs = post.filtered_covariances
     gap = np.max(np.abs(time_first(res.filtered_state_cov) - covs)) / np.max(np.abs(covs))
-    assert 1e-9 < gap < 1e-5, f"filtered covariances: relative gap {gap:.3g}"
-    assert_close(post.marginal_loglik, float(res.llf), "marginal_loglik", rtol=1e-6)
+    assert 1e-11 < gap < 1e-6, f"filtered covariances: relative gap {gap:.3g}"
+    assert_close(post.marginal_loglik, float(res.llf), "marginal_loglik", rtol=RTOL)
 
 
 def test_sequences_one_by_one():
