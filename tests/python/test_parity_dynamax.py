@@ -4,7 +4,7 @@ joint sampling and EM trajectories, to 1e-8 relative. Where dynamax differs
 (its smoothed "cross covariances" are second moments, its forecast is
 approximate, its emission means omit D u, it has no missing data, its per-step
 dynamics are indexed one step later) the test states the exact relation
-instead (docs/parity.md). About 15 s, mostly JAX compiles (one per shape)."""
+instead (docs/parity.md). About 35 s of CPU, mostly JAX compiling once per shape."""
 import numpy as np
 import pytest
 
@@ -183,7 +183,7 @@ def test_forecast_is_approximate_in_dynamax(make_case):
 
     # The exact relation: lgssm's filter on dynamax's construction.
     dummy = replaced(model, params, initial_mean=exact[0][0], initial_covariance=exact[1][0],
-                                  emission_covariance=1e8 * np.eye(model.emission_dim))
+                     emission_covariance=1e8 * np.eye(model.emission_dim))
     fu = np.zeros((NUM_FORECAST, model.input_dim)) if case.forecast_inputs is None else case.forecast_inputs
     construction = model.filter(dummy, np.zeros((NUM_FORECAST, model.emission_dim)), fu)
     assert_close(fm, construction.filtered_means, "dynamax forecast means", rtol=RTOL)
@@ -208,7 +208,7 @@ def test_sampler_uses_the_filters_input_timing():
     model = case.model
     n, p = model.state_dim, model.emission_dim
     quiet = replaced(model, case.params, initial_covariance=1e-24 * np.eye(n),
-                                  dynamics_covariance=1e-24 * np.eye(n), emission_covariance=1e-24 * np.eye(p))
+                     dynamics_covariance=1e-24 * np.eye(n), emission_covariance=1e-24 * np.eye(p))
     states, emissions = model.sample(quiet, 0, len(case.inputs), case.inputs)
     dx_states, dx_emissions = jax.jit(dynamax_model(case).sample, static_argnums=2)(
         to_dynamax(quiet), jax.random.PRNGKey(0), len(case.inputs), jnp.asarray(case.inputs))
@@ -256,3 +256,7 @@ def test_em_batch_initial_covariance_differs_in_dynamax():
     m = params.initial.mean
     assert_close(params.initial.cov - (len(case.emissions) - 1) * np.outer(m, m),
                  np.asarray(dx_params.initial.cov), "initial.cov + (N - 1) m m^T", rtol=RTOL)
+    assert np.min(np.linalg.eigvalsh(np.asarray(dx_params.initial.cov))) < 0
+    next_lls = jax.vmap(smoother, in_axes=(None, 0, 0))(dx_params, jnp.asarray(case.emissions),
+                                                        jnp.asarray(case.inputs)).marginal_loglik
+    assert np.all(np.isnan(np.asarray(next_lls)))

@@ -3,7 +3,7 @@ likelihood, filtered and smoothed moments, forecasts and EM trajectories, to
 1e-8 relative. pykalman has no inputs (they enter as per-step offsets), drops
 a whole observation when any component is masked, and its EM updates the
 parameters one after another (each given the ones updated before it), not
-jointly; the tests state these relations exactly (docs/parity.md). About 2 s."""
+jointly; the tests state these relations exactly (docs/parity.md). About 4 s."""
 import numpy as np
 import pytest
 
