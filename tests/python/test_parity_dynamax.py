@@ -8,7 +8,7 @@ instead (docs/parity.md). About 35 s of CPU, mostly JAX compiling once per shape
 import numpy as np
 import pytest
 
-pytest.importorskip("dynamax", minversion="1.0", reason="dynamax (extra `peers`) is not installed")
+pytest.importorskip("dynamax", minversion="1.0.3", reason="dynamax (extra `peers`) is not installed")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
@@ -201,7 +201,7 @@ def test_forecast_is_approximate_in_dynamax(make_case):
 
 
 def test_sampler_uses_the_filters_input_timing():
-    """dynamax >= 1.0's sampler, like its filter and lgssm, lets u_t drive the
+    """dynamax 1.0.3's sampler, like its filter and lgssm, lets u_t drive the
     transition into z_t. With negligible noise (covariances 1e-24 I) both
     samplers return the noiseless path, which depends on that timing."""
     case = inputs_case()
