@@ -101,7 +101,7 @@ def test_forecast(name):
     assert_close(fm, means[-K:], "forecast means", rtol=RTOL)
     assert_close(fc, covs[-K:], "forecast covariances", rtol=RTOL)
     e = params.emissions
-    offsets = np.broadcast_to(e.bias, (K, model.emission_dim)) if inputs is None else input_offsets(params, inputs)[1][-K:]
+    offsets = e.bias if inputs is None else input_offsets(params, inputs)[1][-K:]
     assert_close(fem, means[-K:] @ e.weights.T + offsets, "forecast emission means", rtol=RTOL)
     assert_close(fec, e.weights @ covs[-K:] @ e.weights.T + e.cov, "forecast emission covariances", rtol=RTOL)
 
