@@ -13,8 +13,11 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
+from dynamax.linear_gaussian_ssm import LinearGaussianConjugateSSM as DynamaxConjugateSSM  # noqa: E402
 from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynamaxSSM  # noqa: E402
 from dynamax.linear_gaussian_ssm import inference as dx_inference  # noqa: E402
+
+from lgssm import LinearGaussianConjugateSSM  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
 from dense_reference import Reference  # noqa: E402
@@ -38,9 +41,9 @@ def to_dynamax(params, dynamics_weights=None):
         emissions=group(params.emissions, dx_inference.ParamsLGSSMEmissions))
 
 
-def dynamax_model(case):
+def dynamax_model(case, cls=DynamaxSSM):
     m = case.model
-    return DynamaxSSM(m.state_dim, m.emission_dim, m.input_dim)
+    return cls(m.state_dim, m.emission_dim, m.input_dim)
 
 
 def jnp_or_none(a):
@@ -219,13 +222,17 @@ def test_sampler_uses_the_filters_input_timing():
 # --------------------------------------------------------------------------
 # EM: dynamax's fit_em with all parameters trainable is lgssm's joint M-step.
 
-def fit_both(case, num_iters):
-    """(lgssm's, dynamax's) (params, log likelihoods) after fit_em from case.em_start."""
-    dx = dynamax_model(case)
+def fit_both(case, num_iters, conjugate=False):
+    """(lgssm's, dynamax's) (params, log likelihoods) after fit_em from
+    case.em_start; ``conjugate``: both libraries' conjugate-prior models with
+    their default priors (MAP EM; the objective includes the log prior)."""
+    dx = dynamax_model(case, DynamaxConjugateSSM if conjugate else DynamaxSSM)
     dx_fit = dx.fit_em(to_dynamax(case.em_start), dx.initialize()[1], jnp.asarray(case.emissions),
                        jnp_or_none(case.inputs), num_iters=num_iters, verbose=False)
-    ours = case.model.fit_em(case.em_start, case.model.initialize()[1], case.emissions, case.inputs,
-                             num_iters=num_iters, verbose=False)
+    m = case.model
+    model = LinearGaussianConjugateSSM(m.state_dim, m.emission_dim, m.input_dim) if conjugate else m
+    ours = model.fit_em(case.em_start, model.initialize()[1], case.emissions, case.inputs, num_iters=num_iters,
+                        verbose=False)
     return ours, dx_fit
 
 
@@ -237,8 +244,9 @@ def assert_same_params(params, dx_params, rtol, skip=()):
                 assert_close(getattr(ours, field), np.asarray(getattr(theirs, field)), f"{group}.{field}", rtol=rtol)
 
 
-def test_em_trajectory_notebook():
-    (params, lls), (dx_params, dx_lls) = fit_both(notebook_case(), EM_ITERS)
+@pytest.mark.parametrize("conjugate", [False, True], ids=["mle", "map"])
+def test_em_trajectory_notebook(conjugate):
+    (params, lls), (dx_params, dx_lls) = fit_both(notebook_case(), EM_ITERS, conjugate)
     assert_close(lls, np.asarray(dx_lls), "log likelihood per EM iteration", rtol=RTOL)
     assert_same_params(params, dx_params, rtol=1e-6)
 
