@@ -8,7 +8,8 @@ instead (docs/parity.md). About 35 s of CPU, mostly JAX compiling once per shape
 import numpy as np
 import pytest
 
-pytest.importorskip("dynamax", minversion="1.0.3", reason="dynamax (extra `peers`) is not installed")
+pytest.importorskip("dynamax", minversion="1.0.3", exc_type=ImportError,
+                    reason="dynamax (extra `peers`) cannot be imported")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -7,7 +7,8 @@ jointly; the tests state these relations exactly (docs/parity.md). About 4 s."""
 import numpy as np
 import pytest
 
-pytest.importorskip("pykalman", reason="pykalman (extra `peers`) is not installed")
+pytest.importorskip("pykalman", exc_type=ImportError,
+                    reason="pykalman (extra `peers`) cannot be imported")
 from pykalman import KalmanFilter  # noqa: E402
 from pykalman.standard import _filter, _smooth, _smooth_pair  # noqa: E402
 

@@ -9,7 +9,8 @@ model; its steady-state switch is the one documented difference
 import numpy as np
 import pytest
 
-pytest.importorskip("statsmodels", reason="statsmodels (extra `peers`) is not installed")
+pytest.importorskip("statsmodels", exc_type=ImportError,
+                    reason="statsmodels (extra `peers`) cannot be imported")
 from statsmodels.tsa.statespace.mlemodel import MLEModel  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
