@@ -13,6 +13,7 @@ pytest.importorskip("dynamax", minversion="1.0.3", exc_type=ImportError,
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_disable_most_optimizations", True)  # compiles ~30% faster; these are small problems
 import jax.numpy as jnp  # noqa: E402
 from dynamax.linear_gaussian_ssm import LinearGaussianConjugateSSM as DynamaxConjugateSSM  # noqa: E402
 from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynamaxSSM  # noqa: E402
