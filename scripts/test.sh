@@ -16,4 +16,4 @@ cmake -S examples/cpp -B build/example -DCMAKE_PREFIX_PATH="$PWD/build/install" 
 cmake --build build/example -j"$(nproc)" >/dev/null
 ./build/example/quickstart
 
-.venv/bin/python -m pytest tests/python -q
+.venv/bin/python -m pytest tests/python -q -rs

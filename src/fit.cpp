@@ -225,13 +225,9 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
 
 internal::LbfgsRun internal::minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective,
                                             Vector x, const LbfgsOptions& options,
-                                            const std::function<bool(int, double)>& on_iterate,
-                                            LbfgsMemory* memory) {
+                                            const std::function<bool(int, double)>& on_iterate) {
   LbfgsRun run;
-  LbfgsMemory local;
-  LbfgsMemory& pairs = memory ? *memory : local;
-  std::vector<Vector>& ss = pairs.s;
-  std::vector<Vector>& ys = pairs.y;
+  std::vector<Vector> ss, ys;  // the correction pairs
   Vector g(x.size());
   double f = objective(x, g);
   if (!std::isfinite(f)) {

@@ -33,18 +33,11 @@ struct LbfgsRun {
   std::string message;
 };
 
-// The correction pairs (s, y) of L-BFGS: kept by a caller that minimizes a
-// slowly changing objective repeatedly (the generalized EM's M-steps).
-struct LbfgsMemory {
-  std::vector<Vector> s, y;
-};
-
 // Minimizes objective(x, grad) -> f by L-BFGS (options: max_iters, memory,
 // tolerances); on_iterate(i, f) is called at each iterate, return false to
-// stop. `memory`, when given, seeds the curvature pairs and receives them.
+// stop.
 LbfgsRun minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective, Vector x,
-                        const LbfgsOptions& options, const std::function<bool(int, double)>& on_iterate,
-                        LbfgsMemory* memory = nullptr);
+                        const LbfgsOptions& options, const std::function<bool(int, double)>& on_iterate);
 
 // Maximizes log p(y) by minimizing objective(x, grad) = -log p(y) / scale,
 // recording log p(y) at each iterate into `history` and honouring the

@@ -8,12 +8,6 @@ namespace lgssm::internal {
 
 namespace {
 
-MatrixMap view(const std::string& name, MatrixSeries& s) {
-  if (s.size() != 1)
-    throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
-                  std::to_string(s.size()) + " per-step entries");
-  return s[0];
-}
 
 Eigen::Index unconstrained_size(const Slot& s) {
   const Eigen::Index n = s.value.rows();
@@ -60,18 +54,27 @@ std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
 }
 
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
-                                  LinearGaussianParams& emissions, const ParamProps& props) {
+                                  LinearGaussianParams& emissions, const ParamProps& props,
+                                  bool every_entry) {
   std::vector<Slot> slots;
   auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false,
                  CovStructure s = CovStructure::kFull) { slots.push_back({name, v, is_cov, s}); };
   if (props.initial.mean) add("initial.mean", view(initial.mean));
   if (props.initial.cov) add("initial.cov", view(initial.cov), true, props.initial.cov_structure);
+  auto add_series = [&](const std::string& name, MatrixSeries& s, bool is_cov = false,
+                        CovStructure structure = CovStructure::kFull) {
+    if (s.size() == 1) return add(name, s[0], is_cov, structure);
+    if (!every_entry)
+      throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
+                    std::to_string(s.size()) + " per-step entries");
+    for (Eigen::Index k = 0; k < s.size(); ++k)
+      add(name + "[" + std::to_string(k) + "]", s[k], is_cov, structure);
+  };
   auto conditional = [&](const std::string& prefix, LinearGaussianParams& c, const ParamProps::Conditional& pr) {
-    if (pr.weights) add(prefix + ".weights", view(prefix + ".weights", c.weights));
-    if (pr.bias) add(prefix + ".bias", view(prefix + ".bias", c.bias));
-    if (pr.input_weights && c.input_weights.cols() > 0)
-      add(prefix + ".input_weights", view(prefix + ".input_weights", c.input_weights));
-    if (pr.cov) add(prefix + ".cov", view(prefix + ".cov", c.cov), true, pr.cov_structure);
+    if (pr.weights) add_series(prefix + ".weights", c.weights);
+    if (pr.bias) add_series(prefix + ".bias", c.bias);
+    if (pr.input_weights && c.input_weights.cols() > 0) add_series(prefix + ".input_weights", c.input_weights);
+    if (pr.cov) add_series(prefix + ".cov", c.cov, true, pr.cov_structure);
   };
   if (dynamics) conditional("dynamics", *dynamics, props.dynamics);
   conditional("emissions", emissions, props.emissions);

@@ -26,8 +26,11 @@ MatrixMap view(Matrix& m);
 // per-step series (gradient fitting needs time-invariant parameters).
 std::vector<Slot> trainable_slots(Params& p, const ParamProps& props);
 // The same over parameter groups; `dynamics` may be null (continuous time).
+// With `every_entry`, each entry of a trainable per-step series gets a slot of
+// its own (for EM extrapolation, which needs no gradient) instead of an error.
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
-                                  LinearGaussianParams& emissions, const ParamProps& props);
+                                  LinearGaussianParams& emissions, const ParamProps& props,
+                                  bool every_entry = false);
 
 // The slots' values as one unconstrained vector (see to_unconstrained in learn.hpp).
 Vector pack(const std::vector<Slot>& slots);

@@ -84,6 +84,27 @@ struct ContinuousProps {
   ParamProps::Conditional emissions;
 };
 
+// The E-step of a continuous-time model: the statistics of the equivalent
+// discrete-time model (stats.hpp) with the transitions grouped by step length,
+// stats.dynamics[g] summing those over gaps[g] (gaps ascending; steps within a
+// relative 1e-10 of each other are one group; one empty group when no sequence
+// has two steps). Summable: += merges the gap lists, so batches of sequences
+// (a cluster's shards) may be reduced in any grouping.
+struct ContinuousStats {
+  std::vector<double> gaps;
+  SufficientStats stats;
+  ContinuousStats& operator+=(const ContinuousStats& other);
+};
+ContinuousStats sufficient_stats(const ContinuousParams& params, const std::vector<TimedSequence>& seqs,
+                                 int num_threads = 0);
+// The generalized M-step (see fit_em): the closed-form M-step for the trainable
+// initial state and emission parameters, and for trainable F and Q_c
+// `m_step_iters` (>= 1) L-BFGS iterations on sum_g E[log N(z_t | A_g z_{t-1},
+// Sigma_g)] from their current values, so it never lowers the expected
+// complete-data log likelihood.
+ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& props, const ContinuousStats& stats,
+                        int m_step_iters = 10, int num_threads = 0);
+
 struct ContinuousFitResult {
   ContinuousParams params;
   std::vector<double> history;  // log p(y) entering each iteration (EM) or at each iterate (L-BFGS)
@@ -95,6 +116,7 @@ struct ContinuousEmOptions {
   int num_iters = 50;      // >= 0
   double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|
   int m_step_iters = 10;   // L-BFGS iterations of the generalized M-step for (F, Q_c), >= 1
+  bool accelerate = true;  // generalized EM only: SQUAREM extrapolation (see fit_em); false for plain EM
   int num_threads = 0;
   FitCallback callback;
 };
@@ -108,8 +130,9 @@ struct ContinuousEmOptions {
 // M-step for the initial state and emissions, and for (F, Q_c) an increase of
 // the expected complete-data log likelihood by L-BFGS with its exact gradient
 // through the Frechet derivative of the matrix exponential (Al-Mohy & Higham
-// 2009: the derivative is a block of exp([[B, E], [0, B]])), so the recorded
-// log likelihood is non-decreasing either way.
+// 2009: the derivative is a block of exp([[B, E], [0, B]])), accelerated by
+// SQUAREM (Varadhan & Roland 2008) with a monotone safeguard. Each E-step is one
+// entry of the history, which is non-decreasing either way.
 ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps& props,
                            const std::vector<TimedSequence>& seqs, const ContinuousEmOptions& options = {});
 

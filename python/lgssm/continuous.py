@@ -222,13 +222,16 @@ class ContinuousTimeSSM:
     # -- learning --------------------------------------------------------------
     def fit_em(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                num_iters: int = 50, verbose: bool = True, tolerance: float = 0.0, m_step_iters: int = 10,
-               return_summary: bool = False):
+               accelerate: bool = True, return_summary: bool = False):
         """EM: the seed document's closed-form EM on the equivalent discrete model
         when every sequence shares one step (then F, Q_c by the matrix logarithm);
-        otherwise generalized EM with an exact-gradient M-step for (F, Q_c).
-        Returns (params, marginal_lls[, summary])."""
+        otherwise generalized EM with an exact-gradient M-step for (F, Q_c)
+        (``m_step_iters`` L-BFGS iterations per M-step), accelerated by SQUAREM
+        unless ``accelerate=False``; every E-step is one entry of marginal_lls,
+        which never decreases. Returns (params, marginal_lls[, summary])."""
         return self._fit(_core.continuous_fit_em, params, props, emissions, times, dt, inputs, num_iters, "EM",
-                         verbose, return_summary, int(num_iters), float(tolerance), int(m_step_iters))
+                         verbose, return_summary, int(num_iters), float(tolerance), int(m_step_iters),
+                         bool(accelerate))
 
     def fit_lbfgs(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                   max_iters: int = 1000, gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12,

@@ -96,12 +96,13 @@ void bind_continuous(nb::module_& m) {
       "continuous_fit_em",
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
          std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int num_iters, double tolerance,
-         int m_step_iters, nb::object callback) {
+         int m_step_iters, bool accelerate, nb::object callback) {
         auto seqs = to_timed(emissions, inputs, times);
         lgssm::ContinuousEmOptions o;
         o.num_iters = num_iters;
         o.tolerance = tolerance;
         o.m_step_iters = m_step_iters;
+        o.accelerate = accelerate;
         o.callback = lgssm::bindings::wrap_callback(callback);
         lgssm::ContinuousFitResult r;
         {
@@ -111,7 +112,7 @@ void bind_continuous(nb::module_& m) {
         return fit_tuple(std::move(r));
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "num_iters"_a, "tolerance"_a, "m_step_iters"_a,
-      "callback"_a.none());
+      "accelerate"_a, "callback"_a.none());
   m.def(
       "continuous_fit_lbfgs",
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,

@@ -228,17 +228,87 @@ TEST(ContinuousEm, GeneralizedEmIsMonotoneAndHonoursFrozenParameters) {
   ContinuousParams start = truth;
   start.dynamics.drift = -0.2 * Matrix::Identity(2, 2);
   start.dynamics.diffusion_cov = 0.2 * Matrix::Identity(2, 2);
+  ContinuousParams per_step = start;  // per-step emission parameters: SQUAREM extrapolates every entry
+  for (MatrixSeries* s : {&per_step.emissions.weights, &per_step.emissions.bias, &per_step.emissions.input_weights,
+                          &per_step.emissions.cov}) {
+    MatrixSeries series(12, s->rows(), s->cols());
+    for (Eigen::Index k = 0; k < 12; ++k) series[k] = (*s)[0];
+    *s = series;
+  }
+  ContinuousProps props;
+  props.emissions.weights = false;
+  for (const ContinuousParams* from : {&start, &per_step}) {
+    for (bool accelerate : {false, true}) {
+      SCOPED_TRACE(std::string(from == &start ? "constant" : "per-step") + " emissions, accelerate " +
+                   (accelerate ? "on" : "off"));
+      ContinuousEmOptions options;
+      options.num_iters = 8;
+      options.num_threads = 1;
+      options.accelerate = accelerate;
+      const ContinuousFitResult r = fit_em(*from, props, seqs, options);
+      ASSERT_EQ(r.history.size(), 8u) << r.summary.message;
+      for (size_t k = 1; k < r.history.size(); ++k)
+        EXPECT_GE(r.history[k], r.history[k - 1] - 1e-8 * std::abs(r.history[k - 1])) << "iteration " << k;
+      EXPECT_TRUE(r.params.emissions.weights.flat() == from->emissions.weights.flat());
+      EXPECT_GT(r.history.back(), r.history.front());
+    }
+  }
+}
+
+TEST(ContinuousStats, SumOfBatchesIsTheStatisticsOfAllSequences) {
+  const ContinuousParams truth = oscillator(3, 5);
+  const auto seqs = irregular_data(truth, 6, 9, 31);
+  const std::vector<TimedSequence> head(seqs.begin(), seqs.begin() + 2), tail(seqs.begin() + 2, seqs.end());
+  const ContinuousStats all = sufficient_stats(truth, seqs, 1);
+  ContinuousStats sum = sufficient_stats(truth, tail, 1);
+  sum += sufficient_stats(truth, head, 1);  // the gap lists interleave
+  ASSERT_EQ(sum.gaps, all.gaps);
+  ASSERT_EQ(all.gaps.size(), 6u * 8u);  // exponential gaps: all distinct
+  ASSERT_EQ(sum.stats.dynamics.size(), all.stats.dynamics.size());
+  for (size_t g = 0; g < all.gaps.size(); ++g) {
+    EXPECT_MATRIX_NEAR(sum.stats.dynamics[g].xx, all.stats.dynamics[g].xx, 1e-12);
+    EXPECT_MATRIX_NEAR(sum.stats.dynamics[g].yx, all.stats.dynamics[g].yx, 1e-12);
+    EXPECT_EQ(sum.stats.dynamics[g].count, all.stats.dynamics[g].count);
+  }
+  EXPECT_MATRIX_NEAR(sum.stats.emissions[0].yx, all.stats.emissions[0].yx, 1e-12);
+  EXPECT_NEAR(sum.stats.marginal_loglik, all.stats.marginal_loglik, 1e-10 * std::abs(all.stats.marginal_loglik));
+}
+
+TEST(ContinuousEm, GeneralizedEmIsTheLoopOfThePublicEAndMSteps) {
+  const ContinuousParams truth = oscillator(3, 6);
+  const auto seqs = irregular_data(truth, 4, 10, 41);
+  ContinuousParams p = truth;
+  p.dynamics.drift = -0.3 * Matrix::Identity(2, 2);
   ContinuousProps props;
   props.emissions.weights = false;
   ContinuousEmOptions options;
-  options.num_iters = 8;
+  options.num_iters = 3;
   options.num_threads = 1;
-  const ContinuousFitResult r = fit_em(start, props, seqs, options);
-  ASSERT_EQ(r.history.size(), 8u) << r.summary.message;
-  for (size_t k = 1; k < r.history.size(); ++k)
-    EXPECT_GE(r.history[k], r.history[k - 1] - 1e-8 * std::abs(r.history[k - 1])) << "iteration " << k;
-  EXPECT_TRUE(r.params.emissions.weights.flat() == start.emissions.weights.flat());
-  EXPECT_GT(r.history.back(), r.history.front());
+  options.accelerate = false;
+  const ContinuousFitResult r = fit_em(p, props, seqs, options);
+  for (int it = 0; it < 3; ++it) {
+    const ContinuousStats stats = sufficient_stats(p, seqs, 1);
+    EXPECT_EQ(stats.stats.marginal_loglik, r.history[it]);
+    p = m_step(p, props, stats, options.m_step_iters, 1);
+  }
+  EXPECT_MATRIX_NEAR(p.dynamics.drift, r.params.dynamics.drift, 0.0);
+  EXPECT_MATRIX_NEAR(p.dynamics.diffusion_cov, r.params.dynamics.diffusion_cov, 0.0);
+}
+
+TEST(ContinuousEm, MStepNamesMismatchedStatistics) {
+  const ContinuousParams truth = oscillator(3, 7);
+  ContinuousStats stats = sufficient_stats(truth, irregular_data(truth, 2, 5, 51), 1);
+  stats.gaps.pop_back();
+  EXPECT_THROW(
+      {
+        try {
+          m_step(truth, ContinuousProps{}, stats);
+        } catch (const invalid_argument& e) {
+          EXPECT_NE(std::string(e.what()).find("stats"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      invalid_argument);
 }
 
 TEST(ContinuousEm, UniformStepsUseTheClosedFormEmAndMatchDiscreteEm) {

@@ -155,3 +155,17 @@ def test_irregular_lbfgs_recovers_drift_and_diffusion(oscillator_irregular):
     assert np.all(np.isfinite(lls)) and lls[-1] > lls[0]
     assert rel(fitted.dynamics.drift, F_TRUE) < 0.05
     assert rel(fitted.dynamics.diffusion_cov, Q_TRUE) < 0.05
+
+
+def test_irregular_generalized_em_recovers_drift_and_diffusion(oscillator_irregular):
+    m, props, ys, times, start = oscillator_irregular
+    # F 30% and Q_c 100% off, the emission bias at the data mean (from a zero
+    # bias EM needs far more iterations: see docs/continuous-time.md).
+    start, _ = m.initialize(1, emission_weights=start.emissions.weights, drift=[[-0.3, 0.7], [-3.0, -1.0]],
+                            diffusion_covariance=np.diag([0.1, 0.6]),
+                            emission_bias=np.nanmean(np.concatenate(ys), axis=0))
+    assert rel(start.dynamics.drift, F_TRUE) > 0.25 and rel(start.dynamics.diffusion_cov, Q_TRUE) > 0.9
+    fitted, lls = m.fit_em(start, props, ys, times=times, num_iters=25, verbose=False)
+    assert monotonically_increasing(lls, atol=1e-8, rtol=1e-8)
+    assert rel(fitted.dynamics.drift, F_TRUE) < 0.05
+    assert rel(fitted.dynamics.diffusion_cov, Q_TRUE) < 0.05
