@@ -65,10 +65,6 @@ class Sequences:
         return sum(self.sizes)
 
 
-def _array_shard(emissions, inputs, input_dim):
-    return as_batch(emissions, inputs, input_dim)
-
-
 def _bag_shard(partition, input_dim):
     items = list(partition)
     if not items:
@@ -135,18 +131,20 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
                          f"(emissions, inputs) pairs, files hold their inputs), got inputs with {type(data).__name__}")
     if isinstance(data, da.Array):
         shards = _array_shards(data, inputs, input_dim)
+        names = [f"chunk {i}" for i in range(len(shards))]
     elif isinstance(data, db.Bag):
         shards = [dask.delayed(_bag_shard)(part, input_dim) for part in data.to_delayed()]
+        names = [f"partition {i}" for i in range(len(shards))]
     elif isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
-        options = dict(read_options or {})
-        shards = [dask.delayed(_file_shard)(os.fspath(p), input_dim, options) for p in data]
+        names = [os.fspath(p) for p in data]
+        shards = [dask.delayed(_file_shard)(p, input_dim, dict(read_options or {})) for p in names]
     else:
         raise ValueError(f"data: expected a dask array (num_sequences, num_timesteps, emission_dim), a dask bag of "
                          f"sequences, a non-empty list of file paths or lgssm.distributed.Sequences, "
                          f"got {type(data).__name__}")
     futures = client.compute(shards)
     described = client.gather(client.map(_describe, futures, pure=False))
-    for (_, _, ydims, udims), where in zip(described, _shard_names(data)):
+    for (_, _, ydims, udims), where in zip(described, names):
         for name, dims, want in (("emission_dim", ydims, emission_dim), ("input_dim", udims, input_dim)):
             if dims - {want}:
                 raise ValueError(f"data: expected sequences with {name} {want}, got {sorted(dims)} in {where}")
@@ -164,19 +162,12 @@ def _array_shards(data, inputs, input_dim):
     data = data.rechunk({1: -1, 2: -1})
     ys = data.to_delayed().ravel()
     if inputs is None:
-        return [dask.delayed(_array_shard)(y, None, input_dim) for y in ys]
+        return [dask.delayed(as_batch)(y, None, input_dim) for y in ys]
     if not isinstance(inputs, da.Array) or inputs.shape[:2] != data.shape[:2] or inputs.ndim != 3:
         raise ValueError(f"inputs: expected a dask array of shape {data.shape[:2] + ('input_dim',)}, got "
                          f"{type(inputs).__name__} of shape {getattr(inputs, 'shape', None)}".replace("'", ""))
     us = inputs.rechunk((data.chunks[0], -1, -1)).to_delayed().ravel()
-    return [dask.delayed(_array_shard)(y, u, input_dim) for y, u in zip(ys, us)]
-
-
-def _shard_names(data):
-    if isinstance(data, (list, tuple)):
-        return [os.fspath(p) for p in data]
-    return [f"shard {i}" for i in range(len(data.to_delayed().ravel()) if isinstance(data, da.Array)
-                                        else data.npartitions)]
+    return [dask.delayed(as_batch)(y, u, input_dim) for y, u in zip(ys, us)]
 
 
 # ---------------------------------------------------------------------------

@@ -104,6 +104,21 @@ def test_frozen_parameters_structure_and_prior(client, data):
     assert_params_close(fitted, expected)
 
 
+def test_per_step_emission_parameters(client, data):
+    model = LinearGaussianSSM(STATE, P, M)
+    params, props = model.initialize(3)
+    e = params.emissions
+    for name in ("weights", "bias", "input_weights", "cov"):
+        value = getattr(e, name)
+        setattr(e, name, np.tile(value, (T_MAX,) + (1,) * value.ndim))
+    expected, expected_lls = model.fit_em(params, props, data[2], data[3], num_iters=3, verbose=False)
+    y, u = as_dask(data)
+    fitted, lls = ld.fit_em(model, params, props, y, inputs=u, client=client, num_iters=3, verbose=False)
+    assert fitted.emissions.weights.shape == (T_MAX, P, STATE)
+    assert_close(lls, expected_lls, "marginal_lls", rtol=RTOL)
+    assert_params_close(fitted, expected)
+
+
 def write_files(data, directory, fmt):
     """The sequences in 4 files of format ``fmt``, and the reader options."""
     ys, us, _, _ = data
