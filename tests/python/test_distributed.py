@@ -208,6 +208,8 @@ def test_bad_input_names_the_argument(client, data, tmp_path):
         (dict(data=y[0]), r"data: expected a dask array of shape .* got shape \(30, 3\)"),
         (dict(data=y[..., :2], inputs=u), r"data: expected sequences with emission_dim 3, got \[2\]"),
         (dict(data=db.from_sequence(data[0][:5]), inputs=u), "inputs: only a dask array"),
+        (dict(data=db.from_sequence([data[0][0], (data[0][1], data[1][1])], npartitions=1)),
+         "data: expected every bag element to be an emissions array or every one an"),
         (dict(data=y, inputs=u[:5]), r"inputs: expected a dask array of shape \(200, 30, input_dim\)"),
         (dict(data=y, inputs=u, client="tcp://x"), "client: expected a distributed.Client, got str"),
         (dict(data=y, inputs=u, num_iters=-1), "num_iters: expected an integer >= 0, got -1"),
