@@ -68,15 +68,7 @@ struct Objective {
       const Params p = from_unconstrained(x, base, props);
       validate(p);
       const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
-      // The prior counts once per objective, the minibatch's log likelihood batch_weight times.
-      grad = -batch_weight * log_prob_gradient(p, props, s) / scale;
-      double f = -batch_weight * s.marginal_loglik / scale;
-      if (prior) {
-        const SufficientStats none = empty_like(s);
-        grad -= log_prob_gradient(p, props, none, prior) / scale;
-        f -= log_prior(p, *prior) / scale;
-      }
-      return std::isfinite(f) && all_finite(grad) ? f : kInf;
+      return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
     } catch (const invalid_argument&) {
       return kInf;
     }
@@ -167,37 +159,77 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   return r;
 }
 
-FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
-                  const SgdOptions& options) {
-  validate_fit(params, props, seqs);
-  const AdamOptions& adam = options.adam;
-  check_at_least("batch_size", options.batch_size, 1);
-  check_at_least("num_epochs", options.num_epochs, 0);
+void validate(const AdamOptions& adam) {
   if (!(adam.learning_rate > 0)) throw_invalid("learning_rate", "> 0", std::to_string(adam.learning_rate));
   if (!(adam.b1 >= 0 && adam.b1 < 1)) throw_invalid("b1", "a value in [0, 1)", std::to_string(adam.b1));
   if (!(adam.b2 >= 0 && adam.b2 < 1)) throw_invalid("b2", "a value in [0, 1)", std::to_string(adam.b2));
   if (!(adam.eps > 0)) throw_invalid("eps", "> 0", std::to_string(adam.eps));
+}
 
-  const size_t num_seqs = seqs.size();
-  const size_t batch = std::min<size_t>(options.batch_size, num_seqs);
-  const size_t num_batches = (num_seqs + batch - 1) / batch;
-  const bool shuffle = options.shuffle && batch < num_seqs;
+std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
+                                                 std::uint64_t seed, int epoch) {
+  check_at_least("batch_size", batch_size, 1);
+  auto order = iota(num_sequences);
+  const size_t batch = std::min<size_t>(batch_size, num_sequences);
+  if (shuffle && batch < num_sequences) {
+    std::seed_seq seeds{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                        static_cast<std::uint32_t>(epoch)};
+    std::mt19937_64 rng(seeds);
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  std::vector<std::vector<size_t>> batches;
+  for (size_t b = 0; b < num_sequences; b += batch)
+    batches.emplace_back(order.begin() + b, order.begin() + std::min(num_sequences, b + batch));
+  return batches;
+}
+
+double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats,
+                      double batch_weight, double scale, const ConjugatePrior* prior, Vector& grad) {
+  if (!(batch_weight > 0)) throw_invalid("batch_weight", "> 0", std::to_string(batch_weight));
+  if (!(scale > 0)) throw_invalid("scale", "> 0", std::to_string(scale));
+  // The prior counts once per objective, the minibatch's log likelihood batch_weight times.
+  grad = -batch_weight * log_prob_gradient(params, props, stats) / scale;
+  double f = -batch_weight * stats.marginal_loglik / scale;
+  if (prior) {
+    grad -= log_prob_gradient(params, props, empty_like(stats), prior) / scale;
+    f -= log_prior(params, *prior) / scale;
+  }
+  return std::isfinite(f) && all_finite(grad) ? f : kInf;
+}
+
+void adam_update(const AdamOptions& adam, const Vector& grad, Vector& x, AdamState& state) {
+  if (grad.size() != x.size() || state.m.size() != x.size() || state.v.size() != x.size())
+    throw_invalid("grad", "x, state.m and state.v of one size " + std::to_string(x.size()),
+                  "sizes " + std::to_string(grad.size()) + ", " + std::to_string(state.m.size()) + ", " +
+                      std::to_string(state.v.size()));
+  ++state.step;
+  state.m = adam.b1 * state.m + (1 - adam.b1) * grad;
+  state.v = adam.b2 * state.v + (1 - adam.b2) * grad.cwiseAbs2();
+  const double c1 = 1 - std::pow(adam.b1, state.step), c2 = 1 - std::pow(adam.b2, state.step);
+  x -= adam.learning_rate * ((state.m / c1).array() / ((state.v / c2).cwiseSqrt().array() + adam.eps)).matrix();
+}
+
+FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                  const SgdOptions& options) {
+  validate_fit(params, props, seqs);
+  check_at_least("num_epochs", options.num_epochs, 0);
+  check_at_least("batch_size", options.batch_size, 1);
+  validate(options.adam);
   if (options.prior) validate(params, *options.prior);
+  const size_t num_seqs = seqs.size();
   const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads,
                             options.prior ? &*options.prior : nullptr};
 
   Vector x = to_unconstrained(params, props);
-  Vector m = Vector::Zero(x.size()), v = Vector::Zero(x.size()), grad(x.size());
-  std::mt19937_64 rng(options.seed);
-  auto order = iota(num_seqs);
-  long step = 0;
+  Vector grad(x.size());
+  AdamState state(x.size());
   FitResult r{params, {}, {}};
   r.summary.message = "reached num_epochs";
   for (int epoch = 0; epoch < options.num_epochs && r.summary.termination == Termination::kMaxIterations; ++epoch) {
-    if (shuffle) std::shuffle(order.begin(), order.end(), rng);
+    const auto batches = sgd_minibatches(num_seqs, options.batch_size, options.shuffle, options.seed, epoch);
     double avg = 0.0;
-    for (size_t b = 0; b < num_batches; ++b) {
-      const std::vector<size_t> idx(order.begin() + b * batch, order.begin() + std::min(num_seqs, (b + 1) * batch));
+    for (size_t b = 0; b < batches.size(); ++b) {
+      const auto& idx = batches[b];
       const double loss = objective(x, grad, idx, static_cast<double>(num_seqs) / idx.size());
       if (!std::isfinite(loss)) {
         fail(r, Termination::kNumericalFailure,
@@ -206,11 +238,7 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
         break;
       }
       r.params = from_unconstrained(x, params, props);  // the last parameters with a finite loss
-      ++step;
-      m = adam.b1 * m + (1 - adam.b1) * grad;
-      v = adam.b2 * v + (1 - adam.b2) * grad.cwiseAbs2();
-      const double c1 = 1 - std::pow(adam.b1, step), c2 = 1 - std::pow(adam.b2, step);
-      x -= adam.learning_rate * ((m / c1).array() / ((v / c2).cwiseSqrt().array() + adam.eps)).matrix();
+      adam_update(options.adam, grad, x, state);
       avg += (loss - avg) / static_cast<double>(b + 1);
     }
     if (r.summary.termination != Termination::kMaxIterations) break;

@@ -163,8 +163,43 @@ struct SgdOptions {
 
 // Adam on minibatches of whole sequences, minimizing dynamax's loss
 // -(N / |batch|) sum_batch log p(y_i) / (number of emission entries).
+// The pieces below (minibatch order, loss from statistics, Adam step) are what
+// it is made of, public so that a distributed driver takes the same path.
 FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                   const SgdOptions& options = {});
+
+// Checks the Adam settings (each named in the error).
+void validate(const AdamOptions& options);
+
+// The minibatches of epoch `epoch` of fit_sgd: the sequence indices
+// 0 .. num_sequences-1 in order, or (with shuffle and more sequences than
+// batch_size) permuted by a generator seeded with (seed, epoch), cut into
+// consecutive groups of batch_size (>= 1); the last group may be smaller.
+std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
+                                                 std::uint64_t seed, int epoch);
+
+// dynamax's minibatch loss and its gradient over x = to_unconstrained(params),
+// from the statistics `stats` of the minibatch's sequences at `params`:
+//   f = -(batch_weight * log p(y_batch) + log p(params)) / scale,
+// with batch_weight = num_sequences / batch size and scale = the number of
+// emission entries of all sequences (the prior term only with a prior). The
+// gradient is log_prob_gradient's (Fisher's identity). Returns +inf (grad
+// then unspecified) when f or the gradient is not finite.
+double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats,
+                      double batch_weight, double scale, const ConjugatePrior* prior, Vector& grad);
+
+// Adam's moment estimates and step count (all zero before the first step).
+struct AdamState {
+  Vector m;       // first-moment estimate, like x
+  Vector v;       // second-moment estimate, like x
+  long step = 0;  // updates taken
+  explicit AdamState(Eigen::Index size = 0) : m(Vector::Zero(size)), v(Vector::Zero(size)) {}
+};
+
+// One Adam update of x against the gradient `grad` (Kingma & Ba 2015, Alg. 1):
+// m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2,
+// x <- x - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+void adam_update(const AdamOptions& options, const Vector& grad, Vector& x, AdamState& state);
 
 struct LbfgsOptions {
   int max_iters = 1000;              // >= 0

@@ -145,6 +145,37 @@ void bind_learn(nb::module_& m) {
   m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
   m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
 
+  nb::class_<lgssm::AdamOptions>(m, "AdamOptions")
+      .def("__init__",
+           [](lgssm::AdamOptions* o, double learning_rate, double b1, double b2, double eps) {
+             new (o) lgssm::AdamOptions{learning_rate, b1, b2, eps};
+           },
+           "learning_rate"_a, "b1"_a, "b2"_a, "eps"_a);
+  m.def("validate_adam", nb::overload_cast<const lgssm::AdamOptions&>(&lgssm::validate), "options"_a);
+  nb::class_<lgssm::AdamState>(m, "AdamState")
+      .def(nb::init<Eigen::Index>(), "size"_a)
+      .def_rw("m", &lgssm::AdamState::m)
+      .def_rw("v", &lgssm::AdamState::v)
+      .def_rw("step", &lgssm::AdamState::step);
+  m.def("sgd_minibatches", &lgssm::sgd_minibatches, "num_sequences"_a, "batch_size"_a, "shuffle"_a, "seed"_a,
+        "epoch"_a);
+  m.def(
+      "minibatch_loss",
+      [](const lgssm::Params& p, const Props& props, const lgssm::SufficientStats& stats, double batch_weight,
+         double scale, const lgssm::ConjugatePrior* prior) {
+        lgssm::Vector grad;
+        const double loss = lgssm::minibatch_loss(p, props, stats, batch_weight, scale, prior, grad);
+        return nb::make_tuple(loss, grad);
+      },
+      "params"_a, "props"_a, "stats"_a, "batch_weight"_a, "scale"_a, "prior"_a.none());
+  m.def(
+      "adam_update",
+      [](const lgssm::AdamOptions& o, const lgssm::Vector& grad, lgssm::Vector x, lgssm::AdamState& state) {
+        lgssm::adam_update(o, grad, x, state);
+        return x;
+      },
+      "options"_a, "grad"_a, "x"_a, "state"_a);
+
   m.def(
       "fit_em",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,

@@ -10,7 +10,9 @@
 // arguments are named in the errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <initializer_list>
 #include <ostream>
 #include <random>
@@ -311,6 +313,18 @@ void expect_stats_near(const SufficientStats& a, const SufficientStats& b, doubl
   }
 }
 
+// Central differences (step h) of f at x, entry by entry.
+Vector central_differences(const std::function<double(const Vector&)>& f, const Vector& x, double h = 1e-5) {
+  Vector fd(x.size());
+  for (Index i = 0; i < x.size(); ++i) {
+    Vector xp = x, xm = x;
+    xp(i) += h;
+    xm(i) -= h;
+    fd(i) = (f(xp) - f(xm)) / (2.0 * h);
+  }
+  return fd;
+}
+
 // ---------------------------------------------------------------------------
 // The battery.
 
@@ -332,17 +346,11 @@ TEST_P(LearnBattery, GradientMatchesFiniteDifferences) {
   ASSERT_EQ(grad.size(), x.size());
 
   // Central differences of sum_i log p(y_i) over the unconstrained vector.
-  const double h = 1e-5;
-  for (Index i = 0; i < x.size(); ++i) {
-    Vector xp = x, xm = x;
-    xp(i) += h;
-    xm(i) -= h;
-    const double fd = (total_log_prob(from_unconstrained(xp, params, v.props), seqs) -
-                       total_log_prob(from_unconstrained(xm, params, v.props), seqs)) /
-                      (2.0 * h);
-    EXPECT_LE(std::abs(grad(i) - fd), 1e-6 * std::max(1.0, std::abs(fd)))
-        << labels[i] << ": gradient " << grad(i) << ", central difference " << fd;
-  }
+  const Vector fd = central_differences(
+      [&](const Vector& xi) { return total_log_prob(from_unconstrained(xi, params, v.props), seqs); }, x);
+  for (Index i = 0; i < x.size(); ++i)
+    EXPECT_LE(std::abs(grad(i) - fd(i)), 1e-6 * std::max(1.0, std::abs(fd(i))))
+        << labels[i] << ": gradient " << grad(i) << ", central difference " << fd(i);
 }
 
 TEST_P(LearnBattery, EmIsMonotoneKeepsFrozenParametersAndStructures) {
@@ -650,6 +658,70 @@ TEST(Learn, GradientFitsKeepStructuresAndFrozenParameters) {
   EXPECT_MATRIX_NEAR(l.history.front(), lp0, 1e-10);
   EXPECT_MATRIX_NEAR(l.history.back(), total_log_prob(l.params, seqs), 1e-10);
   for (size_t k = 1; k < l.history.size(); ++k) EXPECT_GE(l.history[k], l.history[k - 1]) << "iteration " << k;
+}
+
+// The pieces fit_sgd is made of (and lgssm.distributed reuses): minibatches
+// that partition the sequences, the minibatch loss against finite differences
+// of an independently computed objective, and Adam's update in closed form.
+TEST(Learn, SgdPieces) {
+  using Batches = std::vector<std::vector<size_t>>;
+  EXPECT_EQ(sgd_minibatches(10, 3, false, 7, 4), (Batches{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9}}));
+  EXPECT_EQ(sgd_minibatches(3, 5, true, 7, 4), (Batches{{0, 1, 2}}));  // one batch: nothing to shuffle
+  std::vector<Batches> epochs;
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    const Batches b = sgd_minibatches(10, 3, true, 7, epoch);
+    ASSERT_EQ(b.size(), 4u);
+    EXPECT_EQ(b.back().size(), 1u);
+    std::vector<size_t> all;
+    for (const auto& batch : b) all.insert(all.end(), batch.begin(), batch.end());
+    std::sort(all.begin(), all.end());
+    for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i) << "epoch " << epoch;
+    EXPECT_EQ(b, sgd_minibatches(10, 3, true, 7, epoch));  // a function of (seed, epoch)
+    epochs.push_back(b);
+  }
+  EXPECT_NE(epochs[0], epochs[1]);
+  EXPECT_NE(epochs[0], sgd_minibatches(10, 3, true, 8, 0));
+  expect_invalid([] { sgd_minibatches(10, 0, false, 0, 0); }, "batch_size");
+
+  // minibatch_loss: f = -(w log p(y_batch) + log p(params)) / scale, and its gradient.
+  const Params params = random_params({2, 2, 1, 0, true, true, -1, -1, 97});
+  const auto seqs = make_sequences(params, {{8, 0.1, {}, 98}, {5, 0.0, {}, 99}});
+  const ConjugatePrior prior = ConjugatePrior::defaults(2, 2, 1);
+  const ParamProps props = freeze({}, {"dynamics.bias"});
+  const double w = 3.0, scale = 26.0;
+  auto objective = [&](const Vector& x) {
+    const Params p = from_unconstrained(x, params, props);
+    return -(w * total_log_prob(p, seqs) + log_prior(p, prior)) / scale;
+  };
+  const Vector x = to_unconstrained(params, props);
+  Vector grad;
+  const double f = minibatch_loss(params, props, sufficient_stats(params, seqs, false, kThreads), w, scale, &prior,
+                                  grad);
+  EXPECT_MATRIX_NEAR(f, objective(x), 1e-12);
+  ASSERT_EQ(grad.size(), x.size());
+  const Vector fd = central_differences(objective, x);
+  for (Index i = 0; i < x.size(); ++i)
+    EXPECT_LE(std::abs(grad(i) - fd(i)), 1e-6 * std::max(1.0, std::abs(fd(i)))) << "entry " << i;
+
+  // Two Adam steps: m_1 = (1-b1) g1, v_1 = (1-b2) g1^2, then the bias-corrected ratio.
+  const AdamOptions adam{0.1, 0.8, 0.9, 1e-3};
+  Vector y(2), g1(2), g2(2);
+  y << 1.0, -2.0;
+  g1 << 0.5, -4.0;
+  g2 << -1.0, 2.0;
+  AdamState state(2);
+  Vector z = y;
+  adam_update(adam, g1, z, state);
+  adam_update(adam, g2, z, state);
+  EXPECT_EQ(state.step, 2);
+  for (Index i = 0; i < 2; ++i) {
+    const double step1 = 0.1 * g1(i) / (std::abs(g1(i)) + 1e-3);
+    const double m2 = 0.8 * 0.2 * g1(i) + 0.2 * g2(i), v2 = 0.9 * 0.1 * g1(i) * g1(i) + 0.1 * g2(i) * g2(i);
+    const double step2 = 0.1 * (m2 / (1 - 0.64)) / (std::sqrt(v2 / (1 - 0.81)) + 1e-3);
+    EXPECT_MATRIX_NEAR(z(i), y(i) - step1 - step2, 1e-14);
+  }
+  expect_invalid([&] { adam_update(adam, Vector::Zero(3), z, state); }, "grad");
+  expect_invalid([] { validate(AdamOptions{0.1, 1.0, 0.9, 1e-8}); }, "b1");
 }
 
 TEST(Learn, EmToleranceStopsEarly) {
