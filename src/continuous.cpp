@@ -228,7 +228,7 @@ std::vector<internal::Slot> all_slots(ContinuousParams& p, const ContinuousProps
 void validate_data(const ContinuousParams& params, const std::vector<TimedSequence>& seqs) {
   validate(params);
   if (seqs.empty()) throw_invalid("emissions", "at least one sequence", "none");
-  const Params shell = to_discrete(params, seqs.front().times.size() > 0 ? seqs.front().times : Vector::Zero(1));
+  const Params shell = assemble(params, discretize_all(params, {}), {});  // one (placeholder) transition
   for (size_t i = 0; i < seqs.size(); ++i) {
     const std::string name = seqs.size() == 1 ? "emissions" : "emissions[" + std::to_string(i) + "]";
     validate(shell, seqs[i].seq, name);

@@ -19,6 +19,7 @@ class Batch:
     inputs: list  # of (T_i, input_dim) float64 arrays
     kind: str  # "single" (2-D), "padded" (3-D) or "list"
     num_timesteps: int  # the padded length (max T_i)
+    times: list | None = None  # of (T_i,) observation times (continuous-time data), when given
 
     def pack(self, items, time_offset=None, time_axis=0):
         """Per-sequence results in the caller's layout. ``time_offset`` (e.g. 0

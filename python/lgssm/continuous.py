@@ -220,6 +220,20 @@ class ContinuousTimeSSM:
         return tuple(b.pack([o[k] for o in out]) for k in range(4))
 
     # -- learning --------------------------------------------------------------
+    def sufficient_stats(self, params: ParamsCTSSM, emissions, times=None, dt=None,
+                         inputs=None) -> _core.ContinuousStats:
+        """The E-step: the discrete-time statistics with the transitions grouped
+        by step length (``stats.gaps``). Picklable; ``a + b`` sums two batches."""
+        b, ts = self._sequences(emissions, inputs, times, dt)
+        return _core.continuous_sufficient_stats(self._core_params(params), b.emissions, b.inputs, ts)
+
+    def m_step(self, params: ParamsCTSSM, props: ParamsCTSSM, stats: _core.ContinuousStats,
+               m_step_iters: int = 10) -> ParamsCTSSM:
+        """The generalized M-step of ``fit_em`` given ``stats``: closed form for the
+        initial state and emissions, ``m_step_iters`` L-BFGS iterations for (F, Q_c)."""
+        return _from_core(_core.continuous_m_step(self._core_params(params), self._core_props(props), stats,
+                                                  int(m_step_iters)), params)
+
     def fit_em(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                num_iters: int = 50, verbose: bool = True, tolerance: float = 0.0, m_step_iters: int = 10,
                accelerate: bool = True, return_summary: bool = False):
@@ -255,9 +269,12 @@ class ContinuousTimeSSM:
         summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
         if summary.termination == "numerical_failure":
             warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
-        result = ParamsCTSSM(
-            initial=ParamsLGSSMInitial(np.array(fitted.initial_mean), np.array(fitted.initial_cov)),
-            dynamics=ParamsCTDynamics(np.array(fitted.drift), np.array(fitted.diffusion_cov)),
-            emissions=conditional_from_core(fitted.emissions, params.emissions, ParamsLGSSMEmissions))
-        out = (result, np.asarray(history))
+        out = (_from_core(fitted, params), np.asarray(history))
         return out + (summary,) if return_summary else out
+
+
+def _from_core(core: _core.ContinuousParams, like: ParamsCTSSM) -> ParamsCTSSM:
+    return ParamsCTSSM(
+        initial=ParamsLGSSMInitial(np.array(core.initial_mean), np.array(core.initial_cov)),
+        dynamics=ParamsCTDynamics(np.array(core.drift), np.array(core.diffusion_cov)),
+        emissions=conditional_from_core(core.emissions, like.emissions, ParamsLGSSMEmissions))

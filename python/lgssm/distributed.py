@@ -36,11 +36,12 @@ from . import _core, io
 from ._batch import Batch, as_batch
 from ._keys import seeds
 from ._progress import ProgressBar
+from .continuous import ContinuousTimeSSM
 from .models import FitSummary, LinearGaussianSSM
 from .optimizers import Adam, adam
 from .params import from_core, props_to_core
 
-__all__ = ["DiscreteEM", "Sequences", "fit_em", "fit_sgd", "marginal_log_prob", "persist", "smoother"]
+__all__ = ["ContinuousEM", "DiscreteEM", "Sequences", "fit_em", "fit_sgd", "marginal_log_prob", "persist", "smoother"]
 
 
 # ---------------------------------------------------------------------------
@@ -59,6 +60,7 @@ class Sequences:
     emission_dim: int
     input_dim: int
     num_entries: int  # sum over sequences of num_timesteps_i * emission_dim
+    has_times: bool = False  # every shard carries observation times
 
     @property
     def num_sequences(self) -> int:
@@ -69,28 +71,47 @@ def _bag_shard(partition, input_dim):
     items = list(partition)
     if not items:
         return Batch([], [], "list", 0)
-    pairs = [item if isinstance(item, tuple) else (item, None) for item in items]
-    ys = [y for y, _ in pairs]
-    us = None if all(u is None for _, u in pairs) else [u for _, u in pairs]
+    items = [item if isinstance(item, tuple) else (item,) for item in items]
+    if len({len(item) for item in items}) > 1 or not 1 <= len(items[0]) <= 3:
+        raise ValueError("data: expected every bag element to be an emissions array, or every one an (emissions, "
+                         "inputs) pair, or every one an (emissions, inputs or None, times) triple, got a mix")
+    ys = [item[0] for item in items]
+    us = None if len(items[0]) == 1 or all(item[1] is None for item in items) else [item[1] for item in items]
     if us is not None and any(u is None for u in us):
-        raise ValueError("data: expected every bag element to be an emissions array or every one an "
-                         "(emissions, inputs) pair, got a mix")
-    return as_batch(ys, us, input_dim)
+        raise ValueError("data: expected inputs in every bag element or in none, got a mix")
+    batch = as_batch(ys, us, input_dim)
+    if len(items[0]) == 3:
+        batch.times = [np.asarray(item[2], dtype=np.float64) for item in items]
+    return batch
 
 
 def _file_shard(path, input_dim, read_options):
     try:
-        emissions, inputs = io.read_data(path, **read_options)
+        data = io.read_data(path, **read_options)
     except FileNotFoundError:
         raise io.DataError(f"data: no such file {path} on a worker (workers read the files themselves, "
                            f"so they must be on storage every worker sees)") from None
-    return as_batch(emissions, inputs, input_dim)
+    batch = as_batch(data[0], data[1], input_dim)
+    batch.times = _per_sequence_times(data.times, batch)
+    return batch
+
+
+def _per_sequence_times(times, batch: Batch):
+    """Times laid out like the emissions without their last axis, as one 1-D
+    array per sequence of ``batch`` (None stays None)."""
+    if times is None:
+        return None
+    if isinstance(times, (list, tuple)):
+        return [np.asarray(t, dtype=np.float64) for t in times]
+    times = np.asarray(times, dtype=np.float64)
+    rows = [times] if times.ndim == 1 else list(times)
+    return [np.ascontiguousarray(t[:len(y)]) for t, y in zip(rows, batch.emissions)]
 
 
 def _describe(shard: Batch):
-    """(sequences, emission entries, emission_dims, input_dims) of a shard."""
+    """(sequences, emission entries, emission_dims, input_dims, has times) of a shard."""
     return (len(shard.emissions), sum(y.size for y in shard.emissions), {y.shape[1] for y in shard.emissions},
-            {u.shape[1] for u in shard.inputs})
+            {u.shape[1] for u in shard.inputs}, shard.times is not None)
 
 
 def _client(client):
@@ -104,20 +125,23 @@ def _client(client):
     return client
 
 
-def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=None,
+def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=None, times=None,
             read_options: dict | None = None) -> Sequences:
     """Loads ``data`` onto the workers of ``client`` (default: the current client).
 
     ``data`` is one of
       - a dask array (num_sequences, num_timesteps, emission_dim), NaN-padded at
         the end of each sequence; ``inputs`` a dask array (num_sequences,
-        num_timesteps, input_dim) or None (zeros). One shard per chunk along
-        the sequence axis;
-      - a dask bag whose elements are (num_timesteps_i, emission_dim) arrays or
-        (emissions, inputs) pairs; one shard per partition;
+        num_timesteps, input_dim) or None (zeros); for continuous-time models
+        ``times`` a dask array (num_sequences, num_timesteps) of observation
+        times or None. One shard per chunk along the sequence axis;
+      - a dask bag whose elements are (num_timesteps_i, emission_dim) arrays,
+        (emissions, inputs) pairs or (emissions, inputs or None, times) triples;
+        one shard per partition;
       - a list of file paths (CSV, NPY, NPZ, as ``lgssm.io.read_data`` reads them,
-        with ``read_options`` such as ``sequence_column``); every worker reads its
-        files itself (they must be on storage the workers share); one shard per file;
+        with ``read_options`` such as ``sequence_column`` or ``times_column``; an
+        NPZ file's ``times`` are read too); every worker reads its files itself
+        (they must be on storage the workers share); one shard per file;
       - ``Sequences`` (returned as they are, after checking their dimensions).
     """
     client = _client(client)
@@ -126,11 +150,12 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
             raise ValueError(f"data: expected sequences with emission_dim {emission_dim} and input_dim {input_dim}, "
                              f"got {data.emission_dim} and {data.input_dim}")
         return data
-    if inputs is not None and not isinstance(data, da.Array):
-        raise ValueError(f"inputs: only a dask array of emissions takes a separate inputs array (a bag holds "
-                         f"(emissions, inputs) pairs, files hold their inputs), got inputs with {type(data).__name__}")
+    for name, value in (("inputs", inputs), ("times", times)):
+        if value is not None and not isinstance(data, da.Array):
+            raise ValueError(f"{name}: only a dask array of emissions takes a separate {name} array (bag elements "
+                             f"and files hold their own), got {name} with {type(data).__name__}")
     if isinstance(data, da.Array):
-        shards = _array_shards(data, inputs, input_dim)
+        shards = _array_shards(data, inputs, times, input_dim)
         names = [f"chunk {i}" for i in range(len(shards))]
     elif isinstance(data, db.Bag):
         shards = [dask.delayed(_bag_shard)(part, input_dim) for part in data.to_delayed()]
@@ -144,7 +169,7 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
                          f"got {type(data).__name__}")
     futures = client.compute(shards)
     described = client.gather(client.map(_describe, futures, pure=False))
-    for (_, _, ydims, udims), where in zip(described, names):
+    for (_, _, ydims, udims, _), where in zip(described, names):
         for name, dims, want in (("emission_dim", ydims, emission_dim), ("input_dim", udims, input_dim)):
             if dims - {want}:
                 raise ValueError(f"data: expected sequences with {name} {want}, got {sorted(dims)} in {where}")
@@ -152,22 +177,33 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
     if not keep:
         raise ValueError("data: expected at least one sequence, got none")
     return Sequences(client, [futures[i] for i in keep], [described[i][0] for i in keep], emission_dim, input_dim,
-                     sum(described[i][1] for i in keep))
+                     sum(described[i][1] for i in keep), all(described[i][4] for i in keep))
 
 
-def _array_shards(data, inputs, input_dim):
+def _array_shards(data, inputs, times, input_dim):
     if data.ndim != 3:
         raise ValueError(f"data: expected a dask array of shape (num_sequences, num_timesteps, emission_dim), "
                          f"got shape {data.shape}")
     data = data.rechunk({1: -1, 2: -1})
     ys = data.to_delayed().ravel()
-    if inputs is None:
-        return [dask.delayed(as_batch)(y, None, input_dim) for y in ys]
-    if not isinstance(inputs, da.Array) or inputs.shape[:2] != data.shape[:2] or inputs.ndim != 3:
-        raise ValueError(f"inputs: expected a dask array of shape {data.shape[:2] + ('input_dim',)}, got "
-                         f"{type(inputs).__name__} of shape {getattr(inputs, 'shape', None)}".replace("'", ""))
-    us = inputs.rechunk((data.chunks[0], -1, -1)).to_delayed().ravel()
-    return [dask.delayed(as_batch)(y, u, input_dim) for y, u in zip(ys, us)]
+
+    def along(name, value, shape, ndim):  # the chunks of value matching data's, or Nones
+        if value is None:
+            return [None] * len(ys)
+        if not isinstance(value, da.Array) or value.ndim != ndim or value.shape[:2] != data.shape[:2]:
+            raise ValueError(f"{name}: expected a dask array of shape {shape}, got {type(value).__name__} of "
+                             f"shape {getattr(value, 'shape', None)}".replace("'", ""))
+        return value.rechunk((data.chunks[0],) + (-1,) * (ndim - 1)).to_delayed().ravel()
+
+    us = along("inputs", inputs, data.shape[:2] + ("input_dim",), 3)
+    ts = along("times", times, data.shape[:2], 2)
+    return [dask.delayed(_array_shard)(y, u, t, input_dim) for y, u, t in zip(ys, us, ts)]
+
+
+def _array_shard(emissions, inputs, times, input_dim):
+    batch = as_batch(emissions, inputs, input_dim)
+    batch.times = _per_sequence_times(times, batch)
+    return batch
 
 
 # ---------------------------------------------------------------------------
@@ -223,11 +259,65 @@ class DiscreteEM:
         return self.model.marginal_log_prob(params, shard.emissions, shard.inputs)
 
 
-def _engine(model, props) -> DiscreteEM:
+class ContinuousEM:
+    """What the drivers need of a ContinuousTimeSSM: its generalized EM (as
+    ``ContinuousTimeSSM.fit_em(..., accelerate=False)``), log likelihood and
+    smoothing. Observation times come with the data, or are ``dt`` apart."""
+
+    def __init__(self, model: ContinuousTimeSSM, props, dt=None, m_step_iters: int = 10):
+        self.model, self.props, self.dt, self.m_step_iters = model, props, dt, int(m_step_iters)
+
+    def _times(self, shard: Batch):
+        if self.dt is None:
+            return shard.times
+        return [self.dt * np.arange(len(y), dtype=np.float64) for y in shard.emissions]
+
+    def stats(self, params, shard: Batch, indices=None) -> _core.ContinuousStats:
+        return _core.continuous_sufficient_stats(self.model._core_params(params), shard.emissions, shard.inputs,
+                                                 self._times(shard))
+
+    def log_prior(self, params) -> float:
+        return 0.0
+
+    def m_step(self, params, stats):
+        """The generalized M-step; raises ValueError when it leaves the valid parameter set."""
+        return self.model.m_step(params, self.props, stats, self.m_step_iters)
+
+    def validate(self, params):
+        self.model._core_params(params)
+
+    def smoother(self, params, shard: Batch):
+        return self.model.smoother(params, shard.emissions, times=self._times(shard), inputs=shard.inputs)
+
+    def marginal_log_prob(self, params, shard: Batch):
+        return self.model.marginal_log_prob(params, shard.emissions, times=self._times(shard), inputs=shard.inputs)
+
+
+def _engine(model, props, dt=None, m_step_iters: int = 10):
+    """The E-step/M-step pair of ``model``."""
+    if isinstance(model, ContinuousTimeSSM):
+        if dt is not None and not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt: expected a finite step > 0, got {dt!r}")
+        _check_count("m_step_iters", m_step_iters, 1)
+        return ContinuousEM(model, props, None if dt is None else float(dt), m_step_iters)
     if not isinstance(model, LinearGaussianSSM):
-        raise ValueError(f"model: expected a LinearGaussianSSM or LinearGaussianConjugateSSM, "
+        raise ValueError(f"model: expected a LinearGaussianSSM, LinearGaussianConjugateSSM or ContinuousTimeSSM, "
                          f"got {type(model).__name__}")
+    if dt is not None:
+        raise ValueError(f"dt: only continuous-time models take dt, got dt={dt!r} with a {type(model).__name__}")
     return DiscreteEM(model, props)
+
+
+def _persist(engine, data, client, inputs, times, read_options) -> Sequences:
+    """``persist`` for the engine's model; continuous-time data must carry
+    observation times unless the engine has a ``dt`` (and not both)."""
+    model = engine.model
+    seqs = persist(data, client, emission_dim=model.emission_dim, input_dim=model.input_dim, inputs=inputs,
+                   times=times, read_options=read_options)
+    if isinstance(engine, ContinuousEM) and seqs.has_times == (engine.dt is not None):
+        raise ValueError("dt: expected dt exactly when the data carry no observation times, got "
+                         + ("dt and times" if seqs.has_times else "neither dt nor times"))
+    return seqs
 
 
 def _identity(x):
@@ -311,24 +401,27 @@ def _finish(params, history, summary, label, return_summary):
 # ---------------------------------------------------------------------------
 # Fitting.
 
-def fit_em(model, params, props, data, *, client=None, inputs=None, num_iters: int = 50, tolerance: float = 0.0,
-           verbose: bool = True, callback=None, checkpoint=None, read_options: dict | None = None,
-           return_summary: bool = False):
+def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, dt=None, num_iters: int = 50,
+           tolerance: float = 0.0, m_step_iters: int = 10, verbose: bool = True, callback=None, checkpoint=None,
+           read_options: dict | None = None, return_summary: bool = False):
     """Expectation-maximization as ``model.fit_em``, with the E-step on the
-    workers. ``data``, ``inputs``, ``read_options``: as for ``persist``.
+    workers. ``data``, ``inputs``, ``times``, ``read_options``: as for ``persist``.
     Returns (params, marginal_lls) (and a FitSummary with ``return_summary``):
     log p(y) (+ log prior) entering each iteration.
+
+    A ContinuousTimeSSM is fitted by its generalized EM (as its ``fit_em`` with
+    ``accelerate=False``; ``m_step_iters`` as there), at the data's observation
+    times or, for data without times, at steps ``dt`` apart.
 
     ``callback(iteration, value)`` is called after each iteration's E-step (return
     False to stop). ``checkpoint``: a path; after every M-step the parameters and
     the history so far are written there (atomically); when it exists at the
     start, the fit resumes from it (same model, num_iters counts from the start)."""
-    engine = _engine(model, props)
+    engine = _engine(model, props, dt, m_step_iters)
     _check_count("num_iters", num_iters, 0)
     if not tolerance >= 0:
         raise ValueError(f"tolerance: expected a number >= 0, got {tolerance!r}")
-    seqs = persist(data, client, emission_dim=model.emission_dim, input_dim=model.input_dim, inputs=inputs,
-                   read_options=read_options)
+    seqs = _persist(engine, data, client, inputs, times, read_options)
     history = []
     resumed = _read_checkpoint(checkpoint, model, "em", {})
     if resumed is not None:
@@ -375,7 +468,10 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
     minibatch's statistics computed on the workers holding its sequences.
     Returns (params, losses per epoch). ``callback(epoch, loss)`` after each
     epoch; ``checkpoint``: as for ``fit_em``, written after every epoch (with
-    Adam's state)."""
+    Adam's state). Discrete-time models only."""
+    if isinstance(model, ContinuousTimeSSM):
+        raise ValueError("model: expected a discrete-time model for fit_sgd, got a ContinuousTimeSSM (fit it with "
+                         "fit_em)")
     engine = _engine(model, props)
     optimizer = adam() if optimizer is None else optimizer
     if not isinstance(optimizer, Adam):
@@ -385,8 +481,7 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
     _check_count("batch_size", batch_size, 1)
     _check_count("num_epochs", num_epochs, 0)
     seed = seeds(key, 1)[0]
-    seqs = persist(data, client, emission_dim=model.emission_dim, input_dim=model.input_dim, inputs=inputs,
-                   read_options=read_options)
+    seqs = _persist(engine, data, client, inputs, None, read_options)
     num_seqs = seqs.num_sequences
     starts = np.cumsum([0] + seqs.sizes)
     x = engine.to_unconstrained(params)
@@ -453,23 +548,23 @@ def _minibatch(engine, x, base, seqs, starts, indices, num_seqs):
 # ---------------------------------------------------------------------------
 # Inference over all sequences.
 
-def marginal_log_prob(model, params, data, *, client=None, inputs=None, read_options: dict | None = None):
+def marginal_log_prob(model, params, data, *, client=None, inputs=None, times=None, dt=None,
+                      read_options: dict | None = None):
     """log p(y) of every sequence, (num_sequences,), in sequence order."""
-    engine = _engine(model, None)
-    seqs = persist(data, client, emission_dim=model.emission_dim, input_dim=model.input_dim, inputs=inputs,
-                   read_options=read_options)
+    engine = _engine(model, None, dt)
+    seqs = _persist(engine, data, client, inputs, times, read_options)
     shared = _share(seqs.client, params)
     parts = seqs.client.gather([seqs.client.submit(engine.marginal_log_prob, shared, shard, pure=False)
                                 for shard in seqs.shards])
     return np.concatenate([np.atleast_1d(p) for p in parts])
 
 
-def smoother(model, params, data, *, client=None, inputs=None, read_options: dict | None = None) -> db.Bag:
+def smoother(model, params, data, *, client=None, inputs=None, times=None, dt=None,
+             read_options: dict | None = None) -> db.Bag:
     """The RTS smoother of every sequence, computed on the workers: a dask bag
     (one partition per shard) of ``PosteriorLGSSMSmoothed``, one per sequence in
     sequence order, each unpadded ((num_timesteps_i, state_dim) and so on).
     ``.compute()`` brings them to the client; ``.map(...)`` keeps them on the cluster."""
-    engine = _engine(model, None)
-    seqs = persist(data, client, emission_dim=model.emission_dim, input_dim=model.input_dim, inputs=inputs,
-                   read_options=read_options)
+    engine = _engine(model, None, dt)
+    seqs = _persist(engine, data, client, inputs, times, read_options)
     return db.from_delayed([dask.delayed(engine.smoother)(params, shard) for shard in seqs.shards])

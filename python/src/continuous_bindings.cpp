@@ -3,6 +3,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include "lgssm/continuous.hpp"
@@ -55,6 +56,37 @@ void bind_continuous(nb::module_& m) {
       .def_rw("diffusion_cov", &lgssm::ContinuousProps::diffusion_cov)
       .def_rw("diffusion_cov_structure", &lgssm::ContinuousProps::diffusion_cov_structure)
       .def_rw("emissions", &lgssm::ContinuousProps::emissions);
+
+  nb::class_<lgssm::ContinuousStats>(m, "ContinuousStats")
+      .def(nb::init<>())
+      .def_rw("gaps", &lgssm::ContinuousStats::gaps)
+      .def_rw("stats", &lgssm::ContinuousStats::stats)
+      .def_prop_ro("marginal_loglik", [](const lgssm::ContinuousStats& s) { return s.stats.marginal_loglik; })
+      .def("__getstate__", [](const lgssm::ContinuousStats& s) { return nb::make_tuple(s.gaps, s.stats); })
+      .def("__setstate__",
+           [](lgssm::ContinuousStats& s, const std::tuple<std::vector<double>, lgssm::SufficientStats>& t) {
+             new (&s) lgssm::ContinuousStats{std::get<0>(t), std::get<1>(t)};
+           })
+      .def("__iadd__", [](lgssm::ContinuousStats& a, const lgssm::ContinuousStats& b) -> lgssm::ContinuousStats& { return a += b; },
+           nb::rv_policy::none)
+      .def("__add__", [](lgssm::ContinuousStats a, const lgssm::ContinuousStats& b) { return a += b; });
+  m.def(
+      "continuous_sufficient_stats",
+      [](const lgssm::ContinuousParams& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
+         std::vector<lgssm::Vector> times) {
+        auto seqs = to_timed(emissions, inputs, times);
+        nb::gil_scoped_release release;
+        return lgssm::sufficient_stats(p, seqs);
+      },
+      "params"_a, "emissions"_a, "inputs"_a, "times"_a);
+  m.def(
+      "continuous_m_step",
+      [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, const lgssm::ContinuousStats& stats,
+         int m_step_iters) {
+        nb::gil_scoped_release release;
+        return lgssm::m_step(p, props, stats, m_step_iters);
+      },
+      "params"_a, "props"_a, "stats"_a, "m_step_iters"_a);
 
   m.def(
       "discretize",

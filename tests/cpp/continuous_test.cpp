@@ -276,7 +276,8 @@ TEST(ContinuousStats, SumOfBatchesIsTheStatisticsOfAllSequences) {
 
 TEST(ContinuousEm, GeneralizedEmIsTheLoopOfThePublicEAndMSteps) {
   const ContinuousParams truth = oscillator(3, 6);
-  const auto seqs = irregular_data(truth, 4, 10, 41);
+  auto seqs = irregular_data(truth, 2, 6, 43);  // of different lengths, the shortest first
+  for (auto& s : irregular_data(truth, 4, 10, 41)) seqs.push_back(std::move(s));
   ContinuousParams p = truth;
   p.dynamics.drift = -0.3 * Matrix::Identity(2, 2);
   ContinuousProps props;

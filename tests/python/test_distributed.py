@@ -13,7 +13,7 @@ da = pytest.importorskip("dask.array")
 db = pytest.importorskip("dask.bag")
 
 from conftest import assert_close  # noqa: E402
-from lgssm import LinearGaussianConjugateSSM, LinearGaussianSSM, io  # noqa: E402
+from lgssm import ContinuousTimeSSM, LinearGaussianConjugateSSM, LinearGaussianSSM, io  # noqa: E402
 from lgssm import distributed as ld  # noqa: E402
 from lgssm.optimizers import adam  # noqa: E402
 
@@ -209,7 +209,8 @@ def test_bad_input_names_the_argument(client, data, tmp_path):
         (dict(data=y[..., :2], inputs=u), r"data: expected sequences with emission_dim 3, got \[2\]"),
         (dict(data=db.from_sequence(data[0][:5]), inputs=u), "inputs: only a dask array"),
         (dict(data=db.from_sequence([data[0][0], (data[0][1], data[1][1])], npartitions=1)),
-         "data: expected every bag element to be an emissions array or every one an"),
+         "data: expected every bag element to be an emissions array, or every one an"),
+        (dict(data=y, inputs=u, dt=0.1), "dt: only continuous-time models take dt"),
         (dict(data=y, inputs=u[:5]), r"inputs: expected a dask array of shape \(200, 30, input_dim\)"),
         (dict(data=y, inputs=u, client="tcp://x"), "client: expected a distributed.Client, got str"),
         (dict(data=y, inputs=u, num_iters=-1), "num_iters: expected an integer >= 0, got -1"),
@@ -250,3 +251,46 @@ def test_a_worker_killed_mid_fit(client, data):
     client.wait_for_workers(2)
     after = client.run(os.getpid)
     assert victim not in after and before[victim] not in after.values()
+
+
+@pytest.fixture(scope="module")
+def timed_data(data):
+    """The same sequences observed at irregular times (exponential gaps)."""
+    rng = np.random.default_rng(8)
+    return [np.cumsum(np.r_[0.0, rng.exponential(0.2, len(y) - 1)]) for y in data[0]]
+
+
+def test_continuous_time_em_equals_single_process_em(client, data, timed_data, tmp_path):
+    model = ContinuousTimeSSM(STATE, P, M)
+    params, props = model.initialize(3, drift=[[-0.2, 1.0], [-1.0, -0.2]])
+    props.emissions.weights.trainable = False
+    expected, expected_lls = model.fit_em(params, props, data[0], times=timed_data, inputs=data[1], num_iters=4,
+                                          accelerate=False, verbose=False)
+    bag = db.from_sequence(list(zip(data[0], data[1], timed_data)), npartitions=3)
+    fitted, lls = ld.fit_em(model, params, props, bag, client=client, num_iters=4, verbose=False)
+    assert_close(lls, expected_lls, "marginal_lls", rtol=RTOL)
+    assert_params_close(fitted, expected)
+    # Files carrying their times, and a dask array with a times array (padded
+    # times continue increasing; they are cut with the padded emissions).
+    padded_times = np.stack([np.r_[t, t[-1] + np.arange(1, T_MAX - len(t) + 1)] for t in timed_data])
+    paths = []
+    for k in range(0, N, 50):
+        paths.append(os.path.join(str(tmp_path), f"part{k}.npz"))
+        np.savez(paths[-1], emissions=data[2][k:k + 50], inputs=data[3][k:k + 50], times=padded_times[k:k + 50])
+    _, lls_files = ld.fit_em(model, params, props, paths, client=client, num_iters=2, verbose=False)
+    assert_close(lls_files, expected_lls[:2], "marginal_lls (files)", rtol=RTOL)
+    y, u = as_dask(data)
+    lls_array = ld.marginal_log_prob(model, params, y, inputs=u, times=da.from_array(padded_times, chunks=(37, T_MAX)),
+                                     client=client)
+    assert_close(lls_array, model.marginal_log_prob(params, data[0], times=timed_data, inputs=data[1]),
+                 "marginal_log_prob (array)", rtol=RTOL)
+    # Uniform steps: dt instead of times.
+    smoothed = ld.smoother(model, params, bag.map(lambda e: e[:2]), dt=0.3, client=client).compute()
+    expected_smoothed = model.smoother(params, data[0], dt=0.3, inputs=data[1])
+    for i in (0, N - 1):
+        assert_close(smoothed[i].smoothed_means, expected_smoothed[i].smoothed_means, f"smoothed_means[{i}]",
+                     rtol=RTOL)
+    with pytest.raises(ValueError, match="dt"):
+        ld.fit_em(model, params, props, bag, dt=0.3, client=client, num_iters=1, verbose=False)
+    with pytest.raises(ValueError, match="model"):
+        ld.fit_sgd(model, params, props, bag, client=client, num_epochs=1, verbose=False)
