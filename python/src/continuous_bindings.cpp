@@ -57,8 +57,8 @@ void bind_continuous(nb::module_& m) {
       .def_rw("diffusion_cov_structure", &lgssm::ContinuousProps::diffusion_cov_structure)
       .def_rw("emissions", &lgssm::ContinuousProps::emissions);
 
-  nb::class_<lgssm::ContinuousStats>(m, "ContinuousStats")
-      .def(nb::init<>())
+  nb::class_<lgssm::ContinuousStats> stats_class(m, "ContinuousStats");
+  stats_class.def(nb::init<>())
       .def_rw("gaps", &lgssm::ContinuousStats::gaps)
       .def_rw("stats", &lgssm::ContinuousStats::stats)
       .def_prop_ro("marginal_loglik", [](const lgssm::ContinuousStats& s) { return s.stats.marginal_loglik; })
@@ -66,10 +66,8 @@ void bind_continuous(nb::module_& m) {
       .def("__setstate__",
            [](lgssm::ContinuousStats& s, const std::tuple<std::vector<double>, lgssm::SufficientStats>& t) {
              new (&s) lgssm::ContinuousStats{std::get<0>(t), std::get<1>(t)};
-           })
-      .def("__iadd__", [](lgssm::ContinuousStats& a, const lgssm::ContinuousStats& b) -> lgssm::ContinuousStats& { return a += b; },
-           nb::rv_policy::none)
-      .def("__add__", [](lgssm::ContinuousStats a, const lgssm::ContinuousStats& b) { return a += b; });
+           });
+  lgssm::bindings::def_sum(stats_class);
   m.def(
       "continuous_sufficient_stats",
       [](const lgssm::ContinuousParams& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,

@@ -27,4 +27,11 @@ inline nanobind::dict summary_dict(const FitSummary& s) {
   return d;
 }
 
+// `a += b` and `a + b` for a summable statistics class (SufficientStats, ContinuousStats).
+template <typename Stats>
+void def_sum(nanobind::class_<Stats>& cls) {
+  cls.def("__iadd__", [](Stats& a, const Stats& b) -> Stats& { return a += b; }, nanobind::rv_policy::none)
+      .def("__add__", [](Stats a, const Stats& b) { return a += b; });
+}
+
 }  // namespace lgssm::bindings

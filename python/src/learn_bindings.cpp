@@ -106,8 +106,8 @@ void bind_learn(nb::module_& m) {
         new (&r) lgssm::RegressionStats();
         std::tie(r.xx, r.yx, r.yy, r.count) = t;
       });
-  nb::class_<lgssm::SufficientStats>(m, "SufficientStats")
-      .def(nb::init<>())
+  nb::class_<lgssm::SufficientStats> stats_class(m, "SufficientStats");
+  stats_class.def(nb::init<>())
       .def_rw("initial_sum", &lgssm::SufficientStats::initial_sum)
       .def_rw("initial_outer", &lgssm::SufficientStats::initial_outer)
       .def_rw("num_sequences", &lgssm::SufficientStats::num_sequences)
@@ -125,10 +125,8 @@ void bind_learn(nb::module_& m) {
                                std::vector<lgssm::RegressionStats>, double>& t) {
              new (&s) lgssm::SufficientStats();
              std::tie(s.initial_sum, s.initial_outer, s.num_sequences, s.dynamics, s.emissions, s.marginal_loglik) = t;
-           })
-      .def("__iadd__", [](lgssm::SufficientStats& a, const lgssm::SufficientStats& b) -> lgssm::SufficientStats& { return a += b; },
-           nb::rv_policy::none)
-      .def("__add__", [](lgssm::SufficientStats a, const lgssm::SufficientStats& b) { return a += b; });
+           });
+  lgssm::bindings::def_sum(stats_class);
 
   m.def(
       "sufficient_stats",
