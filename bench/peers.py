@@ -13,6 +13,7 @@ emission.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 
 import numpy as np
@@ -35,10 +36,10 @@ def available(name: str):
     return None
 
 
-def version(module: str) -> str:
+def version(distribution: str) -> str:
     try:
-        return importlib.import_module(module).__version__
-    except Exception:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
         return "not installed"
 
 

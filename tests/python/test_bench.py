@@ -3,10 +3,10 @@ cannot rot unnoticed. Nothing is timed against a threshold; what is checked is
 that every contender got the same model and data (their log likelihoods agree
 with lgssm's) and that the report has every section. dynamax is left out (its
 compilations would take most of a minute); the peers that are installed run."""
+import json
 import os
 import sys
 
-import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
@@ -45,7 +45,8 @@ def test_inference_agrees_with_lgssm(smoke):
 def test_markdown_has_every_section(smoke):
     _, report = smoke
     kernels = ({(8, run.SMOKE.high_emission, False): {"Filter": 1e4}}, {"n": 64, "gflops": 10.0})
-    text = run.markdown(report, run.SMOKE, run.machine(), kernels, 1.0, smoke=True)
+    info = {"cpu": "cpu", "cores": 2, "ram": "1 GiB", "os": "os", "versions": {"lgssm": "0"}}
+    text = run.markdown(report, run.SMOKE, info, kernels, 1.0, True, "today")
     for heading in ("## Machine", "## Targets", run.NOTEBOOK, "## Memory", "## Fraction", "## C++ kernels"):
         assert heading in text, heading
     assert "not run" in text  # no dynamax: its targets say so instead of inventing numbers
@@ -53,7 +54,12 @@ def test_markdown_has_every_section(smoke):
     assert len(lines) == len(run.SMOKE.memory_steps)
 
 
-def test_filter_flops_counts_the_dominant_terms():
-    n, p = 8, 512
-    assert run.filter_flops(n, p, True) - run.filter_flops(n, p, False) == p * p - p
-    assert np.isclose(run.filter_flops(1, 1, False), 35 / 3 + 4 + 1)
+def test_saved_results_render_the_same_tables(smoke, tmp_path):
+    _, report = smoke
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(run.results(report, True, 1.0)))
+    out = tmp_path / "bench.md"
+    run.main(["--render", str(saved), "--out", str(out)])
+    text = out.read_text()
+    for r in report.rows:
+        assert f"| {r.task} | {r.contender} | {run.fmt_time(r.seconds)} |" in text
