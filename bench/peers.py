@@ -159,7 +159,10 @@ def pykalman_task(task: str, params, emissions, **options):
 def statsmodels_task(task: str, params, emissions, **options):
     """statsmodels' KalmanSmoother (Cython) with the model's matrices, its
     default (conventional, non-collapsed) filter; the state of statsmodels' first
-    step has the distribution ``initial``."""
+    step has the distribution ``initial``. The smoother computes what lgssm's
+    does (smoothed states, their covariances and lag-one autocovariances), not
+    statsmodels' default of every output (disturbances too)."""
+    from statsmodels.tsa.statespace import kalman_smoother as sm
     from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
     p, n = params.emissions.weights.shape
@@ -173,6 +176,7 @@ def statsmodels_task(task: str, params, emissions, **options):
     ks["selection"] = np.eye(n)
     ks["state_cov"] = params.dynamics.cov
     ks.initialize_known(params.initial.mean, params.initial.cov)
+    ks.smoother_output = sm.SMOOTHER_STATE | sm.SMOOTHER_STATE_COV | sm.SMOOTHER_STATE_AUTOCOV
     if task == "filter":
         return ks.filter, lambda r: float(r.llf)
     if task == "smoother":

@@ -11,4 +11,5 @@ cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DLGSSM_BUILD_TESTS=OFF -DL
 cmake --build build/bench -j"$(nproc)" --target lgssm_kernels
 ./build/bench/bench/cpp/lgssm_kernels --benchmark_out=build/bench/kernels.json --benchmark_out_format=json
 
-.venv/bin/python bench/run.py --kernels build/bench/kernels.json --out docs/benchmarks.md "$@"
+.venv/bin/python bench/run.py --kernels build/bench/kernels.json --save build/bench/results.json \
+  --out docs/benchmarks.md "$@"
