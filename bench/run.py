@@ -67,7 +67,7 @@ class Row:
     case: str
     task: str
     contender: str
-    seconds: float | None  # None: skipped
+    seconds: float
     agreement: float | None = None  # |log likelihood - lgssm's|
     note: str = ""
     ratio: float | None = None  # seconds / lgssm's seconds (filled in by Report)
@@ -80,8 +80,7 @@ class Report:
 
     def add(self, row: Row):
         self.rows.append(row)
-        mark = "skipped" if row.seconds is None else f"{row.seconds:.4g} s"
-        print(f"  {row.case} | {row.task} | {row.contender}: {mark} {row.note}", flush=True)
+        print(f"  {row.case} | {row.task} | {row.contender}: {row.seconds:.4g} s {row.note}", flush=True)
 
     def base(self, case, task):
         for r in self.rows:
@@ -92,7 +91,7 @@ class Report:
     def finish(self):
         for r in self.rows:
             b = self.base(r.case, r.task)
-            r.ratio = r.seconds / b if (b and r.seconds is not None) else None
+            r.ratio = r.seconds / b if b else None
 
 
 # ------------------------------------------------------------------ timing
@@ -431,8 +430,6 @@ def kernel_table(path: str):
 
 
 def fmt_time(s):
-    if s is None:
-        return "-"
     if s >= 1:
         return f"{s:.3g} s"
     return f"{s * 1e3:.3g} ms" if s >= 1e-3 else f"{s * 1e6:.3g} µs"
