@@ -110,9 +110,9 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
         fn = jax.jit(lambda prm, y: (model.filter(prm, y), model.smoother(prm, y)))
         return lambda: jax.block_until_ready(fn(dparams, y)), lambda r: float(r[1].marginal_loglik)
     if task == "em":  # jit_fit: wrap fit_em in jax.jit, so that a warmed call does not recompile
-        fit = lambda prm: model.fit_em(prm, props, y, num_iters=options["num_iters"], verbose=False)  # noqa: E731
+        fit = lambda prm, y: model.fit_em(prm, props, y, num_iters=options["num_iters"], verbose=False)  # noqa: E731
         fit = jax.jit(fit) if options.get("jit_fit") else fit
-        return lambda: jax.block_until_ready(fit(dparams)), lambda r: dynamax_params_to_numpy(r[0])
+        return lambda: jax.block_until_ready(fit(dparams, y)), lambda r: dynamax_params_to_numpy(r[0])
     if task == "adam":
         import optax
         run = lambda: jax.block_until_ready(model.fit_sgd(  # noqa: E731
