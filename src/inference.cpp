@@ -103,12 +103,24 @@ void validate_all(const Params& params, const Sequence& seq) {
   validate(params, seq);
 }
 
+double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
+  KalmanFilter kf(params, seq.emissions);
+  return run_filter(kf, seq, kNothing, kNothing);
+}
+
+// Validates once, then fn(seq) for every sequence in parallel.
+template <class Fn>
+auto map_validated(const Params& params, const std::vector<Sequence>& seqs, int num_threads, Fn fn) {
+  validate(params);
+  validate(params, seqs);
+  return map_sequences(seqs, fn, num_threads);
+}
+
 }  // namespace
 
 double marginal_log_prob(const Params& params, const Sequence& seq) {
   validate_all(params, seq);
-  KalmanFilter kf(params, seq.emissions);
-  return run_filter(kf, seq, kNothing, kNothing);
+  return marginal_log_prob_unchecked(params, seq);
 }
 
 FilterResult filter(const Params& params, const Sequence& seq) {
@@ -119,6 +131,20 @@ FilterResult filter(const Params& params, const Sequence& seq) {
 SmootherResult smoother(const Params& params, const Sequence& seq) {
   validate_all(params, seq);
   return internal::smoother_unchecked(params, seq);
+}
+
+std::vector<double> marginal_log_prob(const Params& params, const std::vector<Sequence>& seqs, int num_threads) {
+  return map_validated(params, seqs, num_threads,
+                       [&](const Sequence& s) { return marginal_log_prob_unchecked(params, s); });
+}
+
+std::vector<FilterResult> filter(const Params& params, const std::vector<Sequence>& seqs, int num_threads) {
+  return map_validated(params, seqs, num_threads, [&](const Sequence& s) { return run_stored_filter(params, s); });
+}
+
+std::vector<SmootherResult> smoother(const Params& params, const std::vector<Sequence>& seqs, int num_threads) {
+  return map_validated(params, seqs, num_threads,
+                       [&](const Sequence& s) { return internal::smoother_unchecked(params, s); });
 }
 
 SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {

@@ -97,7 +97,16 @@ ForecastResult forecast(const Params& params, const Sequence& seq,
 void parallel_for(Eigen::Index n, const std::function<void(Eigen::Index)>& fn,
                   int num_threads = 0);
 
-// Batch versions: one result per sequence, sequences processed in parallel.
+// Batch versions of marginal_log_prob, filter and smoother: the arguments are
+// validated once (sequences named "emissions[i]"), then the sequences are
+// processed in parallel on up to `num_threads` threads (0: all hardware threads).
+std::vector<double> marginal_log_prob(const Params& params, const std::vector<Sequence>& seqs,
+                                      int num_threads = 0);
+std::vector<FilterResult> filter(const Params& params, const std::vector<Sequence>& seqs, int num_threads = 0);
+std::vector<SmootherResult> smoother(const Params& params, const std::vector<Sequence>& seqs,
+                                     int num_threads = 0);
+
+// `fn(seq)` for every sequence, in parallel: one result per sequence.
 template <class Fn>
 auto map_sequences(const std::vector<Sequence>& seqs, Fn fn, int num_threads = 0) {
   std::vector<decltype(fn(seqs.front()))> out(seqs.size());

@@ -32,45 +32,49 @@ class Batch:
         if time_offset is None:
             return np.stack([np.asarray(x) for x in items])
         length = self.num_timesteps + time_offset
-        out = []
-        for x in items:
+        first = np.asarray(items[0])
+        shape = list(first.shape)
+        shape[time_axis] = length
+        out = np.full((len(items), *shape), np.nan)
+        for i, x in enumerate(items):
             x = np.asarray(x)
-            pad = [(0, 0)] * x.ndim
-            pad[time_axis] = (0, length - x.shape[time_axis])
-            out.append(np.pad(x, pad, constant_values=np.nan))
-        return np.stack(out)
+            index = [slice(None)] * x.ndim
+            index[time_axis] = slice(0, x.shape[time_axis])
+            out[(i, *index)] = x
+        return out
 
 
 def _sequences(value, name: str, dim_name: str):
+    """(kind, list of 2-D float64 arrays, the 3-D array for kind "padded" else None)."""
     if isinstance(value, (list, tuple)) and len(value) > 0 and all(np.ndim(v) == 2 for v in value):
-        return "list", [np.ascontiguousarray(v, dtype=np.float64) for v in value]
+        return "list", [np.ascontiguousarray(v, dtype=np.float64) for v in value], None
     try:
         a = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name}: expected numbers in an array of shape {_SHAPES.format(d=dim_name)}, "
                          f"got {type(value).__name__} ({err})") from None
     if a.ndim == 2:
-        return "single", [np.ascontiguousarray(a)]
+        return "single", [np.ascontiguousarray(a)], None
     if a.ndim == 3:
-        return "padded", [np.ascontiguousarray(x) for x in a]
+        a = np.ascontiguousarray(a)
+        return "padded", list(a), a
     raise ValueError(f"{name}: expected an array of shape {_SHAPES.format(d=dim_name)}, got shape {a.shape}")
 
 
 def as_batch(emissions, inputs, input_dim: int) -> Batch:
     """Normalizes ``emissions`` (and ``inputs``; None means zeros, as in dynamax)."""
-    kind, ys = _sequences(emissions, "emissions", "emission_dim")
+    kind, ys, padded = _sequences(emissions, "emissions", "emission_dim")
     num_timesteps = max(y.shape[0] for y in ys)
     if kind == "padded":
         # Trailing all-NaN rows are padding: the sequence ends at its last observed step.
-        lengths = []
-        for y in ys:
-            observed = np.flatnonzero(~np.all(np.isnan(y), axis=1))
-            lengths.append(observed[-1] + 1 if observed.size else y.shape[0])
-        ys = [y[:n] for y, n in zip(ys, lengths)]
+        steps = np.arange(1, padded.shape[1] + 1)
+        last = np.max(np.where(np.all(np.isnan(padded), axis=2), 0, steps), axis=1, initial=0)
+        lengths = np.where(last > 0, last, padded.shape[1])
+        ys = [y[:n] for y, n in zip(ys, lengths.tolist())]
     if inputs is None:
         us = [np.zeros((y.shape[0], input_dim)) for y in ys]
     else:
-        ikind, us = _sequences(inputs, "inputs", "input_dim")
+        ikind, us, _ = _sequences(inputs, "inputs", "input_dim")
         if ikind != kind or len(us) != len(ys):
             raise ValueError(f"inputs: expected the layout of emissions ({kind}, {len(ys)} sequences), "
                              f"got {ikind} with {len(us)} sequences")

@@ -15,24 +15,31 @@ using lgssm::RowMatrix;
 
 namespace {
 
-std::vector<lgssm::Sequence> to_sequences(const lgssm::Params& params, std::vector<RowMatrix>& emissions,
-                                          std::vector<RowMatrix>& inputs) {
+// The sequences, moved (not validated).
+std::vector<lgssm::Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
   if (inputs.size() != emissions.size())
     lgssm::internal::throw_invalid("inputs", std::to_string(emissions.size()) + " sequences",
                                    std::to_string(inputs.size()));
   std::vector<lgssm::Sequence> seqs(emissions.size());
   for (size_t i = 0; i < seqs.size(); ++i)
     seqs[i] = lgssm::Sequence{std::move(emissions[i]), std::move(inputs[i])};
+  return seqs;
+}
+
+std::vector<lgssm::Sequence> checked_sequences(const lgssm::Params& params, std::vector<RowMatrix>& emissions,
+                                               std::vector<RowMatrix>& inputs) {
+  auto seqs = to_sequences(emissions, inputs);
   lgssm::validate(params, seqs);  // names the offending sequence
   return seqs;
 }
 
+// One of the C++ batch functions (which validate once), without the GIL.
 template <class Fn>
 auto run_batch(const lgssm::Params& params, std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs,
                Fn fn) {
-  auto seqs = to_sequences(params, emissions, inputs);
+  auto seqs = to_sequences(emissions, inputs);
   nb::gil_scoped_release release;
-  return lgssm::map_sequences(seqs, fn);
+  return fn(params, seqs);
 }
 
 nb::dict filter_dict(lgssm::FilterResult&& r) {
@@ -58,15 +65,14 @@ void bind_inference(nb::module_& m) {
   m.def(
       "marginal_log_prob",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
-        auto lls = run_batch(p, emissions, inputs, [&](const lgssm::Sequence& s) { return lgssm::marginal_log_prob(p, s); });
-        return lls;
+        return run_batch(p, emissions, inputs, [](const auto& params, const auto& seqs) { return lgssm::marginal_log_prob(params, seqs); });
       },
       "params"_a, "emissions"_a, "inputs"_a);
 
   m.def(
       "filter",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
-        auto rs = run_batch(p, emissions, inputs, [&](const lgssm::Sequence& s) { return lgssm::filter(p, s); });
+        auto rs = run_batch(p, emissions, inputs, [](const auto& params, const auto& seqs) { return lgssm::filter(params, seqs); });
         return to_list(rs, filter_dict);
       },
       "params"_a, "emissions"_a, "inputs"_a);
@@ -74,7 +80,7 @@ void bind_inference(nb::module_& m) {
   m.def(
       "smoother",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
-        auto rs = run_batch(p, emissions, inputs, [&](const lgssm::Sequence& s) { return lgssm::smoother(p, s); });
+        auto rs = run_batch(p, emissions, inputs, [](const auto& params, const auto& seqs) { return lgssm::smoother(params, seqs); });
         return to_list(rs, [](lgssm::SmootherResult&& r) {
           nb::dict d = filter_dict(std::move(r));
           d["smoothed_means"] = nb::cast(std::move(r.smoothed_means));
@@ -104,7 +110,7 @@ void bind_inference(nb::module_& m) {
         if (seeds.size() != emissions.size())
           lgssm::internal::throw_invalid("seeds", std::to_string(emissions.size()) + " seeds",
                                          std::to_string(seeds.size()));
-        auto seqs = to_sequences(p, emissions, inputs);
+        auto seqs = checked_sequences(p, emissions, inputs);
         std::vector<lgssm::MatrixSeries> draws(seqs.size());
         {
           nb::gil_scoped_release release;
@@ -120,9 +126,14 @@ void bind_inference(nb::module_& m) {
       "posterior_predictive",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
          bool full_covariances) {
-        auto rs = run_batch(p, emissions, inputs, [&](const lgssm::Sequence& s) {
-          return lgssm::posterior_predictive(p, s, full_covariances);
-        });
+        auto seqs = checked_sequences(p, emissions, inputs);
+        std::vector<lgssm::PosteriorPredictiveResult> rs;
+        {
+          nb::gil_scoped_release release;
+          rs = lgssm::map_sequences(seqs, [&](const lgssm::Sequence& s) {
+            return lgssm::posterior_predictive(p, s, full_covariances);
+          });
+        }
         return to_list(rs, [&](lgssm::PosteriorPredictiveResult&& r) {
           nb::dict d;
           d["means"] = nb::cast(std::move(r.means));
@@ -140,7 +151,7 @@ void bind_inference(nb::module_& m) {
         if (forecast_inputs.size() != emissions.size())
           lgssm::internal::throw_invalid("forecast_inputs", std::to_string(emissions.size()) + " sequences",
                                          std::to_string(forecast_inputs.size()));
-        auto seqs = to_sequences(p, emissions, inputs);
+        auto seqs = checked_sequences(p, emissions, inputs);
         std::vector<lgssm::ForecastResult> rs(seqs.size());
         {
           nb::gil_scoped_release release;

@@ -2,11 +2,14 @@
 // tests run over every model variant.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "dense_reference.hpp"
+#include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
 #include "test_util.hpp"
 
@@ -207,25 +210,27 @@ TEST(DenseReference, ScalarTwoStepClosedForm) {
 }
 
 // One batch of sequences of different lengths sharing per-step parameters
-// (longer than the shorter sequences need): each result against its own
-// dense reference.
-TEST(MapSequences, DifferentLengthsMatchOwnDenseReference) {
+// (longer than the shorter sequences need), through the batch functions: each
+// result against its own dense reference.
+TEST(BatchInference, DifferentLengthsMatchOwnDenseReference) {
   const Params params = random_params({3, 2, 2, 7, true, false, -1, -1, 201});
   const std::vector<Index> lengths = {3, 7, 5};
   std::vector<Sequence> seqs;
   for (std::size_t i = 0; i < lengths.size(); ++i)
     seqs.push_back(random_sequence(params, {lengths[i], 0.2, {}, 210 + i}));
 
-  const auto smoothed =
-      map_sequences(seqs, [&](const Sequence& s) { return smoother(params, s); }, 2);
-  const auto logliks =
-      map_sequences(seqs, [&](const Sequence& s) { return marginal_log_prob(params, s); }, 2);
+  const std::vector<SmootherResult> smoothed = smoother(params, seqs, 2);
+  const std::vector<FilterResult> filtered = filter(params, seqs, 2);
+  const std::vector<double> logliks = marginal_log_prob(params, seqs, 2);
   ASSERT_EQ(smoothed.size(), seqs.size());
+  ASSERT_EQ(filtered.size(), seqs.size());
   ASSERT_EQ(logliks.size(), seqs.size());
   for (std::size_t i = 0; i < seqs.size(); ++i) {
     SCOPED_TRACE("sequence " + std::to_string(i) + " of length " + std::to_string(lengths[i]));
     const DenseReference ref = dense_reference(params, seqs[i]);
     EXPECT_MATRIX_NEAR(logliks[i], ref.marginal_loglik, kRtol);
+    EXPECT_MATRIX_NEAR(filtered[i].marginal_loglik, ref.marginal_loglik, kRtol);
+    EXPECT_MATRIX_NEAR(filtered[i].filtered_covariances.flat(), smoothed[i].filtered_covariances.flat(), 0.0);
     EXPECT_MATRIX_NEAR(smoothed[i].marginal_loglik, ref.marginal_loglik, kRtol);
     ASSERT_EQ(smoothed[i].smoothed_means.rows(), lengths[i]);
     ASSERT_EQ(smoothed[i].smoothed_cross_covariances.size(), lengths[i] - 1);
@@ -239,6 +244,24 @@ TEST(MapSequences, DifferentLengthsMatchOwnDenseReference) {
         EXPECT_MATRIX_NEAR(smoothed[i].smoothed_cross_covariances[t],
                            ref.smoothed_cross_covariances[t], kRtol);
       }
+    }
+  }
+}
+
+// The batch functions validate every sequence up front and name the bad one.
+TEST(BatchInference, NamesTheInvalidSequence) {
+  const Params params = random_params({3, 2, 0, 0, false, false, -1, -1, 220});
+  std::vector<Sequence> seqs = {random_sequence(params, {4, 0.0, {}, 221}), random_sequence(params, {5, 0.0, {}, 222})};
+  seqs[1].emissions(2, 1) = std::numeric_limits<double>::infinity();
+  for (const auto& call : std::vector<std::function<void()>>{[&] { filter(params, seqs); },
+                                                             [&] { smoother(params, seqs); },
+                                                             [&] { marginal_log_prob(params, seqs); }}) {
+    try {
+      call();
+      ADD_FAILURE() << "nothing thrown";
+    } catch (const lgssm::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("emissions[1]: expected finite values or NaN"), std::string::npos)
+          << e.what();
     }
   }
 }

@@ -1,0 +1,240 @@
+"""The contenders of the benchmark: lgssm and the peers, behind one interface.
+
+Every contender gets the same model (an ``lgssm.ParamsLGSSM`` of NumPy arrays,
+time-invariant, without inputs) and the same emissions, and each task returns
+the log likelihood it computed (or, for fits, the fitted parameters), so the
+harness can check agreement. The peers are imported lazily: a missing one is
+reported by ``available()`` and its rows are skipped with the reason.
+
+Time conventions agree without inputs: every contender here treats
+``initial`` as the distribution of the first state, the one of the first
+emission.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+
+import numpy as np
+
+import lgssm
+
+os.environ.setdefault("JAX_ENABLE_X64", "1")  # dynamax in float64, as lgssm
+
+PEERS = ("dynamax", "pykalman", "statsmodels", "filterpy")
+_MODULES = {"dynamax": "dynamax.linear_gaussian_ssm", "pykalman": "pykalman",
+            "statsmodels": "statsmodels.tsa.statespace.kalman_smoother", "filterpy": "filterpy.kalman"}
+
+
+def available(name: str):
+    """None when peer ``name`` imports, else the reason it does not."""
+    try:
+        importlib.import_module(_MODULES[name])
+    except Exception as err:  # any import failure means "not installed here"
+        return f"{name} not importable ({type(err).__name__}: {err})"
+    return None
+
+
+def version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def model_of(params) -> lgssm.LinearGaussianSSM:
+    n, p = params.emissions.weights.shape[1], params.emissions.weights.shape[0]
+    return lgssm.LinearGaussianSSM(n, p)
+
+
+# ---------------------------------------------------------------- dynamax
+def _dynamax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from dynamax.linear_gaussian_ssm import LinearGaussianSSM
+    from dynamax.linear_gaussian_ssm.inference import (ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
+                                                       ParamsLGSSMInitial)
+    return jax, LinearGaussianSSM, (ParamsLGSSM, ParamsLGSSMInitial, ParamsLGSSMDynamics, ParamsLGSSMEmissions)
+
+
+def dynamax_model(params, diagonal_r: bool = False):
+    """(dynamax model, dynamax params, props); a diagonal R is passed as its
+    diagonal, which selects dynamax's Woodbury update."""
+    jax, Model, (P, PI, PD, PE) = _dynamax()
+    import jax.numpy as jnp
+
+    n, p = params.emissions.weights.shape[1], params.emissions.weights.shape[0]
+    a = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+    r = params.emissions.cov
+    dparams = P(initial=PI(mean=a(params.initial.mean), cov=a(params.initial.cov)),
+                dynamics=PD(weights=a(params.dynamics.weights), bias=a(params.dynamics.bias),
+                            input_weights=jnp.zeros((n, 0)), cov=a(params.dynamics.cov)),
+                emissions=PE(weights=a(params.emissions.weights), bias=a(params.emissions.bias),
+                             input_weights=jnp.zeros((p, 0)), cov=a(np.diag(r) if diagonal_r else r)))
+    model = Model(n, p)
+    _, props = model.initialize(jax.random.PRNGKey(0))
+    return model, dparams, props
+
+
+def dynamax_params_to_numpy(dparams):
+    g = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
+    return lgssm.ParamsLGSSM(
+        initial=lgssm.ParamsLGSSMInitial(mean=g(dparams.initial.mean), cov=g(dparams.initial.cov)),
+        dynamics=lgssm.ParamsLGSSMDynamics(weights=g(dparams.dynamics.weights), bias=g(dparams.dynamics.bias),
+                                                  input_weights=g(dparams.dynamics.input_weights),
+                                                  cov=g(dparams.dynamics.cov)),
+        emissions=lgssm.ParamsLGSSMEmissions(weights=g(dparams.emissions.weights),
+                                                    bias=g(dparams.emissions.bias),
+                                                    input_weights=g(dparams.emissions.input_weights),
+                                                    cov=g(dparams.emissions.cov)))
+
+
+def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **options):
+    """A callable running ``task`` in dynamax, and a function turning its output
+    into (log likelihood or fitted lgssm params). Inference is jitted (dynamax's
+    best case); fits call dynamax's fit_em / fit_sgd as a user does, which
+    compile anew at every call (they jit a fresh closure), unless ``jit_fit``
+    wraps fit_em in an outer jax.jit."""
+    jax, _, _ = _dynamax()
+    model, dparams, props = dynamax_model(params, diagonal_r)
+    y = jax.numpy.asarray(emissions)
+    if task == "filter":
+        fn = jax.jit(lambda prm, y: model.filter(prm, y).marginal_loglik)
+        return lambda: fn(dparams, y).block_until_ready(), float
+    if task == "smoother":
+        fn = jax.jit(lambda prm, y: model.smoother(prm, y))
+        return lambda: jax.block_until_ready(fn(dparams, y)), lambda r: float(r.marginal_loglik)
+    if task == "filter+smoother":
+        fn = jax.jit(lambda prm, y: (model.filter(prm, y), model.smoother(prm, y)))
+        return lambda: jax.block_until_ready(fn(dparams, y)), lambda r: float(r[1].marginal_loglik)
+    if task == "em":  # jit_fit: wrap fit_em in jax.jit, so that a warmed call does not recompile
+        fit = lambda prm, y: model.fit_em(prm, props, y, num_iters=options["num_iters"], verbose=False)  # noqa: E731
+        fit = jax.jit(fit) if options.get("jit_fit") else fit
+        return lambda: jax.block_until_ready(fit(dparams, y)), lambda r: dynamax_params_to_numpy(r[0])
+    if task == "adam":
+        import optax
+        run = lambda: jax.block_until_ready(model.fit_sgd(  # noqa: E731
+            dparams, props, y, optimizer=optax.adam(options["learning_rate"]), num_epochs=options["num_epochs"]))
+        return run, lambda r: dynamax_params_to_numpy(r[0])
+    raise ValueError(f"task: expected filter, smoother, filter+smoother, em or adam, got {task!r}")
+
+
+# ---------------------------------------------------------------- pykalman
+def pykalman_filter(params):
+    from pykalman import KalmanFilter
+
+    return KalmanFilter(transition_matrices=params.dynamics.weights, transition_offsets=params.dynamics.bias,
+                        transition_covariance=params.dynamics.cov, observation_matrices=params.emissions.weights,
+                        observation_offsets=params.emissions.bias, observation_covariance=params.emissions.cov,
+                        initial_state_mean=params.initial.mean, initial_state_covariance=params.initial.cov)
+
+
+def pykalman_params_to_numpy(kf):
+    n, p = kf.observation_matrices.shape[1], kf.observation_matrices.shape[0]
+    return lgssm.ParamsLGSSM(
+        initial=lgssm.ParamsLGSSMInitial(mean=kf.initial_state_mean, cov=kf.initial_state_covariance),
+        dynamics=lgssm.ParamsLGSSMDynamics(weights=kf.transition_matrices, bias=kf.transition_offsets,
+                                                  input_weights=np.zeros((n, 0)), cov=kf.transition_covariance),
+        emissions=lgssm.ParamsLGSSMEmissions(weights=kf.observation_matrices, bias=kf.observation_offsets,
+                                                    input_weights=np.zeros((p, 0)),
+                                                    cov=kf.observation_covariance))
+
+
+def pykalman_task(task: str, params, emissions, **options):
+    """pykalman's KalmanFilter; a batch (3-D emissions) one sequence at a time."""
+    kf = pykalman_filter(params)
+    if task in ("filter", "smoother", "filter+smoother"):
+        calls = {"filter": [kf.filter], "smoother": [kf.smooth], "filter+smoother": [kf.filter, kf.smooth]}[task]
+        seqs = emissions if emissions.ndim == 3 else [emissions]
+        return (lambda: [c(y) for y in seqs for c in calls]), lambda _: sum(float(kf.loglikelihood(y)) for y in seqs)
+    if task == "em":
+        return (lambda: kf.em(emissions, n_iter=options["num_iters"], em_vars="all"),
+                pykalman_params_to_numpy)
+    raise ValueError(f"task: expected filter, smoother, filter+smoother or em, got {task!r}")
+
+
+# ---------------------------------------------------------------- statsmodels
+def statsmodels_task(task: str, params, emissions, **options):
+    """statsmodels' KalmanSmoother (Cython) with the model's matrices, its
+    default (conventional, non-collapsed) filter; the state of statsmodels' first
+    step has the distribution ``initial``. The smoother computes what lgssm's
+    does (smoothed states, their covariances and lag-one autocovariances), not
+    statsmodels' default of every output (disturbances too)."""
+    from statsmodels.tsa.statespace import kalman_smoother as sm
+    from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
+
+    p, n = params.emissions.weights.shape
+    ks = KalmanSmoother(k_endog=p, k_states=n, k_posdef=n)
+    ks.bind(np.asfortranarray(emissions.T))
+    ks["design"] = params.emissions.weights
+    ks["obs_intercept"] = params.emissions.bias[:, None]
+    ks["obs_cov"] = params.emissions.cov
+    ks["transition"] = params.dynamics.weights
+    ks["state_intercept"] = params.dynamics.bias[:, None]
+    ks["selection"] = np.eye(n)
+    ks["state_cov"] = params.dynamics.cov
+    ks.initialize_known(params.initial.mean, params.initial.cov)
+    ks.smoother_output = sm.SMOOTHER_STATE | sm.SMOOTHER_STATE_COV | sm.SMOOTHER_STATE_AUTOCOV
+    if task == "filter":
+        return ks.filter, lambda r: float(r.llf)
+    if task == "smoother":
+        return ks.smooth, lambda r: float(r.llf)
+    if task == "filter+smoother":
+        return (lambda: (ks.filter(), ks.smooth())), lambda r: float(r[1].llf)
+    raise ValueError(f"task: expected filter, smoother or filter+smoother, got {task!r}")
+
+
+# ---------------------------------------------------------------- filterpy
+def filterpy_task(task: str, params, emissions, **options):
+    """filterpy's KalmanFilter stepped by hand (predict before every step but
+    the first, so that ``initial`` is the first state's law), log likelihood
+    accumulated per step."""
+    from filterpy.kalman import KalmanFilter
+
+    if task != "filter":
+        raise ValueError(f"task: expected filter, got {task!r}")
+    p, n = params.emissions.weights.shape
+
+    def run():
+        kf = KalmanFilter(dim_x=n, dim_z=p)
+        kf.x, kf.P = params.initial.mean.copy(), params.initial.cov.copy()
+        kf.F, kf.Q = params.dynamics.weights, params.dynamics.cov
+        kf.H, kf.R = params.emissions.weights, params.emissions.cov
+        ll = 0.0
+        for t, y in enumerate(emissions):
+            if t > 0:
+                kf.predict()
+            kf.update(y)
+            ll += kf.log_likelihood
+        return ll
+
+    return run, float
+
+
+# ---------------------------------------------------------------- lgssm
+def lgssm_task(task: str, params, emissions, **options):
+    model = model_of(params)
+    if task == "filter":
+        return lambda: model.filter(params, emissions), lambda r: float(np.sum(r.marginal_loglik))
+    if task == "smoother":
+        return lambda: model.smoother(params, emissions), lambda r: float(np.sum(r.marginal_loglik))
+    if task == "filter+smoother":
+        return ((lambda: (model.filter(params, emissions), model.smoother(params, emissions))),
+                lambda r: float(np.sum(r[1].marginal_loglik)))
+    if task == "loglik":
+        return lambda: model.marginal_log_prob(params, emissions), lambda r: float(np.sum(r))
+    props = lgssm.params.default_props(params)
+    if task == "em":
+        return (lambda: model.fit_em(params, props, emissions, num_iters=options["num_iters"], verbose=False),
+                lambda r: r[0])
+    if task == "adam":
+        opt = lgssm.optimizers.adam(options["learning_rate"])
+        return (lambda: model.fit_sgd(params, props, emissions, optimizer=opt, num_epochs=options["num_epochs"],
+                                      verbose=False), lambda r: r[0])
+    raise ValueError(f"task: expected filter, smoother, filter+smoother, loglik, em or adam, got {task!r}")
+
+
+TASKS = {"lgssm": lgssm_task, "dynamax": dynamax_task, "pykalman": pykalman_task,
+         "statsmodels": statsmodels_task, "filterpy": filterpy_task}
