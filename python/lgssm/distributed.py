@@ -209,6 +209,16 @@ def _array_shard(emissions, inputs, times, input_dim):
 # ---------------------------------------------------------------------------
 # The E-step/M-step pair of a model, and the distributed E-step.
 
+def _worker_threads() -> int:
+    """The threads of the Dask worker running this task, which its C++ E-step
+    keeps to (so n worker processes on a machine do not each take every core);
+    0 (all hardware threads) outside a worker."""
+    try:
+        return distributed.get_worker().state.nthreads
+    except ValueError:
+        return 0
+
+
 class DiscreteEM:
     """What the drivers need of a LinearGaussianSSM or LinearGaussianConjugateSSM.
     ``stats`` runs on the workers, everything else on the client. Another model
@@ -223,9 +233,10 @@ class DiscreteEM:
         time (for minibatch gradients)."""
         core = self.model._core_params(params)
         if indices is None:
-            return _core.sufficient_stats(core, shard.emissions, shard.inputs, np.ndim(params.emissions.weights) == 3)
+            return _core.sufficient_stats(core, shard.emissions, shard.inputs, np.ndim(params.emissions.weights) == 3,
+                                          _worker_threads())
         return _core.sufficient_stats(core, [shard.emissions[i] for i in indices], [shard.inputs[i] for i in indices],
-                                      False)
+                                      False, _worker_threads())
 
     def log_prior(self, params) -> float:
         return self.model.log_prior(params)
@@ -274,7 +285,7 @@ class ContinuousEM:
 
     def stats(self, params, shard: Batch, indices=None) -> _core.ContinuousStats:
         return _core.continuous_sufficient_stats(self.model._core_params(params), shard.emissions, shard.inputs,
-                                                 self._times(shard))
+                                                 self._times(shard), _worker_threads())
 
     def log_prior(self, params) -> float:
         return 0.0

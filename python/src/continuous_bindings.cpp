@@ -71,12 +71,12 @@ void bind_continuous(nb::module_& m) {
   m.def(
       "continuous_sufficient_stats",
       [](const lgssm::ContinuousParams& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         std::vector<lgssm::Vector> times) {
+         std::vector<lgssm::Vector> times, int num_threads) {
         auto seqs = to_timed(emissions, inputs, times);
         nb::gil_scoped_release release;
-        return lgssm::sufficient_stats(p, seqs);
+        return lgssm::sufficient_stats(p, seqs, num_threads);
       },
-      "params"_a, "emissions"_a, "inputs"_a, "times"_a);
+      "params"_a, "emissions"_a, "inputs"_a, "times"_a, "num_threads"_a = 0);
   m.def(
       "continuous_m_step",
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, const lgssm::ContinuousStats& stats,

@@ -131,12 +131,12 @@ void bind_learn(nb::module_& m) {
   m.def(
       "sufficient_stats",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         bool per_step_emissions) {
+         bool per_step_emissions, int num_threads) {
         auto seqs = to_sequences(emissions, inputs);
         nb::gil_scoped_release release;
-        return lgssm::sufficient_stats(p, seqs, per_step_emissions);
+        return lgssm::sufficient_stats(p, seqs, per_step_emissions, num_threads);
       },
-      "params"_a, "emissions"_a, "inputs"_a, "per_step_emissions"_a);
+      "params"_a, "emissions"_a, "inputs"_a, "per_step_emissions"_a, "num_threads"_a = 0);
   m.def("validate_props", [](const lgssm::Params& p, const Props& props) { lgssm::validate(p, props); });
   m.def("m_step", &lgssm::m_step, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
   m.def("to_unconstrained", &lgssm::to_unconstrained, "params"_a, "props"_a);

@@ -294,3 +294,9 @@ def test_continuous_time_em_equals_single_process_em(client, data, timed_data, t
         ld.fit_em(model, params, props, bag, dt=0.3, client=client, num_iters=1, verbose=False)
     with pytest.raises(ValueError, match="model"):
         ld.fit_sgd(model, params, props, bag, client=client, num_epochs=1, verbose=False)
+
+
+def test_the_e_step_keeps_to_the_worker_threads(client):
+    # One thread per worker here; on the client (no worker) all hardware threads.
+    assert client.submit(ld._worker_threads, pure=False).result() == 1
+    assert ld._worker_threads() == 0
