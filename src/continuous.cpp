@@ -98,6 +98,10 @@ std::vector<Discretization> discretize_all(const ContinuousParams& params, const
   return out;
 }
 
+// The discrete model with one placeholder (identity) transition: what the
+// initial-state and emission code of the discrete model needs.
+Params shell(const ContinuousParams& params) { return assemble(params, discretize_all(params, {}), {}); }
+
 // Discrete-time properties for the initial state and emissions, dynamics frozen.
 ParamProps discrete_props(const ContinuousProps& props) {
   ParamProps p;
@@ -228,10 +232,10 @@ std::vector<internal::Slot> all_slots(ContinuousParams& p, const ContinuousProps
 void validate_data(const ContinuousParams& params, const std::vector<TimedSequence>& seqs) {
   validate(params);
   if (seqs.empty()) throw_invalid("emissions", "at least one sequence", "none");
-  const Params shell = assemble(params, discretize_all(params, {}), {});  // one (placeholder) transition
+  const Params discrete = shell(params);
   for (size_t i = 0; i < seqs.size(); ++i) {
     const std::string name = seqs.size() == 1 ? "emissions" : "emissions[" + std::to_string(i) + "]";
-    validate(shell, seqs[i].seq, name);
+    validate(discrete, seqs[i].seq, name);
     validate_times(seqs[i].times, seqs[i].seq.num_timesteps(), seqs.size() == 1 ? "times" : "times[" + std::to_string(i) + "]");
   }
 }
@@ -239,7 +243,7 @@ void validate_data(const ContinuousParams& params, const std::vector<TimedSequen
 // Checks the properties against (valid) parameters.
 void validate_props(const ContinuousParams& params, const ContinuousProps& props) {
   internal::check_structure("dynamics.diffusion_cov", params.dynamics.diffusion_cov, props.diffusion_cov_structure);
-  validate(assemble(params, discretize_all(params, {}), {}), discrete_props(props));
+  validate(shell(params), discrete_props(props));
 }
 
 void validate_fit(const ContinuousParams& params, const ContinuousProps& props, const std::vector<TimedSequence>& seqs) {
@@ -251,7 +255,7 @@ ContinuousParams m_step_unchecked(const ContinuousParams& params, const Continuo
                                   const ContinuousStats& cs, int m_step_iters, int num_threads) {
   const SufficientStats& stats = cs.stats;
   ContinuousParams next = params;
-  const Params updated = m_step(assemble(params, discretize_all(params, {}), {}), discrete_props(props), stats);
+  const Params updated = m_step(shell(params), discrete_props(props), stats);
   next.initial = updated.initial;
   next.emissions = updated.emissions;
   if (props.drift || props.diffusion_cov) {
@@ -418,8 +422,7 @@ double log_prob_and_gradient(const ContinuousParams& params, const ContinuousPro
   const ContinuousStats cs = grouped_stats(params, seqs, group_gaps(seqs), num_threads);
   const SufficientStats& stats = cs.stats;
   // Initial state and emissions: the discrete-time gradient with the dynamics frozen.
-  const Params shell = assemble(params, discretize_all(params, {}), {});
-  const Vector g_rest = log_prob_gradient(shell, discrete_props(props), stats);
+  const Vector g_rest = log_prob_gradient(shell(params), discrete_props(props), stats);
   ContinuousDynamics grad{Matrix(), Matrix()};
   dynamics_log_lik(params.dynamics, cs.gaps, stats.dynamics, &grad.drift, &grad.diffusion_cov, num_threads);
   ContinuousDynamics values = params.dynamics;

@@ -134,27 +134,9 @@ class ContinuousTimeSSM:
                                          cov=cov[0] if len(cov) == 1 else cov),
             emissions=params.emissions)
 
-    def _times(self, batch, times, dt) -> list:
-        """One 1-D array of observation times per sequence of ``batch``."""
-        if (times is None) == (dt is None):
-            raise ValueError("times, dt: expected exactly one of them, got "
-                             + ("neither" if times is None else "both"))
-        if dt is not None:
-            if not (np.isfinite(dt) and dt > 0):
-                raise ValueError(f"dt: expected a finite step > 0, got {dt!r}")
-            return [float(dt) * np.arange(len(y), dtype=np.float64) for y in batch.emissions]
-        if batch.kind == "list":
-            ts = [np.asarray(t, dtype=np.float64) for t in times]
-        else:
-            a = np.asarray(times, dtype=np.float64)
-            ts = [a] if batch.kind == "single" else list(a)
-        if len(ts) != len(batch.emissions):
-            raise ValueError(f"times: expected one array per sequence ({len(batch.emissions)}), got {len(ts)}")
-        return [np.ascontiguousarray(t[: len(y)]) if t.ndim == 1 else t for t, y in zip(ts, batch.emissions)]
-
     def _sequences(self, emissions, inputs, times, dt):
         b = as_batch(emissions, inputs, self.input_dim)
-        return b, self._times(b, times, dt)
+        return b, per_sequence_times(b, times, dt)
 
     def _each(self, method: str, params, emissions, inputs, times, dt, **kwargs):
         b, ts = self._sequences(emissions, inputs, times, dt)
@@ -278,3 +260,24 @@ def _from_core(core: _core.ContinuousParams, like: ParamsCTSSM) -> ParamsCTSSM:
         initial=ParamsLGSSMInitial(np.array(core.initial_mean), np.array(core.initial_cov)),
         dynamics=ParamsCTDynamics(np.array(core.drift), np.array(core.diffusion_cov)),
         emissions=conditional_from_core(core.emissions, like.emissions, ParamsLGSSMEmissions))
+
+
+def per_sequence_times(batch, times, dt) -> list:
+    """One 1-D array of observation times per sequence of ``batch``, from
+    ``times`` laid out like the emissions without their last axis, or steps
+    ``dt`` apart (exactly one of the two)."""
+    if (times is None) == (dt is None):
+        raise ValueError("times, dt: expected exactly one of them, got "
+                         + ("neither" if times is None else "both"))
+    if dt is not None:
+        if not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt: expected a finite step > 0, got {dt!r}")
+        return [float(dt) * np.arange(len(y), dtype=np.float64) for y in batch.emissions]
+    if batch.kind == "list":
+        ts = [np.asarray(t, dtype=np.float64) for t in times]
+    else:
+        a = np.asarray(times, dtype=np.float64)
+        ts = [a] if batch.kind == "single" else list(a)
+    if len(ts) != len(batch.emissions):
+        raise ValueError(f"times: expected one array per sequence ({len(batch.emissions)}), got {len(ts)}")
+    return [np.ascontiguousarray(t[: len(y)]) if t.ndim == 1 else t for t, y in zip(ts, batch.emissions)]

@@ -36,7 +36,7 @@ from . import _core, io
 from ._batch import Batch, as_batch
 from ._keys import seeds
 from ._progress import ProgressBar
-from .continuous import ContinuousTimeSSM
+from .continuous import ContinuousTimeSSM, per_sequence_times
 from .models import FitSummary, LinearGaussianSSM
 from .optimizers import Adam, adam
 from .params import from_core, props_to_core
@@ -92,20 +92,8 @@ def _file_shard(path, input_dim, read_options):
         raise io.DataError(f"data: no such file {path} on a worker (workers read the files themselves, "
                            f"so they must be on storage every worker sees)") from None
     batch = as_batch(data[0], data[1], input_dim)
-    batch.times = _per_sequence_times(data.times, batch)
+    batch.times = None if data.times is None else per_sequence_times(batch, data.times, None)
     return batch
-
-
-def _per_sequence_times(times, batch: Batch):
-    """Times laid out like the emissions without their last axis, as one 1-D
-    array per sequence of ``batch`` (None stays None)."""
-    if times is None:
-        return None
-    if isinstance(times, (list, tuple)):
-        return [np.asarray(t, dtype=np.float64) for t in times]
-    times = np.asarray(times, dtype=np.float64)
-    rows = [times] if times.ndim == 1 else list(times)
-    return [np.ascontiguousarray(t[:len(y)]) for t, y in zip(rows, batch.emissions)]
 
 
 def _describe(shard: Batch):
@@ -202,7 +190,7 @@ def _array_shards(data, inputs, times, input_dim):
 
 def _array_shard(emissions, inputs, times, input_dim):
     batch = as_batch(emissions, inputs, input_dim)
-    batch.times = _per_sequence_times(times, batch)
+    batch.times = None if times is None else per_sequence_times(batch, times, None)
     return batch
 
 
@@ -279,9 +267,7 @@ class ContinuousEM:
         self.model, self.props, self.dt, self.m_step_iters = model, props, dt, int(m_step_iters)
 
     def _times(self, shard: Batch):
-        if self.dt is None:
-            return shard.times
-        return [self.dt * np.arange(len(y), dtype=np.float64) for y in shard.emissions]
+        return shard.times if self.dt is None else per_sequence_times(shard, None, self.dt)
 
     def stats(self, params, shard: Batch, indices=None) -> _core.ContinuousStats:
         return _core.continuous_sufficient_stats(self.model._core_params(params), shard.emissions, shard.inputs,

@@ -25,8 +25,20 @@ std::vector<lgssm::TimedSequence> to_timed(std::vector<RowMatrix>& emissions, st
   return seqs;
 }
 
-nb::tuple fit_tuple(lgssm::ContinuousFitResult&& r) {
-  return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary), r.psd_correction);
+// Runs fit(params, props, seqs, options) without the GIL: (params, history, summary, psd_correction).
+template <class Options, class Fit>
+nb::tuple run_fit(const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props,
+                  std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs, std::vector<lgssm::Vector>& times,
+                  Options options, nb::object callback, Fit fit) {
+  auto seqs = to_timed(emissions, inputs, times);
+  options.callback = lgssm::bindings::wrap_callback(callback);
+  lgssm::ContinuousFitResult r;
+  {
+    nb::gil_scoped_release release;
+    r = fit(p, props, seqs, options);
+  }
+  return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary),
+                        r.psd_correction);
 }
 
 }  // namespace
@@ -127,19 +139,13 @@ void bind_continuous(nb::module_& m) {
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
          std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int num_iters, double tolerance,
          int m_step_iters, bool accelerate, nb::object callback) {
-        auto seqs = to_timed(emissions, inputs, times);
         lgssm::ContinuousEmOptions o;
         o.num_iters = num_iters;
         o.tolerance = tolerance;
         o.m_step_iters = m_step_iters;
         o.accelerate = accelerate;
-        o.callback = lgssm::bindings::wrap_callback(callback);
-        lgssm::ContinuousFitResult r;
-        {
-          nb::gil_scoped_release release;
-          r = lgssm::fit_em(p, props, seqs, o);
-        }
-        return fit_tuple(std::move(r));
+        return run_fit(p, props, emissions, inputs, times, o, callback,
+                       [](auto&&... a) { return lgssm::fit_em(a...); });
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "num_iters"_a, "tolerance"_a, "m_step_iters"_a,
       "accelerate"_a, "callback"_a.none());
@@ -148,18 +154,12 @@ void bind_continuous(nb::module_& m) {
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
          std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int max_iters, double gradient_tolerance,
          double function_tolerance, nb::object callback) {
-        auto seqs = to_timed(emissions, inputs, times);
         lgssm::LbfgsOptions o;
         o.max_iters = max_iters;
         o.gradient_tolerance = gradient_tolerance;
         o.function_tolerance = function_tolerance;
-        o.callback = lgssm::bindings::wrap_callback(callback);
-        lgssm::ContinuousFitResult r;
-        {
-          nb::gil_scoped_release release;
-          r = lgssm::fit_lbfgs(p, props, seqs, o);
-        }
-        return fit_tuple(std::move(r));
+        return run_fit(p, props, emissions, inputs, times, o, callback,
+                       [](auto&&... a) { return lgssm::fit_lbfgs(a...); });
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "max_iters"_a, "gradient_tolerance"_a,
       "function_tolerance"_a, "callback"_a.none());
