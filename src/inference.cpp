@@ -1,6 +1,7 @@
 #include "lgssm/inference.hpp"
 
 #include <random>
+#include <utility>
 
 #include "checks.hpp"
 #include "internal.hpp"
@@ -10,9 +11,12 @@
 
 namespace lgssm {
 
+using internal::dispatch_state_dim;
 using internal::KalmanFilter;
 using internal::NoMallocScope;
 using internal::PsdFactor;
+using internal::row_view;
+using internal::view;
 using internal::shape_str;
 using internal::throw_invalid;
 
@@ -26,8 +30,8 @@ Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 
 // Runs the filter over `seq`, calling on_predicted(t, kf) and on_filtered(t, kf)
 // after each half step; returns log p(y).
-template <class OnPredicted, class OnFiltered>
-double run_filter(KalmanFilter& kf, const Sequence& seq, OnPredicted on_predicted,
+template <class Filter, class OnPredicted, class OnFiltered>
+double run_filter(Filter& kf, const Sequence& seq, OnPredicted on_predicted,
                   OnFiltered on_filtered) {
   [[maybe_unused]] NoMallocScope no_malloc;
   double loglik = 0.0;
@@ -41,13 +45,16 @@ double run_filter(KalmanFilter& kf, const Sequence& seq, OnPredicted on_predicte
   return loglik;
 }
 
-constexpr auto kNothing = [](Eigen::Index, const KalmanFilter&) {};
+constexpr auto kNothing = [](Eigen::Index, const auto&) {};
 
-void store(const KalmanFilter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& covs) {
-  means.row(t) = kf.mean().transpose();
-  covs[t] = kf.cov();
+template <class Filter>
+void store(const Filter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& covs) {
+  constexpr int N = Filter::Vec::RowsAtCompileTime;
+  row_view<N>(means, t) = kf.mean();
+  view<N, N>(covs[t]) = kf.cov();
 }
 
+template <int N>
 FilterResult run_stored_filter(const Params& params, const Sequence& seq) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   FilterResult r;
@@ -55,30 +62,35 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq) {
   r.predicted_means.resize(steps, n);
   r.filtered_covariances = MatrixSeries(steps, n, n);
   r.predicted_covariances = MatrixSeries(steps, n, n);
-  KalmanFilter kf(params, seq.emissions);
+  KalmanFilter<N> kf(params, seq.emissions);
   r.marginal_loglik = run_filter(
-      kf, seq,
-      [&](Eigen::Index t, const KalmanFilter& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
-      [&](Eigen::Index t, const KalmanFilter& kf) { store(kf, t, r.filtered_means, r.filtered_covariances); });
+      kf, seq, [&](Eigen::Index t, const auto& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
+      [&](Eigen::Index t, const auto& kf) { store(kf, t, r.filtered_means, r.filtered_covariances); });
   return r;
+}
+
+FilterResult run_stored_filter(const Params& params, const Sequence& seq) {
+  return dispatch_state_dim(params.state_dim(), [&](auto n) { return run_stored_filter<n>(params, seq); });
 }
 
 // The smoother gain of step t, stored transposed: G_t^T = P_{t+1|t}^{-1} F P_{t|t}
 // (Sarkka 2013, Eq. 8.11). The pivoted LDL^T solve tolerates a singular P_{t+1|t}.
+template <int N = Eigen::Dynamic>
 class SmootherGain {
  public:
+  using Mat = internal::MatrixN<N>;
   explicit SmootherGain(Eigen::Index n) : ldlt_(n), fp_(n, n), gain_t_(n, n) {}
-  const Matrix& compute(const Params& params, const FilterResult& f, Eigen::Index t) {
-    fp_.noalias() = params.dynamics.weights.at(t) * f.filtered_covariances[t];
-    ldlt_.compute(f.predicted_covariances[t + 1]);
+  const Mat& compute(const Params& params, const FilterResult& f, Eigen::Index t) {
+    fp_.noalias() = view<N, N>(params.dynamics.weights.at(t)) * view<N, N>(f.filtered_covariances[t]);
+    ldlt_.compute(view<N, N>(f.predicted_covariances[t + 1]));
     gain_t_ = ldlt_.solve(fp_);
     return gain_t_;
   }
 
  private:
-  Eigen::LDLT<Matrix> ldlt_;
-  Matrix fp_;
-  Matrix gain_t_;
+  Eigen::LDLT<Mat> ldlt_;
+  Mat fp_;
+  Mat gain_t_;
 };
 
 // Factors of the entries of a covariance series, recomputed only when the entry changes.
@@ -94,7 +106,7 @@ class SeriesFactor {
 
  private:
   const MatrixSeries& series_;
-  PsdFactor factor_;
+  PsdFactor<> factor_;
   Eigen::Index last_ = -1;
 };
 
@@ -104,8 +116,46 @@ void validate_all(const Params& params, const Sequence& seq) {
 }
 
 double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
-  KalmanFilter kf(params, seq.emissions);
-  return run_filter(kf, seq, kNothing, kNothing);
+  return dispatch_state_dim(params.state_dim(), [&](auto n) {
+    KalmanFilter<n> kf(params, seq.emissions);
+    return run_filter(kf, seq, kNothing, kNothing);
+  });
+}
+
+// The backward pass of the Rauch-Tung-Striebel smoother on top of the stored filter.
+template <int N>
+SmootherResult rts_smoother(const Params& params, const Sequence& seq) {
+  using Vec = internal::VectorN<N>;
+  using Mat = internal::MatrixN<N>;
+  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
+  SmootherResult r;
+  static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq);
+  r.smoothed_means.resize(steps, n);
+  r.smoothed_covariances = MatrixSeries(steps, n, n);
+  r.smoothed_cross_covariances = MatrixSeries(steps - 1, n, n);
+  r.smoothed_means.row(steps - 1) = r.filtered_means.row(steps - 1);
+  r.smoothed_covariances[steps - 1] = r.filtered_covariances[steps - 1];
+
+  SmootherGain<N> gain(n);
+  Vec dm(n);
+  Mat dp(n, n), tmp(n, n), ps(n, n);
+  [[maybe_unused]] NoMallocScope no_malloc;
+  for (Eigen::Index t = steps - 2; t >= 0; --t) {
+    const Mat& gt = gain.compute(params, r, t);  // G_t^T
+    dm = row_view<N>(std::as_const(r.smoothed_means), t + 1) - row_view<N>(std::as_const(r.predicted_means), t + 1);
+    auto mean = row_view<N>(r.smoothed_means, t);
+    mean = row_view<N>(std::as_const(r.filtered_means), t);
+    mean.noalias() += gt.transpose() * dm;
+    const auto next = view<N, N>(std::as_const(r.smoothed_covariances)[t + 1]);
+    dp = next - view<N, N>(std::as_const(r.predicted_covariances)[t + 1]);
+    tmp.noalias() = gt.transpose() * dp;
+    ps = view<N, N>(std::as_const(r.filtered_covariances)[t]);
+    ps.noalias() += tmp * gt;
+    internal::symmetrize(ps);
+    view<N, N>(r.smoothed_covariances[t]) = ps;
+    view<N, N>(r.smoothed_cross_covariances[t]).noalias() = next * gt;
+  }
+  return r;
 }
 
 // Validates once, then fn(seq) for every sequence in parallel.
@@ -148,33 +198,7 @@ std::vector<SmootherResult> smoother(const Params& params, const std::vector<Seq
 }
 
 SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {
-  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
-  SmootherResult r;
-  static_cast<FilterResult&>(r) = run_stored_filter(params, seq);
-  r.smoothed_means.resize(steps, n);
-  r.smoothed_covariances = MatrixSeries(steps, n, n);
-  r.smoothed_cross_covariances = MatrixSeries(steps - 1, n, n);
-  r.smoothed_means.row(steps - 1) = r.filtered_means.row(steps - 1);
-  r.smoothed_covariances[steps - 1] = r.filtered_covariances[steps - 1];
-
-  SmootherGain gain(n);
-  Vector dm(n);
-  Matrix dp(n, n), tmp(n, n), ps(n, n);
-  [[maybe_unused]] NoMallocScope no_malloc;
-  for (Eigen::Index t = steps - 2; t >= 0; --t) {
-    const Matrix& gt = gain.compute(params, r, t);  // G_t^T
-    dm = (r.smoothed_means.row(t + 1) - r.predicted_means.row(t + 1)).transpose();
-    r.smoothed_means.row(t) = r.filtered_means.row(t);
-    r.smoothed_means.row(t).noalias() += dm.transpose() * gt;  // (G_t dm)^T
-    dp = r.smoothed_covariances[t + 1] - r.predicted_covariances[t + 1];
-    tmp.noalias() = gt.transpose() * dp;
-    ps = r.filtered_covariances[t];
-    ps.noalias() += tmp * gt;
-    internal::symmetrize(ps);
-    r.smoothed_covariances[t] = ps;
-    r.smoothed_cross_covariances[t].noalias() = r.smoothed_covariances[t + 1] * gt;
-  }
-  return r;
+  return dispatch_state_dim(params.state_dim(), [&](auto n) { return rts_smoother<n>(params, seq); });
 }
 
 SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps,
@@ -191,7 +215,7 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
   };
   SampleResult out{RowMatrix(num_timesteps, n), RowMatrix(num_timesteps, p)};
   SeriesFactor q(params.dynamics.cov), r(params.emissions.cov);
-  PsdFactor initial(n);
+  PsdFactor<> initial(n);
   Vector eps_n(n), eps_p(p), z(n), prev(n), y(p);
   const auto& d = params.dynamics;
   const auto& e = params.emissions;
@@ -230,7 +254,7 @@ MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::ui
   std::normal_distribution<double> normal;
   MatrixSeries draws(num_samples, steps, n);
   Vector eps(n), dz(n);
-  PsdFactor factor(n);
+  PsdFactor<> factor(n);
   auto draw_last = [&]() {
     const Matrix& c = factor.compute(f.filtered_covariances[steps - 1]);
     for (Eigen::Index s = 0; s < num_samples; ++s) {
@@ -240,7 +264,7 @@ MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::ui
   };
   draw_last();
   // z_t | z_{t+1}, y ~ N(m_{t|t} + G_t (z_{t+1} - m_{t+1|t}), P_{t|t} - G_t P_{t+1|t} G_t^T).
-  SmootherGain gain(n);
+  SmootherGain<> gain(n);
   Matrix cond(n, n), tmp(n, n);
   for (Eigen::Index t = steps - 2; t >= 0; --t) {
     const Matrix& gt = gain.compute(params, f, t);
@@ -299,7 +323,7 @@ ForecastResult forecast(const Params& params, const Sequence& seq,
   const auto& e = params.emissions;
   ForecastResult out{RowMatrix(k_steps, n), MatrixSeries(k_steps, n, n), RowMatrix(k_steps, p),
                      MatrixSeries(k_steps, p, p)};
-  KalmanFilter kf(params, seq.emissions);
+  KalmanFilter<> kf(params, seq.emissions);
   run_filter(kf, seq, kNothing, kNothing);
   Matrix hp(p, n);
   for (Eigen::Index k = 0; k < k_steps; ++k) {

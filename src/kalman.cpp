@@ -15,7 +15,8 @@ bool is_diagonal(const ConstMatrixMap& m) {
 }
 }  // namespace
 
-KalmanFilter::KalmanFilter(const Params& params, const RowMatrix& emissions)
+template <int N>
+KalmanFilter<N>::KalmanFilter(const Params& params, const RowMatrix& emissions)
     : params_(params),
       emissions_(emissions),
       n_(params.state_dim()),
@@ -41,7 +42,8 @@ KalmanFilter::KalmanFilter(const Params& params, const RowMatrix& emissions)
   for (Eigen::Index i = 0; i < r.size(); ++i) cov_is_diagonal_[i] = is_diagonal(r[i]);
 }
 
-void KalmanFilter::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
+template <int N>
+void KalmanFilter<N>::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   if (t == 0) {
     mean_ = params_.initial.mean;
     cov_ = params_.initial.cov;
@@ -50,17 +52,19 @@ void KalmanFilter::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   }
   const LinearGaussianParams& d = params_.dynamics;
   const Eigen::Index k = t - 1;  // transition z_{t-1} -> z_t
-  tmp_n_.noalias() = d.weights.at(k) * mean_;
-  tmp_n_ += d.bias.vec(k);
-  if (u.size() > 0) tmp_n_.noalias() += d.input_weights.at(k) * u;
+  const auto f = view<N, N>(d.weights.at(k));
+  tmp_n_.noalias() = f * mean_;
+  tmp_n_ += view<N, 1>(d.bias.at(k));
+  if (u.size() > 0) tmp_n_.noalias() += view<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
   mean_ = tmp_n_;
-  tmp_nn_.noalias() = d.weights.at(k) * cov_;
-  cov_.noalias() = tmp_nn_ * d.weights.at(k).transpose();
-  cov_ += d.cov.at(k);
+  tmp_nn_.noalias() = f * cov_;
+  cov_.noalias() = tmp_nn_ * f.transpose();
+  cov_ += view<N, N>(d.cov.at(k));
   symmetrize(cov_);
 }
 
-void KalmanFilter::prepare_whitening(Eigen::Index t) {
+template <int N>
+void KalmanFilter<N>::prepare_whitening(Eigen::Index t) {
   const LinearGaussianParams& e = params_.emissions;
   const Eigen::Index wi = e.weights.size() == 1 ? 0 : t;
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
@@ -68,7 +72,7 @@ void KalmanFilter::prepare_whitening(Eigen::Index t) {
   const bool cov_changed = !pattern_same || ri != last_cov_;
   if (!cov_changed && wi == last_weights_) return;
   const Eigen::Index po = num_observed_;
-  const auto h = e.weights.at(t);
+  const auto h = view<Eigen::Dynamic, N>(e.weights.at(t));
   if (cov_changed) {
     const auto r = e.cov.at(t);
     Eigen::Index a = 0;
@@ -102,7 +106,8 @@ void KalmanFilter::prepare_whitening(Eigen::Index t) {
   last_weights_ = wi;
 }
 
-double KalmanFilter::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
+template <int N>
+double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   num_observed_ = 0;
   for (Eigen::Index i = 0; i < p_; ++i) {
     observed_[i] = !std::isnan(emissions_(t, i));
@@ -115,7 +120,7 @@ double KalmanFilter::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
 
   // Whitened innovation e = L_R^{-1} (y_o - H_o m - D_o u - d_o).
-  y_hat_.noalias() = e.weights.at(t) * mean_;
+  y_hat_.noalias() = view<Eigen::Dynamic, N>(e.weights.at(t)).lazyProduct(mean_);
   y_hat_ += e.bias.vec(t);
   if (u.size() > 0) y_hat_.noalias() += e.input_weights.at(t) * u;
   Eigen::Index a = 0;
@@ -128,7 +133,7 @@ double KalmanFilter::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
     chol_r_.topLeftCorner(po, po).triangularView<Eigen::Lower>().solveInPlace(resid);
 
   // M = I + C^T G C with P = C C^T.
-  const Matrix& c = factor_.compute(cov_);
+  const Mat& c = factor_.compute(cov_);
   tmp_nn_.noalias() = gram_ * c;
   m_mat_.noalias() = c.transpose() * tmp_nn_;
   m_mat_.diagonal().array() += 1.0;
@@ -138,7 +143,7 @@ double KalmanFilter::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   v_.noalias() = c.transpose() * tmp_n_;
   llt_m_.matrixL().solveInPlace(v_);                           // U^{-T} C^T W^T e
   c_u_ = c;
-  llt_m_.matrixU().solveInPlace<Eigen::OnTheRight>(c_u_);      // C U^{-1}
+  llt_m_.matrixU().template solveInPlace<Eigen::OnTheRight>(c_u_);      // C U^{-1}
 
   mean_.noalias() += c_u_ * v_;
   cov_.noalias() = c_u_ * c_u_.transpose();
@@ -148,5 +153,11 @@ double KalmanFilter::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   const double quad = resid.squaredNorm() - v_.squaredNorm();
   return -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_m + quad);
 }
+
+template class KalmanFilter<1>;
+template class KalmanFilter<2>;
+template class KalmanFilter<3>;
+template class KalmanFilter<4>;
+template class KalmanFilter<Eigen::Dynamic>;
 
 }  // namespace lgssm::internal

@@ -22,8 +22,15 @@ namespace lgssm::internal {
 // (S = H_o P H_o^T + R_oo; Woodbury's identity), so only n x n systems are
 // factored per step. W and G depend only on (H_t, R_t, pattern of o) and are
 // recomputed only when that triple changes.
+//
+// N is the state dimension at compile time, or Eigen::Dynamic (see
+// dispatch_state_dim); the instances are compiled in kalman.cpp.
+template <int N = Eigen::Dynamic>
 class KalmanFilter {
  public:
+  using Vec = VectorN<N>;
+  using Mat = MatrixN<N>;
+
   KalmanFilter(const Params& params, const RowMatrix& emissions);
 
   // m <- F_t m + B_t u_t + b_t, P <- F_t P F_t^T + Q_t (t >= 1); the prior at t = 0.
@@ -31,8 +38,8 @@ class KalmanFilter {
   // Conditions on the observed components of y_t (emission parameters of step t).
   double update(Eigen::Index t, const Eigen::Ref<const Vector>& u);
 
-  const Vector& mean() const { return mean_; }
-  const Matrix& cov() const { return cov_; }
+  const Vec& mean() const { return mean_; }
+  const Mat& cov() const { return cov_; }
 
  private:
   void prepare_whitening(Eigen::Index t);
@@ -42,25 +49,31 @@ class KalmanFilter {
   Eigen::Index n_, p_;
   std::vector<char> cov_is_diagonal_;  // per emissions.cov entry
 
-  Vector mean_;
-  Matrix cov_;
+  Vec mean_;
+  Mat cov_;
   // Workspaces.
-  Vector tmp_n_;
-  Matrix tmp_nn_;
+  Vec tmp_n_;
+  Mat tmp_nn_;
   Vector y_hat_;             // (p)
   Vector resid_;             // (p): head(po) = whitened innovation e
   std::vector<char> observed_, last_observed_;
   Eigen::Index num_observed_ = 0;
   Eigen::Index last_weights_ = -1, last_cov_ = -1;
   Matrix chol_r_;            // (p, p): top-left po x po holds L_R (or diag sqrt)
-  Matrix whitened_;          // (p, n): top po rows hold W
-  Matrix gram_;              // (n, n): G
+  Eigen::Matrix<double, Eigen::Dynamic, N> whitened_;  // (p, n): top po rows hold W
+  Mat gram_;                 // G
   double log_det_r_ = 0.0;
-  PsdFactor factor_;
-  Matrix m_mat_;             // M
-  Eigen::LLT<Matrix> llt_m_;
-  Matrix c_u_;               // C U^{-1}
-  Vector v_;
+  PsdFactor<N> factor_;
+  Mat m_mat_;                // M
+  Eigen::LLT<Mat> llt_m_;
+  Mat c_u_;                  // C U^{-1}
+  Vec v_;
 };
+
+extern template class KalmanFilter<1>;
+extern template class KalmanFilter<2>;
+extern template class KalmanFilter<3>;
+extern template class KalmanFilter<4>;
+extern template class KalmanFilter<Eigen::Dynamic>;
 
 }  // namespace lgssm::internal

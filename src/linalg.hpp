@@ -5,13 +5,60 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <type_traits>
 
 #include "lgssm/params.hpp"
 
 namespace lgssm::internal {
 
+// The time loops are templates on the state dimension N: fixed-size Eigen
+// types for the small dimensions below, whose n x n algebra then compiles to
+// straight-line code, and Eigen::Dynamic for any other. fn(N) is called with
+// N an std::integral_constant.
+template <class Fn>
+decltype(auto) dispatch_state_dim(Eigen::Index n, Fn&& fn) {
+  switch (n) {
+    case 1: return fn(std::integral_constant<int, 1>());
+    case 2: return fn(std::integral_constant<int, 2>());
+    case 3: return fn(std::integral_constant<int, 3>());
+    case 4: return fn(std::integral_constant<int, 4>());
+    default: return fn(std::integral_constant<int, Eigen::Dynamic>());
+  }
+}
+
+template <int N>
+using VectorN = Eigen::Matrix<double, N, 1>;
+template <int N>
+using MatrixN = Eigen::Matrix<double, N, N>;
+
+// Row-major R x C (R, C: sizes or Eigen::Dynamic), the layout of series
+// entries and of one row of a RowMatrix; Eigen spells one column ColMajor.
+template <int R, int C>
+using RowMajorN = Eigen::Matrix<double, R, C, (C == 1 && R != 1) ? Eigen::ColMajor : Eigen::RowMajor>;
+
+// A series entry (or a row of a RowMatrix, as R x 1) seen with compile-time sizes.
+template <int R, int C>
+Eigen::Map<const RowMajorN<R, C>> view(const double* data, Eigen::Index rows, Eigen::Index cols) {
+  return Eigen::Map<const RowMajorN<R, C>>(data, rows, cols);
+}
+template <int R, int C>
+Eigen::Map<const RowMajorN<R, C>> view(const ConstMatrixMap& m) {
+  return view<R, C>(m.data(), m.rows(), m.cols());
+}
+template <int R, int C>
+Eigen::Map<RowMajorN<R, C>> view(MatrixMap m) {
+  return Eigen::Map<RowMajorN<R, C>>(m.data(), m.rows(), m.cols());
+}
+// Row t of a (num_timesteps, n) RowMatrix as an n-vector.
+template <int N, class Rows>
+auto row_view(Rows& m, Eigen::Index t) {
+  using Map = std::conditional_t<std::is_const_v<Rows>, Eigen::Map<const VectorN<N>>, Eigen::Map<VectorN<N>>>;
+  return Map(m.row(t).data(), m.cols());
+}
+
 // A = (A + A^T) / 2 in place.
-inline void symmetrize(Matrix& a) {
+template <class Derived>
+void symmetrize(Eigen::MatrixBase<Derived>& a) {
   for (Eigen::Index j = 0; j < a.cols(); ++j)
     for (Eigen::Index i = 0; i < j; ++i) a(i, j) = a(j, i) = 0.5 * (a(i, j) + a(j, i));
 }
@@ -19,11 +66,14 @@ inline void symmetrize(Matrix& a) {
 // Factors a symmetric positive semidefinite A as C C^T: Cholesky when A is
 // definite, otherwise the pivoted LDL^T with negative round-off in D clamped
 // to zero (C = P^T L D^{1/2}).
+template <int N = Eigen::Dynamic>
 class PsdFactor {
  public:
+  using Mat = MatrixN<N>;
   explicit PsdFactor(Eigen::Index n) : llt_(n), ldlt_(n), factor_(n, n) {}
 
-  const Matrix& compute(const Eigen::Ref<const Matrix>& a) {
+  template <class Derived>
+  const Mat& compute(const Eigen::MatrixBase<Derived>& a) {
     llt_.compute(a);
     if (llt_.info() == Eigen::Success) {
       factor_ = llt_.matrixL();
@@ -36,12 +86,12 @@ class PsdFactor {
     factor_ = ldlt_.transpositionsP().transpose() * factor_;
     return factor_;
   }
-  const Matrix& factor() const { return factor_; }
+  const Mat& factor() const { return factor_; }
 
  private:
-  Eigen::LLT<Matrix> llt_;
-  Eigen::LDLT<Matrix> ldlt_;
-  Matrix factor_;
+  Eigen::LLT<Mat> llt_;
+  Eigen::LDLT<Mat> ldlt_;
+  Mat factor_;
 };
 
 #ifdef LGSSM_CHECK_NO_MALLOC

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "internal.hpp"
+#include "linalg.hpp"
 #include "lgssm/error.hpp"
 
 namespace lgssm {
@@ -50,24 +51,64 @@ SufficientStats& SufficientStats::operator+=(const SufficientStats& other) {
 
 namespace {
 
-// x = [z; u; 1] with E[z] = m: fills the mean and adds E[x x^T] = x x^T + blkdiag(P, 0).
-void add_regressor(RegressionStats& s, Vector& x, const Eigen::Ref<const Vector>& m,
-                   const Eigen::Ref<const Matrix>& p, const RowMatrix& inputs, Eigen::Index t) {
-  const Eigen::Index n = m.size(), k = x.size();
-  x.head(n) = m;
-  if (k > n + 1) x.segment(n, k - n - 1) = inputs.row(t).transpose();
-  x(k - 1) = 1.0;
-  s.xx.noalias() += x * x.transpose();
-  s.xx.topLeftCorner(n, n) += p;
+using internal::row_view;
+using internal::view;
+
+// Regressor rows x_t = [E z; u; 1], one row per term, stacked: the means of
+// `means` from row `from` on, the inputs from row `from + shift` on.
+RowMatrix regressors(const RowMatrix& means, const RowMatrix& inputs, Eigen::Index from, Eigen::Index shift,
+                     Eigen::Index count) {
+  const Eigen::Index n = means.cols(), m = inputs.cols();
+  RowMatrix x(count, n + m + 1);
+  x.leftCols(n) = means.middleRows(from, count);
+  if (m > 0) x.middleCols(n, m) = inputs.middleRows(from + shift, count);
+  x.col(n + m).setOnes();
+  return x;
 }
 
-// Posterior moments of y_t when some components are missing: the missing part
-// given z_t and y_o is y_m = A z_t + c + e, e ~ N(0, S), with
-// A = H_m - K H_o, c = D_m u + d_m + K (y_o - D_o u - d_o), S = R_mm - K R_om,
-// K = R_mo R_oo^{-1}. Adds E[y x^T] and E[y y^T] to `s`.
-void add_emission_with_missing(RegressionStats& s, const Params& params, const Sequence& seq,
-                               Eigen::Index t, const Vector& x, const Eigen::Ref<const Vector>& m,
-                               const Eigen::Ref<const Matrix>& p) {
+// Calls fn(entry, first, count) for each maximal run of consecutive terms
+// 0..count-1 that share a statistics entry (entry_of(term)).
+template <class EntryOf, class Fn>
+void for_each_run(Eigen::Index count, EntryOf entry_of, Fn fn) {
+  for (Eigen::Index a = 0; a < count;) {
+    const Eigen::Index e = entry_of(a);
+    Eigen::Index b = a + 1;
+    while (b < count && entry_of(b) == e) ++b;
+    fn(e, a, b - a);
+    a = b;
+  }
+}
+
+// Sum of `count` entries of a series from `first` on, added to `out`.
+template <int N, class Out>
+void add_series_sum(Out&& out, const MatrixSeries& series, Eigen::Index first, Eigen::Index count) {
+  internal::MatrixN<N> sum = view<N, N>(series[first]);
+  for (Eigen::Index t = first + 1; t < first + count; ++t) sum += view<N, N>(series[t]);
+  out += sum;
+}
+
+// Terms first..first+count-1 of one regression: E[x x^T] = X^T X + sum of the
+// state covariances (top-left block), E[out x^T] = Y^T X (+ cross terms added
+// by the caller), E[out out^T] = Y^T Y.
+template <int N>
+void add_terms(RegressionStats& s, const Eigen::Ref<const RowMatrix>& x, const Eigen::Ref<const RowMatrix>& y,
+               const MatrixSeries& state_covs, Eigen::Index cov_first) {
+  const Eigen::Index n = state_covs.rows(), count = x.rows();
+  s.xx.noalias() += x.transpose() * x;
+  add_series_sum<N>(s.xx.topLeftCorner(n, n), state_covs, cov_first, count);
+  s.yx.noalias() += y.transpose() * x;
+  s.yy.noalias() += y.transpose() * y;
+  s.count += static_cast<double>(count);
+}
+
+// Step t has missing components: the missing part given z_t and y_o is
+// y_m = A z_t + c + e, e ~ N(0, S), with A = H_m - K H_o,
+// c = D_m u + d_m + K (y_o - D_o u - d_o), S = R_mm - K R_om,
+// K = R_mo R_oo^{-1}. Writes E[y_m | y] into `y_row` and adds to `s` what
+// E[y x^T] and E[y y^T] hold beyond the products of the means.
+void add_missing_correction(RegressionStats& s, const Params& params, const Sequence& seq, Eigen::Index t,
+                            const Eigen::Ref<const Vector>& m, const Eigen::Ref<const Matrix>& p,
+                            Eigen::Ref<RowMatrix> y_row) {
   const auto& e = params.emissions;
   const Eigen::Index dim = params.emission_dim(), n = params.state_dim();
   std::vector<Eigen::Index> obs, mis;
@@ -76,9 +117,8 @@ void add_emission_with_missing(RegressionStats& s, const Params& params, const S
   Vector offset = e.bias.vec(t);  // D u + d
   if (params.input_dim() > 0) offset += e.input_weights.at(t) * seq.inputs.row(t).transpose();
   const Eigen::Index no = obs.size(), nm = mis.size();
-  Matrix h_m = h(mis, Eigen::all), r_mm = r(mis, mis);
   Vector c = offset(mis);
-  Matrix a = h_m, cov_c = r_mm;
+  Matrix a = h(mis, Eigen::all), cov_c = r(mis, mis);
   if (no > 0) {
     const Matrix r_oo = r(obs, obs), r_om = r(obs, mis);
     Eigen::LLT<Matrix> llt(r_oo);
@@ -89,26 +129,19 @@ void add_emission_with_missing(RegressionStats& s, const Params& params, const S
     c += kt.transpose() * (y_o - offset(obs));
     cov_c -= kt.transpose() * r_om;
   }
-  Vector y_bar(dim);
-  for (Eigen::Index i = 0; i < no; ++i) y_bar(obs[i]) = seq.emissions(t, obs[i]);
   const Vector y_m = a * m + c;
-  for (Eigen::Index i = 0; i < nm; ++i) y_bar(mis[i]) = y_m(i);
-  s.yx.noalias() += y_bar * x.transpose();
-  s.yy.noalias() += y_bar * y_bar.transpose();
+  for (Eigen::Index i = 0; i < nm; ++i) y_row(0, mis[i]) = y_m(i);
   const Matrix c_mz = a * p;  // Cov[y_m, z_t | y]
   for (Eigen::Index i = 0; i < nm; ++i) s.yx.row(mis[i]).head(n) += c_mz.row(i);
-  const Matrix c_mm = c_mz * a.transpose() + cov_c;
-  s.yy(mis, mis) += c_mm;
+  s.yy(mis, mis) += c_mz * a.transpose() + cov_c;
 }
 
-}  // namespace
-
-SufficientStats internal::sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions,
-                                               const std::vector<Eigen::Index>& dynamics_groups,
-                                               Eigen::Index num_dynamics_groups) {
+template <int N>
+SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions,
+                                     const std::vector<Eigen::Index>& dynamics_groups,
+                                     Eigen::Index num_dynamics_groups) {
   const SmootherResult sm = internal::smoother_unchecked(params, seq);
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
-  const Eigen::Index k = n + params.input_dim() + 1;
   SufficientStats s(n, params.emission_dim(), params.input_dim(), per_step_emissions ? steps : 1,
                     num_dynamics_groups);
   s.marginal_loglik = sm.marginal_loglik;
@@ -116,34 +149,42 @@ SufficientStats internal::sufficient_stats_one(const Params& params, const Seque
   s.initial_sum = sm.smoothed_means.row(0).transpose();
   s.initial_outer = sm.smoothed_covariances[0] + s.initial_sum * s.initial_sum.transpose();
 
-  Vector x(k);
-  for (Eigen::Index t = 1; t < steps; ++t) {
-    RegressionStats& ds = s.dynamics[dynamics_groups.empty() ? 0 : dynamics_groups[t - 1]];
-    add_regressor(ds, x, sm.smoothed_means.row(t - 1).transpose(),
-                  sm.smoothed_covariances[t - 1], seq.inputs, t);
-    const Vector m = sm.smoothed_means.row(t).transpose();
-    ds.yx.noalias() += m * x.transpose();
-    ds.yx.leftCols(n) += sm.smoothed_cross_covariances[t - 1];
-    ds.yy.noalias() += m * m.transpose();
-    ds.yy += sm.smoothed_covariances[t];
-    ds.count += 1.0;
-  }
+  // Dynamics: term k is the transition z_k -> z_{k+1}, regressor [E z_k; u_{k+1}; 1].
+  const RowMatrix xd = regressors(sm.smoothed_means, seq.inputs, 0, 1, steps - 1);
+  const auto group = [&](Eigen::Index k) { return dynamics_groups.empty() ? 0 : dynamics_groups[k]; };
+  for_each_run(steps - 1, group, [&](Eigen::Index g, Eigen::Index k, Eigen::Index count) {
+    RegressionStats& ds = s.dynamics[g];
+    add_terms<N>(ds, xd.middleRows(k, count), sm.smoothed_means.middleRows(k + 1, count),
+                 sm.smoothed_covariances, k);
+    add_series_sum<N>(ds.yx.leftCols(n), sm.smoothed_cross_covariances, k, count);
+    add_series_sum<N>(ds.yy, sm.smoothed_covariances, k + 1, count);
+  });
 
-  for (Eigen::Index t = 0; t < steps; ++t) {
-    RegressionStats& es = s.emissions[per_step_emissions ? t : 0];
-    const auto m = sm.smoothed_means.row(t).transpose();
-    const auto p = sm.smoothed_covariances[t];
-    add_regressor(es, x, m, p, seq.inputs, t);
-    if (seq.emissions.row(t).array().isNaN().any()) {
-      add_emission_with_missing(es, params, seq, t, x, m, p);
-    } else {
-      const auto y = seq.emissions.row(t).transpose();
-      es.yx.noalias() += y * x.transpose();
-      es.yy.noalias() += y * y.transpose();
-    }
-    es.count += 1.0;
-  }
+  // Emissions: term t is y_t on [E z_t; u_t; 1]; missing components are
+  // replaced by their posterior means, their covariances added separately.
+  const RowMatrix xe = regressors(sm.smoothed_means, seq.inputs, 0, 0, steps);
+  const bool any_missing = seq.emissions.array().isNaN().any();
+  RowMatrix filled = any_missing ? seq.emissions : RowMatrix();
+  const RowMatrix& y = any_missing ? filled : seq.emissions;
+  const auto entry = [&](Eigen::Index t) { return per_step_emissions ? t : 0; };
+  for (Eigen::Index t = 0; any_missing && t < steps; ++t)
+    if (seq.emissions.row(t).array().isNaN().any())
+      add_missing_correction(s.emissions[entry(t)], params, seq, t, sm.smoothed_means.row(t).transpose(),
+                             sm.smoothed_covariances[t], filled.middleRows(t, 1));
+  for_each_run(steps, entry, [&](Eigen::Index e, Eigen::Index t, Eigen::Index count) {
+    add_terms<N>(s.emissions[e], xe.middleRows(t, count), y.middleRows(t, count), sm.smoothed_covariances, t);
+  });
   return s;
+}
+
+}  // namespace
+
+SufficientStats internal::sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions,
+                                               const std::vector<Eigen::Index>& dynamics_groups,
+                                               Eigen::Index num_dynamics_groups) {
+  return internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
+    return ::lgssm::sufficient_stats_one<n>(params, seq, per_step_emissions, dynamics_groups, num_dynamics_groups);
+  });
 }
 
 SufficientStats internal::sufficient_stats_unchecked(const Params& params, const std::vector<Sequence>& seqs,
