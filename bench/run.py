@@ -418,7 +418,7 @@ def machine() -> dict:
     for module in ("numpy", "jax", "dynamax", "pykalman", "statsmodels", "filterpy"):
         versions[module] = peers.version(module)
     return {"cpu": cpu, "cores": os.cpu_count(), "ram": ram, "os": platform.platform(), "versions": versions,
-            "load": os.getloadavg()[0]}
+            "load": os.getloadavg()[0], "simd": lgssm._core.simd}
 
 
 def kernel_table(path: str):
@@ -459,7 +459,9 @@ def markdown(report: Report, sizes: Sizes, info: dict, kernels, seconds: float, 
            "## Machine", "",
            f"{info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
            f"Load average (1 min) when the run ended: {info.get('load', float('nan')):.1f} "
-           "(other jobs on a shared machine inflate and scatter the times).", "",
+           "(other jobs on a shared machine inflate and scatter the times). "
+           f"Vector instructions in lgssm's build: {info.get('simd', 'unknown')} (the default build, "
+           "`LGSSM_NATIVE=ON`, compiles for the building CPU, as XLA compiles dynamax for the CPU it runs on).", "",
            "| " + " | ".join(info["versions"]) + " |", "|" + "---|" * len(info["versions"]),
            "| " + " | ".join(info["versions"].values()) + " |", ""]
     for reason in report.extra.get("skipped", []):

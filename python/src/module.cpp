@@ -1,5 +1,7 @@
 #include <nanobind/nanobind.h>
 
+#include <Eigen/Core>
+
 namespace nb = nanobind;
 
 void bind_params(nb::module_& m);
@@ -9,6 +11,8 @@ void bind_continuous(nb::module_& m);
 
 NB_MODULE(_core, m) {
   m.doc() = "lgssm's C++ core (private; use the lgssm package).";
+  // The vector instruction sets this build compiled Eigen for (LGSSM_NATIVE).
+  m.attr("simd") = Eigen::SimdInstructionSetsInUse();
   bind_params(m);
   bind_inference(m);
   bind_learn(m);
