@@ -68,6 +68,12 @@ const std::vector<Variant>& variants() {
     v.push_back({"single_step", {3, 2, 1, 0, true, false, -1, -1, 151}, {1, 0.0, {}, 152}});
     v.push_back({"all_steps_missing", {3, 2, 1, 0, true, false, -1, -1, 161},
                  {3, 0.0, {0, 1, 2}, 162}});
+    // The filter, smoother and E-step have fixed-size kernels for state_dim 1-4
+    // and a dynamic-size one above: both ends.
+    v.push_back({"state_dim_1", {1, 3, 1, 0, true, false, -1, -1, 171}, {7, 0.2, {3}, 172}});
+    v.push_back({"state_dim_5_dynamic_size", {5, 3, 1, 0, true, false, -1, -1, 181}, {7, 0.2, {3}, 182}});
+    v.push_back({"state_dim_6_time_varying_diagonal_R", time_varying({6, 4, 0, 0, true, true, -1, -1, 191}, 6),
+                 {6, 0.1, {}, 192}});
     return v;
   }();
   return kVariants;

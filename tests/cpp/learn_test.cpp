@@ -146,6 +146,10 @@ const std::vector<Variant>& variants() {
                         {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
                          "dynamics.input_weights", "dynamics.cov", "emissions.bias",
                          "emissions.input_weights", "emissions.cov"})});
+    // Fixed-size kernels serve state_dim 1-4, the dynamic-size ones the rest.
+    v.push_back({"state_dim_1", {1, 3, 1, 0, true, false, -1, -1, 45}, {{10, 0.2, {}, 46}, {4, 0.0, {}, 47}}, all});
+    v.push_back({"state_dim_5_dynamic_size", {5, 3, 1, 0, true, false, -1, -1, 49},
+                 {{10, 0.2, {}, 50}, {4, 0.0, {1}, 51}}, all});
     v.push_back({"all_frozen", {2, 3, 1, 0, true, false, -1, -1, 43}, {{8, 0.0, {}, 44}},
                  freeze(all, {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
                               "dynamics.input_weights", "dynamics.cov", "emissions.weights",
