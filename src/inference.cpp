@@ -51,17 +51,17 @@ template <class Filter>
 void store(const Filter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& covs) {
   constexpr int N = Filter::Vec::RowsAtCompileTime;
   row_view<N>(means, t) = kf.mean();
-  view<N, N>(covs[t]) = kf.cov();
+  view<N, N>(covs[t]) = kf.cov().transpose();  // symmetric: a straight copy into the row-major entry
 }
 
 template <int N>
 FilterResult run_stored_filter(const Params& params, const Sequence& seq) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   FilterResult r;
-  r.filtered_means.resize(steps, n);
-  r.predicted_means.resize(steps, n);
-  r.filtered_covariances = MatrixSeries(steps, n, n);
-  r.predicted_covariances = MatrixSeries(steps, n, n);
+  internal::resize_result(r.filtered_means, steps, n);
+  internal::resize_result(r.predicted_means, steps, n);
+  r.filtered_covariances = internal::result_series(steps, n, n);
+  r.predicted_covariances = internal::result_series(steps, n, n);
   KalmanFilter<N> kf(params, seq.emissions);
   r.marginal_loglik = run_filter(
       kf, seq, [&](Eigen::Index t, const auto& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
@@ -130,9 +130,9 @@ SmootherResult rts_smoother(const Params& params, const Sequence& seq) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   SmootherResult r;
   static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq);
-  r.smoothed_means.resize(steps, n);
-  r.smoothed_covariances = MatrixSeries(steps, n, n);
-  r.smoothed_cross_covariances = MatrixSeries(steps - 1, n, n);
+  internal::resize_result(r.smoothed_means, steps, n);
+  r.smoothed_covariances = internal::result_series(steps, n, n);
+  r.smoothed_cross_covariances = internal::result_series(steps - 1, n, n);
   r.smoothed_means.row(steps - 1) = r.filtered_means.row(steps - 1);
   r.smoothed_covariances[steps - 1] = r.filtered_covariances[steps - 1];
 
@@ -152,7 +152,7 @@ SmootherResult rts_smoother(const Params& params, const Sequence& seq) {
     ps = view<N, N>(std::as_const(r.filtered_covariances)[t]);
     ps.noalias() += tmp * gt;
     internal::symmetrize(ps);
-    view<N, N>(r.smoothed_covariances[t]) = ps;
+    view<N, N>(r.smoothed_covariances[t]) = ps.transpose();  // symmetric
     view<N, N>(r.smoothed_cross_covariances[t]).noalias() = next * gt;
   }
   return r;

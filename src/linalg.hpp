@@ -5,7 +5,11 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <cstdint>
 #include <type_traits>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include "lgssm/params.hpp"
 
@@ -54,6 +58,30 @@ template <int N, class Rows>
 auto row_view(Rows& m, Eigen::Index t) {
   using Map = std::conditional_t<std::is_const_v<Rows>, Eigen::Map<const VectorN<N>>, Eigen::Map<VectorN<N>>>;
   return Map(m.row(t).data(), m.cols());
+}
+
+// Storage for `size` results of shape (rows, cols), left uninitialized (the
+// loops write every entry). On Linux, large blocks ask for transparent huge
+// pages, so that first writes fault once per 2 MiB instead of per 4 KiB page.
+inline void advise_huge_pages(double* data, Eigen::Index count) {
+#ifdef __linux__
+  constexpr std::uintptr_t kHuge = std::uintptr_t(1) << 21;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(data + count) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data, (void)count;
+#endif
+}
+inline MatrixSeries result_series(Eigen::Index size, Eigen::Index rows, Eigen::Index cols) {
+  MatrixSeries s(0, rows, cols);
+  s.flat().resize(size, rows * cols);
+  advise_huge_pages(s.data(), s.flat().size());
+  return s;
+}
+inline void resize_result(RowMatrix& m, Eigen::Index rows, Eigen::Index cols) {
+  m.resize(rows, cols);
+  advise_huge_pages(m.data(), m.size());
 }
 
 // A = (A + A^T) / 2 in place.

@@ -18,10 +18,10 @@ namespace {
 
 std::vector<lgssm::TimedSequence> to_timed(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs,
                                            std::vector<lgssm::Vector>& times) {
-  std::vector<lgssm::TimedSequence> seqs(emissions.size());
+  std::vector<lgssm::Sequence> plain = lgssm::bindings::to_sequences(emissions, inputs);
+  std::vector<lgssm::TimedSequence> seqs(plain.size());
   for (size_t i = 0; i < seqs.size(); ++i)
-    seqs[i] = {{std::move(emissions[i]), i < inputs.size() ? std::move(inputs[i]) : RowMatrix()},
-               i < times.size() ? std::move(times[i]) : lgssm::Vector()};
+    seqs[i] = {std::move(plain[i]), i < times.size() ? std::move(times[i]) : lgssm::Vector()};
   return seqs;
 }
 

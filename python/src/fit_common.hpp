@@ -1,13 +1,27 @@
-// Pieces shared by the fit bindings (learn and continuous).
+// Pieces shared by the bindings (inference, learn and continuous).
 #pragma once
 
 #include <Python.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
 
+#include <string>
+#include <vector>
+
+#include "lgssm/error.hpp"
 #include "lgssm/learn.hpp"
 
 namespace lgssm::bindings {
+
+// The sequences, moved out of the per-sequence lists (not validated).
+inline std::vector<Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
+  if (inputs.size() != emissions.size())
+    internal::throw_invalid("inputs", std::to_string(emissions.size()) + " sequences",
+                            std::to_string(inputs.size()));
+  std::vector<Sequence> seqs(emissions.size());
+  for (size_t i = 0; i < seqs.size(); ++i) seqs[i] = Sequence{std::move(emissions[i]), std::move(inputs[i])};
+  return seqs;
+}
 
 // A Python callable (iteration, value) -> bool, called with the GIL held; it
 // also lets Ctrl-C interrupt a long fit.

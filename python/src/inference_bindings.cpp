@@ -7,6 +7,7 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
+#include "fit_common.hpp"
 #include "series_caster.hpp"
 
 namespace nb = nanobind;
@@ -15,16 +16,7 @@ using lgssm::RowMatrix;
 
 namespace {
 
-// The sequences, moved (not validated).
-std::vector<lgssm::Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
-  if (inputs.size() != emissions.size())
-    lgssm::internal::throw_invalid("inputs", std::to_string(emissions.size()) + " sequences",
-                                   std::to_string(inputs.size()));
-  std::vector<lgssm::Sequence> seqs(emissions.size());
-  for (size_t i = 0; i < seqs.size(); ++i)
-    seqs[i] = lgssm::Sequence{std::move(emissions[i]), std::move(inputs[i])};
-  return seqs;
-}
+using lgssm::bindings::to_sequences;
 
 std::vector<lgssm::Sequence> checked_sequences(const lgssm::Params& params, std::vector<RowMatrix>& emissions,
                                                std::vector<RowMatrix>& inputs) {

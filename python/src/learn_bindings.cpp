@@ -17,12 +17,7 @@ using lgssm::RowMatrix;
 
 namespace {
 
-std::vector<lgssm::Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
-  std::vector<lgssm::Sequence> seqs(emissions.size());
-  for (size_t i = 0; i < seqs.size(); ++i)
-    seqs[i] = lgssm::Sequence{std::move(emissions[i]), i < inputs.size() ? std::move(inputs[i]) : RowMatrix()};
-  return seqs;
-}
+using lgssm::bindings::to_sequences;
 
 nb::tuple fit_tuple(lgssm::FitResult&& r) {
   return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary));
