@@ -561,9 +561,10 @@ MISSED_NOTES = [
      "at state 16 the filter is bound by arithmetic on 16 x 16 blocks: per step two Cholesky factorizations "
      "(Eigen's unblocked kernel below size 32), a triangular solve with 16 right-hand sides and four 16 x 16 "
      "products, about 25k multiply-adds, plus writing 4.3 kB of results per step. The build already uses the "
-     "CPU's vector width (see Machine). What would close the rest: register-blocked small-matrix kernels for "
-     "the Cholesky factorization and the triangular solve, and symmetric rank-k products for F P F^T and the "
-     "updated covariance (about a third fewer flops)."),
+     "CPU's vector width (see Machine). Tried without a measurable gain: coefficient-based products instead of "
+     "GEMM, a symmetric rank-k update for the filtered covariance, an in-place Cholesky factorization. What "
+     "would close the rest: register-blocked small-matrix kernels for the Cholesky factorization and the "
+     "triangular solve, or a square-root form that carries the factor from step to step."),
     ("many sequences",
      "the machine is shared: while this case ran, other jobs kept the load average above the number of cores, so "
      "the second core was largely taken (a separate check of the C++ E-step on 2000 sequences at load ~6: 1.46 s on "
