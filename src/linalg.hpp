@@ -1,6 +1,7 @@
 // Small dense linear-algebra kernels used by the time loops (private).
-// Everything here works in caller-provided storage and allocates nothing once
-// sized, so the loops that call it stay free of heap allocation.
+// Apart from the result allocators (called before the loops), everything here
+// works in caller-provided storage and allocates nothing once sized, so the
+// loops that call it stay free of heap allocation.
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -40,14 +41,10 @@ using MatrixN = Eigen::Matrix<double, N, N>;
 template <int R, int C>
 using RowMajorN = Eigen::Matrix<double, R, C, (C == 1 && R != 1) ? Eigen::ColMajor : Eigen::RowMajor>;
 
-// A series entry (or a row of a RowMatrix, as R x 1) seen with compile-time sizes.
-template <int R, int C>
-Eigen::Map<const RowMajorN<R, C>> view(const double* data, Eigen::Index rows, Eigen::Index cols) {
-  return Eigen::Map<const RowMajorN<R, C>>(data, rows, cols);
-}
+// A series entry seen with compile-time sizes.
 template <int R, int C>
 Eigen::Map<const RowMajorN<R, C>> view(const ConstMatrixMap& m) {
-  return view<R, C>(m.data(), m.rows(), m.cols());
+  return Eigen::Map<const RowMajorN<R, C>>(m.data(), m.rows(), m.cols());
 }
 template <int R, int C>
 Eigen::Map<RowMajorN<R, C>> view(MatrixMap m) {
@@ -60,9 +57,9 @@ auto row_view(Rows& m, Eigen::Index t) {
   return Map(m.row(t).data(), m.cols());
 }
 
-// Storage for `size` results of shape (rows, cols), left uninitialized (the
-// loops write every entry). On Linux, large blocks ask for transparent huge
-// pages, so that first writes fault once per 2 MiB instead of per 4 KiB page.
+// On Linux, asks for transparent huge pages for the whole 2 MiB pages within
+// `count` doubles from `data`, so that first writes to a large result fault
+// once per 2 MiB instead of once per 4 KiB page.
 inline void advise_huge_pages(double* data, Eigen::Index count) {
 #ifdef __linux__
   constexpr std::uintptr_t kHuge = std::uintptr_t(1) << 21;
@@ -73,6 +70,9 @@ inline void advise_huge_pages(double* data, Eigen::Index count) {
   (void)data, (void)count;
 #endif
 }
+// Result storage, allocated before the loops and left uninitialized (the
+// loops write every entry): `size` entries of shape (rows, cols), or a
+// (rows, cols) RowMatrix.
 inline MatrixSeries result_series(Eigen::Index size, Eigen::Index rows, Eigen::Index cols) {
   MatrixSeries s(0, rows, cols);
   s.flat().resize(size, rows * cols);

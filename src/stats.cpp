@@ -51,17 +51,15 @@ SufficientStats& SufficientStats::operator+=(const SufficientStats& other) {
 
 namespace {
 
-using internal::row_view;
 using internal::view;
 
-// Regressor rows x_t = [E z; u; 1], one row per term, stacked: the means of
-// `means` from row `from` on, the inputs from row `from + shift` on.
-RowMatrix regressors(const RowMatrix& means, const RowMatrix& inputs, Eigen::Index from, Eigen::Index shift,
-                     Eigen::Index count) {
+// Regressor rows x_t = [E z; u; 1], one row per term, stacked: the first
+// `count` rows of `means`, the inputs from row `input_shift` on.
+RowMatrix regressors(const RowMatrix& means, const RowMatrix& inputs, Eigen::Index input_shift, Eigen::Index count) {
   const Eigen::Index n = means.cols(), m = inputs.cols();
   RowMatrix x(count, n + m + 1);
-  x.leftCols(n) = means.middleRows(from, count);
-  if (m > 0) x.middleCols(n, m) = inputs.middleRows(from + shift, count);
+  x.leftCols(n) = means.topRows(count);
+  if (m > 0) x.middleCols(n, m) = inputs.middleRows(input_shift, count);
   x.col(n + m).setOnes();
   return x;
 }
@@ -150,7 +148,7 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
   s.initial_outer = sm.smoothed_covariances[0] + s.initial_sum * s.initial_sum.transpose();
 
   // Dynamics: term k is the transition z_k -> z_{k+1}, regressor [E z_k; u_{k+1}; 1].
-  const RowMatrix xd = regressors(sm.smoothed_means, seq.inputs, 0, 1, steps - 1);
+  const RowMatrix xd = regressors(sm.smoothed_means, seq.inputs, 1, steps - 1);
   const auto group = [&](Eigen::Index k) { return dynamics_groups.empty() ? 0 : dynamics_groups[k]; };
   for_each_run(steps - 1, group, [&](Eigen::Index g, Eigen::Index k, Eigen::Index count) {
     RegressionStats& ds = s.dynamics[g];
@@ -162,7 +160,7 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
 
   // Emissions: term t is y_t on [E z_t; u_t; 1]; missing components are
   // replaced by their posterior means, their covariances added separately.
-  const RowMatrix xe = regressors(sm.smoothed_means, seq.inputs, 0, 0, steps);
+  const RowMatrix xe = regressors(sm.smoothed_means, seq.inputs, 0, steps);
   const bool any_missing = seq.emissions.array().isNaN().any();
   RowMatrix filled = any_missing ? seq.emissions : RowMatrix();
   const RowMatrix& y = any_missing ? filled : seq.emissions;
