@@ -54,7 +54,7 @@ def _mp_vector(a):
 
 
 def _transpose(A):
-    return [list(col) for col in zip(*A)] if A and A[0] else [[] for _ in range(len(A[0]) if A else 0)]
+    return [list(col) for col in zip(*A)]
 
 
 def _matmul(A, B):
@@ -126,13 +126,12 @@ class MpReference:
         H = [_mp_matrix(entry(params, "emission_weights", t)) for t in range(T)]
         observed = [(t, i) for t in range(T) for i in range(p) if not np.isnan(y[t, i])]
         N = len(observed)
-        mean_o, r = [], []
+        r = []  # y_o - E[y_o]
         for t, i in observed:
             D = entry(params, "emission_input_weights", t).reshape(p, m)
             d = entry(params, "emission_bias", t)
             offset = mp.mpf(float(d[i])) + (mpmath.fdot(_mp_vector(D[i]), _mp_vector(u[t])) if m else 0)
-            mean_o.append(mpmath.fdot(H[t][i], mu[t]) + offset)
-            r.append(mp.mpf(float(y[t, i])) - mean_o[-1])
+            r.append(mp.mpf(float(y[t, i])) - (mpmath.fdot(H[t][i], mu[t]) + offset))
         # G[t][s] = Cov[z_t, z_s] H_s^T (n x p): Cov[z_t, y_s] before R.
         G = [[_matmul(cov(t, s), _transpose(H[s])) for s in range(T)] for t in range(T)]
         S = [[mp.zero] * N for _ in range(N)]

@@ -8,7 +8,8 @@ wholly missing) in most cases. The classes:
 
     ordinary            stable F (spectral radius 0.5-0.97), definite P0, Q, R
     q_rank0             Q = 0 (deterministic dynamics), with P0 definite or of lower rank, or
-                        F with an eigenvalue 0 or 1e-4..1e-2 (a direction whose variance dies)
+                        F with an eigenvalue 0, 1e-4..1e-2 or 0.02..0.15 (a direction whose
+                        variance dies, at once or within the T steps)
     q_partial           Q of rank < n: random (also with P0 of lower rank or a contracting F),
                         a fixed slope (local linear trend with a noiseless slope), a
                         deterministic cycle (a noiseless rotation block)
@@ -28,7 +29,7 @@ observed component with no conditional variance left) are not valid and are neve
 the reference's Cholesky factorization of the observations' covariance is their test
 (MODEL_VALIDITY_FLOOR), and test_battery_models_are_what_their_class_says checks the rest.
 
-Four scale-aware errors per case, each against the reference:
+Scale-aware errors per case, each against the reference:
     loglik              |ll - ll_ref| / (the sum of the magnitudes of the terms of ll_ref), for
                         marginal_log_prob and for the smoother's marginal_loglik
     means               max |m_t,i - m_ref_t,i| / max(d_t,i, 1e-5 max_s |m_ref_s,i|), d the
