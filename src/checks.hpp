@@ -18,10 +18,19 @@ void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index nu
 // Every entry finite, else "name: expected finite values, got nan at (i, j)".
 void check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m);
 
-enum class Definiteness { kSemidefinite, kDefinite };
+// kSemidefinite: symmetric positive semidefinite. kZeroRowsOrDefinite (an
+// emission covariance): zero rows and columns for exactly observed
+// components, positive definite on the rest.
+enum class Definiteness { kSemidefinite, kZeroRowsOrDefinite };
 
-// Symmetric within a relative 1e-8 and positive (semi)definite within a
-// relative 1e-10 (definite: smallest eigenvalue above 1e-13 of the largest).
+// Tolerances, relative to the matrix's scale: asymmetry against the largest
+// entry; negative eigenvalues (semidefinite) and the smallest eigenvalue
+// (definite) against the largest eigenvalue.
+inline constexpr double kSymmetryTolerance = 1e-10;
+inline constexpr double kSemidefiniteTolerance = 1e-10;
+inline constexpr double kDefiniteTolerance = 1e-13;
+
+// Throws lgssm::invalid_argument naming `name` and what was wrong.
 void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind);
 
 }  // namespace lgssm

@@ -1,5 +1,7 @@
 #include "lgssm/inference.hpp"
 
+#include <cmath>
+#include <limits>
 #include <random>
 #include <utility>
 
@@ -54,44 +56,43 @@ void store(const Filter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& cov
   view<N, N>(covs[t]) = kf.cov().transpose();  // symmetric: a straight copy into the row-major entry
 }
 
+// Per step t, the terms of the backward recursion (KalmanFilter::backward_*):
+// a_t (rows of `a`), A_t and, for covariances, Omega_t.
+struct BackwardTerms {
+  RowMatrix a;
+  MatrixSeries transition, omega;
+};
+
 template <int N>
-FilterResult run_stored_filter(const Params& params, const Sequence& seq) {
+FilterResult run_stored_filter(const Params& params, const Sequence& seq, BackwardTerms* back = nullptr,
+                               bool omega = false) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   FilterResult r;
   internal::resize_result(r.filtered_means, steps, n);
   internal::resize_result(r.predicted_means, steps, n);
   r.filtered_covariances = internal::result_series(steps, n, n);
   r.predicted_covariances = internal::result_series(steps, n, n);
-  KalmanFilter<N> kf(params, seq.emissions);
+  if (back) {
+    internal::resize_result(back->a, steps, n);
+    back->transition = internal::result_series(steps, n, n);
+    if (omega) back->omega = internal::result_series(steps, n, n);
+  }
+  KalmanFilter<N> kf(params, seq.emissions, back != nullptr);
   r.marginal_loglik = run_filter(
       kf, seq, [&](Eigen::Index t, const auto& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
-      [&](Eigen::Index t, const auto& kf) { store(kf, t, r.filtered_means, r.filtered_covariances); });
+      [&](Eigen::Index t, const auto& kf) {
+        store(kf, t, r.filtered_means, r.filtered_covariances);
+        if (!back) return;
+        row_view<N>(back->a, t) = kf.backward_a();
+        view<N, N>(back->transition[t]) = kf.backward_transition();
+        if (omega) view<N, N>(back->omega[t]) = kf.backward_omega();
+      });
   return r;
 }
 
 FilterResult run_stored_filter(const Params& params, const Sequence& seq) {
   return dispatch_state_dim(params.state_dim(), [&](auto n) { return run_stored_filter<n>(params, seq); });
 }
-
-// The smoother gain of step t, stored transposed: G_t^T = P_{t+1|t}^{-1} F P_{t|t}
-// (Sarkka 2013, Eq. 8.11). The pivoted LDL^T solve tolerates a singular P_{t+1|t}.
-template <int N = Eigen::Dynamic>
-class SmootherGain {
- public:
-  using Mat = internal::MatrixN<N>;
-  explicit SmootherGain(Eigen::Index n) : ldlt_(n), fp_(n, n), gain_t_(n, n) {}
-  const Mat& compute(const Params& params, const FilterResult& f, Eigen::Index t) {
-    fp_.noalias() = view<N, N>(params.dynamics.weights.at(t)) * view<N, N>(f.filtered_covariances[t]);
-    ldlt_.compute(view<N, N>(f.predicted_covariances[t + 1]));
-    gain_t_ = ldlt_.solve(fp_);
-    return gain_t_;
-  }
-
- private:
-  Eigen::LDLT<Mat> ldlt_;
-  Mat fp_;
-  Mat gain_t_;
-};
 
 // Factors of the entries of a covariance series, recomputed only when the entry changes.
 class SeriesFactor {
@@ -122,40 +123,71 @@ double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
   });
 }
 
-// The backward pass of the Rauch-Tung-Striebel smoother on top of the stored filter.
+// The smoother: the stored filter, keeping each step's backward terms, then
+// the backward recursion of Bryson & Frazier in de Jong's form (de Jong 1989,
+// Ann. Statist. 17; Durbin & Koopman 2012, Sec. 4.4), written at the filtered
+// level. r_t, N_t are the score and information about z_t carried by
+// y_{t+1:T} (r_{T-1} = 0, N_{T-1} = 0):
+//   m_{t|T} = m_{t|t} + P_{t|t} r_t,   P_{t|T} = P_{t|t} - P_{t|t} N_t P_{t|t},
+//   r^-_t = a_t + A_t^T r_t,   N^-_t = Omega_t + A_t^T N_t A_t   (the update of step t),
+//   r_{t-1} = F_{t-1}^T r^-_t,  N_{t-1} = F_{t-1}^T N^-_t F_{t-1}   (the transition),
+//   Cov[z_t, z_{t-1} | y] = (I - P_{t|t-1} N^-_t) F_{t-1} P_{t-1|t-1}.
+// No covariance is inverted: information flows backward through F^T, so
+// deterministic dynamics (singular Q) with a contracting F, whose inverse the
+// Rauch-Tung-Striebel gain P_{t|t} F^T P_{t+1|t}^{-1} would apply, lose
+// nothing. Without covariances, only the means (the simulation smoother's need).
 template <int N>
-SmootherResult rts_smoother(const Params& params, const Sequence& seq) {
+SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances) {
   using Vec = internal::VectorN<N>;
   using Mat = internal::MatrixN<N>;
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   SmootherResult r;
-  static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq);
+  BackwardTerms back;
+  static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq, &back, covariances);
   internal::resize_result(r.smoothed_means, steps, n);
-  r.smoothed_covariances = internal::result_series(steps, n, n);
-  r.smoothed_cross_covariances = internal::result_series(steps - 1, n, n);
-  r.smoothed_means.row(steps - 1) = r.filtered_means.row(steps - 1);
-  r.smoothed_covariances[steps - 1] = r.filtered_covariances[steps - 1];
-
-  SmootherGain<N> gain(n);
-  Vec dm(n);
-  Mat dp(n, n), tmp(n, n), ps(n, n);
+  if (covariances) {
+    r.smoothed_covariances = internal::result_series(steps, n, n);
+    r.smoothed_cross_covariances = internal::result_series(steps - 1, n, n);
+  }
+  Vec score = Vec::Zero(n), score_minus(n);
+  Mat info = Mat::Zero(n, n), info_minus(n, n), tmp(n, n), tmp2(n, n);
   [[maybe_unused]] NoMallocScope no_malloc;
-  for (Eigen::Index t = steps - 2; t >= 0; --t) {
-    const Mat& gt = gain.compute(params, r, t);  // G_t^T
-    dm = row_view<N>(std::as_const(r.smoothed_means), t + 1) - row_view<N>(std::as_const(r.predicted_means), t + 1);
+  for (Eigen::Index t = steps - 1; t >= 0; --t) {
+    const auto pf = view<N, N>(std::as_const(r.filtered_covariances)[t]);
     auto mean = row_view<N>(r.smoothed_means, t);
     mean = row_view<N>(std::as_const(r.filtered_means), t);
-    mean.noalias() += gt.transpose() * dm;
-    const auto next = view<N, N>(std::as_const(r.smoothed_covariances)[t + 1]);
-    dp = next - view<N, N>(std::as_const(r.predicted_covariances)[t + 1]);
-    tmp.noalias() = gt.transpose() * dp;
-    ps = view<N, N>(std::as_const(r.filtered_covariances)[t]);
-    ps.noalias() += tmp * gt;
-    internal::symmetrize(ps);
-    view<N, N>(r.smoothed_covariances[t]) = ps.transpose();  // symmetric
-    view<N, N>(r.smoothed_cross_covariances[t]).noalias() = next * gt;
+    mean.noalias() += pf * score;
+    const auto a_mat = view<N, N>(std::as_const(back.transition)[t]);
+    score_minus = row_view<N>(std::as_const(back.a), t);
+    score_minus.noalias() += a_mat.transpose() * score;
+    if (covariances) {
+      tmp.noalias() = info * pf;
+      tmp2 = pf;
+      tmp2.noalias() -= pf * tmp;
+      internal::symmetrize(tmp2);
+      view<N, N>(r.smoothed_covariances[t]) = tmp2.transpose();  // symmetric
+      tmp.noalias() = info * a_mat;
+      info_minus = view<N, N>(std::as_const(back.omega)[t]);
+      info_minus.noalias() += a_mat.transpose() * tmp;
+    }
+    if (t == 0) break;
+    const auto f = view<N, N>(params.dynamics.weights.at(t - 1));
+    score.noalias() = f.transpose() * score_minus;
+    if (covariances) {
+      tmp.noalias() = info_minus * f;
+      info.noalias() = f.transpose() * tmp;
+      internal::symmetrize(info);
+      tmp2.setIdentity();
+      tmp2.noalias() -= view<N, N>(std::as_const(r.predicted_covariances)[t]) * info_minus;
+      tmp.noalias() = f * view<N, N>(std::as_const(r.filtered_covariances)[t - 1]);
+      view<N, N>(r.smoothed_cross_covariances[t - 1]).noalias() = tmp2 * tmp;
+    }
   }
   return r;
+}
+
+SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances) {
+  return dispatch_state_dim(params.state_dim(), [&](auto n) { return smoother_impl<n>(params, seq, covariances); });
 }
 
 // Validates once, then fn(seq) for every sequence in parallel.
@@ -198,17 +230,15 @@ std::vector<SmootherResult> smoother(const Params& params, const std::vector<Seq
 }
 
 SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {
-  return dispatch_state_dim(params.state_dim(), [&](auto n) { return rts_smoother<n>(params, seq); });
+  return smoother_impl(params, seq, true);
 }
 
-SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps,
-                    const RowMatrix& inputs) {
-  validate(params);
-  if (num_timesteps < 1) throw_invalid("num_timesteps", "an integer >= 1", std::to_string(num_timesteps));
-  check_inputs(params, inputs, num_timesteps, "inputs");
-  check_series_lengths(params, num_timesteps);
+namespace {
+
+// One draw of (z, y) from the model, from `rng`.
+SampleResult draw_joint(const Params& params, std::mt19937_64& rng, Eigen::Index num_timesteps,
+                        const RowMatrix& inputs) {
   const Eigen::Index n = params.state_dim(), p = params.emission_dim();
-  std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
   auto standard_normal = [&](Vector& v) {
     for (Eigen::Index i = 0; i < v.size(); ++i) v(i) = normal(rng);
@@ -244,40 +274,38 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
   return out;
 }
 
+}  // namespace
+
+SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps,
+                    const RowMatrix& inputs) {
+  validate(params);
+  if (num_timesteps < 1) throw_invalid("num_timesteps", "an integer >= 1", std::to_string(num_timesteps));
+  check_inputs(params, inputs, num_timesteps, "inputs");
+  check_series_lengths(params, num_timesteps);
+  std::mt19937_64 rng(seed);
+  return draw_joint(params, rng, num_timesteps, inputs);
+}
+
+// The simulation smoother of Durbin & Koopman (2002, Biometrika 89): with
+// (z+, y+) drawn from the model and y+ missing where y is,
+//   z+ - E[z | y+] + E[z | y] ~ p(z | y),
+// since the smoothed mean is linear in the data and the smoothing error is
+// independent of the data. It needs only smoothed means, so it is exact
+// wherever the smoother is (singular Q or P0, exactly observed components).
 MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed,
                               Eigen::Index num_samples) {
   validate_all(params, seq);
   if (num_samples < 1) throw_invalid("num_samples", "an integer >= 1", std::to_string(num_samples));
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
-  const FilterResult f = run_stored_filter(params, seq);
+  const RowMatrix mean = smoother_impl(params, seq, false).smoothed_means;
+  const auto missing = seq.emissions.array().isNaN();
   std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
   MatrixSeries draws(num_samples, steps, n);
-  Vector eps(n), dz(n);
-  PsdFactor<> factor(n);
-  auto draw_last = [&]() {
-    const Matrix& c = factor.compute(f.filtered_covariances[steps - 1]);
-    for (Eigen::Index s = 0; s < num_samples; ++s) {
-      for (Eigen::Index i = 0; i < n; ++i) eps(i) = normal(rng);
-      draws[s].row(steps - 1) = f.filtered_means.row(steps - 1) + (c * eps).transpose();
-    }
-  };
-  draw_last();
-  // z_t | z_{t+1}, y ~ N(m_{t|t} + G_t (z_{t+1} - m_{t+1|t}), P_{t|t} - G_t P_{t+1|t} G_t^T).
-  SmootherGain<> gain(n);
-  Matrix cond(n, n), tmp(n, n);
-  for (Eigen::Index t = steps - 2; t >= 0; --t) {
-    const Matrix& gt = gain.compute(params, f, t);
-    tmp.noalias() = f.predicted_covariances[t + 1] * gt;
-    cond = f.filtered_covariances[t];
-    cond.noalias() -= gt.transpose() * tmp;
-    internal::symmetrize(cond);
-    const Matrix& c = factor.compute(cond);
-    for (Eigen::Index s = 0; s < num_samples; ++s) {
-      for (Eigen::Index i = 0; i < n; ++i) eps(i) = normal(rng);
-      dz = (draws[s].row(t + 1) - f.predicted_means.row(t + 1)).transpose();
-      draws[s].row(t) = f.filtered_means.row(t) + (gt.transpose() * dz + c * eps).transpose();
-    }
+  for (Eigen::Index s = 0; s < num_samples; ++s) {
+    SampleResult joint = draw_joint(params, rng, steps, seq.inputs);
+    joint.emissions = missing.select(seq.emissions, joint.emissions);
+    const Sequence simulated{joint.emissions, seq.inputs};
+    draws[s] = joint.states + mean - smoother_impl(params, simulated, false).smoothed_means;
   }
   return draws;
 }
@@ -304,8 +332,10 @@ PosteriorPredictiveResult posterior_predictive(const Params& params, const Seque
     const Vector var = hp.cwiseProduct(h).rowwise().sum() + e.cov.at(t).diagonal();
     out.stds.row(t) = var.cwiseMax(0.0).cwiseSqrt().transpose();
     if (full_covariances) {
-      out.covariances[t].noalias() = hp * h.transpose();
-      out.covariances[t] += e.cov.at(t);
+      auto cov = out.covariances[t];
+      cov.noalias() = hp * h.transpose();
+      cov += e.cov.at(t);
+      internal::symmetrize(cov);
     }
   }
   return out;
@@ -335,8 +365,10 @@ ForecastResult forecast(const Params& params, const Sequence& seq,
     out.emission_means.row(k) = (h * kf.mean() + e.bias.vec(t)).transpose();
     if (u.size() > 0) out.emission_means.row(k) += (e.input_weights.at(t) * u).transpose();
     hp.noalias() = h * kf.cov();
-    out.emission_covariances[k].noalias() = hp * h.transpose();
-    out.emission_covariances[k] += e.cov.at(t);
+    auto cov = out.emission_covariances[k];
+    cov.noalias() = hp * h.transpose();
+    cov += e.cov.at(t);
+    internal::symmetrize(cov);
   }
   return out;
 }

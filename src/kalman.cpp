@@ -1,11 +1,17 @@
 #include "kalman.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
+
+#include "lgssm/error.hpp"
 
 namespace lgssm::internal {
 
 namespace {
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+constexpr double kEps = std::numeric_limits<double>::epsilon();
 
 bool is_diagonal(const ConstMatrixMap& m) {
   for (Eigen::Index j = 0; j < m.cols(); ++j)
@@ -13,33 +19,54 @@ bool is_diagonal(const ConstMatrixMap& m) {
       if (i != j && m(i, j) != 0.0) return false;
   return true;
 }
+
+// 2 sum_i log|d_i| over the diagonal of a triangular factor.
+template <class Derived>
+double log_det_of_factor(const Eigen::MatrixBase<Derived>& l) {
+  return 2.0 * l.diagonal().cwiseAbs().array().log().sum();
+}
 }  // namespace
 
 template <int N>
-KalmanFilter<N>::KalmanFilter(const Params& params, const RowMatrix& emissions)
+KalmanFilter<N>::KalmanFilter(const Params& params, const RowMatrix& emissions, bool keep_backward)
     : params_(params),
       emissions_(emissions),
       n_(params.state_dim()),
       p_(params.emission_dim()),
       mean_(n_),
       cov_(n_, n_),
+      factor_(n_, n_),
+      psd_(n_),
       tmp_n_(n_),
       tmp_nn_(n_, n_),
       y_hat_(p_),
       resid_(p_),
-      observed_(p_),
-      last_observed_(p_),
+      work_(p_ + 2 * n_),
+      pattern_(p_),
+      last_pattern_(p_, -1),
       chol_r_(p_, p_),
-      whitened_(p_, n_),
-      gram_(n_, n_),
-      factor_(n_),
-      m_mat_(n_, n_),
-      llt_m_(n_),
-      c_u_(n_, n_),
-      v_(n_) {
+      order_(p_),
+      w_(p_, n_),
+      q1_(p_, n_),
+      q1_sorted_(p_, n_),
+      t_(n_, n_),
+      e_tilde_(n_),
+      array_(2 * n_, 2 * n_),
+      w_n_(n_),
+      j_(n_, n_),
+      exact_array_(p_ + n_, n_),
+      j_exact_(p_, n_),
+      j_exact_a_(p_, n_),
+      exact_resid_(p_),
+      keep_backward_(keep_backward),
+      back_a_(n_),
+      back_omega_(n_, n_),
+      back_a_mat_(n_, n_) {
   const MatrixSeries& r = params.emissions.cov;
   cov_is_diagonal_.resize(r.size());
   for (Eigen::Index i = 0; i < r.size(); ++i) cov_is_diagonal_[i] = is_diagonal(r[i]);
+  noisy_.reserve(p_);
+  exact_.reserve(p_);
 }
 
 template <int N>
@@ -47,111 +74,195 @@ void KalmanFilter<N>::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u)
   if (t == 0) {
     mean_ = params_.initial.mean;
     cov_ = params_.initial.cov;
-    symmetrize(cov_);
-    return;
+  } else {
+    const LinearGaussianParams& d = params_.dynamics;
+    const Eigen::Index k = t - 1;  // transition z_{t-1} -> z_t
+    const auto f = view<N, N>(d.weights.at(k));
+    tmp_n_.noalias() = f * mean_;
+    tmp_n_ += view<N, 1>(d.bias.at(k));
+    if (u.size() > 0) tmp_n_.noalias() += view<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
+    mean_ = tmp_n_;
+    tmp_nn_.noalias() = f * cov_;
+    cov_.noalias() = tmp_nn_ * f.transpose();
+    cov_ += view<N, N>(d.cov.at(k));
   }
-  const LinearGaussianParams& d = params_.dynamics;
-  const Eigen::Index k = t - 1;  // transition z_{t-1} -> z_t
-  const auto f = view<N, N>(d.weights.at(k));
-  tmp_n_.noalias() = f * mean_;
-  tmp_n_ += view<N, 1>(d.bias.at(k));
-  if (u.size() > 0) tmp_n_.noalias() += view<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
-  mean_ = tmp_n_;
-  tmp_nn_.noalias() = f * cov_;
-  cov_.noalias() = tmp_nn_ * f.transpose();
-  cov_ += view<N, N>(d.cov.at(k));
   symmetrize(cov_);
+  factor_ = psd_.compute(cov_);
 }
 
 template <int N>
-void KalmanFilter<N>::prepare_whitening(Eigen::Index t) {
+void KalmanFilter<N>::prepare(Eigen::Index t) {
   const LinearGaussianParams& e = params_.emissions;
-  const Eigen::Index wi = e.weights.size() == 1 ? 0 : t;
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
-  const bool pattern_same = observed_ == last_observed_;
-  const bool cov_changed = !pattern_same || ri != last_cov_;
-  if (!cov_changed && wi == last_weights_) return;
-  const Eigen::Index po = num_observed_;
+  const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
+  if (po == 0) return;
   const auto h = view<Eigen::Dynamic, N>(e.weights.at(t));
-  if (cov_changed) {
-    const auto r = e.cov.at(t);
-    Eigen::Index a = 0;
-    for (Eigen::Index i = 0; i < p_; ++i) {
-      if (!observed_[i]) continue;
-      Eigen::Index b = 0;
-      for (Eigen::Index j = 0; j < p_; ++j)
-        if (observed_[j]) chol_r_(a, b++) = r(i, j);
-      ++a;
-    }
-    auto block = chol_r_.topLeftCorner(po, po);
-    if (cov_is_diagonal_[ri]) {
-      block.diagonal() = block.diagonal().cwiseSqrt();
-    } else {
-      Eigen::LLT<Eigen::Ref<Matrix>> llt(block);  // in place: the factor overwrites `block`
-      (void)llt;
-    }
-    log_det_r_ = 2.0 * block.diagonal().array().log().sum();
-    last_observed_ = observed_;
-    last_cov_ = ri;
+  const auto r = e.cov.at(t);
+  auto l_r = chol_r_.topLeftCorner(po, po);
+  for (Eigen::Index a = 0; a < po; ++a)
+    for (Eigen::Index b = 0; b < po; ++b) l_r(a, b) = r(noisy_[a], noisy_[b]);
+  const bool diagonal = cov_is_diagonal_[ri];
+  if (diagonal) {
+    l_r.diagonal() = l_r.diagonal().cwiseSqrt();
+  } else {
+    Eigen::LLT<Eigen::Ref<Matrix>> llt(l_r);  // in place: the factor overwrites `l_r`
+    (void)llt;
   }
-  Eigen::Index a = 0;
-  for (Eigen::Index i = 0; i < p_; ++i)
-    if (observed_[i]) whitened_.row(a++) = h.row(i);
-  auto w = whitened_.topRows(po);
-  if (cov_is_diagonal_[ri])
-    w = chol_r_.topLeftCorner(po, po).diagonal().cwiseInverse().asDiagonal() * w;
+  log_det_r_ = log_det_of_factor(l_r);
+
+  // W = L_R^{-1} H_N, its rows sorted by decreasing norm, then W = Q1 T.
+  auto w = w_.topRows(po);
+  for (Eigen::Index a = 0; a < po; ++a) w.row(a) = h.row(noisy_[a]);
+  if (diagonal)
+    w = l_r.diagonal().cwiseInverse().asDiagonal() * w;
   else
-    chol_r_.topLeftCorner(po, po).triangularView<Eigen::Lower>().solveInPlace(w);
-  gram_.noalias() = w.transpose() * w;
-  last_weights_ = wi;
+    l_r.template triangularView<Eigen::Lower>().solveInPlace(w);
+  for (Eigen::Index a = 0; a < po; ++a) {
+    order_[a] = a;
+    work_(a) = w.row(a).squaredNorm();
+  }
+  std::sort(order_.begin(), order_.begin() + po,
+            [&](Eigen::Index i, Eigen::Index j) { return work_(i) > work_(j); });
+  auto w_sorted = q1_.topRows(po);  // scratch for the permutation
+  for (Eigen::Index a = 0; a < po; ++a) w_sorted.row(a) = w.row(order_[a]);
+  w = w_sorted;
+  const Eigen::Index k = std::min(po, n_);
+  auto q1_sorted = q1_sorted_.topLeftCorner(po, k);
+  thin_qr(w, q1_sorted, t_, w_n_.data(), work_.data());
+  for (Eigen::Index a = 0; a < po; ++a) q1_.row(order_[a]).head(k) = q1_sorted.row(a);
 }
 
 template <int N>
 double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
-  num_observed_ = 0;
-  for (Eigen::Index i = 0; i < p_; ++i) {
-    observed_[i] = !std::isnan(emissions_(t, i));
-    num_observed_ += observed_[i];
-  }
-  if (num_observed_ == 0) return 0.0;
-  prepare_whitening(t);
-  const Eigen::Index po = num_observed_;
   const LinearGaussianParams& e = params_.emissions;
+  const Eigen::Index wi = e.weights.size() == 1 ? 0 : t;
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
-
-  // Whitened innovation e = L_R^{-1} (y_o - H_o m - D_o u - d_o).
-  y_hat_.noalias() = view<Eigen::Dynamic, N>(e.weights.at(t)).lazyProduct(mean_);
-  y_hat_ += e.bias.vec(t);
+  const auto r = e.cov.at(t);
+  noisy_.clear();
+  exact_.clear();
+  for (Eigen::Index i = 0; i < p_; ++i) {
+    if (std::isnan(emissions_(t, i))) {
+      pattern_[i] = 0;
+    } else if (r(i, i) > 0.0) {
+      pattern_[i] = 1;
+      noisy_.push_back(i);
+    } else {
+      pattern_[i] = 2;
+      exact_.push_back(i);
+    }
+  }
+  if (keep_backward_) {
+    back_a_.setZero();
+    back_omega_.setZero();
+    back_a_mat_.setIdentity();
+  }
+  if (noisy_.empty() && exact_.empty()) return 0.0;
+  if (pattern_ != last_pattern_ || ri != last_cov_ || wi != last_weights_) {
+    prepare(t);
+    last_pattern_ = pattern_;
+    last_cov_ = ri;
+    last_weights_ = wi;
+  }
+  // y_hat = D u + d (+ H m below).
+  y_hat_ = e.bias.vec(t);
   if (u.size() > 0) y_hat_.noalias() += e.input_weights.at(t) * u;
-  Eigen::Index a = 0;
-  for (Eigen::Index i = 0; i < p_; ++i)
-    if (observed_[i]) resid_(a++) = emissions_(t, i) - y_hat_(i);
-  auto resid = resid_.head(po);
-  if (cov_is_diagonal_[ri])
-    resid.array() /= chol_r_.topLeftCorner(po, po).diagonal().array();
-  else
-    chol_r_.topLeftCorner(po, po).triangularView<Eigen::Lower>().solveInPlace(resid);
-
-  // M = I + C^T G C with P = C C^T.
-  const Mat& c = factor_.compute(cov_);
-  tmp_nn_.noalias() = gram_ * c;
-  m_mat_.noalias() = c.transpose() * tmp_nn_;
-  m_mat_.diagonal().array() += 1.0;
-  llt_m_.compute(m_mat_);
-
-  tmp_n_.noalias() = whitened_.topRows(po).transpose() * resid;  // W^T e
-  v_.noalias() = c.transpose() * tmp_n_;
-  llt_m_.matrixL().solveInPlace(v_);                           // U^{-T} C^T W^T e
-  c_u_ = c;
-  llt_m_.matrixU().template solveInPlace<Eigen::OnTheRight>(c_u_);      // C U^{-1}
-
-  mean_.noalias() += c_u_ * v_;
-  cov_.noalias() = c_u_ * c_u_.transpose();
+  const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
+  double loglik = 0.0;
+  if (po > 0) {
+    const auto h = view<Eigen::Dynamic, N>(e.weights.at(t));
+    // Whitened innovation e = L_R^{-1} (y_N - H_N m - D_N u - d_N).
+    auto resid = resid_.head(po);
+    for (Eigen::Index a = 0; a < po; ++a) {
+      const Eigen::Index i = noisy_[a];
+      resid(a) = emissions_(t, i) - y_hat_(i) - h.row(i).dot(mean_);
+    }
+    auto l_r = chol_r_.topLeftCorner(po, po);
+    if (cov_is_diagonal_[ri])
+      resid.array() /= l_r.diagonal().array();
+    else
+      l_r.template triangularView<Eigen::Lower>().solveInPlace(resid);
+    // e~ = Q1^T e, e_perp = e - Q1 e~.
+    const Eigen::Index k = std::min(po, n_);
+    const auto q1 = q1_.topLeftCorner(po, k);
+    e_tilde_.setZero();
+    e_tilde_.head(k).noalias() = q1.transpose() * resid;
+    double quad = 0.0;
+    if (po > k) {
+      resid.noalias() -= q1 * e_tilde_.head(k);
+      quad += resid.squaredNorm();
+    }
+    // [[I, T C], [0, C]] Theta = [[L, 0], [Kb, C+]].
+    array_.topLeftCorner(n_, n_).setIdentity();
+    tmp_nn_.noalias() = t_.template triangularView<Eigen::Upper>() * factor_;
+    array_.topRightCorner(n_, n_) = tmp_nn_;
+    array_.bottomLeftCorner(n_, n_).setZero();
+    array_.bottomRightCorner(n_, n_) = factor_;
+    lower_triangularize(array_, n_, work_.data());
+    const auto l = array_.topLeftCorner(n_, n_).template triangularView<Eigen::Lower>();
+    w_n_ = e_tilde_;
+    l.solveInPlace(w_n_);
+    quad += w_n_.squaredNorm();
+    mean_.noalias() += array_.bottomLeftCorner(n_, n_) * w_n_;
+    factor_ = array_.bottomRightCorner(n_, n_);
+    if (keep_backward_) {
+      j_ = t_.template triangularView<Eigen::Upper>();
+      l.solveInPlace(j_);
+      back_a_.noalias() = j_.transpose() * w_n_;
+      back_omega_.noalias() = j_.transpose() * j_;
+      back_a_mat_.noalias() -= array_.bottomLeftCorner(n_, n_) * j_;
+    }
+    const double log_det_s = log_det_of_factor(array_.topLeftCorner(n_, n_));
+    loglik += -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_s + quad);
+  }
+  if (!exact_.empty()) loglik += update_exact(t);
+  cov_.noalias() = factor_ * factor_.transpose();
   symmetrize(cov_);
+  // With finite inputs, a NaN can only come from overflow (|y| near 1e308).
+  return std::isnan(loglik) ? -std::numeric_limits<double>::infinity() : loglik;
+}
 
-  const double log_det_m = 2.0 * llt_m_.matrixLLT().diagonal().array().log().sum();
-  const double quad = resid.squaredNorm() - v_.squaredNorm();
-  return -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_m + quad);
+template <int N>
+double KalmanFilter<N>::update_exact(Eigen::Index t) {
+  const Eigen::Index ne = static_cast<Eigen::Index>(exact_.size());
+  const auto h = view<Eigen::Dynamic, N>(params_.emissions.weights.at(t));
+  const double scale = factor_.norm();
+  const auto fail = [&](Eigen::Index i) {
+    throw invalid_argument("emissions.cov: component " + std::to_string(i) + " of step " + std::to_string(t) +
+                           " is observed exactly (zero variance) but is already determined by the model and the "
+                           "earlier data (zero predicted variance), so the data have no density; give it a "
+                           "positive variance");
+  };
+  if (ne > n_) fail(exact_[n_]);
+  // [H_E C; C] Theta = [[L_E, 0], [Kb, C+]].
+  auto pre = exact_array_.topRows(ne + n_);
+  for (Eigen::Index a = 0; a < ne; ++a) pre.row(a).noalias() = h.row(exact_[a]) * factor_;
+  pre.bottomRows(n_) = factor_;
+  lower_triangularize(pre, ne, work_.data());
+  auto w = exact_resid_.head(ne);
+  for (Eigen::Index a = 0; a < ne; ++a) {
+    const Eigen::Index i = exact_[a];
+    if (!(std::abs(pre(a, a)) > 64.0 * kEps * h.row(i).norm() * scale)) fail(i);
+    w(a) = emissions_(t, i) - y_hat_(i) - h.row(i).dot(mean_);
+  }
+  const auto l = pre.topLeftCorner(ne, ne).template triangularView<Eigen::Lower>();
+  l.solveInPlace(w);
+  const auto kb = pre.bottomLeftCorner(n_, ne);
+  mean_.noalias() += kb * w;
+  factor_.leftCols(n_ - ne) = pre.bottomRightCorner(n_, n_ - ne);
+  factor_.rightCols(ne).setZero();
+  if (keep_backward_) {
+    // With the noisy stage's (a_N, Omega_N, A_N) in back_*: compose.
+    auto j = j_exact_.topRows(ne);
+    for (Eigen::Index a = 0; a < ne; ++a) j.row(a) = h.row(exact_[a]);
+    l.solveInPlace(j);
+    tmp_n_.noalias() = j.transpose() * w;  // a_E
+    back_a_.noalias() += back_a_mat_.transpose() * tmp_n_;
+    auto ja = j_exact_a_.topRows(ne);
+    ja.noalias() = j * back_a_mat_;        // J_E A_N
+    back_omega_.noalias() += ja.transpose() * ja;
+    back_a_mat_.noalias() -= kb * ja;      // A = (I - Kb J_E) A_N
+  }
+  return -0.5 * (static_cast<double>(ne) * kLog2Pi + log_det_of_factor(pre.topLeftCorner(ne, ne)) + w.squaredNorm());
 }
 
 template class KalmanFilter<1>;

@@ -6,6 +6,9 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/Householder>
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 #ifdef __linux__
@@ -121,6 +124,98 @@ class PsdFactor {
   Eigen::LDLT<Mat> ldlt_;
   Mat factor_;
 };
+
+// Orthogonal triangularizations (Householder reflections, Golub & Van Loan,
+// "Matrix Computations", 4th ed., Alg. 5.1.1 and 5.2.1). Both work in place
+// on any Eigen block; `work` must hold at least a.rows() (resp. a.cols())
+// doubles, so nothing is allocated.
+
+// A <- H A (left) or A H (right) for the Householder reflection
+// H = I - tau v v^T, v = [1; essential], without temporaries (Eigen's own
+// applyHouseholderOn* evaluates an outer product into heap memory).
+template <class Derived, class Essential>
+void reflect_left(Eigen::MatrixBase<Derived>&& a, const Essential& essential, double tau, double* work) {
+  if (tau == 0.0) return;
+  Eigen::Map<Eigen::RowVectorXd> w(work, a.cols());  // v^T A
+  auto bottom = a.bottomRows(a.rows() - 1);
+  for (Eigen::Index j = 0; j < a.cols(); ++j) w(j) = a(0, j) + essential.dot(bottom.col(j));
+  for (Eigen::Index j = 0; j < a.cols(); ++j) {
+    a(0, j) -= tau * w(j);
+    bottom.col(j) -= (tau * w(j)) * essential;
+  }
+}
+template <class Derived, class Essential>
+void reflect_right(Eigen::MatrixBase<Derived>&& a, const Essential& essential, double tau, double* work) {
+  if (tau == 0.0) return;
+  Eigen::Map<Eigen::VectorXd> w(work, a.rows());  // A v
+  auto right = a.rightCols(a.cols() - 1);
+  w = a.col(0);
+  for (Eigen::Index j = 0; j < right.cols(); ++j) w += essential(j) * right.col(j);
+  a.col(0) -= tau * w;
+  for (Eigen::Index j = 0; j < right.cols(); ++j) right.col(j) -= (tau * essential(j)) * w;
+}
+
+// Reflects A from the right, A <- A Theta with Theta orthogonal (so that
+// A A^T is unchanged), until its first k rows are lower trapezoidal: A(i, j) = 0
+// for i < k, j > i. Rows k.. are carried along: this is the "array" step of
+// the square-root filters and smoothers (Kailath, Sayed & Hassibi, "Linear
+// Estimation", 2000, Sec. 12.3), in which pre-array * Theta = post-array.
+// With `perm` (size >= k), the first k rows are pivoted, each step taking the
+// row of largest remaining norm (QR with column pivoting of A^T, Golub & Van
+// Loan Alg. 5.4.1), so that |A(0, 0)| >= |A(1, 1)| >= ... reveals the rank;
+// perm[i] is the original index of row i.
+template <class Derived, class Perm = std::nullptr_t>
+void lower_triangularize(Eigen::MatrixBase<Derived>& a, Eigen::Index k, double* work, Perm* perm = nullptr) {
+  const Eigen::Index rows = a.rows(), cols = a.cols();
+  if constexpr (!std::is_same_v<Perm, std::nullptr_t>)
+    for (Eigen::Index i = 0; i < k; ++i) (*perm)[i] = i;
+  for (Eigen::Index i = 0; i < std::min(k, cols); ++i) {
+    if constexpr (!std::is_same_v<Perm, std::nullptr_t>) {
+      Eigen::Index best = i;
+      double best_norm = a.row(i).tail(cols - i).squaredNorm();
+      for (Eigen::Index r = i + 1; r < k; ++r) {
+        const double norm = a.row(r).tail(cols - i).squaredNorm();
+        if (norm > best_norm) best = r, best_norm = norm;
+      }
+      if (best != i) {
+        a.row(i).swap(a.row(best));
+        std::swap((*perm)[i], (*perm)[best]);
+      }
+    }
+    auto row = a.row(i).tail(cols - i);
+    double tau = 0.0, beta = 0.0;
+    row.makeHouseholderInPlace(tau, beta);
+    if (rows > i + 1)
+      reflect_right(a.bottomRightCorner(rows - i - 1, cols - i), row.tail(cols - i - 1), tau, work);
+    row(0) = beta;
+    row.tail(cols - i - 1).setZero();
+  }
+}
+
+// Thin QR of W (rows x cols, rows >= 1): W = Q1 T with Q1 (rows x k) having
+// orthonormal columns and T (k x cols) upper trapezoidal, k = min(rows, cols).
+// W is overwritten by the reflectors; `tau` holds >= k doubles. Sort W's rows
+// by decreasing norm first for row-wise backward stability when their scales
+// differ (Cox & Higham, BIT 38, 1998).
+template <class W, class Q, class T>
+void thin_qr(Eigen::MatrixBase<W>& w, Eigen::MatrixBase<Q>& q1, Eigen::MatrixBase<T>& t, double* tau,
+             double* work) {
+  const Eigen::Index rows = w.rows(), cols = w.cols(), k = std::min(rows, cols);
+  for (Eigen::Index j = 0; j < k; ++j) {
+    auto col = w.col(j).tail(rows - j);
+    double beta = 0.0;
+    col.makeHouseholderInPlace(tau[j], beta);
+    if (cols > j + 1)
+      reflect_left(w.bottomRightCorner(rows - j, cols - j - 1), col.tail(rows - j - 1), tau[j], work);
+    col(0) = beta;
+  }
+  t.setZero();
+  t.topRows(k) = w.topRows(k).template triangularView<Eigen::Upper>();
+  q1.setZero();
+  q1.topLeftCorner(k, k).setIdentity();
+  for (Eigen::Index j = k - 1; j >= 0; --j)
+    reflect_left(q1.bottomRightCorner(rows - j, k - j), w.col(j).tail(rows - j - 1), tau[j], work);
+}
 
 #ifdef LGSSM_CHECK_NO_MALLOC
 // While alive, any heap allocation by Eigen aborts (test builds only).

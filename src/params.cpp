@@ -4,6 +4,8 @@
 #include <Eigen/Eigenvalues>
 #include <cmath>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "lgssm/error.hpp"
 #include "checks.hpp"
@@ -39,36 +41,60 @@ void check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m) {
 
 namespace {
 
+// The smallest and largest eigenvalue of a symmetric matrix; for a diagonal
+// one, its diagonal.
+std::pair<double, double> eigen_range(const Eigen::Ref<const Matrix>& m) {
+  if (m.isDiagonal(0.0)) return {m.diagonal().minCoeff(), m.diagonal().maxCoeff()};
+  Eigen::SelfAdjointEigenSolver<Matrix> eig(m, Eigen::EigenvaluesOnly);
+  return {eig.eigenvalues().minCoeff(), eig.eigenvalues().maxCoeff()};
+}
+
+// Whether m - shift I has a Cholesky factor: then every eigenvalue exceeds
+// `shift` (a fast sufficient test, far cheaper than the eigenvalues).
+bool exceeds(const Eigen::Ref<const Matrix>& m, double shift) {
+  return Eigen::LLT<Matrix>(m - shift * Matrix::Identity(m.rows(), m.cols())).info() == Eigen::Success;
+}
+
 }  // namespace
 
-// Symmetric within a relative 1e-8 and positive (semi)definite within a relative 1e-10.
-void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m,
-                      Definiteness kind) {
-  const char* what = kind == Definiteness::kDefinite ? "a symmetric positive definite matrix"
-                                                      : "a symmetric positive semidefinite matrix";
+// All tolerances are relative to the matrix's own scale, so that a covariance
+// of 1e-12 is judged as one of 1 is.
+void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind) {
   check_finite(name, m);
-  const double scale = std::max(1.0, m.cwiseAbs().maxCoeff());
+  const double scale = m.cwiseAbs().maxCoeff();
   const double asym = (m - m.transpose()).cwiseAbs().maxCoeff();
-  if (asym > 1e-8 * scale) throw_invalid(name, what, "an asymmetry of " + number(asym));
-  // The eigenvalues of a diagonal matrix are its diagonal. Otherwise, a fast
-  // path first (a Cholesky factorization, far cheaper than the eigenvalues):
-  // if m - s I is positive definite, the smallest eigenvalue exceeds s, which
-  // suffices with s = 1e-13 trace(m) >= 1e-13 * largest eigenvalue (definite)
-  // or s = -1e-10 max(1, max diagonal entry) >= -1e-10 max(1, largest eigenvalue).
-  double lo = 0.0, hi = 0.0;
-  if (m.isDiagonal(0.0)) {
-    lo = m.diagonal().minCoeff();
-    hi = std::max(m.diagonal().maxCoeff(), 0.0);
-  } else {
-    const double shift = kind == Definiteness::kDefinite ? 1e-13 * m.trace()
-                                                         : -1e-10 * std::max(1.0, m.diagonal().maxCoeff());
-    if (Eigen::LLT<Matrix>(m - shift * Matrix::Identity(m.rows(), m.cols())).info() == Eigen::Success) return;
-    Eigen::SelfAdjointEigenSolver<Matrix> eig(m, Eigen::EigenvaluesOnly);
-    lo = eig.eigenvalues().minCoeff();
-    hi = std::max(eig.eigenvalues().maxCoeff(), 0.0);
+  if (asym > kSymmetryTolerance * scale)
+    throw_invalid(name, "a symmetric matrix (within " + number(kSymmetryTolerance) + " of its largest entry)",
+                  "an asymmetry of " + number(asym) + " against a largest entry of " + number(scale));
+  if (kind == Definiteness::kSemidefinite) {
+    const double tol = kSemidefiniteTolerance * std::max(m.diagonal().maxCoeff(), 0.0);
+    if (!m.isDiagonal(0.0) && exceeds(m, -tol)) return;
+    const auto [lo, hi] = eigen_range(m);
+    if (lo < -kSemidefiniteTolerance * std::max(hi, 0.0))
+      throw_invalid(name, "a symmetric positive semidefinite matrix",
+                    "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")");
+    return;
   }
-  const bool ok = kind == Definiteness::kDefinite ? lo > 1e-13 * hi : lo >= -1e-10 * std::max(hi, 1.0);
-  if (!ok) throw_invalid(name, what, "smallest eigenvalue " + number(lo));
+  // Zero variance means an exactly observed component: its row and column
+  // must be zero; the rest must be definite.
+  std::vector<Eigen::Index> positive;
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    if (m(i, i) != 0.0) {
+      positive.push_back(i);
+    } else if (m.row(i).cwiseAbs().maxCoeff() > 0.0 || m.col(i).cwiseAbs().maxCoeff() > 0.0) {
+      throw_invalid(name, "a zero row and column for each zero-variance (exactly observed) component",
+                    "nonzero covariances in row " + std::to_string(i) + ", whose variance is 0");
+    }
+  }
+  if (positive.empty()) return;
+  const Matrix sub = m(positive, positive);
+  if (!sub.isDiagonal(0.0) && exceeds(sub, kDefiniteTolerance * sub.trace())) return;
+  const auto [lo, hi] = eigen_range(sub);
+  if (!(lo > kDefiniteTolerance * hi))
+    throw_invalid(name,
+                  "a positive definite matrix on the components with nonzero variance (an exactly observed "
+                  "component needs a zero row and column)",
+                  "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")");
 }
 
 namespace {
@@ -120,7 +146,7 @@ void validate(const Params& params) {
   check_conditional("dynamics", params.dynamics, n, n, m, Definiteness::kSemidefinite);
   const Eigen::Index p = params.emissions.weights.rows();
   if (p < 1) throw_invalid("emissions.weights", "emission_dim >= 1 rows", shape_str(p, n));
-  check_conditional("emissions", params.emissions, p, n, m, Definiteness::kDefinite);
+  check_conditional("emissions", params.emissions, p, n, m, Definiteness::kZeroRowsOrDefinite);
 }
 
 void check_series_lengths(const Params& params, Eigen::Index num_timesteps) {

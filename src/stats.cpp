@@ -102,16 +102,23 @@ void add_terms(RegressionStats& s, const Eigen::Ref<const RowMatrix>& x, const E
 // Step t has missing components: the missing part given z_t and y_o is
 // y_m = A z_t + c + e, e ~ N(0, S), with A = H_m - K H_o,
 // c = D_m u + d_m + K (y_o - D_o u - d_o), S = R_mm - K R_om,
-// K = R_mo R_oo^{-1}. Writes E[y_m | y] into `y_row` and adds to `s` what
+// K = R_mo R_oo^{-1} (o: the observed components with R_ii > 0). Writes E[y_m | y] into `y_row` and adds to `s` what
 // E[y x^T] and E[y y^T] hold beyond the products of the means.
 void add_missing_correction(RegressionStats& s, const Params& params, const Sequence& seq, Eigen::Index t,
                             const Eigen::Ref<const Vector>& m, const Eigen::Ref<const Matrix>& p,
                             Eigen::Ref<RowMatrix> y_row) {
   const auto& e = params.emissions;
   const Eigen::Index dim = params.emission_dim(), n = params.state_dim();
-  std::vector<Eigen::Index> obs, mis;
-  for (Eigen::Index i = 0; i < dim; ++i) (std::isnan(seq.emissions(t, i)) ? mis : obs).push_back(i);
   const Matrix h = e.weights.at(t), r = e.cov.at(t);
+  // Exactly observed components (zero row and column of R) are uncorrelated
+  // with the missing ones' noise: K is zero on them, so `obs` omits them.
+  std::vector<Eigen::Index> obs, mis;
+  for (Eigen::Index i = 0; i < dim; ++i) {
+    if (std::isnan(seq.emissions(t, i)))
+      mis.push_back(i);
+    else if (r(i, i) > 0.0)
+      obs.push_back(i);
+  }
   Vector offset = e.bias.vec(t);  // D u + d
   if (params.input_dim() > 0) offset += e.input_weights.at(t) * seq.inputs.row(t).transpose();
   const Eigen::Index no = obs.size(), nm = mis.size();

@@ -5,13 +5,19 @@
 // only, and a step with none observed is a pure prediction step. Every function
 // validates its arguments and throws lgssm::invalid_argument on bad input.
 //
-// Numerics: float64; the measurement update is done in square-root information
-// form (a Cholesky factor of R_t whitens the observed components, then an
-// n x n system is factored), so its cost per step is O(n^3 + p n) for diagonal
-// R and O(n^3 + p^2) otherwise, never O(p^3), once the whitened emission matrix
-// of a (weights, cov, missing-pattern) triple is known; that is computed once
-// and reused while the triple repeats. No inverse of the innovation covariance
-// is formed. The time loops allocate no heap memory.
+// Numerics: float64, exact for every valid model, including singular
+// dynamics and initial covariances (any rank, 0 included), emission
+// covariances with zero rows and columns (exactly observed components) and
+// ill-conditioned ones. The update is the array form of the square-root
+// filter on the observation collapsed to the state's dimension (a Cholesky
+// factor of R_t whitens the noisy observed components, a thin QR of the
+// whitened emission matrix reduces them to n), so its cost per step is
+// O(n^3 + p n) for diagonal R and O(n^3 + p^2) otherwise, never O(p^3); the
+// log likelihood is a sum of squares, never a difference. The smoother is the
+// Bryson-Frazier / de Jong backward recursion on information, posterior
+// sampling the simulation smoother of Durbin & Koopman (2002): no predicted
+// covariance is inverted anywhere (src/kalman.hpp and src/inference.cpp give
+// the equations). The time loops allocate no heap memory.
 #pragma once
 
 #include <cstdint>
@@ -64,9 +70,11 @@ double marginal_log_prob(const Params& params, const Sequence& seq);
 // Sarkka (2013), Theorem 4.2.
 FilterResult filter(const Params& params, const Sequence& seq);
 
-// The Rauch-Tung-Striebel smoother on top of the filter, with the lag-one cross
-// covariances Cov[z_{t+1}, z_t | y] = P_{t+1|T} G_t^T that the EM E-step needs.
-// Sarkka (2013), Theorem 8.2; Shumway & Stoffer (2017), Property 6.3.
+// The smoothed moments p(z_t | y_{0:T-1}) (the Rauch-Tung-Striebel smoother's,
+// Sarkka 2013, Theorem 8.2), with the lag-one cross covariances
+// Cov[z_{t+1}, z_t | y] that the EM E-step needs, computed by the backward
+// recursion on information of Bryson & Frazier in de Jong's form (Durbin &
+// Koopman 2012, Sec. 4.4), which needs no inverse of a predicted covariance.
 SmootherResult smoother(const Params& params, const Sequence& seq);
 
 // A joint draw of (z_{0:T-1}, y_{0:T-1}); `inputs` is (num_timesteps, input_dim),
@@ -74,9 +82,9 @@ SmootherResult smoother(const Params& params, const Sequence& seq);
 SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps,
                     const RowMatrix& inputs = RowMatrix());
 
-// `num_samples` draws of z_{0:T-1} ~ p(z | y) by forward filtering, backward
-// sampling (Sarkka 2013, Sec. 8.1 / Carter & Kohn 1994). Returns a series of
-// shape (num_samples, num_timesteps, state_dim).
+// `num_samples` draws of z_{0:T-1} ~ p(z | y) by the simulation smoother of
+// Durbin & Koopman (2002): z+ - E[z | y+] + E[z | y] for (z+, y+) drawn from
+// the model. Returns a series of shape (num_samples, num_timesteps, state_dim).
 MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed,
                               Eigen::Index num_samples);
 

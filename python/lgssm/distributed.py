@@ -558,7 +558,7 @@ def marginal_log_prob(model, params, data, *, client=None, inputs=None, times=No
 
 def smoother(model, params, data, *, client=None, inputs=None, times=None, dt=None,
              read_options: dict | None = None) -> db.Bag:
-    """The RTS smoother of every sequence, computed on the workers: a dask bag
+    """The smoother of every sequence, computed on the workers: a dask bag
     (one partition per shard) of ``PosteriorLGSSMSmoothed``, one per sequence in
     sequence order, each unpadded ((num_timesteps_i, state_dim) and so on).
     ``.compute()`` brings them to the client; ``.map(...)`` keeps them on the cluster."""

@@ -124,7 +124,7 @@ class LinearGaussianSSM:
         return _pack(PosteriorLGSSMFiltered, b, _core.filter(core, b.emissions, b.inputs))
 
     def smoother(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMSmoothed:
-        """Rauch-Tung-Striebel smoother, with lag-one cross covariances."""
+        """Smoothed moments p(z_t | y), with lag-one cross covariances."""
         core, b = self._batch(params, emissions, inputs)
         return _pack(PosteriorLGSSMSmoothed, b, _core.smoother(core, b.emissions, b.inputs))
 

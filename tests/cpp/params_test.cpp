@@ -256,16 +256,48 @@ TEST(Validate, CovarianceWithNegativeEigenvalue) {
   }
 }
 
-TEST(Validate, EmissionCovarianceNotPositiveDefinite) {
+TEST(Validate, EmissionCovarianceDefiniteExceptExactComponents) {
   {
     Params p = base_params();
-    p.emissions.cov = series_of(1, Matrix::Ones(2, 2));  // eigenvalues 0 and 2
-    expect_invalid_params(p, "emissions.cov", {"expected .*positive definite"});
+    p.emissions.cov = series_of(1, Matrix::Ones(2, 2));  // eigenvalues 0 and 2, no zero row
+    expect_invalid_params(p, "emissions.cov", {"expected .*positive definite", "zero row and column"});
   }
   {
     Params p = base_params();
+    Matrix r(2, 2);
+    r << 1.0, 0.5, 0.5, 0.0;  // zero variance, nonzero covariance
+    p.emissions.cov = series_of(1, r);
+    expect_invalid_params(p, "emissions.cov", {"zero row and column", "row 1"});
+  }
+  {
+    // Component 1 observed exactly: valid.
+    Params p = base_params();
     p.emissions.cov = series_of(1, Vector((Vector(2) << 1.0, 0.0).finished()).asDiagonal());
-    expect_invalid_params(p, "emissions.cov", {"expected .*positive definite"});
+    EXPECT_NO_THROW(validate(p));
+  }
+}
+
+// Tolerances are relative to the matrix's own scale.
+TEST(Validate, CovarianceJudgedRelativeToItsScale) {
+  {
+    Params p = base_params();
+    p.dynamics.cov = series_of(1, Vector((Vector(3) << 1e-12, -1e-11, 1e-12).finished()).asDiagonal());
+    expect_invalid_params(p, "dynamics.cov", {"semidefinite", "-1e-11"});
+  }
+  {
+    Params p = base_params();
+    Matrix q = 1e-6 * Matrix::Identity(3, 3);
+    q(0, 1) = 0.005e-6;  // a 0.5% asymmetry
+    p.dynamics.cov = series_of(1, q);
+    expect_invalid_params(p, "dynamics.cov", {"symmetric", "asymmetry"});
+  }
+  {
+    // Zero (deterministic dynamics, known initial state) and tiny covariances are valid.
+    Params p = base_params();
+    p.dynamics.cov = series_of(1, Matrix::Zero(3, 3));
+    p.initial.cov = Matrix::Zero(3, 3);
+    p.emissions.cov = series_of(1, 1e-300 * Matrix::Identity(2, 2));
+    EXPECT_NO_THROW(validate(p));
   }
 }
 

@@ -257,7 +257,7 @@ ERRORS = [
     ("numerical failure in fit", ["fit", "{d}/huge.npy", "--state-dim", "2", "--iters", "3", "-q",
                                   "--out", "{d}/o.json"], 1, "lgssm fit: error: EM failed: "),
     ("numerical failure in loglik", ["loglik", "{d}/ok.json", "{d}/huge.npy", "--out", "{d}/o.csv"], 1,
-     "lgssm loglik: error: the log likelihood is nan"),
+     "lgssm loglik: error: the log likelihood is -inf"),
 ]
 
 

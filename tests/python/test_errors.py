@@ -147,11 +147,18 @@ def test_indefinite_covariance(argument):
     raises_on_use(argument, value, message(argument, r"positive (semi-?)?definite", r"\bgot\b"))
 
 
-@pytest.mark.parametrize("value", [np.diag([0.2, 0.2, 0.0]),
-                                   np.ones((P, P))],  # rank one
-                         ids=["zero_variance", "rank_one"])
+def zero_variance_with_covariance():
+    R = np.diag([0.2, 0.2, 0.0])
+    R[1, 2] = R[2, 1] = 0.05
+    return R
+
+
+@pytest.mark.parametrize("value", [zero_variance_with_covariance(),
+                                   np.ones((P, P))],  # rank one, no zero row
+                         ids=["zero_variance_with_covariance", "rank_one"])
 def test_emission_covariance_must_be_positive_definite(value):
-    raises_on_use("emissions.cov", value, message("emissions.cov", r"positive definite", r"\bgot\b"))
+    # A singular emissions.cov is valid only as zero rows and columns (exactly observed components).
+    raises_on_use("emissions.cov", value, message("emissions.cov", r"zero row and column", r"\bgot\b"))
 
 
 def test_time_varying_emission_covariance_entry_named():
