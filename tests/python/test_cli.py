@@ -336,11 +336,12 @@ def test_continuous_time_csv(tmp_path, capsys):
     assert run(capsys, "loglik", out, tmp_path / "sim.npz")[0] == 0  # simulated .npz carries its times
 
     # Errors specific to continuous time.
+    no_times = tmp_path / "no_times.npy"
+    np.save(no_times, ys[0])
     for argv, message in [
         (["forecast", out, data, *opts, "--steps", 3, "--out", tmp_path / "x.npz"], "--forecast-dt DT: "),
         (["simulate", out, "--steps", 3, "--out", tmp_path / "x.npz"], "--dt DT: "),
-        (["loglik", out, data, "--sequence-column", "id", "--emission-columns", "y1,y2"],
-         "is a continuous-time model: give observation times"),
+        (["loglik", out, no_times], "is a continuous-time model: give observation times"),
         (["fit", data, "--state-dim", 2, *opts, "--method", "sgd", "--out", tmp_path / "x.json"],
          "--method sgd: not available for ContinuousTimeSSM (use em or lbfgs)"),
     ]:
