@@ -607,6 +607,8 @@ def _forecast(args) -> int:
     if args.steps < 1:
         raise CommandError(f"--steps: expected an integer >= 1, got {args.steps}")
     model, params, data, ys, us, ts, extra = _load(args)
+    memory("--steps", args.steps, len(ys) * args.steps * (model.state_dim + model.emission_dim + 1) ** 2,
+           "the forecast means and covariances", "fewer --steps")
     if extra:  # continuous time: forecasts at given future times
         if args.forecast_dt is None or not args.forecast_dt > 0:
             raise CommandError(f"--forecast-dt DT: a positive time between forecasts is needed to forecast the "
@@ -617,10 +619,7 @@ def _forecast(args) -> int:
         if args.forecast_dt is not None:
             raise CommandError(f"--forecast-dt applies to continuous-time models; {args.model} is discrete-time")
         index = [np.arange(len(y), len(y) + args.steps, dtype=np.int64) for y in ys]
-        try:
-            means, covs, em_means, em_covs = model.forecast(params, ys, args.steps, inputs=us)
-        except ValueError as err:
-            raise _renamed(err, "num_forecast_timesteps", "--steps") from None
+        means, covs, em_means, em_covs = model.forecast(params, ys, args.steps, inputs=us)
     for name, arr in (("means", means), ("emission_covariances", em_covs)):
         if not all(np.all(np.isfinite(a)) for a in arr):
             raise NumericalFailure(f"forecast {name} are not finite; no output written")

@@ -135,9 +135,10 @@ _STRUCTURES = {"full": _core.CovStructure.full, "diagonal": _core.CovStructure.d
 
 def core_structure(name: str, prop: ParameterProperties):
     """The core's CovStructure of a covariance's properties."""
-    if not isinstance(prop.structure, str) or prop.structure not in _STRUCTURES:
-        raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, got {prop.structure!r}")
-    return _STRUCTURES[prop.structure]
+    structure = getattr(prop, "structure", None)
+    if not isinstance(structure, str) or structure not in _STRUCTURES:
+        raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, got {structure!r}")
+    return _STRUCTURES[structure]
 
 
 def trainable(name: str, prop) -> bool:
@@ -150,8 +151,8 @@ def trainable(name: str, prop) -> bool:
 def core_initial_props(props) -> _core.InitialProps:
     out = _core.InitialProps()
     initial, = groups("props", props, ("initial",))
-    out.mean = trainable("initial.mean", initial.mean)
-    out.cov = trainable("initial.cov", initial.cov)
+    out.mean = trainable("initial.mean", getattr(initial, "mean", None))
+    out.cov = trainable("initial.cov", getattr(initial, "cov", None))
     out.cov_structure = core_structure("initial.cov", initial.cov)
     return out
 
