@@ -53,7 +53,7 @@ def _is_2d(value) -> bool:
         return False
 
 
-def _sequences(value, name: str, dim_name: str, dim: int | None = None):
+def sequences(value, name: str, dim_name: str, dim: int | None = None):
     """(kind, list of 2-D float64 arrays, the 3-D array for kind "padded" else None).
     With ``dim`` 1, a 1-D array (or pandas Series) is one sequence of that one component."""
     if isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_2d(v) for v in value):
@@ -77,7 +77,7 @@ def _sequences(value, name: str, dim_name: str, dim: int | None = None):
 def as_batch(emissions, inputs, input_dim: int, emission_dim: int | None = None) -> Batch:
     """Normalizes ``emissions`` (and ``inputs``; None means zeros, as in dynamax). A 1-D
     ``emissions`` is one sequence when ``emission_dim`` is 1."""
-    kind, ys, padded = _sequences(emissions, "emissions", "emission_dim", emission_dim)
+    kind, ys, padded = sequences(emissions, "emissions", "emission_dim", emission_dim)
     num_timesteps = max(y.shape[0] for y in ys)
     if kind == "padded":
         # Trailing all-NaN rows are padding: the sequence ends at its last observed step.
@@ -88,7 +88,7 @@ def as_batch(emissions, inputs, input_dim: int, emission_dim: int | None = None)
     if inputs is None:
         us = [np.zeros((y.shape[0], input_dim)) for y in ys]
     else:
-        ikind, us, _ = _sequences(inputs, "inputs", "input_dim")
+        ikind, us, _ = sequences(inputs, "inputs", "input_dim")
         if ikind != kind or len(us) != len(ys):
             raise ValueError(f"inputs: expected the layout of emissions ({kind}, {len(ys)} sequences), "
                              f"got {ikind} with {len(us)} sequences")

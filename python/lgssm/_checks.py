@@ -28,19 +28,23 @@ def _shown(value) -> str:
     return f"{text} ({type(value).__name__})" if not isinstance(value, (int, np.integer)) else text
 
 
-def count(name: str, value, low: int = 0) -> int:
-    """``value`` as a Python int >= ``low``; a bool, float, string or None is an error
+INT_MAX = 2**31 - 1  # the largest iteration count the C++ core takes (a C int)
+
+
+def count(name: str, value, low: int = 0, high: int | None = None) -> int:
+    """``value`` as a Python int in [low, high]; a bool, float, string or None is an error
     (2.5 would otherwise be truncated to 2, and '10' or True taken for numbers)."""
+    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
     if not isinstance(value, (bool, np.bool_)):
         try:
             number = operator.index(value)
         except TypeError:
             pass
         else:
-            if number >= low:
+            if number >= low and (high is None or number <= high):
                 return int(number)
-            raise ValueError(f"{name}: expected an integer >= {low}, got {number}")
-    raise ValueError(f"{name}: expected an integer >= {low}, got {_shown(value)}")
+            raise ValueError(f"{name}: expected {expected}, got {number}")
+    raise ValueError(f"{name}: expected {expected}, got {_shown(value)}")
 
 
 def flag(name: str, value) -> bool:

@@ -9,8 +9,8 @@ import numpy as np
 import warnings
 
 from . import _core, priors
-from ._batch import as_batch
-from ._checks import count, flag, memory, nonnegative, real_array, require_observed, unscaled
+from ._batch import as_batch, sequences
+from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
 from ._keys import as_generator, seeds
 from ._progress import ProgressBar
 from .optimizers import Adam, adam
@@ -193,12 +193,9 @@ class LinearGaussianSSM:
         memory("num_forecast_timesteps", k, len(b.emissions) * k * (self.state_dim + self.emission_dim) ** 2,
                "the forecast means and covariances")
         if forecast_inputs is None:
-            fus = [np.zeros((max(k, 0), self.input_dim)) for _ in b.emissions]
+            fus = [np.zeros((k, self.input_dim)) for _ in b.emissions]
         else:
-            fb = as_batch(np.asarray(forecast_inputs, dtype=np.float64)
-                          if not isinstance(forecast_inputs, (list, tuple)) else forecast_inputs,
-                          None, 0)
-            fus = fb.emissions
+            fus = sequences(forecast_inputs, "forecast_inputs", "input_dim")[1]
         out = _core.forecast(core, b.emissions, b.inputs, k, fus)
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
 
@@ -231,7 +228,7 @@ class LinearGaussianSSM:
         FitSummary. Stops early when the relative change of the log likelihood
         is at most ``tolerance``; on a numerical failure it warns and returns the
         last good parameters."""
-        num_iters = count("num_iters", num_iters)
+        num_iters = count("num_iters", num_iters, 0, INT_MAX)
         return self._fit(_core.fit_em, params, props, emissions, inputs, num_iters, "EM", verbose,
                          return_summary, num_iters, nonnegative("tolerance", tolerance))
 
@@ -245,10 +242,10 @@ class LinearGaussianSSM:
         optimizer = adam() if optimizer is None else optimizer
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
-        num_epochs = count("num_epochs", num_epochs)
+        num_epochs = count("num_epochs", num_epochs, 0, INT_MAX)
         return self._fit(_core.fit_sgd, params, props, emissions, inputs, num_epochs, "SGD", verbose,
                          return_summary, optimizer.learning_rate, optimizer.b1, optimizer.b2, optimizer.eps,
-                         count("batch_size", batch_size, 1), num_epochs, flag("shuffle", shuffle), seeds(key, 1)[0],
+                         count("batch_size", batch_size, 1, INT_MAX), num_epochs, flag("shuffle", shuffle), seeds(key, 1)[0],
                          warn_unscaled=True)
 
     def fit_lbfgs(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, max_iters: int = 1000,
@@ -256,7 +253,7 @@ class LinearGaussianSSM:
                   return_summary: bool = False):
         """L-BFGS on the log likelihood with exact gradients, run to convergence.
         Returns (params, marginal_lls) at each iterate."""
-        max_iters = count("max_iters", max_iters)
+        max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
         return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters + 1, "L-BFGS", verbose,
                          return_summary, max_iters, nonnegative("gradient_tolerance", gradient_tolerance),
                          nonnegative("function_tolerance", function_tolerance))

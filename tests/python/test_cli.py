@@ -302,7 +302,8 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("argv,code,message", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
-def test_errors(tmp_path, capsys, argv, code, message):
+def test_errors(tmp_path, capsys, monkeypatch, argv, code, message):
+    monkeypatch.setattr(lgssm._checks, "memory_limit", lambda: 16 * 2**30)  # the same cap on every machine
     _bad_model(tmp_path)
     before = set(os.listdir(tmp_path))
     got, out, err = run(capsys, *[a.format(d=tmp_path) for a in argv])

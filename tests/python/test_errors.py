@@ -1,6 +1,7 @@
 """Bad input raises ValueError whose message names the argument and says what was
 expected and what came ("<argument>: expected <what>, got <what>")."""
 
+import os
 import re
 
 import numpy as np
@@ -291,8 +292,15 @@ NOT_INTEGERS = [2.5, 3.0, np.float64(2.0), "10", True, np.bool_(True), None, [3]
 @pytest.mark.parametrize("option,value", [pytest.param(o, v, id=f"{o}={v!r}") for o in COUNTED for v in NOT_INTEGERS
                                           if not (o == "num_samples" and v is None)])  # None: one draw, no axis
 def test_counts_must_be_integers(option, value):
-    with pytest.raises(ValueError, match=re.escape(option) + r": expected an integer >= \d, got "):
+    with pytest.raises(ValueError, match=re.escape(option) + r": expected an integer (>= \d|in \[\d, \d+\]), got "):
         COUNTED[option](value)
+
+
+@pytest.mark.parametrize("option", ["num_iters", "num_epochs", "batch_size", "max_iters"])
+def test_iteration_counts_beyond_the_core_int(option):
+    with pytest.raises(ValueError, match=re.escape(option) + r": expected an integer in \[\d, 214748364\d\], got "
+                                         r"1000000000000$"):
+        COUNTED[option](10**12)
 
 
 @pytest.mark.parametrize("option", list(COUNTED))
@@ -304,7 +312,7 @@ def test_counts_accept_numpy_integers(option):
 def test_negative_counts_are_printed_as_integers(option):
     with pytest.raises(ValueError) as info:
         COUNTED[option](-1)
-    assert str(info.value).startswith(f"{option}: expected an integer >= ")
+    assert str(info.value).startswith(f"{option}: expected an integer ")
     assert str(info.value).endswith("got -1"), str(info.value)  # not "-1.000000"
 
 
@@ -362,9 +370,32 @@ def test_negative_key(key):
 # Sizes beyond memory are refused before anything is allocated.
 
 @pytest.mark.parametrize("state_dim", [10**5, 10**30])
-def test_huge_state_dim(state_dim):
-    with pytest.raises(ValueError, match=rf"state_dim: {state_dim} would need .* more than this machine's memory"):
+def test_huge_state_dim(state_dim, monkeypatch):
+    from lgssm import _checks
+
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 16 * 2**30)  # the same cap on every machine
+    with pytest.raises(ValueError, match=rf"state_dim: {state_dim} would need .* more than this machine's memory "
+                                         rf"\(16 GiB\)"):
         LinearGaussianSSM(state_dim, 2)
+
+
+def test_memory_limit_is_the_physical_memory():
+    from lgssm import _checks
+
+    limit = _checks.memory_limit()
+    assert limit == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_core_prints_integer_options_as_integers():
+    """The C++ core's own check (reached without the Python layer) prints counts as integers."""
+    from lgssm import _core
+    from lgssm.params import props_to_core
+
+    model = LinearGaussianSSM(1, 1)
+    params, props = model.initialize(0)
+    with pytest.raises(ValueError, match=r"^num_iters: expected an integer >= 0, got -1$"):
+        _core.fit_em(model._core_params(params), props_to_core(props), [np.ones((4, 1))], [np.zeros((4, 0))], None,
+                     -1, 0.0, lambda i, v: True)
 
 
 def test_huge_num_timesteps():
@@ -511,3 +542,10 @@ def test_sgd_warns_on_unscaled_data():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.fit_sgd(params, props, y, num_epochs=1, verbose=False)  # unit scale: no warning
+
+
+@pytest.mark.parametrize("value,got", [("ab", "strings"), (np.ones((2, M)) * 1j, "complex values")])
+def test_forecast_inputs_are_named(value, got):
+    emissions, inputs = data()
+    with pytest.raises(ValueError, match=rf"forecast_inputs: expected real numbers, got {got}"):
+        MODEL.forecast(build(valid_params()), emissions, 2, inputs=inputs, forecast_inputs=value)
