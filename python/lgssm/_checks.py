@@ -110,7 +110,7 @@ def real_array(name: str, value) -> np.ndarray:
     if kind == "O":
         na = _pandas_na()
         if na is not None:
-            a = np.where(np.frompyfunc(lambda x: x is na, 1, 1)(a).astype(bool), np.nan, a)
+            a = np.where(np.asarray(np.frompyfunc(lambda x: x is na, 1, 1)(a), dtype=bool), np.nan, a)
         index = next((i for i in np.ndindex(*a.shape) if not _is_real(a[i])), None)
         if index is None:
             return a.astype(np.float64)

@@ -57,7 +57,10 @@ class LinearGaussianSSM:
 
     Emissions are (num_timesteps, emission_dim) arrays with NaN for missing
     components, a (num_sequences, num_timesteps, emission_dim) batch padded at
-    the end with NaN rows, or a list of 2-D arrays of different lengths.
+    the end with NaN rows, or a list of 2-D arrays of different lengths; with
+    emission_dim 1 also a 1-D array or pandas Series. pandas' NA is missing too.
+    Counts are integers, flags bools; a call whose results would not fit in the
+    machine's memory is refused before it allocates them.
     """
 
     def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0,

@@ -36,7 +36,12 @@ PARAMS, PROPS = MODEL.initialize(0)
 specials = st.sampled_from([0.0, -0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 1e308, -1e308, 5e-324, 1e154, 2.5])
 numbers = st.one_of(specials, st.floats(allow_nan=True, allow_infinity=True, width=64),
                     st.integers(min_value=-(2**70), max_value=2**70))
-scalars = st.one_of(numbers, st.none(), st.booleans(), st.text(max_size=5), st.complex_numbers(max_magnitude=10),
+try:  # pandas' NA, when pandas is there (imported up front so that every run takes the same paths)
+    import pandas
+    missing = st.sampled_from([None, pandas.NA])
+except ImportError:  # pragma: no cover
+    missing = st.none()
+scalars = st.one_of(numbers, missing, st.booleans(), st.text(max_size=5), st.complex_numbers(max_magnitude=10),
                     st.just(object()))
 
 
