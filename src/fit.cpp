@@ -27,6 +27,10 @@ void check_at_least(const char* name, double value, double low) {
   if (!(value >= low)) throw_invalid(name, ">= " + std::to_string(low), std::to_string(value));
 }
 
+void check_at_least(const char* name, int value, int low) {  // counts: printed as integers
+  if (value < low) throw_invalid(name, "an integer >= " + std::to_string(low), std::to_string(value));
+}
+
 // Validates the common arguments of every fit.
 void validate_fit(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs) {
   validate(params, props);

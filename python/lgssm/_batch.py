@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import real_array
+
 _SHAPES = "(num_timesteps, {d}), (num_sequences, num_timesteps, {d}) or a list of 2-D arrays"
 
 
@@ -44,26 +46,38 @@ class Batch:
         return out
 
 
-def _sequences(value, name: str, dim_name: str):
-    """(kind, list of 2-D float64 arrays, the 3-D array for kind "padded" else None)."""
-    if isinstance(value, (list, tuple)) and len(value) > 0 and all(np.ndim(v) == 2 for v in value):
-        return "list", [np.ascontiguousarray(v, dtype=np.float64) for v in value], None
+def _is_2d(value) -> bool:
     try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name}: expected numbers in an array of shape {_SHAPES.format(d=dim_name)}, "
-                         f"got {type(value).__name__} ({err})") from None
+        return np.ndim(value) == 2
+    except ValueError:  # ragged nesting
+        return False
+
+
+def sequences(value, name: str, dim_name: str, dim: int | None = None):
+    """(kind, list of 2-D float64 arrays, the 3-D array for kind "padded" else None).
+    With ``dim`` 1, a 1-D array (or pandas Series) is one sequence of that one component."""
+    if isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_2d(v) for v in value):
+        return "list", [np.ascontiguousarray(real_array(f"{name}[{i}]", v)) for i, v in enumerate(value)], None
+    if isinstance(value, (list, tuple)) and len(value) == 0:
+        raise ValueError(f"{name}: expected at least one sequence, got an empty {type(value).__name__}")
+    a = real_array(name, value)
+    if a.ndim == 1 and dim == 1:
+        a = a[:, None]
     if a.ndim == 2:
         return "single", [np.ascontiguousarray(a)], None
     if a.ndim == 3:
+        if a.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one sequence, got shape {a.shape}")
         a = np.ascontiguousarray(a)
         return "padded", list(a), a
-    raise ValueError(f"{name}: expected an array of shape {_SHAPES.format(d=dim_name)}, got shape {a.shape}")
+    hint = f" (a 1-D array is one sequence only when {dim_name} is 1)" if a.ndim == 1 else ""
+    raise ValueError(f"{name}: expected an array of shape {_SHAPES.format(d=dim_name)}, got shape {a.shape}{hint}")
 
 
-def as_batch(emissions, inputs, input_dim: int) -> Batch:
-    """Normalizes ``emissions`` (and ``inputs``; None means zeros, as in dynamax)."""
-    kind, ys, padded = _sequences(emissions, "emissions", "emission_dim")
+def as_batch(emissions, inputs, input_dim: int, emission_dim: int | None = None) -> Batch:
+    """Normalizes ``emissions`` (and ``inputs``; None means zeros, as in dynamax). A 1-D
+    ``emissions`` is one sequence when ``emission_dim`` is 1."""
+    kind, ys, padded = sequences(emissions, "emissions", "emission_dim", emission_dim)
     num_timesteps = max(y.shape[0] for y in ys)
     if kind == "padded":
         # Trailing all-NaN rows are padding: the sequence ends at its last observed step.
@@ -74,7 +88,7 @@ def as_batch(emissions, inputs, input_dim: int) -> Batch:
     if inputs is None:
         us = [np.zeros((y.shape[0], input_dim)) for y in ys]
     else:
-        ikind, us, _ = _sequences(inputs, "inputs", "input_dim")
+        ikind, us, _ = sequences(inputs, "inputs", "input_dim")
         if ikind != kind or len(us) != len(ys):
             raise ValueError(f"inputs: expected the layout of emissions ({kind}, {len(ys)} sequences), "
                              f"got {ikind} with {len(us)} sequences")

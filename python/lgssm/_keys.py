@@ -9,6 +9,8 @@ def as_generator(key) -> np.random.Generator:
     if isinstance(key, np.random.Generator):
         return key
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if key < 0:
+            raise ValueError(f"key: expected an int seed >= 0, a numpy.random.Generator or a JAX PRNG key, got {key}")
         return np.random.default_rng(int(key))
     if type(key).__module__.startswith("jax"):
         import jax  # only reached when the caller already uses JAX

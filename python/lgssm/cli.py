@@ -8,6 +8,15 @@
     lgssm simulate MODEL.json --steps T [--num-sequences N] [--seed S] [--dt DT] --out OUT.npz|OUT.csv
     lgssm loglik MODEL.json DATA [--out OUT.npz|OUT.csv]
 
+``fit`` remembers in the model file the CSV columns it used (emissions, inputs,
+times, sequence ids; docs/json-format.md), and smooth, forecast and loglik use
+them for CSV data unless the options say otherwise. When neither
+``--emission-columns`` nor ``--times`` is given and the first emission column is
+named like a time index (year, time, t, date, ...) and holds increasing
+integers, ``fit`` does not fit it as an emission: evenly spaced, it is left out;
+unevenly spaced, it becomes the observation times. Either way one line on
+stderr says so.
+
 Continuous-time data carry observation times (``--times COLUMN`` for CSV, an
 array ``times`` in .npz); ``fit`` then fits ``lgssm.ContinuousTimeSSM`` (EM or
 L-BFGS), and the other commands pass the times to it. ``--forecast-dt`` and
@@ -31,6 +40,7 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -39,6 +49,7 @@ from typing import Callable
 import numpy as np
 
 from . import io
+from ._checks import memory, require_observed
 
 EXIT_OK, EXIT_NUMERICAL, EXIT_USAGE = 0, 1, 2
 
@@ -137,6 +148,9 @@ def main(argv=None) -> int:
         return _fail(prog, f"{err.strerror}: {err.filename}", EXIT_USAGE)
     except ValueError as err:  # io.DataError, io.ModelFileError, lgssm.InvalidArgument
         return _fail(prog, str(err), EXIT_USAGE)
+    except MemoryError as err:
+        return _fail(prog, f"out of memory{': ' + str(err) if str(err) else ''}; no output written (try "
+                           f"smaller inputs)", EXIT_USAGE)
     except (RuntimeError, ArithmeticError, np.linalg.LinAlgError) as err:
         return _fail(prog, f"numerical failure: {err}", EXIT_NUMERICAL)
     except OSError as err:
@@ -154,6 +168,18 @@ def _fail(prog: str, message: str, code: int) -> int:
 def _note(args, message: str):
     if not args.quiet:
         print(message, file=sys.stderr)
+
+
+def _warn(args, message: str):
+    """A warning: one line on stderr, shown even with --quiet."""
+    print(f"lgssm {args.command}: warning: " + "; ".join(l.strip() for l in message.splitlines() if l.strip()),
+          file=sys.stderr)
+
+
+def _renamed(err: ValueError, name: str, option: str) -> Exception:
+    """``err`` with the library's argument ``name`` replaced by the command-line ``option`` that gave it."""
+    message = str(err)
+    return CommandError(option + message[len(name):]) if message.startswith(name + ":") else err
 
 
 # ---------------------------------------------------------------------------
@@ -176,7 +202,13 @@ def _add_data_arguments(p: argparse.ArgumentParser, times_help: str):
     hdr.add_argument("--no-header", dest="header", action="store_const", const=False, help="there is no header row")
 
 
-def _read(args) -> io.Data:
+_COLUMN_OPTIONS = {"sequence": "sequence_column", "inputs": "input_columns", "emissions": "emission_columns",
+                   "times": "times", "header": "header"}  # metadata.data.columns key -> option attribute
+
+
+def _read(args, remembered: dict | None = None) -> io.Data:
+    """The DATA file; for CSV, each column option not given is taken from ``remembered``
+    (the columns a model was fitted on)."""
     ext = os.path.splitext(args.data)[1].lower()
     if ext not in DATA_SUFFIXES:
         raise CommandError(f"DATA: unknown format {ext or '(no extension)'!r} for {args.data} "
@@ -188,8 +220,58 @@ def _read(args) -> io.Data:
         if used:
             hint = "; put times in the .npz array 'times'" if used[0] == "--times" else ""
             raise CommandError(f"{used[0]} applies to CSV data only, not {args.data}{hint}")
-    return io.read_data(args.data, sequence_column=args.sequence_column, input_columns=args.input_columns,
-                        emission_columns=args.emission_columns, times_column=args.times, header=args.header)
+    options = {attr: getattr(args, attr) for attr in _COLUMN_OPTIONS.values()}
+    from_model = []
+    if ext in (".csv", ".tsv") and remembered:
+        for key, attr in _COLUMN_OPTIONS.items():
+            if options[attr] is None and remembered.get(key) is not None:
+                options[attr] = remembered[key]
+                from_model.append(key)
+    try:
+        return io.read_data(args.data, sequence_column=options["sequence_column"],
+                            input_columns=options["input_columns"], emission_columns=options["emission_columns"],
+                            times_column=options["times"], header=options["header"])
+    except io.DataError as err:
+        if not from_model or "column" not in str(err):
+            raise
+        raise io.DataError(f"{err} (columns {', '.join(k for k in from_model if k != 'header')} as remembered by "
+                           f"{args.model}; give the column options to override them)") from None
+
+
+_TIME_NAMES = re.compile(r"(year|years|yr|time|times|t|date|day|days|month|week|quarter|period|timestamp|step|"
+                         r"steps|index|idx)", re.IGNORECASE)
+
+
+def _time_like_column(args, data: io.Data) -> tuple[io.Data, str | None]:
+    """(data, name of the times column or None). When the user chose neither emission
+    columns nor times and the first emission column looks like a time index (named
+    like one, increasing integers, no missing values), it is taken out of the
+    emissions: evenly spaced, it is dropped; unevenly spaced, it becomes the
+    observation times. Says which on stderr."""
+    names, unchanged = data.emission_columns, (data, args.times)
+    if (args.emission_columns is not None or args.times is not None or not names or len(names) < 2
+            or not _TIME_NAMES.fullmatch(names[0])):
+        return unchanged
+    ys = data.emissions if isinstance(data.emissions, list) else [data.emissions]
+    columns = [y[:, 0] for y in ys]
+    if not all(np.all(np.isfinite(c)) and np.all(c == np.round(c)) and np.all(np.diff(c) > 0) for c in columns):
+        return unchanged
+    steps = np.concatenate([np.diff(c) for c in columns])
+    if steps.size == 0:
+        return unchanged
+    rest = [np.ascontiguousarray(y[:, 1:]) for y in ys]
+    single = not isinstance(data.emissions, list)
+    if np.all(steps == steps[0]):
+        times, times_column = None, None
+        _warn(args, f"column {names[0]!r} holds evenly spaced increasing integers (a time index?): not fitted as "
+                    f"an emission; give --emission-columns to fit it")
+    else:
+        times, times_column = (columns[0] if single else columns), names[0]
+        _warn(args, f"column {names[0]!r} holds unevenly spaced increasing integers: used as the observation "
+                    f"times (--times {names[0]}), so a continuous-time model is fitted; give --emission-columns "
+                    f"to fit it as an emission instead")
+    return io.Data(rest[0] if single else rest, data.inputs, times, data.sequence_ids, names[1:],
+                   data.input_columns), times_column
 
 
 def _sequences(data: io.Data):
@@ -343,8 +425,9 @@ def _fit(args) -> int:
         raise CommandError("--state-dim N is required (or start from a model with --init)")
     if args.state_dim is not None and args.state_dim < 1:
         raise CommandError(f"--state-dim: expected an integer >= 1, got {args.state_dim}")
-    data = _read(args)
+    data, times_column = _time_like_column(args, _read(args))
     ys, us, ts = _sequences(data)
+    require_observed(args.data, ys)
     emission_dim, input_dim = ys[0].shape[1], 0 if us is None else us[0].shape[1]
 
     if args.init is not None:
@@ -355,7 +438,10 @@ def _fit(args) -> int:
         _check_model_data(model, args.init, ys, us, args.data)
     else:
         cls = lgssm.ContinuousTimeSSM if ts is not None else lgssm.LinearGaussianSSM
-        model = cls(args.state_dim, emission_dim, input_dim)
+        try:
+            model = cls(args.state_dim, emission_dim, input_dim)
+        except ValueError as err:
+            raise _renamed(err, "state_dim", "--state-dim") from None
         params, props = model.initialize(args.seed)
     extra = _time_kwargs(model, args.init or "the model", ts)
 
@@ -370,8 +456,8 @@ def _fit(args) -> int:
                            f"{' or '.join(m for m in METHODS if hasattr(model, f'fit_{m}'))})")
     iters = DEFAULT_ITERS[method] if args.iters is None else args.iters
     verbose = not args.quiet
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".* stopped: ", category=RuntimeWarning)  # we report it below
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         if method == "em":
             fitted, history, summary = model.fit_em(params, props, ys, inputs=us, num_iters=iters, verbose=verbose,
                                                     tolerance=args.tolerance, return_summary=True, **extra)
@@ -383,6 +469,9 @@ def _fit(args) -> int:
         else:
             fitted, history, summary = model.fit_lbfgs(params, props, ys, inputs=us, max_iters=iters, verbose=verbose,
                                                        return_summary=True, **extra)
+    for w in caught:
+        if not re.match(r".* stopped: ", str(w.message)):  # a numerical failure is reported below
+            _warn(args, str(w.message))
     if summary.termination == "numerical_failure":
         reason = summary.message.split("; returning")[0]  # the library returns the last good parameters; we write none
         raise NumericalFailure(f"{label} failed: {reason}; no model written (try fewer --iters, "
@@ -395,13 +484,22 @@ def _fit(args) -> int:
         "fit": {"method": method, "iterations": summary.iterations, "termination": summary.termination,
                 "message": summary.message, "seed": args.seed,
                 "history_kind": "loss" if method == "sgd" else "marginal_loglik", "history": np.asarray(history)},
-        "data": {"path": args.data, "num_sequences": len(ys), "num_timesteps": [len(y) for y in ys]},
+        "data": {"path": args.data, "num_sequences": len(ys), "num_timesteps": [len(y) for y in ys],
+                 "columns": _columns(args, data, times_column)},
         "marginal_loglik": loglik,
     }
     io.save_model(out, model, fitted, props, metadata=metadata)
     _note(args, f"{label}: {summary.iterations} iterations ({summary.termination}); marginal log likelihood "
                 f"{loglik:.6g}; wrote {out}")
     return EXIT_OK
+
+
+def _columns(args, data: io.Data, times_column) -> dict | None:
+    """What the model file remembers of the CSV columns (None for NPY/NPZ data)."""
+    if data.emission_columns is None:
+        return None
+    return {"emissions": list(data.emission_columns), "inputs": data.input_columns, "times": times_column,
+            "sequence": args.sequence_column, "header": args.header}
 
 
 def _project(cov, structure: str) -> np.ndarray:
@@ -434,9 +532,33 @@ def _model_data_arguments(p):
     _add_data_arguments(p, "column of observation times (continuous-time models)")
 
 
+_COLUMN_TYPES = {"emissions": (list, "a list of column names"), "inputs": (list, "a list of column names"),
+                 "times": (str, "a column name"), "sequence": (str, "a column name"), "header": (bool, "true or false")}
+
+
+def _remembered_columns(path: str) -> dict | None:
+    """metadata.data.columns of a model file written by ``lgssm fit`` (None when absent)."""
+    data = io.read_metadata(path).get("data")
+    columns = data.get("columns") if isinstance(data, dict) else None
+    if columns is None:
+        return None
+    if not isinstance(columns, dict):
+        raise io.ModelFileError(f"{path}: metadata.data.columns must be an object")
+    for key, value in columns.items():
+        kind, what = _COLUMN_TYPES.get(key, (None, None))
+        if kind is None:
+            raise io.ModelFileError(f"{path}: unknown key 'metadata.data.columns.{key}' (expected "
+                                    f"{', '.join(_COLUMN_TYPES)})")
+        ok = value is None or (isinstance(value, kind) and (kind is not list or all(isinstance(v, str) for v in value)))
+        if not ok:
+            raise io.ModelFileError(f"{path}: metadata.data.columns.{key} must be {what} or null, got "
+                                    f"{str(value)[:40]}")
+    return columns
+
+
 def _load(args):
     model, params, _ = io.load_model(args.model)
-    data = _read(args)
+    data = _read(args, _remembered_columns(args.model))
     ys, us, ts = _sequences(data)
     _check_model_data(model, args.model, ys, us, args.data)
     return model, params, data, ys, us, ts, _time_kwargs(model, args.model, ts)
@@ -485,6 +607,8 @@ def _forecast(args) -> int:
     if args.steps < 1:
         raise CommandError(f"--steps: expected an integer >= 1, got {args.steps}")
     model, params, data, ys, us, ts, extra = _load(args)
+    memory("--steps", args.steps, len(ys) * args.steps * (model.state_dim + model.emission_dim + 1) ** 2,
+           "the forecast means and covariances", "fewer --steps")
     if extra:  # continuous time: forecasts at given future times
         if args.forecast_dt is None or not args.forecast_dt > 0:
             raise CommandError(f"--forecast-dt DT: a positive time between forecasts is needed to forecast the "
@@ -549,6 +673,8 @@ def _simulate(args) -> int:
     model, params, _ = io.load_model(args.model)
     rng = np.random.default_rng(args.seed)
     count = 1 if args.num_sequences is None else args.num_sequences
+    memory("--steps", args.steps, count * args.steps * (model.state_dim + model.emission_dim + model.input_dim + 1),
+           f"{count} sequence(s) of states, emissions and inputs", "fewer --steps or --num-sequences")
     inputs = np.zeros((args.steps, model.input_dim))
     if io.kind_of(model).name == "discrete":
         if args.dt is not None:

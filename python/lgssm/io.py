@@ -23,6 +23,12 @@ Every file is written to a temporary file in the target's directory, flushed,
 fsynced and then renamed over the target (``os.replace``), so an interrupted
 write leaves either the old file or the new one, never a partial file.
 
+Text files (CSV and JSON) are UTF-8, with or without a byte-order mark; other
+encodings, binary data and NUL bytes are errors. CSV numbers are decimal
+(``1.5``, ``-2e3``; no digit separators such as ``1_000``); a comma at the end of
+every row (header included) is ignored rather than read as an empty column. The
+arrays of .npy/.npz files must be as large as their headers declare, and fit in memory.
+
 Errors in files are ``DataError`` / ``ModelFileError`` (both ``ValueError``)
 with a one-line message naming the file and what is wrong.
 """
@@ -35,11 +41,17 @@ import fnmatch
 import json
 import math
 import os
+import re
 import secrets
+import zipfile
+import zlib
 from dataclasses import dataclass
+from io import StringIO
 from typing import Any, Callable
 
 import numpy as np
+
+from ._checks import memory
 
 FORMAT = "lgssm-model"
 VERSION = 1
@@ -173,9 +185,15 @@ def _floats(a: np.ndarray):
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _unfloat(value, where: str):
+_MAX_DIMS = 3  # a parameter is at most a (num_steps, rows, cols) stack
+
+
+def _unfloat(value, where: str, depth: int = 0):
     if isinstance(value, list):
-        return [_unfloat(v, where) for v in value]
+        if depth >= _MAX_DIMS:
+            raise ModelFileError(f"{where}: expected an array of at most {_MAX_DIMS} dimensions, got lists nested "
+                                 f"deeper")
+        return [_unfloat(v, where, depth + 1) for v in value]
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ModelFileError(f"{where}: expected numbers, got {json.dumps(value)[:40]}")
     if isinstance(value, str):
@@ -363,23 +381,62 @@ def model_from_json(doc, file: str = "<model>"):
 def load_model(path):
     """``(model, params, props)`` from a model file written by ``save_model``."""
     path = os.fspath(path)
-    with open(path, "r", encoding="utf-8") as fh:
-        text = fh.read()
-    try:
-        doc = json.loads(text, parse_constant=lambda c: c)  # NaN/Infinity literals stay strings
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
-    return model_from_json(doc, path)
+    return model_from_json(_read_json(path), path)
 
 
 def read_metadata(path) -> dict:
     """The "metadata" object of a model file ({} when there is none)."""
-    with open(os.fspath(path), "r", encoding="utf-8") as fh:
-        try:
-            doc = json.load(fh)
-        except json.JSONDecodeError as err:
-            raise ModelFileError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    doc = _read_json(os.fspath(path))
     return doc.get("metadata", {}) if isinstance(doc, dict) else {}
+
+
+def _unique_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ModelFileError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _read_json(path: str):
+    """The JSON document in ``path`` (UTF-8, optional byte-order mark). NaN/Infinity
+    literals stay strings; a repeated key, deep nesting or a bad encoding is a ModelFileError."""
+    text = _read_text(path, ModelFileError)
+    try:
+        return json.loads(text, parse_constant=lambda c: c, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    except ModelFileError as err:
+        raise ModelFileError(f"{path}: not a valid model file: {err}") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not a valid model file: JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer beyond Python's digit limit
+        raise ModelFileError(f"{path}: not valid JSON: {err}") from None
+
+
+def _read_text(path: str, error: type) -> str:
+    """The text of ``path``: UTF-8 with an optional byte-order mark (removed). An empty
+    file, another encoding or binary data raises ``error`` naming the file."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if not raw.strip():
+        raise error(f"{path}: no data (the file is empty)")
+    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+                      (b"\xfe\xff", "UTF-16")):
+        if raw.startswith(bom):
+            raise error(f"{path}: {name} text; expected UTF-8 (save the file as UTF-8)")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise error(f"{path}: binary data (a NUL byte at offset {nul}); expected UTF-8 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise error(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}; a Latin-1 or other "
+                    f"8-bit file? save it as UTF-8)") from None
 
 
 # ---------------------------------------------------------------------------
@@ -456,11 +513,49 @@ def read_data(path, *, sequence_column=None, input_columns=None, emission_column
     raise DataError(f"{path}: unknown data format {ext or '(no extension)'!r} (expected .csv, .tsv, .npy or .npz)")
 
 
-def _load_npy(path):
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_npy(fh, size: int, where: str) -> np.ndarray:
+    """The numeric array in an open .npy stream of ``size`` bytes, checked against its
+    header before anything is allocated: a truncated file or one whose header declares
+    more data than it holds (or than fits in memory) is a DataError."""
     try:
-        return np.load(path, allow_pickle=False)
+        version = np.lib.format.read_magic(fh)
+        if version not in _NPY_HEADERS:
+            raise DataError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported "
+                            f"(expected 1.0 or 2.0)")
+        shape, fortran_order, dtype = _NPY_HEADERS[version](fh)
+    except DataError:
+        raise
+    except (ValueError, TypeError, EOFError, OSError, SyntaxError) as err:
+        raise DataError(f"{where}: not a readable .npy file ({err})") from None
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise DataError(f"{where}: expected numbers, got an array of dtype {dtype}")
+    if any(d < 0 for d in shape):
+        raise DataError(f"{where}: not a readable .npy file (negative dimension in shape {shape})")
+    count = math.prod(shape)
+    try:
+        memory(where, f"shape {shape}", count, "the array declared in its header", "a smaller array")
     except ValueError as err:
-        raise DataError(f"{path}: not a readable .npy file of numbers ({err})") from None
+        raise DataError(str(err)) from None
+    need, have = count * dtype.itemsize, size - fh.tell()
+    if need > have:
+        raise DataError(f"{where}: truncated: the header declares shape {shape} ({need} bytes of data), "
+                        f"but the file holds {max(have, 0)}")
+    a = np.empty(count, dtype=dtype)
+    buffer, done = a.view(np.uint8), 0
+    while done < need:
+        got = fh.readinto(buffer[done:])
+        if not got:
+            raise DataError(f"{where}: truncated: expected {need} bytes of data, got {done}")
+        done += got
+    return a.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _load_npy(path: str) -> np.ndarray:
+    with open(path, "rb") as fh:
+        return _read_npy(fh, os.fstat(fh.fileno()).st_size, path)
 
 
 def _numeric(a: np.ndarray, where: str) -> np.ndarray:
@@ -491,23 +586,31 @@ def _lengths(emissions: np.ndarray) -> list[int]:
     return out
 
 
-def _read_npz(path: str) -> Data:
+def _npz_arrays(path: str, names: tuple) -> dict:
+    """The arrays ``names`` (those present) of a .npz file, each checked as by ``_read_npy``;
+    a missing 'emissions' is an error."""
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
+        with zipfile.ZipFile(path) as zf:
+            members = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
+            if "emissions" not in members:
+                raise DataError(f"{path}: no array named 'emissions' (found {', '.join(members) or 'none'})")
+            out = {}
+            for name in names:
+                if name in members:
+                    with zf.open(members[name]) as fh:
+                        out[name] = _read_npy(fh, members[name].file_size, f"{path}: {name}")
+            return out
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
         raise DataError(f"{path}: not a readable .npz file ({err})") from None
-    with npz:
-        keys = list(npz.keys())
-        if "emissions" not in keys:
-            raise DataError(f"{path}: no array named 'emissions' (found {', '.join(keys) or 'none'})")
-        try:
-            y = _emissions_array(npz["emissions"], path, "emissions")
-            u = _numeric(npz["inputs"], f"{path}: inputs") if "inputs" in keys else None
-            t = _numeric(npz["times"], f"{path}: times") if "times" in keys else None
-        except ValueError as err:
-            if isinstance(err, DataError):
-                raise
-            raise DataError(f"{path}: {err}") from None
+
+
+def _read_npz(path: str) -> Data:
+    arrays = _npz_arrays(path, ("emissions", "inputs", "times"))
+    y = _emissions_array(arrays["emissions"], path, "emissions")
+    u = _numeric(arrays["inputs"], f"{path}: inputs") if "inputs" in arrays else None
+    t = _numeric(arrays["times"], f"{path}: times") if "times" in arrays else None
     lengths = _lengths(y) if y.ndim == 3 else [y.shape[0]]
     if u is not None:
         if u.ndim != y.ndim or u.shape[:-1] != y.shape[:-1]:
@@ -535,20 +638,41 @@ def _check_times(t: np.ndarray, where: str):
         raise DataError(f"{where}: expected strictly increasing times, got {t[i]!r} then {t[i + 1]!r}")
 
 
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_SPECIAL = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf,
+            "-inf": -math.inf, "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+
+
+def _parse_number(cell: str) -> float | None:
+    """A CSV cell as a float: a decimal number, nan or inf (any case); None otherwise.
+    Stricter than ``float``, which also reads '1_000' as 1000 and non-ASCII digits."""
+    if _DECIMAL.fullmatch(cell):
+        return float(cell)
+    return _SPECIAL.get(cell.lower())
+
+
 def _is_number(cell: str) -> bool:
+    return _parse_number(cell) is not None
+
+
+def _csv_rows(path: str, delimiter: str) -> list:
+    """(line number, stripped cells) of every non-blank row. When every row ends with an
+    empty cell (a comma at the end of each line), that cell is dropped."""
+    text = _read_text(path, DataError)
+    reader = csv.reader(StringIO(text, newline=""), delimiter=delimiter)
     try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
+        rows = [(line, [c.strip() for c in row]) for line, row in _numbered(reader) if any(c.strip() for c in row)]
+    except csv.Error as err:
+        raise DataError(f"{path}: line {reader.line_num}: not readable as CSV ({err})") from None
+    if not rows:
+        raise DataError(f"{path}: no data (every line is blank)")
+    if len(rows[0][1]) > 1 and all(len(r) == len(rows[0][1]) and r[-1] == "" for _, r in rows):
+        rows = [(line, r[:-1]) for line, r in rows]
+    return rows
 
 
 def _read_csv(path, delimiter, sequence_column, input_columns, emission_columns, times_column, header) -> Data:
-    with open(path, "r", encoding="utf-8-sig", newline="") as fh:
-        rows = [(reader_line, [c.strip() for c in row])
-                for reader_line, row in _numbered(csv.reader(fh, delimiter=delimiter)) if any(c.strip() for c in row)]
-    if not rows:
-        raise DataError(f"{path}: no data (the file is empty)")
+    rows = _csv_rows(path, delimiter)
     first_line, first = rows[0]
     # A sequence column given by index may hold non-numeric ids in a file without a header.
     seq_index = int(sequence_column) if str(sequence_column).isdigit() else None
@@ -606,10 +730,10 @@ def _read_csv(path, delimiter, sequence_column, input_columns, emission_columns,
             if missing_ok:
                 return math.nan
             raise DataError(f"{path}: line {line}, {label(c)}: empty cell ({role[c]} cannot be missing)")
-        try:
-            x = float(cell)
-        except ValueError:
-            raise DataError(f"{path}: line {line}, {label(c)}: {cell!r} is not a number") from None
+        x = _parse_number(cell)
+        if x is None:
+            hint = " (digit separators such as '_' are not allowed)" if "_" in cell else ""
+            raise DataError(f"{path}: line {line}, {label(c)}: {cell[:40]!r} is not a number{hint}")
         if math.isinf(x) or (math.isnan(x) and not missing_ok):
             raise DataError(f"{path}: line {line}, {label(c)}: {cell!r} is not allowed "
                             f"({'values must be finite' if math.isinf(x) else role[c] + ' cannot be missing'})")

@@ -9,7 +9,8 @@ import numpy as np
 import warnings
 
 from . import _core, priors
-from ._batch import as_batch
+from ._batch import as_batch, sequences
+from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
 from ._keys import as_generator, seeds
 from ._progress import ProgressBar
 from .optimizers import Adam, adam
@@ -56,20 +57,21 @@ class LinearGaussianSSM:
 
     Emissions are (num_timesteps, emission_dim) arrays with NaN for missing
     components, a (num_sequences, num_timesteps, emission_dim) batch padded at
-    the end with NaN rows, or a list of 2-D arrays of different lengths.
+    the end with NaN rows, or a list of 2-D arrays of different lengths; with
+    emission_dim 1 also a 1-D array or pandas Series. pandas' NA is missing too.
+    Counts are integers, flags bools; a call whose results would not fit in the
+    machine's memory is refused before it allocates them.
     """
 
     def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0,
                  has_dynamics_bias: bool = True, has_emissions_bias: bool = True):
-        for name, value, low in (("state_dim", state_dim, 1), ("emission_dim", emission_dim, 1),
-                                 ("input_dim", input_dim, 0)):
-            if not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-        self.state_dim = int(state_dim)
-        self.emission_dim = int(emission_dim)
-        self.input_dim = int(input_dim)
-        self.has_dynamics_bias = has_dynamics_bias
-        self.has_emissions_bias = has_emissions_bias
+        n, p, m = count("state_dim", state_dim, 1), count("emission_dim", emission_dim, 1), count("input_dim", input_dim)
+        largest = max((n, "state_dim"), (p, "emission_dim"), (m, "input_dim"))
+        memory(largest[1], largest[0], 3 * n * n + n * (m + 1) + p * (n + m + 1) + p * p,
+               "the parameters (initial.cov, dynamics.weights, dynamics.cov, emissions.weights, emissions.cov, ...)")
+        self.state_dim, self.emission_dim, self.input_dim = n, p, m
+        self.has_dynamics_bias = flag("has_dynamics_bias", has_dynamics_bias)
+        self.has_emissions_bias = flag("has_emissions_bias", has_emissions_bias)
 
     def initialize(self, key=0, *, initial_mean=None, initial_covariance=None, dynamics_weights=None,
                    dynamics_bias=None, dynamics_input_weights=None, dynamics_covariance=None,
@@ -78,28 +80,43 @@ class LinearGaussianSSM:
         """Parameters with dynamax's defaults (initial N(0, I); dynamics 0.99 I,
         cov 0.1 I; emission weights N(0, 1) draws, cov 0.1 I; zero biases and
         input weights), any of them overridden, and their properties (all
-        trainable except absent biases)."""
+        trainable except absent biases). An error names the keyword whose value is bad."""
         n, p, m = self.state_dim, self.emission_dim, self.input_dim
         rng = as_generator(key)
+        given = {}  # parameter name -> initialize() keyword, for the values given
 
-        def pick(value, default):
-            return np.array(default() if value is None else value, dtype=np.float64)
+        def pick(keyword, name, value, default):
+            if value is None:
+                return default()
+            given[name] = keyword
+            return np.array(real_array(keyword, value))
 
         params = ParamsLGSSM(
-            initial=ParamsLGSSMInitial(mean=pick(initial_mean, lambda: np.zeros(n)),
-                                       cov=pick(initial_covariance, lambda: np.eye(n))),
+            initial=ParamsLGSSMInitial(
+                mean=pick("initial_mean", "initial.mean", initial_mean, lambda: np.zeros(n)),
+                cov=pick("initial_covariance", "initial.cov", initial_covariance, lambda: np.eye(n))),
             dynamics=ParamsLGSSMDynamics(
-                weights=pick(dynamics_weights, lambda: 0.99 * np.eye(n)),
-                bias=pick(dynamics_bias, lambda: np.zeros(n)),
-                input_weights=pick(dynamics_input_weights, lambda: np.zeros((n, m))),
-                cov=pick(dynamics_covariance, lambda: 0.1 * np.eye(n))),
+                weights=pick("dynamics_weights", "dynamics.weights", dynamics_weights, lambda: 0.99 * np.eye(n)),
+                bias=pick("dynamics_bias", "dynamics.bias", dynamics_bias, lambda: np.zeros(n)),
+                input_weights=pick("dynamics_input_weights", "dynamics.input_weights", dynamics_input_weights,
+                                   lambda: np.zeros((n, m))),
+                cov=pick("dynamics_covariance", "dynamics.cov", dynamics_covariance, lambda: 0.1 * np.eye(n))),
             emissions=ParamsLGSSMEmissions(
-                weights=pick(emission_weights, lambda: rng.standard_normal((p, n))),
-                bias=pick(emission_bias, lambda: np.zeros(p)),
-                input_weights=pick(emission_input_weights, lambda: np.zeros((p, m))),
-                cov=pick(emission_covariance, lambda: 0.1 * np.eye(p))),
+                weights=pick("emission_weights", "emissions.weights", emission_weights,
+                             lambda: rng.standard_normal((p, n))),
+                bias=pick("emission_bias", "emissions.bias", emission_bias, lambda: np.zeros(p)),
+                input_weights=pick("emission_input_weights", "emissions.input_weights", emission_input_weights,
+                                   lambda: np.zeros((p, m))),
+                cov=pick("emission_covariance", "emissions.cov", emission_covariance, lambda: 0.1 * np.eye(p))),
         )
-        self._core_params(params)  # validates
+        try:
+            self._core_params(params)  # validates
+        except ValueError as err:
+            message = str(err)
+            name = next((k for k in given if message.startswith(k)), None)
+            if name is None:
+                raise
+            raise ValueError(given[name] + message[len(name):]) from None
         props = default_props(params)
         props.dynamics.bias.trainable = self.has_dynamics_bias
         props.emissions.bias.trainable = self.has_emissions_bias
@@ -109,8 +126,16 @@ class LinearGaussianSSM:
     def _core_params(self, params: ParamsLGSSM):
         return to_core(params, self.state_dim, self.emission_dim, self.input_dim)
 
-    def _batch(self, params, emissions, inputs):
-        return self._core_params(params), as_batch(emissions, inputs, self.input_dim)
+    def _batch(self, params, emissions, inputs, covariances: int = 2, per_step: int = 0):
+        """The core's parameters and the data, refused when the results would not fit
+        in memory: ``covariances`` (state_dim, state_dim) matrices and ``per_step``
+        further floats for each time step."""
+        core, b = self._core_params(params), as_batch(emissions, inputs, self.input_dim, self.emission_dim)
+        steps = sum(len(y) for y in b.emissions)
+        memory("emissions", f"{steps} time steps", steps * (covariances * self.state_dim ** 2 + per_step),
+               f"the results ({covariances} (state_dim, state_dim) covariances per step)",
+               "fewer time steps per call (split the sequences) or a smaller state_dim")
+        return core, b
 
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
         """log p(y) over the observed entries: a float, or one per sequence."""
@@ -125,24 +150,28 @@ class LinearGaussianSSM:
 
     def smoother(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMSmoothed:
         """Smoothed moments p(z_t | y), with lag-one cross covariances."""
-        core, b = self._batch(params, emissions, inputs)
+        core, b = self._batch(params, emissions, inputs, covariances=4)
         return _pack(PosteriorLGSSMSmoothed, b, _core.smoother(core, b.emissions, b.inputs))
 
     def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
         """A joint draw (states (num_timesteps, state_dim), emissions (num_timesteps, emission_dim))."""
+        num_timesteps = count("num_timesteps", num_timesteps, 1)
+        memory("num_timesteps", num_timesteps, num_timesteps * (self.state_dim + self.emission_dim + self.input_dim),
+               "the states, emissions and inputs")
+        core, seed = self._core_params(params), seeds(key, 1)[0]
         if inputs is None:
-            inputs = np.zeros((max(int(num_timesteps), 0), self.input_dim))
-        inputs = np.ascontiguousarray(inputs, dtype=np.float64)
+            inputs = np.zeros((num_timesteps, self.input_dim))
+        inputs = np.ascontiguousarray(real_array("inputs", inputs))
         if inputs.ndim != 2:
             raise ValueError(f"inputs: expected an array of shape (num_timesteps, input_dim), got shape {inputs.shape}")
-        return _core.sample(self._core_params(params), seeds(key, 1)[0], int(num_timesteps), inputs)
+        return _core.sample(core, seed, num_timesteps, inputs)
 
     def posterior_sample(self, key, params: ParamsLGSSM, emissions, inputs=None, num_samples=None):
         """Draws of z ~ p(z | y) (forward filtering, backward sampling):
         (num_timesteps, state_dim), or (num_samples, num_timesteps, state_dim)."""
-        core, b = self._batch(params, emissions, inputs)
-        draws = _core.posterior_sample(core, b.emissions, b.inputs, seeds(key, len(b.emissions)),
-                                       1 if num_samples is None else int(num_samples))
+        draws_per_step = 1 if num_samples is None else count("num_samples", num_samples, 1)
+        core, b = self._batch(params, emissions, inputs, per_step=draws_per_step * self.state_dim)
+        draws = _core.posterior_sample(core, b.emissions, b.inputs, seeds(key, len(b.emissions)), draws_per_step)
         if num_samples is None:
             return b.pack([d[0] for d in draws], time_offset=0)
         return b.pack(draws, time_offset=0, time_axis=1)
@@ -150,8 +179,10 @@ class LinearGaussianSSM:
     def posterior_predictive(self, params: ParamsLGSSM, emissions, inputs=None, full_covariance=False):
         """Mean and standard deviation of y_t under p(z_t | y) (covariances with
         ``full_covariance=True``), each (num_timesteps, emission_dim[, emission_dim])."""
-        core, b = self._batch(params, emissions, inputs)
-        out = _core.posterior_predictive(core, b.emissions, b.inputs, bool(full_covariance))
+        full_covariance = flag("full_covariance", full_covariance)
+        core, b = self._batch(params, emissions, inputs, covariances=4,
+                              per_step=self.emission_dim ** 2 if full_covariance else 0)
+        out = _core.posterior_predictive(core, b.emissions, b.inputs, full_covariance)
         second = "covariances" if full_covariance else "stds"
         return (b.pack([o["means"] for o in out], time_offset=0),
                 b.pack([o[second] for o in out], time_offset=0))
@@ -160,15 +191,14 @@ class LinearGaussianSSM:
                  forecast_inputs=None):
         """Exact p(z_{T+k} | y) and p(y_{T+k} | y) for k < num_forecast_timesteps:
         (means, covariances, emission_means, emission_covariances)."""
+        k = count("num_forecast_timesteps", num_forecast_timesteps, 1)
         core, b = self._batch(params, emissions, inputs)
-        k = int(num_forecast_timesteps)
+        memory("num_forecast_timesteps", k, len(b.emissions) * k * (self.state_dim + self.emission_dim) ** 2,
+               "the forecast means and covariances")
         if forecast_inputs is None:
-            fus = [np.zeros((max(k, 0), self.input_dim)) for _ in b.emissions]
+            fus = [np.zeros((k, self.input_dim)) for _ in b.emissions]
         else:
-            fb = as_batch(np.asarray(forecast_inputs, dtype=np.float64)
-                          if not isinstance(forecast_inputs, (list, tuple)) else forecast_inputs,
-                          None, 0)
-            fus = fb.emissions
+            fus = sequences(forecast_inputs, "forecast_inputs", "input_dim")[1]
         out = _core.forecast(core, b.emissions, b.inputs, k, fus)
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
 
@@ -178,7 +208,7 @@ class LinearGaussianSSM:
         """The E-step: expected sufficient statistics summed over the sequences
         (per step for emission parameters with a time axis). Picklable, and
         ``a + b`` sums the statistics of two batches."""
-        core, b = self._batch(params, emissions, inputs)
+        core, b = self._batch(params, emissions, inputs, covariances=4)
         per_step = np.ndim(params.emissions.weights) == 3
         return _core.sufficient_stats(core, b.emissions, b.inputs, per_step)
 
@@ -201,8 +231,9 @@ class LinearGaussianSSM:
         FitSummary. Stops early when the relative change of the log likelihood
         is at most ``tolerance``; on a numerical failure it warns and returns the
         last good parameters."""
+        num_iters = count("num_iters", num_iters, 0, INT_MAX)
         return self._fit(_core.fit_em, params, props, emissions, inputs, num_iters, "EM", verbose,
-                         return_summary, int(num_iters), float(tolerance))
+                         return_summary, num_iters, nonnegative("tolerance", tolerance))
 
     def fit_sgd(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, optimizer: Adam | None = None,
                 batch_size: int = 1, num_epochs: int = 50, shuffle: bool = False, key=0, verbose: bool = True,
@@ -214,20 +245,29 @@ class LinearGaussianSSM:
         optimizer = adam() if optimizer is None else optimizer
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
+        num_epochs = count("num_epochs", num_epochs, 0, INT_MAX)
         return self._fit(_core.fit_sgd, params, props, emissions, inputs, num_epochs, "SGD", verbose,
                          return_summary, optimizer.learning_rate, optimizer.b1, optimizer.b2, optimizer.eps,
-                         int(batch_size), int(num_epochs), bool(shuffle), seeds(key, 1)[0])
+                         count("batch_size", batch_size, 1, INT_MAX), num_epochs, flag("shuffle", shuffle), seeds(key, 1)[0],
+                         warn_unscaled=True)
 
     def fit_lbfgs(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, max_iters: int = 1000,
                   gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12, verbose: bool = True,
                   return_summary: bool = False):
         """L-BFGS on the log likelihood with exact gradients, run to convergence.
         Returns (params, marginal_lls) at each iterate."""
+        max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
         return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters + 1, "L-BFGS", verbose,
-                         return_summary, int(max_iters), float(gradient_tolerance), float(function_tolerance))
+                         return_summary, max_iters, nonnegative("gradient_tolerance", gradient_tolerance),
+                         nonnegative("function_tolerance", function_tolerance))
 
-    def _fit(self, fit, params, props, emissions, inputs, total, label, verbose, return_summary, *options):
-        core, b = self._batch(params, emissions, inputs)
+    def _fit(self, fit, params, props, emissions, inputs, total, label, verbose, return_summary, *options,
+             warn_unscaled=False):
+        verbose, return_summary = flag("verbose", verbose), flag("return_summary", return_summary)
+        core, b = self._batch(params, emissions, inputs, covariances=4)
+        require_observed("emissions", b.emissions)
+        if warn_unscaled and (warning := unscaled(b.emissions)) is not None:
+            warnings.warn(warning, RuntimeWarning, stacklevel=3)
         bar = ProgressBar(total, label, verbose)
         try:
             fitted, history, summary = fit(core, props_to_core(props), b.emissions, b.inputs, self._core_prior(),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._checks import flag, real_array
 
 
 @dataclass
@@ -82,14 +83,21 @@ def shapes(n: int, p: int, m: int) -> dict:
 def _array(name: str, value, entry_shape: tuple, per_step: bool) -> np.ndarray:
     """``value`` as float64, checked to be one entry of ``entry_shape`` or (with
     ``per_step``) a stack of them."""
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected an array of numbers, got {type(value).__name__}") from None
+    a = real_array(name, value)
     if a.shape == entry_shape or (per_step and a.shape[1:] == entry_shape and a.ndim == len(entry_shape) + 1):
         return a
     expected = f"{entry_shape}" + (f" or (num_steps, {', '.join(map(str, entry_shape))})" if per_step else "")
     raise ValueError(f"{name}: expected shape {expected}, got {a.shape}")
+
+
+def groups(name: str, value, names: tuple) -> list:
+    """The groups ``names`` of a parameter or property dataclass (as from ``model.initialize()``);
+    None or another object is an error naming ``name``."""
+    missing = [g for g in names if not hasattr(value, g)]
+    if missing:
+        raise ValueError(f"{name}: expected the dataclass with groups {', '.join(names)} returned by "
+                         f"model.initialize(), got {type(value).__name__}")
+    return [getattr(value, g) for g in names]
 
 
 def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianParams:
@@ -97,7 +105,7 @@ def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianPa
     out = _core.LinearGaussianParams()
     for name in ("weights", "bias", "input_weights", "cov"):
         key = f"{prefix}.{name}"
-        a = _array(key, getattr(group, name), shapes[key], per_step=True)
+        a = _array(key, getattr(group, name, None), shapes[key], per_step=True)
         stack = a[None] if a.ndim == len(shapes[key]) else a
         if name == "bias":
             stack = stack[:, :, None]
@@ -107,16 +115,17 @@ def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianPa
 
 def core_initial(initial: ParamsLGSSMInitial, shapes: dict):
     """(mean, cov) of the initial state, checked."""
-    return (_array("initial.mean", initial.mean, shapes["initial.mean"], per_step=False),
-            _array("initial.cov", initial.cov, shapes["initial.cov"], per_step=False))
+    return (_array("initial.mean", getattr(initial, "mean", None), shapes["initial.mean"], per_step=False),
+            _array("initial.cov", getattr(initial, "cov", None), shapes["initial.cov"], per_step=False))
 
 
 def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int) -> _core.Params:
     """Checks ``params`` against the model's dimensions and converts them (validated)
     for the C++ core, whose parameter entries are (num_entries, rows, cols) stacks."""
     table = shapes(state_dim, emission_dim, input_dim)
-    core = _core.Params(*core_initial(params.initial, table), core_conditional("dynamics", params.dynamics, table),
-                        core_conditional("emissions", params.emissions, table))
+    initial, dynamics, emissions = groups("params", params, ("initial", "dynamics", "emissions"))
+    core = _core.Params(*core_initial(initial, table), core_conditional("dynamics", dynamics, table),
+                        core_conditional("emissions", emissions, table))
     core.validate()
     return core
 
@@ -126,23 +135,32 @@ _STRUCTURES = {"full": _core.CovStructure.full, "diagonal": _core.CovStructure.d
 
 def core_structure(name: str, prop: ParameterProperties):
     """The core's CovStructure of a covariance's properties."""
-    if prop.structure not in _STRUCTURES:
-        raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, got {prop.structure!r}")
-    return _STRUCTURES[prop.structure]
+    structure = getattr(prop, "structure", None)
+    if not isinstance(structure, str) or structure not in _STRUCTURES:
+        raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, got {structure!r}")
+    return _STRUCTURES[structure]
+
+
+def trainable(name: str, prop) -> bool:
+    """``prop.trainable`` of the ParameterProperties of parameter ``name``, which must be a bool."""
+    if not hasattr(prop, "trainable"):
+        raise ValueError(f"props.{name}: expected a ParameterProperties, got {type(prop).__name__}")
+    return flag(f"props.{name}.trainable", prop.trainable)
 
 
 def core_initial_props(props) -> _core.InitialProps:
     out = _core.InitialProps()
-    out.mean = bool(props.initial.mean.trainable)
-    out.cov = bool(props.initial.cov.trainable)
-    out.cov_structure = core_structure("initial.cov", props.initial.cov)
+    initial, = groups("props", props, ("initial",))
+    out.mean = trainable("initial.mean", getattr(initial, "mean", None))
+    out.cov = trainable("initial.cov", getattr(initial, "cov", None))
+    out.cov_structure = core_structure("initial.cov", initial.cov)
     return out
 
 
 def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
     out = _core.ConditionalProps()
     for name in ("weights", "bias", "input_weights", "cov"):
-        setattr(out, name, bool(getattr(group, name).trainable))
+        setattr(out, name, trainable(f"{prefix}.{name}", getattr(group, name, None)))
     out.cov_structure = core_structure(f"{prefix}.cov", group.cov)
     return out
 
@@ -150,9 +168,10 @@ def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
 def props_to_core(props: ParamsLGSSM) -> _core.ParamProps:
     """Converts parameter properties for the C++ core."""
     out = _core.ParamProps()
+    _, dynamics, emissions = groups("props", props, ("initial", "dynamics", "emissions"))
     out.initial = core_initial_props(props)
-    out.dynamics = core_conditional_props("dynamics", props.dynamics)
-    out.emissions = core_conditional_props("emissions", props.emissions)
+    out.dynamics = core_conditional_props("dynamics", dynamics)
+    out.emissions = core_conditional_props("emissions", emissions)
     return out
 
 

@@ -222,6 +222,20 @@ def _bad_model(tmp_path):
     np.save(tmp_path / "y4.npy", np.zeros((5, 4)))
     np.save(tmp_path / "huge.npy", np.full((6, P), 1e200))
     (tmp_path / "text.csv").write_text("a,b,c\n1,2,3\n4,five,6\n")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "trunc.npz", emissions=np.zeros((5, P)))
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "trunc.npz").read_bytes()[:300])
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)))
+    (tmp_path / "utf16.json").write_bytes(path.read_text().encode("utf-16"))
+    (tmp_path / "latin1.csv").write_bytes("caf\xe9,b,c\n1,2,3\n".encode("latin-1"))
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    (tmp_path / "nan.csv").write_text("a,b,c\n,,\nnan,,\n")
+    (tmp_path / "under.csv").write_text("a,b,c\n1_000,2,3\n")
+    doc["params"]["dynamics"]["weights"] = [[1.0, 0.0], [0.0, 1.0]]
+    doc["dims"]["state_dim"] = 10**9
+    (tmp_path / "huge.json").write_text(json.dumps(doc))
+    with open(tmp_path / "huge_header.npy", "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**12, P)})
 
 
 ERRORS = [
@@ -254,6 +268,32 @@ ERRORS = [
      "lgssm fit: error: --learning-rate applies to --method sgd only"),
     ("usage", ["fit", "{d}/y.npy", "--state-dim", "2"], 2,
      "lgssm fit: error: the following arguments are required: --out (see 'lgssm fit --help')"),
+    ("empty npy", ["loglik", "{d}/ok.json", "{d}/empty.npy"], 2,
+     "lgssm loglik: error: {d}/empty.npy: not a readable .npy file (EOF"),
+    ("truncated npz", ["loglik", "{d}/ok.json", "{d}/trunc.npz"], 2,
+     "lgssm loglik: error: {d}/trunc.npz: not a readable .npz file"),
+    ("huge npy header", ["fit", "{d}/huge_header.npy", "--state-dim", "2", "--out", "{d}/o.json"], 2,
+     "lgssm fit: error: {d}/huge_header.npy: shape (1000000000000, 3) would need"),
+    ("binary csv", ["fit", "{d}/binary.csv", "--state-dim", "2", "--out", "{d}/o.json"], 2,
+     "lgssm fit: error: {d}/binary.csv: binary data"),
+    ("latin-1 csv", ["smooth", "{d}/ok.json", "{d}/latin1.csv", "--out", "{d}/o.npz"], 2,
+     "lgssm smooth: error: {d}/latin1.csv: not UTF-8 text (byte 0xe9 on line 1"),
+    ("utf-16 json", ["loglik", "{d}/utf16.json", "{d}/y.npy"], 2,
+     "lgssm loglik: error: {d}/utf16.json: UTF-16 text; expected UTF-8"),
+    ("deep json", ["loglik", "{d}/deep.json", "{d}/y.npy"], 2,
+     "lgssm loglik: error: {d}/deep.json: not a valid model file: JSON nested too deeply"),
+    ("huge dims in json", ["simulate", "{d}/huge.json", "--steps", "3", "--out", "{d}/o.npz"], 2,
+     "lgssm simulate: error: {d}/huge.json: dims/options: state_dim: 1000000000 would need"),
+    ("digit separator", ["fit", "{d}/under.csv", "--state-dim", "1", "--out", "{d}/o.json"], 2,
+     "lgssm fit: error: {d}/under.csv: line 2, column 1 ('a'): '1_000' is not a number"),
+    ("all missing", ["fit", "{d}/nan.csv", "--state-dim", "1", "--out", "{d}/o.json"], 2,
+     "lgssm fit: error: {d}/nan.csv: expected at least one observed value, got only missing values"),
+    ("huge state dim", ["fit", "{d}/y.npy", "--state-dim", "100000", "--out", "{d}/o.json"], 2,
+     "lgssm fit: error: --state-dim: 100000 would need"),
+    ("huge steps", ["simulate", "{d}/ok.json", "--steps", "1000000000000", "--out", "{d}/o.npz"], 2,
+     "lgssm simulate: error: --steps: 1000000000000 would need"),
+    ("huge forecast", ["forecast", "{d}/ok.json", "{d}/y.npy", "--steps", "1000000000000", "--out", "{d}/o.npz"], 2,
+     "lgssm forecast: error: --steps: 1000000000000 would need"),
     ("numerical failure in fit", ["fit", "{d}/huge.npy", "--state-dim", "2", "--iters", "3", "-q",
                                   "--out", "{d}/o.json"], 1, "lgssm fit: error: EM failed: "),
     ("numerical failure in loglik", ["loglik", "{d}/ok.json", "{d}/huge.npy", "--out", "{d}/o.csv"], 1,
@@ -262,7 +302,8 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("argv,code,message", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
-def test_errors(tmp_path, capsys, argv, code, message):
+def test_errors(tmp_path, capsys, monkeypatch, argv, code, message):
+    monkeypatch.setattr(lgssm._checks, "memory_limit", lambda: 16 * 2**30)  # the same cap on every machine
     _bad_model(tmp_path)
     before = set(os.listdir(tmp_path))
     got, out, err = run(capsys, *[a.format(d=tmp_path) for a in argv])
@@ -336,11 +377,12 @@ def test_continuous_time_csv(tmp_path, capsys):
     assert run(capsys, "loglik", out, tmp_path / "sim.npz")[0] == 0  # simulated .npz carries its times
 
     # Errors specific to continuous time.
+    no_times = tmp_path / "no_times.npy"
+    np.save(no_times, ys[0])
     for argv, message in [
         (["forecast", out, data, *opts, "--steps", 3, "--out", tmp_path / "x.npz"], "--forecast-dt DT: "),
         (["simulate", out, "--steps", 3, "--out", tmp_path / "x.npz"], "--dt DT: "),
-        (["loglik", out, data, "--sequence-column", "id", "--emission-columns", "y1,y2"],
-         "is a continuous-time model: give observation times"),
+        (["loglik", out, no_times], "is a continuous-time model: give observation times"),
         (["fit", data, "--state-dim", 2, *opts, "--method", "sgd", "--out", tmp_path / "x.json"],
          "--method sgd: not available for ContinuousTimeSSM (use em or lbfgs)"),
     ]:
@@ -355,3 +397,131 @@ def test_discrete_model_rejects_times(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("t,y1,y2\n0.0,1,2\n0.5,3,4\n")
     code, _, err = run(capsys, "loglik", tmp_path / "m.json", tmp_path / "d.csv", "--times", "t")
     assert code == 2 and "is a discrete-time model, which takes no observation times" in err
+
+
+# --------------------------------------------------------------------------
+# A time-index column, remembered columns, warnings.
+
+def _yearly(tmp_path, name, years, rng_seed=0, column="year"):
+    rng = np.random.default_rng(rng_seed)
+    flow = rng.normal(size=(len(years), 2))
+    path = tmp_path / name
+    path.write_text(f"{column},y1,y2\n" + "".join(f"{int(t)},{float(a)!r},{float(b)!r}\n" for t, (a, b) in zip(years, flow)))
+    return path, flow
+
+
+@pytest.mark.parametrize("column", ["year", "Time", "t", "date"])
+def test_evenly_spaced_time_column_is_not_an_emission(tmp_path, capsys, column):
+    data, flow = _yearly(tmp_path, "d.csv", np.arange(1871, 1901), column=column)
+    out = tmp_path / "m.json"
+    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 3, "-q", "--out", out)
+    assert code == 0
+    assert err == (f"lgssm fit: warning: column {column!r} holds evenly spaced increasing integers (a time index?): "
+                   f"not fitted as an emission; give --emission-columns to fit it\n")
+    model, params, _ = lio.load_model(out)
+    assert model.emission_dim == 2 and isinstance(model, LinearGaussianSSM)
+    assert lio.read_metadata(out)["data"]["columns"] == {"emissions": ["y1", "y2"], "inputs": None, "times": None,
+                                                         "sequence": None, "header": None}
+    # Later commands use the remembered columns: no options needed, same numbers as the API on y1, y2.
+    code, printed, err = run(capsys, "loglik", out, data)
+    assert code == 0 and err == ""
+    assert_close(float(printed), model.marginal_log_prob(params, flow), "loglik on the emission columns")
+    # Explicit columns still win, and fit the time column when asked.
+    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 1, "-q", "--emission-columns",
+                       f"{column},y1,y2", "--out", tmp_path / "all.json")
+    assert code == 0 and err == "" and lio.load_model(tmp_path / "all.json")[0].emission_dim == 3
+
+
+def test_unevenly_spaced_time_column_becomes_the_times(tmp_path, capsys):
+    years = np.array([1900, 1901, 1903, 1904, 1910, 1911, 1912, 1920, 1921, 1925])
+    data, flow = _yearly(tmp_path, "d.csv", years)
+    out = tmp_path / "m.json"
+    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 2, "-q", "--out", out)
+    assert code == 0
+    assert err.startswith("lgssm fit: warning: column 'year' holds unevenly spaced increasing integers: used as "
+                          "the observation times (--times year)") and err.count("\n") == 1
+    model, params, _ = lio.load_model(out)
+    assert isinstance(model, lgssm.ContinuousTimeSSM) and model.emission_dim == 2
+    assert lio.read_metadata(out)["data"]["columns"]["times"] == "year"
+    code, printed, _ = run(capsys, "loglik", out, data)
+    assert code == 0
+    assert_close(float(printed), model.marginal_log_prob(params, flow, times=years.astype(float)), "loglik")
+
+
+STEPS = np.arange(1.0, 13.0)
+NOT_TIME_INDEX = {"only": ("year", STEPS, False), "fractional": ("year", STEPS + 0.5, True),
+                  "decreasing": ("year", STEPS[::-1], True), "missing": ("year", np.where(STEPS == 4, np.nan, STEPS), True),
+                  "name": ("flow", STEPS, True)}
+
+
+@pytest.mark.parametrize("case", list(NOT_TIME_INDEX))
+def test_columns_that_are_not_a_time_index_are_fitted(tmp_path, capsys, case):
+    name, first, with_y = NOT_TIME_INDEX[case]
+    y = np.random.default_rng(1).normal(size=len(first))
+    data = tmp_path / "d.csv"
+    data.write_text(f"{name}{',y' if with_y else ''}\n" + "".join(
+        ("" if np.isnan(a) else repr(float(a))) + (f",{float(b)!r}" if with_y else "") + "\n" for a, b in zip(first, y)))
+    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 1, "-q", "--out", tmp_path / "m.json")
+    assert code == 0 and err == ""
+    assert lio.load_model(tmp_path / "m.json")[0].emission_dim == (2 if with_y else 1)
+
+
+def test_remembered_columns(tmp_path, capsys, csv_data):
+    data, ys, us = csv_data
+    model_path = tmp_path / "model.json"
+    code, _, _ = run(capsys, "fit", data, "--state-dim", N, "--iters", 2, "-q", *CSV_OPTS,
+                     "--emission-columns", "y1,y3", "--out", model_path)
+    assert code == 0
+    columns = lio.read_metadata(model_path)["data"]["columns"]
+    assert columns == {"emissions": ["y1", "y3"], "inputs": ["u"], "times": None, "sequence": "seq", "header": None}
+    model, params, _ = lio.load_model(model_path)
+    picked = [y[:, [0, 2]] for y in ys]
+    code, printed, _ = run(capsys, "loglik", model_path, data)  # no column options
+    assert code == 0
+    assert_close(float(printed), float(np.sum(model.marginal_log_prob(params, picked, us))), "loglik")
+    code, _, _ = run(capsys, "smooth", model_path, data, "--out", tmp_path / "s.npz", "-q")
+    assert code == 0
+    with np.load(tmp_path / "s.npz") as z:
+        assert list(z["sequence_ids"]) == ["s2", "s1"]
+        assert_close(z["smoothed_means"][1, :10], model.smoother(params, picked, us)[1].smoothed_means, "smoothed")
+    # A data file without the remembered columns: the error says where they came from.
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    code, _, err = run(capsys, "loglik", model_path, other)
+    assert code == 2 and err.count("\n") == 1
+    assert "no column 'seq'" in err and f"as remembered by {model_path}; give the column options" in err
+
+
+def test_remembered_columns_are_checked(tmp_path, capsys, csv_data):
+    data, _, _ = csv_data
+    model_path = tmp_path / "model.json"
+    run(capsys, "fit", data, "--state-dim", N, "--iters", 1, "-q", *CSV_OPTS, "--out", model_path)
+    doc = json.loads(model_path.read_text())
+    doc["metadata"]["data"]["columns"]["emissions"] = "y1"
+    model_path.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "loglik", model_path, data)
+    assert code == 2 and err == (f"lgssm loglik: error: {model_path}: metadata.data.columns.emissions must be a list "
+                                 f"of column names or null, got y1\n")
+
+
+def test_sgd_on_unscaled_data_warns_in_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    data = tmp_path / "flow.csv"
+    flow = [900 + 150 * float(v) for v in rng.normal(size=20)]
+    data.write_text("flow\n" + "".join(f"{v!r}\n" for v in flow))
+    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--method", "sgd", "--iters", 2, "-q",
+                       "--out", tmp_path / "m.json")
+    assert code == 0 and err.count("\n") == 1
+    assert err.startswith(f"lgssm fit: warning: emissions: component 0 has mean {np.mean(flow):.3g} and "
+                          f"standard deviation {np.std(flow):.3g}") and "standardize the data" in err
+
+
+def test_progress_lines_in_a_log(tmp_path, capsys):
+    """stderr is not a terminal here: whole lines, at most one per tenth of the run."""
+    np.save(tmp_path / "y.npy", np.random.default_rng(0).normal(size=(20, 2)))
+    code, _, err = run(capsys, "fit", tmp_path / "y.npy", "--state-dim", 1, "--iters", 200, "--out",
+                       tmp_path / "m.json")
+    assert code == 0 and "\r" not in err
+    lines = [l for l in err.splitlines() if l.startswith("EM [")]
+    assert 2 <= len(lines) <= 12, err
+    assert lines[-1].split()[2] == "200/200" or "converged" in err

@@ -1,7 +1,10 @@
 """lgssm.io: exact JSON round trips, data readers with named errors, atomic writes."""
 
+import io as stdio
 import json
 import os
+import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -271,6 +274,164 @@ def test_array_file_errors(tmp_path, make, message):
 def test_missing_data_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         lio.read_data(tmp_path / "nope.csv")
+
+
+# --------------------------------------------------------------------------
+# Hostile files: one-line errors that name the file and the problem.
+
+def _npy_bytes(a):
+    buf = stdio.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def _npz_bytes(**arrays):
+    buf = stdio.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _zip_bytes(**members):
+    buf = stdio.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name + ".npy", content)
+    return buf.getvalue()
+
+
+def _huge_header_npy():
+    buf = stdio.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 2)})
+    return buf.getvalue() + b"\0" * 64
+
+
+GOOD_NPY = _npy_bytes(np.arange(12.0).reshape(6, 2))
+GOOD_NPZ = _npz_bytes(emissions=np.arange(12.0).reshape(6, 2))
+
+HOSTILE_FILES = [  # name, bytes, message after "<path>: "
+    ("empty.npy", b"", "not a readable .npy file (EOF"),
+    ("empty.npz", b"", "not a readable .npz file"),
+    ("empty.csv", b"", "no data (the file is empty)"),
+    ("blank.csv", b" \n\n", "no data (the file is empty)"),
+    ("commas.csv", b",,\n,,\n", "no data (every line is blank)"),
+    ("trunc.npy", GOOD_NPY[:-10], "truncated: the header declares shape (6, 2) (96 bytes of data), but the file "
+                                  "holds 86"),
+    ("header.npy", GOOD_NPY[:60], "not a readable .npy file (EOF: reading array header"),
+    ("trunc.npz", GOOD_NPZ[: len(GOOD_NPZ) // 2], "not a readable .npz file"),
+    ("huge.npy", _huge_header_npy(), "shape (1000000000000, 2) would need 14.6 TiB for the array declared in its "
+                                     "header, more than this machine's memory"),
+    ("huge.npz", _zip_bytes(emissions=_huge_header_npy()), "emissions: shape (1000000000000, 2) would need 14.6 TiB"),
+    ("crc.npz", GOOD_NPZ.replace(GOOD_NPY[-8:], b"\x01" * 8), "not a readable .npz file (Bad CRC-32"),
+    ("noarray.npz", _zip_bytes(other=GOOD_NPY), "no array named 'emissions' (found other)"),
+    ("binary.csv", bytes(range(256)), "binary data (a NUL byte at offset 0); expected UTF-8 text"),
+    ("utf16.csv", "y1,y2\n1,2\n".encode("utf-16"), "UTF-16 text; expected UTF-8 (save the file as UTF-8)"),
+    ("latin1.csv", "caf\xe9,y2\n1,2\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 on line 1; a Latin-1"),
+    ("underscore.csv", b"y1,y2\n1_000,2\n", "line 2, column 1 ('y1'): '1_000' is not a number (digit separators"),
+    ("digits.csv", "y1,y2\n1,\u0661\u0662\n".encode(), "line 2, column 2 ('y2'): '\u0661\u0662' is not a number"),
+    ("nul.csv", b"y1,y2\n1,2\x00\n", "binary data (a NUL byte at offset 9)"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", HOSTILE_FILES, ids=[h[0] for h in HOSTILE_FILES])
+def test_hostile_data_files(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(lio.DataError) as err:
+        lio.read_data(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text, text
+    assert text[len(str(path)) + 2:].startswith(message), text
+
+
+def test_truncated_member_inside_a_valid_zip(tmp_path):
+    path = tmp_path / "short.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("emissions.npy", GOOD_NPY[:-16])
+    with pytest.raises(lio.DataError, match=re.escape(f"{path}: emissions: truncated: the header declares shape "
+                                                      f"(6, 2) (96 bytes of data), but the file holds 80")):
+        lio.read_data(path)
+
+
+def test_npy_fortran_order_and_other_dtypes(tmp_path):
+    a = np.asfortranarray(np.arange(12, dtype=">i4").reshape(3, 4))
+    np.save(tmp_path / "f.npy", a)
+    got, _ = lio.read_data(tmp_path / "f.npy")
+    assert got.dtype == np.float64 and np.array_equal(got, a)
+    assert got.flags.writeable
+
+
+def test_csv_bom_is_accepted(tmp_path):
+    plain = lio.read_data(write(tmp_path / "plain.csv", "y1,y2\n1,2\n3,4\n"))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "plain.csv").read_bytes())
+    bom = lio.read_data(tmp_path / "bom.csv")
+    assert bom.emission_columns == ["y1", "y2"] and np.array_equal(bom.emissions, plain.emissions)
+
+
+@pytest.mark.parametrize("text", ["y1,y2,\n1,2,\n3,4,\n", "1,2,\n3,4,\n", "y1,y2, \r\n1,2,\r\n3,4,\r\n"])
+def test_trailing_comma_on_every_row_adds_no_column(tmp_path, text):
+    data = lio.read_data(write(tmp_path / "t.csv", text))
+    np.testing.assert_array_equal(data.emissions, [[1, 2], [3, 4]])
+
+
+def test_named_empty_last_column_is_kept(tmp_path):
+    """Only a comma at the end of every line, header included, is dropped: a named column stays."""
+    data = lio.read_data(write(tmp_path / "t.csv", "y1,y2,y3\n1,2,\n3,4,\n"))
+    assert data.emission_columns == ["y1", "y2", "y3"] and np.all(np.isnan(data.emissions[:, 2]))
+
+
+@pytest.mark.parametrize("cell,value", [("1e3", 1e3), ("-.5", -0.5), ("+2.", 2.0), ("NaN", np.nan), ("nan", np.nan)])
+def test_csv_numbers(tmp_path, cell, value):
+    data = lio.read_data(write(tmp_path / "n.csv", f"y1,y2\n{cell},0\n"))
+    np.testing.assert_array_equal(data.emissions, [[value, 0.0]])
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    model = LinearGaussianSSM(2, 3)
+    path = tmp_path / "model.json"
+    lio.save_model(path, model, model.initialize(0)[0])
+    return path
+
+
+def test_model_json_bom_is_accepted(tmp_path, model_file):
+    model, params, _ = lio.load_model(model_file)
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + model_file.read_bytes())
+    model2, params2, _ = lio.load_model(tmp_path / "bom.json")
+    assert all(same_bits(a, fields(params2)[k]) for k, a in fields(params).items())
+    assert lio.read_metadata(tmp_path / "bom.json") == lio.read_metadata(model_file)
+
+
+def _json_cases(valid: bytes):
+    doc = json.loads(valid)
+    huge = json.loads(valid)
+    huge["dims"]["state_dim"] = 10**9
+    deep_param = json.loads(valid)
+    deep_param["params"]["dynamics"]["weights"] = [[[[0.99]]]]
+    return [
+        ("empty", b"", "no data (the file is empty)"),
+        ("binary", bytes(range(256)), "binary data (a NUL byte at offset 0)"),
+        ("utf16", valid.decode().encode("utf-16"), "UTF-16 text; expected UTF-8"),
+        ("latin1", valid.replace(b'"discrete"', '"discr\xe8te"'.encode("latin-1")), "not UTF-8 text (byte 0xe8"),
+        ("deep", b"[" * 100000 + b"]" * 100000, "not a valid model file: JSON nested too deeply"),
+        ("digits", b'{"format": ' + b"9" * 5000 + b"}", "not valid JSON: Exceeds the limit"),
+        ("duplicate", valid.replace(b'"version": 1,', b'"version": 1, "version": 1,'),
+         "not a valid model file: the key 'version' appears twice in one object"),
+        ("huge dims", json.dumps(huge).encode(), "dims/options: state_dim: 1000000000 would need"),
+        ("deep parameter", json.dumps(deep_param).encode(),
+         "params.dynamics.weights: expected an array of at most 3 dimensions"),
+        ("not an object", json.dumps([doc]).encode(), "expected a JSON object at the top level"),
+    ]
+
+
+def test_hostile_model_files(tmp_path, model_file):
+    for name, content, message in _json_cases(model_file.read_bytes()):
+        path = tmp_path / f"{name.replace(' ', '_')}.json"
+        path.write_bytes(content)
+        with pytest.raises(lio.ModelFileError) as err:
+            lio.load_model(path)
+        text = str(err.value)
+        assert text.startswith(f"{path}: ") and "\n" not in text, (name, text)
+        assert message in text, (name, text)
 
 
 # --------------------------------------------------------------------------

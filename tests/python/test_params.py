@@ -1,5 +1,7 @@
 """LinearGaussianSSM.initialize: dynamax's defaults, overrides, keys and parameter properties."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,23 @@ def test_parameter_properties_trainable():
     assert props.dynamics.weights.trainable is False
     assert props.dynamics.cov.trainable is False
     assert props.emissions.weights.trainable is True
+
+
+@pytest.mark.parametrize("structure", [["full"], None, "Full", 3])
+def test_covariance_structure_must_be_a_known_name(structure):
+    model = LinearGaussianSSM(2, 3)
+    params, props = model.initialize(key=0)
+    props.emissions.cov.structure = structure
+    with pytest.raises(ValueError, match=r"props\.emissions\.cov\.structure: expected one of \['diagonal', 'full', "
+                                         r"'scalar'\], got " + re.escape(repr(structure))):
+        model.fit_em(params, props, np.ones((4, 3)), num_iters=1, verbose=False)
+
+
+@pytest.mark.parametrize("value", [None, True, "trainable"])
+def test_parameter_properties_must_be_parameter_properties(value):
+    model = LinearGaussianSSM(2, 3)
+    params, props = model.initialize(key=0)
+    props.dynamics.cov = value
+    with pytest.raises(ValueError, match=rf"props\.dynamics\.cov: expected a ParameterProperties, got "
+                                         rf"{type(value).__name__}"):
+        model.fit_em(params, props, np.ones((4, 3)), num_iters=1, verbose=False)
