@@ -221,7 +221,8 @@ class LinearGaussianSSM:
     def fit_lbfgs(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, max_iters: int = 1000,
                   gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12, verbose: bool = True,
                   return_summary: bool = False):
-        """L-BFGS on the log likelihood with exact gradients, run to convergence.
+        """L-BFGS on the log likelihood with exact gradients, until a tolerance is
+        met or ``max_iters`` iterations (the summary's termination says which).
         Returns (params, marginal_lls) at each iterate."""
         return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters + 1, "L-BFGS", verbose,
                          return_summary, int(max_iters), float(gradient_tolerance), float(function_tolerance))
@@ -234,6 +235,8 @@ class LinearGaussianSSM:
                                            *options, bar)
         finally:
             bar.close()
+        for warning in summary["warnings"]:
+            warnings.warn(f"{label}: {warning}", RuntimeWarning, stacklevel=3)
         summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
         if summary.termination == "numerical_failure":
             warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
