@@ -49,48 +49,60 @@ void check_unit_interval(const char* name, double value) {
 }
 
 // Reports in FitSummary::warnings, once per covariance, a trainable covariance
-// whose smallest eigenvalue is at most kNearSingular times its largest.
+// that the fit brings near singularity: smallest eigenvalue at most
+// kNearSingular times the largest. One near singular at the start already
+// (a structural model's Q, a known initial state) is the caller's choice and
+// is not reported.
 class SingularWatch {
  public:
   // remedy: what the warning advises besides a prior and a structure.
-  SingularWatch(const ParamProps& props, std::string remedy) : props_(props), remedy_(std::move(remedy)) {}
+  SingularWatch(const Params& start, const ParamProps& props, std::string remedy)
+      : props_(props), remedy_(std::move(remedy)) {
+    visit(start, [&](int group, const std::string&, CovStructure, double ratio) {
+      if (ratio <= kNearSingular) skip_[group] = true;
+    });
+  }
 
   // where: "at iteration 12", "at the returned parameters", ...
   void check(const Params& p, const std::string& where, FitSummary& summary) {
-    check_one("initial.cov", props_.initial.cov, props_.initial.cov_structure, p.initial.cov, where, summary,
-              warned_[0]);
-    for (Eigen::Index t = 0; t < p.dynamics.cov.size() && !warned_[1]; ++t)
-      check_one(entry_name("dynamics.cov", t, p.dynamics.cov.size()), props_.dynamics.cov,
-                props_.dynamics.cov_structure, p.dynamics.cov[t], where, summary, warned_[1]);
-    for (Eigen::Index t = 0; t < p.emissions.cov.size() && !warned_[2]; ++t)
-      check_one(entry_name("emissions.cov", t, p.emissions.cov.size()), props_.emissions.cov,
-                props_.emissions.cov_structure, p.emissions.cov[t], where, summary, warned_[2]);
+    visit(p, [&](int group, const std::string& name, CovStructure structure, double ratio) {
+      if (skip_[group] || ratio > kNearSingular) return;
+      skip_[group] = true;
+      std::string advice = "a prior (LinearGaussianConjugateSSM; in C++ the options' prior)";
+      if (structure == CovStructure::kFull)
+        advice += ", a diagonal or scalar structure (props." + name.substr(0, name.find('.')) + ".cov.structure)";
+      summary.warnings.push_back(name + " is nearly singular " + where + " (smallest eigenvalue " + num_str(ratio) +
+                                 " times the largest): the likelihood may grow without bound toward a singular " +
+                                 "covariance, and float64 loses the digits of its small eigenvalues there. " +
+                                 "Consider " + advice + remedy_ + ".");
+    });
   }
 
  private:
-  static std::string entry_name(const std::string& name, Eigen::Index t, Eigen::Index entries) {
-    return entries == 1 ? name : name + "[" + std::to_string(t) + "]";
-  }
-
-  void check_one(const std::string& name, bool trainable, CovStructure structure, const Eigen::Ref<const Matrix>& cov,
-                 const std::string& where, FitSummary& summary, bool& warned) const {
-    if (warned || !trainable || cov.size() == 0) return;
-    const Vector ev = Eigen::SelfAdjointEigenSolver<Matrix>(cov, Eigen::EigenvaluesOnly).eigenvalues();
-    const double ratio = ev(0) / ev(ev.size() - 1);
-    if (!(ev(ev.size() - 1) > 0) || ratio > kNearSingular) return;
-    warned = true;
-    const std::string group = name.substr(0, name.find('.'));
-    std::string advice = "a prior (LinearGaussianConjugateSSM; in C++ the options' prior)";
-    if (structure == CovStructure::kFull) advice += ", a diagonal or scalar structure (props." + group + ".cov.structure)";
-    summary.warnings.push_back(name + " is nearly singular " + where + " (smallest eigenvalue " + num_str(ratio) +
-                               " times the largest): the likelihood may grow without bound toward a singular " +
-                               "covariance, and float64 loses the digits of its small eigenvalues there. Consider " +
-                               advice + remedy_ + ".");
+  // fn(group, name, structure, smallest / largest eigenvalue) for each entry of
+  // each trainable covariance (groups: 0 initial, 1 dynamics, 2 emissions).
+  template <class Fn>
+  void visit(const Params& p, Fn fn) const {
+    auto one = [&](int group, const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure structure) {
+      const Vector ev = Eigen::SelfAdjointEigenSolver<Matrix>(cov, Eigen::EigenvaluesOnly).eigenvalues();
+      const double largest = ev(ev.size() - 1);
+      fn(group, name, structure, largest > 0 ? ev(0) / largest : 0.0);
+    };
+    if (props_.initial.cov && p.initial.cov.size() > 0) one(0, "initial.cov", p.initial.cov, props_.initial.cov_structure);
+    const std::pair<const MatrixSeries*, const ParamProps::Conditional*> groups[] = {
+        {&p.dynamics.cov, &props_.dynamics}, {&p.emissions.cov, &props_.emissions}};
+    for (int g = 0; g < 2; ++g) {
+      const auto& [covs, props] = groups[g];
+      if (!props->cov || covs->rows() == 0) continue;
+      const std::string name = g == 0 ? "dynamics.cov" : "emissions.cov";
+      for (Eigen::Index t = 0; t < covs->size(); ++t)
+        one(g + 1, covs->size() == 1 ? name : name + "[" + std::to_string(t) + "]", (*covs)[t], props->cov_structure);
+    }
   }
 
   const ParamProps& props_;
   std::string remedy_;
-  bool warned_[3] = {false, false, false};
+  bool skip_[3] = {false, false, false};
 };
 
 // Validates the common arguments of every fit.
@@ -194,7 +206,7 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   const auto all = iota(seqs.size());
   FitResult r{params, {}, {}};
   r.summary.message = "reached num_iters";
-  SingularWatch watch(props, ", or fit_lbfgs");
+  SingularWatch watch(params, props, ", or fit_lbfgs");
   Params previous;  // the parameters of history.back()
   for (int it = 0; it < options.num_iters; ++it) {
     const SufficientStats stats =
@@ -352,7 +364,7 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   }
   // As dynamax: the parameters after the last update, unless the fit failed.
   if (r.summary.termination != Termination::kNumericalFailure) r.params = from_unconstrained(x, params, props);
-  SingularWatch(props, "").check(r.params, "at the returned parameters", r.summary);
+  SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
 }
 
@@ -458,7 +470,7 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
                                                to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
   r.summary = {run.iterations, run.termination, run.message, {}};
-  SingularWatch(props, "").check(r.params, "at the returned parameters", r.summary);
+  SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
 }
 

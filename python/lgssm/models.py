@@ -210,7 +210,9 @@ class LinearGaussianSSM:
         """Adam on minibatches of whole sequences with exact gradients. Returns
         (params, losses): losses per epoch on dynamax's scale, -log p(y) divided
         by the number of emission entries, so ``-losses * emissions.size`` is the
-        log likelihood."""
+        log likelihood. Returns the parameters after the last update; if the loss
+        becomes non-finite it warns and returns the parameters with the lowest
+        loss, the message naming their epoch."""
         optimizer = adam() if optimizer is None else optimizer
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")

@@ -441,9 +441,9 @@ def test_notebook_sgd_lr_0_01_converges_smoothly(notebook):
     nb = notebook
     fitted, lls, summary = sgd_run(nb, 1e-2)
     check_sgd_returns(nb, fitted, lls, summary, 1000)
-    # Not chaotic: a 1e-10 change of the start moves the end by < 1e-6 nats
-    # (see test_notebook_sgd_end_points_are_chaotic_at_large_rates), so its end
-    # point is a property of the mathematics. It rises monotonically for 700
+    # Not chaotic: a 1e-10 change of the start moves the curve by < 0.5 nats
+    # (see test_notebook_sgd_end_points_are_chaotic_at_large_rates), so a
+    # margin of 5 nats holds on any machine. It rises monotonically for 700
     # epochs (the first fall comes at 789) and ends near EM's 100 iterations.
     assert np.all(np.diff(lls[:700]) > 0), np.flatnonzero(np.diff(lls[:700]) <= 0)
     assert lls[-1] >= nb["em_lls"][-1] - 5.0 and lls[-1] > nb["true_ll"], (lls[-1], nb["em_lls"][-1])
@@ -459,20 +459,22 @@ def test_notebook_sgd_large_rates(notebook, lr):
 
 
 def test_notebook_sgd_end_points_are_chaotic_at_large_rates(notebook):
-    """Why the end points at 0.1 and 0.25 are not asserted: moving the start by
-    1e-10 (relative, in one emission weight) moves the end point at lr 0.25 by
-    more than 1 nat, while at lr 0.01 by less than 1e-6 nats."""
+    """Why the curves at 0.1 and 0.25 are not asserted beyond their start:
+    moving the start by 1e-10 (relative, in one emission weight) separates
+    the two curves at lr 0.25 by more than 10 nats somewhere (measured: by
+    hundreds), while at lr 0.01 they stay within 0.5 nats (measured: 0.034
+    at the end, the largest gap; the likelihood is flat along the latent
+    rotations and toward initial.cov -> 0, so a change there persists)."""
     nb = notebook
     moved = copy.deepcopy(nb["params"])
     moved.emissions.weights[0, 0] *= 1 + 1e-10
-    ends = {}
+    gaps = {}
     for lr in (1e-2, 2.5e-1):
-        for name, start in (("start", nb["params"]), ("moved", moved)):
-            _, losses = nb["model"].fit_sgd(start, nb["props"], nb["emissions"], optimizer=adam(lr),
-                                            num_epochs=1000, verbose=False)
-            ends[lr, name] = -losses[-1] * nb["emissions"].size
-    assert abs(ends[1e-2, "start"] - ends[1e-2, "moved"]) < 1e-6, ends
-    assert abs(ends[2.5e-1, "start"] - ends[2.5e-1, "moved"]) > 1.0, ends
+        curves = [nb["model"].fit_sgd(start, nb["props"], nb["emissions"], optimizer=adam(lr), num_epochs=1000,
+                                      verbose=False)[1] for start in (nb["params"], moved)]
+        n = min(len(c) for c in curves)  # a chaotic run may end early on a non-finite loss
+        gaps[lr] = np.max(np.abs(curves[0][:n] - curves[1][:n])) * nb["emissions"].size
+    assert gaps[1e-2] < 0.5 and gaps[2.5e-1] > 10.0, gaps
 
 
 def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite():

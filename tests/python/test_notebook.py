@@ -1,6 +1,8 @@
 """The first part of dynamax's "LG-SSM: MAP parameter estimation" notebook in lgssm:
 simulate from a rotating 2-d latent with 10-d emissions, smooth, reconstruct the
-emissions and forecast 50 steps, as the notebook's plots do."""
+emissions and forecast 50 steps, as the notebook's plots do; and its Adam fits,
+whose loss curves match dynamax's until Adam turns chaotic (the fits' other
+properties are in test_learn.py)."""
 
 import numpy as np
 import pytest
