@@ -441,11 +441,13 @@ def test_notebook_sgd_lr_0_01_converges_smoothly(notebook):
     nb = notebook
     fitted, lls, summary = sgd_run(nb, 1e-2)
     check_sgd_returns(nb, fitted, lls, summary, 1000)
-    # Not chaotic: a 1e-10 change of the start moves the curve by < 0.5 nats
-    # (see test_notebook_sgd_end_points_are_chaotic_at_large_rates), so a
-    # margin of 5 nats holds on any machine. It rises monotonically for 700
-    # epochs (the first fall comes at 789) and ends near EM's 100 iterations.
-    assert np.all(np.diff(lls[:700]) > 0), np.flatnonzero(np.diff(lls[:700]) <= 0)
+    # Not chaotic: a 1e-10 change of the start moves the curve by < 2 nats
+    # (see test_notebook_sgd_end_points_are_chaotic_at_large_rates; the native
+    # and the portable build end 0.1 nats apart), so a margin of 5 nats holds
+    # on any machine. Over its first 600 epochs it rises by at least 0.077 nats
+    # an epoch (later it rises by less, and falls a little on some builds);
+    # it ends near EM's 100 iterations.
+    assert np.diff(lls[:600]).min() > 0.05, np.diff(lls[:600]).min()
     assert lls[-1] >= nb["em_lls"][-1] - 5.0 and lls[-1] > nb["true_ll"], (lls[-1], nb["em_lls"][-1])
 
 
@@ -462,9 +464,10 @@ def test_notebook_sgd_end_points_are_chaotic_at_large_rates(notebook):
     """Why the curves at 0.1 and 0.25 are not asserted beyond their start:
     moving the start by 1e-10 (relative, in one emission weight) separates
     the two curves at lr 0.25 by more than 10 nats somewhere (measured: by
-    hundreds), while at lr 0.01 they stay within 0.5 nats (measured: 0.034
-    at the end, the largest gap; the likelihood is flat along the latent
-    rotations and toward initial.cov -> 0, so a change there persists)."""
+    hundreds; the native and the portable build's curves, by 1370), while at
+    lr 0.01 they stay within 2 nats (measured: 0.034; the two builds', 0.34:
+    the likelihood is flat along the latent rotations and toward
+    initial.cov -> 0, so a change there persists without growing much)."""
     nb = notebook
     moved = copy.deepcopy(nb["params"])
     moved.emissions.weights[0, 0] *= 1 + 1e-10
@@ -474,7 +477,7 @@ def test_notebook_sgd_end_points_are_chaotic_at_large_rates(notebook):
                                       verbose=False)[1] for start in (nb["params"], moved)]
         n = min(len(c) for c in curves)  # a chaotic run may end early on a non-finite loss
         gaps[lr] = np.max(np.abs(curves[0][:n] - curves[1][:n])) * nb["emissions"].size
-    assert gaps[1e-2] < 0.5 and gaps[2.5e-1] > 10.0, gaps
+    assert gaps[1e-2] < 2.0 and gaps[2.5e-1] > 10.0, gaps
 
 
 def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite():
@@ -513,7 +516,9 @@ def test_notebook_lbfgs(notebook):
     assert np.all(np.isfinite(lls)) and monotonically_increasing(lls)
     final = model.marginal_log_prob(fitted, emissions)
     assert_close(lls[-1], final, "last L-BFGS log likelihood")
-    assert final > nb["true_ll"], (final, nb["true_ll"])  # passed within the first 100 iterations
+    # It passes the true parameters' value after ~230 iterations (native and portable builds; their
+    # trajectories part after ~100) and never falls (Wolfe steps): 38 nats of margin at the end.
+    assert final > nb["true_ll"], (final, nb["true_ll"])
 
     cmodel = lgssm.LinearGaussianConjugateSSM(STATE_DIM, EMISSION_DIM)
     params, props = cmodel.initialize(42)
