@@ -1,9 +1,11 @@
 // The fitting loops: EM, Adam on minibatches, L-BFGS.
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "internal.hpp"
 #include "lgssm/error.hpp"
@@ -23,13 +25,85 @@ std::vector<size_t> iota(size_t n) {
   return v;
 }
 
-void check_at_least(const char* name, double value, double low) {
-  if (!(value >= low)) throw_invalid(name, ">= " + std::to_string(low), std::to_string(value));
+// A number as printed in messages (%g: "-1", "0.25", "1e-12").
+std::string num_str(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
 }
 
-void check_at_least(const char* name, int value, int low) {  // counts: printed as integers
+void check_count(const char* name, int value, int low) {
   if (value < low) throw_invalid(name, "an integer >= " + std::to_string(low), std::to_string(value));
 }
+
+void check_tolerance(const char* name, double value) {
+  if (!(std::isfinite(value) && value >= 0)) throw_invalid(name, "a finite value >= 0", num_str(value));
+}
+
+void check_positive(const char* name, double value) {
+  if (!(std::isfinite(value) && value > 0)) throw_invalid(name, "a finite value > 0", num_str(value));
+}
+
+void check_unit_interval(const char* name, double value) {
+  if (!(value >= 0 && value < 1)) throw_invalid(name, "a value in [0, 1)", num_str(value));
+}
+
+// Reports in FitSummary::warnings, once per covariance, a trainable covariance
+// that the fit brings near singularity: smallest eigenvalue at most
+// kNearSingular times the largest. One near singular at the start already
+// (a structural model's Q, a known initial state) is the caller's choice and
+// is not reported.
+class SingularWatch {
+ public:
+  // remedy: what the warning advises besides a prior and a structure.
+  SingularWatch(const Params& start, const ParamProps& props, std::string remedy)
+      : props_(props), remedy_(std::move(remedy)) {
+    visit(start, [&](int group, const std::string&, CovStructure, double ratio) {
+      if (ratio <= kNearSingular) skip_[group] = true;
+    });
+  }
+
+  // where: "at iteration 12", "at the returned parameters", ...
+  void check(const Params& p, const std::string& where, FitSummary& summary) {
+    visit(p, [&](int group, const std::string& name, CovStructure structure, double ratio) {
+      if (skip_[group] || ratio > kNearSingular) return;
+      skip_[group] = true;
+      std::string advice = "a prior (LinearGaussianConjugateSSM; in C++ the options' prior)";
+      if (structure == CovStructure::kFull)
+        advice += ", a diagonal or scalar structure (props." + name.substr(0, name.find('.')) + ".cov.structure)";
+      summary.warnings.push_back(name + " is nearly singular " + where + " (smallest eigenvalue " + num_str(ratio) +
+                                 " times the largest): the likelihood may grow without bound toward a singular " +
+                                 "covariance, and float64 loses the digits of its small eigenvalues there. " +
+                                 "Consider " + advice + remedy_ + ".");
+    });
+  }
+
+ private:
+  // fn(group, name, structure, smallest / largest eigenvalue) for each entry of
+  // each trainable covariance (groups: 0 initial, 1 dynamics, 2 emissions).
+  template <class Fn>
+  void visit(const Params& p, Fn fn) const {
+    auto one = [&](int group, const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure structure) {
+      const Vector ev = Eigen::SelfAdjointEigenSolver<Matrix>(cov, Eigen::EigenvaluesOnly).eigenvalues();
+      const double largest = ev(ev.size() - 1);
+      fn(group, name, structure, largest > 0 ? ev(0) / largest : 0.0);
+    };
+    if (props_.initial.cov && p.initial.cov.size() > 0) one(0, "initial.cov", p.initial.cov, props_.initial.cov_structure);
+    const std::pair<const MatrixSeries*, const ParamProps::Conditional*> groups[] = {
+        {&p.dynamics.cov, &props_.dynamics}, {&p.emissions.cov, &props_.emissions}};
+    for (int g = 0; g < 2; ++g) {
+      const auto& [covs, props] = groups[g];
+      if (!props->cov || covs->rows() == 0) continue;
+      const std::string name = g == 0 ? "dynamics.cov" : "emissions.cov";
+      for (Eigen::Index t = 0; t < covs->size(); ++t)
+        one(g + 1, covs->size() == 1 ? name : name + "[" + std::to_string(t) + "]", (*covs)[t], props->cov_structure);
+    }
+  }
+
+  const ParamProps& props_;
+  std::string remedy_;
+  bool skip_[3] = {false, false, false};
+};
 
 // Validates the common arguments of every fit.
 void validate_fit(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs) {
@@ -117,27 +191,47 @@ double wolfe_line_search(Phi phi, double f0, double d0, const Vector& d, double&
 
 }  // namespace
 
+void validate(const EmOptions& options) {
+  check_count("num_iters", options.num_iters, 0);
+  check_tolerance("tolerance", options.tolerance);
+  check_count("num_threads", options.num_threads, 0);
+}
+
 FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                  const EmOptions& options) {
+  validate(options);
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
-  check_at_least("num_iters", options.num_iters, 0);
-  check_at_least("tolerance", options.tolerance, 0.0);
   const bool per_step = params.emissions.weights.size() > 1;
   const auto all = iota(seqs.size());
   FitResult r{params, {}, {}};
   r.summary.message = "reached num_iters";
+  SingularWatch watch(params, props, ", or fit_lbfgs");
+  Params previous;  // the parameters of history.back()
   for (int it = 0; it < options.num_iters; ++it) {
     const SufficientStats stats =
         internal::sufficient_stats_unchecked(r.params, seqs, all, per_step, options.num_threads);
     const double lp = stats.marginal_loglik + (options.prior ? log_prior(r.params, *options.prior) : 0.0);
     if (!std::isfinite(lp)) {
       fail(r, Termination::kNumericalFailure,
-           "log likelihood became " + std::to_string(lp) + " at iteration " + std::to_string(it) +
+           "log likelihood became " + num_str(lp) + " at iteration " + std::to_string(it) +
                "; returning the last parameters with a finite one");
+      if (it > 0) r.params = std::move(previous);
+      break;
+    }
+    if (it > 0 && lp < r.history.back() - kEmMaxFall * std::abs(r.history.back())) {
+      std::ostringstream msg;
+      msg.precision(10);
+      msg << "the log likelihood fell from " << r.history.back() << " to " << lp << " at iteration " << it
+          << ", which EM cannot do in exact arithmetic: the computation has lost accuracy (typically near a "
+             "singular covariance; see the warnings); returning the parameters of iteration "
+          << it - 1;
+      fail(r, Termination::kNumericalFailure, msg.str());
+      r.params = std::move(previous);
       break;
     }
     r.history.push_back(lp);
+    watch.check(r.params, "at iteration " + std::to_string(it), r.summary);
     r.summary.iterations = it + 1;
     if (options.callback && !options.callback(it, lp)) {
       fail(r, Termination::kStopped, "stopped by the callback");
@@ -154,25 +248,33 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
     } catch (const invalid_argument& e) {
       fail(r, Termination::kNumericalFailure,
            std::string("the M-step left the valid parameter set (") + e.what() +
-               "); returning the parameters of the last E-step. A structured covariance or "
-               "frozen parameters may help.");
+               "); returning the parameters of the last E-step. A prior, a diagonal or scalar covariance "
+               "structure, frozen parameters or fit_lbfgs may help.");
       break;
     }
+    previous = std::move(r.params);
     r.params = std::move(next);
   }
   return r;
 }
 
 void validate(const AdamOptions& adam) {
-  if (!(adam.learning_rate > 0)) throw_invalid("learning_rate", "> 0", std::to_string(adam.learning_rate));
-  if (!(adam.b1 >= 0 && adam.b1 < 1)) throw_invalid("b1", "a value in [0, 1)", std::to_string(adam.b1));
-  if (!(adam.b2 >= 0 && adam.b2 < 1)) throw_invalid("b2", "a value in [0, 1)", std::to_string(adam.b2));
-  if (!(adam.eps > 0)) throw_invalid("eps", "> 0", std::to_string(adam.eps));
+  check_positive("learning_rate", adam.learning_rate);
+  check_unit_interval("b1", adam.b1);
+  check_unit_interval("b2", adam.b2);
+  check_positive("eps", adam.eps);
+}
+
+void validate(const SgdOptions& options) {
+  validate(options.adam);
+  check_count("batch_size", options.batch_size, 1);
+  check_count("num_epochs", options.num_epochs, 0);
+  check_count("num_threads", options.num_threads, 0);
 }
 
 std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
                                                  std::uint64_t seed, int epoch) {
-  check_at_least("batch_size", batch_size, 1);
+  check_count("batch_size", batch_size, 1);
   auto order = iota(num_sequences);
   const size_t batch = std::min<size_t>(batch_size, num_sequences);
   if (shuffle && batch < num_sequences) {
@@ -189,8 +291,8 @@ std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch
 
 double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats,
                       double batch_weight, double scale, const ConjugatePrior* prior, Vector& grad) {
-  if (!(batch_weight > 0)) throw_invalid("batch_weight", "> 0", std::to_string(batch_weight));
-  if (!(scale > 0)) throw_invalid("scale", "> 0", std::to_string(scale));
+  check_positive("batch_weight", batch_weight);
+  check_positive("scale", scale);
   // The prior counts once per objective, the minibatch's log likelihood batch_weight times.
   grad = -batch_weight * log_prob_gradient(params, props, stats) / scale;
   double f = -batch_weight * stats.marginal_loglik / scale;
@@ -215,10 +317,8 @@ void adam_update(const AdamOptions& adam, const Vector& grad, Vector& x, AdamSta
 
 FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                   const SgdOptions& options) {
+  validate(options);
   validate_fit(params, props, seqs);
-  check_at_least("num_epochs", options.num_epochs, 0);
-  check_at_least("batch_size", options.batch_size, 1);
-  validate(options.adam);
   if (options.prior) validate(params, *options.prior);
   const size_t num_seqs = seqs.size();
   const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads,
@@ -229,6 +329,9 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   AdamState state(x.size());
   FitResult r{params, {}, {}};
   r.summary.message = "reached num_epochs";
+  Vector best_x = x;  // the parameters with the lowest loss so far, of epoch best_epoch
+  double best_loss = kInf;
+  int best_epoch = -1;
   for (int epoch = 0; epoch < options.num_epochs && r.summary.termination == Termination::kMaxIterations; ++epoch) {
     const auto batches = sgd_minibatches(num_seqs, options.batch_size, options.shuffle, options.seed, epoch);
     double avg = 0.0;
@@ -236,12 +339,21 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
       const auto& idx = batches[b];
       const double loss = objective(x, grad, idx, static_cast<double>(num_seqs) / idx.size());
       if (!std::isfinite(loss)) {
-        fail(r, Termination::kNumericalFailure,
-             "the loss became non-finite in epoch " + std::to_string(epoch) +
-                 "; returning the last parameters with a finite loss. Try a smaller learning_rate.");
+        std::ostringstream msg;
+        msg << "the loss became non-finite in epoch " << epoch << "; returning ";
+        if (best_epoch < 0) msg << "the initial parameters";
+        else
+          msg << "the parameters with the lowest loss seen, " << best_loss << ", from epoch " << best_epoch;
+        msg << ". Try a smaller learning_rate.";
+        fail(r, Termination::kNumericalFailure, msg.str());
+        r.params = from_unconstrained(best_x, params, props);
         break;
       }
-      r.params = from_unconstrained(x, params, props);  // the last parameters with a finite loss
+      if (loss < best_loss) {
+        best_loss = loss;
+        best_x = x;
+        best_epoch = epoch;
+      }
       adam_update(options.adam, grad, x, state);
       avg += (loss - avg) / static_cast<double>(b + 1);
     }
@@ -252,6 +364,7 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   }
   // As dynamax: the parameters after the last update, unless the fit failed.
   if (r.summary.termination != Termination::kNumericalFailure) r.params = from_unconstrained(x, params, props);
+  SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
 }
 
@@ -336,11 +449,18 @@ internal::LbfgsRun internal::maximize_log_prob(const std::function<double(const 
   });
 }
 
+void validate(const LbfgsOptions& options) {
+  check_count("max_iters", options.max_iters, 0);
+  check_count("memory", options.memory, 1);
+  check_tolerance("gradient_tolerance", options.gradient_tolerance);
+  check_tolerance("function_tolerance", options.function_tolerance);
+  check_count("num_threads", options.num_threads, 0);
+}
+
 FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                     const LbfgsOptions& options) {
+  validate(options);
   validate_fit(params, props, seqs);
-  check_at_least("max_iters", options.max_iters, 0);
-  check_at_least("memory", options.memory, 1);
   if (options.prior) validate(params, *options.prior);
   const double scale = num_entries(params, seqs);
   const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
@@ -349,7 +469,8 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
   const auto run = internal::maximize_log_prob([&](const Vector& x, Vector& g) { return objective(x, g, all); },
                                                to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
-  r.summary = {run.iterations, run.termination, run.message};
+  r.summary = {run.iterations, run.termination, run.message, {}};
+  SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
 }
 

@@ -96,7 +96,19 @@ struct FitSummary {
   int iterations = 0;  // iterations (EM, L-BFGS) or epochs (SGD) completed
   Termination termination = Termination::kMaxIterations;
   std::string message;  // human-readable reason
+  // Conditions the caller should hear of, each reported once, e.g. a fitted
+  // covariance approaching singularity (see kNearSingular).
+  std::vector<std::string> warnings;
 };
+
+// A fitted (trainable) covariance whose smallest eigenvalue is at most this
+// times its largest is reported in FitSummary::warnings: near a singular
+// covariance the likelihood may grow without bound (with one sequence and a
+// trainable initial.cov, for example, initial.cov -> 0 and a full
+// emissions.cov losing rank), and float64 statistics lose the digits that
+// fix the small eigenvalues (their absolute error is about 1e-16 times the
+// data's second moments).
+constexpr double kNearSingular = 1e-10;
 
 struct FitResult {
   Params params;
@@ -114,15 +126,26 @@ using FitCallback = std::function<bool(int, double)>;
 
 struct EmOptions {
   int num_iters = 50;      // maximum number of EM iterations, >= 0
-  double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; 0 never stops early
-  int num_threads = 0;     // threads for the E-step; 0 = all hardware threads
+  double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; finite, >= 0; 0 never stops early
+  int num_threads = 0;     // threads for the E-step, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
   FitCallback callback;    // optional
 };
 
-// Expectation-maximization. A numerical failure (a non-finite log likelihood
-// or an M-step that leaves the valid parameter set) stops the fit with the last
-// good parameters and Termination::kNumericalFailure.
+// Checks the options (each named in the error).
+void validate(const EmOptions& options);
+
+// A fall of EM's objective larger than this, relative, is taken as a
+// numerical failure (EM cannot decrease it in exact arithmetic).
+constexpr double kEmMaxFall = 1e-8;
+
+// Expectation-maximization. Each iteration's M-step is the exact conditional
+// maximizer (m_step), so in exact arithmetic log p(y) (+ log prior) never
+// falls. A numerical failure stops the fit with Termination::kNumericalFailure
+// and the parameters of the last iteration recorded in `history`: a
+// non-finite log likelihood, an M-step that leaves the valid parameter set,
+// or a fall of the objective by more than kEmMaxFall relative (the history
+// is therefore monotone to that tolerance).
 FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                  const EmOptions& options = {});
 
@@ -144,10 +167,10 @@ Vector log_prob_gradient(const Params& params, const ParamProps& props, const Su
                          const ConjugatePrior* prior = nullptr);
 
 struct AdamOptions {  // defaults as optax.adam
-  double learning_rate = 1e-3;  // > 0
+  double learning_rate = 1e-3;  // finite, > 0
   double b1 = 0.9;              // in [0, 1)
   double b2 = 0.999;            // in [0, 1)
-  double eps = 1e-8;            // > 0
+  double eps = 1e-8;            // finite, > 0
 };
 
 struct SgdOptions {
@@ -156,20 +179,27 @@ struct SgdOptions {
   int num_epochs = 50;     // >= 0
   bool shuffle = false;    // reshuffle the sequences every epoch
   std::uint64_t seed = 0;  // for shuffling
-  int num_threads = 0;
+  int num_threads = 0;     // >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
   FitCallback callback;
 };
 
 // Adam on minibatches of whole sequences, minimizing dynamax's loss
 // -(N / |batch|) sum_batch log p(y_i) / (number of emission entries).
+// Returns, as dynamax, the parameters after the last update. If the loss
+// becomes non-finite the fit stops (Termination::kNumericalFailure) and
+// returns instead the parameters with the lowest loss evaluated so far, the
+// message naming their epoch e (with one minibatch per epoch they are the
+// parameters entering epoch e and their loss is history[e]; with smaller
+// minibatches, lowest by the minibatch's estimate of the loss).
 // The pieces below (minibatch order, loss from statistics, Adam step) are what
 // it is made of, public so that a distributed driver takes the same path.
 FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                   const SgdOptions& options = {});
 
-// Checks the Adam settings (each named in the error).
+// Checks the settings (each named in the error).
 void validate(const AdamOptions& options);
+void validate(const SgdOptions& options);
 
 // The minibatches of epoch `epoch` of fit_sgd: the sequence indices
 // 0 .. num_sequences-1 in order, or (with shuffle and more sequences than
@@ -204,15 +234,21 @@ void adam_update(const AdamOptions& options, const Vector& grad, Vector& x, Adam
 struct LbfgsOptions {
   int max_iters = 1000;              // >= 0
   int memory = 10;                   // stored correction pairs, >= 1
-  double gradient_tolerance = 1e-8;  // stop when |grad|_inf <= tol * max(1, |f|)
-  double function_tolerance = 1e-12; // stop when the relative decrease of f is below this
-  int num_threads = 0;
+  double gradient_tolerance = 1e-8;  // stop when |grad|_inf <= tol * max(1, |f|); finite, >= 0
+  double function_tolerance = 1e-12; // stop when the relative decrease of f is below this; finite, >= 0
+  int num_threads = 0;               // >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
   FitCallback callback;
 };
 
+// Checks the options (each named in the error).
+void validate(const LbfgsOptions& options);
+
 // Limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a strong
 // Wolfe line search (Alg. 3.5/3.6) on -log p(y) over the unconstrained vector.
+// f is scaled by the number of emission entries, so function_tolerance and
+// gradient_tolerance are relative to that per-entry loss. Termination says
+// whether a tolerance was met or max_iters was reached first.
 FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                     const LbfgsOptions& options = {});
 

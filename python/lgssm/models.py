@@ -241,7 +241,9 @@ class LinearGaussianSSM:
         """Adam on minibatches of whole sequences with exact gradients. Returns
         (params, losses): losses per epoch on dynamax's scale, -log p(y) divided
         by the number of emission entries, so ``-losses * emissions.size`` is the
-        log likelihood."""
+        log likelihood. Returns the parameters after the last update; if the loss
+        becomes non-finite it warns and returns the parameters with the lowest
+        loss, the message naming their epoch."""
         optimizer = adam() if optimizer is None else optimizer
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
@@ -254,7 +256,8 @@ class LinearGaussianSSM:
     def fit_lbfgs(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, max_iters: int = 1000,
                   gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12, verbose: bool = True,
                   return_summary: bool = False):
-        """L-BFGS on the log likelihood with exact gradients, run to convergence.
+        """L-BFGS on the log likelihood with exact gradients, until a tolerance is
+        met or ``max_iters`` iterations (the summary's termination says which).
         Returns (params, marginal_lls) at each iterate."""
         max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
         return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters + 1, "L-BFGS", verbose,
@@ -274,6 +277,8 @@ class LinearGaussianSSM:
                                            *options, bar)
         finally:
             bar.close()
+        for warning in summary["warnings"]:
+            warnings.warn(f"{label}: {warning}", RuntimeWarning, stacklevel=3)
         summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
         if summary.termination == "numerical_failure":
             warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)

@@ -4,6 +4,7 @@
 #include <Python.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ inline nanobind::dict summary_dict(const FitSummary& s) {
   d["iterations"] = s.iterations;
   d["termination"] = s.termination;
   d["message"] = s.message;
+  d["warnings"] = s.warnings;
   return d;
 }
 

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <ostream>
 #include <random>
 #include <stdexcept>
@@ -609,25 +610,142 @@ TEST(Learn, ErrorsNameTheArgument) {
   expect_invalid([&] { fit_em(params, structures(kFull, kFull, kDiagonal), seqs); }, "emissions.cov");
   expect_invalid([&] { validate(params, structures(kScalar, kFull, kFull)); }, "initial.cov");
 
-  SgdOptions sgd;
-  sgd.batch_size = 0;
-  expect_invalid([&] { fit_sgd(params, {}, seqs, sgd); }, "batch_size");
-  sgd.batch_size = 1;
-  sgd.adam.learning_rate = 0.0;
-  expect_invalid([&] { fit_sgd(params, {}, seqs, sgd); }, "learning_rate");
-  EmOptions em;
-  em.num_iters = -1;
-  expect_invalid([&] { fit_em(params, {}, seqs, em); }, "num_iters");
-  em.num_iters = 5;
-  em.tolerance = -1.0;
-  expect_invalid([&] { fit_em(params, {}, seqs, em); }, "tolerance");
-  LbfgsOptions lb;
-  lb.memory = 0;
-  expect_invalid([&] { fit_lbfgs(params, {}, seqs, lb); }, "memory");
   // An unconstrained vector longer or shorter than the trainable parameters.
   const Index size = to_unconstrained(params, {}).size();
   expect_invalid([&] { from_unconstrained(Vector::Zero(size + 1), params, {}); }, "x");
   expect_invalid([&] { from_unconstrained(Vector::Zero(size - 1), params, {}); }, "x");
+}
+
+// Every option of every fit is checked at the entry point, before any work,
+// with a message naming it and printing integers as integers.
+TEST(Learn, FitOptionsAreValidated) {
+  const Params params = random_params({2, 3, 1, 0, true, false, -1, -1, 85});
+  const auto seqs = make_sequences(params, {{6, 0.0, {}, 86}});
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  auto expect_message = [](const std::function<void()>& fn, const std::string& message) {
+    try {
+      fn();
+      ADD_FAILURE() << "expected lgssm::invalid_argument: " << message;
+    } catch (const invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()), message);
+    }
+  };
+  auto em = [&](const std::function<void(EmOptions&)>& change, const std::string& message) {
+    EmOptions o;
+    change(o);
+    expect_message([&] { fit_em(params, {}, seqs, o); }, message);
+  };
+  em([](EmOptions& o) { o.num_iters = -1; }, "num_iters: expected an integer >= 0, got -1");
+  em([&](EmOptions& o) { o.tolerance = -1.0; }, "tolerance: expected a finite value >= 0, got -1");
+  em([&](EmOptions& o) { o.tolerance = nan; }, "tolerance: expected a finite value >= 0, got nan");
+  em([&](EmOptions& o) { o.tolerance = inf; }, "tolerance: expected a finite value >= 0, got inf");
+  em([](EmOptions& o) { o.num_threads = -2; }, "num_threads: expected an integer >= 0, got -2");
+
+  auto sgd = [&](const std::function<void(SgdOptions&)>& change, const std::string& message) {
+    SgdOptions o;
+    change(o);
+    expect_message([&] { fit_sgd(params, {}, seqs, o); }, message);
+  };
+  sgd([](SgdOptions& o) { o.batch_size = 0; }, "batch_size: expected an integer >= 1, got 0");
+  sgd([](SgdOptions& o) { o.num_epochs = -3; }, "num_epochs: expected an integer >= 0, got -3");
+  sgd([](SgdOptions& o) { o.num_threads = -1; }, "num_threads: expected an integer >= 0, got -1");
+  sgd([](SgdOptions& o) { o.adam.learning_rate = 0.0; }, "learning_rate: expected a finite value > 0, got 0");
+  sgd([](SgdOptions& o) { o.adam.learning_rate = -0.25; }, "learning_rate: expected a finite value > 0, got -0.25");
+  sgd([&](SgdOptions& o) { o.adam.learning_rate = inf; }, "learning_rate: expected a finite value > 0, got inf");
+  sgd([](SgdOptions& o) { o.adam.b1 = 1.0; }, "b1: expected a value in [0, 1), got 1");
+  sgd([&](SgdOptions& o) { o.adam.b2 = nan; }, "b2: expected a value in [0, 1), got nan");
+  sgd([](SgdOptions& o) { o.adam.eps = 0.0; }, "eps: expected a finite value > 0, got 0");
+
+  auto lbfgs = [&](const std::function<void(LbfgsOptions&)>& change, const std::string& message) {
+    LbfgsOptions o;
+    change(o);
+    expect_message([&] { fit_lbfgs(params, {}, seqs, o); }, message);
+  };
+  lbfgs([](LbfgsOptions& o) { o.max_iters = -1; }, "max_iters: expected an integer >= 0, got -1");
+  lbfgs([](LbfgsOptions& o) { o.memory = 0; }, "memory: expected an integer >= 1, got 0");
+  lbfgs([](LbfgsOptions& o) { o.gradient_tolerance = -1.0; }, "gradient_tolerance: expected a finite value >= 0, got -1");
+  lbfgs([&](LbfgsOptions& o) { o.function_tolerance = nan; }, "function_tolerance: expected a finite value >= 0, got nan");
+  lbfgs([](LbfgsOptions& o) { o.num_threads = -1; }, "num_threads: expected an integer >= 0, got -1");
+
+  // The boundary values are accepted.
+  EmOptions em0;
+  em0.num_iters = 0;
+  EXPECT_TRUE(fit_em(params, {}, seqs, em0).history.empty());
+  LbfgsOptions lb0;
+  lb0.max_iters = 0;
+  lb0.gradient_tolerance = 0.0;
+  lb0.function_tolerance = 0.0;
+  EXPECT_EQ(fit_lbfgs(params, {}, seqs, lb0).summary.termination, Termination::kMaxIterations);
+}
+
+// When the loss becomes non-finite, fit_sgd returns the parameters with the
+// lowest loss, not the last ones with a finite loss. A model whose only free
+// parameter is s = log sqrt(R) for y_t ~ N(0, R) (H = 0) has the per-entry loss
+// f(s) = log(2 pi) / 2 + s + m2 exp(-2 s) / 2, m2 = mean y^2 = e (minimum at
+// s = 1/2). Adam with b2 = 0 divides the momentum of the early, large
+// gradients by the current one, so from s = -2.5 with learning rate 2 the
+// iterates are s = -2.5, -0.5, 60.2, 304.3 (losses 200.1, 4.11, 61.1, 305.2),
+// then s = 477, where R = exp(2 s) overflows: far from any threshold, so the
+// same on every machine.
+TEST(Learn, SgdReturnsTheBestParametersWhenTheLossBecomesNonFinite) {
+  Params params = random_params({1, 1, 0, 0, false, false, -1, -1, 87});
+  params.emissions.weights[0].setZero();
+  params.emissions.cov[0](0, 0) = std::exp(-5.0);
+  const double a = std::sqrt(std::exp(1.0));
+  Sequence seq;
+  seq.emissions.resize(2, 1);
+  seq.emissions << a, -a;
+  const std::vector<Sequence> seqs{seq};
+  const ParamProps props = freeze({}, {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
+                                       "dynamics.input_weights", "dynamics.cov", "emissions.weights",
+                                       "emissions.bias", "emissions.input_weights"});
+  SgdOptions sgd;
+  sgd.num_epochs = 20;
+  sgd.num_threads = kThreads;
+  sgd.adam = {2.0, 0.9, 0.0, 1e-8};
+  const FitResult r = fit_sgd(params, props, seqs, sgd);
+  ASSERT_EQ(r.summary.termination, Termination::kNumericalFailure) << r.summary.message;
+  ASSERT_EQ(r.history.size(), 4u);
+  auto loss = [&](double s) { return 0.5 * std::log(2 * kPi) + s + 0.5 * std::exp(1.0 - 2 * s); };
+  const double expected_s[] = {-2.5, -0.5, 60.225, 304.297};
+  for (size_t e = 0; e < 4; ++e) EXPECT_NEAR(r.history[e], loss(expected_s[e]), 1e-3) << "epoch " << e;
+  EXPECT_NE(r.summary.message.find("non-finite in epoch 4"), std::string::npos) << r.summary.message;
+  EXPECT_NE(r.summary.message.find("from epoch 1"), std::string::npos) << r.summary.message;
+  // The parameters entering epoch 1, whose loss is history[1].
+  EXPECT_NEAR(std::log(r.params.emissions.cov[0](0, 0)) / 2, -0.5, 1e-9);  // eps moves the step by 5e-11
+  EXPECT_MATRIX_NEAR(-total_log_prob(r.params, seqs) / 2, r.history[1], 1e-12);
+  expect_frozen_unchanged(params, r.params, props);
+}
+
+// EM on data with two emission components equal to within 1e-6 (a residual
+// variance 1e-12 times the data's): emissions.cov is nearly singular after
+// the first M-step, which the summary's warnings say once, naming it and the
+// remedies. The same model on independent components gives no warning, nor
+// does a start that is near singular already (the caller's choice).
+TEST(Learn, EmWarnsOnceWhenACovarianceNearsSingularity) {
+  Params params = random_params({1, 3, 0, 0, true, false, -1, -1, 88});
+  Sequence seq = random_sequence(params, {200, 0.0, {}, 89});
+  EmOptions em;
+  em.num_iters = 10;
+  em.num_threads = kThreads;
+  const FitResult plain = fit_em(params, {}, {seq}, em);
+  EXPECT_TRUE(plain.summary.warnings.empty()) << plain.summary.warnings.front();
+  Params near_singular_start = params;
+  near_singular_start.emissions.cov[0] = Matrix(Eigen::Vector3d(1.0, 1.0, 1e-12).asDiagonal());
+  const FitResult chosen = fit_em(near_singular_start, {}, {seq}, em);
+  EXPECT_TRUE(chosen.summary.warnings.empty()) << chosen.summary.warnings.front();
+
+  std::mt19937_64 rng(90);
+  std::normal_distribution<double> noise(0.0, 1e-6);
+  for (Index t = 0; t < seq.emissions.rows(); ++t) seq.emissions(t, 1) = seq.emissions(t, 0) + noise(rng);
+  const FitResult r = fit_em(params, {}, {seq}, em);
+  ASSERT_FALSE(r.history.empty());
+  for (size_t k = 1; k < r.history.size(); ++k)
+    EXPECT_GE(r.history[k], r.history[k - 1] - kEmMaxFall * std::abs(r.history[k - 1])) << "iteration " << k;
+  ASSERT_EQ(r.summary.warnings.size(), 1u);
+  const std::string& w = r.summary.warnings[0];
+  for (const char* part : {"emissions.cov is nearly singular at iteration 1", "prior", "diagonal or scalar", "fit_lbfgs"})
+    EXPECT_NE(w.find(part), std::string::npos) << part << " not in: " << w;
 }
 
 // ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ simulated data. Model variants come from conftest.py."""
 
 import copy
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -408,34 +409,155 @@ def test_notebook_em(notebook):
     assert nb["model"].marginal_log_prob(nb["em_params"], nb["emissions"]) >= lls[-1]
 
 
-@pytest.mark.parametrize("lr", [1e-2, 1e-1, 2.5e-1])
-def test_notebook_sgd(notebook, lr):
-    nb = notebook
+def sgd_run(nb, lr, num_epochs=1000):
+    """(fitted, log likelihoods per epoch, summary) of Adam on the notebook."""
+    fitted, losses, summary = nb["model"].fit_sgd(nb["params"], nb["props"], nb["emissions"], optimizer=adam(lr),
+                                                  num_epochs=num_epochs, verbose=False, return_summary=True)
+    return fitted, -losses * nb["emissions"].size, summary
+
+
+def check_sgd_returns(nb, fitted, lls, summary, num_epochs):
+    """What holds for any run: finite losses for the epochs completed; the
+    parameters after the last update, or (when the loss became non-finite) the
+    ones with the lowest loss, from the epoch the message names."""
     model, emissions = nb["model"], nb["emissions"]
-    fitted, losses = model.fit_sgd(nb["params"], nb["props"], emissions, optimizer=adam(lr), num_epochs=1000,
-                                   verbose=False)
-    lls = -losses * emissions.size
-    assert losses.shape == (1000,) and np.all(np.isfinite(lls))
+    assert np.all(np.isfinite(lls))
     assert_close(lls[0], model.marginal_log_prob(nb["params"], emissions), "first SGD loss")
-    em_final = nb["em_lls"][-1]
-    assert lls[-1] >= em_final - 5.0 or lls[-1] >= nb["true_ll"], (lr, lls[-1], em_final, nb["true_ll"])
-    final = model.marginal_log_prob(fitted, emissions)  # after the last update
-    assert final >= em_final - 5.0 or final >= nb["true_ll"], (lr, final, em_final, nb["true_ll"])
+    final = model.marginal_log_prob(fitted, emissions)
+    if summary.termination == "numerical_failure":
+        epoch = int(re.search(r"from epoch (\d+)", summary.message).group(1))
+        assert epoch == int(np.argmax(lls)), (summary.message, int(np.argmax(lls)))
+        assert_close(final, lls[epoch], "log likelihood of the returned parameters")
+    else:
+        assert summary.termination == "max_iterations" and len(lls) == num_epochs, summary
+        assert np.isfinite(final)
+
+
+# Adam at these learning rates is chaotic after a while (at 0.25 within ~40
+# epochs, at 0.1 after ~300; test_notebook.py compares the curves with
+# dynamax's up to there): round-off of another CPU moves the later trajectory,
+# so only what precedes the chaos, and what holds of any run, is asserted.
+def test_notebook_sgd_lr_0_01_converges_smoothly(notebook):
+    nb = notebook
+    fitted, lls, summary = sgd_run(nb, 1e-2)
+    check_sgd_returns(nb, fitted, lls, summary, 1000)
+    # Not chaotic: a 1e-10 change of the start moves the curve by < 2 nats
+    # (see test_notebook_sgd_end_points_are_chaotic_at_large_rates; the native
+    # and the portable build end 0.1 nats apart), so a margin of 5 nats holds
+    # on any machine. Over its first 600 epochs it rises by at least 0.077 nats
+    # an epoch (later it rises by less, and falls a little on some builds);
+    # it ends near EM's 100 iterations.
+    assert np.diff(lls[:600]).min() > 0.05, np.diff(lls[:600]).min()
+    assert lls[-1] >= nb["em_lls"][-1] - 5.0 and lls[-1] > nb["true_ll"], (lls[-1], nb["em_lls"][-1])
+
+
+@pytest.mark.parametrize("lr", [1e-1, 2.5e-1])
+def test_notebook_sgd_large_rates(notebook, lr):
+    nb = notebook
+    fitted, lls, summary = sgd_run(nb, lr)
+    check_sgd_returns(nb, fitted, lls, summary, 1000)
+    if lr == 1e-1:  # before its chaos sets in, it passes EM's 100 iterations less 5 (at epoch 201)
+        assert lls[:300].max() >= nb["em_lls"][-1] - 5.0, (lls[:300].max(), nb["em_lls"][-1])
+
+
+def test_notebook_sgd_end_points_are_chaotic_at_large_rates(notebook):
+    """Why the curves at 0.1 and 0.25 are not asserted beyond their start:
+    moving the start by 1e-10 (relative, in one emission weight) separates
+    the two curves at lr 0.25 by more than 10 nats somewhere (measured: by
+    hundreds; the native and the portable build's curves, by 1370), while at
+    lr 0.01 they stay within 2 nats (measured: 0.034; the two builds', 0.34:
+    the likelihood is flat along the latent rotations and toward
+    initial.cov -> 0, so a change there persists without growing much)."""
+    nb = notebook
+    moved = copy.deepcopy(nb["params"])
+    moved.emissions.weights[0, 0] *= 1 + 1e-10
+    gaps = {}
+    for lr in (1e-2, 2.5e-1):
+        curves = [nb["model"].fit_sgd(start, nb["props"], nb["emissions"], optimizer=adam(lr), num_epochs=1000,
+                                      verbose=False)[1] for start in (nb["params"], moved)]
+        n = min(len(c) for c in curves)  # a chaotic run may end early on a non-finite loss
+        gaps[lr] = np.max(np.abs(curves[0][:n] - curves[1][:n])) * nb["emissions"].size
+    assert gaps[1e-2] < 2.0 and gaps[2.5e-1] > 10.0, gaps
+
+
+def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite():
+    """y_t ~ N(0, R) (H = 0) with only s = log sqrt(R) free: the per-entry loss is
+    log(2 pi) / 2 + s + m2 exp(-2 s) / 2, m2 = mean y^2 = e. Adam with b2 = 0
+    divides the momentum of the early, large gradients by the current one:
+    from s = -2.5 at learning rate 2 the iterates are s = -2.5, -0.5, 60.2,
+    304.3, then 477, where R = exp(2 s) overflows (far from any threshold, so
+    on every machine). The fit must return s = -0.5 (epoch 1), not s = 304.3."""
+    model = LinearGaussianSSM(1, 1)
+    params, props = model.initialize(0, emission_weights=[[0.0]], emission_covariance=[[np.exp(-5.0)]])
+    for group, names in GROUPS.items():
+        for name in names:
+            getattr(getattr(props, group), name).trainable = (group, name) == ("emissions", "cov")
+    y = np.sqrt(np.e) * np.array([[1.0], [-1.0]])
+    with pytest.warns(RuntimeWarning, match=r"non-finite in epoch 4.*from epoch 1"):
+        fitted, losses, summary = model.fit_sgd(params, props, y, optimizer=adam(2.0, b1=0.9, b2=0.0),
+                                                num_epochs=20, verbose=False, return_summary=True)
+    assert summary.termination == "numerical_failure" and summary.iterations == 4, summary
+    s = np.array([-2.5, -0.5, 60.225, 304.297])
+    assert_close(losses, 0.5 * np.log(2 * np.pi) + s + 0.5 * np.exp(1.0 - 2 * s), "losses", rtol=1e-5)
+    assert_close(np.log(fitted.emissions.cov[0, 0]) / 2, -0.5, "log sqrt(R) returned", rtol=1e-9)
+    assert_close(-model.marginal_log_prob(fitted, y) / 2, losses[1], "loss of the returned parameters")
 
 
 def test_notebook_lbfgs(notebook):
+    """L-BFGS does not converge here: on a single sequence the likelihood keeps
+    rising toward a boundary where initial.cov and emissions.cov lose rank, so
+    at max_iters (1000) its end point is not asserted beyond what holds of any
+    run; with conjugate priors the same fit converges, to the mode EM finds."""
     nb = notebook
     model, emissions = nb["model"], nb["emissions"]
     fitted, lls, summary = model.fit_lbfgs(nb["params"], nb["props"], emissions, verbose=False,
                                            return_summary=True)
-    assert summary.termination != "numerical_failure", summary.message
+    assert summary.termination in ("max_iterations", "converged"), summary.message
     assert np.all(np.isfinite(lls)) and monotonically_increasing(lls)
     final = model.marginal_log_prob(fitted, emissions)
     assert_close(lls[-1], final, "last L-BFGS log likelihood")
-    # The likelihood keeps rising slowly along a nearly flat ridge (L-BFGS is at
-    # max_iters here and its end point moves with round-off), so compare as
-    # the SGD test does: near EM's 100 iterations and above the true parameters.
-    assert final >= nb["em_lls"][-1] - 5.0 and final > nb["true_ll"], (final, nb["em_lls"][-1], nb["true_ll"])
+    # It passes the true parameters' value after ~230 iterations (native and portable builds; their
+    # trajectories part after ~100) and never falls (Wolfe steps): 38 nats of margin at the end.
+    assert final > nb["true_ll"], (final, nb["true_ll"])
+
+    cmodel = lgssm.LinearGaussianConjugateSSM(STATE_DIM, EMISSION_DIM)
+    params, props = cmodel.initialize(42)
+    _, map_lbfgs, s = cmodel.fit_lbfgs(params, props, emissions, verbose=False, return_summary=True)
+    assert s.termination == "converged", s.message
+    _, map_em, s = cmodel.fit_em(params, props, emissions, num_iters=5000, tolerance=1e-11, verbose=False,
+                                 return_summary=True)
+    assert s.termination == "converged", s.message
+    assert_close(map_lbfgs[-1], map_em[-1], "MAP objective, L-BFGS vs EM", rtol=1e-6)
+
+
+def test_em_with_frozen_dynamics_drifts_to_a_singular_emissions_cov(notebook):
+    """Reproducer of ../shared/cases/frozen_em.py on this notebook's data. With
+    the dynamics frozen at the truth and one sequence, the likelihood is
+    unbounded: initial.cov -> 0 pins z_0, and emissions.cov loses rank along
+    the directions of y_0 it then explains exactly. EM follows that path,
+    about 1 nat per e-fold of the smallest eigenvalue, until float64 cannot
+    resolve it (the summed statistics have an absolute error of ~1e-16 of the
+    data's second moments). EM must warn as it nears the singular covariance and
+    never let its log likelihood fall; L-BFGS goes to an interior maximum."""
+    nb = notebook
+    model, emissions = nb["model"], nb["emissions"]
+    params, props = model.initialize(42, dynamics_weights=nb["true_A"], dynamics_covariance=nb["true_Q"])
+    props.dynamics.weights.trainable = False
+    props.dynamics.cov.trainable = False
+    with pytest.warns(RuntimeWarning) as record:
+        fitted, lls, summary = model.fit_em(params, props, emissions, num_iters=4000, verbose=False,
+                                            return_summary=True)
+    messages = [str(w.message) for w in record]
+    singular = [m for m in messages if "emissions.cov is nearly singular" in m]
+    assert len(singular) == 1, messages
+    assert all(word in singular[0] for word in ("prior", "diagonal or scalar", "fit_lbfgs")), singular[0]
+    assert monotonically_increasing(lls, atol=0.0, rtol=1e-8), np.diff(lls).min()
+    assert summary.iterations == len(lls)
+    assert_close(model.marginal_log_prob(fitted, emissions), lls[-1], "log likelihood of the returned parameters")
+    ev = np.linalg.eigvalsh(fitted.emissions.cov)
+    assert ev[0] < 1e-10 * ev[-1], ev
+    _, lbfgs_lls = model.fit_lbfgs(params, props, emissions, verbose=False)
+    assert lbfgs_lls[-1] > lls[-1] + 5.0, (lbfgs_lls[-1], lls[-1])
 
 
 def test_notebook_frozen_dynamics(notebook):

@@ -1,11 +1,14 @@
 """The first part of dynamax's "LG-SSM: MAP parameter estimation" notebook in lgssm:
 simulate from a rotating 2-d latent with 10-d emissions, smooth, reconstruct the
-emissions and forecast 50 steps, as the notebook's plots do."""
+emissions and forecast 50 steps, as the notebook's plots do; and its Adam fits,
+whose loss curves match dynamax's until Adam turns chaotic (the fits' other
+properties are in test_learn.py)."""
 
 import numpy as np
 import pytest
 
 from lgssm import LinearGaussianSSM
+from lgssm.optimizers import adam
 from lgssm.utils import random_rotation
 
 from conftest import assert_close
@@ -101,3 +104,39 @@ def test_forecast(notebook):
     assert_close(fc[-1], sigma_inf, "state covariance at k = 2000")
     assert_close(fec[-1], y_inf, "emission covariance at k = 2000")
     assert np.linalg.norm(fm[-1]) < 0.99 ** 1999 * np.linalg.norm(m_last)
+
+
+# Horizons: lgssm's and dynamax's curves agree to 2e-8 relative (measured)
+# over these epochs; beyond them, at 0.25 from epoch ~30 and at 0.1 from ~300,
+# Adam is chaotic and the two separate as any two round-offs do.
+ADAM_HORIZONS = {1e-2: 200, 1e-1: 100, 2.5e-1: 20}
+
+
+@pytest.mark.parametrize("lr", sorted(ADAM_HORIZONS))
+def test_adam_curve_matches_dynamax_until_chaos(notebook, lr):
+    """dynamax's fit_sgd (optax.adam, its RealToPSDBijector: the Cholesky factor
+    with a log diagonal, as lgssm's) from the same start on the same data: the
+    loss curves agree to 1e-6 relative over the epochs before chaos sets in."""
+    pytest.importorskip("dynamax", minversion="1.0.3", exc_type=ImportError,
+                        reason="dynamax (extra `peers`) cannot be imported")
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+    from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynamaxSSM
+    from dynamax.linear_gaussian_ssm import inference as dxi
+
+    _, _, _, _, _, emissions = notebook
+    model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
+    params, props = model.initialize(42)
+    group = lambda src, cls: cls(**{k: jnp.asarray(getattr(src, k)) for k in ("weights", "bias", "input_weights", "cov")})
+    dx_params = dxi.ParamsLGSSM(
+        initial=dxi.ParamsLGSSMInitial(jnp.asarray(params.initial.mean), jnp.asarray(params.initial.cov)),
+        dynamics=group(params.dynamics, dxi.ParamsLGSSMDynamics),
+        emissions=group(params.emissions, dxi.ParamsLGSSMEmissions))
+    dx = DynamaxSSM(STATE_DIM, EMISSION_DIM)
+    _, dx_props = dx.initialize(jax.random.PRNGKey(0))
+    n = ADAM_HORIZONS[lr]
+    _, dx_losses = dx.fit_sgd(dx_params, dx_props, jnp.asarray(emissions), optimizer=optax.adam(lr), num_epochs=n)
+    _, losses = model.fit_sgd(params, props, emissions, optimizer=adam(lr), num_epochs=n, verbose=False)
+    assert_close(losses, np.asarray(dx_losses), f"Adam losses at lr {lr}, epochs 0..{n - 1}", rtol=1e-6)
