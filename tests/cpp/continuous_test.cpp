@@ -362,12 +362,12 @@ TEST_P(ContinuousGradient, MatchesFiniteDifferences) {
 }
 
 TEST(ContinuousGradient, StiffDriftMatchesFiniteDifferences) {
-  // Eigenvalues -200 and -0.3 (non-normal) with gaps up to 2: up to 11
-  // doublings, on B = A - I and then on A, all differentiated.
+  // Eigenvalues -200 and -1 (non-normal) with gaps of mean 2: about 10
+  // doublings each, the first on B = A - I, the last (once |A|_1 <= 1/2) on A.
   ContinuousParams p = oscillator(3, 8);
   Matrix v(2, 2);
   v << 1.0, 0.5, 0.3, 1.0;
-  p.dynamics.drift = v * Vector(Eigen::Vector2d(-200.0, -0.3)).asDiagonal() * v.inverse();
+  p.dynamics.drift = v * Vector(Eigen::Vector2d(-200.0, -1.0)).asDiagonal() * v.inverse();
   std::vector<TimedSequence> seqs = irregular_data(p, 2, 6, 13);
   for (auto& s : seqs) s.times *= 20.0;  // gaps of mean 2
   for (auto& s : seqs) s.seq.emissions = sample(to_discrete(p, s.times), 5, s.times.size()).emissions;
