@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <unsupported/Eigen/MatrixFunctions>
 
 #include "checks.hpp"
@@ -24,16 +25,142 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kSameGap = 1e-10;  // steps within this relative distance are one group
 
-void check_dt(double dt) {
-  if (!(dt > 0.0) || !std::isfinite(dt)) throw_invalid("dt", "a finite step > 0", std::to_string(dt));
+std::string number(double x) {
+  std::ostringstream out;
+  out.precision(6);
+  out << x;
+  return out.str();
 }
 
-// exp([[F, Q_c], [0, -F^T]] dt).
-Matrix van_loan_exponential(const Matrix& drift, const Matrix& diffusion_cov, double dt) {
+void check_dt(double dt) {
+  if (!(dt > 0.0) || !std::isfinite(dt)) throw_invalid("dt", "a finite step > 0", number(dt));
+}
+
+// ---- Discretization by scaling and squaring on the pair (A, Sigma) ----
+//
+// The small step tau = dt / 2^s has |F tau|_1 <= kTheta. There A_tau - I and
+// Sigma_tau are Taylor series (see the header); then s doublings
+//   A_{2h} = A_h^2,   Sigma_{2h} = A_h Sigma_h A_h^T + Sigma_h.
+// While |A_h|_1 > 1/2 the doubling is carried on B_h = A_h - I,
+// B_{2h} = 2 B_h + B_h^2, which keeps the slow modes' relative accuracy (A_h
+// itself would round them to the identity); once |A_h|_1 <= 1/2, on A_h, which
+// keeps the fast modes' relative accuracy. A_h = 0 is a fixed point: the
+// remaining doublings leave Sigma unchanged.
+constexpr double kTheta = 0.5;
+constexpr double kUnitRoundoff = 0x1p-53;
+
+double norm1(const Matrix& m) { return m.cwiseAbs().colwise().sum().maxCoeff(); }
+
+// The smallest degree m whose truncation error (2t)^{m+1} e^{4t} / (m+2)!
+// (relative to tau |Q|; a bound for both series at |F tau|_1 = t) is below
+// half the unit roundoff.
+int taylor_degree(double t) {
+  int m = 0;
+  double bound = 2.0 * t * std::exp(4.0 * t) / 2.0;  // m = 0: (2t)^1 e^{4t} / 2!
+  while (bound > 0.5 * kUnitRoundoff && m < 60) {
+    ++m;
+    bound *= 2.0 * t / (m + 2);
+  }
+  return m;
+}
+
+// exp(F dt) by the scheme above, with what the covariance and the adjoint need.
+struct Transition {
+  double tau = 0.0;
+  Matrix x;                      // F tau
+  std::vector<Matrix> powers;    // (F tau)^j / j!, j = 0 .. degree - 1
+  std::vector<Matrix> doubled;   // A_{2^k tau} entering doubling k, k = 0 .. (doublings done) - 1
+  Matrix weights;                // A_dt
+  int degree() const { return static_cast<int>(powers.size()); }
+};
+
+Transition transition(const Matrix& drift, double dt) {
   const Eigen::Index n = drift.rows();
-  Matrix m(2 * n, 2 * n);
-  m << drift, diffusion_cov, Matrix::Zero(n, n), -drift.transpose();
-  return (m * dt).exp();
+  const Matrix identity = Matrix::Identity(n, n);
+  const double norm = norm1(drift);
+  // s from log2 |F| + log2 dt, which does not overflow where |F| dt would.
+  const int s = norm > 0.0 ? std::max(0, static_cast<int>(std::ceil(std::log2(norm) + std::log2(dt) -
+                                                                    std::log2(kTheta))))
+                           : 0;
+  Transition t;
+  t.tau = std::ldexp(dt, -s);
+  t.x = drift * t.tau;
+  const int degree = taylor_degree(norm1(t.x));
+  Matrix b = Matrix::Zero(n, n), term = identity;  // b = sum_{j=1}^{degree} (F tau)^j / j!
+  for (int j = 1; j <= degree; ++j) {
+    t.powers.push_back(term);
+    term = t.x * term / static_cast<double>(j);
+    b += term;
+  }
+  Matrix a = identity + b;
+  bool near_identity = norm1(a) > 0.5;
+  for (int k = 0; k < s && !a.isZero(0.0); ++k) {
+    t.doubled.push_back(a);
+    if (near_identity) {
+      b = 2.0 * b + b * b;
+      a = identity + b;
+      near_identity = norm1(a) > 0.5;
+    } else {
+      a = a * a;
+    }
+  }
+  t.weights = std::move(a);
+  return t;
+}
+
+// Sigma_dt = int_0^dt e^{F u} Q e^{F^T u} du for this Q (linear in Q): at the
+// small step the series sum_{k>=0} S_k, S_0 = tau Q,
+// S_k = (F tau S_{k-1} + S_{k-1} tau F^T) / (k + 1) (= tau^{k+1} L^k(Q) / (k+1)!
+// with L(X) = F X + X F^T), then the doublings. `series` receives S_0 ..
+// S_{degree-1} and `entering` Sigma entering each doubling, for the adjoint.
+Matrix covariance(const Transition& t, const Matrix& q, std::vector<Matrix>* series = nullptr,
+                  std::vector<Matrix>* entering = nullptr) {
+  Matrix term = t.tau * q;
+  internal::symmetrize(term);
+  Matrix sigma = term;
+  for (int k = 1; k <= t.degree(); ++k) {
+    if (series) series->push_back(term);
+    const Matrix xs = t.x * term;
+    term = (xs + xs.transpose()) / static_cast<double>(k + 1);
+    sigma += term;
+  }
+  for (const Matrix& a : t.doubled) {
+    if (entering) entering->push_back(sigma);
+    Matrix spread = a * sigma * a.transpose();
+    internal::symmetrize(spread);
+    sigma += spread;
+  }
+  return sigma;
+}
+
+// The adjoint of (F, Q) -> (A_dt, Sigma_dt): from g_a = dl/dA and g_sigma =
+// dl/dSigma (symmetric), dl/dF and dl/dQ, by the chain rule backwards through
+// the doublings and the two series (reverse-mode differentiation of the
+// computed map, so the gradient is that of the computed value). `series` and
+// `entering` are those recorded by covariance.
+void transition_adjoint(const Transition& t, const std::vector<Matrix>& series, const std::vector<Matrix>& entering,
+                        Matrix g_a, Matrix g_sigma, Matrix& grad_drift, Matrix& grad_diffusion) {
+  for (size_t k = t.doubled.size(); k-- > 0;) {
+    const Matrix& a = t.doubled[k];
+    g_a = g_a * a.transpose() + a.transpose() * g_a + 2.0 * g_sigma * a * entering[k];
+    g_sigma += a.transpose() * g_sigma * a;
+    internal::symmetrize(g_sigma);
+  }
+  // A_tau = I + sum_j T_j with T_j = x T_{j-1} / j, T_0 = I; g_a is dl/dA_tau.
+  Matrix g_x = Matrix::Zero(t.x.rows(), t.x.cols()), g_term = g_a;
+  for (int j = t.degree(); j >= 1; --j) {
+    g_x += g_term * t.powers[j - 1].transpose() / static_cast<double>(j);
+    g_term = g_a + t.x.transpose() * g_term / static_cast<double>(j);
+  }
+  g_term = g_sigma;
+  for (int k = t.degree(); k >= 1; --k) {
+    g_x += 2.0 * g_term * series[k - 1] / static_cast<double>(k + 1);
+    const Matrix xg = t.x.transpose() * g_term;
+    g_term = g_sigma + (xg + xg.transpose()) / static_cast<double>(k + 1);
+  }
+  grad_drift = t.tau * g_x;
+  grad_diffusion = t.tau * g_term;
+  internal::symmetrize(grad_diffusion);
 }
 
 // Distinct gaps (merged within a relative kSameGap) and each gap's group.
@@ -90,9 +217,23 @@ Params assemble(const ContinuousParams& params, const std::vector<Discretization
   return p;
 }
 
-std::vector<Discretization> discretize_all(const ContinuousParams& params, const std::vector<double>& dts) {
+// (A_dt, Sigma_dt) without argument checks; not finite only where exp(F dt) overflows.
+Discretization discretize_unchecked(const Matrix& drift, const Matrix& diffusion_cov, double dt) {
+  Transition t = transition(drift, dt);
+  Matrix cov = covariance(t, diffusion_cov);
+  return {std::move(t.weights), std::move(cov)};
+}
+
+// The discretizations of the distinct gaps of `times_name`, which must not overflow.
+std::vector<Discretization> discretize_all(const ContinuousParams& params, const std::vector<double>& dts,
+                                           const std::string& times_name = "times") {
   std::vector<Discretization> out;
-  for (double dt : dts) out.push_back(discretize(params.dynamics.drift, params.dynamics.diffusion_cov, dt));
+  for (double dt : dts) {
+    out.push_back(discretize_unchecked(params.dynamics.drift, params.dynamics.diffusion_cov, dt));
+    if (!out.back().weights.allFinite() || !out.back().cov.allFinite())
+      throw_invalid(times_name, "gaps over which exp(dynamics.drift * gap) is finite in double precision",
+                    "an overflow over a gap of " + number(dt) + " (dynamics.drift grows too fast over it)");
+  }
   if (out.empty()) out.push_back({Matrix::Identity(params.state_dim(), params.state_dim()),
                                   Matrix::Identity(params.state_dim(), params.state_dim())});
   return out;
@@ -153,9 +294,8 @@ ContinuousStats grouped_stats(const ContinuousParams& params, const std::vector<
 
 // sum_g E[log N(z_t | A_g z_{t-1}, Sigma_g)] over the transition groups, and
 // (when grad_drift is given) its gradient w.r.t. F and Q_c: per group, the
-// gradients w.r.t. A and Sigma, then back through Sigma = X12 X11^T and
-// X = exp(M dt) with the adjoint Frechet derivative L(B^T, G) of exp at B = M dt,
-// read off exp([[B^T, G], [0, B^T]]) (Al-Mohy & Higham 2009, Eq. 1.4).
+// gradients w.r.t. A and Sigma, then back through the scaling and squaring
+// (transition_adjoint). -inf where a transition overflows.
 double dynamics_log_lik(const ContinuousDynamics& dyn, const std::vector<double>& dts,
                         const std::vector<RegressionStats>& groups, Matrix* grad_drift, Matrix* grad_diffusion,
                         int num_threads) {
@@ -166,12 +306,13 @@ double dynamics_log_lik(const ContinuousDynamics& dyn, const std::vector<double>
   parallel_for(num_gaps, [&](Eigen::Index g) {
     const RegressionStats& s = groups[g];
     if (s.count <= 0) return;
-    const Matrix x = van_loan_exponential(dyn.drift, dyn.diffusion_cov, dts[g]);
-    const Matrix a = x.topLeftCorner(n, n), x12 = x.topRightCorner(n, n);
-    Matrix sigma = x12 * a.transpose();
-    sigma = 0.5 * (sigma + sigma.transpose());
+    const Transition t = transition(dyn.drift, dts[g]);
+    const Matrix& a = t.weights;
+    std::vector<Matrix> series, entering;  // recorded for the adjoint
+    const Matrix sigma = grad_drift ? covariance(t, dyn.diffusion_cov, &series, &entering)
+                                    : covariance(t, dyn.diffusion_cov);
     const Eigen::LLT<Matrix> llt(sigma);
-    if (llt.info() != Eigen::Success) {
+    if (!a.allFinite() || !sigma.allFinite() || llt.info() != Eigen::Success) {
       terms[g] = -kInf;
       return;
     }
@@ -183,20 +324,9 @@ double dynamics_log_lik(const ContinuousDynamics& dyn, const std::vector<double>
     if (!grad_drift) return;
     const Matrix g_a = llt.solve(yx - a * xx);
     const Matrix half = llt.solve(resid - s.count * sigma);
-    const Matrix g_sigma = 0.5 * llt.solve(half.transpose());
-    Matrix g_x = Matrix::Zero(2 * n, 2 * n);
-    g_x.topLeftCorner(n, n) = g_a + g_sigma * x12;
-    g_x.topRightCorner(n, n) = g_sigma * a;
-    Matrix bt(2 * n, 2 * n);
-    bt << dyn.drift.transpose(), Matrix::Zero(n, n), dyn.diffusion_cov.transpose(), -dyn.drift;
-    bt *= dts[g];  // (M dt)^T
-    Matrix big = Matrix::Zero(4 * n, 4 * n);
-    big.topLeftCorner(2 * n, 2 * n) = bt;
-    big.bottomRightCorner(2 * n, 2 * n) = bt;
-    big.topRightCorner(2 * n, 2 * n) = g_x;
-    const Matrix g_m = dts[g] * big.exp().topRightCorner(2 * n, 2 * n);
-    grads_drift[g] = g_m.topLeftCorner(n, n) - g_m.bottomRightCorner(n, n).transpose();
-    grads_diffusion[g] = 0.5 * (g_m.topRightCorner(n, n) + g_m.topRightCorner(n, n).transpose());
+    Matrix g_sigma = 0.5 * llt.solve(half.transpose());
+    internal::symmetrize(g_sigma);
+    transition_adjoint(t, series, entering, g_a, g_sigma, grads_drift[g], grads_diffusion[g]);
   }, num_threads);
   double total = 0.0;  // summed in gap order, so the result does not depend on the threads
   for (double t : terms) total += t;
@@ -251,6 +381,45 @@ void validate_fit(const ContinuousParams& params, const ContinuousProps& props, 
   validate_props(params, props);
 }
 
+void check_at_least(const char* name, int value, int low) {
+  if (value < low) throw_invalid(name, ">= " + std::to_string(low), std::to_string(value));
+}
+
+void check_tolerance(const char* name, double value) {
+  if (!(value >= 0.0)) throw_invalid(name, ">= 0", number(value));
+}
+
+void validate(const ContinuousEmOptions& o) {
+  check_at_least("num_iters", o.num_iters, 0);
+  check_tolerance("tolerance", o.tolerance);
+  check_at_least("m_step_iters", o.m_step_iters, 1);
+  check_at_least("num_threads", o.num_threads, 0);
+}
+
+void validate(const LbfgsOptions& o) {
+  check_at_least("max_iters", o.max_iters, 0);
+  check_at_least("memory", o.memory, 1);
+  check_tolerance("gradient_tolerance", o.gradient_tolerance);
+  check_tolerance("function_tolerance", o.function_tolerance);
+  check_at_least("num_threads", o.num_threads, 0);
+  if (o.prior) throw_invalid("prior", "none (continuous-time fits are maximum likelihood)", "a prior");
+}
+
+double log_prob_and_gradient_unchecked(const ContinuousParams& params, const ContinuousProps& props,
+                                       const std::vector<TimedSequence>& seqs, Vector& gradient, int num_threads) {
+  const ContinuousStats cs = grouped_stats(params, seqs, group_gaps(seqs), num_threads);
+  const SufficientStats& stats = cs.stats;
+  // Initial state and emissions: the discrete-time gradient with the dynamics frozen.
+  const Vector g_rest = log_prob_gradient(shell(params), discrete_props(props), stats);
+  ContinuousDynamics grad{Matrix(), Matrix()};
+  dynamics_log_lik(params.dynamics, cs.gaps, stats.dynamics, &grad.drift, &grad.diffusion_cov, num_threads);
+  ContinuousDynamics values = params.dynamics;
+  const Vector g_dyn = internal::chain(dynamics_slots(values, props), dynamics_slots(grad, props));
+  gradient.resize(g_rest.size() + g_dyn.size());
+  gradient << g_rest, g_dyn;
+  return stats.marginal_loglik;
+}
+
 ContinuousParams m_step_unchecked(const ContinuousParams& params, const ContinuousProps& props,
                                   const ContinuousStats& cs, int m_step_iters, int num_threads) {
   const SufficientStats& stats = cs.stats;
@@ -283,51 +452,80 @@ ContinuousParams m_step_unchecked(const ContinuousParams& params, const Continuo
 
 }  // namespace
 
+void validate_dynamics(const Matrix& drift, const Matrix& diffusion_cov, Eigen::Index state_dim,
+                       const std::string& drift_name, const std::string& diffusion_name) {
+  const Eigen::Index n = state_dim;
+  if (n < 1 || drift.rows() != n || drift.cols() != n)
+    throw_invalid(drift_name, n < 1 ? "a square matrix of size >= 1" : "shape " + shape_str(n, n),
+                  shape_str(drift.rows(), drift.cols()));
+  check_finite(drift_name, drift);
+  if (diffusion_cov.rows() != n || diffusion_cov.cols() != n)
+    throw_invalid(diffusion_name, "shape " + shape_str(n, n) + " (that of " + drift_name + ")",
+                  shape_str(diffusion_cov.rows(), diffusion_cov.cols()));
+  check_covariance(diffusion_name, diffusion_cov, Definiteness::kSemidefinite);
+}
+
 void validate(const ContinuousParams& params) {
   const Eigen::Index n = params.state_dim();
-  const auto& d = params.dynamics;
-  if (d.drift.rows() != n || d.drift.cols() != n)
-    throw_invalid("dynamics.drift", "shape " + shape_str(n, n), shape_str(d.drift.rows(), d.drift.cols()));
-  check_finite("dynamics.drift", d.drift);
-  if (d.diffusion_cov.rows() != n || d.diffusion_cov.cols() != n)
-    throw_invalid("dynamics.diffusion_cov", "shape " + shape_str(n, n),
-                  shape_str(d.diffusion_cov.rows(), d.diffusion_cov.cols()));
-  check_covariance("dynamics.diffusion_cov", d.diffusion_cov, Definiteness::kSemidefinite);
+  if (n < 1) throw_invalid("initial.mean", "state_dim >= 1 entries", shape_str(n));
+  validate_dynamics(params.dynamics.drift, params.dynamics.diffusion_cov, n, "dynamics.drift",
+                    "dynamics.diffusion_cov");
   // Initial state and emissions: as in discrete time, with a valid stand-in transition.
   const Discretization identity{Matrix::Identity(n, n), Matrix::Identity(n, n)};
   validate(assemble(params, {identity}, {}));
 }
 
-Discretization discretize(const Matrix& drift, const Matrix& diffusion_cov, double dt) {
+Discretization discretize(const Matrix& drift, const Matrix& diffusion_covariance, double dt) {
+  validate_dynamics(drift, diffusion_covariance, drift.rows() == drift.cols() ? drift.rows() : 0, "drift",
+                    "diffusion_covariance");
   check_dt(dt);
-  const Eigen::Index n = drift.rows();
-  const Matrix x = van_loan_exponential(drift, diffusion_cov, dt);
-  Discretization d{x.topLeftCorner(n, n), x.topRightCorner(n, n) * x.topLeftCorner(n, n).transpose()};
-  internal::symmetrize(d.cov);
+  Discretization d = discretize_unchecked(drift, diffusion_covariance, dt);
+  if (!d.weights.allFinite() || !d.cov.allFinite())
+    throw_invalid("drift", "a drift whose transition exp(drift * dt) is finite in double precision",
+                  "an overflow over dt = " + number(dt) + " (the drift grows too fast over it)");
   return d;
 }
 
 Undiscretization undiscretize(const Matrix& weights, const Matrix& cov, double dt) {
-  check_dt(dt);
   const Eigen::Index n = weights.rows();
-  if (weights.cols() != n || cov.rows() != n || cov.cols() != n)
-    throw_invalid("weights, cov", "square matrices of one size", shape_str(weights.rows(), weights.cols()) + " and " +
-                                                                     shape_str(cov.rows(), cov.cols()));
+  if (n < 1 || weights.cols() != n)
+    throw_invalid("weights", "a square matrix of size >= 1", shape_str(weights.rows(), weights.cols()));
   check_finite("weights", weights);
-  check_finite("cov", cov);
+  if (cov.rows() != n || cov.cols() != n)
+    throw_invalid("cov", "shape " + shape_str(n, n) + " (that of weights)", shape_str(cov.rows(), cov.cols()));
+  check_covariance("cov", cov, Definiteness::kSemidefinite);
+  check_dt(dt);
   const Eigen::EigenSolver<Matrix> eig(weights, false);
   for (Eigen::Index i = 0; i < n; ++i) {
     const std::complex<double> l = eig.eigenvalues()(i);
     if (std::abs(l) == 0.0 || (std::abs(l.imag()) <= 1e-12 * std::abs(l) && l.real() <= 0.0))
       throw_invalid("weights", "no eigenvalue on the closed negative real axis (a real principal logarithm)",
-                    "eigenvalue " + std::to_string(l.real()) + (l.imag() != 0.0 ? " + " + std::to_string(l.imag()) + "i" : ""));
+                    "eigenvalue " + number(l.real()) + (l.imag() != 0.0 ? " + " + number(l.imag()) + "i" : ""));
   }
-  const Matrix a_inv_t = weights.transpose().partialPivLu().inverse();
-  Matrix block(2 * n, 2 * n);
-  block << weights, cov * a_inv_t, Matrix::Zero(n, n), a_inv_t;
-  const Matrix log_block = block.log() / dt;
-  Undiscretization out{log_block.topLeftCorner(n, n), log_block.topRightCorner(n, n)};
-  internal::symmetrize(out.diffusion_cov);
+  Undiscretization out;
+  out.drift = Matrix(weights.log()) / dt;
+  // Q_c solves the linear equations Sigma_dt(Q_c) = cov (Sigma_dt as in
+  // discretize, linear in Q_c), over the n (n + 1) / 2 entries of a symmetric
+  // Q_c; the matrix of that map is nonsingular when F is a principal
+  // logarithm (its eigenvalues are dt phi(dt (l_i + l_j)), phi(z) = (e^z - 1) / z,
+  // and |Im dt l| < pi).
+  const Transition t = transition(out.drift, dt);
+  const Eigen::Index p = n * (n + 1) / 2;
+  Matrix map(p, p);
+  Vector rhs(p);
+  for (Eigen::Index j = 0, col = 0; j < n; ++j)
+    for (Eigen::Index i = 0; i <= j; ++i, ++col) {
+      Matrix basis = Matrix::Zero(n, n);
+      basis(i, j) = basis(j, i) = 1.0;
+      const Matrix image = covariance(t, basis);
+      for (Eigen::Index jj = 0, row = 0; jj < n; ++jj)
+        for (Eigen::Index ii = 0; ii <= jj; ++ii, ++row) map(row, col) = image(ii, jj);
+      rhs(col) = 0.5 * (cov(i, j) + cov(j, i));
+    }
+  const Vector entries = map.colPivHouseholderQr().solve(rhs);
+  out.diffusion_cov.resize(n, n);
+  for (Eigen::Index j = 0, k = 0; j < n; ++j)
+    for (Eigen::Index i = 0; i <= j; ++i, ++k) out.diffusion_cov(i, j) = out.diffusion_cov(j, i) = entries(k);
   const Eigen::SelfAdjointEigenSolver<Matrix> se(out.diffusion_cov);
   if (se.eigenvalues().minCoeff() < 0.0) {
     const Matrix projected =
@@ -343,10 +541,13 @@ void validate_times(const Vector& times, Eigen::Index num_timesteps, const std::
   if (times.size() != num_timesteps)
     throw_invalid(name, "shape " + shape_str(num_timesteps) + " (one time per step)", shape_str(times.size()));
   for (Eigen::Index k = 0; k < times.size(); ++k) {
-    if (!std::isfinite(times(k))) throw_invalid(name, "finite times", std::to_string(times(k)) + " at " + std::to_string(k));
+    if (!std::isfinite(times(k))) throw_invalid(name, "finite times", number(times(k)) + " at " + std::to_string(k));
     if (k > 0 && !(times(k) > times(k - 1)))
       throw_invalid(name, "strictly increasing times",
-                    std::to_string(times(k - 1)) + " then " + std::to_string(times(k)) + " at " + std::to_string(k));
+                    number(times(k - 1)) + " then " + number(times(k)) + " at " + std::to_string(k));
+    if (k > 0 && !std::isfinite(times(k) - times(k - 1)))
+      throw_invalid(name, "finite gaps between times",
+                    number(times(k - 1)) + " then " + number(times(k)) + " at " + std::to_string(k));
   }
 }
 
@@ -398,6 +599,7 @@ ContinuousStats& ContinuousStats::operator+=(const ContinuousStats& other) {
 ContinuousStats sufficient_stats(const ContinuousParams& params, const std::vector<TimedSequence>& seqs,
                                  int num_threads) {
   validate_data(params, seqs);
+  check_at_least("num_threads", num_threads, 0);
   return grouped_stats(params, seqs, group_gaps(seqs), num_threads);
 }
 
@@ -405,7 +607,8 @@ ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& p
                         int m_step_iters, int num_threads) {
   validate(params);
   validate_props(params, props);
-  if (m_step_iters < 1) throw_invalid("m_step_iters", ">= 1", std::to_string(m_step_iters));
+  check_at_least("m_step_iters", m_step_iters, 1);
+  check_at_least("num_threads", num_threads, 0);
   const Eigen::Index n = params.state_dim();
   const size_t groups = std::max<size_t>(1, stats.gaps.size());
   if (stats.stats.initial_sum.size() != n || stats.stats.dynamics.size() != groups ||
@@ -419,22 +622,15 @@ ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& p
 
 double log_prob_and_gradient(const ContinuousParams& params, const ContinuousProps& props,
                              const std::vector<TimedSequence>& seqs, Vector& gradient, int num_threads) {
-  const ContinuousStats cs = grouped_stats(params, seqs, group_gaps(seqs), num_threads);
-  const SufficientStats& stats = cs.stats;
-  // Initial state and emissions: the discrete-time gradient with the dynamics frozen.
-  const Vector g_rest = log_prob_gradient(shell(params), discrete_props(props), stats);
-  ContinuousDynamics grad{Matrix(), Matrix()};
-  dynamics_log_lik(params.dynamics, cs.gaps, stats.dynamics, &grad.drift, &grad.diffusion_cov, num_threads);
-  ContinuousDynamics values = params.dynamics;
-  const Vector g_dyn = internal::chain(dynamics_slots(values, props), dynamics_slots(grad, props));
-  gradient.resize(g_rest.size() + g_dyn.size());
-  gradient << g_rest, g_dyn;
-  return stats.marginal_loglik;
+  validate_fit(params, props, seqs);
+  check_at_least("num_threads", num_threads, 0);
+  return log_prob_and_gradient_unchecked(params, props, seqs, gradient, num_threads);
 }
 
 ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousProps& props,
                               const std::vector<TimedSequence>& seqs, const LbfgsOptions& options) {
   validate_fit(params, props, seqs);
+  validate(options);
   double scale = 0.0;
   for (const auto& s : seqs) scale += static_cast<double>(s.seq.emissions.size());
   ContinuousFitResult r{params, {}, {}};
@@ -442,7 +638,7 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
       [&](const Vector& x, Vector& g) {
         try {
           const ContinuousParams p = from_unconstrained(x, params, props);
-          const double ll = log_prob_and_gradient(p, props, seqs, g, options.num_threads);
+          const double ll = log_prob_and_gradient_unchecked(p, props, seqs, g, options.num_threads);
           g = -g / scale;
           return std::isfinite(ll) && g.allFinite() ? -ll / scale : kInf;
         } catch (const invalid_argument&) {
@@ -458,7 +654,7 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
 ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps& props,
                            const std::vector<TimedSequence>& seqs, const ContinuousEmOptions& options) {
   validate_fit(params, props, seqs);
-  if (options.m_step_iters < 1) throw_invalid("m_step_iters", ">= 1", std::to_string(options.m_step_iters));
+  validate(options);
   const GapGroups gaps = group_gaps(seqs);
   ContinuousFitResult r{params, {}, {}};
 

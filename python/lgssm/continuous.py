@@ -39,23 +39,71 @@ class ParamsCTSSM:
     emissions: ParamsLGSSMEmissions  # constant, or a leading axis of one entry per observation index
 
 
-def discretize(drift, diffusion_cov, dt: float):
-    """(A, Sigma): the transition over a step ``dt``, by Van Loan's block exponential
-    exp([[F, Q_c], [0, -F^T]] dt) = [[A, Sigma A^-T], [0, A^-T]]."""
-    return _core.discretize(np.asarray(drift, dtype=np.float64), np.asarray(diffusion_cov, dtype=np.float64),
-                            float(dt))
+def discretize(drift, diffusion_covariance, dt: float):
+    """(A, Sigma): the transition over a step ``dt``, A = exp(F dt) and
+    Sigma = int_0^dt e^{F u} Q_c e^{F^T u} du (the blocks of Van Loan's
+    exp([[F, Q_c], [0, -F^T]] dt) = [[A, Sigma A^-T], [0, A^-T]]), by scaling and
+    squaring on the pair (A, Sigma), which stays finite and positive semidefinite
+    for stiff drifts (see docs/continuous-time.md). ``drift`` and
+    ``diffusion_covariance`` are (state_dim, state_dim); ValueError names the
+    argument that is wrong (shape, non-finite, a diffusion covariance that is not
+    symmetric positive semidefinite, a transition that overflows)."""
+    return _core.discretize(_real_matrix("drift", drift), _real_matrix("diffusion_covariance", diffusion_covariance),
+                            _real("dt", dt))
 
 
 def undiscretize(weights, cov, dt: float):
-    """(F, Q_c) from a transition (A, Sigma) over ``dt``, by the principal matrix
-    logarithm of the block matrix of ``discretize``. Raises ValueError when A has an
-    eigenvalue on the closed negative real axis; a recovered Q_c that is not
-    positive semidefinite is projected onto the nearest one, with a warning
+    """(F, Q_c) from a transition (A, Sigma) over ``dt``: F = log(A) / dt, the
+    principal matrix logarithm, and Q_c solving Sigma = Sigma_dt(Q_c) (linear in
+    Q_c). Raises ValueError when A has an eigenvalue on the closed negative real
+    axis or Sigma is not symmetric positive semidefinite; a recovered Q_c that is
+    not positive semidefinite is projected onto the nearest one, with a warning
     giving the Frobenius norm of the change."""
-    drift, diffusion_cov, correction = _core.undiscretize(np.asarray(weights, dtype=np.float64),
-                                                          np.asarray(cov, dtype=np.float64), float(dt))
+    drift, diffusion_cov, correction = _core.undiscretize(_real_matrix("weights", weights), _real_matrix("cov", cov),
+                                                          _real("dt", dt))
     _warn_projection(correction)
     return drift, diffusion_cov
+
+
+def _real_array(name: str, value, ndim: int) -> np.ndarray:
+    """``value`` as a float64 array of ``ndim`` dimensions, or ValueError naming ``name``."""
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError):
+        a = None
+    if a is None or a.dtype.kind not in "iuf":
+        raise ValueError(f"{name}: expected an array of real numbers, got "
+                         + ("a ragged or unreadable value" if a is None else f"dtype {a.dtype}"))
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def _real_matrix(name: str, value) -> np.ndarray:
+    return _real_array(name, value, 2)
+
+
+def _real(name: str, value) -> float:
+    """A real number (not a bool or a string), or ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _count(name: str, value) -> int:
+    """An int (not a bool, a float or a string), or ValueError naming ``name``;
+    the core checks its range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if not -2**31 <= value < 2**31:
+        raise ValueError(f"{name}: expected an int below 2**31, got {value}")
+    return int(value)
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def _warn_projection(correction: float):
@@ -80,16 +128,17 @@ class ContinuousTimeSSM:
         LinearGaussianSSM (N(0, 1) weights, cov 0.1 I, zero bias and input weights)."""
         rng = as_generator(key)
         n = self.state_dim
+        drift = _real_matrix("drift", -0.1 * np.eye(n) if drift is None else drift)
+        diffusion = _real_matrix("diffusion_covariance",
+                                 0.1 * np.eye(n) if diffusion_covariance is None else diffusion_covariance)
+        _core.validate_continuous_dynamics(drift, diffusion, n, "drift", "diffusion_covariance")
         base, base_props = self._discrete.initialize(
             rng, initial_mean=initial_mean, initial_covariance=initial_covariance, emission_weights=emission_weights,
             emission_bias=emission_bias, emission_input_weights=emission_input_weights,
             emission_covariance=emission_covariance)
         params = ParamsCTSSM(
             initial=base.initial,
-            dynamics=ParamsCTDynamics(
-                drift=np.array(-0.1 * np.eye(n) if drift is None else drift, dtype=np.float64),
-                diffusion_cov=np.array(0.1 * np.eye(n) if diffusion_covariance is None else diffusion_covariance,
-                                       dtype=np.float64)),
+            dynamics=ParamsCTDynamics(drift=drift, diffusion_cov=diffusion),
             emissions=base.emissions)
         self._core_params(params)  # validates
         props = ParamsCTSSM(initial=base_props.initial,
@@ -101,11 +150,9 @@ class ContinuousTimeSSM:
     def _core_params(self, params: ParamsCTSSM) -> _core.ContinuousParams:
         table = shapes(self.state_dim, self.emission_dim, self.input_dim)
         n = self.state_dim
-        drift = np.asarray(params.dynamics.drift, dtype=np.float64)
-        diffusion = np.asarray(params.dynamics.diffusion_cov, dtype=np.float64)
-        for name, a in (("dynamics.drift", drift), ("dynamics.diffusion_cov", diffusion)):
-            if a.shape != (n, n):
-                raise ValueError(f"{name}: expected shape {(n, n)}, got {a.shape}")
+        drift = _real_matrix("dynamics.drift", params.dynamics.drift)
+        diffusion = _real_matrix("dynamics.diffusion_cov", params.dynamics.diffusion_cov)
+        _core.validate_continuous_dynamics(drift, diffusion, n, "dynamics.drift", "dynamics.diffusion_cov")
         core = _core.ContinuousParams(*core_initial(params.initial, table), drift, diffusion,
                                       core_conditional("emissions", params.emissions, table))
         core.validate()
@@ -123,7 +170,7 @@ class ContinuousTimeSSM:
     def discrete_params(self, params: ParamsCTSSM, times) -> ParamsLGSSM:
         """The equivalent discrete-time parameters at ``times``: dynamics with one
         entry per gap (a single constant entry when the gaps are equal)."""
-        core = _core.to_discrete(self._core_params(params), np.asarray(times, dtype=np.float64))
+        core = _core.to_discrete(self._core_params(params), _real_array("times", times, 1))
         dyn = core.dynamics
         weights, cov = np.array(dyn.weights), np.array(dyn.cov)
         return ParamsLGSSM(
@@ -177,8 +224,10 @@ class ContinuousTimeSSM:
         if times is None:
             if num_timesteps is None or dt is None:
                 raise ValueError("times: expected times, or num_timesteps with dt")
-            times = float(dt) * np.arange(int(num_timesteps), dtype=np.float64)
-        times = np.asarray(times, dtype=np.float64)
+            times = _real("dt", dt) * np.arange(_count("num_timesteps", num_timesteps), dtype=np.float64)
+        times = _real_array("times", times, 1)
+        if num_timesteps is not None and _count("num_timesteps", num_timesteps) != len(times):
+            raise ValueError(f"times: expected num_timesteps = {num_timesteps} times, got {len(times)}")
         return self._discrete.sample(self.discrete_params(params, times), key, len(times), inputs=inputs)
 
     def forecast(self, params: ParamsCTSSM, emissions, forecast_times=None, times=None, dt=None,
@@ -192,7 +241,8 @@ class ContinuousTimeSSM:
             if forecast_times is None:
                 if num_forecast_timesteps is None or dt is None:
                     raise ValueError("forecast_times: expected forecast_times, or num_forecast_timesteps with dt")
-                future = t[-1] + float(dt) * np.arange(1, int(num_forecast_timesteps) + 1)
+                future = t[-1] + _real("dt", dt) * np.arange(
+                    1, _count("num_forecast_timesteps", num_forecast_timesteps) + 1)
             else:
                 future = np.asarray(forecast_times if b.kind != "list" else forecast_times[i], dtype=np.float64)
                 future = future if future.ndim == 1 else future[i]
@@ -214,7 +264,7 @@ class ContinuousTimeSSM:
         """The generalized M-step of ``fit_em`` given ``stats``: closed form for the
         initial state and emissions, ``m_step_iters`` L-BFGS iterations for (F, Q_c)."""
         return _from_core(_core.continuous_m_step(self._core_params(params), self._core_props(props), stats,
-                                                  int(m_step_iters)), params)
+                                                  _count("m_step_iters", m_step_iters)), params)
 
     def fit_em(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                num_iters: int = 50, verbose: bool = True, tolerance: float = 0.0, m_step_iters: int = 10,
@@ -225,18 +275,21 @@ class ContinuousTimeSSM:
         (``m_step_iters`` L-BFGS iterations per M-step), accelerated by SQUAREM
         unless ``accelerate=False``; every E-step is one entry of marginal_lls,
         which never decreases. Returns (params, marginal_lls[, summary])."""
-        return self._fit(_core.continuous_fit_em, params, props, emissions, times, dt, inputs, num_iters, "EM",
-                         verbose, return_summary, int(num_iters), float(tolerance), int(m_step_iters),
-                         bool(accelerate))
+        num_iters = _count("num_iters", num_iters)
+        return self._fit(_core.continuous_fit_em, params, props, emissions, times, dt, inputs, max(num_iters, 0),
+                         "EM", verbose, return_summary, num_iters, _real("tolerance", tolerance),
+                         _count("m_step_iters", m_step_iters), _flag("accelerate", accelerate))
 
     def fit_lbfgs(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                   max_iters: int = 1000, gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12,
                   verbose: bool = True, return_summary: bool = False):
         """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
         matrix exponential. Returns (params, marginal_lls[, summary])."""
-        return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs, max_iters + 1,
-                         "L-BFGS", verbose, return_summary, int(max_iters), float(gradient_tolerance),
-                         float(function_tolerance))
+        max_iters = _count("max_iters", max_iters)
+        return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs,
+                         max(max_iters, 0) + 1, "L-BFGS", verbose, return_summary, max_iters,
+                         _real("gradient_tolerance", gradient_tolerance),
+                         _real("function_tolerance", function_tolerance))
 
     def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary,
              *options):
@@ -270,14 +323,22 @@ def per_sequence_times(batch, times, dt) -> list:
         raise ValueError("times, dt: expected exactly one of them, got "
                          + ("neither" if times is None else "both"))
     if dt is not None:
+        dt = _real("dt", dt)
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt: expected a finite step > 0, got {dt!r}")
-        return [float(dt) * np.arange(len(y), dtype=np.float64) for y in batch.emissions]
-    if batch.kind == "list":
-        ts = [np.asarray(t, dtype=np.float64) for t in times]
+        return [dt * np.arange(len(y), dtype=np.float64) for y in batch.emissions]
+    if batch.kind == "single":
+        ts = [_real_array("times", times, 1)]
+    elif isinstance(times, (list, tuple)):
+        ts = [_real_array(f"times[{i}]", t, 1) for i, t in enumerate(times)]
     else:
-        a = np.asarray(times, dtype=np.float64)
-        ts = [a] if batch.kind == "single" else list(a)
+        ts = list(_real_array("times", times, 2))
     if len(ts) != len(batch.emissions):
         raise ValueError(f"times: expected one array per sequence ({len(batch.emissions)}), got {len(ts)}")
-    return [np.ascontiguousarray(t[: len(y)]) if t.ndim == 1 else t for t, y in zip(ts, batch.emissions)]
+    for i, (t, y) in enumerate(zip(ts, batch.emissions)):
+        steps = batch.num_timesteps if batch.kind == "padded" else len(y)  # padded: times of the padding too
+        if t.shape != (steps,):
+            name = "times" if batch.kind == "single" else f"times[{i}]"
+            raise ValueError(f"{name}: expected shape ({steps},) (one time per step of the emissions), got {t.shape}")
+    return [np.ascontiguousarray(t[: len(y)]) for t, y in zip(ts, batch.emissions)]
+

@@ -100,11 +100,13 @@ void bind_continuous(nb::module_& m) {
 
   m.def(
       "discretize",
-      [](const lgssm::Matrix& drift, const lgssm::Matrix& diffusion_cov, double dt) {
-        auto d = lgssm::discretize(drift, diffusion_cov, dt);
+      [](const lgssm::Matrix& drift, const lgssm::Matrix& diffusion_covariance, double dt) {
+        auto d = lgssm::discretize(drift, diffusion_covariance, dt);
         return nb::make_tuple(d.weights, d.cov);
       },
-      "drift"_a, "diffusion_cov"_a, "dt"_a);
+      "drift"_a, "diffusion_covariance"_a, "dt"_a);
+  m.def("validate_continuous_dynamics", &lgssm::validate_dynamics, "drift"_a, "diffusion_cov"_a, "state_dim"_a,
+        "drift_name"_a, "diffusion_name"_a);
   m.def(
       "undiscretize",
       [](const lgssm::Matrix& weights, const lgssm::Matrix& cov, double dt) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <unsupported/Eigen/MatrixFunctions>
 
 #include "lgssm/continuous.hpp"
@@ -15,6 +16,8 @@
 
 namespace lgssm::test {
 namespace {
+
+ContinuousParams oscillator(Eigen::Index emission_dim, std::uint64_t seed);
 
 Matrix rotation(double angle) {
   Matrix r(2, 2);
@@ -44,6 +47,154 @@ TEST(Discretize, DampedRotationClosedForm) {
     EXPECT_MATRIX_NEAR(d.weights, std::exp(-a * s) * rotation(w * s), 1e-13);
     EXPECT_MATRIX_NEAR(d.cov, q * (1 - std::exp(-2 * a * s)) / (2 * a) * Matrix::Identity(2, 2), 1e-13);
   }
+}
+
+// Records the worst relative error of a grid (in the XML report, --gtest_output=xml).
+void record_worst(double worst) {
+  std::ostringstream out;
+  out << worst;
+  ::testing::Test::RecordProperty("worst_relative_error", out.str());
+}
+
+// The scalar Ornstein-Uhlenbeck process dx = f x dt + sqrt(q) dW:
+// A = e^{f h}, Sigma = q (e^{2 f h} - 1) / (2 f), with expm1 (no cancellation).
+TEST(Discretize, StiffScalarMatchesTheClosedFormOverTheGrid) {
+  double worst = 0.0;
+  for (double f : {-1e-3, -0.1, -1.0, -10.0, -720.0, -1e3, -1e4})
+    for (double h : {1e-9, 1e-6, 1e-3, 1.0, 1e3}) {
+      const Discretization d = discretize(Matrix::Constant(1, 1, f), Matrix::Constant(1, 1, 2.0), h);
+      const double a = std::exp(f * h), var = 2.0 * std::expm1(2.0 * f * h) / (2.0 * f);
+      ASSERT_TRUE(std::isfinite(d.weights(0, 0)) && std::isfinite(d.cov(0, 0))) << "f " << f << " h " << h;
+      EXPECT_LE(std::abs(d.weights(0, 0) - a), 1e-10 * a + 1e-300) << "f " << f << " h " << h;
+      EXPECT_LE(std::abs(d.cov(0, 0) - var), 1e-10 * var) << "f " << f << " h " << h;
+      worst = std::max({worst, std::abs(d.cov(0, 0) - var) / var, a > 0 ? std::abs(d.weights(0, 0) - a) / a : 0.0});
+    }
+  record_worst(worst);
+  // The reproducer: Van Loan's block exponential gave NaN here.
+  EXPECT_NEAR(discretize(Matrix::Constant(1, 1, -1000.0), Matrix::Identity(1, 1), 1.0).cov(0, 0), 5e-4, 1e-16);
+}
+
+// exp(F h) and Sigma_h for a diagonalizable F = V D V^{-1} with V, D given
+// exactly: A = V e^{D h} V^{-1}, Sigma = V [C_ij h phi(h (d_i + d_j))] V^T with
+// C = V^{-1} Q V^{-T} and h phi(h z) = expm1(h z) / z (the Lyapunov integral in
+// the eigenbasis, no cancellation).
+Discretization eigenbasis_reference(const Matrix& v, const Vector& d, const Matrix& q, double h) {
+  const Matrix v_inv = v.inverse();
+  const Matrix c = v_inv * q * v_inv.transpose();
+  Matrix s(2, 2);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) s(i, j) = c(i, j) * std::expm1(h * (d(i) + d(j))) / (d(i) + d(j));
+  return {v * Vector(((h * d).array().exp())).asDiagonal() * v_inv, v * s * v.transpose()};
+}
+
+double relative(const Matrix& a, const Matrix& b) { return (a - b).norm() / b.norm(); }
+
+TEST(Discretize, StiffTwoByTwoDriftsMatchTheEigenbasisReference) {
+  // Diagonal drifts (exact in floating point) and upper-triangular non-normal
+  // ones (F = [[d0, c], [0, d1]], eigenvectors e_0 and (c, d1 - d0)), with
+  // eigenvalues from -1e-3 to -1e4 and steps from 1e-9 to 1e3.
+  Matrix q(2, 2);
+  q << 1.0, 0.3, 0.3, 0.5;
+  double worst = 0.0;
+  for (double fast : {-1e-3, -1.0, -1e2, -1e4})
+    for (double coupling : {0.0, 1.0, 1e2})
+      for (double h : {1e-9, 1e-6, 1e-3, 1.0, 1e3}) {
+        Vector d(2);
+        d << fast, -1e-3 * (fast == -1e-3 ? 2.0 : 1.0);  // distinct eigenvalues
+        Matrix f(2, 2), v(2, 2);
+        f << d(0), coupling * std::abs(fast), 0.0, d(1);
+        v << 1.0, f(0, 1), 0.0, d(1) - d(0);
+        const Discretization got = discretize(f, q, h), want = eigenbasis_reference(v, d, q, h);
+        const double err = std::max(relative(got.weights, want.weights), relative(got.cov, want.cov));
+        EXPECT_LE(err, 1e-10) << "eigenvalues " << d.transpose() << ", coupling " << coupling << ", h " << h;
+        EXPECT_GE(Eigen::SelfAdjointEigenSolver<Matrix>(got.cov).eigenvalues().minCoeff(), 0.0);
+        EXPECT_EQ(got.cov, got.cov.transpose());
+        worst = std::max(worst, err);
+      }
+  record_worst(worst);
+}
+
+TEST(Discretize, NonNormalStiffDriftGivesAFinitePositiveSemidefiniteCovariance) {
+  // The reproducer: F = V diag(-1e3, -1e-3) V^{-1}; Van Loan's block gave a
+  // Sigma of norm 1e24 with an eigenvalue -7e22.
+  Matrix v(2, 2);
+  v << 1.0, 0.5, 0.3, 1.0;
+  Vector d(2);
+  d << -1e3, -1e-3;
+  const Matrix f = v * d.asDiagonal() * v.inverse(), q = Matrix::Identity(2, 2);
+  const Discretization got = discretize(f, q, 0.1), want = eigenbasis_reference(v, d, q, 0.1);
+  EXPECT_LT(relative(got.cov, want.cov), 1e-12);
+  EXPECT_LT(relative(got.weights, want.weights), 1e-12);
+  EXPECT_GE(Eigen::SelfAdjointEigenSolver<Matrix>(got.cov).eigenvalues().minCoeff(), 0.0);
+}
+
+TEST(Discretize, HugeGapsReachTheStationaryCovariance) {
+  // F = -0.1 I, Q_c = Q: A = e^{-0.1 s} underflows to 0; Sigma -> Q / 0.2.
+  Matrix q(2, 2);
+  q << 1.0, 0.2, 0.2, 0.4;
+  const Discretization d = discretize(-0.1 * Matrix::Identity(2, 2), q, 1e300);
+  EXPECT_TRUE(d.weights.isZero(0.0));
+  EXPECT_MATRIX_NEAR(d.cov, q / 0.2, 1e-13);
+  ContinuousParams p = oscillator(2, 1);
+  p.dynamics.drift = -0.1 * Matrix::Identity(2, 2);
+  Vector times(3);
+  times << 0.0, 1e300, 1.5e300;
+  EXPECT_NO_THROW(validate(to_discrete(p, times)));
+}
+
+// Runs f, which must throw lgssm::invalid_argument with a message matching `pattern`.
+template <class F>
+void expect_invalid(F&& f, const std::string& pattern) {
+  try {
+    f();
+    ADD_FAILURE() << "expected lgssm::invalid_argument matching " << pattern;
+  } catch (const invalid_argument& e) {
+    EXPECT_TRUE(std::regex_search(e.what(), std::regex(pattern))) << e.what() << " !~ " << pattern;
+  }
+}
+
+TEST(Discretize, RejectsBadArgumentsByName) {
+  const Matrix i2 = Matrix::Identity(2, 2), i3 = Matrix::Identity(3, 3);
+  // Mismatched shapes corrupted the heap (-I2, I3) or passed (-I3, I2).
+  expect_invalid([&] { discretize(-i2, i3, 1.0); }, "^diffusion_covariance: expected shape \\(2, 2\\)");
+  expect_invalid([&] { discretize(-i3, i2, 1.0); }, "^diffusion_covariance: expected shape \\(3, 3\\)");
+  expect_invalid([&] { discretize(Matrix::Ones(2, 3), i2, 1.0); }, "^drift: expected a square matrix");
+  expect_invalid([&] { discretize(Matrix(0, 0), Matrix(0, 0), 1.0); }, "^drift: expected a square matrix");
+  expect_invalid([&] { discretize(-i2, -i2, 1.0); }, "^diffusion_covariance: expected a symmetric positive semidefinite");
+  Matrix asym = i2;
+  asym(0, 1) = 0.5;
+  expect_invalid([&] { discretize(-i2, asym, 1.0); }, "^diffusion_covariance: expected a symmetric");
+  Matrix nan_drift = -i2;
+  nan_drift(1, 0) = NAN;
+  expect_invalid([&] { discretize(nan_drift, i2, 1.0); }, "^drift: expected finite values");
+  expect_invalid([&] { discretize(-i2, i2, 0.0); }, "^dt: expected a finite step > 0");
+  expect_invalid([&] { discretize(i2, i2, 1e3); }, "^drift: expected a drift whose transition .* finite");
+  expect_invalid([&] { undiscretize(i2, -i2, 1.0); }, "^cov: expected a symmetric positive semidefinite");
+  expect_invalid([&] { undiscretize(i2, i3, 1.0); }, "^cov: expected shape \\(2, 2\\)");
+  ContinuousParams p = oscillator(2, 1);
+  p.dynamics.drift = i2;
+  Vector times(2);
+  times << 0.0, 1e3;
+  expect_invalid([&] { to_discrete(p, times); }, "^times: expected gaps over which .* finite");
+  times << -1e308, 1e308;
+  expect_invalid([&] { to_discrete(oscillator(2, 1), times); }, "^times: expected finite gaps");
+}
+
+TEST(Undiscretize, RoundTripOfAStiffDrift) {
+  // Q_c from the linear equations Sigma_s(Q_c) = Sigma: no A^{-T} (of norm
+  // about e^{15} here) is formed. (A's eigenvalue e^{-15} is known to a
+  // relative 1e-16 / e^{-15} = 3e-10 only, which bounds F's accuracy.)
+  Matrix v(2, 2);
+  v << 1.0, 0.5, 0.3, 1.0;
+  Vector d(2);
+  d << -15.0, -0.5;
+  Matrix q(2, 2);
+  q << 1.0, 0.3, 0.3, 0.5;
+  const Matrix f = v * d.asDiagonal() * v.inverse();
+  const Discretization disc = discretize(f, q, 1.0);
+  const Undiscretization u = undiscretize(disc.weights, disc.cov, 1.0);
+  EXPECT_MATRIX_NEAR(u.drift, f, 1e-8);
+  EXPECT_MATRIX_NEAR(u.diffusion_cov, q, 1e-8);
 }
 
 TEST(Undiscretize, RoundTrip) {
@@ -177,13 +328,11 @@ struct PropsCase {
 
 class ContinuousGradient : public ::testing::TestWithParam<PropsCase> {};
 
-TEST_P(ContinuousGradient, MatchesFiniteDifferences) {
-  ContinuousParams p = oscillator(3, 2);
-  const ContinuousProps& props = GetParam().props;
-  if (props.diffusion_cov_structure == CovStructure::kDiagonal) p.dynamics.diffusion_cov = Matrix(Vector(Vector::Constant(2, 0.2)).asDiagonal());
-  const auto seqs = irregular_data(p, 3, 6, 11);
-  ContinuousParams start = p;
-  start.dynamics.drift(0, 0) = -0.3;  // away from the truth
+ContinuousProps dynamics_only();
+
+// The gradient of log_prob_and_gradient against central differences.
+void expect_gradient_matches_finite_differences(const ContinuousParams& start, const ContinuousProps& props,
+                                                const std::vector<TimedSequence>& seqs) {
   const Vector x = to_unconstrained(start, props);
   Vector grad;
   log_prob_and_gradient(start, props, seqs, grad, 1);
@@ -200,6 +349,29 @@ TEST_P(ContinuousGradient, MatchesFiniteDifferences) {
     const double fd = (f(xp) - f(xm)) / (2 * h);
     EXPECT_NEAR(grad(i), fd, 1e-6 * std::max(1.0, std::abs(fd))) << "coordinate " << i;
   }
+}
+
+TEST_P(ContinuousGradient, MatchesFiniteDifferences) {
+  ContinuousParams p = oscillator(3, 2);
+  const ContinuousProps& props = GetParam().props;
+  if (props.diffusion_cov_structure == CovStructure::kDiagonal) p.dynamics.diffusion_cov = Matrix(Vector(Vector::Constant(2, 0.2)).asDiagonal());
+  const auto seqs = irregular_data(p, 3, 6, 11);
+  ContinuousParams start = p;
+  start.dynamics.drift(0, 0) = -0.3;  // away from the truth
+  expect_gradient_matches_finite_differences(start, props, seqs);
+}
+
+TEST(ContinuousGradient, StiffDriftMatchesFiniteDifferences) {
+  // Eigenvalues -200 and -1 (non-normal) with gaps of mean 2: about 10
+  // doublings each, the first on B = A - I, the last (once |A|_1 <= 1/2) on A.
+  ContinuousParams p = oscillator(3, 8);
+  Matrix v(2, 2);
+  v << 1.0, 0.5, 0.3, 1.0;
+  p.dynamics.drift = v * Vector(Eigen::Vector2d(-200.0, -1.0)).asDiagonal() * v.inverse();
+  std::vector<TimedSequence> seqs = irregular_data(p, 2, 6, 13);
+  for (auto& s : seqs) s.times *= 20.0;  // gaps of mean 2
+  for (auto& s : seqs) s.seq.emissions = sample(to_discrete(p, s.times), 5, s.times.size()).emissions;
+  expect_gradient_matches_finite_differences(p, dynamics_only(), seqs);
 }
 
 ContinuousProps all_trainable() { return ContinuousProps{}; }
@@ -337,6 +509,43 @@ TEST(ContinuousEm, UniformStepsUseTheClosedFormEmAndMatchDiscreteEm) {
   const Undiscretization u = undiscretize(d.params.dynamics.weights[0], d.params.dynamics.cov[0], 0.1);
   EXPECT_MATRIX_NEAR(r.params.dynamics.drift, u.drift, 1e-10);
   EXPECT_MATRIX_NEAR(r.params.dynamics.diffusion_cov, u.diffusion_cov, 1e-10);
+}
+
+TEST(ContinuousFit, ValidatesEveryOptionByName) {
+  const ContinuousParams p = oscillator(3, 9);
+  const auto seqs = irregular_data(p, 2, 5, 61);
+  LbfgsOptions lbfgs;
+  lbfgs.max_iters = -1;  // ran with no cap
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^max_iters: expected >= 0, got -1$");
+  lbfgs = {};
+  lbfgs.gradient_tolerance = -1.0;
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^gradient_tolerance: expected >= 0, got -1$");
+  lbfgs = {};
+  lbfgs.function_tolerance = NAN;
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^function_tolerance: expected >= 0");
+  lbfgs = {};
+  lbfgs.memory = 0;
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^memory: expected >= 1, got 0$");
+  lbfgs = {};
+  lbfgs.prior = ConjugatePrior{};
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^prior: expected none");
+  ContinuousEmOptions em;
+  em.num_iters = -1;
+  expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^num_iters: expected >= 0, got -1$");
+  em = {};
+  em.tolerance = -1e-3;
+  expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^tolerance: expected >= 0, got -0.001$");
+  em = {};
+  em.m_step_iters = 0;
+  expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^m_step_iters: expected >= 1, got 0$");
+  em = {};
+  em.num_threads = -2;
+  expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^num_threads: expected >= 0, got -2$");
+  auto short_times = seqs;
+  short_times[1].times.conservativeResize(3);
+  Vector unused;
+  expect_invalid([&] { log_prob_and_gradient(p, ContinuousProps{}, short_times, unused); },
+                 "^times\\[1\\]: expected shape \\(5\\)");
 }
 
 TEST(ContinuousValidate, NamesTheArgument) {

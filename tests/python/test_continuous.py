@@ -1,5 +1,10 @@
 """Continuous-time models: closed forms, the inverse map, recovery by EM and by
-exact-gradient L-BFGS, with uniform and irregular observation times."""
+exact-gradient L-BFGS, with uniform and irregular observation times; stiff
+drifts against a 50-digit reference; hostile input."""
+import pathlib
+import re
+
+import mpmath
 import numpy as np
 import pytest
 
@@ -13,7 +18,9 @@ Q_TRUE = np.array([[0.05, 0.01], [0.01, 0.3]])
 
 
 def rel(a, b):
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
+    """Norm-wise relative error of a against b (absolute when b is 0)."""
+    nb = np.linalg.norm(b)
+    return np.linalg.norm(a - b) / nb if nb > 0 else np.linalg.norm(a)
 
 
 @pytest.mark.parametrize("theta,sigma,s", [(0.1, 0.3, 0.5), (0.7, 1.0, 0.05), (3.0, 2.0, 2.0)])
@@ -169,3 +176,212 @@ def test_irregular_generalized_em_recovers_drift_and_diffusion(oscillator_irregu
     assert monotonically_increasing(lls, atol=1e-8, rtol=1e-8)
     assert rel(fitted.dynamics.drift, F_TRUE) < 0.05
     assert rel(fitted.dynamics.diffusion_cov, Q_TRUE) < 0.05
+
+
+# -- stiff drifts ----------------------------------------------------------------
+
+
+def reference_discretization(f, q, h):
+    """(A, Sigma) to 50 digits: mpmath.expm of the Van Loan block at the step
+    h / 2^j with |F|_1 h / 2^j <= 32 (the precision raised by the digits that
+    Sigma = X12 X11^T cancels there), then j exact doublings of the pair."""
+    n = len(f)
+    j = max(0, int(np.ceil(np.log2(max(np.abs(f).sum(0).max() * h, 1e-300) / 32))))
+    with mpmath.workdps(50 + 30):
+        step = mpmath.mpf(h) / mpmath.mpf(2) ** j
+        block = mpmath.zeros(2 * n)
+        for r in range(n):
+            for c in range(n):
+                block[r, c] = mpmath.mpf(f[r][c]) * step
+                block[r, n + c] = mpmath.mpf(q[r][c]) * step
+                block[n + r, n + c] = -mpmath.mpf(f[c][r]) * step
+        x = mpmath.expm(block)
+        a, sigma = x[:n, :n], x[:n, n:] * x[:n, :n].T
+        for _ in range(j):
+            a, sigma = a * a, a * sigma * a.T + sigma
+        return (np.array(a.tolist(), dtype=float), np.array(sigma.tolist(), dtype=float))
+
+
+def stiff_grid():
+    """2x2 drifts with eigenvalue magnitudes 1e-3 .. 1e4: diagonal, rotated
+    (normal), non-normal (V D V^-1) and oscillating; steps 1e-9 .. 1e3."""
+    v = np.array([[1.0, 0.5], [0.3, 1.0]])
+    rot = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    for fast in (1e-3, 1.0, 1e2, 1e4):
+        slow = 1e-3 if fast > 1e-3 else 2e-3
+        d = np.diag([-fast, -slow])
+        yield f"diagonal {fast:g}", d
+        yield f"normal {fast:g}", rot @ d @ rot.T
+        yield f"non-normal {fast:g}", v @ d @ np.linalg.inv(v)
+    for w in (1e-3, 1.0, 1e2):
+        yield f"oscillating {w:g}", np.array([[-1e-3, -w], [w, -1e-3]])
+        yield f"stiff oscillator {w:g}", np.array([[0.0, 1.0], [-w * w, -1e4]])
+
+
+STEPS = (1e-9, 1e-6, 1e-3, 1.0, 1e3)
+Q_GRID = np.array([[1.0, 0.3], [0.3, 0.5]])
+
+
+@pytest.mark.parametrize("name,f", list(stiff_grid()), ids=[n for n, _ in stiff_grid()])
+def test_stiff_drifts_match_a_high_precision_reference(name, f):
+    for h in STEPS:
+        a, sigma = discretize(f, Q_GRID, h)
+        a_ref, sigma_ref = reference_discretization(f.tolist(), Q_GRID.tolist(), h)
+        assert np.all(np.isfinite(a)) and np.all(np.isfinite(sigma))
+        assert np.array_equal(sigma, sigma.T) and np.linalg.eigvalsh(sigma).min() >= 0
+        # 1e-10, or the bound that the problem's condition number |F|_1 h puts on
+        # any backward-stable method (a perturbation of F by the unit roundoff
+        # 2^-53 |F|_1 moves exp(F h) by that much relative), when it is larger:
+        # 1.4e-9 for the normal and non-normal drifts with eigenvalues -1e4 and
+        # -1e-3 at h = 1e3 (the diagonal ones, exact in floating point, meet 1e-10).
+        tol = max(1e-10, 2.0 ** -53 * np.abs(f).sum(0).max() * h)
+        assert rel(a, a_ref) <= tol, (name, h, rel(a, a_ref))
+        assert rel(sigma, sigma_ref) <= tol, (name, h, rel(sigma, sigma_ref))
+
+
+@pytest.mark.parametrize("f", [-1e-3, -0.1, -1.0, -10.0, -720.0, -1e3, -1e4])
+def test_stiff_scalar_ornstein_uhlenbeck_closed_form(f):
+    for h in STEPS:
+        a, cov = discretize([[f]], [[2.0]], h)
+        np.testing.assert_allclose(a, [[np.exp(f * h)]], rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(cov, [[2.0 * np.expm1(2 * f * h) / (2 * f)]], rtol=1e-10)
+
+
+def test_reproducers_of_the_stiff_failures():
+    _, cov = discretize([[-1000.0]], [[1.0]], 1.0)  # was NaN
+    np.testing.assert_allclose(cov, [[(1 - np.exp(-2000)) / 2000]], rtol=1e-14)
+    assert np.all(np.isfinite(discretize([[-720.0]], [[1.0]], 1.0)[1]))  # was inf
+    v = np.array([[1, .5], [.3, 1]])
+    f = v @ np.diag([-1e3, -1e-3]) @ np.linalg.inv(v)
+    _, cov = discretize(f, np.eye(2), 0.1)  # was norm 1e24, eigenvalue -7e22
+    _, ref = reference_discretization(f.tolist(), np.eye(2).tolist(), 0.1)
+    assert rel(cov, ref) < 1e-12 and np.linalg.eigvalsh(cov).min() > 0
+
+
+def test_gaps_of_1e300_reach_the_stationary_covariance():
+    m = lgssm.ContinuousTimeSSM(2, 3)
+    params, _ = m.initialize(0, drift=-0.1 * np.eye(2), diffusion_covariance=Q_TRUE)
+    times = np.array([0.0, 1e300, 2e300])
+    d = m.discrete_params(params, times)  # was "dynamics.weights: expected finite values"
+    assert np.array_equal(d.dynamics.weights, np.zeros((2, 2)))
+    np.testing.assert_allclose(d.dynamics.cov, Q_TRUE / 0.2, rtol=1e-13)
+    _, y = m.sample(params, 1, times=times)
+    assert np.isfinite(m.marginal_log_prob(params, y, times=times))
+
+
+def test_stiff_model_filters_and_fits():
+    """A stiff model (eigenvalues -1e3 and -0.5) is sampled, filtered and fitted."""
+    m = lgssm.ContinuousTimeSSM(2, 2)
+    v = np.array([[1, .5], [.3, 1]])
+    f = v @ np.diag([-1e3, -0.5]) @ np.linalg.inv(v)
+    params, props = m.initialize(0, drift=f, diffusion_covariance=np.eye(2))
+    times = np.cumsum(np.random.default_rng(0).exponential(0.5, 40))
+    _, y = m.sample(params, 1, times=times)
+    assert np.isfinite(m.marginal_log_prob(params, y, times=times))
+    fitted, lls = m.fit_lbfgs(params, props, y, times=times, max_iters=5, verbose=False)
+    assert np.all(np.isfinite(lls)) and lls[-1] >= lls[0]
+
+
+def test_unstable_overflow_names_the_argument():
+    with pytest.raises(ValueError, match=r"^drift: expected a drift whose transition .* finite"):
+        discretize(np.eye(2), np.eye(2), 1e3)
+    m = lgssm.ContinuousTimeSSM(2, 3)
+    params, _ = m.initialize(0, drift=np.eye(2))
+    with pytest.raises(ValueError, match=r"^times: expected gaps over which .* finite"):
+        m.marginal_log_prob(params, np.zeros((2, 3)), times=[0.0, 1e3])
+
+
+# -- hostile input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drift,diffusion,pattern", [
+    (-np.eye(2), np.eye(3), r"^diffusion_covariance: expected shape \(2, 2\)"),  # was a double free
+    (-np.eye(3), np.eye(2), r"^diffusion_covariance: expected shape \(3, 3\)"),  # was accepted
+    (np.ones((2, 3)), np.eye(2), r"^drift: expected a square matrix"),
+    (-np.eye(2), -np.eye(2), r"^diffusion_covariance: expected a symmetric positive semidefinite"),
+    (-np.eye(2), [[1.0, 0.5], [0.0, 1.0]], r"^diffusion_covariance: expected a symmetric"),
+    (-np.eye(2), np.eye(2) * 1j, r"^diffusion_covariance: expected an array of real numbers"),
+    ([[-1, 0], [0]], np.eye(2), r"^drift: expected an array of real numbers"),
+    (np.zeros(2), np.eye(2), r"^drift: expected a 2-D array"),
+    ([[np.nan, 0], [0, -1]], np.eye(2), r"^drift: expected finite values"),
+])
+def test_discretize_rejects_bad_arguments_by_name(drift, diffusion, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        discretize(drift, diffusion, 1.0)
+
+
+@pytest.mark.parametrize("dt", [0.0, -1.0, np.inf, "1", True])
+def test_discretize_rejects_a_bad_dt(dt):
+    with pytest.raises(ValueError, match=r"^dt: expected"):
+        discretize(-np.eye(2), np.eye(2), dt)
+
+
+def test_undiscretize_rejects_a_bad_cov():
+    with pytest.raises(ValueError, match=r"^cov: expected a symmetric positive semidefinite"):
+        undiscretize(0.5 * np.eye(2), -np.eye(2), 1.0)
+    with pytest.raises(ValueError, match=r"^cov: expected shape \(2, 2\)"):
+        undiscretize(0.5 * np.eye(2), np.eye(3), 1.0)
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(diffusion_covariance=-np.eye(2)), r"^diffusion_covariance: expected a symmetric positive semidefinite"),
+    (dict(diffusion_covariance=[[1.0, 0.2], [0.0, 1.0]]), r"^diffusion_covariance: expected a symmetric"),
+    (dict(diffusion_covariance=np.eye(3)), r"^diffusion_covariance: expected shape \(2, 2\)"),
+    (dict(drift=np.eye(3)), r"^drift: expected shape \(2, 2\)"),
+    (dict(drift="fast"), r"^drift: expected an array of real numbers"),
+])
+def test_initialize_names_the_keyword(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        lgssm.ContinuousTimeSSM(2, 3).initialize(0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    m = lgssm.ContinuousTimeSSM(2, 3)
+    params, props = m.initialize(0, drift=F_TRUE, diffusion_covariance=Q_TRUE)
+    times = np.cumsum(np.random.default_rng(1).exponential(0.1, 8))
+    _, y = m.sample(params, 1, times=times)
+    return m, params, props, y, times
+
+
+@pytest.mark.parametrize("method,option,value,pattern", [
+    ("fit_lbfgs", "max_iters", -1, r"^max_iters: expected >= 0, got -1$"),  # ran with no cap
+    ("fit_lbfgs", "max_iters", 2.5, r"^max_iters: expected an int"),
+    ("fit_lbfgs", "max_iters", "10", r"^max_iters: expected an int"),
+    ("fit_lbfgs", "max_iters", True, r"^max_iters: expected an int"),
+    ("fit_lbfgs", "gradient_tolerance", -1.0, r"^gradient_tolerance: expected >= 0, got -1$"),
+    ("fit_lbfgs", "function_tolerance", "0", r"^function_tolerance: expected a real number"),
+    ("fit_em", "num_iters", -1, r"^num_iters: expected >= 0, got -1$"),
+    ("fit_em", "num_iters", 2.5, r"^num_iters: expected an int"),
+    ("fit_em", "tolerance", -1e-3, r"^tolerance: expected >= 0, got -0.001$"),
+    ("fit_em", "m_step_iters", 0, r"^m_step_iters: expected >= 1, got 0$"),
+    ("fit_em", "m_step_iters", 1.5, r"^m_step_iters: expected an int"),
+    ("fit_em", "accelerate", "no", r"^accelerate: expected a bool"),
+])
+def test_fit_options_are_validated_by_name(small_fit, method, option, value, pattern):
+    m, params, props, y, times = small_fit
+    with pytest.raises(ValueError, match=pattern):
+        getattr(m, method)(params, props, y, times=times, verbose=False, **{option: value})
+
+
+@pytest.mark.parametrize("length", [4, 6])
+def test_times_of_another_length_than_the_data_are_an_error(length):
+    m = lgssm.ContinuousTimeSSM(2, 3)
+    params, props = m.initialize(0)
+    y = np.zeros((5, 3))
+    times = 0.5 * np.arange(length)  # evenly spaced: one transition fits any length
+    for call in (lambda: m.marginal_log_prob(params, y, times=times),
+                 lambda: m.smoother(params, y, times=times),
+                 lambda: m.fit_em(params, props, y, times=times, num_iters=1, verbose=False)):
+        with pytest.raises(ValueError, match=rf"^times: expected shape \(5,\).*got \({length},\)"):
+            call()
+    with pytest.raises(ValueError, match=rf"^times\[1\]: expected shape \(5,\)"):
+        m.marginal_log_prob(params, [y, y], times=[0.5 * np.arange(5), times])
+    with pytest.raises(ValueError, match=r"^times: expected num_timesteps = 5 times, got"):
+        m.sample(params, 0, times=times, num_timesteps=5)
+
+
+def test_readme_continuous_time_block_runs_alone():
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "ContinuousTimeSSM" in b]
+    exec(compile(block, "README.md", "exec"), {})
