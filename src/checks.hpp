@@ -15,6 +15,16 @@ void check_series_lengths(const Params& params, Eigen::Index num_timesteps);
 void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps,
                   const std::string& name);
 
+// A number as printed in messages ("-1", "0.25", "1e-12").
+std::string number(double x);
+
+// Option checks, naming the option: a count >= low (printed as an integer), a
+// finite tolerance >= 0, a finite value > 0, a value in [0, 1).
+void check_count(const char* name, int value, int low);
+void check_tolerance(const char* name, double value);
+void check_positive(const char* name, double value);
+void check_unit_interval(const char* name, double value);
+
 // Every entry finite, else "name: expected finite values, got nan at (i, j)".
 void check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m);
 

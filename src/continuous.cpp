@@ -25,13 +25,6 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kSameGap = 1e-10;  // steps within this relative distance are one group
 
-std::string number(double x) {
-  std::ostringstream out;
-  out.precision(6);
-  out << x;
-  return out.str();
-}
-
 void check_dt(double dt) {
   if (!(dt > 0.0) || !std::isfinite(dt)) throw_invalid("dt", "a finite step > 0", number(dt));
 }
@@ -381,27 +374,15 @@ void validate_fit(const ContinuousParams& params, const ContinuousProps& props, 
   validate_props(params, props);
 }
 
-void check_at_least(const char* name, int value, int low) {
-  if (value < low) throw_invalid(name, ">= " + std::to_string(low), std::to_string(value));
-}
-
-void check_tolerance(const char* name, double value) {
-  if (!(value >= 0.0)) throw_invalid(name, ">= 0", number(value));
-}
-
 void validate(const ContinuousEmOptions& o) {
-  check_at_least("num_iters", o.num_iters, 0);
+  check_count("num_iters", o.num_iters, 0);
   check_tolerance("tolerance", o.tolerance);
-  check_at_least("m_step_iters", o.m_step_iters, 1);
-  check_at_least("num_threads", o.num_threads, 0);
+  check_count("m_step_iters", o.m_step_iters, 1);
+  check_count("num_threads", o.num_threads, 0);
 }
 
-void validate(const LbfgsOptions& o) {
-  check_at_least("max_iters", o.max_iters, 0);
-  check_at_least("memory", o.memory, 1);
-  check_tolerance("gradient_tolerance", o.gradient_tolerance);
-  check_tolerance("function_tolerance", o.function_tolerance);
-  check_at_least("num_threads", o.num_threads, 0);
+void validate_continuous(const LbfgsOptions& o) {
+  validate(o);
   if (o.prior) throw_invalid("prior", "none (continuous-time fits are maximum likelihood)", "a prior");
 }
 
@@ -599,7 +580,7 @@ ContinuousStats& ContinuousStats::operator+=(const ContinuousStats& other) {
 ContinuousStats sufficient_stats(const ContinuousParams& params, const std::vector<TimedSequence>& seqs,
                                  int num_threads) {
   validate_data(params, seqs);
-  check_at_least("num_threads", num_threads, 0);
+  check_count("num_threads", num_threads, 0);
   return grouped_stats(params, seqs, group_gaps(seqs), num_threads);
 }
 
@@ -607,8 +588,8 @@ ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& p
                         int m_step_iters, int num_threads) {
   validate(params);
   validate_props(params, props);
-  check_at_least("m_step_iters", m_step_iters, 1);
-  check_at_least("num_threads", num_threads, 0);
+  check_count("m_step_iters", m_step_iters, 1);
+  check_count("num_threads", num_threads, 0);
   const Eigen::Index n = params.state_dim();
   const size_t groups = std::max<size_t>(1, stats.gaps.size());
   if (stats.stats.initial_sum.size() != n || stats.stats.dynamics.size() != groups ||
@@ -623,14 +604,14 @@ ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& p
 double log_prob_and_gradient(const ContinuousParams& params, const ContinuousProps& props,
                              const std::vector<TimedSequence>& seqs, Vector& gradient, int num_threads) {
   validate_fit(params, props, seqs);
-  check_at_least("num_threads", num_threads, 0);
+  check_count("num_threads", num_threads, 0);
   return log_prob_and_gradient_unchecked(params, props, seqs, gradient, num_threads);
 }
 
 ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousProps& props,
                               const std::vector<TimedSequence>& seqs, const LbfgsOptions& options) {
   validate_fit(params, props, seqs);
-  validate(options);
+  validate_continuous(options);
   double scale = 0.0;
   for (const auto& s : seqs) scale += static_cast<double>(s.seq.emissions.size());
   ContinuousFitResult r{params, {}, {}};
@@ -647,7 +628,7 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
       },
       to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
-  r.summary = {run.iterations, run.termination, run.message};
+  r.summary = {run.iterations, run.termination, run.message, {}};
   return r;
 }
 
@@ -694,18 +675,18 @@ ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps
     const int it = static_cast<int>(r.history.size());
     if (!std::isfinite(lp)) {
       r.summary = {it, Termination::kNumericalFailure,
-                   "log likelihood became " + std::to_string(lp) + "; returning the last good parameters"};
+                   "log likelihood became " + std::to_string(lp) + "; returning the last good parameters", {}};
       return false;
     }
     r.params = p;
     r.history.push_back(lp);
-    r.summary = {it + 1, Termination::kMaxIterations, "reached num_iters"};
+    r.summary = {it + 1, Termination::kMaxIterations, "reached num_iters", {}};
     if (options.callback && !options.callback(it, lp)) {
-      r.summary = {it + 1, Termination::kStopped, "stopped by the callback"};
+      r.summary = {it + 1, Termination::kStopped, "stopped by the callback", {}};
       return false;
     }
     if (options.tolerance > 0 && it > 0 && std::abs(lp - r.history[it - 1]) <= options.tolerance * std::abs(lp)) {
-      r.summary = {it + 1, Termination::kConverged, "relative change of the log likelihood below tolerance"};
+      r.summary = {it + 1, Termination::kConverged, "relative change of the log likelihood below tolerance", {}};
       return false;
     }
     return true;

@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "checks.hpp"
 #include "internal.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/learn.hpp"
@@ -23,29 +24,6 @@ std::vector<size_t> iota(size_t n) {
   std::vector<size_t> v(n);
   std::iota(v.begin(), v.end(), size_t{0});
   return v;
-}
-
-// A number as printed in messages (%g: "-1", "0.25", "1e-12").
-std::string num_str(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
-void check_count(const char* name, int value, int low) {
-  if (value < low) throw_invalid(name, "an integer >= " + std::to_string(low), std::to_string(value));
-}
-
-void check_tolerance(const char* name, double value) {
-  if (!(std::isfinite(value) && value >= 0)) throw_invalid(name, "a finite value >= 0", num_str(value));
-}
-
-void check_positive(const char* name, double value) {
-  if (!(std::isfinite(value) && value > 0)) throw_invalid(name, "a finite value > 0", num_str(value));
-}
-
-void check_unit_interval(const char* name, double value) {
-  if (!(value >= 0 && value < 1)) throw_invalid(name, "a value in [0, 1)", num_str(value));
 }
 
 // Reports in FitSummary::warnings, once per covariance, a trainable covariance
@@ -71,7 +49,7 @@ class SingularWatch {
       std::string advice = "a prior (LinearGaussianConjugateSSM; in C++ the options' prior)";
       if (structure == CovStructure::kFull)
         advice += ", a diagonal or scalar structure (props." + name.substr(0, name.find('.')) + ".cov.structure)";
-      summary.warnings.push_back(name + " is nearly singular " + where + " (smallest eigenvalue " + num_str(ratio) +
+      summary.warnings.push_back(name + " is nearly singular " + where + " (smallest eigenvalue " + number(ratio) +
                                  " times the largest): the likelihood may grow without bound toward a singular " +
                                  "covariance, and float64 loses the digits of its small eigenvalues there. " +
                                  "Consider " + advice + remedy_ + ".");
@@ -214,7 +192,7 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
     const double lp = stats.marginal_loglik + (options.prior ? log_prior(r.params, *options.prior) : 0.0);
     if (!std::isfinite(lp)) {
       fail(r, Termination::kNumericalFailure,
-           "log likelihood became " + num_str(lp) + " at iteration " + std::to_string(it) +
+           "log likelihood became " + number(lp) + " at iteration " + std::to_string(it) +
                "; returning the last parameters with a finite one");
       if (it > 0) r.params = std::move(previous);
       break;

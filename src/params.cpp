@@ -21,8 +21,6 @@ MatrixSeries MatrixSeries::constant(const Eigen::Ref<const RowMatrix>& m) {
   return s;
 }
 
-namespace {
-
 std::string number(double x) {
   std::ostringstream out;
   out.precision(6);
@@ -30,7 +28,21 @@ std::string number(double x) {
   return out.str();
 }
 
-}  // namespace
+void check_count(const char* name, int value, int low) {
+  if (value < low) throw_invalid(name, "an integer >= " + std::to_string(low), std::to_string(value));
+}
+
+void check_tolerance(const char* name, double value) {
+  if (!(std::isfinite(value) && value >= 0)) throw_invalid(name, "a finite value >= 0", number(value));
+}
+
+void check_positive(const char* name, double value) {
+  if (!(std::isfinite(value) && value > 0)) throw_invalid(name, "a finite value > 0", number(value));
+}
+
+void check_unit_interval(const char* name, double value) {
+  if (!(value >= 0 && value < 1)) throw_invalid(name, "a value in [0, 1)", number(value));
+}
 
 void check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m) {
   for (Eigen::Index j = 0; j < m.cols(); ++j)

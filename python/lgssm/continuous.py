@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from ._batch import as_batch
+from ._checks import count, flag, nonnegative
 from ._keys import as_generator
 from ._progress import ProgressBar
 from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed, _pack
@@ -88,22 +89,6 @@ def _real(name: str, value) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
     return float(value)
-
-
-def _count(name: str, value) -> int:
-    """An int (not a bool, a float or a string), or ValueError naming ``name``;
-    the core checks its range."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    if not -2**31 <= value < 2**31:
-        raise ValueError(f"{name}: expected an int below 2**31, got {value}")
-    return int(value)
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def _warn_projection(correction: float):
@@ -224,9 +209,9 @@ class ContinuousTimeSSM:
         if times is None:
             if num_timesteps is None or dt is None:
                 raise ValueError("times: expected times, or num_timesteps with dt")
-            times = _real("dt", dt) * np.arange(_count("num_timesteps", num_timesteps), dtype=np.float64)
+            times = _real("dt", dt) * np.arange(count("num_timesteps", num_timesteps, 1), dtype=np.float64)
         times = _real_array("times", times, 1)
-        if num_timesteps is not None and _count("num_timesteps", num_timesteps) != len(times):
+        if num_timesteps is not None and count("num_timesteps", num_timesteps, 1) != len(times):
             raise ValueError(f"times: expected num_timesteps = {num_timesteps} times, got {len(times)}")
         return self._discrete.sample(self.discrete_params(params, times), key, len(times), inputs=inputs)
 
@@ -242,7 +227,7 @@ class ContinuousTimeSSM:
                 if num_forecast_timesteps is None or dt is None:
                     raise ValueError("forecast_times: expected forecast_times, or num_forecast_timesteps with dt")
                 future = t[-1] + _real("dt", dt) * np.arange(
-                    1, _count("num_forecast_timesteps", num_forecast_timesteps) + 1)
+                    1, count("num_forecast_timesteps", num_forecast_timesteps, 0) + 1)
             else:
                 future = np.asarray(forecast_times if b.kind != "list" else forecast_times[i], dtype=np.float64)
                 future = future if future.ndim == 1 else future[i]
@@ -264,7 +249,7 @@ class ContinuousTimeSSM:
         """The generalized M-step of ``fit_em`` given ``stats``: closed form for the
         initial state and emissions, ``m_step_iters`` L-BFGS iterations for (F, Q_c)."""
         return _from_core(_core.continuous_m_step(self._core_params(params), self._core_props(props), stats,
-                                                  _count("m_step_iters", m_step_iters)), params)
+                                                  count("m_step_iters", m_step_iters, 1)), params)
 
     def fit_em(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                num_iters: int = 50, verbose: bool = True, tolerance: float = 0.0, m_step_iters: int = 10,
@@ -275,21 +260,21 @@ class ContinuousTimeSSM:
         (``m_step_iters`` L-BFGS iterations per M-step), accelerated by SQUAREM
         unless ``accelerate=False``; every E-step is one entry of marginal_lls,
         which never decreases. Returns (params, marginal_lls[, summary])."""
-        num_iters = _count("num_iters", num_iters)
+        num_iters = count("num_iters", num_iters, 0)
         return self._fit(_core.continuous_fit_em, params, props, emissions, times, dt, inputs, max(num_iters, 0),
-                         "EM", verbose, return_summary, num_iters, _real("tolerance", tolerance),
-                         _count("m_step_iters", m_step_iters), _flag("accelerate", accelerate))
+                         "EM", verbose, return_summary, num_iters, nonnegative("tolerance", tolerance),
+                         count("m_step_iters", m_step_iters, 1), flag("accelerate", accelerate))
 
     def fit_lbfgs(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
                   max_iters: int = 1000, gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12,
                   verbose: bool = True, return_summary: bool = False):
         """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
         matrix exponential. Returns (params, marginal_lls[, summary])."""
-        max_iters = _count("max_iters", max_iters)
+        max_iters = count("max_iters", max_iters, 0)
         return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs,
                          max(max_iters, 0) + 1, "L-BFGS", verbose, return_summary, max_iters,
-                         _real("gradient_tolerance", gradient_tolerance),
-                         _real("function_tolerance", function_tolerance))
+                         nonnegative("gradient_tolerance", gradient_tolerance),
+                         nonnegative("function_tolerance", function_tolerance))
 
     def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary,
              *options):

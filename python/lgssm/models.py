@@ -167,7 +167,7 @@ class LinearGaussianSSM:
         return _core.sample(core, seed, num_timesteps, inputs)
 
     def posterior_sample(self, key, params: ParamsLGSSM, emissions, inputs=None, num_samples=None):
-        """Draws of z ~ p(z | y) (forward filtering, backward sampling):
+        """Draws of z ~ p(z | y) (Durbin & Koopman's simulation smoother):
         (num_timesteps, state_dim), or (num_samples, num_timesteps, state_dim)."""
         draws_per_step = 1 if num_samples is None else count("num_samples", num_samples, 1)
         core, b = self._batch(params, emissions, inputs, per_step=draws_per_step * self.state_dim)
