@@ -141,6 +141,9 @@ class LinearGaussianSSM:
         """log p(y) over the observed entries: a float, or one per sequence."""
         core, b = self._batch(params, emissions, inputs)
         lls = _core.marginal_log_prob(core, b.emissions, b.inputs)
+        if np.isneginf(lls).any():
+            warnings.warn("marginal_log_prob: the log likelihood is -inf: the data's squared residuals overflow "
+                          "float64 (|y| near 1e154 or more); rescale the emissions", RuntimeWarning, stacklevel=2)
         return float(lls[0]) if b.kind == "single" else np.asarray(lls)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMFiltered:
