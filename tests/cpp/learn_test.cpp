@@ -34,7 +34,7 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 // The tests run the E-step on one thread: they check numbers, not threading
-// (see MultiThreadedStatisticsEqualSingleThreaded for that).
+// (parallel_test.cpp does that).
 constexpr int kThreads = 1;
 constexpr CovStructure kFull = CovStructure::kFull;
 constexpr CovStructure kDiagonal = CovStructure::kDiagonal;
@@ -470,18 +470,6 @@ TEST(Learn, BatchStatisticsAreSumsOfPerSequenceStatistics) {
     EXPECT_MATRIX_NEAR(two.history[0], total_log_prob(params, seqs), 1e-12);
     EXPECT_MATRIX_NEAR(two.history[1], total_log_prob(from_summed, seqs), 1e-12);
   }
-}
-
-// The parallel E-step sums the per-sequence statistics in sequence order, so
-// it equals the single-threaded one bit for bit.
-TEST(Learn, MultiThreadedStatisticsEqualSingleThreaded) {
-  const Params params = make_params(variant("sequences_of_different_lengths"));
-  std::vector<SequenceSpec> specs;
-  for (int i = 0; i < 8; ++i) specs.push_back({5 + i, 0.1, {}, static_cast<std::uint64_t>(300 + i)});
-  const auto seqs = make_sequences(params, specs);
-  const SufficientStats one = sufficient_stats(params, seqs, false, 1);
-  const SufficientStats four = sufficient_stats(params, seqs, false, 4);
-  expect_stats_near(four, one, 0.0);
 }
 
 // ---------------------------------------------------------------------------
