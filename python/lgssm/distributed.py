@@ -426,6 +426,7 @@ def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, 
         history = list(state["history"])
     summary = FitSummary(len(history), "max_iterations", "reached num_iters")
     bar = ProgressBar(num_iters, "EM", verbose)
+    previous = params
     try:
         for it in range(len(history), num_iters):
             stats = _e_step(engine, params, seqs)
@@ -433,6 +434,14 @@ def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, 
             if not math.isfinite(lp):
                 summary = FitSummary(it, "numerical_failure", f"log likelihood became {lp} at iteration {it}; "
                                      f"returning the last parameters with a finite one")
+                params = previous
+                break
+            if history and lp < history[-1] - _core.EM_MAX_FALL * abs(history[-1]):
+                # EM cannot fall in exact arithmetic (as model.fit_em): accuracy was lost.
+                summary = FitSummary(it, "numerical_failure",
+                                     f"the log likelihood fell from {history[-1]:.10g} to {lp:.10g} at iteration "
+                                     f"{it}; returning the parameters of iteration {it - 1}")
+                params = previous
                 break
             history.append(lp)
             summary.iterations = it + 1
@@ -443,6 +452,7 @@ def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, 
             if tolerance > 0 and it > 0 and abs(lp - history[-2]) <= tolerance * abs(lp):
                 summary = FitSummary(it + 1, "converged", "relative change of the log likelihood below tolerance")
                 break
+            previous = params
             try:
                 params = engine.m_step(params, stats)
             except ValueError as err:
@@ -492,7 +502,7 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
         adam_state.m, adam_state.v = (np.asarray(state[k], dtype=np.float64) for k in "mv")
         adam_state.step = int(state["step"])
         history = list(state["history"])
-    last_good = x
+    best_x, best_loss, best_epoch = x, math.inf, len(history)  # by the minibatch loss, as model.fit_sgd
     summary = FitSummary(len(history), "max_iterations", "reached num_epochs")
     bar = ProgressBar(num_epochs, "SGD", verbose)
     try:
@@ -502,10 +512,12 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
                 loss = _minibatch(engine, x, params, seqs, starts, idx, num_seqs)
                 if not math.isfinite(loss[0]):
                     summary = FitSummary(epoch, "numerical_failure",
-                                         f"the loss became non-finite in epoch {epoch}; returning the last parameters "
-                                         f"with a finite loss. Try a smaller learning_rate.")
+                                         f"the loss became non-finite in epoch {epoch}; returning the parameters "
+                                         f"with the lowest loss seen, {best_loss:.6g}, from epoch {best_epoch}. "
+                                         f"Try a smaller learning_rate.")
                     break
-                last_good = x
+                if loss[0] < best_loss:
+                    best_x, best_loss, best_epoch = x, loss[0], epoch
                 x = _core.adam_update(options, loss[1], x, adam_state)
                 avg += (loss[0] - avg) / (b + 1)
             if summary.termination != "max_iterations":
@@ -523,7 +535,7 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
     finally:
         bar.close()
     # As model.fit_sgd: the parameters after the last update, unless the fit failed.
-    final = last_good if summary.termination == "numerical_failure" else x
+    final = best_x if summary.termination == "numerical_failure" else x
     return _finish(engine.from_unconstrained(final, params), history, summary, "SGD", return_summary)
 
 

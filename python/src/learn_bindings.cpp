@@ -150,6 +150,7 @@ void bind_learn(nb::module_& m) {
       .def_rw("m", &lgssm::AdamState::m)
       .def_rw("v", &lgssm::AdamState::v)
       .def_rw("step", &lgssm::AdamState::step);
+  m.attr("EM_MAX_FALL") = lgssm::kEmMaxFall;
   m.def("sgd_minibatches", &lgssm::sgd_minibatches, "num_sequences"_a, "batch_size"_a, "shuffle"_a, "seed"_a,
         "epoch"_a);
   m.def(

@@ -300,3 +300,23 @@ def test_the_e_step_keeps_to_the_worker_threads(client):
     # One thread per worker here; on the client (no worker) all hardware threads.
     assert client.submit(ld._worker_threads, pure=False).result() == 1
     assert ld._worker_threads() == 0
+
+
+def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite(client):
+    """As test_learn's test of model.fit_sgd (the same 1-D model, the same iterates
+    s = -2.5, -0.5, 60.2, 304.3, then an overflow): the parameters of epoch 1."""
+    model = LinearGaussianSSM(1, 1)
+    params, props = model.initialize(0, emission_weights=[[0.0]], emission_covariance=[[np.exp(-5.0)]])
+    groups = {"initial": ("mean", "cov"), "dynamics": ("weights", "bias", "input_weights", "cov"),
+              "emissions": ("weights", "bias", "input_weights", "cov")}
+    for group, names in groups.items():
+        for name in names:
+            getattr(getattr(props, group), name).trainable = (group, name) == ("emissions", "cov")
+    y = np.sqrt(np.e) * np.array([[1.0], [-1.0]])
+    bag = db.from_sequence([y], npartitions=1)
+    with pytest.warns(RuntimeWarning, match=r"non-finite in epoch 4.*from epoch 1"):
+        fitted, losses, summary = ld.fit_sgd(model, params, props, bag, client=client,
+                                             optimizer=adam(2.0, b1=0.9, b2=0.0), num_epochs=20, verbose=False,
+                                             return_summary=True)
+    assert summary.termination == "numerical_failure" and summary.iterations == 4, summary
+    assert_close(np.log(fitted.emissions.cov[0, 0]) / 2, -0.5, "log sqrt(R) returned", rtol=1e-9)
