@@ -9,13 +9,15 @@
 // tests compare with tolerance 0.
 //
 // Builds with LGSSM_CHECK_NO_MALLOC run parallel_for serially (Eigen's
-// no-malloc flag is process-wide); scripts/test.sh runs these tests threaded
-// under AddressSanitizer + UBSan and under ThreadSanitizer (--gtest_filter=Parallel*).
+// no-malloc flag is process-wide); scripts/test.sh runs these tests threaded,
+// under AddressSanitizer + UBSan and under ThreadSanitizer (this file is the
+// executable lgssm_parallel_tests, so that the TSan build compiles only it).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -30,8 +32,6 @@
 
 namespace lgssm::test {
 namespace {
-
-constexpr int kThreadCounts[] = {2, 3, 4};
 
 // Every number of a result in a fixed order: results are equal when their
 // flattenings are.
@@ -67,7 +67,9 @@ Flat& operator<<(Flat& f, const SufficientStats& s) {
   }
   return f;
 }
-Flat& operator<<(Flat& f, const LinearGaussianParams& c) { return f << c.weights << c.bias << c.input_weights << c.cov; }
+Flat& operator<<(Flat& f, const LinearGaussianParams& c) {
+  return f << c.weights << c.bias << c.input_weights << c.cov;
+}
 Flat& operator<<(Flat& f, const Params& p) { return f << p.initial.mean << p.initial.cov << p.dynamics << p.emissions; }
 Flat& operator<<(Flat& f, const ContinuousParams& p) {
   return f << p.initial.mean << p.initial.cov << p.dynamics.drift << p.dynamics.diffusion_cov << p.emissions;
@@ -79,8 +81,7 @@ Flat& operator<<(Flat& f, const std::vector<Result>& results) {
 }
 template <class Fit>  // FitResult, ContinuousFitResult
 auto operator<<(Flat& f, const Fit& r) -> decltype(r.summary, f) {
-  return f << r.params << Eigen::Map<const Vector>(r.history.data(), static_cast<Index>(r.history.size()))
-           << static_cast<double>(r.summary.iterations);
+  return f << r.params << r.history << static_cast<double>(r.summary.iterations);
 }
 
 template <class T>
@@ -88,6 +89,12 @@ Vector flat(const T& x) {
   Flat f;
   f << x;
   return f.vector();
+}
+
+// run(threads) flattens what the entry points under test return on `threads`
+// threads; on 2, 3 and 4 it must equal the serial result, bit for bit.
+void expect_serial_on_threads(const Vector& serial, const std::function<Vector(int)>& run) {
+  for (int threads : {2, 3, 4}) EXPECT_MATRIX_NEAR(run(threads), serial, 0.0) << "threads " << threads;
 }
 
 // Inputs, biases, full R; sequences of lengths 1..40 with missing components
@@ -113,7 +120,8 @@ TEST(Parallel, ForCallsEveryIndexOnce) {
     for (int threads : {0, 1, 2, 4, 8}) {
       std::vector<int> calls(static_cast<size_t>(n), 0);  // entry i written by call i only
       parallel_for(n, [&](Index i) { ++calls[static_cast<size_t>(i)]; }, threads);
-      for (Index i = 0; i < n; ++i) EXPECT_EQ(calls[static_cast<size_t>(i)], 1) << "n " << n << ", index " << i << ", threads " << threads;
+      for (Index i = 0; i < n; ++i)
+        EXPECT_EQ(calls[static_cast<size_t>(i)], 1) << "n " << n << ", index " << i << ", threads " << threads;
     }
 }
 
@@ -175,24 +183,22 @@ TEST(Parallel, BatchInferenceEqualsSerial) {
     filtered.push_back(filter(params, s));
     smoothed.push_back(smoother(params, s));
   }
-  const Vector serial_lls = Eigen::Map<const Vector>(lls.data(), static_cast<Index>(lls.size()));
-  for (int threads : kThreadCounts) {
-    SCOPED_TRACE("threads " + std::to_string(threads));
-    const std::vector<double> batch_lls = marginal_log_prob(params, seqs, threads);
-    EXPECT_MATRIX_NEAR(Eigen::Map<const Vector>(batch_lls.data(), static_cast<Index>(batch_lls.size())), serial_lls, 0.0);
-    EXPECT_MATRIX_NEAR(flat(filter(params, seqs, threads)), flat(filtered), 0.0);
-    EXPECT_MATRIX_NEAR(flat(smoother(params, seqs, threads)), flat(smoothed), 0.0);
-  }
+  Flat serial;
+  serial << lls << filtered << smoothed;
+  expect_serial_on_threads(serial.vector(), [&](int threads) {
+    Flat f;
+    f << marginal_log_prob(params, seqs, threads) << filter(params, seqs, threads) << smoother(params, seqs, threads);
+    return f.vector();
+  });
 }
 
 TEST(Parallel, SufficientStatsEqualSerial) {
   const Params params = batch_params();
   const auto seqs = batch_sequences(params, 24);
   for (bool per_step : {false, true}) {
-    const Vector serial = flat(sufficient_stats(params, seqs, per_step, 1));
-    for (int threads : kThreadCounts)
-      EXPECT_MATRIX_NEAR(flat(sufficient_stats(params, seqs, per_step, threads)), serial, 0.0)
-          << "threads " << threads << (per_step ? ", per-step emissions" : ", pooled emissions");
+    SCOPED_TRACE(per_step ? "per-step emissions" : "pooled emissions");
+    const auto run = [&](int threads) { return flat(sufficient_stats(params, seqs, per_step, threads)); };
+    expect_serial_on_threads(run(1), run);
   }
 }
 
@@ -209,14 +215,13 @@ TEST(Parallel, FitsEqualSerial) {
   sgd.adam.learning_rate = 1e-2;
   LbfgsOptions lbfgs;
   lbfgs.max_iters = 4;
-  auto fits = [&](int threads) {
+  const auto run = [&](int threads) {
     em.num_threads = sgd.num_threads = lbfgs.num_threads = threads;
     Flat f;
     f << fit_em(params, props, seqs, em) << fit_sgd(params, props, seqs, sgd) << fit_lbfgs(params, props, seqs, lbfgs);
     return f.vector();
   };
-  const Vector serial = fits(1);
-  for (int threads : kThreadCounts) EXPECT_MATRIX_NEAR(fits(threads), serial, 0.0) << "threads " << threads;
+  expect_serial_on_threads(run(1), run);
 }
 
 // A stable continuous-time model over state 2, observed at steps drawn from
@@ -254,18 +259,17 @@ TEST(Parallel, ContinuousTimeEqualsSerial) {
   const ContinuousProps props;
   ContinuousEmOptions em;
   em.num_iters = 3;
-  auto run = [&](int threads) {
+  const auto run = [&](int threads) {
     Flat f;
     const ContinuousStats stats = sufficient_stats(params, seqs, threads);
-    f << Eigen::Map<const Vector>(stats.gaps.data(), static_cast<Index>(stats.gaps.size())) << stats.stats;
+    f << stats.gaps << stats.stats;
     f << m_step(params, props, stats, 5, threads);  // threaded over the transition groups
     Vector gradient;
     f << log_prob_and_gradient(params, props, seqs, gradient, threads) << gradient;
     em.num_threads = threads;
     return (f << fit_em(params, props, seqs, em)).vector();
   };
-  const Vector serial = run(1);
-  for (int threads : kThreadCounts) EXPECT_MATRIX_NEAR(run(threads), serial, 0.0) << "threads " << threads;
+  expect_serial_on_threads(run(1), run);
 }
 
 }  // namespace
