@@ -30,8 +30,8 @@ sanitized_build() {  # build dir, LGSSM_SANITIZE, optimization flag, cmake --bui
 no_aslr=()
 [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -le 28 ] || no_aslr=(setarch "$(uname -m)" -R)
 sanitized_build build/cpp-asan address,undefined -O0
-# Left out: the 200000 posterior draws of PosteriorSample.MomentsMatchDenseSmoother
-# (100 s in the build above, 510 s under ASan); posterior_sample still runs
+# Left out: the 20000 posterior draws of PosteriorSample.MomentsMatchDenseSmoother
+# (about 50 s under ASan, each draw a smoother pass); posterior_sample still runs
 # under ASan in PosteriorSample.DeterministicGivenSeed (3 draws, no inputs).
 ASAN_OPTIONS=halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1:strict_init_order=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

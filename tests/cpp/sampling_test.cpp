@@ -84,11 +84,11 @@ TEST(Sample, DeterministicGivenSeed) {
   EXPECT_FALSE(a.states == c.states);
 }
 
-// 200000 posterior draws of (z_0..z_4) given data with missing entries against
+// 20000 posterior draws of (z_0..z_4) given data with missing entries against
 // the dense smoothed mean and full joint covariance (so including
 // Cov[z_{t+1}, z_t | y] and all other cross-time blocks).
 TEST(PosteriorSample, MomentsMatchDenseSmoother) {
-  constexpr Index kT = 5, kDraws = 200000;
+  constexpr Index kT = 5, kDraws = 20000;
   const Params params = random_params({2, 3, 1, 0, true, false, -1, -1, 401});
   const Sequence seq = random_sequence(params, {kT, 0.2, {2}, 402});
   const MatrixSeries draws = posterior_sample(params, seq, 403, kDraws);
