@@ -9,7 +9,7 @@
 
 namespace lgssm::internal {
 
-// Holds the current moments (mean(), cov(), and a factor C with cov() = C C^T)
+// Holds the current moments (mean(), cov(), kept as a factor C with cov() = C C^T)
 // and the workspaces of one pass. Usage per step t: predict(t, u_t) turns the
 // moments into p(z_t | y_{0:t-1}) (for t = 0: the initial distribution), then
 // update(t) conditions them on the observed components of y_t and returns
@@ -85,7 +85,7 @@ class KalmanFilter {
   // Workspaces.
   Vec tmp_n_;
   Mat tmp_nn_;
-  Vector y_hat_;  // (p)
+  Vector y_hat_;  // (p): D_t u_t + d_t of the current step (H m is added per component)
   Vector resid_;  // (p): head(|N|) = whitened innovation e
   Vector work_;   // (p + 2n): Householder workspace
   // Components of y_t: observed noisy ones, exactly observed ones; and the
