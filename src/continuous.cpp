@@ -274,8 +274,10 @@ ContinuousStats grouped_stats(const ContinuousParams& params, const std::vector<
                                              std::max<Eigen::Index>(1, static_cast<Eigen::Index>(globals.size())));
   }, num_threads);
   const Eigen::Index n = params.state_dim();
-  SufficientStats total(n, params.emissions.weights.rows(), params.emissions.input_weights.cols(), 1,
-                        std::max<Eigen::Index>(1, static_cast<Eigen::Index>(gaps.dts.size())));
+  SufficientStats total;
+  total.initial = RegressionStats(params.initial.mean);
+  total.dynamics.assign(std::max<size_t>(1, gaps.dts.size()),
+                        RegressionStats(Matrix::Zero(n, n + params.emissions.input_weights.cols() + 1)));
   for (size_t i = 0; i < each.size(); ++i) {
     std::vector<RegressionStats> dynamics = std::move(each[i].dynamics);
     each[i].dynamics.clear();
@@ -309,13 +311,13 @@ double dynamics_log_lik(const ContinuousDynamics& dyn, const std::vector<double>
       terms[g] = -kInf;
       return;
     }
-    const Matrix yx = s.yx.leftCols(n), xx = s.xx.topLeftCorner(n, n);
-    const Matrix ayx = a * yx.transpose();
-    const Matrix resid = s.yy - ayx - ayx.transpose() + a * xx * a.transpose();
+    Matrix w = Matrix::Zero(s.w0.rows(), s.w0.cols());  // [A, 0, 0]: no dynamics inputs or bias
+    w.leftCols(n) = a;
+    const Matrix resid = s.scatter(w);
     const double log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
     terms[g] = -0.5 * (s.count * (static_cast<double>(n) * kLog2Pi + log_det) + llt.solve(resid).trace());
     if (!grad_drift) return;
-    const Matrix g_a = llt.solve(yx - a * xx);
+    const Matrix g_a = llt.solve(s.moment(w).leftCols(n));
     const Matrix half = llt.solve(resid - s.count * sigma);
     Matrix g_sigma = 0.5 * llt.solve(half.transpose());
     internal::symmetrize(g_sigma);
@@ -412,7 +414,7 @@ ContinuousParams m_step_unchecked(const ContinuousParams& params, const Continuo
     LbfgsOptions inner;
     inner.max_iters = m_step_iters;
     auto slots = dynamics_slots(next.dynamics, props);
-    const double count = std::max(1.0, stats.num_sequences);
+    const double count = std::max(1.0, stats.num_sequences());
     const auto run = internal::minimize_lbfgs(
         [&](const Vector& x, Vector& g) {
           ContinuousDynamics trial = params.dynamics, grad;
@@ -552,8 +554,8 @@ ContinuousParams from_unconstrained(const Vector& x, const ContinuousParams& bas
 }
 
 ContinuousStats& ContinuousStats::operator+=(const ContinuousStats& other) {
-  if (other.stats.initial_sum.size() == 0) return *this;
-  if (stats.initial_sum.size() == 0) return *this = other;
+  if (other.stats.initial.w0.size() == 0) return *this;
+  if (stats.initial.w0.size() == 0) return *this = other;
   // Merge the ascending gap lists, sending each side's groups to their merged index.
   std::vector<double> merged;
   std::vector<size_t> ours, theirs;
@@ -565,7 +567,7 @@ ContinuousStats& ContinuousStats::operator+=(const ContinuousStats& other) {
   }
   const RegressionStats& shape = stats.dynamics.front();
   std::vector<RegressionStats> dynamics(std::max<size_t>(1, merged.size()),
-                                        RegressionStats(shape.yy.rows(), shape.xx.rows()));
+                                        RegressionStats(Matrix::Zero(shape.w0.rows(), shape.w0.cols())));
   for (size_t k = 0; k < ours.size(); ++k) dynamics[ours[k]] += stats.dynamics[k];
   for (size_t k = 0; k < theirs.size(); ++k) dynamics[theirs[k]] += other.stats.dynamics[k];
   SufficientStats rest = other.stats;
@@ -592,11 +594,11 @@ ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& p
   check_count("num_threads", num_threads, 0);
   const Eigen::Index n = params.state_dim();
   const size_t groups = std::max<size_t>(1, stats.gaps.size());
-  if (stats.stats.initial_sum.size() != n || stats.stats.dynamics.size() != groups ||
-      stats.stats.dynamics.front().yy.rows() != n)
+  if (stats.stats.initial.w0.rows() != n || stats.stats.dynamics.size() != groups ||
+      stats.stats.dynamics.front().w0.rows() != n)
     throw_invalid("stats", "statistics of a model with state_dim " + std::to_string(n) + " and " +
                                std::to_string(groups) + " dynamics groups (one per gap)",
-                  "state_dim " + std::to_string(stats.stats.initial_sum.size()) + " and " +
+                  "state_dim " + std::to_string(stats.stats.initial.w0.rows()) + " and " +
                       std::to_string(stats.stats.dynamics.size()) + " groups");
   return m_step_unchecked(params, props, stats, m_step_iters, num_threads);
 }

@@ -104,8 +104,11 @@ bool all_finite(const Vector& v) { return v.allFinite(); }
 
 // Statistics of no data, shaped like `s` (for the gradient of the prior alone).
 SufficientStats empty_like(const SufficientStats& s) {
-  return SufficientStats(s.initial_sum.size(), s.emissions[0].yy.rows(), s.dynamics[0].xx.rows() - s.initial_sum.size() - 1,
-                         static_cast<Eigen::Index>(s.emissions.size()), static_cast<Eigen::Index>(s.dynamics.size()));
+  SufficientStats out;
+  out.initial = RegressionStats(s.initial.w0);
+  for (const auto& d : s.dynamics) out.dynamics.emplace_back(d.w0);
+  for (const auto& e : s.emissions) out.emissions.emplace_back(e.w0);
+  return out;
 }
 
 // -log p(y) / scale and its gradient over the unconstrained vector; +inf (and

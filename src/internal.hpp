@@ -12,6 +12,10 @@
 
 namespace lgssm::internal {
 
+// W = [weights, input_weights, bias] of step t: the regression weights of
+// the statistics (stats.hpp).
+Matrix stacked(const LinearGaussianParams& c, Eigen::Index t);
+
 SmootherResult smoother_unchecked(const Params& params, const Sequence& seq);
 
 // The E-step of one sequence; transition t-1 -> t adds to dynamics group

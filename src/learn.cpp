@@ -4,12 +4,14 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/learn.hpp"
+#include "internal.hpp"
 #include "slots.hpp"
 
 namespace lgssm {
 
 using internal::check_structure;
 using internal::factor_pd;
+using internal::stacked;
 using internal::throw_invalid;
 
 namespace {
@@ -20,19 +22,13 @@ Matrix project(const Matrix& cov, CovStructure s) {
   return Matrix::Identity(cov.rows(), cov.cols()) * cov.diagonal().mean();
 }
 
-// W = [weights, input_weights, bias] of entry t.
-Matrix stacked(const LinearGaussianParams& c, Eigen::Index t) {
-  const Eigen::Index d = c.weights.rows(), n = c.weights.cols(), m = c.input_weights.cols();
-  Matrix w(d, n + m + 1);
-  w << c.weights.at(t), c.input_weights.at(t), c.bias.vec(t);
+// w with its columns `free` set to the least-squares solution given the
+// others: moment(w) = 0 on those columns.
+Matrix solve_free(const RegressionStats& s, Matrix w, const std::vector<Eigen::Index>& free) {
+  if (free.empty()) return w;
+  const Matrix g = s.moment(w);
+  w(Eigen::all, free) += Eigen::LDLT<Matrix>(s.xx(free, free)).solve(g(Eigen::all, free).transpose()).transpose();
   return w;
-}
-
-// sum E[(out - W x)(out - W x)^T].
-Matrix residual_scatter(const RegressionStats& s, const Matrix& w) {
-  const Matrix wxy = w * s.yx.transpose();
-  Matrix r = s.yy - wxy - wxy.transpose() + w * s.xx * w.transpose();
-  return 0.5 * (r + r.transpose());
 }
 
 // Conditional M-step of one regression entry (see m_step in learn.hpp).
@@ -49,15 +45,12 @@ void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen:
   sort(props.input_weights, n, m);
   sort(props.bias, n + m, 1);
   if (!free.empty()) {
-    Matrix rhs = s.yx(Eigen::all, free);
-    if (!fixed.empty()) rhs -= w(Eigen::all, fixed) * s.xx(fixed, free);
-    const Matrix sol = Eigen::LDLT<Matrix>(s.xx(free, free)).solve(rhs.transpose());
-    w(Eigen::all, free) = sol.transpose();
+    w = solve_free(s, w, free);
     c.weights[entry] = w.leftCols(n);
     c.input_weights[entry] = w.middleCols(n, m);
     c.bias[entry] = w.col(n + m);
   }
-  if (props.cov) c.cov[entry] = project(residual_scatter(s, w) / s.count, props.cov_structure);
+  if (props.cov) c.cov[entry] = project(s.scatter(w) / s.count, props.cov_structure);
 }
 
 // Gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov.
@@ -66,52 +59,36 @@ void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c
   const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
   const Matrix w = stacked(c, 0);
   const auto llt = factor_pd(prefix + ".cov", c.cov[0]);
-  const Matrix gw = llt.solve(s.yx - w * s.xx);
+  const Matrix gw = llt.solve(s.moment(w));
   g.weights[0] = gw.leftCols(n);
   g.input_weights[0] = gw.middleCols(n, m);
   g.bias[0] = gw.col(n + m);
-  const Matrix inner = residual_scatter(s, w) - s.count * Matrix(c.cov[0]);
+  const Matrix inner = s.scatter(w) - s.count * Matrix(c.cov[0]);
   const Matrix half = llt.solve(inner);
   g.cov[0] = 0.5 * llt.solve(half.transpose());
-}
-
-// The initial-state terms of the expected log joint (plus, with a prior, its
-// pseudo-observations): sums, and separate counts for the mean and the cov.
-struct InitialTerms {
-  Vector sum;
-  Matrix outer;
-  double mean_count;
-  double cov_count;
-};
-
-InitialTerms initial_terms(const SufficientStats& s, const ConjugatePrior* prior) {
-  InitialTerms t{s.initial_sum, s.initial_outer, s.num_sequences, s.num_sequences};
-  if (prior) {
-    const NiwPrior& p = prior->initial;
-    const double kappa = p.mean_concentration;
-    t.sum += kappa * p.loc;
-    t.outer += kappa * p.loc * p.loc.transpose() + p.scale;
-    t.mean_count += kappa;
-    t.cov_count += p.df + static_cast<double>(p.loc.size()) + 2.0;
-  }
-  return t;
-}
-
-// sum E[(z_0 - m)(z_0 - m)^T] (plus prior terms).
-Matrix initial_scatter(const InitialTerms& t, const Vector& m) {
-  return t.outer - t.sum * m.transpose() - m * t.sum.transpose() + t.mean_count * m * m.transpose();
 }
 
 // Regression statistics plus the MNIW prior's pseudo-observations.
 RegressionStats with_prior(const RegressionStats& s, const MniwPrior* p) {
   if (p == nullptr) return s;
   RegressionStats a = s;
-  const Matrix mk = p->loc * p->col_precision;
+  const Matrix diff = p->loc - s.w0;
+  const Matrix dk = diff * p->col_precision;
   a.xx += p->col_precision;
-  a.yx += mk;
-  a.yy += mk * p->loc.transpose() + p->scale;
+  a.rx += dk;
+  a.rr += dk * diff.transpose() + p->scale;
   a.count += p->df + static_cast<double>(p->loc.rows() + p->loc.cols()) + 1.0;
   return a;
+}
+
+// The initial-state statistics plus the NIW prior's pseudo-observations: the
+// one-column case of the MNIW prior (col_precision = mean_concentration;
+// df + state_dim + 2 pseudo-terms for the cov).
+RegressionStats initial_with_prior(const SufficientStats& s, const ConjugatePrior* prior) {
+  if (prior == nullptr) return s.initial;
+  const NiwPrior& p = prior->initial;
+  const MniwPrior as_mniw{p.loc, Matrix::Constant(1, 1, p.mean_concentration), p.df, p.scale};
+  return with_prior(s.initial, &as_mniw);
 }
 
 double log_multigamma(double a, Eigen::Index d) {
@@ -176,10 +153,13 @@ Params m_step(const Params& params, const ParamProps& props, const SufficientSta
               const ConjugatePrior* prior) {
   if (prior) validate(params, *prior);
   Params out = params;
-  const InitialTerms init = initial_terms(stats, prior);
-  if (props.initial.mean && init.mean_count > 0) out.initial.mean = init.sum / init.mean_count;
-  if (props.initial.cov && init.cov_count > 0)
-    out.initial.cov = project(initial_scatter(init, out.initial.mean) / init.cov_count, props.initial.cov_structure);
+  const RegressionStats init = initial_with_prior(stats, prior);
+  if (init.count > 0) {
+    const Matrix m = solve_free(init, params.initial.mean, props.initial.mean ? std::vector<Eigen::Index>{0}
+                                                                              : std::vector<Eigen::Index>{});
+    out.initial.mean = m;
+    if (props.initial.cov) out.initial.cov = project(init.scatter(m) / init.count, props.initial.cov_structure);
+  }
   if (any_trainable(props.dynamics))
     regression_m_step(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), out.dynamics, 0,
                       props.dynamics);
@@ -270,11 +250,11 @@ Vector log_prob_gradient(const Params& params, const ParamProps& props, const Su
   // Only the groups with a trainable member are differentiated.
   Params g = params;
   if (props.initial.mean || props.initial.cov) {
-    const InitialTerms init = initial_terms(stats, prior);
+    const RegressionStats init = initial_with_prior(stats, prior);
     const auto llt0 = factor_pd("initial.cov", params.initial.cov);
-    const Vector& m0 = params.initial.mean;
-    g.initial.mean = llt0.solve(init.sum - init.mean_count * m0);
-    const Matrix half = llt0.solve(initial_scatter(init, m0) - init.cov_count * params.initial.cov);
+    const Matrix& m0 = params.initial.mean;
+    g.initial.mean = llt0.solve(init.moment(m0));
+    const Matrix half = llt0.solve(init.scatter(m0) - init.count * params.initial.cov);
     g.initial.cov = 0.5 * llt0.solve(half.transpose());
   }
   if (any_trainable(props.dynamics))

@@ -9,48 +9,75 @@
 
 namespace lgssm {
 
-RegressionStats::RegressionStats(Eigen::Index out_dim, Eigen::Index regressor_dim)
-    : xx(Matrix::Zero(regressor_dim, regressor_dim)),
-      yx(Matrix::Zero(out_dim, regressor_dim)),
-      yy(Matrix::Zero(out_dim, out_dim)) {}
+RegressionStats::RegressionStats(Matrix w0_)
+    : w0(std::move(w0_)),
+      xx(Matrix::Zero(w0.cols(), w0.cols())),
+      rx(Matrix::Zero(w0.rows(), w0.cols())),
+      rr(Matrix::Zero(w0.rows(), w0.rows())) {}
+
+Matrix RegressionStats::moment(const Matrix& w) const { return rx - (w - w0) * xx; }
+
+Matrix RegressionStats::scatter(const Matrix& w) const {
+  const Matrix delta = w - w0;
+  const Matrix cross = delta * rx.transpose();
+  Matrix out = rr - cross - cross.transpose() + delta * xx * delta.transpose();
+  internal::symmetrize(out);
+  return out;
+}
+
+void RegressionStats::recentre(const Matrix& w) {
+  rr = scatter(w);
+  rx = moment(w);
+  w0 = w;
+}
 
 RegressionStats& RegressionStats::operator+=(const RegressionStats& other) {
+  if (count == 0.0) return *this = other;
+  if (other.w0 == w0) {
+    rx += other.rx;
+    rr += other.rr;
+  } else {
+    RegressionStats moved = other;
+    moved.recentre(w0);
+    rx += moved.rx;
+    rr += moved.rr;
+  }
   xx += other.xx;
-  yx += other.yx;
-  yy += other.yy;
   count += other.count;
   return *this;
 }
 
-SufficientStats::SufficientStats(Eigen::Index state_dim, Eigen::Index emission_dim,
-                                 Eigen::Index input_dim, Eigen::Index num_emission_entries,
-                                 Eigen::Index num_dynamics_groups)
-    : initial_sum(Vector::Zero(state_dim)),
-      initial_outer(Matrix::Zero(state_dim, state_dim)),
-      dynamics(num_dynamics_groups, RegressionStats(state_dim, state_dim + input_dim + 1)),
-      emissions(num_emission_entries, RegressionStats(emission_dim, state_dim + input_dim + 1)) {}
-
 namespace {
-// a[i] += b[i], extending a with zero statistics shaped like b's entries.
+// a[i] += b[i], extending a with b's further entries.
 void add_entries(std::vector<RegressionStats>& a, const std::vector<RegressionStats>& b) {
-  if (a.size() < b.size()) a.resize(b.size(), RegressionStats(b[0].yy.rows(), b[0].xx.rows()));
-  for (size_t i = 0; i < b.size(); ++i) a[i] += b[i];
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i < a.size())
+      a[i] += b[i];
+    else
+      a.push_back(b[i]);
+  }
 }
 }  // namespace
 
 SufficientStats& SufficientStats::operator+=(const SufficientStats& other) {
-  if (initial_sum.size() == 0) return *this = other;
-  initial_sum += other.initial_sum;
-  initial_outer += other.initial_outer;
-  num_sequences += other.num_sequences;
+  if (initial.w0.size() == 0) return *this = other;
+  initial += other.initial;
   add_entries(dynamics, other.dynamics);
   add_entries(emissions, other.emissions);
   marginal_loglik += other.marginal_loglik;
   return *this;
 }
 
+Matrix internal::stacked(const LinearGaussianParams& c, Eigen::Index t) {
+  const Eigen::Index d = c.weights.rows(), n = c.weights.cols(), m = c.input_weights.cols();
+  Matrix w(d, n + m + 1);
+  w << c.weights.at(t), c.input_weights.at(t), c.bias.vec(t);
+  return w;
+}
+
 namespace {
 
+using internal::stacked;
 using internal::view;
 
 // Regressor rows x_t = [E z; u; 1], one row per term, stacked: the first
@@ -64,54 +91,57 @@ RowMatrix regressors(const RowMatrix& means, const RowMatrix& inputs, Eigen::Ind
   return x;
 }
 
-// Calls fn(entry, first, count) for each maximal run of consecutive terms
-// 0..count-1 that share a statistics entry (entry_of(term)).
-template <class EntryOf, class Fn>
-void for_each_run(Eigen::Index count, EntryOf entry_of, Fn fn) {
+// Sum of `count` entries of a series from `first` on.
+template <int N>
+internal::MatrixN<N> series_sum(const MatrixSeries& series, Eigen::Index first, Eigen::Index count) {
+  internal::MatrixN<N> sum = view<N, N>(series[first]);
+  for (Eigen::Index t = first + 1; t < first + count; ++t) sum += view<N, N>(series[t]);
+  return sum;
+}
+
+// The mean parts of terms whose regressor means are the rows of `x` and
+// residual means the rows of `e`, and the state covariance `p_sum` (their
+// sum over the terms) in the regressor's z block.
+void add_mean_terms(RegressionStats& s, const Eigen::Ref<const RowMatrix>& x, const Eigen::Ref<const RowMatrix>& e,
+                    const Matrix& p_sum) {
+  const Eigen::Index n = p_sum.rows();
+  s.xx.noalias() += x.transpose() * x;
+  s.xx.topLeftCorner(n, n) += p_sum;
+  s.rx.noalias() += e.transpose() * x;
+  s.rr.noalias() += e.transpose() * e;
+  s.count += static_cast<double>(x.rows());
+}
+
+// Calls fn(first, count) for each maximal run of consecutive terms
+// 0..count-1 for which same(first, t) holds.
+template <class Same, class Fn>
+void for_each_run(Eigen::Index count, Same same, Fn fn) {
   for (Eigen::Index a = 0; a < count;) {
-    const Eigen::Index e = entry_of(a);
     Eigen::Index b = a + 1;
-    while (b < count && entry_of(b) == e) ++b;
-    fn(e, a, b - a);
+    while (b < count && same(a, b)) ++b;
+    fn(a, b - a);
     a = b;
   }
 }
 
-// Sum of `count` entries of a series from `first` on, added to `out`.
-template <int N, class Out>
-void add_series_sum(Out&& out, const MatrixSeries& series, Eigen::Index first, Eigen::Index count) {
-  internal::MatrixN<N> sum = view<N, N>(series[first]);
-  for (Eigen::Index t = first + 1; t < first + count; ++t) sum += view<N, N>(series[t]);
-  out += sum;
+// Whether steps a and b of a conditional have the same weights (the same
+// entry, or equal values).
+bool same_weights(const LinearGaussianParams& c, Eigen::Index a, Eigen::Index b) {
+  const auto same = [&](const MatrixSeries& m) { return m.size() == 1 || m.at(a) == m.at(b); };
+  return same(c.weights) && same(c.input_weights) && same(c.bias);
 }
 
-// Terms first..first+count-1 of one regression: E[x x^T] = X^T X + sum of the
-// state covariances (top-left block), E[out x^T] = Y^T X (+ cross terms added
-// by the caller), E[out out^T] = Y^T Y.
-template <int N>
-void add_terms(RegressionStats& s, const Eigen::Ref<const RowMatrix>& x, const Eigen::Ref<const RowMatrix>& y,
-               const MatrixSeries& state_covs, Eigen::Index cov_first) {
-  const Eigen::Index n = state_covs.rows(), count = x.rows();
-  s.xx.noalias() += x.transpose() * x;
-  add_series_sum<N>(s.xx.topLeftCorner(n, n), state_covs, cov_first, count);
-  s.yx.noalias() += y.transpose() * x;
-  s.yy.noalias() += y.transpose() * y;
-  s.count += static_cast<double>(count);
-}
-
-// Step t has missing components: the missing part given z_t and y_o is
-// y_m = A z_t + c + e, e ~ N(0, S), with A = H_m - K H_o,
-// c = D_m u + d_m + K (y_o - D_o u - d_o), S = R_mm - K R_om,
-// K = R_mo R_oo^{-1} (o: the observed components with R_ii > 0). Writes E[y_m | y] into `y_row` and adds to `s` what
-// E[y x^T] and E[y y^T] hold beyond the products of the means.
-void add_missing_correction(RegressionStats& s, const Params& params, const Sequence& seq, Eigen::Index t,
-                            const Eigen::Ref<const Vector>& m, const Eigen::Ref<const Matrix>& p,
-                            Eigen::Ref<RowMatrix> y_row) {
-  const auto& e = params.emissions;
-  const Eigen::Index dim = params.emission_dim(), n = params.state_dim();
-  const Matrix h = e.weights.at(t), r = e.cov.at(t);
-  // Exactly observed components (zero row and column of R) are uncorrelated
-  // with the missing ones' noise: K is zero on them, so `obs` omits them.
+// Step t has missing components (all other rows of `e` hold y - W0 x at the
+// posterior means). Given z_t and the observed part, the residual of the
+// missing part is r_m = K r_o + e, K = R_mo R_oo^{-1} over the observed
+// components with R_ii > 0 (exactly observed ones are uncorrelated with the
+// missing ones' noise), e ~ N(0, R_mm - K R_om). Writes E[r_m | y] into
+// `e_row`, K H_o into the missing rows of `loading` (r = E[r] - loading
+// (z_t - m_t) + noise), and adds the noise covariance to s.rr.
+void missing_terms(RegressionStats& s, const Params& params, const Sequence& seq, Eigen::Index t,
+                   Eigen::Ref<RowMatrix> e_row, Matrix& loading) {
+  const Eigen::Index dim = params.emission_dim();
+  const Matrix r = params.emissions.cov.at(t);
   std::vector<Eigen::Index> obs, mis;
   for (Eigen::Index i = 0; i < dim; ++i) {
     if (std::isnan(seq.emissions(t, i)))
@@ -119,26 +149,21 @@ void add_missing_correction(RegressionStats& s, const Params& params, const Sequ
     else if (r(i, i) > 0.0)
       obs.push_back(i);
   }
-  Vector offset = e.bias.vec(t);  // D u + d
-  if (params.input_dim() > 0) offset += e.input_weights.at(t) * seq.inputs.row(t).transpose();
   const Eigen::Index no = obs.size(), nm = mis.size();
-  Vector c = offset(mis);
-  Matrix a = h(mis, Eigen::all), cov_c = r(mis, mis);
+  Vector e_m = Vector::Zero(nm);
+  Matrix l_m = Matrix::Zero(nm, loading.cols()), noise = r(mis, mis);
   if (no > 0) {
-    const Matrix r_oo = r(obs, obs), r_om = r(obs, mis);
-    Eigen::LLT<Matrix> llt(r_oo);
-    const Matrix kt = llt.solve(r_om);  // K^T = R_oo^{-1} R_om
-    Vector y_o(no);
-    for (Eigen::Index i = 0; i < no; ++i) y_o(i) = seq.emissions(t, obs[i]);
-    a -= kt.transpose() * h(obs, Eigen::all);
-    c += kt.transpose() * (y_o - offset(obs));
-    cov_c -= kt.transpose() * r_om;
+    const Matrix r_om = r(obs, mis);
+    const Matrix kt = Eigen::LLT<Matrix>(r(obs, obs)).solve(r_om);  // K^T = R_oo^{-1} R_om
+    e_m = kt.transpose() * e_row(0, obs).transpose();
+    l_m = kt.transpose() * loading(obs, Eigen::all);
+    noise -= kt.transpose() * r_om;
   }
-  const Vector y_m = a * m + c;
-  for (Eigen::Index i = 0; i < nm; ++i) y_row(0, mis[i]) = y_m(i);
-  const Matrix c_mz = a * p;  // Cov[y_m, z_t | y]
-  for (Eigen::Index i = 0; i < nm; ++i) s.yx.row(mis[i]).head(n) += c_mz.row(i);
-  s.yy(mis, mis) += c_mz * a.transpose() + cov_c;
+  for (Eigen::Index i = 0; i < nm; ++i) {
+    e_row(0, mis[i]) = e_m(i);
+    loading.row(mis[i]) = l_m.row(i);
+  }
+  s.rr(mis, mis) += noise;
 }
 
 template <int N>
@@ -147,37 +172,69 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
                                      Eigen::Index num_dynamics_groups) {
   const SmootherResult sm = internal::smoother_unchecked(params, seq);
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
-  SufficientStats s(n, params.emission_dim(), params.input_dim(), per_step_emissions ? steps : 1,
-                    num_dynamics_groups);
+  const auto& means = sm.smoothed_means;
+  const auto& covs = sm.smoothed_covariances;
+  SufficientStats s;
   s.marginal_loglik = sm.marginal_loglik;
-  s.num_sequences = 1.0;
-  s.initial_sum = sm.smoothed_means.row(0).transpose();
-  s.initial_outer = sm.smoothed_covariances[0] + s.initial_sum * s.initial_sum.transpose();
 
-  // Dynamics: term k is the transition z_k -> z_{k+1}, regressor [E z_k; u_{k+1}; 1].
-  const RowMatrix xd = regressors(sm.smoothed_means, seq.inputs, 1, steps - 1);
+  // Initial state: r = z_0 - m on x = [1].
+  s.initial = RegressionStats(params.initial.mean);
+  const Vector e0 = means.row(0).transpose() - params.initial.mean;
+  s.initial.xx(0, 0) = 1.0;
+  s.initial.rx = e0;
+  s.initial.rr = e0 * e0.transpose() + covs[0];
+  s.initial.count = 1.0;
+
+  // Dynamics: term k is the transition z_k -> z_{k+1}, regressor
+  // x = [z_k; u_{k+1}; 1], r = z_{k+1} - W0 x; over a run with one F,
+  // E[r x^T] adds sum (C_k - F P_k) and E[r r^T] adds
+  // sum (P_{k+1} - C_k F^T - F C_k^T + F P_k F^T), C_k = Cov[z_{k+1}, z_k | y].
+  const auto& dyn = params.dynamics;
   const auto group = [&](Eigen::Index k) { return dynamics_groups.empty() ? 0 : dynamics_groups[k]; };
-  for_each_run(steps - 1, group, [&](Eigen::Index g, Eigen::Index k, Eigen::Index count) {
-    RegressionStats& ds = s.dynamics[g];
-    add_terms<N>(ds, xd.middleRows(k, count), sm.smoothed_means.middleRows(k + 1, count),
-                 sm.smoothed_covariances, k);
-    add_series_sum<N>(ds.yx.leftCols(n), sm.smoothed_cross_covariances, k, count);
-    add_series_sum<N>(ds.yy, sm.smoothed_covariances, k + 1, count);
+  for (Eigen::Index g = 0; g < num_dynamics_groups; ++g) {
+    Eigen::Index first = 0;
+    while (first < steps - 1 && group(first) != g) ++first;
+    s.dynamics.emplace_back(stacked(dyn, first < steps - 1 ? first : 0));
+  }
+  const RowMatrix xd = regressors(means, seq.inputs, 1, steps - 1);
+  for_each_run(steps - 1, [&](Eigen::Index a, Eigen::Index b) { return group(a) == group(b) && same_weights(dyn, a, b); },
+               [&](Eigen::Index k, Eigen::Index count) {
+    RegressionStats& ds = s.dynamics[group(k)];
+    const Matrix w = stacked(dyn, k);
+    const auto x = xd.middleRows(k, count);
+    const RowMatrix e = means.middleRows(k + 1, count) - x * w.transpose();
+    const Matrix p0 = series_sum<N>(covs, k, count), p1 = series_sum<N>(covs, k + 1, count);
+    const Matrix c = series_sum<N>(sm.smoothed_cross_covariances, k, count);
+    const Matrix f = w.leftCols(n);
+    add_mean_terms(ds, x, e, p0);
+    ds.rx.leftCols(n) += c - f * p0;
+    const Matrix cf = c * f.transpose();
+    ds.rr += p1 - cf - cf.transpose() + f * p0 * f.transpose();
   });
 
-  // Emissions: term t is y_t on [E z_t; u_t; 1]; missing components are
-  // replaced by their posterior means, their covariances added separately.
-  const RowMatrix xe = regressors(sm.smoothed_means, seq.inputs, 0, steps);
-  const bool any_missing = seq.emissions.array().isNaN().any();
-  RowMatrix filled = any_missing ? seq.emissions : RowMatrix();
-  const RowMatrix& y = any_missing ? filled : seq.emissions;
+  // Emissions: term t is y_t on x = [z_t; u_t; 1], r = y_t - W0 x =
+  // E[r] - H (z_t - m_t) + noise; a step with missing components is a run of
+  // its own (missing_terms).
+  const auto& em = params.emissions;
   const auto entry = [&](Eigen::Index t) { return per_step_emissions ? t : 0; };
-  for (Eigen::Index t = 0; any_missing && t < steps; ++t)
-    if (seq.emissions.row(t).array().isNaN().any())
-      add_missing_correction(s.emissions[entry(t)], params, seq, t, sm.smoothed_means.row(t).transpose(),
-                             sm.smoothed_covariances[t], filled.middleRows(t, 1));
-  for_each_run(steps, entry, [&](Eigen::Index e, Eigen::Index t, Eigen::Index count) {
-    add_terms<N>(s.emissions[e], xe.middleRows(t, count), y.middleRows(t, count), sm.smoothed_covariances, t);
+  for (Eigen::Index i = 0; i < (per_step_emissions ? steps : 1); ++i) s.emissions.emplace_back(stacked(em, i));
+  const RowMatrix xe = regressors(means, seq.inputs, 0, steps);
+  RowMatrix e(steps, params.emission_dim());
+  std::vector<bool> missing(steps);
+  for (Eigen::Index t = 0; t < steps; ++t) missing[t] = seq.emissions.row(t).array().isNaN().any();
+  for_each_run(steps, [&](Eigen::Index a, Eigen::Index b) {
+    return !missing[a] && !missing[b] && entry(a) == entry(b) && same_weights(em, a, b);
+  }, [&](Eigen::Index t, Eigen::Index count) {
+    RegressionStats& es = s.emissions[entry(t)];
+    const Matrix w = stacked(em, t);
+    const auto x = xe.middleRows(t, count);
+    e.middleRows(t, count) = seq.emissions.middleRows(t, count) - x * w.transpose();
+    Matrix h = w.leftCols(n);
+    if (missing[t]) missing_terms(es, params, seq, t, e.middleRows(t, 1), h);
+    const Matrix p = series_sum<N>(covs, t, count);
+    add_mean_terms(es, x, e.middleRows(t, count), p);
+    es.rx.leftCols(n) -= h * p;
+    es.rr += h * p * h.transpose();
   });
   return s;
 }

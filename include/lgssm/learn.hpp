@@ -84,7 +84,9 @@ void validate(const Params& params, const ParamProps& props);
 // Each conditional is a linear regression (Shumway & Stoffer 2017, Property
 // 6.4; the seed document's M-step for per-step emissions): the free blocks of
 // W = [weights, input_weights, bias] solve the normal equations given the
-// frozen blocks, then cov = E[(out - W x)(out - W x)^T] / count, projected
+// frozen blocks (a correction to the current W that zeroes the moment
+// sum E[(out - W x) x^T] on them), then cov = E[(out - W x)(out - W x)^T] /
+// count from the residual statistics (stats.hpp), projected
 // onto its structure (diagonal part, or mean of the diagonal times I).
 // With a prior: the MAP M-step (maximizing E[log p(z, y)] + log p(params)).
 Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats,
@@ -105,9 +107,9 @@ struct FitSummary {
 // times its largest is reported in FitSummary::warnings: near a singular
 // covariance the likelihood may grow without bound (with one sequence and a
 // trainable initial.cov, for example, initial.cov -> 0 and a full
-// emissions.cov losing rank), and float64 statistics lose the digits that
-// fix the small eigenvalues (their absolute error is about 1e-16 times the
-// data's second moments).
+// emissions.cov losing rank), and float64 loses the digits that fix the
+// small eigenvalues (the smoothed moments behind the statistics are exact to
+// about 1e-16 of the state's scale, not of the vanishing residual's).
 constexpr double kNearSingular = 1e-10;
 
 struct FitResult {

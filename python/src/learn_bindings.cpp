@@ -92,34 +92,38 @@ void bind_learn(nb::module_& m) {
 
   nb::class_<lgssm::RegressionStats>(m, "RegressionStats")
       .def(nb::init<>())
+      .def_rw("w0", &lgssm::RegressionStats::w0)
       .def_rw("xx", &lgssm::RegressionStats::xx)
-      .def_rw("yx", &lgssm::RegressionStats::yx)
-      .def_rw("yy", &lgssm::RegressionStats::yy)
+      .def_rw("rx", &lgssm::RegressionStats::rx)
+      .def_rw("rr", &lgssm::RegressionStats::rr)
       .def_rw("count", &lgssm::RegressionStats::count)
-      .def("__getstate__", [](const lgssm::RegressionStats& r) { return nb::make_tuple(r.xx, r.yx, r.yy, r.count); })
-      .def("__setstate__", [](lgssm::RegressionStats& r, const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
-        new (&r) lgssm::RegressionStats();
-        std::tie(r.xx, r.yx, r.yy, r.count) = t;
-      });
+      .def("moment", &lgssm::RegressionStats::moment, "w"_a)
+      .def("scatter", &lgssm::RegressionStats::scatter, "w"_a)
+      .def("__getstate__",
+           [](const lgssm::RegressionStats& r) { return nb::make_tuple(r.w0, r.xx, r.rx, r.rr, r.count); })
+      .def("__setstate__",
+           [](lgssm::RegressionStats& r,
+              const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
+             new (&r) lgssm::RegressionStats();
+             std::tie(r.w0, r.xx, r.rx, r.rr, r.count) = t;
+           });
   nb::class_<lgssm::SufficientStats> stats_class(m, "SufficientStats");
   stats_class.def(nb::init<>())
-      .def_rw("initial_sum", &lgssm::SufficientStats::initial_sum)
-      .def_rw("initial_outer", &lgssm::SufficientStats::initial_outer)
-      .def_rw("num_sequences", &lgssm::SufficientStats::num_sequences)
+      .def_rw("initial", &lgssm::SufficientStats::initial)
+      .def_prop_ro("num_sequences", &lgssm::SufficientStats::num_sequences)
       .def_rw("dynamics", &lgssm::SufficientStats::dynamics)
       .def_rw("emissions", &lgssm::SufficientStats::emissions)
       .def_rw("marginal_loglik", &lgssm::SufficientStats::marginal_loglik)
       .def("__getstate__",
            [](const lgssm::SufficientStats& s) {
-             return nb::make_tuple(s.initial_sum, s.initial_outer, s.num_sequences, s.dynamics, s.emissions,
-                                   s.marginal_loglik);
+             return nb::make_tuple(s.initial, s.dynamics, s.emissions, s.marginal_loglik);
            })
       .def("__setstate__",
            [](lgssm::SufficientStats& s,
-              const std::tuple<lgssm::Vector, lgssm::Matrix, double, std::vector<lgssm::RegressionStats>,
+              const std::tuple<lgssm::RegressionStats, std::vector<lgssm::RegressionStats>,
                                std::vector<lgssm::RegressionStats>, double>& t) {
              new (&s) lgssm::SufficientStats();
-             std::tie(s.initial_sum, s.initial_outer, s.num_sequences, s.dynamics, s.emissions, s.marginal_loglik) = t;
+             std::tie(s.initial, s.dynamics, s.emissions, s.marginal_loglik) = t;
            });
   lgssm::bindings::def_sum(stats_class);
 

@@ -439,10 +439,11 @@ TEST(ContinuousStats, SumOfBatchesIsTheStatisticsOfAllSequences) {
   ASSERT_EQ(sum.stats.dynamics.size(), all.stats.dynamics.size());
   for (size_t g = 0; g < all.gaps.size(); ++g) {
     EXPECT_MATRIX_NEAR(sum.stats.dynamics[g].xx, all.stats.dynamics[g].xx, 1e-12);
-    EXPECT_MATRIX_NEAR(sum.stats.dynamics[g].yx, all.stats.dynamics[g].yx, 1e-12);
+    EXPECT_MATRIX_NEAR(sum.stats.dynamics[g].rx, all.stats.dynamics[g].rx, 1e-12);
+    EXPECT_MATRIX_NEAR(sum.stats.dynamics[g].rr, all.stats.dynamics[g].rr, 1e-12);
     EXPECT_EQ(sum.stats.dynamics[g].count, all.stats.dynamics[g].count);
   }
-  EXPECT_MATRIX_NEAR(sum.stats.emissions[0].yx, all.stats.emissions[0].yx, 1e-12);
+  EXPECT_MATRIX_NEAR(sum.stats.emissions[0].rx, all.stats.emissions[0].rx, 1e-12);
   EXPECT_NEAR(sum.stats.marginal_loglik, all.stats.marginal_loglik, 1e-10 * std::abs(all.stats.marginal_loglik));
 }
 

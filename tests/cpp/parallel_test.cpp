@@ -60,10 +60,11 @@ Flat& operator<<(Flat& f, const SmootherResult& r) {
            << r.smoothed_cross_covariances;
 }
 Flat& operator<<(Flat& f, const SufficientStats& s) {
-  f << s.initial_sum << s.initial_outer << s.num_sequences << s.marginal_loglik;
-  for (const auto* list : {&s.dynamics, &s.emissions}) {
+  f << s.marginal_loglik;
+  const std::vector<RegressionStats> initial{s.initial};
+  for (const auto* list : {&initial, &s.dynamics, &s.emissions}) {
     f << static_cast<double>(list->size());
-    for (const RegressionStats& r : *list) f << r.xx << r.yx << r.yy << r.count;
+    for (const RegressionStats& r : *list) f << r.w0 << r.xx << r.rx << r.rr << r.count;
   }
   return f;
 }

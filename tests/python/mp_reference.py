@@ -88,7 +88,8 @@ class MpReference:
     of log p(y_o) (1/2 (|w|^2 + sum |log L_kk^2| + N_o log 2 pi)), the scale on which its
     rounding errors are judged; smoothed_means (T, n), smoothed_covariances (T, n, n),
     smoothed_cross_covariances (T-1, n, n) = Cov[z_{t+1}, z_t | y]; prior_means (T, n) and
-    prior_covariances (T, n, n), the moments of z_t before any observation; pivots (N_o,), the
+    prior_covariances (T, n, n), the moments of z_t before any observation; emission_scatter (p, p),
+    sum_t E[(y_t - H z_t - D u_t - d)(...)^T | y] when every entry is observed, else None; pivots (N_o,), the
     relative conditional variances L_kk^2 / (S_oo)_kk; observed (N_o, 2), the (t, i) of each
     observed entry in order.
     """
@@ -168,6 +169,21 @@ class MpReference:
         self.smoothed_covariances = np.array([_to_float(post_cov(t, t)) for t in range(T)]).reshape(T, n, n)
         self.smoothed_cross_covariances = np.array(
             [_to_float(post_cov(t + 1, t)) for t in range(T - 1)]).reshape(T - 1, n, n)
+        # sum_t E[(y_t - H z_t - D u_t - d)(...)^T | y], the emission scatter of EM's R-step
+        # (fully observed sequences only).
+        self.emission_scatter = None
+        if N == T * p:
+            scatter = [[mp.zero] * p for _ in range(p)]
+            for t in range(T):
+                D = entry(params, "emission_input_weights", t).reshape(p, m)
+                d = entry(params, "emission_bias", t)
+                e = [mp.mpf(float(y[t, i])) - mpmath.fdot(H[t][i], means[t]) - mp.mpf(float(d[i]))
+                     - (mpmath.fdot(_mp_vector(D[i]), _mp_vector(u[t])) if m else 0) for i in range(p)]
+                HP = _matmul(H[t], post_cov(t, t))
+                for i in range(p):
+                    for j in range(p):
+                        scatter[i][j] += e[i] * e[j] + mpmath.fdot(HP[i], H[t][j])
+            self.emission_scatter = _to_float(scatter).reshape(p, p)
         self.prior_means = _to_float(mu).reshape(T, n)
         self.prior_covariances = np.array([_to_float(C[t][t]) for t in range(T)]).reshape(T, n, n)
 

@@ -112,3 +112,34 @@ def test_exactly_observed_component_posterior_samples_satisfy_it():
     draws = model.posterior_sample(key=7, params=params, emissions=y, num_samples=20)
     bias = np.asarray(params.emissions.bias)
     np.testing.assert_allclose(draws @ H[0] + bias[0], np.broadcast_to(y[:, 0], draws.shape[:2]), atol=1e-9)
+
+
+def tiny_r_model():
+    """State 2, emission 3, R = 1e-14 diag(1, 2, 3) against emissions of size ~10: the state
+    is pinned by the data to ~1e-7 and each residual y - H E[z] is ~1e-7 of the emissions."""
+    rng = np.random.default_rng(12)
+    n, p, T = 2, 3, 10
+    kwargs = dict(initial_mean=np.array([10.0, -5.0]), initial_covariance=np.eye(n),
+                  dynamics_weights=np.array([[0.9, 0.1], [-0.2, 0.8]]), dynamics_bias=np.zeros(n),
+                  dynamics_input_weights=np.zeros((n, 0)), dynamics_covariance=0.1 * np.eye(n),
+                  emission_weights=rng.standard_normal((p, n)), emission_bias=np.array([1.0, 0.0, -1.0]),
+                  emission_input_weights=np.zeros((p, 0)), emission_covariance=1e-14 * np.diag([1.0, 2.0, 3.0]))
+    model = LinearGaussianSSM(n, p)
+    params, props = model.initialize(0, **{k: v for k, v in kwargs.items() if "input" not in k})
+    _, y = model.sample(params, key=3, num_timesteps=T)
+    return model, params, props, y, kwargs
+
+
+def test_tiny_r_m_step_matches_the_high_precision_reference():
+    """The R-step of EM under tiny R is the mean of E[(y - H z - d)(y - H z - d)^T | y], a
+    quantity ~1e-14 of the emissions' second moments: statistics kept as raw moments
+    (yy - W yx^T - yx W^T + W xx W^T) lose all its digits; residual statistics keep them."""
+    model, params, props, y, kwargs = tiny_r_model()
+    for name in ("initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias", "dynamics.cov",
+                 "emissions.weights", "emissions.bias"):
+        group, field = name.split(".")
+        getattr(getattr(props, group), field).trainable = False
+    ref = MpReference(kwargs, y, None)
+    fitted = model.m_step(params, props, model.sufficient_stats(params, y))
+    np.testing.assert_allclose(fitted.emissions.cov, ref.emission_scatter / len(y), rtol=1e-6,
+                               atol=1e-6 * np.abs(ref.emission_scatter / len(y)).max())

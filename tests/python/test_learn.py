@@ -232,12 +232,11 @@ def dynamics_entries(s):
 
 
 def stats_arrays(s):
-    out = {"initial_sum": s.initial_sum, "initial_outer": s.initial_outer,
-           "num_sequences": s.num_sequences, "marginal_loglik": s.marginal_loglik}
-    regs = ([(f"dynamics[{k}]", r) for k, r in enumerate(dynamics_entries(s))]
+    out = {"num_sequences": s.num_sequences, "marginal_loglik": s.marginal_loglik}
+    regs = ([("initial", s.initial)] + [(f"dynamics[{k}]", r) for k, r in enumerate(dynamics_entries(s))]
             + [(f"emissions[{t}]", r) for t, r in enumerate(s.emissions)])
     for prefix, r in regs:
-        for f in ("xx", "yx", "yy", "count"):
+        for f in ("w0", "xx", "rx", "rr", "count"):
             out[f"{prefix}.{f}"] = getattr(r, f)
     return out
 
@@ -289,9 +288,9 @@ def test_batch_statistics_are_sums(name):
 # 4. The M-step maximizes Q(theta) = E[log p(z, y | theta)].
 
 def expected_complete_loglik(params, stats):
-    """Q from the statistics' definitions (stats.hpp): initial sums of E[z_0] and
-    E[z_0 z_0^T]; regressions out = W x + noise with x = [z; u; 1] and the sums of
-    E[x x^T], E[out x^T], E[out out^T]."""
+    """Q from the statistics' definitions (stats.hpp): regressions out = W x + noise
+    (x = [1] for the initial state, [z; u; 1] otherwise) with the sums of E[x x^T],
+    E[r x^T] and E[r r^T] for r = out - w0 x, so that out - W x = r - (W - w0) x."""
     def gauss(cov, scatter, count):
         d = cov.shape[0]
         sign, logdet = np.linalg.slogdet(cov)
@@ -299,7 +298,8 @@ def expected_complete_loglik(params, stats):
         return -0.5 * (count * (d * np.log(2 * np.pi) + logdet) + np.trace(np.linalg.solve(cov, scatter)))
 
     def regression(r, W, cov):
-        scatter = r.yy - W @ r.yx.T - r.yx @ W.T + W @ r.xx @ W.T
+        d = W - r.w0
+        scatter = r.rr - d @ r.rx.T - r.rx @ d.T + d @ r.xx @ d.T
         return gauss(cov, scatter, r.count) if r.count > 0 else 0.0
 
     def entry(a, t, base_ndim):
@@ -310,9 +310,7 @@ def expected_complete_loglik(params, stats):
         return np.hstack([entry(group.weights, t, 2), entry(group.input_weights, t, 2),
                           entry(group.bias, t, 1)[:, None]])
 
-    m, N = params.initial.mean, stats.num_sequences
-    S = stats.initial_outer - np.outer(stats.initial_sum, m) - np.outer(m, stats.initial_sum) + N * np.outer(m, m)
-    q = gauss(params.initial.cov, S, N)
+    q = regression(stats.initial, np.asarray(params.initial.mean)[:, None], params.initial.cov)
     if np.ndim(params.dynamics.weights) == 2:  # per-step (hence frozen) dynamics: a constant term
         entries = dynamics_entries(stats)
         assert len(entries) == 1, "a discrete-time model pools its transitions in one entry"
@@ -536,8 +534,8 @@ def test_em_with_frozen_dynamics_drifts_to_a_singular_emissions_cov(notebook):
     unbounded: initial.cov -> 0 pins z_0, and emissions.cov loses rank along
     the directions of y_0 it then explains exactly. EM follows that path,
     about 1 nat per e-fold of the smallest eigenvalue, until float64 cannot
-    resolve it (the summed statistics have an absolute error of ~1e-16 of the
-    data's second moments). EM must warn as it nears the singular covariance and
+    resolve it (its smoothed moments are exact to ~1e-16 of the state's scale,
+    not of the vanishing residual's). EM must warn as it nears the singular covariance and
     never let its log likelihood fall; L-BFGS goes to an interior maximum."""
     nb = notebook
     model, emissions = nb["model"], nb["emissions"]
