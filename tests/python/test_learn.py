@@ -715,6 +715,32 @@ def test_per_step_emissions_are_learned():
     assert np.sum(model.marginal_log_prob(fitted, emissions)) > np.sum(model.marginal_log_prob(truth, emissions))
 
 
+def test_q_step_with_frozen_per_step_dynamics_weights():
+    """Per-step (frozen) F_t with a trainable, time-invariant Q: the Q-step is the mean over the
+    transitions of E[(z_t - F_{t-1} z_{t-1} - b)(...)^T | y], each about its own step's F, written
+    here from the smoother's moments."""
+    n, p, T = 2, 2, 12
+    rng = np.random.default_rng(8)
+    F = np.stack([0.9 * np.eye(n) + 0.2 * rng.standard_normal((n, n)) for _ in range(T - 1)])
+    model = LinearGaussianSSM(n, p)
+    params, props = model.initialize(0, dynamics_weights=F, dynamics_covariance=np.diag([0.5, 0.2]))
+    _, y = model.sample(params, key=9, num_timesteps=T)
+    for name in ALL_NAMES:
+        prop(props, name).trainable = name == "dynamics.cov"
+    post = model.smoother(params, y)
+    m, P, C = post.smoothed_means, post.smoothed_covariances, post.smoothed_cross_covariances
+    b = np.asarray(params.dynamics.bias)
+    Q = np.zeros((n, n))
+    for t in range(T - 1):
+        e = m[t + 1] - F[t] @ m[t] - b
+        cf = C[t] @ F[t].T
+        Q += np.outer(e, e) + P[t + 1] - cf - cf.T + F[t] @ P[t] @ F[t].T
+    fitted = model.m_step(params, props, model.sufficient_stats(params, y))
+    np.testing.assert_allclose(fitted.dynamics.cov, Q / (T - 1), rtol=1e-10)
+    _, lls = model.fit_em(params, props, y, num_iters=20, verbose=False)
+    assert monotonically_increasing(lls, rtol=1e-8), np.diff(lls)
+
+
 # --------------------------------------------------------------------------
 # 9. Errors name the argument.
 
