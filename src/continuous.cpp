@@ -39,18 +39,29 @@ void check_dt(double dt) {
 // itself would round them to the identity); once |A_h|_1 <= 1/2, on A_h, which
 // keeps the fast modes' relative accuracy. A_h = 0 is a fixed point: the
 // remaining doublings leave Sigma unchanged.
+//
+// Where the problem's condition number |F|_1 dt is large, float64 rounding in
+// the doublings alone moves the result by about 2^-53 |F|_1 dt relative (3e-10
+// at |F|_1 dt = 3e6); there the value is computed in long double (x87:
+// 2^-64), which keeps it within 1e-10 up to |F|_1 dt ~ 1e9 (kExtendedFrom).
 constexpr double kTheta = 0.5;
-constexpr double kUnitRoundoff = 0x1p-53;
+constexpr double kExtendedFrom = 1e5;
 
-double norm1(const Matrix& m) { return m.cwiseAbs().colwise().sum().maxCoeff(); }
+template <class S>
+using MatrixS = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+
+template <class S>
+S norm1(const MatrixS<S>& m) {
+  return m.cwiseAbs().colwise().sum().maxCoeff();
+}
 
 // The smallest degree m whose truncation error (2t)^{m+1} e^{4t} / (m+2)!
 // (relative to tau |Q|; a bound for both series at |F tau|_1 = t) is below
-// half the unit roundoff.
-int taylor_degree(double t) {
+// half the unit roundoff u.
+int taylor_degree(double t, double u) {
   int m = 0;
   double bound = 2.0 * t * std::exp(4.0 * t) / 2.0;  // m = 0: (2t)^1 e^{4t} / 2!
-  while (bound > 0.5 * kUnitRoundoff && m < 60) {
+  while (bound > 0.5 * u && m < 60) {
     ++m;
     bound *= 2.0 * t / (m + 2);
   }
@@ -58,41 +69,45 @@ int taylor_degree(double t) {
 }
 
 // exp(F dt) by the scheme above, with what the covariance and the adjoint need.
-struct Transition {
-  double tau = 0.0;
-  Matrix x;                      // F tau
-  std::vector<Matrix> powers;    // (F tau)^j / j!, j = 0 .. degree - 1
-  std::vector<Matrix> doubled;   // A_{2^k tau} entering doubling k, k = 0 .. (doublings done) - 1
-  Matrix weights;                // A_dt
+template <class S>
+struct TransitionS {
+  S tau = 0;
+  MatrixS<S> x;                      // F tau
+  std::vector<MatrixS<S>> powers;    // (F tau)^j / j!, j = 0 .. degree - 1
+  std::vector<MatrixS<S>> doubled;   // A_{2^k tau} entering doubling k, k = 0 .. (doublings done) - 1
+  MatrixS<S> weights;                // A_dt
   int degree() const { return static_cast<int>(powers.size()); }
 };
+using Transition = TransitionS<double>;
 
-Transition transition(const Matrix& drift, double dt) {
+template <class S = double>
+TransitionS<S> transition(const Matrix& drift, double dt) {
   const Eigen::Index n = drift.rows();
-  const Matrix identity = Matrix::Identity(n, n);
-  const double norm = norm1(drift);
+  const MatrixS<S> identity = MatrixS<S>::Identity(n, n);
+  const double norm = norm1<double>(drift);
   // s from log2 |F| + log2 dt, which does not overflow where |F| dt would.
   const int s = norm > 0.0 ? std::max(0, static_cast<int>(std::ceil(std::log2(norm) + std::log2(dt) -
                                                                     std::log2(kTheta))))
                            : 0;
-  Transition t;
-  t.tau = std::ldexp(dt, -s);
-  t.x = drift * t.tau;
-  const int degree = taylor_degree(norm1(t.x));
-  Matrix b = Matrix::Zero(n, n), term = identity;  // b = sum_{j=1}^{degree} (F tau)^j / j!
+  TransitionS<S> t;
+  t.tau = std::ldexp(static_cast<S>(dt), -s);
+  t.x = drift.cast<S>() * t.tau;
+  const int degree = taylor_degree(static_cast<double>(norm1<S>(t.x)),
+                                   static_cast<double>(std::numeric_limits<S>::epsilon()));
+  MatrixS<S> b = MatrixS<S>::Zero(n, n), term = identity;  // b = sum_{j=1}^{degree} (F tau)^j / j!
   for (int j = 1; j <= degree; ++j) {
     t.powers.push_back(term);
-    term = t.x * term / static_cast<double>(j);
+    term = t.x * term / static_cast<S>(j);
     b += term;
   }
-  Matrix a = identity + b;
-  bool near_identity = norm1(a) > 0.5;
-  for (int k = 0; k < s && !a.isZero(0.0); ++k) {
+  MatrixS<S> a = identity + b;
+  bool near_identity = norm1<S>(a) > 0.5;
+  for (int k = 0; k < s && !a.isZero(0); ++k) {
     t.doubled.push_back(a);
     if (near_identity) {
-      b = 2.0 * b + b * b;
+      b = 2 * b + b * b;
       a = identity + b;
-      near_identity = norm1(a) > 0.5;
+      near_identity = norm1<S>(a) > 0.5;
     } else {
       a = a * a;
     }
@@ -106,20 +121,21 @@ Transition transition(const Matrix& drift, double dt) {
 // S_k = (F tau S_{k-1} + S_{k-1} tau F^T) / (k + 1) (= tau^{k+1} L^k(Q) / (k+1)!
 // with L(X) = F X + X F^T), then the doublings. `series` receives S_0 ..
 // S_{degree-1} and `entering` Sigma entering each doubling, for the adjoint.
-Matrix covariance(const Transition& t, const Matrix& q, std::vector<Matrix>* series = nullptr,
-                  std::vector<Matrix>* entering = nullptr) {
-  Matrix term = t.tau * q;
+template <class S>
+MatrixS<S> covariance(const TransitionS<S>& t, const Matrix& q, std::vector<MatrixS<S>>* series = nullptr,
+                      std::vector<MatrixS<S>>* entering = nullptr) {
+  MatrixS<S> term = t.tau * q.cast<S>();
   internal::symmetrize(term);
-  Matrix sigma = term;
+  MatrixS<S> sigma = term;
   for (int k = 1; k <= t.degree(); ++k) {
     if (series) series->push_back(term);
-    const Matrix xs = t.x * term;
-    term = (xs + xs.transpose()) / static_cast<double>(k + 1);
+    const MatrixS<S> xs = t.x * term;
+    term = (xs + xs.transpose()) / static_cast<S>(k + 1);
     sigma += term;
   }
-  for (const Matrix& a : t.doubled) {
+  for (const MatrixS<S>& a : t.doubled) {
     if (entering) entering->push_back(sigma);
-    Matrix spread = a * sigma * a.transpose();
+    MatrixS<S> spread = a * sigma * a.transpose();
     internal::symmetrize(spread);
     sigma += spread;
   }
@@ -211,10 +227,15 @@ Params assemble(const ContinuousParams& params, const std::vector<Discretization
 }
 
 // (A_dt, Sigma_dt) without argument checks; not finite only where exp(F dt) overflows.
+template <class S>
+Discretization discretize_in(const Matrix& drift, const Matrix& diffusion_cov, double dt) {
+  const TransitionS<S> t = transition<S>(drift, dt);
+  return {t.weights.template cast<double>(), covariance(t, diffusion_cov).template cast<double>()};
+}
+
 Discretization discretize_unchecked(const Matrix& drift, const Matrix& diffusion_cov, double dt) {
-  Transition t = transition(drift, dt);
-  Matrix cov = covariance(t, diffusion_cov);
-  return {std::move(t.weights), std::move(cov)};
+  const bool extended = norm1<double>(drift) * dt > kExtendedFrom;
+  return extended ? discretize_in<long double>(drift, diffusion_cov, dt) : discretize_in<double>(drift, diffusion_cov, dt);
 }
 
 // The discretizations of the distinct gaps of `times_name`, which must not overflow.

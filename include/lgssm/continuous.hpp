@@ -65,12 +65,13 @@ struct Discretization {
 //    (B_{2h} = 2 B_h + B_h^2), which keeps the relative accuracy of slow modes
 //    that A_h would round to 1, then on A_h itself. A_h underflowing to 0 is
 //    a fixed point (Sigma is then the stationary covariance).
+// Rounding in the doublings moves the result by about 2^-53 |F|_1 s relative
+// (the problem's condition number), so where |F|_1 s > 1e5 the pair is
+// computed in long double (2^-64 on x86).
 // Accuracy, measured against the Ornstein-Uhlenbeck closed form and a 50-digit
 // (mpmath) reference for 2x2 drifts, eigenvalues -1e-3 .. -1e4 (normal,
 // non-normal, oscillating), steps 1e-9 .. 1e3: within 1e-10 relative
-// (norm-wise; 4e-13 at worst) where |F|_1 s < 1e5, and within the bound
-// 2^-53 |F|_1 s that the problem's conditioning puts on any double-precision
-// method beyond (2.9e-10 at |F|_1 s = 1.2e7); see docs/continuous-time.md. Throws lgssm::invalid_argument naming drift,
+// (norm-wise); see docs/continuous-time.md. Throws lgssm::invalid_argument naming drift,
 // diffusion_covariance or dt for bad shapes or values, a diffusion covariance
 // that is not symmetric positive semidefinite, or a transition that overflows
 // (an unstable drift over a long step).
