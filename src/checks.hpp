@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "lgssm/error.hpp"
 #include "lgssm/params.hpp"
 
 namespace lgssm {
@@ -14,9 +15,6 @@ void check_series_lengths(const Params& params, Eigen::Index num_timesteps);
 // `inputs` must be (num_timesteps, input_dim) and finite, or empty when input_dim is 0.
 void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps,
                   const std::string& name);
-
-// A number as printed in messages ("-1", "0.25", "1e-12").
-std::string number(double x);
 
 // Option checks, naming the option: a count >= low (printed as an integer), a
 // finite tolerance >= 0, a finite value > 0, a value in [0, 1).

@@ -10,6 +10,7 @@
 
 #include "checks.hpp"
 #include "internal.hpp"
+#include "lgssm/em.hpp"
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
 #include "slots.hpp"
@@ -688,89 +689,31 @@ ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps
     return r;
   }
 
-  // Generalized EM, accelerated by SQUAREM.
-  const auto m_step_at = [&](const ContinuousParams& p, const ContinuousStats& stats) {
-    return m_step_unchecked(p, props, stats, options.m_step_iters, options.num_threads);
+  // Generalized EM, accelerated by SQUAREM (em.hpp).
+  EmSteps<ContinuousParams, ContinuousStats> steps;
+  steps.e_step = [&](const ContinuousParams& p) { return grouped_stats(p, seqs, gaps, options.num_threads); };
+  steps.objective = [](const ContinuousParams&, const ContinuousStats& s) { return s.stats.marginal_loglik; };
+  steps.m_step = [&](const ContinuousParams& p, const ContinuousStats& s) {
+    return m_step_unchecked(p, props, s, options.m_step_iters, options.num_threads);
   };
-  // Records the log likelihood of the E-step at `p`, which becomes the
-  // result; false when the fit ends there.
-  const auto record = [&](const ContinuousParams& p, double lp) {
-    const int it = static_cast<int>(r.history.size());
-    if (!std::isfinite(lp)) {
-      r.summary = {it, Termination::kNumericalFailure,
-                   "log likelihood became " + std::to_string(lp) + "; returning the last good parameters", {}};
-      return false;
-    }
-    r.params = p;
-    r.history.push_back(lp);
-    r.summary = {it + 1, Termination::kMaxIterations, "reached num_iters", {}};
-    if (options.callback && !options.callback(it, lp)) {
-      r.summary = {it + 1, Termination::kStopped, "stopped by the callback", {}};
-      return false;
-    }
-    if (options.tolerance > 0 && it > 0 && std::abs(lp - r.history[it - 1]) <= options.tolerance * std::abs(lp)) {
-      r.summary = {it + 1, Termination::kConverged, "relative change of the log likelihood below tolerance", {}};
-      return false;
-    }
-    return true;
-  };
-  const auto left = [&] { return static_cast<int>(r.history.size()) < options.num_iters; };
   // The parameters as one vector, per-step emission entries included.
-  const auto to_vector = [&](ContinuousParams p) { return internal::pack(all_slots(p, props, true)); };
-  // SQUAREM (Varadhan & Roland 2008, scheme S3): from theta_0 and two EM
-  // steps theta_1, theta_2, r = theta_1 - theta_0 and v = theta_2 - 2 theta_1 +
-  // theta_0, the step alpha = |r| / |v| in [1, step_max] gives theta' =
-  // theta_0 + 2 alpha r + alpha^2 v (alpha = 1 is theta_2). theta' is kept
-  // only when its log likelihood is at least theta_1's, so the recorded log
-  // likelihood stays non-decreasing; step_max grows by 4 when reached and
-  // shrinks back on a rejection (Du & Varadhan 2020, turboEM defaults).
-  double step_max = 1.0;
-  ContinuousParams current = params;  // the next iterate; the result when num_iters is reached
-  bool ended = false;                 // ended at a recorded iterate (r.params set by record)
-  try {
-    while (left()) {
-      const ContinuousParams p0 = current;
-      const ContinuousStats s0 = grouped_stats(p0, seqs, gaps, options.num_threads);
-      if ((ended = !record(p0, s0.stats.marginal_loglik))) break;
-      current = m_step_at(p0, s0);
-      if (!options.accelerate || !left()) continue;
-      const ContinuousParams p1 = current;
-      const ContinuousStats s1 = grouped_stats(p1, seqs, gaps, options.num_threads);
-      if ((ended = !record(p1, s1.stats.marginal_loglik))) break;
-      current = m_step_at(p1, s1);
-      if (!left()) continue;
-      ContinuousParams candidate = params;
-      std::optional<ContinuousStats> sc;
-      double alpha = 1.0;
-      try {
-        const Vector x0 = to_vector(p0), x1 = to_vector(p1), x2 = to_vector(current);
-        const Vector rr = x1 - x0, v = x2 - x1 - rr;
-        alpha = std::clamp(rr.norm() / v.norm(), 1.0, step_max);  // NaN when r = v = 0: no step
-        if (alpha > 1.0) {
-          auto slots = all_slots(candidate, props, true);
-          internal::unpack(x0 + 2.0 * alpha * rr + alpha * alpha * v, slots);
-          validate(candidate);
-          sc = grouped_stats(candidate, seqs, gaps, options.num_threads);
-        }
-      } catch (const invalid_argument&) {  // no usable extrapolation
-      }
-      const bool accepted =
-          sc && std::isfinite(sc->stats.marginal_loglik) && sc->stats.marginal_loglik >= r.history.back();
-      if (alpha > 1.0 && !accepted) {  // fall back to theta_2
-        if (alpha == step_max) step_max = std::max(1.0, step_max / 4.0);
-        alpha = 1.0;
-      }
-      if (alpha == step_max) step_max *= 4.0;
-      if (!accepted) continue;
-      if ((ended = !record(candidate, sc->stats.marginal_loglik))) break;
-      current = m_step_at(candidate, *sc);
-    }
-    if (!ended) r.params = current;
-  } catch (const invalid_argument& e) {
-    r.summary.termination = Termination::kNumericalFailure;
-    r.summary.message = std::string("the M-step left the valid parameter set (") + e.what() +
-                        "); returning the parameters of the last E-step";
-  }
+  steps.to_vector = [&](ContinuousParams p) { return internal::pack(all_slots(p, props, true)); };
+  steps.from_vector = [&](const Vector& x) {
+    ContinuousParams p = params;
+    auto slots = all_slots(p, props, true);
+    internal::unpack(x, slots);
+    validate(p);
+    return p;
+  };
+  EmLoopOptions loop;
+  loop.num_iters = options.num_iters;
+  loop.tolerance = options.tolerance;
+  loop.accelerate = options.accelerate;
+  loop.callback = options.callback;
+  EmRun<ContinuousParams> run = run_em(steps, params, loop);
+  r.params = std::move(run.params);
+  r.history = std::move(run.history);
+  r.summary = std::move(run.summary);
   return r;
 }
 

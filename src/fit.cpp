@@ -10,7 +10,9 @@
 #include "checks.hpp"
 #include "internal.hpp"
 #include "lgssm/error.hpp"
+#include "lgssm/em.hpp"
 #include "lgssm/learn.hpp"
+#include "slots.hpp"
 
 namespace lgssm {
 
@@ -87,6 +89,12 @@ class SingularWatch {
 void validate_fit(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs) {
   validate(params, props);
   validate(params, seqs);
+}
+
+// Every trainable entry (per-step ones included) as slots: the vector SQUAREM
+// extrapolates on.
+std::vector<internal::Slot> every_entry_slots(Params& p, const ParamProps& props) {
+  return internal::trainable_slots(p.initial, &p.dynamics, p.emissions, props, true);
 }
 
 void fail(FitResult& r, Termination why, const std::string& message) {
@@ -185,58 +193,39 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   if (options.prior) validate(params, *options.prior);
   const bool per_step = params.emissions.weights.size() > 1;
   const auto all = iota(seqs.size());
-  FitResult r{params, {}, {}};
-  r.summary.message = "reached num_iters";
+  const ConjugatePrior* prior = options.prior ? &*options.prior : nullptr;
   SingularWatch watch(params, props, ", or fit_lbfgs");
-  Params previous;  // the parameters of history.back()
-  for (int it = 0; it < options.num_iters; ++it) {
-    const SufficientStats stats =
-        internal::sufficient_stats_unchecked(r.params, seqs, all, per_step, options.num_threads);
-    const double lp = stats.marginal_loglik + (options.prior ? log_prior(r.params, *options.prior) : 0.0);
-    if (!std::isfinite(lp)) {
-      fail(r, Termination::kNumericalFailure,
-           "log likelihood became " + number(lp) + " at iteration " + std::to_string(it) +
-               "; returning the last parameters with a finite one");
-      if (it > 0) r.params = std::move(previous);
-      break;
-    }
-    if (it > 0 && lp < r.history.back() - kEmMaxFall * std::abs(r.history.back())) {
-      std::ostringstream msg;
-      msg.precision(10);
-      msg << "the log likelihood fell from " << r.history.back() << " to " << lp << " at iteration " << it
-          << ", which EM cannot do in exact arithmetic: the computation has lost accuracy (typically near a "
-             "singular covariance; see the warnings); returning the parameters of iteration "
-          << it - 1;
-      fail(r, Termination::kNumericalFailure, msg.str());
-      r.params = std::move(previous);
-      break;
-    }
-    r.history.push_back(lp);
-    watch.check(r.params, "at iteration " + std::to_string(it), r.summary);
-    r.summary.iterations = it + 1;
-    if (options.callback && !options.callback(it, lp)) {
-      fail(r, Termination::kStopped, "stopped by the callback");
-      break;
-    }
-    if (options.tolerance > 0 && it > 0 &&
-        std::abs(lp - r.history[it - 1]) <= options.tolerance * std::abs(lp)) {
-      fail(r, Termination::kConverged, "relative change of the log likelihood below tolerance");
-      break;
-    }
-    Params next = m_step(r.params, props, stats, options.prior ? &*options.prior : nullptr);
-    try {
-      validate(next);
-    } catch (const invalid_argument& e) {
-      fail(r, Termination::kNumericalFailure,
-           std::string("the M-step left the valid parameter set (") + e.what() +
-               "); returning the parameters of the last E-step. A prior, a diagonal or scalar covariance "
-               "structure, frozen parameters or fit_lbfgs may help.");
-      break;
-    }
-    previous = std::move(r.params);
-    r.params = std::move(next);
-  }
-  return r;
+  EmSteps<Params, SufficientStats> steps;
+  steps.e_step = [&](const Params& p) {
+    return internal::sufficient_stats_unchecked(p, seqs, all, per_step, options.num_threads);
+  };
+  steps.objective = [&](const Params& p, const SufficientStats& s) {
+    return s.marginal_loglik + (prior ? log_prior(p, *prior) : 0.0);
+  };
+  steps.m_step = [&](const Params& p, const SufficientStats& s) {
+    Params next = m_step(p, props, s, prior);
+    validate(next);
+    return next;
+  };
+  steps.to_vector = [&](Params p) { return internal::pack(every_entry_slots(p, props)); };
+  steps.from_vector = [&](const Vector& x) {
+    Params p = params;
+    auto slots = every_entry_slots(p, props);
+    internal::unpack(x, slots);
+    validate(p);
+    return p;
+  };
+  steps.on_record = [&](int it, const Params& p, FitSummary& summary) {
+    watch.check(p, "at iteration " + std::to_string(it), summary);
+  };
+  EmLoopOptions loop;
+  loop.num_iters = options.num_iters;
+  loop.tolerance = options.tolerance;
+  loop.accelerate = options.accelerate;
+  loop.callback = options.callback;
+  loop.remedy = ". A prior, a diagonal or scalar covariance structure, frozen parameters or fit_lbfgs may help.";
+  EmRun<Params> run = run_em(steps, params, loop);
+  return {std::move(run.params), std::move(run.history), std::move(run.summary)};
 }
 
 void validate(const AdamOptions& adam) {

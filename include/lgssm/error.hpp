@@ -17,6 +17,9 @@ class invalid_argument : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// A number as printed in messages ("-1", "0.25", "1e-12").
+std::string number(double x);
+
 namespace internal {
 
 // Builds "<argument>: expected <expected>, got <got>" and throws it.

@@ -131,6 +131,7 @@ struct EmOptions {
   double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; finite, >= 0; 0 never stops early
   int num_threads = 0;     // threads for the E-step, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
+  bool accelerate = false; // SQUAREM extrapolation on the unconstrained parameters (em.hpp)
   FitCallback callback;    // optional
 };
 
@@ -141,13 +142,15 @@ void validate(const EmOptions& options);
 // numerical failure (EM cannot decrease it in exact arithmetic).
 constexpr double kEmMaxFall = 1e-8;
 
-// Expectation-maximization. Each iteration's M-step is the exact conditional
-// maximizer (m_step), so in exact arithmetic log p(y) (+ log prior) never
-// falls. A numerical failure stops the fit with Termination::kNumericalFailure
-// and the parameters of the last iteration recorded in `history`: a
-// non-finite log likelihood, an M-step that leaves the valid parameter set,
-// or a fall of the objective by more than kEmMaxFall relative (the history
-// is therefore monotone to that tolerance).
+// Expectation-maximization, by the driver of em.hpp. Each iteration's M-step
+// is the exact conditional maximizer (m_step), so in exact arithmetic log p(y)
+// (+ log prior) never falls. A numerical failure stops the fit with
+// Termination::kNumericalFailure and the parameters of the last iteration
+// recorded in `history`: a non-finite log likelihood, an M-step that leaves the
+// valid parameter set, or a fall of the objective by more than kEmMaxFall
+// relative (the history is therefore monotone to that tolerance). With
+// options.accelerate, SQUAREM steps (each kept only when it does not lower
+// the objective) between pairs of EM steps.
 FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                  const EmOptions& options = {});
 

@@ -424,46 +424,23 @@ def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, 
     if resumed is not None:
         params, state = resumed
         history = list(state["history"])
-    summary = FitSummary(len(history), "max_iterations", "reached num_iters")
     bar = ProgressBar(num_iters, "EM", verbose)
-    previous = params
-    try:
-        for it in range(len(history), num_iters):
-            stats = _e_step(engine, params, seqs)
-            lp = stats.marginal_loglik + engine.log_prior(params)
-            if not math.isfinite(lp):
-                summary = FitSummary(it, "numerical_failure", f"log likelihood became {lp} at iteration {it}; "
-                                     f"returning the last parameters with a finite one")
-                params = previous
-                break
-            if history and lp < history[-1] - _core.EM_MAX_FALL * abs(history[-1]):
-                # EM cannot fall in exact arithmetic (as model.fit_em): accuracy was lost.
-                summary = FitSummary(it, "numerical_failure",
-                                     f"the log likelihood fell from {history[-1]:.10g} to {lp:.10g} at iteration "
-                                     f"{it}; returning the parameters of iteration {it - 1}")
-                params = previous
-                break
-            history.append(lp)
-            summary.iterations = it + 1
-            bar(it, lp)
-            if callback is not None and not callback(it, lp):
-                summary = FitSummary(it + 1, "stopped", "stopped by the callback")
-                break
-            if tolerance > 0 and it > 0 and abs(lp - history[-2]) <= tolerance * abs(lp):
-                summary = FitSummary(it + 1, "converged", "relative change of the log likelihood below tolerance")
-                break
-            previous = params
-            try:
-                params = engine.m_step(params, stats)
-            except ValueError as err:
-                summary = FitSummary(it + 1, "numerical_failure",
-                                     f"the M-step left the valid parameter set ({err}); returning the parameters "
-                                     f"of the last E-step. A structured covariance or frozen parameters may help.")
-                break
-            if checkpoint is not None:
-                _write_checkpoint(checkpoint, model, params, props, {"method": "em", "history": history})
+
+    def record(it, lp):
+        bar(it, lp)
+        return True if callback is None else bool(callback(it, lp))
+
+    def write_checkpoint(fitted, history_so_far):
+        _write_checkpoint(checkpoint, model, fitted, props, {"method": "em", "history": list(history_so_far)})
+
+    try:  # the one EM driver (C++, em.hpp), with the E-step on the workers
+        params, history, core_summary = _core.run_em(
+            lambda p: _e_step(engine, p, seqs), lambda p, stats: stats.marginal_loglik + engine.log_prior(p),
+            engine.m_step, params, num_iters, tolerance, record, None if checkpoint is None else write_checkpoint,
+            history)
     finally:
         bar.close()
+    summary = FitSummary(core_summary["iterations"], core_summary["termination"].name, core_summary["message"])
     return _finish(params, history, summary, "EM", return_summary)
 
 

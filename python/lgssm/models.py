@@ -228,15 +228,20 @@ class LinearGaussianSSM:
         return None
 
     def fit_em(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, num_iters: int = 50,
-               verbose: bool = True, tolerance: float = 0.0, return_summary: bool = False):
+               verbose: bool = True, tolerance: float = 0.0, return_summary: bool = False,
+               accelerate: bool = False):
         """Expectation-maximization. Returns (params, marginal_lls), the log
         likelihood entering each iteration; with ``return_summary`` also a
         FitSummary. Stops early when the relative change of the log likelihood
         is at most ``tolerance``; on a numerical failure it warns and returns the
-        last good parameters."""
+        last good parameters. ``accelerate``: SQUAREM extrapolation (Varadhan &
+        Roland 2008) between pairs of EM steps, each kept only when it does not
+        lower the log likelihood; every evaluated iterate is one entry of the
+        history, which stays non-decreasing."""
         num_iters = count("num_iters", num_iters, 0, INT_MAX)
         return self._fit(_core.fit_em, params, props, emissions, inputs, num_iters, "EM", verbose,
-                         return_summary, num_iters, nonnegative("tolerance", tolerance))
+                         return_summary, num_iters, nonnegative("tolerance", tolerance),
+                         flag("accelerate", accelerate))
 
     def fit_sgd(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, optimizer: Adam | None = None,
                 batch_size: int = 1, num_epochs: int = 50, shuffle: bool = False, key=0, verbose: bool = True,

@@ -6,6 +6,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "lgssm/em.hpp"
 #include "lgssm/learn.hpp"
 #include "lgssm/stats.hpp"
 #include "fit_common.hpp"
@@ -177,14 +178,49 @@ void bind_learn(nb::module_& m) {
   m.def(
       "fit_em",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         const lgssm::ConjugatePrior* prior, int num_iters, double tolerance, nb::object callback) {
+         const lgssm::ConjugatePrior* prior, int num_iters, double tolerance, bool accelerate, nb::object callback) {
         lgssm::EmOptions o;
         o.num_iters = num_iters;
         o.tolerance = tolerance;
+        o.accelerate = accelerate;
         return run_fit(p, props, emissions, inputs, prior, o, callback,
                        [](auto&&... a) { return lgssm::fit_em(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "num_iters"_a, "tolerance"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "num_iters"_a, "tolerance"_a,
+      "accelerate"_a, "callback"_a.none());
+  // The EM driver (em.hpp) over Python objects, for lgssm.distributed, whose
+  // E-step runs on a Dask cluster: e_step(params) -> stats,
+  // objective(params, stats) -> float, m_step(params, stats) -> params (a
+  // ValueError from either step is a failed step), after_m_step(params,
+  // history) or None; `history` resumes a fit. Runs with the GIL held.
+  m.def(
+      "run_em",
+      [](nb::object e_step, nb::object objective, nb::object m_step, nb::object start, int num_iters,
+         double tolerance, nb::object callback, nb::object after_m_step, std::vector<double> history) {
+        const auto as_invalid = [](auto&& step) -> nb::object {
+          try {
+            return step();
+          } catch (nb::python_error& e) {
+            if (!e.matches(PyExc_ValueError)) throw;
+            throw lgssm::invalid_argument(nb::str(e.value()).c_str());
+          }
+        };
+        lgssm::EmSteps<nb::object, nb::object> steps;
+        steps.e_step = [&](const nb::object& p) { return as_invalid([&] { return e_step(p); }); };
+        steps.objective = [&](const nb::object& p, const nb::object& s) { return nb::cast<double>(objective(p, s)); };
+        steps.m_step = [&](const nb::object& p, const nb::object& s) { return as_invalid([&] { return m_step(p, s); }); };
+        if (!after_m_step.is_none())
+          steps.after_m_step = [&](const nb::object& p, const std::vector<double>& h) { after_m_step(p, h); };
+        lgssm::EmLoopOptions o;
+        o.num_iters = num_iters;
+        o.tolerance = tolerance;
+        if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
+        o.remedy = ". A structured covariance or frozen parameters may help.";
+        lgssm::EmRun<nb::object> run = lgssm::run_em(steps, start, o, std::move(history));
+        return nb::make_tuple(run.params, run.history, lgssm::bindings::summary_dict(run.summary));
+      },
+      "e_step"_a, "objective"_a, "m_step"_a, "start"_a, "num_iters"_a, "tolerance"_a, "callback"_a.none(),
+      "after_m_step"_a.none(), "history"_a);
   m.def(
       "fit_sgd",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,

@@ -407,6 +407,24 @@ def test_notebook_em(notebook):
     assert nb["model"].marginal_log_prob(nb["em_params"], nb["emissions"]) >= lls[-1]
 
 
+def test_notebook_em_accelerated(notebook):
+    """SQUAREM (accelerate=True) on the notebook, where EM creeps: a non-decreasing history
+    whose every entry is the log likelihood of an evaluated iterate, reaching what plain EM
+    reaches in 1000 iterations in under half as many evaluations (measured: 4.6x fewer for
+    plain EM's 3000-iteration value)."""
+    nb = notebook
+    model, emissions = nb["model"], nb["emissions"]
+    _, plain_lls = model.fit_em(nb["params"], nb["props"], emissions, num_iters=1000, verbose=False)
+    fast, fast_lls, summary = model.fit_em(nb["params"], nb["props"], emissions, num_iters=1000, verbose=False,
+                                           return_summary=True, accelerate=True)
+    assert summary.termination == "max_iterations", summary
+    assert monotonically_increasing(fast_lls, atol=0.0, rtol=1e-8), np.diff(fast_lls).min()
+    assert_close(fast_lls[0], plain_lls[0], "log likelihood at the start", rtol=0.0)
+    reached = np.flatnonzero(fast_lls >= plain_lls[-1])
+    assert reached.size and reached[0] < 500, (reached[:1], fast_lls[-1], plain_lls[-1])
+    assert model.marginal_log_prob(fast, emissions) >= fast_lls[-1] - 1e-8 * abs(fast_lls[-1])
+
+
 def sgd_run(nb, lr, num_epochs=1000):
     """(fitted, log likelihoods per epoch, summary) of Adam on the notebook."""
     fitted, losses, summary = nb["model"].fit_sgd(nb["params"], nb["props"], nb["emissions"], optimizer=adam(lr),

@@ -1,0 +1,180 @@
+// The EM driver: one loop for every EM that lgssm runs (discrete time, the
+// continuous-time generalized EM, and lgssm.distributed, whose E-step runs on
+// a Dask cluster), parameterized by its E-step and M-step.
+//
+// Each iteration records the objective (log p(y), plus log prior for MAP) of
+// the parameters entering it, computed from their E-step, then applies the
+// M-step. With acceleration, SQUAREM (Varadhan & Roland 2008, scheme S3): from
+// theta_0 and two EM steps theta_1, theta_2, r = theta_1 - theta_0 and
+// v = theta_2 - 2 theta_1 + theta_0, the step alpha = |r| / |v| clamped to
+// [1, step_max] gives theta' = theta_0 + 2 alpha r + alpha^2 v (alpha = 1 is
+// theta_2), taken on the problem's vector of parameters (the unconstrained
+// one, where every vector is a valid parameter). theta' is kept only when its
+// objective is at least theta_1's, so the history stays non-decreasing;
+// step_max grows by 4 when reached and shrinks back on a rejection (Du &
+// Varadhan 2020, turboEM's defaults).
+//
+// The fit stops (FitSummary) when
+//  - num_iters objectives are recorded (kMaxIterations; the result is the last
+//    M-step's output, not yet evaluated);
+//  - the relative change of the objective is at most `tolerance`
+//    (kConverged), or the callback returns false (kStopped); the result is the
+//    parameters just recorded;
+//  - the objective is not finite, or falls by more than kEmMaxFall relative
+//    (EM cannot lower it in exact arithmetic: accuracy was lost), or the
+//    M-step's output is not a valid parameter, or the E-step throws
+//    lgssm::invalid_argument (kNumericalFailure); the result
+//    is the last recorded parameters (the start when none is).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lgssm/error.hpp"
+#include "lgssm/learn.hpp"
+
+namespace lgssm {
+
+// The steps of one EM, for parameters P and statistics S.
+template <class P, class S>
+struct EmSteps {
+  std::function<S(const P&)> e_step;                   // statistics at p
+  std::function<double(const P&, const S&)> objective;  // log p(y) (+ log prior) at p, from its statistics
+  // The M-step; throws lgssm::invalid_argument when its output is not a valid parameter.
+  std::function<P(const P&, const S&)> m_step;
+  // For acceleration: the parameters as one vector, and back (throwing
+  // lgssm::invalid_argument for a vector that is no valid parameter).
+  std::function<Vector(const P&)> to_vector;
+  std::function<P(const Vector&)> from_vector;
+  // Optional: called with each recorded iterate (iteration, parameters,
+  // summary so far), e.g. to add warnings; and after each M-step with its
+  // output and the history so far (e.g. to write a checkpoint).
+  std::function<void(int, const P&, FitSummary&)> on_record;
+  std::function<void(const P&, const std::vector<double>&)> after_m_step;
+};
+
+struct EmLoopOptions {
+  int num_iters = 50;       // objectives to record in all (a resumed history counts), >= 0
+  double tolerance = 0.0;   // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; >= 0; 0 never stops early
+  bool accelerate = false;  // SQUAREM; needs EmSteps::to_vector and from_vector
+  FitCallback callback;     // optional: (iteration, objective); false stops the fit
+  // Appended to the message when the M-step leaves the valid set: what may help.
+  std::string remedy;
+};
+
+template <class P>
+struct EmRun {
+  P params;
+  std::vector<double> history;  // the objective entering each iteration
+  FitSummary summary;
+};
+
+// Runs EM from `start` (with `history` already recorded when resuming a fit).
+template <class P, class S>
+EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& options, std::vector<double> history = {}) {
+  EmRun<P> r{start, std::move(history), {}};
+  r.summary.iterations = static_cast<int>(r.history.size());
+  r.summary.message = "reached num_iters";
+  const auto stop = [&](Termination why, std::string message) {
+    r.summary.termination = why;
+    r.summary.message = std::move(message);
+    return false;
+  };
+  // Records the objective of the E-step at p, which becomes the result;
+  // false when the fit ends (r.params is then what it returns).
+  const auto record = [&](const P& p, const S& stats) {
+    const int it = static_cast<int>(r.history.size());
+    const double lp = steps.objective(p, stats);
+    if (!std::isfinite(lp))
+      return stop(Termination::kNumericalFailure, "log likelihood became " + number(lp) + " at iteration " +
+                                                      std::to_string(it) +
+                                                      "; returning the last parameters with a finite one");
+    if (it > 0 && lp < r.history.back() - kEmMaxFall * std::abs(r.history.back())) {
+      std::ostringstream msg;
+      msg.precision(10);
+      msg << "the log likelihood fell from " << r.history.back() << " to " << lp << " at iteration " << it
+          << ", which EM cannot do in exact arithmetic: the computation has lost accuracy (typically near a "
+             "singular covariance; see the warnings); returning the parameters of iteration "
+          << it - 1;
+      return stop(Termination::kNumericalFailure, msg.str());
+    }
+    r.params = p;
+    r.history.push_back(lp);
+    r.summary.iterations = it + 1;
+    if (steps.on_record) steps.on_record(it, p, r.summary);
+    if (options.callback && !options.callback(it, lp)) return stop(Termination::kStopped, "stopped by the callback");
+    if (options.tolerance > 0 && it > 0 && std::abs(lp - r.history[it - 1]) <= options.tolerance * std::abs(lp))
+      return stop(Termination::kConverged, "relative change of the log likelihood below tolerance");
+    return true;
+  };
+  // The M-step from a recorded iterate; nullopt (the fit ends) when it fails.
+  const auto m_step = [&](const P& p, const S& stats) -> std::optional<P> {
+    try {
+      P next = steps.m_step(p, stats);
+      if (steps.after_m_step) steps.after_m_step(next, r.history);
+      return next;
+    } catch (const invalid_argument& e) {
+      stop(Termination::kNumericalFailure, std::string("the M-step left the valid parameter set (") + e.what() +
+                                               "); returning the parameters of the last E-step" + options.remedy);
+      return std::nullopt;
+    }
+  };
+  // The E-step at an M-step's output; nullopt (the fit ends) when it fails
+  // (a continuous-time transition that overflows, say).
+  const auto e_step = [&](const P& p) -> std::optional<S> {
+    try {
+      return steps.e_step(p);
+    } catch (const invalid_argument& e) {
+      stop(Termination::kNumericalFailure, std::string("the E-step failed at iteration ") +
+                                               std::to_string(r.history.size()) + " (" + e.what() +
+                                               "); returning the parameters of the last E-step" + options.remedy);
+      return std::nullopt;
+    }
+  };
+  const auto left = [&] { return static_cast<int>(r.history.size()) < options.num_iters; };
+
+  double step_max = 1.0;
+  std::optional<P> current = start;  // the next iterate
+  while (left()) {
+    const P p0 = *current;
+    const std::optional<S> s0 = e_step(p0);
+    if (!s0 || !record(p0, *s0) || !(current = m_step(p0, *s0))) return r;
+    if (!options.accelerate || !left()) continue;
+    const P p1 = *current;
+    const std::optional<S> s1 = e_step(p1);
+    if (!s1 || !record(p1, *s1) || !(current = m_step(p1, *s1))) return r;
+    if (!left()) continue;
+    std::optional<P> candidate;
+    std::optional<S> sc;
+    double alpha = 1.0;
+    try {
+      const Vector x0 = steps.to_vector(p0), x1 = steps.to_vector(p1), x2 = steps.to_vector(*current);
+      const Vector d = x1 - x0, v = x2 - x1 - d;
+      alpha = std::clamp(d.norm() / v.norm(), 1.0, step_max);  // NaN when d = v = 0: no step
+      if (alpha > 1.0) {
+        candidate = steps.from_vector(x0 + 2.0 * alpha * d + alpha * alpha * v);
+        sc = steps.e_step(*candidate);
+      }
+    } catch (const invalid_argument&) {  // no usable extrapolation
+    }
+    const double lc = sc ? steps.objective(*candidate, *sc) : -std::numeric_limits<double>::infinity();
+    const bool accepted = std::isfinite(lc) && lc >= r.history.back();
+    if (alpha > 1.0 && !accepted) {  // fall back to theta_2
+      if (alpha == step_max) step_max = std::max(1.0, step_max / 4.0);
+      alpha = 1.0;
+    }
+    if (alpha == step_max) step_max *= 4.0;
+    if (!accepted) continue;
+    if (!record(*candidate, *sc) || !(current = m_step(*candidate, *sc))) return r;
+  }
+  r.params = *current;
+  return r;
+}
+
+}  // namespace lgssm
