@@ -49,7 +49,9 @@ from typing import Callable
 import numpy as np
 
 from . import io
+from ._batch import padded_lengths
 from ._checks import memory, require_observed
+from .params import field_names, param_groups
 
 EXIT_OK, EXIT_NUMERICAL, EXIT_USAGE = 0, 1, 2
 
@@ -281,7 +283,7 @@ def _sequences(data: io.Data):
         return list(y), data.inputs, data.times
     if y.ndim == 2:
         return [y], None if data.inputs is None else [data.inputs], None if data.times is None else [data.times]
-    lengths = io._lengths(y)
+    lengths = padded_lengths(y)
     ys = [np.ascontiguousarray(seq[:n]) for seq, n in zip(y, lengths)]
     us = None if data.inputs is None else [np.ascontiguousarray(u[:n]) for u, n in zip(data.inputs, lengths)]
     ts = None if data.times is None else [np.ascontiguousarray(t[:n]) for t, n in zip(data.times, lengths)]
@@ -514,7 +516,7 @@ def _project(cov, structure: str) -> np.ndarray:
 
 
 def _freeze(props, names):
-    groups = {g: io._fields(v) for g, v in io._groups(props)}
+    groups = {g: field_names(v) for g, v in param_groups(props)}
     valid = [g for g in groups] + [f"{g}.{f}" for g, fs in groups.items() for f in fs]
     for name in (n.strip() for chunk in names for item in chunk for n in item.split(",") if n.strip()):
         if name not in valid:

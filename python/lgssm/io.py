@@ -47,11 +47,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from io import StringIO
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
+from ._batch import padded_lengths
 from ._checks import memory
+from .params import field_names, param_groups
 
 FORMAT = "lgssm-model"
 VERSION = 1
@@ -203,16 +205,6 @@ def _unfloat(value, where: str, depth: int = 0):
     return float(value)
 
 
-def _groups(params) -> list[tuple[str, Any]]:
-    if not dataclasses.is_dataclass(params):
-        raise ValueError(f"params: expected the parameter dataclass of model.initialize(), got {type(params).__name__}")
-    return [(f.name, getattr(params, f.name)) for f in dataclasses.fields(params)]
-
-
-def _fields(group) -> list[str]:
-    return [f.name for f in dataclasses.fields(group)]
-
-
 def _jsonable(value, where: str):
     """Metadata as JSON: numbers, strings, bools, None, lists, dicts and arrays."""
     if isinstance(value, dict):
@@ -242,11 +234,12 @@ def model_to_json(model, params, props=None, metadata: dict | None = None) -> di
         "params": {},
         "props": {},
     }
-    for group, values in _groups(params):
-        doc["params"][group] = {f: _floats(np.asarray(getattr(values, f), dtype=np.float64)) for f in _fields(values)}
-    for group, values in _groups(props):
+    for group, values in param_groups(params):
+        doc["params"][group] = {f: _floats(np.asarray(getattr(values, f), dtype=np.float64))
+                                for f in field_names(values)}
+    for group, values in param_groups(props):
         doc["props"][group] = {}
-        for f in _fields(values):
+        for f in field_names(values):
             prop = getattr(values, f)
             doc["props"][group][f] = {"trainable": bool(prop.trainable), "structure": str(prop.structure)}
     if metadata:
@@ -327,11 +320,11 @@ def model_from_json(doc, file: str = "<model>"):
         raise ModelFileError(f"{file}: dims/options: {err}") from None
 
     doc_params = _expect(doc, "params", dict, "", file)
-    _unexpected(doc_params, [g for g, _ in _groups(params)], "params.", file)
-    for group, template in _groups(params):
+    _unexpected(doc_params, [g for g, _ in param_groups(params)], "params.", file)
+    for group, template in param_groups(params):
         values = _expect(doc_params, group, dict, "params.", file)
-        _unexpected(values, _fields(template), f"params.{group}.", file)
-        for f in _fields(template):
+        _unexpected(values, field_names(template), f"params.{group}.", file)
+        for f in field_names(template):
             where = f"params.{group}.{f}"
             raw = _expect(values, f, list, f"params.{group}.", file)
             try:
@@ -356,13 +349,13 @@ def model_from_json(doc, file: str = "<model>"):
     if doc_props is not None:
         if not isinstance(doc_props, dict):
             raise ModelFileError(f"{file}: 'props' must be an object")
-        _unexpected(doc_props, [g for g, _ in _groups(props)], "props.", file)
-        for group, template in _groups(props):  # missing groups, entries and keys keep the defaults
+        _unexpected(doc_props, [g for g, _ in param_groups(props)], "props.", file)
+        for group, template in param_groups(props):  # missing groups, entries and keys keep the defaults
             if group not in doc_props:
                 continue
             values = _expect(doc_props, group, dict, "props.", file)
-            _unexpected(values, _fields(template), f"props.{group}.", file)
-            for f in _fields(template):
+            _unexpected(values, field_names(template), f"props.{group}.", file)
+            for f in field_names(template):
                 if f not in values:
                     continue
                 prop = _expect(values, f, dict, f"props.{group}.", file)
@@ -577,15 +570,6 @@ def _emissions_array(a, path: str, key: str) -> np.ndarray:
     return a
 
 
-def _lengths(emissions: np.ndarray) -> list[int]:
-    """Sequence lengths of a padded batch: trailing all-NaN rows are padding (as lgssm's models read it)."""
-    out = []
-    for y in emissions:
-        observed = np.flatnonzero(~np.all(np.isnan(y), axis=1))
-        out.append(int(observed[-1]) + 1 if observed.size else y.shape[0])
-    return out
-
-
 def _npz_arrays(path: str, names: tuple) -> dict:
     """The arrays ``names`` (those present) of a .npz file, each checked as by ``_read_npy``;
     a missing 'emissions' is an error."""
@@ -611,7 +595,7 @@ def _read_npz(path: str) -> Data:
     y = _emissions_array(arrays["emissions"], path, "emissions")
     u = _numeric(arrays["inputs"], f"{path}: inputs") if "inputs" in arrays else None
     t = _numeric(arrays["times"], f"{path}: times") if "times" in arrays else None
-    lengths = _lengths(y) if y.ndim == 3 else [y.shape[0]]
+    lengths = padded_lengths(y) if y.ndim == 3 else [y.shape[0]]
     if u is not None:
         if u.ndim != y.ndim or u.shape[:-1] != y.shape[:-1]:
             raise DataError(f"{path}: inputs: expected shape {y.shape[:-1] + ('input_dim',)} to match emissions, "

@@ -12,6 +12,7 @@ import pytest
 import lgssm
 from lgssm import LinearGaussianSSM
 from lgssm import io as lio
+from lgssm.params import field_names, param_groups
 
 from conftest import spd, stable
 
@@ -22,7 +23,7 @@ def same_bits(a, b) -> bool:
 
 
 def fields(params):
-    return {f"{g}.{f}": getattr(v, f) for g, v in lio._groups(params) for f in lio._fields(v)}
+    return {f"{g}.{f}": getattr(v, f) for g, v in param_groups(params) for f in field_names(v)}
 
 
 def awkward_model(input_dim=1, time_varying=False, has_bias=True):
