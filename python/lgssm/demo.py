@@ -32,9 +32,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-HELP = ("run the built-in demo (dynamax's LG-SSM EM/SGD notebook and EM for an SDE-based SSM); "
-        "writes figures, results.json and report.html")
-
 # Seeds (the notebook's jr.PRNGKey(0) split, PRNGKey(42) and PRNGKey(1234) in spirit).
 TRUE_KEY, SAMPLE_KEY, INIT_KEY, SGD_KEY = 1, 3, 42, 1234
 SDE_PARAMS_SEED, SDE_SAMPLE_SEED, SDE_INIT_KEY = 2025, 11, 1
@@ -94,13 +91,6 @@ def format_number(x) -> str:
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     return f"{float(x):.6g}"
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--out", default="lgssm-demo", metavar="DIR",
-                        help="output directory, created if needed (default: ./lgssm-demo)")
-    parser.add_argument("--small", action="store_true",
-                        help="smaller sizes and fewer iterations for the SDE part (seconds, for tests)")
 
 
 # ---------------------------------------------------------------------------
@@ -484,22 +474,15 @@ def _report(run: _Run, r: dict) -> str:
 
 
 # ---------------------------------------------------------------------------
-# The command.
+# The run.
 
-def run(args) -> int:
-    from .cli import CommandError
+def run_demo(out, *, small: bool = False, quiet: bool = False) -> dict:
+    """Runs both parts (``small``: the SMALL settings, else FULL) and writes the figures,
+    results.json and report.html to the directory ``out``, created if needed; progress
+    goes to stderr unless ``quiet``. Returns the results as written to results.json."""
     from .io import atomic_write
 
-    quiet = bool(getattr(args, "quiet", False))
-    out = os.fspath(getattr(args, "out", "lgssm-demo"))
-    small = bool(getattr(args, "small", False))
-    try:
-        import matplotlib
-    except ImportError:
-        raise CommandError("lgssm demo needs matplotlib: pip install matplotlib") from None
-    matplotlib.use("Agg")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CommandError(f"--out: {out} exists and is not a directory")
+    out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
 
     settings = SMALL if small else FULL
@@ -521,10 +504,7 @@ def run(args) -> int:
         fh.write(report)
     run_.say(f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.html')} "
              f"({run_.wall_time['total']:.1f} s)")
-    if not notebook["checks"]["frozen_dynamics_unchanged"]:
-        print("lgssm demo: error: the frozen dynamics weights changed during fit_sgd", file=sys.stderr)
-        return 1
-    return 0
+    return results
 
 
 if __name__ == "__main__":  # python -m lgssm.demo [--out DIR] [--small] [--quiet]
