@@ -7,7 +7,7 @@ parameter may carry a leading time axis (time-varying); see docs/conventions.md.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

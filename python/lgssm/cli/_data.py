@@ -132,7 +132,8 @@ def _remembered_columns(path: str) -> dict | None:
         if kind is None:
             raise io.ModelFileError(f"{path}: unknown key 'metadata.data.columns.{key}' (expected "
                                     f"{', '.join(_COLUMN_TYPES)})")
-        ok = value is None or (isinstance(value, kind) and (kind is not list or all(isinstance(v, str) for v in value)))
+        ok = value is None or (isinstance(value, kind)
+                               and (not isinstance(value, list) or all(isinstance(v, str) for v in value)))
         if not ok:
             raise io.ModelFileError(f"{path}: metadata.data.columns.{key} must be {what} or null, got "
                                     f"{str(value)[:40]}")

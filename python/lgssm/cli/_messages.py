@@ -11,5 +11,5 @@ def note(args, message: str):
 
 def warn(args, message: str):
     """A warning: one line on stderr, shown even with --quiet."""
-    print(f"lgssm {args.command}: warning: " + "; ".join(l.strip() for l in message.splitlines() if l.strip()),
+    print(f"lgssm {args.command}: warning: " + "; ".join(line.strip() for line in message.splitlines() if line.strip()),
           file=sys.stderr)

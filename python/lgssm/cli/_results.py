@@ -11,10 +11,8 @@ from .errors import CommandError
 RESULT_SUFFIXES = (".npz", ".csv", ".tsv")
 
 
-def check_out(path: str | None, suffixes, option: str = "--out") -> str | None:
+def check_out(path: str, suffixes, option: str = "--out") -> str:
     """Checks an output path before any work is done."""
-    if path is None:
-        return None
     ext = os.path.splitext(path)[1].lower()
     if ext not in suffixes:
         raise CommandError(f"{option}: unknown format {ext or '(no extension)'!r} for {path} "

@@ -17,7 +17,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    out = check_out(args.out, RESULT_SUFFIXES)
+    out = None if args.out is None else check_out(args.out, RESULT_SUFFIXES)
     model, params, data, ys, us, ts, extra = load_model_and_data(args)
     lls = np.atleast_1d(np.asarray(model.marginal_log_prob(params, ys, inputs=us, **extra), dtype=np.float64))
     total = float(np.sum(lls))

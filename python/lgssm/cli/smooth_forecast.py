@@ -7,7 +7,7 @@ import numpy as np
 from .._checks import memory
 from ._data import add_model_data_arguments, load_model_and_data, sequence_ids
 from ._messages import note
-from ._results import RESULT_SUFFIXES, check_out, step_index, stds, write_results
+from ._results import RESULT_SUFFIXES, check_out, stds, step_index, write_results
 from .errors import EXIT_OK, CommandError, NumericalFailure
 
 

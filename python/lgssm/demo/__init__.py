@@ -39,8 +39,23 @@ from ._session import Session
 from .notebook import run_notebook
 from .report import format_number, render_report
 from .sde import run_sde
-from .settings import (FIGURES, FULL, INIT_KEY, IRREGULAR_SEED, LEARNING_RATES, SAMPLE_KEY, SDE_DIFFUSION_COV,
-                       SDE_DRIFT, SDE_INIT_KEY, SDE_PARAMS_SEED, SDE_SAMPLE_SEED, SGD_KEY, SMALL, TRUE_KEY, Settings)
+from .settings import (
+    FIGURES,
+    FULL,
+    INIT_KEY,
+    IRREGULAR_SEED,
+    LEARNING_RATES,
+    SAMPLE_KEY,
+    SDE_DIFFUSION_COV,
+    SDE_DRIFT,
+    SDE_INIT_KEY,
+    SDE_PARAMS_SEED,
+    SDE_SAMPLE_SEED,
+    SGD_KEY,
+    SMALL,
+    TRUE_KEY,
+    Settings,
+)
 
 __all__ = [
     "FIGURES", "FULL", "INIT_KEY", "IRREGULAR_SEED", "LEARNING_RATES", "SAMPLE_KEY", "SDE_DIFFUSION_COV", "SDE_DRIFT",

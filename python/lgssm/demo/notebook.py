@@ -23,7 +23,8 @@ def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
     true_ll = true_model.marginal_log_prob(true_params, emissions)
 
     def emissions_figure(params, title, name):
-        fig = plot_emissions_and_forecast(true_model, params, emissions, num_forecast_timesteps=s.num_forecast_timesteps)
+        fig = plot_emissions_and_forecast(true_model, params, emissions,
+                                          num_forecast_timesteps=s.num_forecast_timesteps)
         fig.axes[0].grid(True)
         fig.suptitle(title, y=1.02)
         fig.tight_layout()

@@ -47,7 +47,7 @@ def _matrix(a) -> str:
 
 
 def _table(header, rows) -> str:
-    head = "<tr>" + "".join(f'<th class="label">{html.escape(header[0])}</th>' if i == 0 else f"<th>{html.escape(h)}</th>"
+    head = "<tr>" + "".join(f'<th class="label">{html.escape(h)}</th>' if i == 0 else f"<th>{html.escape(h)}</th>"
                             for i, h in enumerate(header)) + "</tr>"
     body = "".join("<tr>" + "".join(f'<td class="label">{c}</td>' if i == 0 else f"<td>{c}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
@@ -89,8 +89,8 @@ def render_report(run: Session, r: dict) -> str:
         ["log likelihood, fitted", _num(em["loglik_final"]), _num(irr["loglik_final"])],
         ["iterations", _num(em["iterations"]), f"{_num(irr['iterations'])} ({html.escape(irr['termination'])})"],
         ["wall time (s)", _num(t["sde em"]), _num(t["irregular lbfgs"])],
-        ["RMSE of the learned u_k / R_k vs truth", f"{_num(em['emission_bias_rmse'])} / {_num(em['emission_cov_rmse'])}",
-         ""],
+        ["RMSE of the learned u_k / R_k vs truth",
+         f"{_num(em['emission_bias_rmse'])} / {_num(em['emission_cov_rmse'])}", ""],
     ]
     time_rows = [[html.escape(k), _num(v)] for k, v in t.items()]
     checks = {**nb["checks"]}

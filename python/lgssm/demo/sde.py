@@ -9,8 +9,15 @@ from ..plot import plot_states
 from ._figures import curve_figure
 from ._session import Session
 from .report import format_number
-from .settings import (IRREGULAR_SEED, SDE_DIFFUSION_COV, SDE_DRIFT, SDE_INIT_KEY, SDE_PARAMS_SEED, SDE_SAMPLE_SEED,
-                       Settings)
+from .settings import (
+    IRREGULAR_SEED,
+    SDE_DIFFUSION_COV,
+    SDE_DRIFT,
+    SDE_INIT_KEY,
+    SDE_PARAMS_SEED,
+    SDE_SAMPLE_SEED,
+    Settings,
+)
 
 
 def _rel_error(estimate, truth) -> float:

@@ -13,7 +13,6 @@ from ._text import read_text
 from .data import Data
 from .errors import DataError
 
-
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _SPECIAL = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf,
             "-inf": -math.inf, "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
@@ -136,7 +135,7 @@ def read_csv(path, delimiter, sequence_column, input_columns, emission_columns, 
         groups.setdefault(key, []).append((line, y, u, t))
 
     ys, us, ts = [], [], []
-    for key, items in groups.items():
+    for items in groups.values():
         ys.append(np.array([it[1] for it in items], dtype=np.float64).reshape(len(items), len(ycols)))
         us.append(np.array([it[2] for it in items], dtype=np.float64).reshape(len(items), len(ucols)))
         if tcol is not None:

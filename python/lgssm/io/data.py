@@ -1,6 +1,8 @@
 """What ``read_data`` returns: emissions and inputs, with times, sequence ids and column names."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class Data(tuple):
     """What ``read_data`` returns: unpacks as ``(emissions, inputs)`` and also has
@@ -10,6 +12,11 @@ class Data(tuple):
     - ``sequence_ids``: None, or the CSV sequence column's values, one per sequence;
     - ``emission_columns`` / ``input_columns``: CSV column names (None otherwise).
     """
+
+    times: Any
+    sequence_ids: list | None
+    emission_columns: list[str] | None
+    input_columns: list[str] | None
 
     def __new__(cls, emissions, inputs, times=None, sequence_ids=None, emission_columns=None, input_columns=None):
         self = super().__new__(cls, (emissions, inputs))

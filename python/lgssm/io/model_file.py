@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from ..params import field_names, param_groups
 from ._text import read_text
 from .atomic import atomic_write
 from .errors import ModelFileError
-from .kinds import kind_names, kind_named, kind_of
+from .kinds import kind_named, kind_names, kind_of
 
 FORMAT = "lgssm-model"
 VERSION = 1
@@ -70,7 +71,7 @@ def model_to_json(model, params, props=None, metadata: dict | None = None) -> di
     kind = kind_of(model)
     if props is None:
         props = model.initialize(0)[1]
-    doc = {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "kind": kind.name,
@@ -129,7 +130,8 @@ _TYPE_NAMES = {dict: "an object", str: "a string", int: "an integer", bool: "tru
 def _unexpected(mapping: dict, allowed, where: str, file: str):
     extra = sorted(set(mapping) - set(allowed))
     if extra:
-        raise ModelFileError(f"{file}: unknown key {where + extra[0]!r} (expected {', '.join(where + a for a in allowed)})")
+        raise ModelFileError(f"{file}: unknown key {where + extra[0]!r} "
+                             f"(expected {', '.join(where + a for a in allowed)})")
 
 
 def model_from_json(doc, file: str = "<model>"):

@@ -13,7 +13,6 @@ from .._checks import memory
 from .data import Data
 from .errors import DataError
 
-
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def write_arrays(path, **arrays) -> None:
     ext = os.path.splitext(path)[1].lower()
     if not arrays:
         raise ValueError("write_arrays: expected at least one array")
-    values = {k: np.asarray(v) for k, v in arrays.items()}
+    values: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
     if ext == ".npz":
         with atomic_write(path, "wb") as fh:
             np.savez(fh, **values)
@@ -51,11 +52,11 @@ def write_arrays(path, **arrays) -> None:
         with atomic_write(path, "wb") as fh:
             np.save(fh, next(iter(values.values())), allow_pickle=False)
     elif ext in (".csv", ".tsv"):
-        rows = {k: v.shape[0] if v.ndim else None for k, v in values.items()}
-        if None in rows.values() or len(set(rows.values())) != 1:
+        rows = [v.shape[0] if v.ndim else None for v in values.values()]
+        if None in rows or len(set(rows)) != 1:
             raise ValueError(f"{path}: every array in a CSV table needs the same first axis (rows), got shapes "
                              + ", ".join(f"{k} {v.shape}" for k, v in values.items()))
-        num_rows = next(iter(rows.values()))
+        num_rows = int(next(iter(values.values())).shape[0])
         header, flat = [], []
         for k, v in values.items():
             header += _column_names(k, v.shape[1:])
