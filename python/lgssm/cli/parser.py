@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import __version__
 from . import demo, fit, loglik, simulate, smooth_forecast
+from ._messages import one_line
 from .errors import EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, CommandError
 
 
@@ -90,6 +91,5 @@ def main(argv=None) -> int:
 
 
 def _fail(prog: str, message: str, code: int) -> int:
-    message = "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(str(message))}", file=sys.stderr)
     return code
