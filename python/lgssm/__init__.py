@@ -2,12 +2,18 @@
 from . import continuous, io, optimizers, priors, utils
 from ._core import InvalidArgument
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
-from .models import FitSummary, LinearGaussianConjugateSSM, LinearGaussianSSM, PosteriorLGSSMFiltered, PosteriorLGSSMSmoothed
-from .params import (ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
-                     ParamsLGSSMInitial)
+from .models import (
+    FitSummary,
+    LinearGaussianConjugateSSM,
+    LinearGaussianSSM,
+    PosteriorLGSSMFiltered,
+    PosteriorLGSSMSmoothed,
+)
+from .params import ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial
 
 __all__ = [
-    "ContinuousTimeSSM", "ParamsCTDynamics", "ParamsCTSSM", "continuous", "io", "FitSummary", "InvalidArgument", "LinearGaussianConjugateSSM", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
+    "ContinuousTimeSSM", "ParamsCTDynamics", "ParamsCTSSM", "continuous", "io", "FitSummary", "InvalidArgument",
+    "LinearGaussianConjugateSSM", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
     "ParamsLGSSMDynamics", "ParamsLGSSMEmissions", "ParamsLGSSMInitial", "PosteriorLGSSMFiltered",
     "PosteriorLGSSMSmoothed", "optimizers", "priors", "utils",
 ]

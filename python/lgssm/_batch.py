@@ -74,17 +74,22 @@ def sequences(value, name: str, dim_name: str, dim: int | None = None):
     raise ValueError(f"{name}: expected an array of shape {_SHAPES.format(d=dim_name)}, got shape {a.shape}{hint}")
 
 
+def padded_lengths(padded: np.ndarray) -> list[int]:
+    """The length of each sequence of a NaN-padded (num_sequences, num_timesteps, dim) batch:
+    trailing all-NaN rows are padding, so a sequence ends at its last observed step (a
+    sequence with no observed step keeps the full length)."""
+    steps = np.arange(1, padded.shape[1] + 1)
+    last = np.max(np.where(np.all(np.isnan(padded), axis=2), 0, steps), axis=1, initial=0)
+    return np.where(last > 0, last, padded.shape[1]).tolist()
+
+
 def as_batch(emissions, inputs, input_dim: int, emission_dim: int | None = None) -> Batch:
     """Normalizes ``emissions`` (and ``inputs``; None means zeros, as in dynamax). A 1-D
     ``emissions`` is one sequence when ``emission_dim`` is 1."""
     kind, ys, padded = sequences(emissions, "emissions", "emission_dim", emission_dim)
     num_timesteps = max(y.shape[0] for y in ys)
     if kind == "padded":
-        # Trailing all-NaN rows are padding: the sequence ends at its last observed step.
-        steps = np.arange(1, padded.shape[1] + 1)
-        last = np.max(np.where(np.all(np.isnan(padded), axis=2), 0, steps), axis=1, initial=0)
-        lengths = np.where(last > 0, last, padded.shape[1])
-        ys = [y[:n] for y, n in zip(ys, lengths.tolist())]
+        ys = [y[:n] for y, n in zip(ys, padded_lengths(padded))]
     if inputs is None:
         us = [np.zeros((y.shape[0], input_dim)) for y in ys]
     else:

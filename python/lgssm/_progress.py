@@ -29,7 +29,7 @@ class ProgressBar:
         self.interval, self.redraw, self.clock = interval, redraw, clock
         self.start = clock()
         self.last_draw, self.last_tenth = -math.inf, -1
-        self.pending = None  # the latest frame not yet written (non-terminal streams)
+        self.pending: tuple[int, float, float] | None = None  # the latest frame not yet written (non-terminal streams)
         self.drawn = False
 
     def _frame(self, done: int, value: float, now: float) -> str:

@@ -7,7 +7,7 @@ parameter may carry a leading time axis (time-varying); see docs/conventions.md.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,6 +98,19 @@ def groups(name: str, value, names: tuple) -> list:
         raise ValueError(f"{name}: expected the dataclass with groups {', '.join(names)} returned by "
                          f"model.initialize(), got {type(value).__name__}")
     return [getattr(value, g) for g in names]
+
+
+def param_groups(params) -> list[tuple[str, Any]]:
+    """(name, group) of every group of a parameter or property dataclass (as from
+    ``model.initialize()``), in field order, whatever the model kind's group names."""
+    if not dataclasses.is_dataclass(params):
+        raise ValueError(f"params: expected the parameter dataclass of model.initialize(), got {type(params).__name__}")
+    return [(f.name, getattr(params, f.name)) for f in dataclasses.fields(params)]
+
+
+def field_names(group) -> list[str]:
+    """The names of the entries of one group of ``param_groups`` (``mean``, ``cov``, ``weights``, ...)."""
+    return [f.name for f in dataclasses.fields(group)]
 
 
 def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianParams:

@@ -41,7 +41,8 @@ def _finish(fig, path):
 def _one_sequence(name: str, a, dim: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2:
-        raise ValueError(f"{name}: expected one sequence, an array of shape (num_timesteps, {dim}), got shape {a.shape}")
+        raise ValueError(f"{name}: expected one sequence, an array of shape (num_timesteps, {dim}), "
+                         f"got shape {a.shape}")
     return a
 
 

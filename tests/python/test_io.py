@@ -12,6 +12,8 @@ import pytest
 import lgssm
 from lgssm import LinearGaussianSSM
 from lgssm import io as lio
+from lgssm.io import results
+from lgssm.params import field_names, param_groups
 
 from conftest import spd, stable
 
@@ -22,7 +24,7 @@ def same_bits(a, b) -> bool:
 
 
 def fields(params):
-    return {f"{g}.{f}": getattr(v, f) for g, v in lio._groups(params) for f in lio._fields(v)}
+    return {f"{g}.{f}": getattr(v, f) for g, v in param_groups(params) for f in field_names(v)}
 
 
 def awkward_model(input_dim=1, time_varying=False, has_bias=True):
@@ -493,7 +495,7 @@ def test_interrupted_npz_write_leaves_no_partial_file(tmp_path, monkeypatch, exi
 
 def test_interrupted_csv_write_leaves_no_partial_file(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = lio._cell
+    real = results._cell
 
     def flaky(x):
         calls["n"] += 1
@@ -501,7 +503,7 @@ def test_interrupted_csv_write_leaves_no_partial_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # as from Ctrl-C half way through
         return real(x)
 
-    monkeypatch.setattr(lio, "_cell", flaky)
+    monkeypatch.setattr(results, "_cell", flaky)
     with pytest.raises(KeyboardInterrupt):
         lio.write_arrays(tmp_path / "out.csv", a=np.ones((10, 3)))
     assert calls["n"] > 7
