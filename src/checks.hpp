@@ -41,4 +41,10 @@ inline constexpr double kDefiniteTolerance = 1e-13;
 // Throws lgssm::invalid_argument naming `name` and what was wrong.
 void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind);
 
+// Whether the values of parameters whose shapes are valid (as those of
+// from_unconstrained) pass validate: finite, and covariances as validate
+// requires. Does not throw: for objectives, where invalid values are a point
+// outside the valid set and not an error.
+bool has_valid_values(const Params& params);
+
 }  // namespace lgssm

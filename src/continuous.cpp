@@ -10,7 +10,8 @@
 
 #include "checks.hpp"
 #include "internal.hpp"
-#include "lgssm/em.hpp"
+#include "lbfgs.hpp"
+#include "lgssm/fit.hpp"
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
 #include "slots.hpp"
@@ -689,7 +690,7 @@ ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps
     return r;
   }
 
-  // Generalized EM, accelerated by SQUAREM (em.hpp).
+  // Generalized EM, accelerated by SQUAREM (fit.hpp).
   EmSteps<ContinuousParams, ContinuousStats> steps;
   steps.e_step = [&](const ContinuousParams& p) { return grouped_stats(p, seqs, gaps, options.num_threads); };
   steps.objective = [](const ContinuousParams&, const ContinuousStats& s) { return s.stats.marginal_loglik; };

@@ -9,8 +9,9 @@
 
 #include "checks.hpp"
 #include "internal.hpp"
+#include "lbfgs.hpp"
 #include "lgssm/error.hpp"
-#include "lgssm/em.hpp"
+#include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
 #include "slots.hpp"
 
@@ -97,11 +98,6 @@ std::vector<internal::Slot> every_entry_slots(Params& p, const ParamProps& props
   return internal::trainable_slots(p.initial, &p.dynamics, p.emissions, props, true);
 }
 
-void fail(FitResult& r, Termination why, const std::string& message) {
-  r.summary.termination = why;
-  r.summary.message = message;
-}
-
 double num_entries(const Params& params, const std::vector<Sequence>& seqs) {
   double n = 0.0;
   for (const auto& s : seqs) n += static_cast<double>(s.num_timesteps() * params.emission_dim());
@@ -131,52 +127,12 @@ struct Objective {
 
   double operator()(const Vector& x, Vector& grad, const std::vector<size_t>& indices,
                     double batch_weight = 1.0) const {
-    try {
-      const Params p = from_unconstrained(x, base, props);
-      validate(p);
-      const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
-      return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
-    } catch (const invalid_argument&) {
-      return kInf;
-    }
+    const Params p = from_unconstrained(x, base, props);
+    if (!has_valid_values(p)) return kInf;
+    const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
+    return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
   }
 };
-
-// A step length along d satisfying the strong Wolfe conditions (Nocedal &
-// Wright 2006, Alg. 3.5, with bisection in the zoom of Alg. 3.6); phi(a, g)
-// returns f(x + a d) and its gradient. On failure, the best step with
-// sufficient decrease, or 0 when there is none. f_new, g_new: at the step.
-template <class Phi>
-double wolfe_line_search(Phi phi, double f0, double d0, const Vector& d, double& f_new, Vector& g_new) {
-  constexpr double kC1 = 1e-4, kC2 = 0.9;
-  constexpr int kMaxEvals = 40;
-  Vector g_a(d.size()), g_lo(d.size());
-  double lo = 0.0, f_lo = f0, hi = -1.0, a = 1.0;  // hi < 0: no upper bracket yet
-  for (int eval = 0; eval < kMaxEvals; ++eval) {
-    if (hi > 0) a = 0.5 * (lo + hi);
-    const double f_a = phi(a, g_a);
-    if (f_a > f0 + kC1 * a * d0 || (eval > 0 && f_a >= f_lo)) {
-      hi = a;
-      continue;
-    }
-    const double da = g_a.dot(d);
-    if (std::abs(da) <= -kC2 * d0) {
-      f_new = f_a;
-      g_new = g_a;
-      return a;
-    }
-    if (hi > 0 && da * (hi - lo) >= 0) hi = lo;
-    else if (hi < 0 && da >= 0) hi = lo;
-    lo = a;
-    f_lo = f_a;
-    g_lo = g_a;
-    if (hi < 0) a *= 2.0;
-  }
-  if (lo == 0.0) return 0.0;
-  f_new = f_lo;
-  g_new = g_lo;
-  return lo;
-}
 
 }  // namespace
 
@@ -285,138 +241,71 @@ void adam_update(const AdamOptions& adam, const Vector& grad, Vector& x, AdamSta
   x -= adam.learning_rate * ((state.m / c1).array() / ((state.v / c2).cwiseSqrt().array() + adam.eps)).matrix();
 }
 
+SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState state, const SgdOptions& options,
+               std::vector<double> history) {
+  validate(options);
+  SgdRun r{std::move(x), std::move(history), {}};
+  r.summary.iterations = static_cast<int>(r.history.size());
+  r.summary.message = "reached num_epochs";
+  Vector grad(r.x.size());
+  Vector best_x = r.x;  // the parameters with the lowest loss so far, of epoch best_epoch
+  double best_loss = kInf;
+  int best_epoch = -1;
+  for (int epoch = r.summary.iterations; epoch < options.num_epochs; ++epoch) {
+    const auto batches = sgd_minibatches(num_sequences, options.batch_size, options.shuffle, options.seed, epoch);
+    double avg = 0.0;
+    for (size_t b = 0; b < batches.size(); ++b) {
+      const auto& idx = batches[b];
+      const double loss = steps.loss(r.x, idx, static_cast<double>(num_sequences) / idx.size(), grad);
+      if (!std::isfinite(loss)) {
+        std::ostringstream msg;
+        msg << "the loss became non-finite in epoch " << epoch << "; returning ";
+        if (best_epoch < 0)
+          msg << "the parameters it started from";
+        else
+          msg << "the parameters with the lowest loss seen, " << best_loss << ", from epoch " << best_epoch;
+        msg << ". Try a smaller learning_rate.";
+        r.summary.termination = Termination::kNumericalFailure;
+        r.summary.message = msg.str();
+        r.x = std::move(best_x);
+        return r;
+      }
+      if (loss < best_loss) {
+        best_loss = loss;
+        best_x = r.x;
+        best_epoch = epoch;
+      }
+      adam_update(options.adam, grad, r.x, state);
+      avg += (loss - avg) / static_cast<double>(b + 1);
+    }
+    r.history.push_back(avg);
+    r.summary.iterations = epoch + 1;
+    if (steps.after_epoch) steps.after_epoch(r.x, state, r.history);
+    if (options.callback && !options.callback(epoch, avg)) {
+      r.summary.termination = Termination::kStopped;
+      r.summary.message = "stopped by the callback";
+      break;
+    }
+  }
+  return r;
+}
+
 FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                   const SgdOptions& options) {
   validate(options);
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
-  const size_t num_seqs = seqs.size();
   const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads,
                             options.prior ? &*options.prior : nullptr};
-
-  Vector x = to_unconstrained(params, props);
-  Vector grad(x.size());
-  AdamState state(x.size());
-  FitResult r{params, {}, {}};
-  r.summary.message = "reached num_epochs";
-  Vector best_x = x;  // the parameters with the lowest loss so far, of epoch best_epoch
-  double best_loss = kInf;
-  int best_epoch = -1;
-  for (int epoch = 0; epoch < options.num_epochs && r.summary.termination == Termination::kMaxIterations; ++epoch) {
-    const auto batches = sgd_minibatches(num_seqs, options.batch_size, options.shuffle, options.seed, epoch);
-    double avg = 0.0;
-    for (size_t b = 0; b < batches.size(); ++b) {
-      const auto& idx = batches[b];
-      const double loss = objective(x, grad, idx, static_cast<double>(num_seqs) / idx.size());
-      if (!std::isfinite(loss)) {
-        std::ostringstream msg;
-        msg << "the loss became non-finite in epoch " << epoch << "; returning ";
-        if (best_epoch < 0) msg << "the initial parameters";
-        else
-          msg << "the parameters with the lowest loss seen, " << best_loss << ", from epoch " << best_epoch;
-        msg << ". Try a smaller learning_rate.";
-        fail(r, Termination::kNumericalFailure, msg.str());
-        r.params = from_unconstrained(best_x, params, props);
-        break;
-      }
-      if (loss < best_loss) {
-        best_loss = loss;
-        best_x = x;
-        best_epoch = epoch;
-      }
-      adam_update(options.adam, grad, x, state);
-      avg += (loss - avg) / static_cast<double>(b + 1);
-    }
-    if (r.summary.termination != Termination::kMaxIterations) break;
-    r.history.push_back(avg);
-    r.summary.iterations = epoch + 1;
-    if (options.callback && !options.callback(epoch, avg)) fail(r, Termination::kStopped, "stopped by the callback");
-  }
-  // As dynamax: the parameters after the last update, unless the fit failed.
-  if (r.summary.termination != Termination::kNumericalFailure) r.params = from_unconstrained(x, params, props);
+  SgdSteps steps;
+  steps.loss = [&](const Vector& x, const std::vector<size_t>& batch, double batch_weight, Vector& grad) {
+    return objective(x, grad, batch, batch_weight);
+  };
+  const Vector x = to_unconstrained(params, props);
+  SgdRun run = run_sgd(steps, seqs.size(), x, AdamState(x.size()), options);
+  FitResult r{from_unconstrained(run.x, params, props), std::move(run.history), std::move(run.summary)};
   SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
-}
-
-internal::LbfgsRun internal::minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective,
-                                            Vector x, const LbfgsOptions& options,
-                                            const std::function<bool(int, double)>& on_iterate) {
-  LbfgsRun run;
-  std::vector<Vector> ss, ys;  // the correction pairs
-  Vector g(x.size());
-  double f = objective(x, g);
-  if (!std::isfinite(f)) {
-    run.x = x;
-    run.f = f;
-    run.termination = Termination::kNumericalFailure;
-    run.message = "the objective is not finite at the initial parameters";
-    return run;
-  }
-  auto finish = [&](Termination why, const std::string& message) {
-    run.x = x;
-    run.f = f;
-    run.termination = why;
-    run.message = message;
-    return run;
-  };
-  for (int it = 0;; ++it) {
-    run.iterations = it;
-    if (on_iterate && !on_iterate(it, f)) return finish(Termination::kStopped, "stopped by the callback");
-    if (it == options.max_iters) return finish(Termination::kMaxIterations, "reached max_iters");
-    if (g.lpNorm<Eigen::Infinity>() <= options.gradient_tolerance * std::max(1.0, std::abs(f)))
-      return finish(Termination::kConverged, "gradient below gradient_tolerance");
-    // Two-loop recursion: d = -H g.
-    Vector d = -g;
-    std::vector<double> alpha(ss.size());
-    for (size_t i = ss.size(); i-- > 0;) {
-      alpha[i] = ss[i].dot(d) / ys[i].dot(ss[i]);
-      d -= alpha[i] * ys[i];
-    }
-    if (!ss.empty()) d *= ss.back().dot(ys.back()) / ys.back().squaredNorm();
-    else d /= std::max(1.0, g.lpNorm<Eigen::Infinity>());
-    for (size_t i = 0; i < ss.size(); ++i) d += ss[i] * (alpha[i] - ys[i].dot(d) / ys[i].dot(ss[i]));
-    double d0 = g.dot(d);
-    if (!(d0 < 0)) {  // not a descent direction: restart from steepest descent
-      ss.clear();
-      ys.clear();
-      d = -g / std::max(1.0, g.lpNorm<Eigen::Infinity>());
-      d0 = g.dot(d);
-    }
-    Vector g_new(x.size());
-    double f_new = f;
-    const double a = wolfe_line_search([&](double step, Vector& grad) { return objective(x + step * d, grad); }, f,
-                                       d0, d, f_new, g_new);
-    if (a == 0.0)
-      return finish(Termination::kConverged, "the line search could not decrease the objective further (|gradient|_inf = " +
-                                                 std::to_string(g.lpNorm<Eigen::Infinity>()) + ")");
-    const Vector s = a * d, y = g_new - g;
-    const double decrease = f - f_new;
-    x += s;
-    if (s.dot(y) > 1e-12 * y.squaredNorm()) {
-      ss.push_back(s);
-      ys.push_back(y);
-      if (static_cast<int>(ss.size()) > options.memory) {
-        ss.erase(ss.begin());
-        ys.erase(ys.begin());
-      }
-    }
-    f = f_new;
-    g = g_new;
-    if (decrease <= options.function_tolerance * std::max(1.0, std::abs(f))) {
-      run.iterations = it + 1;
-      if (on_iterate) on_iterate(it + 1, f);
-      return finish(Termination::kConverged, "relative decrease of the objective below function_tolerance");
-    }
-  }
-}
-
-internal::LbfgsRun internal::maximize_log_prob(const std::function<double(const Vector&, Vector&)>& objective,
-                                               Vector x, const LbfgsOptions& options, double scale,
-                                               std::vector<double>& history) {
-  return minimize_lbfgs(objective, std::move(x), options, [&](int it, double f) {
-    history.push_back(-f * scale);
-    return !options.callback || options.callback(it, -f * scale);
-  });
 }
 
 void validate(const LbfgsOptions& options) {

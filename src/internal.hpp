@@ -29,24 +29,4 @@ SufficientStats sufficient_stats_unchecked(const Params& params, const std::vect
                                            const std::vector<size_t>& indices,
                                            bool per_step_emissions, int num_threads);
 
-struct LbfgsRun {
-  Vector x;
-  double f = 0.0;
-  int iterations = 0;
-  Termination termination = Termination::kMaxIterations;
-  std::string message;
-};
-
-// Minimizes objective(x, grad) -> f by L-BFGS (options: max_iters, memory,
-// tolerances); on_iterate(i, f) is called at each iterate, return false to
-// stop.
-LbfgsRun minimize_lbfgs(const std::function<double(const Vector&, Vector&)>& objective, Vector x,
-                        const LbfgsOptions& options, const std::function<bool(int, double)>& on_iterate);
-
-// Maximizes log p(y) by minimizing objective(x, grad) = -log p(y) / scale,
-// recording log p(y) at each iterate into `history` and honouring the
-// options' callback (the shared body of the fit_lbfgs functions).
-LbfgsRun maximize_log_prob(const std::function<double(const Vector&, Vector&)>& objective, Vector x,
-                           const LbfgsOptions& options, double scale, std::vector<double>& history);
-
 }  // namespace lgssm::internal

@@ -3,6 +3,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -69,23 +70,26 @@ bool exceeds(const Eigen::Ref<const Matrix>& m, double shift) {
 
 }  // namespace
 
+namespace {
+
+// What check_covariance rejects in a finite matrix: (expected, got), or none.
 // All tolerances are relative to the matrix's own scale, so that a covariance
 // of 1e-12 is judged as one of 1 is.
-void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind) {
-  check_finite(name, m);
+std::optional<std::pair<std::string, std::string>> covariance_problem(const Eigen::Ref<const Matrix>& m,
+                                                                      Definiteness kind) {
   const double scale = m.cwiseAbs().maxCoeff();
   const double asym = (m - m.transpose()).cwiseAbs().maxCoeff();
   if (asym > kSymmetryTolerance * scale)
-    throw_invalid(name, "a symmetric matrix (within " + number(kSymmetryTolerance) + " of its largest entry)",
-                  "an asymmetry of " + number(asym) + " against a largest entry of " + number(scale));
+    return std::pair{"a symmetric matrix (within " + number(kSymmetryTolerance) + " of its largest entry)",
+                     "an asymmetry of " + number(asym) + " against a largest entry of " + number(scale)};
   if (kind == Definiteness::kSemidefinite) {
     const double tol = kSemidefiniteTolerance * std::max(m.diagonal().maxCoeff(), 0.0);
-    if (!m.isDiagonal(0.0) && exceeds(m, -tol)) return;
+    if (!m.isDiagonal(0.0) && exceeds(m, -tol)) return std::nullopt;
     const auto [lo, hi] = eigen_range(m);
     if (lo < -kSemidefiniteTolerance * std::max(hi, 0.0))
-      throw_invalid(name, "a symmetric positive semidefinite matrix",
-                    "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")");
-    return;
+      return std::pair{std::string("a symmetric positive semidefinite matrix"),
+                       "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")"};
+    return std::nullopt;
   }
   // Zero variance means an exactly observed component: its row and column
   // must be zero; the rest must be definite.
@@ -94,19 +98,41 @@ void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m
     if (m(i, i) != 0.0) {
       positive.push_back(i);
     } else if (m.row(i).cwiseAbs().maxCoeff() > 0.0 || m.col(i).cwiseAbs().maxCoeff() > 0.0) {
-      throw_invalid(name, "a zero row and column for each zero-variance (exactly observed) component",
-                    "nonzero covariances in row " + std::to_string(i) + ", whose variance is 0");
+      return std::pair{std::string("a zero row and column for each zero-variance (exactly observed) component"),
+                       "nonzero covariances in row " + std::to_string(i) + ", whose variance is 0"};
     }
   }
-  if (positive.empty()) return;
+  if (positive.empty()) return std::nullopt;
   const Matrix sub = m(positive, positive);
-  if (!sub.isDiagonal(0.0) && exceeds(sub, kDefiniteTolerance * sub.trace())) return;
+  if (!sub.isDiagonal(0.0) && exceeds(sub, kDefiniteTolerance * sub.trace())) return std::nullopt;
   const auto [lo, hi] = eigen_range(sub);
   if (!(lo > kDefiniteTolerance * hi))
-    throw_invalid(name,
-                  "a positive definite matrix on the components with nonzero variance (an exactly observed "
-                  "component needs a zero row and column)",
-                  "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")");
+    return std::pair{std::string("a positive definite matrix on the components with nonzero variance (an exactly "
+                                 "observed component needs a zero row and column)"),
+                     "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")"};
+  return std::nullopt;
+}
+
+}  // namespace
+
+void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind) {
+  check_finite(name, m);
+  if (const auto problem = covariance_problem(m, kind)) throw_invalid(name, problem->first, problem->second);
+}
+
+bool has_valid_values(const Params& params) {
+  const auto finite = [](const MatrixSeries& s) { return s.flat().allFinite(); };
+  const auto covs_ok = [](const MatrixSeries& covs, Definiteness kind) {
+    for (Eigen::Index k = 0; k < covs.size(); ++k)
+      if (covariance_problem(covs[k], kind)) return false;
+    return true;
+  };
+  const auto& d = params.dynamics;
+  const auto& e = params.emissions;
+  return params.initial.mean.allFinite() && params.initial.cov.allFinite() && finite(d.weights) && finite(d.bias) &&
+         finite(d.input_weights) && finite(d.cov) && finite(e.weights) && finite(e.bias) && finite(e.input_weights) &&
+         finite(e.cov) && !covariance_problem(params.initial.cov, Definiteness::kSemidefinite) &&
+         covs_ok(d.cov, Definiteness::kSemidefinite) && covs_ok(e.cov, Definiteness::kZeroRowsOrDefinite);
 }
 
 namespace {

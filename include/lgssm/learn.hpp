@@ -131,7 +131,7 @@ struct EmOptions {
   double tolerance = 0.0;  // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; finite, >= 0; 0 never stops early
   int num_threads = 0;     // threads for the E-step, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  // MAP instead of maximum likelihood when set
-  bool accelerate = false; // SQUAREM extrapolation on the unconstrained parameters (em.hpp)
+  bool accelerate = false; // SQUAREM extrapolation on the unconstrained parameters (fit.hpp)
   FitCallback callback;    // optional
 };
 
@@ -142,7 +142,7 @@ void validate(const EmOptions& options);
 // numerical failure (EM cannot decrease it in exact arithmetic).
 constexpr double kEmMaxFall = 1e-8;
 
-// Expectation-maximization, by the driver of em.hpp. Each iteration's M-step
+// Expectation-maximization, by the driver of fit.hpp. Each iteration's M-step
 // is the exact conditional maximizer (m_step), so in exact arithmetic log p(y)
 // (+ log prior) never falls. A numerical failure stops the fit with
 // Termination::kNumericalFailure and the parameters of the last iteration

@@ -433,7 +433,7 @@ def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, 
     def write_checkpoint(fitted, history_so_far):
         _write_checkpoint(checkpoint, model, fitted, props, {"method": "em", "history": list(history_so_far)})
 
-    try:  # the one EM driver (C++, em.hpp), with the E-step on the workers
+    try:  # the one EM driver (C++, fit.hpp), with the E-step on the workers
         params, history, core_summary = _core.run_em(
             lambda p: _e_step(engine, p, seqs), lambda p, stats: stats.marginal_loglik + engine.log_prior(p),
             engine.m_step, params, num_iters, tolerance, record, None if checkpoint is None else write_checkpoint,
@@ -479,44 +479,28 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
         adam_state.m, adam_state.v = (np.asarray(state[k], dtype=np.float64) for k in "mv")
         adam_state.step = int(state["step"])
         history = list(state["history"])
-    best_x, best_loss, best_epoch = x, math.inf, len(history)  # by the minibatch loss, as model.fit_sgd
-    summary = FitSummary(len(history), "max_iterations", "reached num_epochs")
     bar = ProgressBar(num_epochs, "SGD", verbose)
-    try:
-        for epoch in range(len(history), num_epochs):
-            avg = 0.0
-            for b, idx in enumerate(_core.sgd_minibatches(num_seqs, batch_size, shuffle, seed, epoch)):
-                loss = _minibatch(engine, x, params, seqs, starts, idx, num_seqs)
-                if not math.isfinite(loss[0]):
-                    summary = FitSummary(epoch, "numerical_failure",
-                                         f"the loss became non-finite in epoch {epoch}; returning the parameters "
-                                         f"with the lowest loss seen, {best_loss:.6g}, from epoch {best_epoch}. "
-                                         f"Try a smaller learning_rate.")
-                    break
-                if loss[0] < best_loss:
-                    best_x, best_loss, best_epoch = x, loss[0], epoch
-                x = _core.adam_update(options, loss[1], x, adam_state)
-                avg += (loss[0] - avg) / (b + 1)
-            if summary.termination != "max_iterations":
-                break
-            history.append(avg)
-            summary.iterations = epoch + 1
-            bar(epoch, avg)
-            if checkpoint is not None:
-                _write_checkpoint(checkpoint, model, engine.from_unconstrained(x, params), props,
-                                  dict(settings, history=history, x=x, m=adam_state.m, v=adam_state.v,
-                                       step=adam_state.step))
-            if callback is not None and not callback(epoch, avg):
-                summary = FitSummary(epoch + 1, "stopped", "stopped by the callback")
-                break
+
+    def record(epoch, loss):
+        bar(epoch, loss)
+        return True if callback is None else bool(callback(epoch, loss))
+
+    def write_checkpoint(at, state, history_so_far):
+        _write_checkpoint(checkpoint, model, engine.from_unconstrained(at, params), props,
+                          dict(settings, history=list(history_so_far), x=at, m=state.m, v=state.v, step=state.step))
+
+    try:  # the one SGD driver (C++, fit.hpp), with each minibatch's statistics from the workers
+        x, history, core_summary = _core.run_sgd(
+            lambda at, batch, weight: _minibatch(engine, at, params, seqs, starts, batch, weight), num_seqs, x,
+            adam_state, options, batch_size, num_epochs, shuffle, seed, record,
+            None if checkpoint is None else write_checkpoint, history)
     finally:
         bar.close()
-    # As model.fit_sgd: the parameters after the last update, unless the fit failed.
-    final = best_x if summary.termination == "numerical_failure" else x
-    return _finish(engine.from_unconstrained(final, params), history, summary, "SGD", return_summary)
+    summary = FitSummary(core_summary["iterations"], core_summary["termination"].name, core_summary["message"])
+    return _finish(engine.from_unconstrained(x, params), history, summary, "SGD", return_summary)
 
 
-def _minibatch(engine, x, base, seqs, starts, indices, num_seqs):
+def _minibatch(engine, x, base, seqs, starts, indices, batch_weight):
     """(loss, gradient) of one minibatch at x; loss inf where x is unusable."""
     params = engine.from_unconstrained(x, base)
     try:
@@ -528,7 +512,7 @@ def _minibatch(engine, x, base, seqs, starts, indices, num_seqs):
     for s, i in zip(shard_of.tolist(), indices):
         selection.setdefault(s, []).append(i - int(starts[s]))
     stats = _e_step(engine, params, seqs, selection)
-    return engine.minibatch_loss(params, stats, num_seqs / len(indices), float(seqs.num_entries))
+    return engine.minibatch_loss(params, stats, batch_weight, float(seqs.num_entries))
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 // Bindings of stats.hpp and learn.hpp: argument conversion only.
+#include <cmath>
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
@@ -6,7 +7,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
-#include "lgssm/em.hpp"
+#include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
 #include "lgssm/stats.hpp"
 #include "fit_common.hpp"
@@ -188,7 +189,38 @@ void bind_learn(nb::module_& m) {
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "num_iters"_a, "tolerance"_a,
       "accelerate"_a, "callback"_a.none());
-  // The EM driver (em.hpp) over Python objects, for lgssm.distributed, whose
+  // The SGD driver (fit.hpp) for lgssm.distributed: loss(x, batch,
+  // batch_weight) -> (loss, gradient or None), after_epoch(x, state, history)
+  // or None; `history` resumes a fit. Runs with the GIL held.
+  m.def(
+      "run_sgd",
+      [](nb::object loss, size_t num_sequences, lgssm::Vector x, lgssm::AdamState state,
+         const lgssm::AdamOptions& adam, int batch_size, int num_epochs, bool shuffle, std::uint64_t seed,
+         nb::object callback, nb::object after_epoch, std::vector<double> history) {
+        lgssm::SgdSteps steps;
+        steps.loss = [&](const lgssm::Vector& at, const std::vector<size_t>& batch, double weight, lgssm::Vector& g) {
+          const nb::tuple out = nb::cast<nb::tuple>(loss(at, batch, weight));
+          const double f = nb::cast<double>(out[0]);
+          if (std::isfinite(f)) g = nb::cast<lgssm::Vector>(out[1]);
+          return f;
+        };
+        if (!after_epoch.is_none())
+          steps.after_epoch = [&](const lgssm::Vector& at, const lgssm::AdamState& st, const std::vector<double>& h) {
+            after_epoch(at, st, h);
+          };
+        lgssm::SgdOptions o;
+        o.adam = adam;
+        o.batch_size = batch_size;
+        o.num_epochs = num_epochs;
+        o.shuffle = shuffle;
+        o.seed = seed;
+        if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
+        lgssm::SgdRun run = lgssm::run_sgd(steps, num_sequences, std::move(x), std::move(state), o, std::move(history));
+        return nb::make_tuple(run.x, run.history, lgssm::bindings::summary_dict(run.summary));
+      },
+      "loss"_a, "num_sequences"_a, "x"_a, "state"_a, "adam"_a, "batch_size"_a, "num_epochs"_a, "shuffle"_a,
+      "seed"_a, "callback"_a.none(), "after_epoch"_a.none(), "history"_a);
+  // The EM driver (fit.hpp) over Python objects, for lgssm.distributed, whose
   // E-step runs on a Dask cluster: e_step(params) -> stats,
   // objective(params, stats) -> float, m_step(params, stats) -> params (a
   // ValueError from either step is a failed step), after_m_step(params,

@@ -538,7 +538,9 @@ def test_notebook_lbfgs(notebook):
 
     cmodel = lgssm.LinearGaussianConjugateSSM(STATE_DIM, EMISSION_DIM)
     params, props = cmodel.initialize(42)
-    _, map_lbfgs, s = cmodel.fit_lbfgs(params, props, emissions, verbose=False, return_summary=True)
+    # Converges slowly, not stuck: 690 to 1074 iterations measured across builds and line
+    # searches (the trajectories part), so the cap is well above that.
+    _, map_lbfgs, s = cmodel.fit_lbfgs(params, props, emissions, max_iters=5000, verbose=False, return_summary=True)
     assert s.termination == "converged", s.message
     _, map_em, s = cmodel.fit_em(params, props, emissions, num_iters=5000, tolerance=1e-11, verbose=False,
                                  return_summary=True)

@@ -1,8 +1,9 @@
-// The EM driver: one loop for every EM that lgssm runs (discrete time, the
-// continuous-time generalized EM, and lgssm.distributed, whose E-step runs on
-// a Dask cluster), parameterized by its E-step and M-step.
+// The fit drivers: one loop per algorithm, parameterized by what differs
+// between the models and engines that use it.
 //
-// Each iteration records the objective (log p(y), plus log prior for MAP) of
+// run_em: every EM that lgssm runs (discrete time, the continuous-time
+// generalized EM, and lgssm.distributed, whose E-step runs on a Dask cluster),
+// given its E-step and M-step. Each iteration records the objective (log p(y), plus log prior for MAP) of
 // the parameters entering it, computed from their E-step, then applies the
 // M-step. With acceleration, SQUAREM (Varadhan & Roland 2008, scheme S3): from
 // theta_0 and two EM steps theta_1, theta_2, r = theta_1 - theta_0 and
@@ -176,5 +177,34 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
   r.params = *current;
   return r;
 }
+
+// run_sgd: Adam on minibatches of whole sequences (fit_sgd, and
+// lgssm.distributed's, whose minibatch statistics come from the workers).
+// Epoch e takes the minibatches sgd_minibatches(num_sequences, batch_size,
+// shuffle, seed, e) in order; for each, loss(x, batch, batch_weight, grad)
+// returns the minibatch's loss at x (+inf where x is no valid parameter) and
+// writes its gradient, batch_weight = num_sequences / |batch|; then one
+// adam_update. The history holds each epoch's mean minibatch loss. The fit
+// stops after num_epochs epochs (the result: x after the last update), when
+// the callback returns false after an epoch (kStopped, the same), or when a
+// loss is not finite (kNumericalFailure; the result: the x with the lowest
+// minibatch loss seen, its epoch named in the message).
+struct SgdSteps {
+  std::function<double(const Vector&, const std::vector<size_t>&, double, Vector&)> loss;
+  // Optional: after each epoch, with x, Adam's state and the history (e.g. to write a checkpoint).
+  std::function<void(const Vector&, const AdamState&, const std::vector<double>&)> after_epoch;
+};
+
+struct SgdRun {
+  Vector x;
+  std::vector<double> history;
+  FitSummary summary;
+};
+
+// Runs Adam from x with Adam's `state` (and `history` already recorded when
+// resuming); of `options` it uses adam, batch_size, num_epochs, shuffle, seed
+// and callback, which it validates.
+SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState state, const SgdOptions& options,
+               std::vector<double> history = {});
 
 }  // namespace lgssm

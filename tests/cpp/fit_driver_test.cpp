@@ -1,15 +1,16 @@
-// The EM driver (em.hpp) on a problem whose iterates are known in closed form:
+// The fit drivers (fit.hpp). EM on a problem whose iterates are known in closed form:
 // the "E-step" returns the parameter, the "M-step" is the linear contraction
 // x -> c + M (x - c) toward the maximizer c of the objective -|x - c|^2 / 2,
 // which every step raises. Each stopping rule, failure and resumption, and
 // SQUAREM's acceleration, are checked against that.
+// SGD (run_sgd) on a quadratic: resumption and the non-finite-loss rule.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "lgssm/em.hpp"
+#include "lgssm/fit.hpp"
 #include "lgssm/error.hpp"
 
 namespace lgssm {
@@ -148,6 +149,46 @@ TEST(EmDriver, SquaremIsMonotoneAndFaster) {
   for (size_t k = 1; k < fast.history.size(); ++k) EXPECT_GE(fast.history[k], fast.history[k - 1]) << k;
   EXPECT_LT(fast.history.size() * 3, plain.history.size()) << fast.history.size() << " vs " << plain.history.size();
   EXPECT_LT((fast.params - p.c).norm(), 1e-5);
+}
+
+// run_sgd on 0.5 |x - c|^2 per minibatch (two sequences, one per minibatch).
+SgdSteps quadratic(const Vector& c, std::vector<Vector>* evaluated = nullptr, int fail_at = -1) {
+  SgdSteps s;
+  s.loss = [=, calls = 0](const Vector& x, const std::vector<size_t>& batch, double weight, Vector& g) mutable {
+    EXPECT_EQ(batch.size(), 1u);
+    EXPECT_EQ(weight, 2.0);
+    if (evaluated) evaluated->push_back(x);
+    if (++calls == fail_at) return std::numeric_limits<double>::infinity();
+    g = x - c;
+    return 0.5 * (x - c).squaredNorm();
+  };
+  return s;
+}
+
+TEST(SgdDriver, ResumesAndReturnsTheBestParametersOnANonFiniteLoss) {
+  const Vector c = Vector::Constant(2, 1.0);
+  SgdOptions o;
+  o.num_epochs = 6;
+  o.adam.learning_rate = 0.1;
+  std::vector<std::pair<Vector, AdamState>> saved;
+  SgdSteps s = quadratic(c);
+  s.after_epoch = [&](const Vector& x, const AdamState& st, const std::vector<double>&) { saved.push_back({x, st}); };
+  const SgdRun all = run_sgd(s, 2, kStart, AdamState(2), o);
+  ASSERT_EQ(all.history.size(), 6u);
+  ASSERT_EQ(saved.size(), 6u);
+  for (size_t e = 1; e < 6; ++e) EXPECT_LT(all.history[e], all.history[e - 1]);
+  const SgdRun resumed = run_sgd(quadratic(c), 2, saved[2].first, saved[2].second, o,
+                                 std::vector<double>(all.history.begin(), all.history.begin() + 3));
+  EXPECT_EQ(resumed.history, all.history);
+  EXPECT_EQ(resumed.x, all.x);
+
+  std::vector<Vector> evaluated;
+  const SgdRun failed = run_sgd(quadratic(c, &evaluated, 5), 2, kStart, AdamState(2), o);
+  EXPECT_EQ(failed.summary.termination, Termination::kNumericalFailure);
+  EXPECT_EQ(failed.history.size(), 2u);
+  ASSERT_EQ(evaluated.size(), 5u);
+  EXPECT_EQ(failed.x, evaluated[3]);  // the lowest loss: the last finite one (the loss falls at every update)
+  EXPECT_NE(failed.summary.message.find("from epoch 1"), std::string::npos) << failed.summary.message;
 }
 
 }  // namespace

@@ -1,0 +1,57 @@
+// Unconstrained minimization by L-BFGS (private).
+//
+// The direction is the two-loop recursion d = -H g over the last `memory`
+// correction pairs (s_k, y_k) (Nocedal & Wright 2006, Alg. 7.4), with the
+// initial inverse Hessian gamma I, gamma = s^T y / y^T y of the newest pair
+// (Eq. 7.20); pairs with s^T y <= 1e-12 |y|^2 are skipped, so H stays
+// positive definite. The pairs live in a preallocated ring (two n x memory
+// matrices): no allocation per iteration.
+//
+// The step satisfies the strong Wolfe conditions, c1 = 1e-4, c2 = 0.9
+// (Alg. 3.5): the trial step doubles until it brackets an acceptable one,
+// then the bracket is zoomed (Alg. 3.6) at the minimizer of the cubic through
+// the end points' values and slopes (Eq. 3.59), kept at least 10% of the
+// bracket away from its ends; where an end's value is +inf (outside the valid
+// set) there is no slope, and the trial is the bracket's midpoint.
+//
+// The objective returns f(x) and writes its gradient; it returns +inf, and
+// need not write the gradient, where x is outside the set on which f is
+// defined (the line search then shortens the step). Errors are exceptions and
+// propagate: they are never read as "outside".
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "lgssm/learn.hpp"
+
+namespace lgssm::internal {
+
+using Objective = std::function<double(const Vector&, Vector&)>;
+
+struct LbfgsRun {
+  Vector x;
+  double f = 0.0;
+  int iterations = 0;
+  int evaluations = 0;  // calls of the objective
+  Termination termination = Termination::kMaxIterations;
+  std::string message;
+};
+
+// Minimizes objective from x. Of `options` it uses max_iters, memory,
+// gradient_tolerance (stop when |g|_inf <= tol * max(1, |f|)) and
+// function_tolerance (stop when the decrease of an iteration is at most
+// tol * max(1, |f|)). on_iterate(i, f) is called at each iterate (the start is
+// iterate 0); returning false stops (kStopped). A start where f is not finite,
+// or a line search that finds no decrease, ends the run (kNumericalFailure
+// and kConverged respectively, with a message that says which).
+LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions& options,
+                        const std::function<bool(int, double)>& on_iterate);
+
+// Maximizes log p(y) by minimizing objective(x, grad) = -log p(y) / scale,
+// recording log p(y) at each iterate into `history` and honouring the
+// options' callback (the shared body of the fit_lbfgs functions).
+LbfgsRun maximize_log_prob(const Objective& objective, Vector x, const LbfgsOptions& options, double scale,
+                           std::vector<double>& history);
+
+}  // namespace lgssm::internal
