@@ -8,6 +8,7 @@ The sequences are sampled on the workers (a dask bag, 16 partitions) and
 persisted there before timing, so the times are those of the iterations alone:
 E-step on the workers, tree reduction of the statistics, M-step on the client.
 """
+
 import argparse
 import time
 
@@ -46,18 +47,27 @@ def main():
     model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
     truth, _ = model.initialize(0, dynamics_weights=[[0.9, 0.2], [-0.2, 0.9]])
     start, props = model.initialize(1)
-    print(f"{args.sequences} sequences x {args.steps} steps, state_dim {STATE_DIM}, emission_dim {EMISSION_DIM}, "
-          f"10% missing; one EM iteration, best of {args.repeats}")
+    print(
+        f"{args.sequences} sequences x {args.steps} steps, state_dim {STATE_DIM}, emission_dim {EMISSION_DIM}, "
+        f"10% missing; one EM iteration, best of {args.repeats}"
+    )
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             bag = db.range(args.sequences, npartitions=16).map(lambda i: sample(model, truth, args.steps, i))
             seqs = ld.persist(bag, client, emission_dim=EMISSION_DIM)
             seconds = best_of(args.repeats, lambda: ld.fit_em(model, start, props, seqs, num_iters=1, verbose=False))
             print(f"lgssm.distributed, {workers} worker(s): {seconds:.2f} s")
             if workers == 1:
-                ys = db.range(args.sequences, npartitions=16).map(
-                    lambda i: sample(model, truth, args.steps, i)).compute()
+                ys = (
+                    db.range(args.sequences, npartitions=16)
+                    .map(lambda i: sample(model, truth, args.steps, i))
+                    .compute()
+                )
     seconds = best_of(args.repeats, lambda: model.fit_em(start, props, ys, num_iters=1, verbose=False))
     print(f"single process (LinearGaussianSSM.fit_em, all cores): {seconds:.2f} s")
 

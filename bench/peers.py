@@ -10,6 +10,7 @@ Time conventions agree without inputs: every contender here treats
 ``initial`` as the distribution of the first state, the one of the first
 emission.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,8 +24,12 @@ import lgssm
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # dynamax in float64, as lgssm
 
 PEERS = ("dynamax", "pykalman", "statsmodels", "filterpy")
-_MODULES = {"dynamax": "dynamax.linear_gaussian_ssm", "pykalman": "pykalman",
-            "statsmodels": "statsmodels.tsa.statespace.kalman_smoother", "filterpy": "filterpy.kalman"}
+_MODULES = {
+    "dynamax": "dynamax.linear_gaussian_ssm",
+    "pykalman": "pykalman",
+    "statsmodels": "statsmodels.tsa.statespace.kalman_smoother",
+    "filterpy": "filterpy.kalman",
+}
 
 
 def available(name: str):
@@ -54,8 +59,13 @@ def _dynamax():
 
     jax.config.update("jax_enable_x64", True)
     from dynamax.linear_gaussian_ssm import LinearGaussianSSM
-    from dynamax.linear_gaussian_ssm.inference import (ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
-                                                       ParamsLGSSMInitial)
+    from dynamax.linear_gaussian_ssm.inference import (
+        ParamsLGSSM,
+        ParamsLGSSMDynamics,
+        ParamsLGSSMEmissions,
+        ParamsLGSSMInitial,
+    )
+
     return jax, LinearGaussianSSM, (ParamsLGSSM, ParamsLGSSMInitial, ParamsLGSSMDynamics, ParamsLGSSMEmissions)
 
 
@@ -68,11 +78,21 @@ def dynamax_model(params, diagonal_r: bool = False):
     n, p = params.emissions.weights.shape[1], params.emissions.weights.shape[0]
     a = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     r = params.emissions.cov
-    dparams = P(initial=PI(mean=a(params.initial.mean), cov=a(params.initial.cov)),
-                dynamics=PD(weights=a(params.dynamics.weights), bias=a(params.dynamics.bias),
-                            input_weights=jnp.zeros((n, 0)), cov=a(params.dynamics.cov)),
-                emissions=PE(weights=a(params.emissions.weights), bias=a(params.emissions.bias),
-                             input_weights=jnp.zeros((p, 0)), cov=a(np.diag(r) if diagonal_r else r)))
+    dparams = P(
+        initial=PI(mean=a(params.initial.mean), cov=a(params.initial.cov)),
+        dynamics=PD(
+            weights=a(params.dynamics.weights),
+            bias=a(params.dynamics.bias),
+            input_weights=jnp.zeros((n, 0)),
+            cov=a(params.dynamics.cov),
+        ),
+        emissions=PE(
+            weights=a(params.emissions.weights),
+            bias=a(params.emissions.bias),
+            input_weights=jnp.zeros((p, 0)),
+            cov=a(np.diag(r) if diagonal_r else r),
+        ),
+    )
     model = Model(n, p)
     _, props = model.initialize(jax.random.PRNGKey(0))
     return model, dparams, props
@@ -82,13 +102,19 @@ def dynamax_params_to_numpy(dparams):
     g = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
     return lgssm.ParamsLGSSM(
         initial=lgssm.ParamsLGSSMInitial(mean=g(dparams.initial.mean), cov=g(dparams.initial.cov)),
-        dynamics=lgssm.ParamsLGSSMDynamics(weights=g(dparams.dynamics.weights), bias=g(dparams.dynamics.bias),
-                                                  input_weights=g(dparams.dynamics.input_weights),
-                                                  cov=g(dparams.dynamics.cov)),
-        emissions=lgssm.ParamsLGSSMEmissions(weights=g(dparams.emissions.weights),
-                                                    bias=g(dparams.emissions.bias),
-                                                    input_weights=g(dparams.emissions.input_weights),
-                                                    cov=g(dparams.emissions.cov)))
+        dynamics=lgssm.ParamsLGSSMDynamics(
+            weights=g(dparams.dynamics.weights),
+            bias=g(dparams.dynamics.bias),
+            input_weights=g(dparams.dynamics.input_weights),
+            cov=g(dparams.dynamics.cov),
+        ),
+        emissions=lgssm.ParamsLGSSMEmissions(
+            weights=g(dparams.emissions.weights),
+            bias=g(dparams.emissions.bias),
+            input_weights=g(dparams.emissions.input_weights),
+            cov=g(dparams.emissions.cov),
+        ),
+    )
 
 
 def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **options):
@@ -115,8 +141,12 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
         return lambda: jax.block_until_ready(fit(dparams, y)), lambda r: dynamax_params_to_numpy(r[0])
     if task == "adam":
         import optax
-        run = lambda: jax.block_until_ready(model.fit_sgd(  # noqa: E731
-            dparams, props, y, optimizer=optax.adam(options["learning_rate"]), num_epochs=options["num_epochs"]))
+
+        run = lambda: jax.block_until_ready(
+            model.fit_sgd(  # noqa: E731
+                dparams, props, y, optimizer=optax.adam(options["learning_rate"]), num_epochs=options["num_epochs"]
+            )
+        )
         return run, lambda r: dynamax_params_to_numpy(r[0])
     raise ValueError(f"task: expected filter, smoother, filter+smoother, em or adam, got {task!r}")
 
@@ -125,21 +155,35 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
 def pykalman_filter(params):
     from pykalman import KalmanFilter
 
-    return KalmanFilter(transition_matrices=params.dynamics.weights, transition_offsets=params.dynamics.bias,
-                        transition_covariance=params.dynamics.cov, observation_matrices=params.emissions.weights,
-                        observation_offsets=params.emissions.bias, observation_covariance=params.emissions.cov,
-                        initial_state_mean=params.initial.mean, initial_state_covariance=params.initial.cov)
+    return KalmanFilter(
+        transition_matrices=params.dynamics.weights,
+        transition_offsets=params.dynamics.bias,
+        transition_covariance=params.dynamics.cov,
+        observation_matrices=params.emissions.weights,
+        observation_offsets=params.emissions.bias,
+        observation_covariance=params.emissions.cov,
+        initial_state_mean=params.initial.mean,
+        initial_state_covariance=params.initial.cov,
+    )
 
 
 def pykalman_params_to_numpy(kf):
     n, p = kf.observation_matrices.shape[1], kf.observation_matrices.shape[0]
     return lgssm.ParamsLGSSM(
         initial=lgssm.ParamsLGSSMInitial(mean=kf.initial_state_mean, cov=kf.initial_state_covariance),
-        dynamics=lgssm.ParamsLGSSMDynamics(weights=kf.transition_matrices, bias=kf.transition_offsets,
-                                                  input_weights=np.zeros((n, 0)), cov=kf.transition_covariance),
-        emissions=lgssm.ParamsLGSSMEmissions(weights=kf.observation_matrices, bias=kf.observation_offsets,
-                                                    input_weights=np.zeros((p, 0)),
-                                                    cov=kf.observation_covariance))
+        dynamics=lgssm.ParamsLGSSMDynamics(
+            weights=kf.transition_matrices,
+            bias=kf.transition_offsets,
+            input_weights=np.zeros((n, 0)),
+            cov=kf.transition_covariance,
+        ),
+        emissions=lgssm.ParamsLGSSMEmissions(
+            weights=kf.observation_matrices,
+            bias=kf.observation_offsets,
+            input_weights=np.zeros((p, 0)),
+            cov=kf.observation_covariance,
+        ),
+    )
 
 
 def pykalman_task(task: str, params, emissions, **options):
@@ -150,8 +194,7 @@ def pykalman_task(task: str, params, emissions, **options):
         seqs = emissions if emissions.ndim == 3 else [emissions]
         return (lambda: [c(y) for y in seqs for c in calls]), lambda _: sum(float(kf.loglikelihood(y)) for y in seqs)
     if task == "em":
-        return (lambda: kf.em(emissions, n_iter=options["num_iters"], em_vars="all"),
-                pykalman_params_to_numpy)
+        return (lambda: kf.em(emissions, n_iter=options["num_iters"], em_vars="all"), pykalman_params_to_numpy)
     raise ValueError(f"task: expected filter, smoother, filter+smoother or em, got {task!r}")
 
 
@@ -221,20 +264,33 @@ def lgssm_task(task: str, params, emissions, **options):
     if task == "smoother":
         return lambda: model.smoother(params, emissions), lambda r: float(np.sum(r.marginal_loglik))
     if task == "filter+smoother":
-        return ((lambda: (model.filter(params, emissions), model.smoother(params, emissions))),
-                lambda r: float(np.sum(r[1].marginal_loglik)))
+        return (
+            (lambda: (model.filter(params, emissions), model.smoother(params, emissions))),
+            lambda r: float(np.sum(r[1].marginal_loglik)),
+        )
     if task == "loglik":
         return lambda: model.marginal_log_prob(params, emissions), lambda r: float(np.sum(r))
     props = lgssm.params.default_props(params)
     if task == "em":
-        return (lambda: model.fit_em(params, props, emissions, num_iters=options["num_iters"], verbose=False),
-                lambda r: r[0])
+        return (
+            lambda: model.fit_em(params, props, emissions, num_iters=options["num_iters"], verbose=False),
+            lambda r: r[0],
+        )
     if task == "adam":
         opt = lgssm.optimizers.adam(options["learning_rate"])
-        return (lambda: model.fit_sgd(params, props, emissions, optimizer=opt, num_epochs=options["num_epochs"],
-                                      verbose=False), lambda r: r[0])
+        return (
+            lambda: model.fit_sgd(
+                params, props, emissions, optimizer=opt, num_epochs=options["num_epochs"], verbose=False
+            ),
+            lambda r: r[0],
+        )
     raise ValueError(f"task: expected filter, smoother, filter+smoother, loglik, em or adam, got {task!r}")
 
 
-TASKS = {"lgssm": lgssm_task, "dynamax": dynamax_task, "pykalman": pykalman_task,
-         "statsmodels": statsmodels_task, "filterpy": filterpy_task}
+TASKS = {
+    "lgssm": lgssm_task,
+    "dynamax": dynamax_task,
+    "pykalman": pykalman_task,
+    "statsmodels": statsmodels_task,
+    "filterpy": filterpy_task,
+}

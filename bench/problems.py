@@ -1,6 +1,7 @@
 """The benchmark problems: models and data with fixed seeds, built the same way
 in the harness and in its fresh subprocesses (so a subprocess gets identical
 data from a short description)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -42,10 +43,13 @@ def random_params(state_dim: int, emission_dim: int, full_r: bool, seed: int) ->
         r = r + a @ a.T / p
     return lgssm.ParamsLGSSM(
         initial=lgssm.ParamsLGSSMInitial(mean=np.zeros(n), cov=np.eye(n)),
-        dynamics=lgssm.ParamsLGSSMDynamics(weights=0.95 * u, bias=np.zeros(n), input_weights=np.zeros((n, 0)),
-                                           cov=0.1 * np.eye(n)),
-        emissions=lgssm.ParamsLGSSMEmissions(weights=rng.standard_normal((p, n)), bias=np.zeros(p),
-                                             input_weights=np.zeros((p, 0)), cov=r))
+        dynamics=lgssm.ParamsLGSSMDynamics(
+            weights=0.95 * u, bias=np.zeros(n), input_weights=np.zeros((n, 0)), cov=0.1 * np.eye(n)
+        ),
+        emissions=lgssm.ParamsLGSSMEmissions(
+            weights=rng.standard_normal((p, n)), bias=np.zeros(p), input_weights=np.zeros((p, 0)), cov=r
+        ),
+    )
 
 
 def simulate(params: lgssm.ParamsLGSSM, num_sequences: int, num_timesteps: int, seed: int) -> np.ndarray:
@@ -69,8 +73,9 @@ def notebook_params():
     """dynamax's LG-SSM notebook: the true model (a 2-d rotation, 10-d
     emissions) and the initial parameters its fits start from."""
     model = lgssm.LinearGaussianSSM(2, 10)
-    true_params, _ = model.initialize(1, dynamics_weights=0.99 * random_rotation(1, 2, theta=np.pi / 10),
-                                      dynamics_covariance=0.01 * np.eye(2))
+    true_params, _ = model.initialize(
+        1, dynamics_weights=0.99 * random_rotation(1, 2, theta=np.pi / 10), dynamics_covariance=0.01 * np.eye(2)
+    )
     start, _ = model.initialize(42)
     return true_params, start
 

@@ -8,6 +8,7 @@ Markdown (docs/benchmarks.md). Run by scripts/bench.sh; see bench/README.md.
 Cases that need a fresh process (dynamax's first call, lgssm pinned to one or
 two cores, peak memory) re-run this file with ``--worker JOB``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,10 +56,24 @@ class Sizes:
 
 
 FULL = Sizes()
-SMOKE = Sizes(em_iters=3, adam_epochs=5, long_steps=400, long_states=(4,), long_emission=6, long_subset=100,
-              long_smoother_subset=200,
-              many_sequences=20, many_steps=30, many_subset=5, high_steps=40, high_emission=24, high_subset=10,
-              memory_steps=(200, 2_000), gemm_size=128, repeats=2)
+SMOKE = Sizes(
+    em_iters=3,
+    adam_epochs=5,
+    long_steps=400,
+    long_states=(4,),
+    long_emission=6,
+    long_subset=100,
+    long_smoother_subset=200,
+    many_sequences=20,
+    many_steps=30,
+    many_subset=5,
+    high_steps=40,
+    high_emission=24,
+    high_subset=10,
+    memory_steps=(200, 2_000),
+    gemm_size=128,
+    repeats=2,
+)
 
 
 @dataclass
@@ -124,8 +139,7 @@ def worker_command(job: dict, cpus: str | None = None):
 
 
 def run_worker(job: dict, cpus: str | None = None, env: dict | None = None) -> dict:
-    out = subprocess.run(worker_command(job, cpus), capture_output=True, text=True,
-                         env={**os.environ, **(env or {})})
+    out = subprocess.run(worker_command(job, cpus), capture_output=True, text=True, env={**os.environ, **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"worker {job['kind']} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -138,7 +152,6 @@ def peak_rss_kib() -> int:
     and exec, so a fresh worker of a large harness would start at its peak."""
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
-
 
 
 def worker(job: dict) -> dict:
@@ -199,8 +212,22 @@ class Bench:
             else:
                 self.contenders.append(name)
 
-    def row(self, case, label, contender, task, params, y, *, fit=False, warmup=False, subset=None, note="",
-            name=None, **options):
+    def row(
+        self,
+        case,
+        label,
+        contender,
+        task,
+        params,
+        y,
+        *,
+        fit=False,
+        warmup=False,
+        subset=None,
+        note="",
+        name=None,
+        **options,
+    ):
         """Times ``task`` of ``contender`` on (params, y) and adds a row. The
         first (lgssm) row of a (case, label) sets the reference log likelihood;
         fits are judged by lgssm's log likelihood of the fitted parameters.
@@ -229,11 +256,25 @@ class Bench:
     def dynamax_first_call(self, case, label, task, spec, *, fit=False, **options):
         if "dynamax" not in self.contenders:
             return
-        job = {"kind": "first_call", "spec": spec.as_dict(), "contender": "dynamax", "task": task, "fit": fit,
-               "options": options}
+        job = {
+            "kind": "first_call",
+            "spec": spec.as_dict(),
+            "contender": "dynamax",
+            "task": task,
+            "fit": fit,
+            "options": options,
+        }
         r = run_worker(job)
-        self.report.add(Row(case, label, "dynamax first call", r["seconds"], abs(r["loglik"] - self.refs[case, label]),
-                            "fresh process, compilation included"))
+        self.report.add(
+            Row(
+                case,
+                label,
+                "dynamax first call",
+                r["seconds"],
+                abs(r["loglik"] - self.refs[case, label]),
+                "fresh process, compilation included",
+            )
+        )
 
     def notebook(self):
         s = self.sizes
@@ -243,26 +284,68 @@ class Bench:
         label = "filter+smoother"
         self.row(NOTEBOOK, label, "lgssm", label, params, y, warmup=True)
         self.dynamax_first_call(NOTEBOOK, label, label, spec)
-        self.row(NOTEBOOK, label, "dynamax", label, params, y, warmup=True, name="dynamax warmed",
-                 note="jitted")
+        self.row(NOTEBOOK, label, "dynamax", label, params, y, warmup=True, name="dynamax warmed", note="jitted")
         self.row(NOTEBOOK, label, "pykalman", label, params, y)
         self.row(NOTEBOOK, label, "statsmodels", label, params, y)
-        fits = ((f"EM, {s.em_iters} iterations", "em", {"num_iters": s.em_iters}),
-                (f"Adam, {s.adam_epochs} epochs", "adam", {"num_epochs": s.adam_epochs, "learning_rate": 1e-2}))
+        fits = (
+            (f"EM, {s.em_iters} iterations", "em", {"num_iters": s.em_iters}),
+            (f"Adam, {s.adam_epochs} epochs", "adam", {"num_epochs": s.adam_epochs, "learning_rate": 1e-2}),
+        )
         for label, task, options in fits:
             self.row(NOTEBOOK, label, "lgssm", task, start, y, fit=True, warmup=True, **options)
             self.dynamax_first_call(NOTEBOOK, label, task, spec, fit=True, **options)
             if task == "em":
-                self.row(NOTEBOOK, label, "dynamax", task, start, y, fit=True, warmup=True, name="dynamax warmed",
-                         note="fit_em wrapped in jax.jit, compiled before timing", jit_fit=True, **options)
-                self.row(NOTEBOOK, label, "dynamax", task, start, y, fit=True, name="dynamax fit_em again",
-                         note="a second fit_em call compiles again (it jits a fresh closure each call)", **options)
-                self.row(NOTEBOOK, label, "pykalman", task, start, y, fit=True, note="em_vars='all'; its M-step updates the offsets after the matrices, not jointly, so its path differs",
-                         **options)
+                self.row(
+                    NOTEBOOK,
+                    label,
+                    "dynamax",
+                    task,
+                    start,
+                    y,
+                    fit=True,
+                    warmup=True,
+                    name="dynamax warmed",
+                    note="fit_em wrapped in jax.jit, compiled before timing",
+                    jit_fit=True,
+                    **options,
+                )
+                self.row(
+                    NOTEBOOK,
+                    label,
+                    "dynamax",
+                    task,
+                    start,
+                    y,
+                    fit=True,
+                    name="dynamax fit_em again",
+                    note="a second fit_em call compiles again (it jits a fresh closure each call)",
+                    **options,
+                )
+                self.row(
+                    NOTEBOOK,
+                    label,
+                    "pykalman",
+                    task,
+                    start,
+                    y,
+                    fit=True,
+                    note="em_vars='all'; its M-step updates the offsets after the matrices, not jointly, so its path differs",
+                    **options,
+                )
             else:
-                self.row(NOTEBOOK, label, "dynamax", task, start, y, fit=True, name="dynamax fit_sgd again",
-                         note="a second fit_sgd call, as warm as it gets: it compiles its loss anew each call; "
-                              "covariances parameterized differently, so the paths differ", **options)
+                self.row(
+                    NOTEBOOK,
+                    label,
+                    "dynamax",
+                    task,
+                    start,
+                    y,
+                    fit=True,
+                    name="dynamax fit_sgd again",
+                    note="a second fit_sgd call, as warm as it gets: it compiles its loss anew each call; "
+                    "covariances parameterized differently, so the paths differ",
+                    **options,
+                )
 
     def long_sequence(self):
         s = self.sizes
@@ -288,23 +371,61 @@ class Bench:
         params, y = problems.build(spec)
         start = problems.fit_start(spec)
         case = MANY.format(seqs=s.many_sequences, steps=s.many_steps)
-        self.row(case, EM1, "lgssm", "em", start, y, fit=True, warmup=True, num_iters=1,
-                 note="in process, all hardware threads")
+        self.row(
+            case,
+            EM1,
+            "lgssm",
+            "em",
+            start,
+            y,
+            fit=True,
+            warmup=True,
+            num_iters=1,
+            note="in process, all hardware threads",
+        )
         job = {"kind": "em_cores", "spec": spec.as_dict(), "repeats": s.repeats}
         if shutil.which("taskset"):
             for cpus, label in (("0", "1 core"), ("0,1", "2 cores")):
                 r = run_worker(job, cpus=cpus)
-                self.report.add(Row(case, EM1, f"lgssm, {label}", r["seconds"],
-                                    abs(r["loglik"] - self.refs[case, EM1]), f"fresh process under taskset -c {cpus}"))
+                self.report.add(
+                    Row(
+                        case,
+                        EM1,
+                        f"lgssm, {label}",
+                        r["seconds"],
+                        abs(r["loglik"] - self.refs[case, EM1]),
+                        f"fresh process under taskset -c {cpus}",
+                    )
+                )
         else:
             self.report.extra.setdefault("skipped", []).append("taskset not found: no 1-core/2-core rows")
-        self.row(case, EM1, "dynamax", "em", start, y, fit=True, warmup=True, num_iters=1, name="dynamax warmed",
-                 note="vmap over sequences; fit_em wrapped in jax.jit, compiled before timing; its M-step "
-                      "computes initial.cov as (sum E[z0 z0^T] - sum E[z0] sum E[z0]^T) / N, wrong for N > 1 "
-                      "sequences", jit_fit=True)
+        self.row(
+            case,
+            EM1,
+            "dynamax",
+            "em",
+            start,
+            y,
+            fit=True,
+            warmup=True,
+            num_iters=1,
+            name="dynamax warmed",
+            note="vmap over sequences; fit_em wrapped in jax.jit, compiled before timing; its M-step "
+            "computes initial.cov as (sum E[z0 z0^T] - sum E[z0] sum E[z0]^T) / N, wrong for N > 1 "
+            "sequences",
+            jit_fit=True,
+        )
         self.row(case, "smoother (E-step part)", "lgssm", "smoother", start, y, warmup=True)
-        self.row(case, "smoother (E-step part)", "pykalman", "smoother", start, y, subset=s.many_subset,
-                 note="no batch EM; its smoother, one sequence at a time")
+        self.row(
+            case,
+            "smoother (E-step part)",
+            "pykalman",
+            "smoother",
+            start,
+            y,
+            subset=s.many_subset,
+            note="no batch EM; its smoother, one sequence at a time",
+        )
 
     def high_emission(self):
         s = self.sizes
@@ -314,10 +435,19 @@ class Bench:
             case = HIGH.format(p=s.high_emission, steps=s.high_steps, r="full" if full_r else "diagonal")
             for task in ("filter", "smoother"):
                 self.row(case, task, "lgssm", task, params, y, warmup=True)
-                self.row(case, task, "dynamax", task, params, y, warmup=True, name="dynamax warmed",
-                         diagonal_r=not full_r, note="jitted" + ("" if full_r else "; R passed as its diagonal"))
-                self.row(case, task, "statsmodels", task, params, y,
-                         subset=None if task == "filter" else s.high_subset)
+                self.row(
+                    case,
+                    task,
+                    "dynamax",
+                    task,
+                    params,
+                    y,
+                    warmup=True,
+                    name="dynamax warmed",
+                    diagonal_r=not full_r,
+                    note="jitted" + ("" if full_r else "; R passed as its diagonal"),
+                )
+                self.row(case, task, "statsmodels", task, params, y, subset=None if task == "filter" else s.high_subset)
                 if task == "filter":
                     self.row(case, task, "pykalman", task, params, y, subset=s.high_subset)
                     self.row(case, task, "filterpy", task, params, y, subset=s.high_subset)
@@ -329,15 +459,24 @@ class Bench:
             spec = Spec(state_dim=4, emission_dim=8, num_timesteps=steps, seed=4)
             for task in ("loglik", "filter"):
                 r = run_worker({"kind": "memory", "spec": spec.as_dict(), "task": task})
-                out.append({"steps": steps, "task": task, "data_mib": r["data_bytes"] / 2**20,
-                            "peak_increase_mib": (r["after_kib"] - r["before_kib"]) / 1024})
+                out.append(
+                    {
+                        "steps": steps,
+                        "task": task,
+                        "data_mib": r["data_bytes"] / 2**20,
+                        "peak_increase_mib": (r["after_kib"] - r["before_kib"]) / 1024,
+                    }
+                )
         self.report.extra["memory"] = out
 
     def gemm(self):
         single = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         job = {"kind": "gemm", "n": self.sizes.gemm_size}
-        self.report.extra["gemm"] = {"numpy_1_thread": run_worker(job, env=single)["gflops"],
-                                     "numpy_all_threads": run_worker(job)["gflops"], "n": self.sizes.gemm_size}
+        self.report.extra["gemm"] = {
+            "numpy_1_thread": run_worker(job, env=single)["gflops"],
+            "numpy_all_threads": run_worker(job)["gflops"],
+            "n": self.sizes.gemm_size,
+        }
 
     def run(self, cases):
         for name in cases:
@@ -386,12 +525,24 @@ def targets(report: Report, sizes: Sizes):
         speedup(f"long filter, state {n}: lgssm vs statsmodels", case, "filter", "statsmodels", 2)
     case = MANY.format(seqs=sizes.many_sequences, steps=sizes.many_steps)
     one, two = find(report, case, EM1, "lgssm, 1 core"), find(report, case, EM1, "lgssm, 2 cores")
-    out.append(("many sequences: 2 cores vs 1 core (scales with cores)",
-                one.seconds / two.seconds if one and two else None, 1.6, "x"))
+    out.append(
+        (
+            "many sequences: 2 cores vs 1 core (scales with cores)",
+            one.seconds / two.seconds if one and two else None,
+            1.6,
+            "x",
+        )
+    )
     mem = [m for m in report.extra.get("memory", []) if m["task"] == "loglik"]
     work = [m["peak_increase_mib"] - m["data_mib"] for m in mem]
-    out.append(("log-likelihood pass: memory beyond one copy of the data, spread over T",
-                max(work) - min(work) if work else None, 2.0, "MiB (at most)"))
+    out.append(
+        (
+            "log-likelihood pass: memory beyond one copy of the data, spread over T",
+            max(work) - min(work) if work else None,
+            2.0,
+            "MiB (at most)",
+        )
+    )
     return out
 
 
@@ -417,8 +568,15 @@ def machine() -> dict:
     versions = {"python": platform.python_version(), "lgssm": lgssm.__version__}
     for module in ("numpy", "jax", "dynamax", "pykalman", "statsmodels", "filterpy"):
         versions[module] = peers.version(module)
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram": ram, "os": platform.platform(), "versions": versions,
-            "load": os.getloadavg()[0], "simd": lgssm._core.simd}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram": ram,
+        "os": platform.platform(),
+        "versions": versions,
+        "load": os.getloadavg()[0],
+        "simd": lgssm._core.simd,
+    }
 
 
 def kernel_table(path: str):
@@ -452,18 +610,26 @@ def fmt_num(x, digits=3):
 
 
 def markdown(report: Report, sizes: Sizes, info: dict, kernels, seconds: float, smoke: bool, date: str) -> str:
-    out = ["# Benchmarks", "",
-           f"Generated by `bash scripts/bench.sh` ({'smoke sizes' if smoke else 'full run'}, "
-           f"{seconds:.0f} s, {date}); regenerate rather than edit. "
-           "How the numbers are taken, and what each case is: [bench/README.md](../bench/README.md).", "",
-           "## Machine", "",
-           f"{info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
-           f"Load average (1 min) when the run ended: {info.get('load', float('nan')):.1f} "
-           "(other jobs on a shared machine inflate and scatter the times). "
-           f"Vector instructions in lgssm's build: {info.get('simd', 'unknown')} (the default build, "
-           "`LGSSM_NATIVE=ON`, compiles for the building CPU, as XLA compiles dynamax for the CPU it runs on).", "",
-           "| " + " | ".join(info["versions"]) + " |", "|" + "---|" * len(info["versions"]),
-           "| " + " | ".join(info["versions"].values()) + " |", ""]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `bash scripts/bench.sh` ({'smoke sizes' if smoke else 'full run'}, "
+        f"{seconds:.0f} s, {date}); regenerate rather than edit. "
+        "How the numbers are taken, and what each case is: [bench/README.md](../bench/README.md).",
+        "",
+        "## Machine",
+        "",
+        f"{info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
+        f"Load average (1 min) when the run ended: {info.get('load', float('nan')):.1f} "
+        "(other jobs on a shared machine inflate and scatter the times). "
+        f"Vector instructions in lgssm's build: {info.get('simd', 'unknown')} (the default build, "
+        "`LGSSM_NATIVE=ON`, compiles for the building CPU, as XLA compiles dynamax for the CPU it runs on).",
+        "",
+        "| " + " | ".join(info["versions"]) + " |",
+        "|" + "---|" * len(info["versions"]),
+        "| " + " | ".join(info["versions"].values()) + " |",
+        "",
+    ]
     for reason in report.extra.get("skipped", []):
         out.append(f"- skipped: {reason}")
 
@@ -471,50 +637,83 @@ def markdown(report: Report, sizes: Sizes, info: dict, kernels, seconds: float, 
     missed = []
     for label, value, threshold, unit in targets(report, sizes):
         st = status(value, threshold, unit)
-        out.append(f"| {label} | {fmt_num(value)} {unit.split(' ')[0]} | {'<=' if 'most' in unit else '>='} "
-                   f"{threshold:g} | {st} |")
+        out.append(
+            f"| {label} | {fmt_num(value)} {unit.split(' ')[0]} | {'<=' if 'most' in unit else '>='} "
+            f"{threshold:g} | {st} |"
+        )
         if st.startswith("**missed"):
             missed.append(label)
-    out += ["", "Ratios are peer time / lgssm time (above 1: lgssm is faster). "
-            "Agreement is |log likelihood - lgssm's| on the same data (fits: lgssm's log likelihood of each "
-            "contender's fitted parameters).", ""]
+    out += [
+        "",
+        "Ratios are peer time / lgssm time (above 1: lgssm is faster). "
+        "Agreement is |log likelihood - lgssm's| on the same data (fits: lgssm's log likelihood of each "
+        "contender's fitted parameters).",
+        "",
+    ]
 
     case = None
     for r in report.rows:
         if r.case != case:
             case = r.case
-            out += ["", f"## {case}", "", "| task | contender | time | peer / lgssm | agreement | note |",
-                    "|---|---|---|---|---|---|"]
-        out.append(f"| {r.task} | {r.contender} | {fmt_time(r.seconds)} | {fmt_num(r.ratio)} | "
-                   f"{fmt_num(r.agreement, 2)} | {r.note} |")
+            out += [
+                "",
+                f"## {case}",
+                "",
+                "| task | contender | time | peer / lgssm | agreement | note |",
+                "|---|---|---|---|---|---|",
+            ]
+        out.append(
+            f"| {r.task} | {r.contender} | {fmt_time(r.seconds)} | {fmt_num(r.ratio)} | "
+            f"{fmt_num(r.agreement, 2)} | {r.note} |"
+        )
 
     mem = report.extra.get("memory")
     if mem:
-        out += ["", "## Memory of one pass (state 4, emission 8)", "",
-                "Peak resident memory added by one call, in a fresh process (the peak RSS, VmHWM, after minus "
-                "before; `ru_maxrss` is not used because Linux carries it over from the parent process; "
-                "the process has already run a 10-step call, so libraries are loaded). The Python binding copies "
-                "the emissions once into C++ storage, so that copy is shown separately.", "",
-                "| T | call | emissions | peak increase | beyond one copy of the emissions |", "|---|---|---|---|---|"]
+        out += [
+            "",
+            "## Memory of one pass (state 4, emission 8)",
+            "",
+            "Peak resident memory added by one call, in a fresh process (the peak RSS, VmHWM, after minus "
+            "before; `ru_maxrss` is not used because Linux carries it over from the parent process; "
+            "the process has already run a 10-step call, so libraries are loaded). The Python binding copies "
+            "the emissions once into C++ storage, so that copy is shown separately.",
+            "",
+            "| T | call | emissions | peak increase | beyond one copy of the emissions |",
+            "|---|---|---|---|---|",
+        ]
         for m in mem:
             name = "`marginal_log_prob`" if m["task"] == "loglik" else "`filter`"
-            out.append(f"| {m['steps']} | {name} | {m['data_mib']:.2f} MiB | {m['peak_increase_mib']:.2f} MiB | "
-                       f"{m['peak_increase_mib'] - m['data_mib']:.2f} MiB |")
+            out.append(
+                f"| {m['steps']} | {name} | {m['data_mib']:.2f} MiB | {m['peak_increase_mib']:.2f} MiB | "
+                f"{m['peak_increase_mib'] - m['data_mib']:.2f} MiB |"
+            )
 
     gemm = report.extra.get("gemm")
     if gemm:
-        out += ["", "## Fraction of the machine's matrix-multiply throughput", "",
-                f"Dense GEMM measured in this run: NumPy `a @ b` ({gemm['n']} x {gemm['n']}, float64, OpenBLAS) "
-                f"{gemm['numpy_1_thread']:.1f} GFLOP/s on 1 thread, {gemm['numpy_all_threads']:.1f} GFLOP/s on all"
-                + (f"; Eigen GEMM in the kernel binary ({kernels[1]['n']} x {kernels[1]['n']}, this build's flags) "
-                   f"{kernels[1]['gflops']:.1f} GFLOP/s" if kernels and kernels[1] else "") + ".", "",
-                "The filter's flops per step are counted from its algorithm (constant parameters, whitened "
-                "emission matrix cached): 35 n^3 / 3 (predict F P F^T, two n x n Cholesky factorizations, "
-                "G C, C^T G C, C U^-1 and its outer product) + 4 p n (H m and W^T e) + p^2 for a full R "
-                "(whitening the innovation by a triangular solve) or p for a diagonal one; n = state, p = emission. "
-                "The filter runs on one core, so it is compared with one-thread GEMM.", "",
-                "| filter, state 8, emission " + str(sizes.high_emission) + " | flops / step | time / step | GFLOP/s | "
-                "of NumPy 1-thread GEMM | of Eigen GEMM |", "|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "## Fraction of the machine's matrix-multiply throughput",
+            "",
+            f"Dense GEMM measured in this run: NumPy `a @ b` ({gemm['n']} x {gemm['n']}, float64, OpenBLAS) "
+            f"{gemm['numpy_1_thread']:.1f} GFLOP/s on 1 thread, {gemm['numpy_all_threads']:.1f} GFLOP/s on all"
+            + (
+                f"; Eigen GEMM in the kernel binary ({kernels[1]['n']} x {kernels[1]['n']}, this build's flags) "
+                f"{kernels[1]['gflops']:.1f} GFLOP/s"
+                if kernels and kernels[1]
+                else ""
+            )
+            + ".",
+            "",
+            "The filter's flops per step are counted from its algorithm (constant parameters, whitened "
+            "emission matrix cached): 35 n^3 / 3 (predict F P F^T, two n x n Cholesky factorizations, "
+            "G C, C^T G C, C U^-1 and its outer product) + 4 p n (H m and W^T e) + p^2 for a full R "
+            "(whitening the innovation by a triangular solve) or p for a diagonal one; n = state, p = emission. "
+            "The filter runs on one core, so it is compared with one-thread GEMM.",
+            "",
+            "| filter, state 8, emission " + str(sizes.high_emission) + " | flops / step | time / step | GFLOP/s | "
+            "of NumPy 1-thread GEMM | of Eigen GEMM |",
+            "|---|---|---|---|---|---|",
+        ]
         for full_r in (False, True):
             case = HIGH.format(p=sizes.high_emission, steps=sizes.high_steps, r="full" if full_r else "diagonal")
             flops = filter_flops(8, sizes.high_emission, full_r)
@@ -527,19 +726,30 @@ def markdown(report: Report, sizes: Sizes, info: dict, kernels, seconds: float, 
             for where, sec in per_step:
                 gf = flops / sec / 1e9
                 eig = f"{gf / kernels[1]['gflops']:.1%}" if kernels and kernels[1] else "-"
-                out.append(f"| {'full' if full_r else 'diagonal'} R, {where} | {flops:,.0f} | {fmt_time(sec)} | "
-                           f"{gf:.2f} | {gf / gemm['numpy_1_thread']:.1%} | {eig} |")
+                out.append(
+                    f"| {'full' if full_r else 'diagonal'} R, {where} | {flops:,.0f} | {fmt_time(sec)} | "
+                    f"{gf:.2f} | {gf / gemm['numpy_1_thread']:.1%} | {eig} |"
+                )
 
     if kernels:
         table, _ = kernels
         names = ["Filter", "Smoother", "MarginalLogProb", "EStep"]
-        out += ["", "## C++ kernels (Google Benchmark, ns per time step, T = 1000, one thread)", "",
-                "CPU time per step of one call on one sequence of 1000 steps (validation included), from "
-                "`bench/cpp/kernels.cpp`; Eigen's GEMM above is CPU time too.", "",
-                "| state | emission | R | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        out += [
+            "",
+            "## C++ kernels (Google Benchmark, ns per time step, T = 1000, one thread)",
+            "",
+            "CPU time per step of one call on one sequence of 1000 steps (validation included), from "
+            "`bench/cpp/kernels.cpp`; Eigen's GEMM above is CPU time too.",
+            "",
+            "| state | emission | R | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
+        ]
         for (n, p, full_r), k in sorted(table.items()):
-            out.append(f"| {n} | {p} | {'full' if full_r else 'diagonal'} | "
-                       + " | ".join(fmt_num(k.get(x), 4) for x in names) + " |")
+            out.append(
+                f"| {n} | {p} | {'full' if full_r else 'diagonal'} | "
+                + " | ".join(fmt_num(k.get(x), 4) for x in names)
+                + " |"
+            )
 
     if missed:
         out += ["", "## Missed targets", ""]
@@ -551,35 +761,46 @@ def markdown(report: Report, sizes: Sizes, info: dict, kernels, seconds: float, 
 
 # Why a target is missed and what would close it, by target (shown only when missed).
 MISSED_NOTES = [
-    ("notebook EM: lgssm vs dynamax warmed",
-     "with the fixed-size kernels for state dimensions 1-4, an EM iteration here is about 60 us (E-step about "
-     "0.45 us per time step at state 2 / emission 10; see the EStep row of the C++ kernel table), while dynamax, "
-     "once compiled, runs the 100 iterations as one fused XLA loop; at this size the ratio moves with the load "
-     "of the machine. As users call it, dynamax's fit_em compiles at every call (the 'fit_em again' row), which "
-     "lgssm beats by far more than 10x."),
-    ("long filter",
-     "at state 16 the filter is bound by arithmetic on 16 x 16 blocks: per step two Cholesky factorizations "
-     "(Eigen's unblocked kernel below size 32), a triangular solve with 16 right-hand sides and four 16 x 16 "
-     "products, about 25k multiply-adds, plus writing 4.3 kB of results per step. The build already uses the "
-     "CPU's vector width (see Machine). Tried without a measurable gain: coefficient-based products instead of "
-     "GEMM, a symmetric rank-k update for the filtered covariance, an in-place Cholesky factorization. What "
-     "would close the rest: register-blocked small-matrix kernels for the Cholesky factorization and the "
-     "triangular solve, or a square-root form that carries the factor from step to step."),
-    ("many sequences",
-     "the machine is shared: while this case ran, other jobs kept the load average above the number of cores, so "
-     "the second core was largely taken (a separate check of the C++ E-step on 2000 sequences at load ~6: 1.46 s on "
-     "1 core, 1.18 s on 2). Besides, per time step the batched E-step costs several times the single-sequence "
-     "kernel (EStep row of the C++ table): every sequence allocates its smoother results, statistics and "
-     "workspaces anew. Per-thread workspaces reused across sequences and a per-thread running sum of the "
-     "statistics would cut that; judging the scaling needs an idle machine."),
+    (
+        "notebook EM: lgssm vs dynamax warmed",
+        "with the fixed-size kernels for state dimensions 1-4, an EM iteration here is about 60 us (E-step about "
+        "0.45 us per time step at state 2 / emission 10; see the EStep row of the C++ kernel table), while dynamax, "
+        "once compiled, runs the 100 iterations as one fused XLA loop; at this size the ratio moves with the load "
+        "of the machine. As users call it, dynamax's fit_em compiles at every call (the 'fit_em again' row), which "
+        "lgssm beats by far more than 10x.",
+    ),
+    (
+        "long filter",
+        "at state 16 the filter is bound by arithmetic on 16 x 16 blocks: per step two Cholesky factorizations "
+        "(Eigen's unblocked kernel below size 32), a triangular solve with 16 right-hand sides and four 16 x 16 "
+        "products, about 25k multiply-adds, plus writing 4.3 kB of results per step. The build already uses the "
+        "CPU's vector width (see Machine). Tried without a measurable gain: coefficient-based products instead of "
+        "GEMM, a symmetric rank-k update for the filtered covariance, an in-place Cholesky factorization. What "
+        "would close the rest: register-blocked small-matrix kernels for the Cholesky factorization and the "
+        "triangular solve, or a square-root form that carries the factor from step to step.",
+    ),
+    (
+        "many sequences",
+        "the machine is shared: while this case ran, other jobs kept the load average above the number of cores, so "
+        "the second core was largely taken (a separate check of the C++ E-step on 2000 sequences at load ~6: 1.46 s on "
+        "1 core, 1.18 s on 2). Besides, per time step the batched E-step costs several times the single-sequence "
+        "kernel (EStep row of the C++ table): every sequence allocates its smoother results, statistics and "
+        "workspaces anew. Per-thread workspaces reused across sequences and a per-thread running sum of the "
+        "statistics would cut that; judging the scaling needs an idle machine.",
+    ),
 ]
 
 
 def results(report: Report, smoke: bool, seconds: float) -> dict:
     """Everything the Markdown report is rendered from, as JSON-able data."""
-    return {"smoke": smoke, "seconds": seconds, "machine": machine(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "rows": [asdict(r) for r in report.rows], "extra": report.extra}
+    return {
+        "smoke": smoke,
+        "seconds": seconds,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "rows": [asdict(r) for r in report.rows],
+        "extra": report.extra,
+    }
 
 
 def main(argv=None):
@@ -612,8 +833,15 @@ def main(argv=None):
             with open(args.save, "w") as f:
                 json.dump(saved, f, indent=1)
     kernels = kernel_table(args.kernels) if args.kernels else None
-    text = markdown(report, SMOKE if saved["smoke"] else FULL, saved["machine"], kernels, saved["seconds"],
-                    saved["smoke"], saved["date"])
+    text = markdown(
+        report,
+        SMOKE if saved["smoke"] else FULL,
+        saved["machine"],
+        kernels,
+        saved["seconds"],
+        saved["smoke"],
+        saved["date"],
+    )
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)

@@ -1,4 +1,5 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
+
 from . import continuous, io, optimizers, priors, utils
 from ._core import InvalidArgument
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
@@ -12,9 +13,24 @@ from .models import (
 from .params import ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial
 
 __all__ = [
-    "ContinuousTimeSSM", "ParamsCTDynamics", "ParamsCTSSM", "continuous", "io", "FitSummary", "InvalidArgument",
-    "LinearGaussianConjugateSSM", "LinearGaussianSSM", "ParameterProperties", "ParamsLGSSM",
-    "ParamsLGSSMDynamics", "ParamsLGSSMEmissions", "ParamsLGSSMInitial", "PosteriorLGSSMFiltered",
-    "PosteriorLGSSMSmoothed", "optimizers", "priors", "utils",
+    "ContinuousTimeSSM",
+    "ParamsCTDynamics",
+    "ParamsCTSSM",
+    "continuous",
+    "io",
+    "FitSummary",
+    "InvalidArgument",
+    "LinearGaussianConjugateSSM",
+    "LinearGaussianSSM",
+    "ParameterProperties",
+    "ParamsLGSSM",
+    "ParamsLGSSMDynamics",
+    "ParamsLGSSMEmissions",
+    "ParamsLGSSMInitial",
+    "PosteriorLGSSMFiltered",
+    "PosteriorLGSSMSmoothed",
+    "optimizers",
+    "priors",
+    "utils",
 ]
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ The C++ core takes lists of per-sequence 2-D arrays; this module turns what a
 user passes into such lists and packs per-sequence results back into the
 user's layout.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -95,8 +96,10 @@ def as_batch(emissions, inputs, input_dim: int, emission_dim: int | None = None)
     else:
         ikind, us, _ = sequences(inputs, "inputs", "input_dim")
         if ikind != kind or len(us) != len(ys):
-            raise ValueError(f"inputs: expected the layout of emissions ({kind}, {len(ys)} sequences), "
-                             f"got {ikind} with {len(us)} sequences")
+            raise ValueError(
+                f"inputs: expected the layout of emissions ({kind}, {len(ys)} sequences), "
+                f"got {ikind} with {len(us)} sequences"
+            )
         if kind == "padded":
             us = [np.ascontiguousarray(u[: y.shape[0]]) for u, y in zip(us, ys)]
     return Batch(ys, us, kind, num_timesteps)

@@ -11,6 +11,7 @@ Every check raises ValueError with a message "<argument>: expected <what>, got <
   the machine's physical memory (64 GiB where it cannot be read), before anything is
   allocated. Callers estimate the bytes of the float64 arrays they are about to create.
 """
+
 from __future__ import annotations
 
 import operator
@@ -94,19 +95,24 @@ def real_array(name: str, value) -> np.ndarray:
         try:
             value = value.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{name}: expected {what}, got a {type(value).__name__} that is not numeric "
-                             f"({err})") from None
+            raise ValueError(
+                f"{name}: expected {what}, got a {type(value).__name__} that is not numeric ({err})"
+            ) from None
     try:
         a = np.asarray(value)
     except ValueError:  # NumPy >= 1.24 refuses ragged nesting
-        raise ValueError(f"{name}: expected a rectangular array of {what}, got a ragged nested "
-                         f"{type(value).__name__} (rows of different lengths)") from None
+        raise ValueError(
+            f"{name}: expected a rectangular array of {what}, got a ragged nested "
+            f"{type(value).__name__} (rows of different lengths)"
+        ) from None
     kind = a.dtype.kind
     if kind in "biuf":
         return a.astype(np.float64, copy=False)
     if kind == "c":
-        raise ValueError(f"{name}: expected {what}, got complex values (dtype {a.dtype}); pass the real part "
-                         f"explicitly if the imaginary part is meant to be dropped")
+        raise ValueError(
+            f"{name}: expected {what}, got complex values (dtype {a.dtype}); pass the real part "
+            f"explicitly if the imaginary part is meant to be dropped"
+        )
     if kind == "O":
         na = _pandas_na()
         if na is not None:
@@ -143,15 +149,18 @@ def memory(name: str, value, num_floats: int, what: str, expected: str = "a smal
     float64 values (described by ``what``) beyond ``memory_limit()``."""
     need, limit = 8 * int(num_floats), memory_limit()
     if need > limit:
-        raise ValueError(f"{name}: {value} would need {_bytes(need)} for {what}, more than this machine's "
-                         f"memory ({_bytes(limit)}); expected {expected}")
+        raise ValueError(
+            f"{name}: {value} would need {_bytes(need)} for {what}, more than this machine's "
+            f"memory ({_bytes(limit)}); expected {expected}"
+        )
 
 
 def require_observed(name: str, sequences) -> None:
     """Refuses data in which every value is missing (NaN): there is nothing to fit."""
     if all(np.isnan(y).all() for y in sequences):
-        raise ValueError(f"{name}: expected at least one observed value, got only missing values (NaN); "
-                         f"there is nothing to fit")
+        raise ValueError(
+            f"{name}: expected at least one observed value, got only missing values (NaN); there is nothing to fit"
+        )
 
 
 def unscaled(sequences, low: float = 0.1, high: float = 10.0) -> str | None:
@@ -168,7 +177,9 @@ def unscaled(sequences, low: float = 0.1, high: float = 10.0) -> str | None:
         mean, std = float(np.mean(v)), float(np.std(v))
         scale = max(abs(mean), std)
         if not low <= scale <= high:
-            return (f"emissions: component {j} has mean {mean:.3g} and standard deviation {std:.3g}, far from the "
-                    f"unit scale at which Adam's steps (about the learning rate each) can reach a fit; standardize "
-                    f"the data (subtract each component's mean, divide by its standard deviation) or use EM")
+            return (
+                f"emissions: component {j} has mean {mean:.3g} and standard deviation {std:.3g}, far from the "
+                f"unit scale at which Adam's steps (about the learning rate each) can reach a fit; standardize "
+                f"the data (subtract each component's mean, divide by its standard deviation) or use EM"
+            )
     return None

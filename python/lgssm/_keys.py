@@ -1,4 +1,5 @@
 """Random keys: an int seed, a NumPy Generator, or a JAX PRNG key."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,7 @@ def as_generator(key) -> np.random.Generator:
             data = jax.random.key_data(key)
         words = np.asarray(data, dtype=np.uint32).ravel()
         return np.random.default_rng(np.random.SeedSequence(words.tolist()))
-    raise ValueError(f"key: expected an int seed, a numpy.random.Generator or a JAX PRNG key, "
-                     f"got {type(key).__name__}")
+    raise ValueError(f"key: expected an int seed, a numpy.random.Generator or a JAX PRNG key, got {type(key).__name__}")
 
 
 def seeds(key, count: int) -> list[int]:

@@ -1,4 +1,5 @@
 """A dependency-free text progress bar on stderr."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,17 @@ class ProgressBar:
     step, then at most one line per tenth of ``total`` or per ``interval`` seconds,
     whichever comes first, and the last step reached."""
 
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None, *, interval: float = 5.0,
-                 redraw: float = 0.1, clock=time.perf_counter):
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        enabled: bool = True,
+        stream=None,
+        *,
+        interval: float = 5.0,
+        redraw: float = 0.1,
+        clock=time.perf_counter,
+    ):
         self.total, self.label, self.enabled = max(int(total), 1), label, enabled
         self.stream = stream or sys.stderr
         self.tty = _isatty(self.stream)
@@ -35,8 +45,10 @@ class ProgressBar:
     def _frame(self, done: int, value: float, now: float) -> str:
         width = 30
         filled = min(int(width * done / self.total), width)
-        return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {value:.6g} "
-                f"({now - self.start:.1f}s)")
+        return (
+            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {value:.6g} "
+            f"({now - self.start:.1f}s)"
+        )
 
     def __call__(self, i: int, value: float) -> bool:
         if not self.enabled:

@@ -7,6 +7,7 @@ with F = ``params.dynamics.drift`` and Q_c = L L^T = ``params.dynamics.diffusion
 Observation times are any strictly increasing times per sequence (``times``), or
 equally spaced with step ``dt``. See docs/continuous-time.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,9 +23,20 @@ from ._checks import count, flag, nonnegative
 from ._keys import as_generator
 from ._progress import ProgressBar
 from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed, _pack
-from .params import (ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
-                     ParamsLGSSMInitial, conditional_from_core, core_conditional, core_conditional_props,
-                     core_initial, core_initial_props, core_structure, shapes)
+from .params import (
+    ParameterProperties,
+    ParamsLGSSM,
+    ParamsLGSSMDynamics,
+    ParamsLGSSMEmissions,
+    ParamsLGSSMInitial,
+    conditional_from_core,
+    core_conditional,
+    core_conditional_props,
+    core_initial,
+    core_initial_props,
+    core_structure,
+    shapes,
+)
 
 
 @dataclass
@@ -49,8 +61,9 @@ def discretize(drift, diffusion_covariance, dt: float):
     ``diffusion_covariance`` are (state_dim, state_dim); ValueError names the
     argument that is wrong (shape, non-finite, a diffusion covariance that is not
     symmetric positive semidefinite, a transition that overflows)."""
-    return _core.discretize(_real_matrix("drift", drift), _real_matrix("diffusion_covariance", diffusion_covariance),
-                            _real("dt", dt))
+    return _core.discretize(
+        _real_matrix("drift", drift), _real_matrix("diffusion_covariance", diffusion_covariance), _real("dt", dt)
+    )
 
 
 def undiscretize(weights, cov, dt: float):
@@ -60,8 +73,9 @@ def undiscretize(weights, cov, dt: float):
     axis or Sigma is not symmetric positive semidefinite; a recovered Q_c that is
     not positive semidefinite is projected onto the nearest one, with a warning
     giving the Frobenius norm of the change."""
-    drift, diffusion_cov, correction = _core.undiscretize(_real_matrix("weights", weights), _real_matrix("cov", cov),
-                                                          _real("dt", dt))
+    drift, diffusion_cov, correction = _core.undiscretize(
+        _real_matrix("weights", weights), _real_matrix("cov", cov), _real("dt", dt)
+    )
     _warn_projection(correction)
     return drift, diffusion_cov
 
@@ -73,8 +87,10 @@ def _real_array(name: str, value, ndim: int) -> np.ndarray:
     except (TypeError, ValueError):
         a = None
     if a is None or a.dtype.kind not in "iuf":
-        raise ValueError(f"{name}: expected an array of real numbers, got "
-                         + ("a ragged or unreadable value" if a is None else f"dtype {a.dtype}"))
+        raise ValueError(
+            f"{name}: expected an array of real numbers, got "
+            + ("a ragged or unreadable value" if a is None else f"dtype {a.dtype}")
+        )
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     return a.astype(np.float64)
@@ -93,8 +109,12 @@ def _real(name: str, value) -> float:
 
 def _warn_projection(correction: float):
     if correction > 0:
-        warnings.warn(f"the recovered diffusion_cov was not positive semidefinite; projected onto the nearest "
-                      f"positive semidefinite matrix (Frobenius change {correction:.3g})", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"the recovered diffusion_cov was not positive semidefinite; projected onto the nearest "
+            f"positive semidefinite matrix (Frobenius change {correction:.3g})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 class ContinuousTimeSSM:
@@ -107,28 +127,48 @@ class ContinuousTimeSSM:
         self.state_dim, self.emission_dim, self.input_dim = state_dim, emission_dim, input_dim
         self.has_emissions_bias = has_emissions_bias
 
-    def initialize(self, key=0, *, initial_mean=None, initial_covariance=None, drift=None, diffusion_covariance=None,
-                   emission_weights=None, emission_bias=None, emission_input_weights=None, emission_covariance=None):
+    def initialize(
+        self,
+        key=0,
+        *,
+        initial_mean=None,
+        initial_covariance=None,
+        drift=None,
+        diffusion_covariance=None,
+        emission_weights=None,
+        emission_bias=None,
+        emission_input_weights=None,
+        emission_covariance=None,
+    ):
         """Defaults: x(t_0) ~ N(0, I), F = -0.1 I, Q_c = 0.1 I, emissions as
         LinearGaussianSSM (N(0, 1) weights, cov 0.1 I, zero bias and input weights)."""
         rng = as_generator(key)
         n = self.state_dim
         drift = _real_matrix("drift", -0.1 * np.eye(n) if drift is None else drift)
-        diffusion = _real_matrix("diffusion_covariance",
-                                 0.1 * np.eye(n) if diffusion_covariance is None else diffusion_covariance)
+        diffusion = _real_matrix(
+            "diffusion_covariance", 0.1 * np.eye(n) if diffusion_covariance is None else diffusion_covariance
+        )
         _core.validate_continuous_dynamics(drift, diffusion, n, "drift", "diffusion_covariance")
         base, base_props = self._discrete.initialize(
-            rng, initial_mean=initial_mean, initial_covariance=initial_covariance, emission_weights=emission_weights,
-            emission_bias=emission_bias, emission_input_weights=emission_input_weights,
-            emission_covariance=emission_covariance)
+            rng,
+            initial_mean=initial_mean,
+            initial_covariance=initial_covariance,
+            emission_weights=emission_weights,
+            emission_bias=emission_bias,
+            emission_input_weights=emission_input_weights,
+            emission_covariance=emission_covariance,
+        )
         params = ParamsCTSSM(
             initial=base.initial,
             dynamics=ParamsCTDynamics(drift=drift, diffusion_cov=diffusion),
-            emissions=base.emissions)
+            emissions=base.emissions,
+        )
         self._core_params(params)  # validates
-        props = ParamsCTSSM(initial=base_props.initial,
-                            dynamics=ParamsCTDynamics(ParameterProperties(), ParameterProperties()),
-                            emissions=base_props.emissions)
+        props = ParamsCTSSM(
+            initial=base_props.initial,
+            dynamics=ParamsCTDynamics(ParameterProperties(), ParameterProperties()),
+            emissions=base_props.emissions,
+        )
         return params, props
 
     # -- conversions ---------------------------------------------------------
@@ -138,8 +178,12 @@ class ContinuousTimeSSM:
         drift = _real_matrix("dynamics.drift", params.dynamics.drift)
         diffusion = _real_matrix("dynamics.diffusion_cov", params.dynamics.diffusion_cov)
         _core.validate_continuous_dynamics(drift, diffusion, n, "dynamics.drift", "dynamics.diffusion_cov")
-        core = _core.ContinuousParams(*core_initial(params.initial, table), drift, diffusion,
-                                      core_conditional("emissions", params.emissions, table))
+        core = _core.ContinuousParams(
+            *core_initial(params.initial, table),
+            drift,
+            diffusion,
+            core_conditional("emissions", params.emissions, table),
+        )
         core.validate()
         return core
 
@@ -160,11 +204,14 @@ class ContinuousTimeSSM:
         weights, cov = np.array(dyn.weights), np.array(dyn.cov)
         return ParamsLGSSM(
             initial=ParamsLGSSMInitial(np.array(core.initial_mean), np.array(core.initial_cov)),
-            dynamics=ParamsLGSSMDynamics(weights=weights[0] if len(weights) == 1 else weights,
-                                         bias=np.array(dyn.bias)[0, :, 0],
-                                         input_weights=np.array(dyn.input_weights)[0],
-                                         cov=cov[0] if len(cov) == 1 else cov),
-            emissions=params.emissions)
+            dynamics=ParamsLGSSMDynamics(
+                weights=weights[0] if len(weights) == 1 else weights,
+                bias=np.array(dyn.bias)[0, :, 0],
+                input_weights=np.array(dyn.input_weights)[0],
+                cov=cov[0] if len(cov) == 1 else cov,
+            ),
+            emissions=params.emissions,
+        )
 
     def _sequences(self, emissions, inputs, times, dt):
         b = as_batch(emissions, inputs, self.input_dim)
@@ -173,8 +220,9 @@ class ContinuousTimeSSM:
     def _each(self, method: str, params, emissions, inputs, times, dt, **kwargs):
         b, ts = self._sequences(emissions, inputs, times, dt)
         fn = getattr(self._discrete, method)
-        return b, [fn(self.discrete_params(params, t), y, inputs=u, **kwargs)
-                   for y, u, t in zip(b.emissions, b.inputs, ts)]
+        return b, [
+            fn(self.discrete_params(params, t), y, inputs=u, **kwargs) for y, u, t in zip(b.emissions, b.inputs, ts)
+        ]
 
     # -- inference -------------------------------------------------------------
     def marginal_log_prob(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
@@ -189,19 +237,21 @@ class ContinuousTimeSSM:
         b, out = self._each("smoother", params, emissions, inputs, times, dt)
         return _pack(PosteriorLGSSMSmoothed, b, [dataclasses.asdict(o) for o in out])
 
-    def posterior_predictive(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
-                             full_covariance=False):
-        b, out = self._each("posterior_predictive", params, emissions, inputs, times, dt,
-                            full_covariance=full_covariance)
+    def posterior_predictive(
+        self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, full_covariance=False
+    ):
+        b, out = self._each(
+            "posterior_predictive", params, emissions, inputs, times, dt, full_covariance=full_covariance
+        )
         return tuple(b.pack([o[i] for o in out], time_offset=0) for i in range(2))
 
-    def posterior_sample(self, key, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
-                         num_samples=None):
+    def posterior_sample(self, key, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, num_samples=None):
         b, ts = self._sequences(emissions, inputs, times, dt)
         rng = as_generator(key)
-        draws = [self._discrete.posterior_sample(rng, self.discrete_params(params, t), y, inputs=u,
-                                                 num_samples=num_samples)
-                 for y, u, t in zip(b.emissions, b.inputs, ts)]
+        draws = [
+            self._discrete.posterior_sample(rng, self.discrete_params(params, t), y, inputs=u, num_samples=num_samples)
+            for y, u, t in zip(b.emissions, b.inputs, ts)
+        ]
         return b.pack(draws, time_offset=0, time_axis=0 if num_samples is None else 1)
 
     def sample(self, params: ParamsCTSSM, key, times=None, num_timesteps=None, dt=None, inputs=None):
@@ -215,8 +265,17 @@ class ContinuousTimeSSM:
             raise ValueError(f"times: expected num_timesteps = {num_timesteps} times, got {len(times)}")
         return self._discrete.sample(self.discrete_params(params, times), key, len(times), inputs=inputs)
 
-    def forecast(self, params: ParamsCTSSM, emissions, forecast_times=None, times=None, dt=None,
-                 num_forecast_timesteps=None, inputs=None, forecast_inputs=None):
+    def forecast(
+        self,
+        params: ParamsCTSSM,
+        emissions,
+        forecast_times=None,
+        times=None,
+        dt=None,
+        num_forecast_timesteps=None,
+        inputs=None,
+        forecast_inputs=None,
+    ):
         """Exact predictive moments at future ``forecast_times`` (after each
         sequence's last time), or at num_forecast_timesteps further steps of dt:
         (means, covariances, emission_means, emission_covariances)."""
@@ -227,33 +286,59 @@ class ContinuousTimeSSM:
                 if num_forecast_timesteps is None or dt is None:
                     raise ValueError("forecast_times: expected forecast_times, or num_forecast_timesteps with dt")
                 future = t[-1] + _real("dt", dt) * np.arange(
-                    1, count("num_forecast_timesteps", num_forecast_timesteps, 0) + 1)
+                    1, count("num_forecast_timesteps", num_forecast_timesteps, 0) + 1
+                )
             else:
                 future = np.asarray(forecast_times if b.kind != "list" else forecast_times[i], dtype=np.float64)
                 future = future if future.ndim == 1 else future[i]
             fu = None if forecast_inputs is None else (forecast_inputs if b.kind == "single" else forecast_inputs[i])
-            out.append(self._discrete.forecast(self.discrete_params(params, np.concatenate([t, future])), y,
-                                               len(future), inputs=u, forecast_inputs=fu))
+            out.append(
+                self._discrete.forecast(
+                    self.discrete_params(params, np.concatenate([t, future])),
+                    y,
+                    len(future),
+                    inputs=u,
+                    forecast_inputs=fu,
+                )
+            )
         return tuple(b.pack([o[k] for o in out]) for k in range(4))
 
     # -- learning --------------------------------------------------------------
-    def sufficient_stats(self, params: ParamsCTSSM, emissions, times=None, dt=None,
-                         inputs=None) -> _core.ContinuousStats:
+    def sufficient_stats(
+        self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None
+    ) -> _core.ContinuousStats:
         """The E-step: the discrete-time statistics with the transitions grouped
         by step length (``stats.gaps``). Picklable; ``a + b`` sums two batches."""
         b, ts = self._sequences(emissions, inputs, times, dt)
         return _core.continuous_sufficient_stats(self._core_params(params), b.emissions, b.inputs, ts)
 
-    def m_step(self, params: ParamsCTSSM, props: ParamsCTSSM, stats: _core.ContinuousStats,
-               m_step_iters: int = 10) -> ParamsCTSSM:
+    def m_step(
+        self, params: ParamsCTSSM, props: ParamsCTSSM, stats: _core.ContinuousStats, m_step_iters: int = 10
+    ) -> ParamsCTSSM:
         """The generalized M-step of ``fit_em`` given ``stats``: closed form for the
         initial state and emissions, ``m_step_iters`` L-BFGS iterations for (F, Q_c)."""
-        return _from_core(_core.continuous_m_step(self._core_params(params), self._core_props(props), stats,
-                                                  count("m_step_iters", m_step_iters, 1)), params)
+        return _from_core(
+            _core.continuous_m_step(
+                self._core_params(params), self._core_props(props), stats, count("m_step_iters", m_step_iters, 1)
+            ),
+            params,
+        )
 
-    def fit_em(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
-               num_iters: int = 50, verbose: bool = True, tolerance: float = 0.0, m_step_iters: int = 10,
-               accelerate: bool = True, return_summary: bool = False):
+    def fit_em(
+        self,
+        params: ParamsCTSSM,
+        props: ParamsCTSSM,
+        emissions,
+        times=None,
+        dt=None,
+        inputs=None,
+        num_iters: int = 50,
+        verbose: bool = True,
+        tolerance: float = 0.0,
+        m_step_iters: int = 10,
+        accelerate: bool = True,
+        return_summary: bool = False,
+    ):
         """EM: the seed document's closed-form EM on the equivalent discrete model
         when every sequence shares one step (then F, Q_c by the matrix logarithm);
         otherwise generalized EM with an exact-gradient M-step for (F, Q_c)
@@ -261,28 +346,65 @@ class ContinuousTimeSSM:
         unless ``accelerate=False``; every E-step is one entry of marginal_lls,
         which never decreases. Returns (params, marginal_lls[, summary])."""
         num_iters = count("num_iters", num_iters, 0)
-        return self._fit(_core.continuous_fit_em, params, props, emissions, times, dt, inputs, max(num_iters, 0),
-                         "EM", verbose, return_summary, num_iters, nonnegative("tolerance", tolerance),
-                         count("m_step_iters", m_step_iters, 1), flag("accelerate", accelerate))
+        return self._fit(
+            _core.continuous_fit_em,
+            params,
+            props,
+            emissions,
+            times,
+            dt,
+            inputs,
+            max(num_iters, 0),
+            "EM",
+            verbose,
+            return_summary,
+            num_iters,
+            nonnegative("tolerance", tolerance),
+            count("m_step_iters", m_step_iters, 1),
+            flag("accelerate", accelerate),
+        )
 
-    def fit_lbfgs(self, params: ParamsCTSSM, props: ParamsCTSSM, emissions, times=None, dt=None, inputs=None,
-                  max_iters: int = 1000, gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12,
-                  verbose: bool = True, return_summary: bool = False):
+    def fit_lbfgs(
+        self,
+        params: ParamsCTSSM,
+        props: ParamsCTSSM,
+        emissions,
+        times=None,
+        dt=None,
+        inputs=None,
+        max_iters: int = 1000,
+        gradient_tolerance: float = 1e-8,
+        function_tolerance: float = 1e-12,
+        verbose: bool = True,
+        return_summary: bool = False,
+    ):
         """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
         matrix exponential. Returns (params, marginal_lls[, summary])."""
         max_iters = count("max_iters", max_iters, 0)
-        return self._fit(_core.continuous_fit_lbfgs, params, props, emissions, times, dt, inputs,
-                         max(max_iters, 0) + 1, "L-BFGS", verbose, return_summary, max_iters,
-                         nonnegative("gradient_tolerance", gradient_tolerance),
-                         nonnegative("function_tolerance", function_tolerance))
+        return self._fit(
+            _core.continuous_fit_lbfgs,
+            params,
+            props,
+            emissions,
+            times,
+            dt,
+            inputs,
+            max(max_iters, 0) + 1,
+            "L-BFGS",
+            verbose,
+            return_summary,
+            max_iters,
+            nonnegative("gradient_tolerance", gradient_tolerance),
+            nonnegative("function_tolerance", function_tolerance),
+        )
 
-    def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary,
-             *options):
+    def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary, *options):
         b, ts = self._sequences(emissions, inputs, times, dt)
         bar = ProgressBar(total, label, verbose)
         try:
-            fitted, history, summary, correction = fit(self._core_params(params), self._core_props(props),
-                                                       b.emissions, b.inputs, ts, *options, bar)
+            fitted, history, summary, correction = fit(
+                self._core_params(params), self._core_props(props), b.emissions, b.inputs, ts, *options, bar
+            )
         finally:
             bar.close()
         _warn_projection(correction)
@@ -297,7 +419,8 @@ def _from_core(core: _core.ContinuousParams, like: ParamsCTSSM) -> ParamsCTSSM:
     return ParamsCTSSM(
         initial=ParamsLGSSMInitial(np.array(core.initial_mean), np.array(core.initial_cov)),
         dynamics=ParamsCTDynamics(np.array(core.drift), np.array(core.diffusion_cov)),
-        emissions=conditional_from_core(core.emissions, like.emissions, ParamsLGSSMEmissions))
+        emissions=conditional_from_core(core.emissions, like.emissions, ParamsLGSSMEmissions),
+    )
 
 
 def per_sequence_times(batch, times, dt) -> list:
@@ -305,8 +428,7 @@ def per_sequence_times(batch, times, dt) -> list:
     ``times`` laid out like the emissions without their last axis, or steps
     ``dt`` apart (exactly one of the two)."""
     if (times is None) == (dt is None):
-        raise ValueError("times, dt: expected exactly one of them, got "
-                         + ("neither" if times is None else "both"))
+        raise ValueError("times, dt: expected exactly one of them, got " + ("neither" if times is None else "both"))
     if dt is not None:
         dt = _real("dt", dt)
         if not (np.isfinite(dt) and dt > 0):
@@ -326,4 +448,3 @@ def per_sequence_times(batch, times, dt) -> list:
             name = "times" if batch.kind == "single" else f"times[{i}]"
             raise ValueError(f"{name}: expected shape ({steps},) (one time per step of the emissions), got {t.shape}")
     return [np.ascontiguousarray(t[: len(y)]) for t, y in zip(ts, batch.emissions)]
-

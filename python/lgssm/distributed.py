@@ -15,6 +15,7 @@ the shards of a lost worker; ``checkpoint=PATH`` writes the parameters and the
 history after every iteration (an lgssm model file, written atomically) and a
 fit given an existing checkpoint resumes from it. See docs/distributed.md.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,6 +48,7 @@ __all__ = ["ContinuousEM", "DiscreteEM", "Sequences", "fit_em", "fit_sgd", "marg
 # ---------------------------------------------------------------------------
 # Data on the workers.
 
+
 @dataclass
 class Sequences:
     """Sequences persisted on a Dask cluster: ``shards`` are futures of
@@ -73,8 +75,10 @@ def _bag_shard(partition, input_dim):
         return Batch([], [], "list", 0)
     items = [item if isinstance(item, tuple) else (item,) for item in items]
     if len({len(item) for item in items}) > 1 or not 1 <= len(items[0]) <= 3:
-        raise ValueError("data: expected every bag element to be an emissions array, or every one an (emissions, "
-                         "inputs) pair, or every one an (emissions, inputs or None, times) triple, got a mix")
+        raise ValueError(
+            "data: expected every bag element to be an emissions array, or every one an (emissions, "
+            "inputs) pair, or every one an (emissions, inputs or None, times) triple, got a mix"
+        )
     ys = [item[0] for item in items]
     us = None if len(items[0]) == 1 or all(item[1] is None for item in items) else [item[1] for item in items]
     if us is not None and any(u is None for u in us):
@@ -89,8 +93,10 @@ def _file_shard(path, input_dim, read_options):
     try:
         data = io.read_data(path, **read_options)
     except FileNotFoundError:
-        raise io.DataError(f"data: no such file {path} on a worker (workers read the files themselves, "
-                           f"so they must be on storage every worker sees)") from None
+        raise io.DataError(
+            f"data: no such file {path} on a worker (workers read the files themselves, "
+            f"so they must be on storage every worker sees)"
+        ) from None
     batch = as_batch(data[0], data[1], input_dim)
     batch.times = None if data.times is None else per_sequence_times(batch, data.times, None)
     return batch
@@ -98,8 +104,13 @@ def _file_shard(path, input_dim, read_options):
 
 def _describe(shard: Batch):
     """(sequences, emission entries, emission_dims, input_dims, has times) of a shard."""
-    return (len(shard.emissions), sum(y.size for y in shard.emissions), {y.shape[1] for y in shard.emissions},
-            {u.shape[1] for u in shard.inputs}, shard.times is not None)
+    return (
+        len(shard.emissions),
+        sum(y.size for y in shard.emissions),
+        {y.shape[1] for y in shard.emissions},
+        {u.shape[1] for u in shard.inputs},
+        shard.times is not None,
+    )
 
 
 def _client(client):
@@ -113,8 +124,16 @@ def _client(client):
     return client
 
 
-def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=None, times=None,
-            read_options: dict | None = None) -> Sequences:
+def persist(
+    data,
+    client=None,
+    *,
+    emission_dim: int,
+    input_dim: int = 0,
+    inputs=None,
+    times=None,
+    read_options: dict | None = None,
+) -> Sequences:
     """Loads ``data`` onto the workers of ``client`` (default: the current client).
 
     ``data`` is one of
@@ -135,13 +154,17 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
     client = _client(client)
     if isinstance(data, Sequences):
         if (data.emission_dim, data.input_dim) != (emission_dim, input_dim):
-            raise ValueError(f"data: expected sequences with emission_dim {emission_dim} and input_dim {input_dim}, "
-                             f"got {data.emission_dim} and {data.input_dim}")
+            raise ValueError(
+                f"data: expected sequences with emission_dim {emission_dim} and input_dim {input_dim}, "
+                f"got {data.emission_dim} and {data.input_dim}"
+            )
         return data
     for name, value in (("inputs", inputs), ("times", times)):
         if value is not None and not isinstance(data, da.Array):
-            raise ValueError(f"{name}: only a dask array of emissions takes a separate {name} array (bag elements "
-                             f"and files hold their own), got {name} with {type(data).__name__}")
+            raise ValueError(
+                f"{name}: only a dask array of emissions takes a separate {name} array (bag elements "
+                f"and files hold their own), got {name} with {type(data).__name__}"
+            )
     if isinstance(data, da.Array):
         shards = _array_shards(data, inputs, times, input_dim)
         names = [f"chunk {i}" for i in range(len(shards))]
@@ -152,9 +175,11 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
         names = [os.fspath(p) for p in data]
         shards = [dask.delayed(_file_shard)(p, input_dim, dict(read_options or {})) for p in names]
     else:
-        raise ValueError(f"data: expected a dask array (num_sequences, num_timesteps, emission_dim), a dask bag of "
-                         f"sequences, a non-empty list of file paths or lgssm.distributed.Sequences, "
-                         f"got {type(data).__name__}")
+        raise ValueError(
+            f"data: expected a dask array (num_sequences, num_timesteps, emission_dim), a dask bag of "
+            f"sequences, a non-empty list of file paths or lgssm.distributed.Sequences, "
+            f"got {type(data).__name__}"
+        )
     futures = client.compute(shards)
     described = client.gather(client.map(_describe, futures, pure=False))
     for (_, _, ydims, udims, _), where in zip(described, names):
@@ -164,14 +189,22 @@ def persist(data, client=None, *, emission_dim: int, input_dim: int = 0, inputs=
     keep = [i for i, d in enumerate(described) if d[0] > 0]
     if not keep:
         raise ValueError("data: expected at least one sequence, got none")
-    return Sequences(client, [futures[i] for i in keep], [described[i][0] for i in keep], emission_dim, input_dim,
-                     sum(described[i][1] for i in keep), all(described[i][4] for i in keep))
+    return Sequences(
+        client,
+        [futures[i] for i in keep],
+        [described[i][0] for i in keep],
+        emission_dim,
+        input_dim,
+        sum(described[i][1] for i in keep),
+        all(described[i][4] for i in keep),
+    )
 
 
 def _array_shards(data, inputs, times, input_dim):
     if data.ndim != 3:
-        raise ValueError(f"data: expected a dask array of shape (num_sequences, num_timesteps, emission_dim), "
-                         f"got shape {data.shape}")
+        raise ValueError(
+            f"data: expected a dask array of shape (num_sequences, num_timesteps, emission_dim), got shape {data.shape}"
+        )
     data = data.rechunk({1: -1, 2: -1})
     ys = data.to_delayed().ravel()
 
@@ -179,8 +212,10 @@ def _array_shards(data, inputs, times, input_dim):
         if value is None:
             return [None] * len(ys)
         if not isinstance(value, da.Array) or value.ndim != ndim or value.shape[:2] != data.shape[:2]:
-            raise ValueError(f"{name}: expected a dask array of shape {shape}, got {type(value).__name__} of "
-                             f"shape {getattr(value, 'shape', None)}".replace("'", ""))
+            raise ValueError(
+                f"{name}: expected a dask array of shape {shape}, got {type(value).__name__} of "
+                f"shape {getattr(value, 'shape', None)}".replace("'", "")
+            )
         return value.rechunk((data.chunks[0],) + (-1,) * (ndim - 1)).to_delayed().ravel()
 
     us = along("inputs", inputs, data.shape[:2] + ("input_dim",), 3)
@@ -196,6 +231,7 @@ def _array_shard(emissions, inputs, times, input_dim):
 
 # ---------------------------------------------------------------------------
 # The E-step/M-step pair of a model, and the distributed E-step.
+
 
 def _worker_threads() -> int:
     """The threads of the Dask worker running this task, which its C++ E-step
@@ -221,10 +257,12 @@ class DiscreteEM:
         time (for minibatch gradients)."""
         core = self.model._core_params(params)
         if indices is None:
-            return _core.sufficient_stats(core, shard.emissions, shard.inputs, np.ndim(params.emissions.weights) == 3,
-                                          _worker_threads())
-        return _core.sufficient_stats(core, [shard.emissions[i] for i in indices], [shard.inputs[i] for i in indices],
-                                      False, _worker_threads())
+            return _core.sufficient_stats(
+                core, shard.emissions, shard.inputs, np.ndim(params.emissions.weights) == 3, _worker_threads()
+            )
+        return _core.sufficient_stats(
+            core, [shard.emissions[i] for i in indices], [shard.inputs[i] for i in indices], False, _worker_threads()
+        )
 
     def log_prior(self, params) -> float:
         return self.model.log_prior(params)
@@ -248,8 +286,14 @@ class DiscreteEM:
 
     def minibatch_loss(self, params, stats, batch_weight: float, scale: float):
         """fit_sgd's loss of a minibatch and its gradient over the unconstrained vector."""
-        return _core.minibatch_loss(self.model._core_params(params), props_to_core(self.props), stats,
-                                    batch_weight, scale, self.model._core_prior())
+        return _core.minibatch_loss(
+            self.model._core_params(params),
+            props_to_core(self.props),
+            stats,
+            batch_weight,
+            scale,
+            self.model._core_prior(),
+        )
 
     def smoother(self, params, shard: Batch):
         return self.model.smoother(params, shard.emissions, shard.inputs)
@@ -270,8 +314,9 @@ class ContinuousEM:
         return shard.times if self.dt is None else per_sequence_times(shard, None, self.dt)
 
     def stats(self, params, shard: Batch, indices=None) -> _core.ContinuousStats:
-        return _core.continuous_sufficient_stats(self.model._core_params(params), shard.emissions, shard.inputs,
-                                                 self._times(shard), _worker_threads())
+        return _core.continuous_sufficient_stats(
+            self.model._core_params(params), shard.emissions, shard.inputs, self._times(shard), _worker_threads()
+        )
 
     def log_prior(self, params) -> float:
         return 0.0
@@ -298,8 +343,10 @@ def _engine(model, props, dt=None, m_step_iters: int = 10):
         _check_count("m_step_iters", m_step_iters, 1)
         return ContinuousEM(model, props, None if dt is None else float(dt), m_step_iters)
     if not isinstance(model, LinearGaussianSSM):
-        raise ValueError(f"model: expected a LinearGaussianSSM, LinearGaussianConjugateSSM or ContinuousTimeSSM, "
-                         f"got {type(model).__name__}")
+        raise ValueError(
+            f"model: expected a LinearGaussianSSM, LinearGaussianConjugateSSM or ContinuousTimeSSM, "
+            f"got {type(model).__name__}"
+        )
     if dt is not None:
         raise ValueError(f"dt: only continuous-time models take dt, got dt={dt!r} with a {type(model).__name__}")
     return DiscreteEM(model, props)
@@ -309,11 +356,20 @@ def _persist(engine, data, client, inputs, times, read_options) -> Sequences:
     """``persist`` for the engine's model; continuous-time data must carry
     observation times unless the engine has a ``dt`` (and not both)."""
     model = engine.model
-    seqs = persist(data, client, emission_dim=model.emission_dim, input_dim=model.input_dim, inputs=inputs,
-                   times=times, read_options=read_options)
+    seqs = persist(
+        data,
+        client,
+        emission_dim=model.emission_dim,
+        input_dim=model.input_dim,
+        inputs=inputs,
+        times=times,
+        read_options=read_options,
+    )
     if isinstance(engine, ContinuousEM) and seqs.has_times == (engine.dt is not None):
-        raise ValueError("dt: expected dt exactly when the data carry no observation times, got "
-                         + ("dt and times" if seqs.has_times else "neither dt nor times"))
+        raise ValueError(
+            "dt: expected dt exactly when the data carry no observation times, got "
+            + ("dt and times" if seqs.has_times else "neither dt nor times")
+        )
     return seqs
 
 
@@ -339,7 +395,7 @@ def _tree_sum(client, futures, fan_in: int = 8):
     summing up to ``fan_in`` values in order (a fixed tree, hence a result
     independent of where the tasks ran)."""
     while len(futures) > 1:
-        futures = [client.submit(_sum, *futures[i:i + fan_in], pure=False) for i in range(0, len(futures), fan_in)]
+        futures = [client.submit(_sum, *futures[i : i + fan_in], pure=False) for i in range(0, len(futures), fan_in)]
     return futures[0].result()
 
 
@@ -358,6 +414,7 @@ def _e_step(engine, params, seqs: Sequences, selection=None):
 # ---------------------------------------------------------------------------
 # Checkpoints: an lgssm model file whose metadata holds the fit's state.
 
+
 def _write_checkpoint(path, model, params, props, state: dict):
     io.save_model(path, model, params, props, metadata={"checkpoint": state})
 
@@ -369,17 +426,23 @@ def _read_checkpoint(path, model, method: str, settings: dict):
     saved_model, params, _ = io.load_model(path)
     state = io.read_metadata(path).get("checkpoint")
     if state is None or state.get("method") != method:
-        raise ValueError(f"checkpoint: expected a {method} checkpoint written by lgssm.distributed, got {path} "
-                         f"({'method ' + repr(state.get('method')) if state else 'no checkpoint metadata'})")
+        raise ValueError(
+            f"checkpoint: expected a {method} checkpoint written by lgssm.distributed, got {path} "
+            f"({'method ' + repr(state.get('method')) if state else 'no checkpoint metadata'})"
+        )
     dims = ("state_dim", "emission_dim", "input_dim")
     if [getattr(saved_model, d) for d in dims] != [getattr(model, d) for d in dims]:
-        raise ValueError(f"checkpoint: expected a model with (state_dim, emission_dim, input_dim) = "
-                         f"{tuple(getattr(model, d) for d in dims)}, got "
-                         f"{tuple(getattr(saved_model, d) for d in dims)} in {path}")
+        raise ValueError(
+            f"checkpoint: expected a model with (state_dim, emission_dim, input_dim) = "
+            f"{tuple(getattr(model, d) for d in dims)}, got "
+            f"{tuple(getattr(saved_model, d) for d in dims)} in {path}"
+        )
     for name, value in settings.items():
         if state.get(name) != value:
-            raise ValueError(f"checkpoint: {path} was written by a fit with {name}={state.get(name)!r}, "
-                             f"this fit has {name}={value!r}")
+            raise ValueError(
+                f"checkpoint: {path} was written by a fit with {name}={state.get(name)!r}, "
+                f"this fit has {name}={value!r}"
+            )
     return params, state
 
 
@@ -398,9 +461,26 @@ def _finish(params, history, summary, label, return_summary):
 # ---------------------------------------------------------------------------
 # Fitting.
 
-def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, dt=None, num_iters: int = 50,
-           tolerance: float = 0.0, m_step_iters: int = 10, verbose: bool = True, callback=None, checkpoint=None,
-           read_options: dict | None = None, return_summary: bool = False):
+
+def fit_em(
+    model,
+    params,
+    props,
+    data,
+    *,
+    client=None,
+    inputs=None,
+    times=None,
+    dt=None,
+    num_iters: int = 50,
+    tolerance: float = 0.0,
+    m_step_iters: int = 10,
+    verbose: bool = True,
+    callback=None,
+    checkpoint=None,
+    read_options: dict | None = None,
+    return_summary: bool = False,
+):
     """Expectation-maximization as ``model.fit_em``, with the E-step on the
     workers. ``data``, ``inputs``, ``times``, ``read_options``: as for ``persist``.
     Returns (params, marginal_lls) (and a FitSummary with ``return_summary``):
@@ -435,18 +515,41 @@ def fit_em(model, params, props, data, *, client=None, inputs=None, times=None, 
 
     try:  # the one EM driver (C++, fit.hpp), with the E-step on the workers
         params, history, core_summary = _core.run_em(
-            lambda p: _e_step(engine, p, seqs), lambda p, stats: stats.marginal_loglik + engine.log_prior(p),
-            engine.m_step, params, num_iters, tolerance, record, None if checkpoint is None else write_checkpoint,
-            history)
+            lambda p: _e_step(engine, p, seqs),
+            lambda p, stats: stats.marginal_loglik + engine.log_prior(p),
+            engine.m_step,
+            params,
+            num_iters,
+            tolerance,
+            record,
+            None if checkpoint is None else write_checkpoint,
+            history,
+        )
     finally:
         bar.close()
     summary = FitSummary(core_summary["iterations"], core_summary["termination"].name, core_summary["message"])
     return _finish(params, history, summary, "EM", return_summary)
 
 
-def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: Adam | None = None,
-            batch_size: int = 1, num_epochs: int = 50, shuffle: bool = False, key=0, verbose: bool = True,
-            callback=None, checkpoint=None, read_options: dict | None = None, return_summary: bool = False):
+def fit_sgd(
+    model,
+    params,
+    props,
+    data,
+    *,
+    client=None,
+    inputs=None,
+    optimizer: Adam | None = None,
+    batch_size: int = 1,
+    num_epochs: int = 50,
+    shuffle: bool = False,
+    key=0,
+    verbose: bool = True,
+    callback=None,
+    checkpoint=None,
+    read_options: dict | None = None,
+    return_summary: bool = False,
+):
     """Adam on minibatches of whole sequences as ``model.fit_sgd`` (the same
     minibatches, loss and updates: the same result up to rounding), with each
     minibatch's statistics computed on the workers holding its sequences.
@@ -454,8 +557,9 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
     epoch; ``checkpoint``: as for ``fit_em``, written after every epoch (with
     Adam's state). Discrete-time models only."""
     if isinstance(model, ContinuousTimeSSM):
-        raise ValueError("model: expected a discrete-time model for fit_sgd, got a ContinuousTimeSSM (fit it with "
-                         "fit_em)")
+        raise ValueError(
+            "model: expected a discrete-time model for fit_sgd, got a ContinuousTimeSSM (fit it with fit_em)"
+        )
     engine = _engine(model, props)
     optimizer = adam() if optimizer is None else optimizer
     if not isinstance(optimizer, Adam):
@@ -486,14 +590,29 @@ def fit_sgd(model, params, props, data, *, client=None, inputs=None, optimizer: 
         return True if callback is None else bool(callback(epoch, loss))
 
     def write_checkpoint(at, state, history_so_far):
-        _write_checkpoint(checkpoint, model, engine.from_unconstrained(at, params), props,
-                          dict(settings, history=list(history_so_far), x=at, m=state.m, v=state.v, step=state.step))
+        _write_checkpoint(
+            checkpoint,
+            model,
+            engine.from_unconstrained(at, params),
+            props,
+            dict(settings, history=list(history_so_far), x=at, m=state.m, v=state.v, step=state.step),
+        )
 
     try:  # the one SGD driver (C++, fit.hpp), with each minibatch's statistics from the workers
         x, history, core_summary = _core.run_sgd(
-            lambda at, batch, weight: _minibatch(engine, at, params, seqs, starts, batch, weight), num_seqs, x,
-            adam_state, options, batch_size, num_epochs, shuffle, seed, record,
-            None if checkpoint is None else write_checkpoint, history)
+            lambda at, batch, weight: _minibatch(engine, at, params, seqs, starts, batch, weight),
+            num_seqs,
+            x,
+            adam_state,
+            options,
+            batch_size,
+            num_epochs,
+            shuffle,
+            seed,
+            record,
+            None if checkpoint is None else write_checkpoint,
+            history,
+        )
     finally:
         bar.close()
     summary = FitSummary(core_summary["iterations"], core_summary["termination"].name, core_summary["message"])
@@ -518,19 +637,23 @@ def _minibatch(engine, x, base, seqs, starts, indices, batch_weight):
 # ---------------------------------------------------------------------------
 # Inference over all sequences.
 
-def marginal_log_prob(model, params, data, *, client=None, inputs=None, times=None, dt=None,
-                      read_options: dict | None = None):
+
+def marginal_log_prob(
+    model, params, data, *, client=None, inputs=None, times=None, dt=None, read_options: dict | None = None
+):
     """log p(y) of every sequence, (num_sequences,), in sequence order."""
     engine = _engine(model, None, dt)
     seqs = _persist(engine, data, client, inputs, times, read_options)
     shared = _share(seqs.client, params)
-    parts = seqs.client.gather([seqs.client.submit(engine.marginal_log_prob, shared, shard, pure=False)
-                                for shard in seqs.shards])
+    parts = seqs.client.gather(
+        [seqs.client.submit(engine.marginal_log_prob, shared, shard, pure=False) for shard in seqs.shards]
+    )
     return np.concatenate([np.atleast_1d(p) for p in parts])
 
 
-def smoother(model, params, data, *, client=None, inputs=None, times=None, dt=None,
-             read_options: dict | None = None) -> db.Bag:
+def smoother(
+    model, params, data, *, client=None, inputs=None, times=None, dt=None, read_options: dict | None = None
+) -> db.Bag:
     """The smoother of every sequence, computed on the workers: a dask bag
     (one partition per shard) of ``PosteriorLGSSMSmoothed``, one per sequence in
     sequence order, each unpadded ((num_timesteps_i, state_dim) and so on).

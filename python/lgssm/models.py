@@ -1,4 +1,5 @@
 """The user-facing model objects, mirroring dynamax's ``LinearGaussianSSM``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,16 @@ from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, requ
 from ._keys import as_generator, seeds
 from ._progress import ProgressBar
 from .optimizers import Adam, adam
-from .params import (ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial,
-                     default_props, from_core, props_to_core, to_core)
+from .params import (
+    ParamsLGSSM,
+    ParamsLGSSMDynamics,
+    ParamsLGSSMEmissions,
+    ParamsLGSSMInitial,
+    default_props,
+    from_core,
+    props_to_core,
+    to_core,
+)
 
 
 @dataclass
@@ -63,20 +72,45 @@ class LinearGaussianSSM:
     machine's memory is refused before it allocates them.
     """
 
-    def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0,
-                 has_dynamics_bias: bool = True, has_emissions_bias: bool = True):
-        n, p, m = count("state_dim", state_dim, 1), count("emission_dim", emission_dim, 1), count("input_dim", input_dim)
+    def __init__(
+        self,
+        state_dim: int,
+        emission_dim: int,
+        input_dim: int = 0,
+        has_dynamics_bias: bool = True,
+        has_emissions_bias: bool = True,
+    ):
+        n, p, m = (
+            count("state_dim", state_dim, 1),
+            count("emission_dim", emission_dim, 1),
+            count("input_dim", input_dim),
+        )
         largest = max((n, "state_dim"), (p, "emission_dim"), (m, "input_dim"))
-        memory(largest[1], largest[0], 3 * n * n + n * (m + 1) + p * (n + m + 1) + p * p,
-               "the parameters (initial.cov, dynamics.weights, dynamics.cov, emissions.weights, emissions.cov, ...)")
+        memory(
+            largest[1],
+            largest[0],
+            3 * n * n + n * (m + 1) + p * (n + m + 1) + p * p,
+            "the parameters (initial.cov, dynamics.weights, dynamics.cov, emissions.weights, emissions.cov, ...)",
+        )
         self.state_dim, self.emission_dim, self.input_dim = n, p, m
         self.has_dynamics_bias = flag("has_dynamics_bias", has_dynamics_bias)
         self.has_emissions_bias = flag("has_emissions_bias", has_emissions_bias)
 
-    def initialize(self, key=0, *, initial_mean=None, initial_covariance=None, dynamics_weights=None,
-                   dynamics_bias=None, dynamics_input_weights=None, dynamics_covariance=None,
-                   emission_weights=None, emission_bias=None, emission_input_weights=None,
-                   emission_covariance=None):
+    def initialize(
+        self,
+        key=0,
+        *,
+        initial_mean=None,
+        initial_covariance=None,
+        dynamics_weights=None,
+        dynamics_bias=None,
+        dynamics_input_weights=None,
+        dynamics_covariance=None,
+        emission_weights=None,
+        emission_bias=None,
+        emission_input_weights=None,
+        emission_covariance=None,
+    ):
         """Parameters with dynamax's defaults (initial N(0, I); dynamics 0.99 I,
         cov 0.1 I; emission weights N(0, 1) draws, cov 0.1 I; zero biases and
         input weights), any of them overridden, and their properties (all
@@ -94,20 +128,29 @@ class LinearGaussianSSM:
         params = ParamsLGSSM(
             initial=ParamsLGSSMInitial(
                 mean=pick("initial_mean", "initial.mean", initial_mean, lambda: np.zeros(n)),
-                cov=pick("initial_covariance", "initial.cov", initial_covariance, lambda: np.eye(n))),
+                cov=pick("initial_covariance", "initial.cov", initial_covariance, lambda: np.eye(n)),
+            ),
             dynamics=ParamsLGSSMDynamics(
                 weights=pick("dynamics_weights", "dynamics.weights", dynamics_weights, lambda: 0.99 * np.eye(n)),
                 bias=pick("dynamics_bias", "dynamics.bias", dynamics_bias, lambda: np.zeros(n)),
-                input_weights=pick("dynamics_input_weights", "dynamics.input_weights", dynamics_input_weights,
-                                   lambda: np.zeros((n, m))),
-                cov=pick("dynamics_covariance", "dynamics.cov", dynamics_covariance, lambda: 0.1 * np.eye(n))),
+                input_weights=pick(
+                    "dynamics_input_weights", "dynamics.input_weights", dynamics_input_weights, lambda: np.zeros((n, m))
+                ),
+                cov=pick("dynamics_covariance", "dynamics.cov", dynamics_covariance, lambda: 0.1 * np.eye(n)),
+            ),
             emissions=ParamsLGSSMEmissions(
-                weights=pick("emission_weights", "emissions.weights", emission_weights,
-                             lambda: rng.standard_normal((p, n))),
+                weights=pick(
+                    "emission_weights", "emissions.weights", emission_weights, lambda: rng.standard_normal((p, n))
+                ),
                 bias=pick("emission_bias", "emissions.bias", emission_bias, lambda: np.zeros(p)),
-                input_weights=pick("emission_input_weights", "emissions.input_weights", emission_input_weights,
-                                   lambda: np.zeros((p, m))),
-                cov=pick("emission_covariance", "emissions.cov", emission_covariance, lambda: 0.1 * np.eye(p))),
+                input_weights=pick(
+                    "emission_input_weights",
+                    "emissions.input_weights",
+                    emission_input_weights,
+                    lambda: np.zeros((p, m)),
+                ),
+                cov=pick("emission_covariance", "emissions.cov", emission_covariance, lambda: 0.1 * np.eye(p)),
+            ),
         )
         try:
             self._core_params(params)  # validates
@@ -116,7 +159,7 @@ class LinearGaussianSSM:
             name = next((k for k in given if message.startswith(k)), None)
             if name is None:
                 raise
-            raise ValueError(given[name] + message[len(name):]) from None
+            raise ValueError(given[name] + message[len(name) :]) from None
         props = default_props(params)
         props.dynamics.bias.trainable = self.has_dynamics_bias
         props.emissions.bias.trainable = self.has_emissions_bias
@@ -132,9 +175,13 @@ class LinearGaussianSSM:
         further floats for each time step."""
         core, b = self._core_params(params), as_batch(emissions, inputs, self.input_dim, self.emission_dim)
         steps = sum(len(y) for y in b.emissions)
-        memory("emissions", f"{steps} time steps", steps * (covariances * self.state_dim ** 2 + per_step),
-               f"the results ({covariances} (state_dim, state_dim) covariances per step)",
-               "fewer time steps per call (split the sequences) or a smaller state_dim")
+        memory(
+            "emissions",
+            f"{steps} time steps",
+            steps * (covariances * self.state_dim**2 + per_step),
+            f"the results ({covariances} (state_dim, state_dim) covariances per step)",
+            "fewer time steps per call (split the sequences) or a smaller state_dim",
+        )
         return core, b
 
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
@@ -142,8 +189,12 @@ class LinearGaussianSSM:
         core, b = self._batch(params, emissions, inputs)
         lls = _core.marginal_log_prob(core, b.emissions, b.inputs)
         if np.isneginf(lls).any():
-            warnings.warn("marginal_log_prob: the log likelihood is -inf: the data's squared residuals overflow "
-                          "float64 (|y| near 1e154 or more); rescale the emissions", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "marginal_log_prob: the log likelihood is -inf: the data's squared residuals overflow "
+                "float64 (|y| near 1e154 or more); rescale the emissions",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return float(lls[0]) if b.kind == "single" else np.asarray(lls)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMFiltered:
@@ -159,8 +210,12 @@ class LinearGaussianSSM:
     def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
         """A joint draw (states (num_timesteps, state_dim), emissions (num_timesteps, emission_dim))."""
         num_timesteps = count("num_timesteps", num_timesteps, 1)
-        memory("num_timesteps", num_timesteps, num_timesteps * (self.state_dim + self.emission_dim + self.input_dim),
-               "the states, emissions and inputs")
+        memory(
+            "num_timesteps",
+            num_timesteps,
+            num_timesteps * (self.state_dim + self.emission_dim + self.input_dim),
+            "the states, emissions and inputs",
+        )
         core, seed = self._core_params(params), seeds(key, 1)[0]
         if inputs is None:
             inputs = np.zeros((num_timesteps, self.input_dim))
@@ -183,28 +238,30 @@ class LinearGaussianSSM:
         """Mean and standard deviation of y_t under p(z_t | y) (covariances with
         ``full_covariance=True``), each (num_timesteps, emission_dim[, emission_dim])."""
         full_covariance = flag("full_covariance", full_covariance)
-        core, b = self._batch(params, emissions, inputs, covariances=4,
-                              per_step=self.emission_dim ** 2 if full_covariance else 0)
+        core, b = self._batch(
+            params, emissions, inputs, covariances=4, per_step=self.emission_dim**2 if full_covariance else 0
+        )
         out = _core.posterior_predictive(core, b.emissions, b.inputs, full_covariance)
         second = "covariances" if full_covariance else "stds"
-        return (b.pack([o["means"] for o in out], time_offset=0),
-                b.pack([o[second] for o in out], time_offset=0))
+        return (b.pack([o["means"] for o in out], time_offset=0), b.pack([o[second] for o in out], time_offset=0))
 
-    def forecast(self, params: ParamsLGSSM, emissions, num_forecast_timesteps: int, inputs=None,
-                 forecast_inputs=None):
+    def forecast(self, params: ParamsLGSSM, emissions, num_forecast_timesteps: int, inputs=None, forecast_inputs=None):
         """Exact p(z_{T+k} | y) and p(y_{T+k} | y) for k < num_forecast_timesteps:
         (means, covariances, emission_means, emission_covariances)."""
         k = count("num_forecast_timesteps", num_forecast_timesteps, 1)
         core, b = self._batch(params, emissions, inputs)
-        memory("num_forecast_timesteps", k, len(b.emissions) * k * (self.state_dim + self.emission_dim) ** 2,
-               "the forecast means and covariances")
+        memory(
+            "num_forecast_timesteps",
+            k,
+            len(b.emissions) * k * (self.state_dim + self.emission_dim) ** 2,
+            "the forecast means and covariances",
+        )
         if forecast_inputs is None:
             fus = [np.zeros((k, self.input_dim)) for _ in b.emissions]
         else:
             fus = sequences(forecast_inputs, "forecast_inputs", "input_dim")[1]
         out = _core.forecast(core, b.emissions, b.inputs, k, fus)
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
-
 
     # -- learning ----------------------------------------------------------
     def sufficient_stats(self, params: ParamsLGSSM, emissions, inputs=None) -> _core.SufficientStats:
@@ -227,9 +284,18 @@ class LinearGaussianSSM:
     def _core_prior(self):
         return None
 
-    def fit_em(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, num_iters: int = 50,
-               verbose: bool = True, tolerance: float = 0.0, return_summary: bool = False,
-               accelerate: bool = False):
+    def fit_em(
+        self,
+        params: ParamsLGSSM,
+        props: ParamsLGSSM,
+        emissions,
+        inputs=None,
+        num_iters: int = 50,
+        verbose: bool = True,
+        tolerance: float = 0.0,
+        return_summary: bool = False,
+        accelerate: bool = False,
+    ):
         """Expectation-maximization. Returns (params, marginal_lls), the log
         likelihood entering each iteration; with ``return_summary`` also a
         FitSummary. Stops early when the relative change of the log likelihood
@@ -239,13 +305,35 @@ class LinearGaussianSSM:
         lower the log likelihood; every evaluated iterate is one entry of the
         history, which stays non-decreasing."""
         num_iters = count("num_iters", num_iters, 0, INT_MAX)
-        return self._fit(_core.fit_em, params, props, emissions, inputs, num_iters, "EM", verbose,
-                         return_summary, num_iters, nonnegative("tolerance", tolerance),
-                         flag("accelerate", accelerate))
+        return self._fit(
+            _core.fit_em,
+            params,
+            props,
+            emissions,
+            inputs,
+            num_iters,
+            "EM",
+            verbose,
+            return_summary,
+            num_iters,
+            nonnegative("tolerance", tolerance),
+            flag("accelerate", accelerate),
+        )
 
-    def fit_sgd(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, optimizer: Adam | None = None,
-                batch_size: int = 1, num_epochs: int = 50, shuffle: bool = False, key=0, verbose: bool = True,
-                return_summary: bool = False):
+    def fit_sgd(
+        self,
+        params: ParamsLGSSM,
+        props: ParamsLGSSM,
+        emissions,
+        inputs=None,
+        optimizer: Adam | None = None,
+        batch_size: int = 1,
+        num_epochs: int = 50,
+        shuffle: bool = False,
+        key=0,
+        verbose: bool = True,
+        return_summary: bool = False,
+    ):
         """Adam on minibatches of whole sequences with exact gradients. Returns
         (params, losses): losses per epoch on dynamax's scale, -log p(y) divided
         by the number of emission entries, so ``-losses * emissions.size`` is the
@@ -256,24 +344,72 @@ class LinearGaussianSSM:
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
         num_epochs = count("num_epochs", num_epochs, 0, INT_MAX)
-        return self._fit(_core.fit_sgd, params, props, emissions, inputs, num_epochs, "SGD", verbose,
-                         return_summary, optimizer.learning_rate, optimizer.b1, optimizer.b2, optimizer.eps,
-                         count("batch_size", batch_size, 1, INT_MAX), num_epochs, flag("shuffle", shuffle), seeds(key, 1)[0],
-                         warn_unscaled=True)
+        return self._fit(
+            _core.fit_sgd,
+            params,
+            props,
+            emissions,
+            inputs,
+            num_epochs,
+            "SGD",
+            verbose,
+            return_summary,
+            optimizer.learning_rate,
+            optimizer.b1,
+            optimizer.b2,
+            optimizer.eps,
+            count("batch_size", batch_size, 1, INT_MAX),
+            num_epochs,
+            flag("shuffle", shuffle),
+            seeds(key, 1)[0],
+            warn_unscaled=True,
+        )
 
-    def fit_lbfgs(self, params: ParamsLGSSM, props: ParamsLGSSM, emissions, inputs=None, max_iters: int = 1000,
-                  gradient_tolerance: float = 1e-8, function_tolerance: float = 1e-12, verbose: bool = True,
-                  return_summary: bool = False):
+    def fit_lbfgs(
+        self,
+        params: ParamsLGSSM,
+        props: ParamsLGSSM,
+        emissions,
+        inputs=None,
+        max_iters: int = 1000,
+        gradient_tolerance: float = 1e-8,
+        function_tolerance: float = 1e-12,
+        verbose: bool = True,
+        return_summary: bool = False,
+    ):
         """L-BFGS on the log likelihood with exact gradients, until a tolerance is
         met or ``max_iters`` iterations (the summary's termination says which).
         Returns (params, marginal_lls) at each iterate."""
         max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
-        return self._fit(_core.fit_lbfgs, params, props, emissions, inputs, max_iters + 1, "L-BFGS", verbose,
-                         return_summary, max_iters, nonnegative("gradient_tolerance", gradient_tolerance),
-                         nonnegative("function_tolerance", function_tolerance))
+        return self._fit(
+            _core.fit_lbfgs,
+            params,
+            props,
+            emissions,
+            inputs,
+            max_iters + 1,
+            "L-BFGS",
+            verbose,
+            return_summary,
+            max_iters,
+            nonnegative("gradient_tolerance", gradient_tolerance),
+            nonnegative("function_tolerance", function_tolerance),
+        )
 
-    def _fit(self, fit, params, props, emissions, inputs, total, label, verbose, return_summary, *options,
-             warn_unscaled=False):
+    def _fit(
+        self,
+        fit,
+        params,
+        props,
+        emissions,
+        inputs,
+        total,
+        label,
+        verbose,
+        return_summary,
+        *options,
+        warn_unscaled=False,
+    ):
         verbose, return_summary = flag("verbose", verbose), flag("return_summary", return_summary)
         core, b = self._batch(params, emissions, inputs, covariances=4)
         require_observed("emissions", b.emissions)
@@ -281,8 +417,9 @@ class LinearGaussianSSM:
             warnings.warn(warning, RuntimeWarning, stacklevel=3)
         bar = ProgressBar(total, label, verbose)
         try:
-            fitted, history, summary = fit(core, props_to_core(props), b.emissions, b.inputs, self._core_prior(),
-                                           *options, bar)
+            fitted, history, summary = fit(
+                core, props_to_core(props), b.emissions, b.inputs, self._core_prior(), *options, bar
+            )
         finally:
             bar.close()
         for warning in summary["warnings"]:
@@ -300,10 +437,17 @@ class LinearGaussianConjugateSSM(LinearGaussianSSM):
     recorded objective includes ``log_prior(params)``. Priors default to
     dynamax's (see lgssm.priors.defaults)."""
 
-    def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0, has_dynamics_bias: bool = True,
-                 has_emissions_bias: bool = True, initial_prior: priors.NormalInverseWishart | None = None,
-                 dynamics_prior: priors.MatrixNormalInverseWishart | None = None,
-                 emission_prior: priors.MatrixNormalInverseWishart | None = None):
+    def __init__(
+        self,
+        state_dim: int,
+        emission_dim: int,
+        input_dim: int = 0,
+        has_dynamics_bias: bool = True,
+        has_emissions_bias: bool = True,
+        initial_prior: priors.NormalInverseWishart | None = None,
+        dynamics_prior: priors.MatrixNormalInverseWishart | None = None,
+        emission_prior: priors.MatrixNormalInverseWishart | None = None,
+    ):
         super().__init__(state_dim, emission_dim, input_dim, has_dynamics_bias, has_emissions_bias)
         default = priors.defaults(self.state_dim, self.emission_dim, self.input_dim)
         self.initial_prior = default[0] if initial_prior is None else initial_prior
@@ -321,5 +465,4 @@ class LinearGaussianConjugateSSM(LinearGaussianSSM):
 def _pack(cls, batch, dicts):
     if batch.kind == "list":
         return [cls(**d) for d in dicts]
-    return cls(**{key: batch.pack([d[key] for d in dicts], _TIME_OFFSETS.get(key, 0))
-                  for key in dicts[0]})
+    return cls(**{key: batch.pack([d[key] for d in dicts], _TIME_OFFSETS.get(key, 0)) for key in dicts[0]})

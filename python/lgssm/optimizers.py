@@ -1,4 +1,5 @@
 """Optimizer settings for ``fit_sgd`` (the optimizer itself runs in C++)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ Names follow dynamax: ``params.initial.mean``, ``params.dynamics.weights``,
 ``params.emissions.cov`` and so on. Every field is a float64 NumPy array. A
 parameter may carry a leading time axis (time-varying); see docs/conventions.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,10 +73,15 @@ def default_props(params: ParamsLGSSM) -> ParamsLGSSM:
 def shapes(n: int, p: int, m: int) -> dict:
     """The shape of one entry of each parameter, for state_dim n, emission_dim p, input_dim m."""
     return {
-        "initial.mean": (n,), "initial.cov": (n, n),
-        "dynamics.weights": (n, n), "dynamics.bias": (n,), "dynamics.input_weights": (n, m),
+        "initial.mean": (n,),
+        "initial.cov": (n, n),
+        "dynamics.weights": (n, n),
+        "dynamics.bias": (n,),
+        "dynamics.input_weights": (n, m),
         "dynamics.cov": (n, n),
-        "emissions.weights": (p, n), "emissions.bias": (p,), "emissions.input_weights": (p, m),
+        "emissions.weights": (p, n),
+        "emissions.bias": (p,),
+        "emissions.input_weights": (p, m),
         "emissions.cov": (p, p),
     }
 
@@ -95,8 +101,10 @@ def groups(name: str, value, names: tuple) -> list:
     None or another object is an error naming ``name``."""
     missing = [g for g in names if not hasattr(value, g)]
     if missing:
-        raise ValueError(f"{name}: expected the dataclass with groups {', '.join(names)} returned by "
-                         f"model.initialize(), got {type(value).__name__}")
+        raise ValueError(
+            f"{name}: expected the dataclass with groups {', '.join(names)} returned by "
+            f"model.initialize(), got {type(value).__name__}"
+        )
     return [getattr(value, g) for g in names]
 
 
@@ -128,8 +136,10 @@ def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianPa
 
 def core_initial(initial: ParamsLGSSMInitial, shapes: dict):
     """(mean, cov) of the initial state, checked."""
-    return (_array("initial.mean", getattr(initial, "mean", None), shapes["initial.mean"], per_step=False),
-            _array("initial.cov", getattr(initial, "cov", None), shapes["initial.cov"], per_step=False))
+    return (
+        _array("initial.mean", getattr(initial, "mean", None), shapes["initial.mean"], per_step=False),
+        _array("initial.cov", getattr(initial, "cov", None), shapes["initial.cov"], per_step=False),
+    )
 
 
 def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int) -> _core.Params:
@@ -137,13 +147,20 @@ def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: i
     for the C++ core, whose parameter entries are (num_entries, rows, cols) stacks."""
     table = shapes(state_dim, emission_dim, input_dim)
     initial, dynamics, emissions = groups("params", params, ("initial", "dynamics", "emissions"))
-    core = _core.Params(*core_initial(initial, table), core_conditional("dynamics", dynamics, table),
-                        core_conditional("emissions", emissions, table))
+    core = _core.Params(
+        *core_initial(initial, table),
+        core_conditional("dynamics", dynamics, table),
+        core_conditional("emissions", emissions, table),
+    )
     core.validate()
     return core
 
-_STRUCTURES = {"full": _core.CovStructure.full, "diagonal": _core.CovStructure.diagonal,
-               "scalar": _core.CovStructure.scalar}
+
+_STRUCTURES = {
+    "full": _core.CovStructure.full,
+    "diagonal": _core.CovStructure.diagonal,
+    "scalar": _core.CovStructure.scalar,
+}
 
 
 def core_structure(name: str, prop: ParameterProperties):
@@ -163,7 +180,7 @@ def trainable(name: str, prop) -> bool:
 
 def core_initial_props(props) -> _core.InitialProps:
     out = _core.InitialProps()
-    initial, = groups("props", props, ("initial",))
+    (initial,) = groups("props", props, ("initial",))
     out.mean = trainable("initial.mean", getattr(initial, "mean", None))
     out.cov = trainable("initial.cov", getattr(initial, "cov", None))
     out.cov_structure = core_structure("initial.cov", initial.cov)
@@ -206,5 +223,9 @@ def conditional_from_core(src: _core.LinearGaussianParams, like, cls):
         a = stack[:, :, 0] if name == "bias" else stack  # (K, rows, 1) -> (K, rows)
         return a[0] if np.ndim(template) < a.ndim else a
 
-    return cls(**{name: shaped(name, np.array(getattr(src, name)), getattr(like, name))
-                  for name in ("weights", "bias", "input_weights", "cov")})
+    return cls(
+        **{
+            name: shaped(name, np.array(getattr(src, name)), getattr(like, name))
+            for name in ("weights", "bias", "input_weights", "cov")
+        }
+    )

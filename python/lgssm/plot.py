@@ -4,6 +4,7 @@ Each function draws on ``ax`` (a new figure when None), returns the matplotlib
 Figure, and with ``path=`` also saves it there (atomically; the format follows
 the extension). Headless use: ``matplotlib.use("Agg")`` or ``MPLBACKEND=Agg``.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,13 +42,23 @@ def _finish(fig, path):
 def _one_sequence(name: str, a, dim: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2:
-        raise ValueError(f"{name}: expected one sequence, an array of shape (num_timesteps, {dim}), "
-                         f"got shape {a.shape}")
+        raise ValueError(
+            f"{name}: expected one sequence, an array of shape (num_timesteps, {dim}), got shape {a.shape}"
+        )
     return a
 
 
-def plot_emissions_and_forecast(model, params, emissions, num_forecast_timesteps: int = 50, spc: float = 4, ax=None,
-                                inputs=None, forecast_inputs=None, path=None):
+def plot_emissions_and_forecast(
+    model,
+    params,
+    emissions,
+    num_forecast_timesteps: int = 50,
+    spc: float = 4,
+    ax=None,
+    inputs=None,
+    forecast_inputs=None,
+    path=None,
+):
     """Observed emissions (dashed black), their smoothed reconstruction
     E[y_t | y] with a +-2 std band, and the forecast E[y_{T+k} | y] (dotted)
     with its +-2 std band after a vertical divider at t = num_timesteps.
@@ -71,12 +82,18 @@ def plot_emissions_and_forecast(model, params, emissions, num_forecast_timesteps
         ax.plot(t, y[:, i] + off, "--k", label="observed" if i == 0 else None)
         line = ax.plot(t, smoothed[:, i] + off, label="smoothed" if i == 0 else None)[0]
         color = line.get_color()
-        ax.fill_between(t, off + smoothed[:, i] - 2 * smoothed_std[:, i], off + smoothed[:, i] + 2 * smoothed_std[:, i],
-                        color=color, alpha=0.25)
+        ax.fill_between(
+            t,
+            off + smoothed[:, i] - 2 * smoothed_std[:, i],
+            off + smoothed[:, i] + 2 * smoothed_std[:, i],
+            color=color,
+            alpha=0.25,
+        )
         if k > 0:
             ax.plot(tf, fmeans[:, i] + off, ":", color=color, label="forecast" if i == 0 else None)
-            ax.fill_between(tf, off + fmeans[:, i] - 2 * fstd[:, i], off + fmeans[:, i] + 2 * fstd[:, i],
-                            color=color, alpha=0.25)
+            ax.fill_between(
+                tf, off + fmeans[:, i] - 2 * fstd[:, i], off + fmeans[:, i] + 2 * fstd[:, i], color=color, alpha=0.25
+            )
     if k > 0:
         ax.axvline(num_timesteps, color="k", linestyle="-", linewidth=1)
     ax.set_xlim(0, max(num_timesteps + k - 1, 1))
@@ -86,8 +103,14 @@ def plot_emissions_and_forecast(model, params, emissions, num_forecast_timesteps
     return _finish(fig, path)
 
 
-def plot_learning_curves(curves: dict, true_value=None, ax=None, xlabel: str = "iteration",
-                         ylabel: str = "marginal log likelihood", path=None):
+def plot_learning_curves(
+    curves: dict,
+    true_value=None,
+    ax=None,
+    xlabel: str = "iteration",
+    ylabel: str = "marginal log likelihood",
+    path=None,
+):
     """One line per entry of ``curves`` (label -> 1-D array, e.g. the second
     value returned by ``fit_em``), and ``true_value`` (e.g. the log likelihood
     under the true parameters) as a dashed horizontal line."""
@@ -125,8 +148,10 @@ def plot_states(true_states, smoothed_means, smoothed_stds=None, ax=None, spc: f
         if s.ndim == 3:
             s = np.sqrt(np.maximum(np.diagonal(s, axis1=-2, axis2=-1), 0.0))
         if s.shape != m.shape:
-            raise ValueError(f"smoothed_stds: expected shape {m.shape} (or covariances {m.shape + m.shape[-1:]}), "
-                             f"got {np.shape(smoothed_stds)}")
+            raise ValueError(
+                f"smoothed_stds: expected shape {m.shape} (or covariances {m.shape + m.shape[-1:]}), "
+                f"got {np.shape(smoothed_stds)}"
+            )
     fig, ax = _axes(ax, (10, max(3.0, 0.8 * m.shape[1] + 2)))
     t = np.arange(m.shape[0])
     for i in range(m.shape[1]):
@@ -135,8 +160,9 @@ def plot_states(true_states, smoothed_means, smoothed_stds=None, ax=None, spc: f
             ax.plot(t, z[:, i] + off, "--k", label="true" if i == 0 else None)
         line = ax.plot(t, m[:, i] + off, label="smoothed" if i == 0 else None)[0]
         if s is not None:
-            ax.fill_between(t, off + m[:, i] - 2 * s[:, i], off + m[:, i] + 2 * s[:, i], color=line.get_color(),
-                            alpha=0.25)
+            ax.fill_between(
+                t, off + m[:, i] - 2 * s[:, i], off + m[:, i] + 2 * s[:, i], color=line.get_color(), alpha=0.25
+            )
     ax.set_xlim(0, max(m.shape[0] - 1, 1))
     ax.set_xlabel("time")
     ax.set_ylabel(f"states (offset {spc:g} per dimension)" if spc else "states")

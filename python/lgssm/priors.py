@@ -4,6 +4,7 @@ The matrix-normal priors cover all k = state_dim + input_dim + 1 columns of
 [weights, input_weights, bias] (the bias column included, also when the model
 has no bias: then the bias is 0 and only its normalizer enters).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,8 +55,9 @@ def defaults(state_dim: int, emission_dim: int, input_dim: int):
     """dynamax's default (initial, dynamics, emission) priors: zero locations,
     mean_concentration 1, identity col_precision and scale, df = dim + 0.1."""
     d = _core.ConjugatePrior.defaults(state_dim, emission_dim, input_dim)
-    niw = NormalInverseWishart(np.array(d.initial.loc), d.initial.mean_concentration, d.initial.df,
-                               np.array(d.initial.scale))
+    niw = NormalInverseWishart(
+        np.array(d.initial.loc), d.initial.mean_concentration, d.initial.df, np.array(d.initial.scale)
+    )
 
     def mniw(g):
         return MatrixNormalInverseWishart(np.array(g.loc), np.array(g.col_precision), g.df, np.array(g.scale))
@@ -63,8 +65,9 @@ def defaults(state_dim: int, emission_dim: int, input_dim: int):
     return niw, mniw(d.dynamics), mniw(d.emissions)
 
 
-def to_core(initial: NormalInverseWishart, dynamics: MatrixNormalInverseWishart,
-            emissions: MatrixNormalInverseWishart) -> _core.ConjugatePrior:
+def to_core(
+    initial: NormalInverseWishart, dynamics: MatrixNormalInverseWishart, emissions: MatrixNormalInverseWishart
+) -> _core.ConjugatePrior:
     out = _core.ConjugatePrior()
     out.initial, out.dynamics, out.emissions = _niw(initial), _mniw(dynamics), _mniw(emissions)
     return out

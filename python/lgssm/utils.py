@@ -1,4 +1,5 @@
 """Utilities with dynamax's semantics (``dynamax.utils.utils``)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -27,6 +27,7 @@ FORMS = ("single", "list", "padded")
 # --------------------------------------------------------------------------
 # The comparison helper.
 
+
 def _fmt(a):
     return np.array2string(np.asarray(a), precision=17, max_line_width=160, threshold=400)
 
@@ -40,7 +41,8 @@ def assert_close(actual, expected, name, rtol=RTOL, atol=None):
     `actual` must be a NumPy array or a Python/NumPy float.
     """
     assert isinstance(actual, (np.ndarray, float, np.floating)), (
-        f"{name}: expected a NumPy array or float, got {type(actual).__name__}")
+        f"{name}: expected a NumPy array or float, got {type(actual).__name__}"
+    )
     a = np.asarray(actual)
     e = np.asarray(expected, dtype=float)
     assert a.dtype == np.float64, f"{name}: expected dtype float64, got {a.dtype}"
@@ -50,7 +52,8 @@ def assert_close(actual, expected, name, rtol=RTOL, atol=None):
         raise AssertionError(
             f"{name}: NaN pattern differs; NaN in actual only at {np.argwhere(nan_a & ~nan_e).tolist()[:10]}, "
             f"in expected only at {np.argwhere(nan_e & ~nan_a).tolist()[:10]}\n"
-            f"actual:\n{_fmt(a)}\nexpected:\n{_fmt(e)}")
+            f"actual:\n{_fmt(a)}\nexpected:\n{_fmt(e)}"
+        )
     fin = ~nan_e
     if not fin.any():
         return
@@ -68,11 +71,13 @@ def assert_close(actual, expected, name, rtol=RTOL, atol=None):
             f"atol={atol:.3g} + rtol={rtol:.3g}*|expected|; max abs diff {diff.max():.3e}, "
             f"max rel diff {rel.max():.3e}, worst at {tuple(int(i) for i in worst)}: "
             f"actual {a[worst]!r} vs expected {e[worst]!r}\n"
-            f"actual:\n{_fmt(a)}\nexpected:\n{_fmt(e)}\ndifference:\n{_fmt(a - e)}")
+            f"actual:\n{_fmt(a)}\nexpected:\n{_fmt(e)}\ndifference:\n{_fmt(a - e)}"
+        )
 
 
 # --------------------------------------------------------------------------
 # Random building blocks.
+
 
 def spd(rng, d, scale=1.0, rank=None):
     """A random symmetric positive (semi)definite d x d matrix."""
@@ -99,13 +104,17 @@ def simulate(rng, params, num_timesteps, inputs):
     for t in range(num_timesteps):
         if t > 0:
             k = t - 1
-            mean = (entry(params, "dynamics_weights", k) @ z[t - 1]
-                    + entry(params, "dynamics_input_weights", k) @ u[t]
-                    + entry(params, "dynamics_bias", k))
+            mean = (
+                entry(params, "dynamics_weights", k) @ z[t - 1]
+                + entry(params, "dynamics_input_weights", k) @ u[t]
+                + entry(params, "dynamics_bias", k)
+            )
             z[t] = rng.multivariate_normal(mean, entry(params, "dynamics_covariance", k), method="eigh")
-        mean = (entry(params, "emission_weights", t) @ z[t]
-                + entry(params, "emission_input_weights", t) @ u[t]
-                + entry(params, "emission_bias", t))
+        mean = (
+            entry(params, "emission_weights", t) @ z[t]
+            + entry(params, "emission_input_weights", t) @ u[t]
+            + entry(params, "emission_bias", t)
+        )
         y[t] = rng.multivariate_normal(mean, entry(params, "emission_covariance", t))
     return z, y
 
@@ -113,10 +122,11 @@ def simulate(rng, params, num_timesteps, inputs):
 # --------------------------------------------------------------------------
 # Variants.
 
+
 @dataclass
 class Sequence:
-    emissions: np.ndarray            # (T, p), NaN = missing
-    inputs: np.ndarray = None        # (T, m) or None
+    emissions: np.ndarray  # (T, p), NaN = missing
+    inputs: np.ndarray = None  # (T, m) or None
     forecast_inputs: np.ndarray = None  # (K, m) or None
 
 
@@ -126,12 +136,12 @@ class Variant:
     state_dim: int
     emission_dim: int
     input_dim: int
-    params: dict                     # initialize() keyword arguments, all of them
-    init_kwargs: dict                # what is passed to initialize()
+    params: dict  # initialize() keyword arguments, all of them
+    init_kwargs: dict  # what is passed to initialize()
     seq: Sequence
     batch: list = field(default_factory=list)  # Sequences of different lengths
     num_forecast_timesteps: int = 3
-    forecast: bool = True            # per-step params cover the forecast horizon
+    forecast: bool = True  # per-step params cover the forecast horizon
     has_dynamics_bias: bool = True
     has_emissions_bias: bool = True
 
@@ -139,9 +149,9 @@ class Variant:
         return f"Variant({self.name})"
 
 
-def make_params(rng, n, p, m, *, steps=None, diag_R=False, zero_bias=False,
-                 singular=False):
+def make_params(rng, n, p, m, *, steps=None, diag_R=False, zero_bias=False, singular=False):
     """Random parameters; `steps` = (num_dynamics_entries, num_emission_entries) for per-step."""
+
     def per(count, fn):
         return fn() if count is None else np.stack([fn() for _ in range(count)])
 
@@ -185,22 +195,36 @@ def _random_missing(rng, T, p):
 
 def _missing_steps(rng, T, p):
     miss = np.zeros((T, p), bool)
-    miss[0] = True            # first step wholly missing
-    miss[T // 2] = True       # a middle step
-    miss[T - 1] = True        # last step wholly missing
-    miss[1, 0] = True         # and one component
+    miss[0] = True  # first step wholly missing
+    miss[T // 2] = True  # a middle step
+    miss[T - 1] = True  # last step wholly missing
+    miss[1, 0] = True  # and one component
     return miss
 
 
-def _build(name, n, p, m, *, seed, T=7, K=3, steps=None, diag_R=False, missing=_no_missing,
-           lengths=None, forecast=True, has_bias=True, singular=False):
+def _build(
+    name,
+    n,
+    p,
+    m,
+    *,
+    seed,
+    T=7,
+    K=3,
+    steps=None,
+    diag_R=False,
+    missing=_no_missing,
+    lengths=None,
+    forecast=True,
+    has_bias=True,
+    singular=False,
+):
     rng = np.random.default_rng(seed)
     if steps == "horizon":
         steps = (T + K - 1, T + K)
     elif steps == "exact":
         steps = (T - 1, T)
-    params = make_params(rng, n, p, m, steps=steps, diag_R=diag_R, zero_bias=not has_bias,
-                          singular=singular)
+    params = make_params(rng, n, p, m, steps=steps, diag_R=diag_R, zero_bias=not has_bias, singular=singular)
     init_kwargs = dict(params)
     if not has_bias:
         del init_kwargs["dynamics_bias"], init_kwargs["emission_bias"]
@@ -208,8 +232,20 @@ def _build(name, n, p, m, *, seed, T=7, K=3, steps=None, diag_R=False, missing=_
     if lengths is None:
         lengths = [T, T - 3, T - 1] if T > 3 else []
     batch = [_sequence(rng, params, L, K, m, missing) for L in lengths]
-    return Variant(name, n, p, m, params, init_kwargs, seq, batch, K, forecast,
-                   has_dynamics_bias=has_bias, has_emissions_bias=has_bias)
+    return Variant(
+        name,
+        n,
+        p,
+        m,
+        params,
+        init_kwargs,
+        seq,
+        batch,
+        K,
+        forecast,
+        has_dynamics_bias=has_bias,
+        has_emissions_bias=has_bias,
+    )
 
 
 def _variants():
@@ -222,14 +258,22 @@ def _variants():
         _build("full_R_emission_dim_above_state_dim", 2, 6, 1, seed=106),
         _build("emission_dim_below_state_dim", 4, 2, 1, seed=107),
         _build("missing_components", 3, 4, 1, seed=108, T=9, missing=_random_missing),
-        _build("missing_components_diagonal_R_time_varying", 2, 4, 1, seed=109, T=8,
-               steps="horizon", diag_R=True, missing=_random_missing),
+        _build(
+            "missing_components_diagonal_R_time_varying",
+            2,
+            4,
+            1,
+            seed=109,
+            T=8,
+            steps="horizon",
+            diag_R=True,
+            missing=_random_missing,
+        ),
         _build("wholly_missing_steps", 2, 3, 1, seed=110, T=8, missing=_missing_steps),
         _build("singular_initial_and_dynamics_cov", 3, 2, 1, seed=111, singular=True),
         _build("no_biases", 2, 3, 1, seed=112, has_bias=False),
         _build("single_step", 2, 2, 1, seed=113, T=1),
-        _build("long_missing", 2, 2, 1, seed=114, T=40, missing=_random_missing,
-               lengths=[40, 25, 33]),
+        _build("long_missing", 2, 2, 1, seed=114, T=40, missing=_random_missing, lengths=[40, 25, 33]),
     ]
     return {x.name: x for x in v}
 
@@ -241,12 +285,9 @@ def pytest_generate_tests(metafunc):
     names = metafunc.fixturenames
     if "variant" in names and "form" in names:
         cases = [(v, f) for v in VARIANTS.values() for f in FORMS if f == "single" or v.batch]
-        metafunc.parametrize("variant,form", cases,
-                             ids=[f"{v.name}-{f}" for v, f in cases])
+        metafunc.parametrize("variant,form", cases, ids=[f"{v.name}-{f}" for v, f in cases])
     elif "variant" in names:
         metafunc.parametrize("variant", list(VARIANTS.values()), ids=list(VARIANTS))
     elif "forecast_variant" in names and "form" in names:
-        cases = [(v, f) for v in VARIANTS.values() if v.forecast
-                 for f in FORMS if f == "single" or v.batch]
-        metafunc.parametrize("forecast_variant,form", cases,
-                             ids=[f"{v.name}-{f}" for v, f in cases])
+        cases = [(v, f) for v in VARIANTS.values() if v.forecast for f in FORMS if f == "single" or v.batch]
+        metafunc.parametrize("forecast_variant,form", cases, ids=[f"{v.name}-{f}" for v, f in cases])

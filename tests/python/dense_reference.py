@@ -84,9 +84,8 @@ def joint_prior(params, num_timesteps, inputs=None):
     for t in range(1, L):
         k = t - 1  # the transition z_{t-1} -> z_t is entry t-1
         blk = slice(t * n, (t + 1) * n)
-        phi[blk, (t - 1) * n:t * n] = entry(params, "dynamics_weights", k)
-        c[blk] = (entry(params, "dynamics_input_weights", k) @ u[t]
-                  + entry(params, "dynamics_bias", k))
+        phi[blk, (t - 1) * n : t * n] = entry(params, "dynamics_weights", k)
+        c[blk] = entry(params, "dynamics_input_weights", k) @ u[t] + entry(params, "dynamics_bias", k)
         S[blk, blk] = entry(params, "dynamics_covariance", k)
     M = np.linalg.inv(np.eye(Nz) - phi)  # block lower triangular, unit diagonal
     mu_z = M @ c
@@ -97,7 +96,7 @@ def joint_prior(params, num_timesteps, inputs=None):
     Rb = np.zeros((L * p, L * p))
     for t in range(L):
         row = slice(t * p, (t + 1) * p)
-        Hb[row, t * n:(t + 1) * n] = entry(params, "emission_weights", t)
+        Hb[row, t * n : (t + 1) * n] = entry(params, "emission_weights", t)
         off[row] = entry(params, "emission_input_weights", t) @ u[t] + entry(params, "emission_bias", t)
         Rb[row, row] = entry(params, "emission_covariance", t)
     mu_y = Hb @ mu_z + off
@@ -133,8 +132,7 @@ class Reference:
     inputs: (num_timesteps, input_dim) or None; forecast_inputs: (K, input_dim) or None.
     """
 
-    def __init__(self, params, emissions, inputs=None, num_forecast_timesteps=0,
-                 forecast_inputs=None):
+    def __init__(self, params, emissions, inputs=None, num_forecast_timesteps=0, forecast_inputs=None):
         n, p, m = dims(params)
         y = np.asarray(emissions, dtype=float)
         T = y.shape[0]
@@ -153,7 +151,7 @@ class Reference:
         # Observed entries of y_0 .. y_{t-1}, as positions in the joint vector.
         self._obs_before = []
         for t in range(T + 1):
-            sel = np.flatnonzero(observed[:t * p])
+            sel = np.flatnonzero(observed[: t * p])
             self._obs_before.append((L * n + sel, flat[sel]))
         idx, vals = self._obs_before[T]
         self.post_mean, self.post_cov, self.marginal_loglik = condition(self.mean, self.cov, idx, vals)
@@ -217,8 +215,9 @@ class Reference:
         zs = [self.z_index(self.T + k) for k in range(self.K)]
         ys = [self.y_index(self.T + k) for k in range(self.K)]
         pm, pc = self.post_mean, self.post_cov
-        return (np.array([pm[i] for i in zs]).reshape(self.K, self.n),
-                np.array([pc[np.ix_(i, i)] for i in zs]).reshape(self.K, self.n, self.n),
-                np.array([pm[i] for i in ys]).reshape(self.K, self.p),
-                np.array([pc[np.ix_(i, i)] for i in ys]).reshape(self.K, self.p, self.p))
-
+        return (
+            np.array([pm[i] for i in zs]).reshape(self.K, self.n),
+            np.array([pc[np.ix_(i, i)] for i in zs]).reshape(self.K, self.n, self.n),
+            np.array([pm[i] for i in ys]).reshape(self.K, self.p),
+            np.array([pc[np.ix_(i, i)] for i in ys]).reshape(self.K, self.p, self.p),
+        )

@@ -161,14 +161,16 @@ class MpReference:
 
         def post_cov(t, s):  # Cov[z_t, z_s | y_o]
             A = cov(t, s)
-            return [[A[k][l] - (mpmath.fdot(W[t * n + k], W[s * n + l]) if N else 0) for l in range(n)]
-                    for k in range(n)]
+            return [
+                [A[k][l] - (mpmath.fdot(W[t * n + k], W[s * n + l]) if N else 0) for l in range(n)] for k in range(n)
+            ]
 
         means = [[mu[t][k] + (mpmath.fdot(W[t * n + k], w) if N else 0) for k in range(n)] for t in range(T)]
         self.smoothed_means = _to_float(means).reshape(T, n)
         self.smoothed_covariances = np.array([_to_float(post_cov(t, t)) for t in range(T)]).reshape(T, n, n)
-        self.smoothed_cross_covariances = np.array(
-            [_to_float(post_cov(t + 1, t)) for t in range(T - 1)]).reshape(T - 1, n, n)
+        self.smoothed_cross_covariances = np.array([_to_float(post_cov(t + 1, t)) for t in range(T - 1)]).reshape(
+            T - 1, n, n
+        )
         # sum_t E[(y_t - H z_t - D u_t - d)(...)^T | y], the emission scatter of EM's R-step
         # (fully observed sequences only).
         self.emission_scatter = None
@@ -177,8 +179,13 @@ class MpReference:
             for t in range(T):
                 D = entry(params, "emission_input_weights", t).reshape(p, m)
                 d = entry(params, "emission_bias", t)
-                e = [mp.mpf(float(y[t, i])) - mpmath.fdot(H[t][i], means[t]) - mp.mpf(float(d[i]))
-                     - (mpmath.fdot(_mp_vector(D[i]), _mp_vector(u[t])) if m else 0) for i in range(p)]
+                e = [
+                    mp.mpf(float(y[t, i]))
+                    - mpmath.fdot(H[t][i], means[t])
+                    - mp.mpf(float(d[i]))
+                    - (mpmath.fdot(_mp_vector(D[i]), _mp_vector(u[t])) if m else 0)
+                    for i in range(p)
+                ]
                 HP = _matmul(H[t], post_cov(t, t))
                 for i in range(p):
                     for j in range(p):
@@ -200,7 +207,8 @@ def _cholesky(S):
         if not s > 0:
             raise DegenerateObservations(
                 f"observed entry {j}: conditional variance {mpmath.nstr(s, 5)} given the entries before it "
-                f"(marginal variance {mpmath.nstr(S[j][j], 5)}); the observations' covariance is singular")
+                f"(marginal variance {mpmath.nstr(S[j][j], 5)}); the observations' covariance is singular"
+            )
         pivots.append(s / S[j][j])
         L[j][j] = mp.sqrt(s)
         for i in range(j + 1, N):

@@ -5,6 +5,7 @@ point of the EM comparisons; the peers receive the same numbers converted to
 their own conventions by the test files. Sizes are small so that the tests
 stay fast (JAX compiles once per shape).
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,9 @@ def notebook_case() -> Case:
     """dynamax's LG-SSM notebook: a slowly rotating 2-d state seen through 10 noisy
     emissions, T = 100; EM starts from initialize(42) as in the notebook."""
     model = LinearGaussianSSM(2, 10)
-    params, _ = model.initialize(1, dynamics_weights=0.99 * random_rotation(1, 2, theta=np.pi / 10),
-                                 dynamics_covariance=0.01 * np.eye(2))
+    params, _ = model.initialize(
+        1, dynamics_weights=0.99 * random_rotation(1, 2, theta=np.pi / 10), dynamics_covariance=0.01 * np.eye(2)
+    )
     _, emissions = model.sample(params, 3, 100)
     return Case(model, params, emissions, em_start=model.initialize(42)[0])
 
@@ -51,8 +53,7 @@ def inputs_case(num_sequences: int = 0) -> Case:
         emissions = np.stack([model.sample(params, 10 + b, 40, inputs[b])[1] for b in range(num_sequences)])
     else:
         emissions = model.sample(params, 10, 40, inputs)[1]
-    return Case(model, params, emissions, inputs, rng.normal(size=(NUM_FORECAST, 2)),
-                em_start=model.initialize(7)[0])
+    return Case(model, params, emissions, inputs, rng.normal(size=(NUM_FORECAST, 2)), em_start=model.initialize(7)[0])
 
 
 def with_missing(emissions: np.ndarray, whole_rows=(0, 9, 23), fraction: float = 0.15, seed: int = 5):
@@ -71,11 +72,18 @@ def with_missing(emissions: np.ndarray, whole_rows=(0, 9, 23), fraction: float =
 def as_kwargs(params: ParamsLGSSM) -> dict:
     """``params`` as LinearGaussianSSM.initialize keyword arguments (the dense reference's form)."""
     p = params
-    return dict(initial_mean=p.initial.mean, initial_covariance=p.initial.cov,
-                dynamics_weights=p.dynamics.weights, dynamics_bias=p.dynamics.bias,
-                dynamics_input_weights=p.dynamics.input_weights, dynamics_covariance=p.dynamics.cov,
-                emission_weights=p.emissions.weights, emission_bias=p.emissions.bias,
-                emission_input_weights=p.emissions.input_weights, emission_covariance=p.emissions.cov)
+    return dict(
+        initial_mean=p.initial.mean,
+        initial_covariance=p.initial.cov,
+        dynamics_weights=p.dynamics.weights,
+        dynamics_bias=p.dynamics.bias,
+        dynamics_input_weights=p.dynamics.input_weights,
+        dynamics_covariance=p.dynamics.cov,
+        emission_weights=p.emissions.weights,
+        emission_bias=p.emissions.bias,
+        emission_input_weights=p.emissions.input_weights,
+        emission_covariance=p.emissions.cov,
+    )
 
 
 def replaced(model: LinearGaussianSSM, params: ParamsLGSSM, **override) -> ParamsLGSSM:

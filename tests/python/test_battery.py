@@ -59,8 +59,18 @@ from conftest import simulate, spd, stable
 from dense_reference import Reference
 from mp_reference import DPS, DegenerateObservations, MpReference
 
-CLASSES = ("ordinary", "q_rank0", "q_partial", "p0_rank0", "p0_partial", "exact_components",
-           "ill_conditioned_R", "tiny_R", "unstable", "scales")
+CLASSES = (
+    "ordinary",
+    "q_rank0",
+    "q_partial",
+    "p0_rank0",
+    "p0_partial",
+    "exact_components",
+    "ill_conditioned_R",
+    "tiny_R",
+    "unstable",
+    "scales",
+)
 CASES_PER_CLASS = 20
 
 # What an exact algorithm achieves in float64 on these models. A backward-stable square-root
@@ -97,14 +107,15 @@ ZERO_VARIANCE = 1e-24
 # --------------------------------------------------------------------------
 # Cases.
 
+
 @dataclass
 class Case:
     cls: str
     index: int
-    params: dict                # LinearGaussianSSM.initialize keyword arguments
-    emissions: np.ndarray       # (T, p), NaN = missing
-    inputs: np.ndarray          # (T, m) or None
-    exact: np.ndarray           # indices of the exactly observed components (zero rows of R)
+    params: dict  # LinearGaussianSSM.initialize keyword arguments
+    emissions: np.ndarray  # (T, p), NaN = missing
+    inputs: np.ndarray  # (T, m) or None
+    exact: np.ndarray  # indices of the exactly observed components (zero rows of R)
     desc: str
 
     @property
@@ -125,7 +136,7 @@ def _dyadic_psd(rng, d, rank, scale_exponent=-2):
     while True:
         A = rng.integers(-3, 4, size=(d, rank)).astype(float)
         if np.linalg.matrix_rank(A) == rank:
-            return 2.0 ** scale_exponent * (A @ A.T)
+            return 2.0**scale_exponent * (A @ A.T)
 
 
 def _emission_cov(rng, p, diagonal):
@@ -148,7 +159,7 @@ def _missing(rng, T, p):
 def _scaled(params, y, dz, dy):
     """The same model in the coordinates z' = dz * z, y' = dy * y."""
     Dz, Dy, iDz = np.diag(dz), np.diag(dy), np.diag(1.0 / dz)
-    Sz, Sy = np.outer(dz, dz), np.outer(dy, dy)   # exactly symmetric, so the covariances stay so
+    Sz, Sy = np.outer(dz, dz), np.outer(dy, dy)  # exactly symmetric, so the covariances stay so
     out = dict(params)
     out["initial_mean"] = dz * params["initial_mean"]
     out["initial_covariance"] = Sz * params["initial_covariance"]
@@ -186,7 +197,8 @@ def _contracting(rng, n):
     the others in +-(0.5, 0.97)."""
     lam = rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.5, 0.97, size=n)
     lam[0] = (0.0, 10.0 ** rng.uniform(-4, -2), rng.choice([-1.0, 1.0]) * rng.uniform(0.02, 0.15))[
-        int(rng.integers(0, 3))]
+        int(rng.integers(0, 3))
+    ]
     V = rng.normal(size=(n, n)) + 2.0 * np.eye(n)
     return V @ np.diag(lam) @ np.linalg.inv(V)
 
@@ -219,8 +231,11 @@ def _draw(cls, index, rng):
         # it singular (P0 of lower rank, F with a zero eigenvalue) or nearly so (an eigenvalue
         # of F of 1e-4..1e-2, so its direction's variance falls by 1e-8..1e-4 a step), or they
         # are the structural models of a fixed slope and a deterministic cycle.
-        kinds = (("P0 full", "P0 partial", "F contracting", "F contracting") if cls == "q_rank0" else
-                 ("random", "fixed_slope", "deterministic_cycle", "random, P0 partial", "random, F contracting"))
+        kinds = (
+            ("P0 full", "P0 partial", "F contracting", "F contracting")
+            if cls == "q_rank0"
+            else ("random", "fixed_slope", "deterministic_cycle", "random, P0 partial", "random, F contracting")
+        )
         extra = kinds[index % len(kinds)]
         if cls == "q_rank0":
             params["dynamics_covariance"] = np.zeros((n, n))
@@ -248,7 +263,7 @@ def _draw(cls, index, rng):
         params["emission_covariance"] = R
         extra = f"{k} exact"
     elif cls == "ill_conditioned_R":
-        log_cond = 6.0 + 6.0 * index / (CASES_PER_CLASS - 1)   # 1e6 .. 1e12, both ends included
+        log_cond = 6.0 + 6.0 * index / (CASES_PER_CLASS - 1)  # 1e6 .. 1e12, both ends included
         eig = 10.0 ** -np.linspace(0.0, log_cond, p)
         if diagonal:
             R = np.diag(rng.permutation(eig))
@@ -308,6 +323,7 @@ def case_and_reference(cls, index):
 # --------------------------------------------------------------------------
 # Errors.
 
+
 def std_scales(ref):
     """(T, n) scales d: the smoothed standard deviations, with the fallbacks for zeros."""
     V = np.einsum("tii->ti", ref.smoothed_covariances)
@@ -325,16 +341,25 @@ def errors(ref, loglik, smoother_loglik, means, covs, cross):
     out = {
         "loglik": abs(loglik - ref.marginal_loglik) / ref.loglik_scale,
         "smoother_loglik": abs(smoother_loglik - ref.marginal_loglik) / ref.loglik_scale,
-        "means": float(np.max(np.abs(means - ref.smoothed_means)
-                              / np.maximum(d, MEAN_FLOOR * np.max(np.abs(ref.smoothed_means), axis=0)))),
+        "means": float(
+            np.max(
+                np.abs(means - ref.smoothed_means)
+                / np.maximum(d, MEAN_FLOOR * np.max(np.abs(ref.smoothed_means), axis=0))
+            )
+        ),
     }
     norm = [max(np.linalg.norm(ref.smoothed_covariances[t] / np.outer(d[t], d[t])), 1.0) for t in range(T)]
     out["covariances"] = max(
-        np.linalg.norm((covs[t] - ref.smoothed_covariances[t]) / np.outer(d[t], d[t])) / norm[t]
-        for t in range(T))
+        np.linalg.norm((covs[t] - ref.smoothed_covariances[t]) / np.outer(d[t], d[t])) / norm[t] for t in range(T)
+    )
     out["cross_covariances"] = max(
-        (np.linalg.norm((cross[t] - ref.smoothed_cross_covariances[t]) / np.outer(d[t + 1], d[t]))
-         / np.sqrt(norm[t] * norm[t + 1]) for t in range(T - 1)), default=0.0)
+        (
+            np.linalg.norm((cross[t] - ref.smoothed_cross_covariances[t]) / np.outer(d[t + 1], d[t]))
+            / np.sqrt(norm[t] * norm[t + 1])
+            for t in range(T - 1)
+        ),
+        default=0.0,
+    )
     return {k: (float(v) if np.isfinite(v) else np.inf) for k, v in out.items()}
 
 
@@ -345,12 +370,14 @@ def lgssm_errors(case, ref):
     params, _ = model.initialize(key=0, **case.params)
     ll = model.marginal_log_prob(params, case.emissions, case.inputs)
     post = model.smoother(params, case.emissions, case.inputs)
-    return errors(ref, ll, post.marginal_loglik, post.smoothed_means, post.smoothed_covariances,
-                  post.smoothed_cross_covariances)
+    return errors(
+        ref, ll, post.marginal_loglik, post.smoothed_means, post.smoothed_covariances, post.smoothed_cross_covariances
+    )
 
 
 # --------------------------------------------------------------------------
 # The battery.
+
 
 @pytest.fixture(scope="session")
 def battery_record(pytestconfig):
@@ -367,14 +394,20 @@ def battery_record(pytestconfig):
 
 def _write_summary(reporter, record):
     reporter.write_sep("=", f"battery: worst errors against the mpmath reference (dps {DPS})")
-    reporter.write_line(f"{'class':18s} {'cases':>5s} {'fail':>4s} {'tol':>6s} " + " ".join(f"{k:>17s}" for k in MEASURES)
-                        + f" {'seconds':>7s}")
+    reporter.write_line(
+        f"{'class':18s} {'cases':>5s} {'fail':>4s} {'tol':>6s} "
+        + " ".join(f"{k:>17s}" for k in MEASURES)
+        + f" {'seconds':>7s}"
+    )
     for cls in CLASSES:
         if cls not in record:
             continue
         r = record[cls]
-        reporter.write_line(f"{cls:18s} {r['cases']:5d} {r['failed']:4d} {CLASS_TOL.get(cls, TOL):6.0e} "
-                            + " ".join(f"{r['worst'][k]:17.2e}" for k in MEASURES) + f" {r['seconds']:7.1f}")
+        reporter.write_line(
+            f"{cls:18s} {r['cases']:5d} {r['failed']:4d} {CLASS_TOL.get(cls, TOL):6.0e} "
+            + " ".join(f"{r['worst'][k]:17.2e}" for k in MEASURES)
+            + f" {r['seconds']:7.1f}"
+        )
         for line in r["errors"]:
             reporter.write_line(f"    {line}")
 
@@ -397,11 +430,13 @@ def test_battery(cls, battery_record):
         bad = {k: v for k, v in err.items() if not v <= tol}
         if bad:
             failures.append(f"{case!r}: " + ", ".join(f"{k} {v:.2e}" for k, v in bad.items()))
-    battery_record[cls] = dict(cases=CASES_PER_CLASS, failed=len(failures), worst=worst,
-                               seconds=time.perf_counter() - start, errors=raised[:3])
-    assert not failures, (f"{cls}: {len(failures)} of {CASES_PER_CLASS} cases beyond {tol:g} "
-                          f"(worst: " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items()) + ")\n"
-                          + "\n".join(failures + raised))
+    battery_record[cls] = dict(
+        cases=CASES_PER_CLASS, failed=len(failures), worst=worst, seconds=time.perf_counter() - start, errors=raised[:3]
+    )
+    assert not failures, (
+        f"{cls}: {len(failures)} of {CASES_PER_CLASS} cases beyond {tol:g} "
+        f"(worst: " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items()) + ")\n" + "\n".join(failures + raised)
+    )
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -410,8 +445,10 @@ def test_battery_models_are_what_their_class_says(cls):
     for index in range(CASES_PER_CLASS):
         case, ref = case_and_reference(cls, index)
         n, p, m = case.dims
-        P0, Q, R, F = (case.params[k] for k in ("initial_covariance", "dynamics_covariance",
-                                                "emission_covariance", "dynamics_weights"))
+        P0, Q, R, F = (
+            case.params[k]
+            for k in ("initial_covariance", "dynamics_covariance", "emission_covariance", "dynamics_weights")
+        )
         T = case.emissions.shape[0]
         assert 1 <= n <= 6 and 1 <= p <= 8 and 0 <= m <= 2 and 3 <= T <= 8, case
         assert (~np.isnan(case.emissions)).any(), case
@@ -453,28 +490,37 @@ def test_battery_models_are_what_their_class_says(cls):
         if cls not in ("unstable", "q_partial"):
             assert rho < 1.0, (case, rho)
     if cls == "ill_conditioned_R":
-        worst = max(np.linalg.cond(case_and_reference(cls, i)[0].params["emission_covariance"])
-                    for i in range(CASES_PER_CLASS))
+        worst = max(
+            np.linalg.cond(case_and_reference(cls, i)[0].params["emission_covariance"]) for i in range(CASES_PER_CLASS)
+        )
         assert worst >= 1e12 * (1 - 1e-3), worst
-    if cls == "scales":   # prior standard deviations of states and emission noise span 1e-6..1e6
+    if cls == "scales":  # prior standard deviations of states and emission noise span 1e-6..1e6
         for name in ("initial_covariance", "emission_covariance"):
-            logs = np.concatenate([0.5 * np.log10(np.diag(case_and_reference(cls, i)[0].params[name]))
-                                   for i in range(CASES_PER_CLASS)])
+            logs = np.concatenate(
+                [0.5 * np.log10(np.diag(case_and_reference(cls, i)[0].params[name])) for i in range(CASES_PER_CLASS)]
+            )
             assert logs.min() <= -5 and logs.max() >= 5, (name, logs.min(), logs.max())
 
 
 def test_degenerate_observations_are_refused():
     """An exactly observed component of a state with no variance left makes y_o degenerate: the
     reference refuses it, so the generator never uses such a model."""
-    params = dict(initial_mean=np.zeros(2), initial_covariance=np.diag([1.0, 0.0]),
-                  dynamics_weights=np.eye(2), dynamics_bias=np.zeros(2),
-                  dynamics_input_weights=np.zeros((2, 0)), dynamics_covariance=np.zeros((2, 2)),
-                  emission_weights=np.array([[1.0, 0.0], [0.0, 1.0]]), emission_bias=np.zeros(2),
-                  emission_input_weights=np.zeros((2, 0)), emission_covariance=np.diag([0.0, 1.0]))
-    y = np.array([[0.3, 0.1], [0.3, -0.2]])   # z_1 = z_0 exactly, observed exactly twice
+    params = dict(
+        initial_mean=np.zeros(2),
+        initial_covariance=np.diag([1.0, 0.0]),
+        dynamics_weights=np.eye(2),
+        dynamics_bias=np.zeros(2),
+        dynamics_input_weights=np.zeros((2, 0)),
+        dynamics_covariance=np.zeros((2, 2)),
+        emission_weights=np.array([[1.0, 0.0], [0.0, 1.0]]),
+        emission_bias=np.zeros(2),
+        emission_input_weights=np.zeros((2, 0)),
+        emission_covariance=np.diag([0.0, 1.0]),
+    )
+    y = np.array([[0.3, 0.1], [0.3, -0.2]])  # z_1 = z_0 exactly, observed exactly twice
     with pytest.raises(DegenerateObservations, match="observed entry 2"):
         MpReference(params, y)
-    y[1, 0] = np.nan                           # observed once: valid
+    y[1, 0] = np.nan  # observed once: valid
     ref = MpReference(params, y)
     assert np.isfinite(ref.marginal_loglik)
 
@@ -482,6 +528,7 @@ def test_degenerate_observations_are_refused():
 # --------------------------------------------------------------------------
 # The reference checked: against the float64 dense reference on the ordinary variants of
 # conftest.py, and against closed forms where it is degenerate.
+
 
 def test_mp_reference_matches_dense_reference(variant):
     """Two implementations of the same dense conditioning, float64 and mpmath, on well-conditioned
@@ -495,11 +542,18 @@ def test_mp_reference_matches_dense_reference(variant):
 
 
 def _random_walk_params(p0, q, r):
-    return dict(initial_mean=np.array([0.4]), initial_covariance=np.array([[p0]]),
-                dynamics_weights=np.eye(1), dynamics_bias=np.zeros(1),
-                dynamics_input_weights=np.zeros((1, 0)), dynamics_covariance=np.array([[q]]),
-                emission_weights=np.eye(1), emission_bias=np.zeros(1),
-                emission_input_weights=np.zeros((1, 0)), emission_covariance=np.array([[r]]))
+    return dict(
+        initial_mean=np.array([0.4]),
+        initial_covariance=np.array([[p0]]),
+        dynamics_weights=np.eye(1),
+        dynamics_bias=np.zeros(1),
+        dynamics_input_weights=np.zeros((1, 0)),
+        dynamics_covariance=np.array([[q]]),
+        emission_weights=np.eye(1),
+        emission_bias=np.zeros(1),
+        emission_input_weights=np.zeros((1, 0)),
+        emission_covariance=np.array([[r]]),
+    )
 
 
 def _close(actual, expected, what, rtol=1e-14):
@@ -529,7 +583,7 @@ def test_mp_reference_random_walk_steady_state():
             filt.append(pred + k * e)
             pred = filt[-1]
         means, var, cross = [filt[-1]], [Pf], []
-        for t in range(len(y) - 2, -1, -1):   # the predicted mean of z_{t+1} is filt[t]
+        for t in range(len(y) - 2, -1, -1):  # the predicted mean of z_{t+1} is filt[t]
             means.insert(0, filt[t] + J * (means[0] - filt[t]))
             cross.insert(0, J * var[0])
             var.insert(0, Pf + J * J * (var[0] - P))
@@ -548,8 +602,12 @@ def test_mp_reference_random_walk_observed_exactly():
     ref = MpReference(_random_walk_params(p0, q, 0.0), y)
     with mp.workdps(DPS):
         v = [mp.mpf(float(x)) for x in y[[0, 1, 3, 4], 0]]
-        ll = (_log_normal(v[0], mp.mpf(0.4), p0) + _log_normal(v[1] - v[0], 0, q)
-              + _log_normal(v[2] - v[1], 0, 2 * q) + _log_normal(v[3] - v[2], 0, q))
+        ll = (
+            _log_normal(v[0], mp.mpf(0.4), p0)
+            + _log_normal(v[1] - v[0], 0, q)
+            + _log_normal(v[2] - v[1], 0, 2 * q)
+            + _log_normal(v[3] - v[2], 0, q)
+        )
         _close(ref.marginal_loglik, float(ll), "loglik")
     _close(ref.smoothed_means[:, 0], [0.3, 1.1, (1.1 + 0.2) / 2, 0.2, 0.9], "means")
     _close(ref.smoothed_covariances[:, 0, 0], [0, 0, q / 2, 0, 0], "variances")
@@ -562,12 +620,18 @@ def test_mp_reference_deterministic_states():
     determinant), and every smoothed covariance is zero."""
     rng = np.random.default_rng(11)
     n, p, m, T = 2, 2, 1, 5
-    params = dict(initial_mean=rng.normal(size=n), initial_covariance=np.zeros((n, n)),
-                  dynamics_weights=stable(rng, n), dynamics_bias=rng.normal(size=n),
-                  dynamics_input_weights=rng.normal(size=(n, m)), dynamics_covariance=np.zeros((n, n)),
-                  emission_weights=rng.normal(size=(p, n)), emission_bias=rng.normal(size=p),
-                  emission_input_weights=rng.normal(size=(p, m)),
-                  emission_covariance=np.array([[0.5, 0.2], [0.2, 0.3]]))
+    params = dict(
+        initial_mean=rng.normal(size=n),
+        initial_covariance=np.zeros((n, n)),
+        dynamics_weights=stable(rng, n),
+        dynamics_bias=rng.normal(size=n),
+        dynamics_input_weights=rng.normal(size=(n, m)),
+        dynamics_covariance=np.zeros((n, n)),
+        emission_weights=rng.normal(size=(p, n)),
+        emission_bias=rng.normal(size=p),
+        emission_input_weights=rng.normal(size=(p, m)),
+        emission_covariance=np.array([[0.5, 0.2], [0.2, 0.3]]),
+    )
     u = rng.normal(size=(T, m))
     y = rng.normal(size=(T, p))
     y[2, 1] = np.nan

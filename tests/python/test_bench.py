@@ -3,6 +3,7 @@ cannot rot unnoticed. Nothing is timed against a threshold; what is checked is
 that every contender got the same model and data (their log likelihoods agree
 with lgssm's) and that the report has every section. dynamax is left out (its
 compilations would take most of a minute); the peers that are installed run."""
+
 import json
 import os
 import sys

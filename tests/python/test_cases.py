@@ -1,6 +1,7 @@
 """The measured failures of ../shared/cases (issue 12), kept as tests: each reproducer's model,
 checked against an independent reference (the mpmath dense joint Gaussian, closed forms,
 statsmodels when installed)."""
+
 import numpy as np
 import pytest
 
@@ -13,13 +14,22 @@ def q0_model():
     F = np.array([[0.87, 0.17], [0.2, -0.07]])
     H = np.array([[0.1, 0.3]])
     model = LinearGaussianSSM(2, 1)
-    params, _ = model.initialize(0, dynamics_weights=F, dynamics_covariance=np.zeros((2, 2)),
-                                 emission_weights=H, emission_covariance=[[0.1]])
+    params, _ = model.initialize(
+        0, dynamics_weights=F, dynamics_covariance=np.zeros((2, 2)), emission_weights=H, emission_covariance=[[0.1]]
+    )
     _, y = model.sample(params, key=34, num_timesteps=18)
-    kwargs = dict(initial_mean=np.zeros(2), initial_covariance=np.eye(2), dynamics_weights=F,
-                  dynamics_bias=np.zeros(2), dynamics_input_weights=np.zeros((2, 0)),
-                  dynamics_covariance=np.zeros((2, 2)), emission_weights=H, emission_bias=np.zeros(1),
-                  emission_input_weights=np.zeros((1, 0)), emission_covariance=np.array([[0.1]]))
+    kwargs = dict(
+        initial_mean=np.zeros(2),
+        initial_covariance=np.eye(2),
+        dynamics_weights=F,
+        dynamics_bias=np.zeros(2),
+        dynamics_input_weights=np.zeros((2, 0)),
+        dynamics_covariance=np.zeros((2, 2)),
+        emission_weights=H,
+        emission_bias=np.zeros(1),
+        emission_input_weights=np.zeros((1, 0)),
+        emission_covariance=np.array([[0.1]]),
+    )
     return model, params, y, kwargs
 
 
@@ -51,9 +61,16 @@ def test_q0_smoother_matches_statsmodels():
 def one_state_model(P0, R, H):
     p = len(R)
     model = LinearGaussianSSM(1, p)
-    params, _ = model.initialize(0, initial_mean=[0.0], initial_covariance=[[P0]], dynamics_weights=[[1.0]],
-                                 dynamics_covariance=[[1.0]], emission_weights=np.reshape(H, (p, 1)),
-                                 emission_bias=np.zeros(p), emission_covariance=np.diag(R))
+    params, _ = model.initialize(
+        0,
+        initial_mean=[0.0],
+        initial_covariance=[[P0]],
+        dynamics_weights=[[1.0]],
+        dynamics_covariance=[[1.0]],
+        emission_weights=np.reshape(H, (p, 1)),
+        emission_bias=np.zeros(p),
+        emission_covariance=np.diag(R),
+    )
     return model, params
 
 
@@ -61,6 +78,7 @@ def closed_form_loglik(P0, R, H, y):
     """log N(y; 0, H P0 H^T + R) for one step."""
     S = P0 * np.outer(H, H) + np.diag(R)
     import mpmath
+
     mpmath.mp.dps = 50
     Sm = mpmath.matrix(S.tolist())
     ym = mpmath.matrix(list(y))
@@ -68,10 +86,14 @@ def closed_form_loglik(P0, R, H, y):
     return float(-(len(y) * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.det(Sm)) + quad) / 2)
 
 
-@pytest.mark.parametrize("P0, R, H, y", [
-    (100.0, [1e-12, 1e-2], [1.0, 1.0], [300.0, 300.1]),   # was -449.09, exact -452.34
-    (1.0, [1e-14], [1.0], [1.0]),                          # was off by 2e-3 relative
-], ids=["small_and_large_R", "tiny_R"])
+@pytest.mark.parametrize(
+    "P0, R, H, y",
+    [
+        (100.0, [1e-12, 1e-2], [1.0, 1.0], [300.0, 300.1]),  # was -449.09, exact -452.34
+        (1.0, [1e-14], [1.0], [1.0]),  # was off by 2e-3 relative
+    ],
+    ids=["small_and_large_R", "tiny_R"],
+)
 def test_small_r_log_likelihood_does_not_cancel(P0, R, H, y):
     model, params = one_state_model(P0, R, H)
     exact = closed_form_loglik(P0, R, H, y)
@@ -106,8 +128,9 @@ def test_exactly_observed_component_posterior_samples_satisfy_it():
     """An exactly observed component (zero row/column of R) pins H_0 z_t = y_0 in every draw."""
     model = LinearGaussianSSM(2, 2)
     H = np.array([[1.0, 0.5], [0.0, 1.0]])
-    params, _ = model.initialize(0, emission_weights=H, emission_covariance=np.diag([0.0, 0.3]),
-                                 dynamics_covariance=0.1 * np.eye(2))
+    params, _ = model.initialize(
+        0, emission_weights=H, emission_covariance=np.diag([0.0, 0.3]), dynamics_covariance=0.1 * np.eye(2)
+    )
     _, y = model.sample(params, key=4, num_timesteps=30)
     draws = model.posterior_sample(key=7, params=params, emissions=y, num_samples=20)
     bias = np.asarray(params.emissions.bias)
@@ -119,11 +142,18 @@ def tiny_r_model():
     is pinned by the data to ~1e-7 and each residual y - H E[z] is ~1e-7 of the emissions."""
     rng = np.random.default_rng(12)
     n, p, T = 2, 3, 10
-    kwargs = dict(initial_mean=np.array([10.0, -5.0]), initial_covariance=np.eye(n),
-                  dynamics_weights=np.array([[0.9, 0.1], [-0.2, 0.8]]), dynamics_bias=np.zeros(n),
-                  dynamics_input_weights=np.zeros((n, 0)), dynamics_covariance=0.1 * np.eye(n),
-                  emission_weights=rng.standard_normal((p, n)), emission_bias=np.array([1.0, 0.0, -1.0]),
-                  emission_input_weights=np.zeros((p, 0)), emission_covariance=1e-14 * np.diag([1.0, 2.0, 3.0]))
+    kwargs = dict(
+        initial_mean=np.array([10.0, -5.0]),
+        initial_covariance=np.eye(n),
+        dynamics_weights=np.array([[0.9, 0.1], [-0.2, 0.8]]),
+        dynamics_bias=np.zeros(n),
+        dynamics_input_weights=np.zeros((n, 0)),
+        dynamics_covariance=0.1 * np.eye(n),
+        emission_weights=rng.standard_normal((p, n)),
+        emission_bias=np.array([1.0, 0.0, -1.0]),
+        emission_input_weights=np.zeros((p, 0)),
+        emission_covariance=1e-14 * np.diag([1.0, 2.0, 3.0]),
+    )
     model = LinearGaussianSSM(n, p)
     params, props = model.initialize(0, **{k: v for k, v in kwargs.items() if "input" not in k})
     _, y = model.sample(params, key=3, num_timesteps=T)
@@ -135,11 +165,22 @@ def test_tiny_r_m_step_matches_the_high_precision_reference():
     quantity ~1e-14 of the emissions' second moments: statistics kept as raw moments
     (yy - W yx^T - yx W^T + W xx W^T) lose all its digits; residual statistics keep them."""
     model, params, props, y, kwargs = tiny_r_model()
-    for name in ("initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias", "dynamics.cov",
-                 "emissions.weights", "emissions.bias"):
+    for name in (
+        "initial.mean",
+        "initial.cov",
+        "dynamics.weights",
+        "dynamics.bias",
+        "dynamics.cov",
+        "emissions.weights",
+        "emissions.bias",
+    ):
         group, field = name.split(".")
         getattr(getattr(props, group), field).trainable = False
     ref = MpReference(kwargs, y, None)
     fitted = model.m_step(params, props, model.sufficient_stats(params, y))
-    np.testing.assert_allclose(fitted.emissions.cov, ref.emission_scatter / len(y), rtol=1e-6,
-                               atol=1e-6 * np.abs(ref.emission_scatter / len(y)).max())
+    np.testing.assert_allclose(
+        fitted.emissions.cov,
+        ref.emission_scatter / len(y),
+        rtol=1e-6,
+        atol=1e-6 * np.abs(ref.emission_scatter / len(y)).max(),
+    )

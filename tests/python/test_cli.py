@@ -68,8 +68,7 @@ def run(capsys, *argv):
 def test_csv_fit_smooth_forecast_loglik(tmp_path, capsys, csv_data):
     data, ys, us = csv_data
     model_path = tmp_path / "model.json"
-    code, out, err = run(capsys, "fit", data, "--state-dim", N, "--iters", 6, "--quiet", *CSV_OPTS,
-                         "--out", model_path)
+    code, out, err = run(capsys, "fit", data, "--state-dim", N, "--iters", 6, "--quiet", *CSV_OPTS, "--out", model_path)
     assert (code, out, err) == (0, "", "")
     model, params, props = lio.load_model(model_path)
     assert (model.state_dim, model.emission_dim, model.input_dim) == (N, P, M)
@@ -138,8 +137,9 @@ def test_npy_fit_smooth_forecast(tmp_path, capsys, truth):
     y[0, 2, 0] = np.nan
     np.save(tmp_path / "y.npy", y)
     model_path = tmp_path / "m.json"
-    code, out, err = run(capsys, "fit", tmp_path / "y.npy", "--state-dim", N, "--method", "lbfgs", "--iters", 5,
-                         "--out", model_path)
+    code, out, err = run(
+        capsys, "fit", tmp_path / "y.npy", "--state-dim", N, "--method", "lbfgs", "--iters", 5, "--out", model_path
+    )
     assert code == 0 and out == ""
     assert "L-BFGS [" in err and "wrote" in err  # progress bar and summary without --quiet
     fitted_model, fitted, _ = lio.load_model(model_path)
@@ -168,9 +168,29 @@ def test_sgd_freeze_and_emission_cov(tmp_path, capsys, truth, csv_data):
     model, params, _ = truth
     lio.save_model(init, model, params)
     out = tmp_path / "m.json"
-    code, _, err = run(capsys, "fit", data, *CSV_OPTS, "--init", init, "--method", "sgd", "--learning-rate", 0.05,
-                       "--iters", 3, "--freeze", "dynamics.weights,emissions.bias", "--freeze", "initial",
-                       "--emission-cov", "diagonal", "-q", "--out", out)
+    code, _, err = run(
+        capsys,
+        "fit",
+        data,
+        *CSV_OPTS,
+        "--init",
+        init,
+        "--method",
+        "sgd",
+        "--learning-rate",
+        0.05,
+        "--iters",
+        3,
+        "--freeze",
+        "dynamics.weights,emissions.bias",
+        "--freeze",
+        "initial",
+        "--emission-cov",
+        "diagonal",
+        "-q",
+        "--out",
+        out,
+    )
     assert code == 0, err
     _, fitted, props = lio.load_model(out)
     for group, name in (("dynamics", "weights"), ("emissions", "bias"), ("initial", "mean"), ("initial", "cov")):
@@ -189,8 +209,12 @@ def test_simulate(tmp_path, capsys, truth):
     lio.save_model(path, model, params)
     assert run(capsys, "simulate", path, "--steps", 7, "--out", tmp_path / "a.npz", "-q")[0] == 0
     assert run(capsys, "simulate", path, "--steps", 7, "--out", tmp_path / "b.npz", "-q")[0] == 0
-    assert run(capsys, "simulate", path, "--steps", 7, "--seed", 3, "--num-sequences", 2,
-               "--out", tmp_path / "c.npz", "-q")[0] == 0
+    assert (
+        run(
+            capsys, "simulate", path, "--steps", 7, "--seed", 3, "--num-sequences", 2, "--out", tmp_path / "c.npz", "-q"
+        )[0]
+        == 0
+    )
     assert run(capsys, "simulate", path, "--steps", 7, "--num-sequences", 2, "--out", tmp_path / "c.csv", "-q")[0] == 0
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b, np.load(tmp_path / "c.npz") as c:
         assert a["states"].shape == (7, N) and a["emissions"].shape == (7, P)
@@ -207,6 +231,7 @@ def test_simulate(tmp_path, capsys, truth):
 
 # --------------------------------------------------------------------------
 # Errors: exit code, one line on stderr naming the problem, no output file.
+
 
 def _bad_model(tmp_path):
     model = LinearGaussianSSM(N, P)
@@ -239,65 +264,176 @@ def _bad_model(tmp_path):
 
 
 ERRORS = [
-    ("missing data", ["fit", "{d}/nope.csv", "--state-dim", "2", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: no such file: {d}/nope.csv"),
-    ("missing model", ["smooth", "{d}/nope.json", "{d}/y.npy", "--out", "{d}/o.npz"], 2,
-     "lgssm smooth: error: no such file: {d}/nope.json"),
-    ("bad shape", ["fit", "{d}/y1d.npy", "--state-dim", "2", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: {d}/y1d.npy: expected shape (num_timesteps, emission_dim) or (num_sequences, "
-     "num_timesteps, emission_dim), got (5,)"),
-    ("dims differ", ["smooth", "{d}/ok.json", "{d}/y4.npy", "--out", "{d}/o.npz"], 2,
-     "lgssm smooth: error: {d}/y4.npy: 4 emission columns, but {d}/ok.json has emission_dim 3"),
-    ("non-numeric cell", ["fit", "{d}/text.csv", "--state-dim", "1", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: {d}/text.csv: line 3, column 2 ('b'): 'five' is not a number"),
-    ("bad JSON syntax", ["loglik", "{d}/syntax.json", "{d}/y.npy"], 2,
-     "lgssm loglik: error: {d}/syntax.json: not valid JSON: Expecting ',' delimiter at line 1, column 39"),
-    ("bad JSON content", ["forecast", "{d}/shape.json", "{d}/y.npy", "--steps", "2", "--out", "{d}/o.npz"], 2,
-     "lgssm forecast: error: {d}/shape.json: params.dynamics.weights: expected shape (2, 2) or "
-     "(num_steps, 2, 2), got (1, 2)"),
-    ("unknown freeze", ["fit", "{d}/y.npy", "--state-dim", "2", "--freeze", "dynamics.wieghts", "--out", "{d}/o.json"],
-     2, "lgssm fit: error: --freeze: unknown parameter 'dynamics.wieghts' (expected one of initial, dynamics,"),
-    ("out format", ["fit", "{d}/y.npy", "--state-dim", "2", "--out", "{d}/o.txt"], 2,
-     "lgssm fit: error: --out: unknown format '.txt' for {d}/o.txt (expected .json)"),
-    ("out directory", ["smooth", "{d}/ok.json", "{d}/y.npy", "--out", "{d}/no/o.npz"], 2,
-     "lgssm smooth: error: --out: directory {d}/no does not exist"),
-    ("csv option on npy", ["fit", "{d}/y.npy", "--state-dim", "2", "--input-columns", "u", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: --input-columns applies to CSV data only"),
-    ("learning rate without sgd", ["fit", "{d}/y.npy", "--state-dim", "2", "--learning-rate", "0.1",
-                                   "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: --learning-rate applies to --method sgd only"),
-    ("usage", ["fit", "{d}/y.npy", "--state-dim", "2"], 2,
-     "lgssm fit: error: the following arguments are required: --out (see 'lgssm fit --help')"),
-    ("empty npy", ["loglik", "{d}/ok.json", "{d}/empty.npy"], 2,
-     "lgssm loglik: error: {d}/empty.npy: not a readable .npy file (EOF"),
-    ("truncated npz", ["loglik", "{d}/ok.json", "{d}/trunc.npz"], 2,
-     "lgssm loglik: error: {d}/trunc.npz: not a readable .npz file"),
-    ("huge npy header", ["fit", "{d}/huge_header.npy", "--state-dim", "2", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: {d}/huge_header.npy: shape (1000000000000, 3) would need"),
-    ("binary csv", ["fit", "{d}/binary.csv", "--state-dim", "2", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: {d}/binary.csv: binary data"),
-    ("latin-1 csv", ["smooth", "{d}/ok.json", "{d}/latin1.csv", "--out", "{d}/o.npz"], 2,
-     "lgssm smooth: error: {d}/latin1.csv: not UTF-8 text (byte 0xe9 on line 1"),
-    ("utf-16 json", ["loglik", "{d}/utf16.json", "{d}/y.npy"], 2,
-     "lgssm loglik: error: {d}/utf16.json: UTF-16 text; expected UTF-8"),
-    ("deep json", ["loglik", "{d}/deep.json", "{d}/y.npy"], 2,
-     "lgssm loglik: error: {d}/deep.json: not a valid model file: JSON nested too deeply"),
-    ("huge dims in json", ["simulate", "{d}/huge.json", "--steps", "3", "--out", "{d}/o.npz"], 2,
-     "lgssm simulate: error: {d}/huge.json: dims/options: state_dim: 1000000000 would need"),
-    ("digit separator", ["fit", "{d}/under.csv", "--state-dim", "1", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: {d}/under.csv: line 2, column 1 ('a'): '1_000' is not a number"),
-    ("all missing", ["fit", "{d}/nan.csv", "--state-dim", "1", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: {d}/nan.csv: expected at least one observed value, got only missing values"),
-    ("huge state dim", ["fit", "{d}/y.npy", "--state-dim", "100000", "--out", "{d}/o.json"], 2,
-     "lgssm fit: error: --state-dim: 100000 would need"),
-    ("huge steps", ["simulate", "{d}/ok.json", "--steps", "1000000000000", "--out", "{d}/o.npz"], 2,
-     "lgssm simulate: error: --steps: 1000000000000 would need"),
-    ("huge forecast", ["forecast", "{d}/ok.json", "{d}/y.npy", "--steps", "1000000000000", "--out", "{d}/o.npz"], 2,
-     "lgssm forecast: error: --steps: 1000000000000 would need"),
-    ("numerical failure in fit", ["fit", "{d}/huge.npy", "--state-dim", "2", "--iters", "3", "-q",
-                                  "--out", "{d}/o.json"], 1, "lgssm fit: error: EM failed: "),
-    ("numerical failure in loglik", ["loglik", "{d}/ok.json", "{d}/huge.npy", "--out", "{d}/o.csv"], 1,
-     "lgssm loglik: error: the log likelihood is -inf"),
+    (
+        "missing data",
+        ["fit", "{d}/nope.csv", "--state-dim", "2", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: no such file: {d}/nope.csv",
+    ),
+    (
+        "missing model",
+        ["smooth", "{d}/nope.json", "{d}/y.npy", "--out", "{d}/o.npz"],
+        2,
+        "lgssm smooth: error: no such file: {d}/nope.json",
+    ),
+    (
+        "bad shape",
+        ["fit", "{d}/y1d.npy", "--state-dim", "2", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: {d}/y1d.npy: expected shape (num_timesteps, emission_dim) or (num_sequences, "
+        "num_timesteps, emission_dim), got (5,)",
+    ),
+    (
+        "dims differ",
+        ["smooth", "{d}/ok.json", "{d}/y4.npy", "--out", "{d}/o.npz"],
+        2,
+        "lgssm smooth: error: {d}/y4.npy: 4 emission columns, but {d}/ok.json has emission_dim 3",
+    ),
+    (
+        "non-numeric cell",
+        ["fit", "{d}/text.csv", "--state-dim", "1", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: {d}/text.csv: line 3, column 2 ('b'): 'five' is not a number",
+    ),
+    (
+        "bad JSON syntax",
+        ["loglik", "{d}/syntax.json", "{d}/y.npy"],
+        2,
+        "lgssm loglik: error: {d}/syntax.json: not valid JSON: Expecting ',' delimiter at line 1, column 39",
+    ),
+    (
+        "bad JSON content",
+        ["forecast", "{d}/shape.json", "{d}/y.npy", "--steps", "2", "--out", "{d}/o.npz"],
+        2,
+        "lgssm forecast: error: {d}/shape.json: params.dynamics.weights: expected shape (2, 2) or "
+        "(num_steps, 2, 2), got (1, 2)",
+    ),
+    (
+        "unknown freeze",
+        ["fit", "{d}/y.npy", "--state-dim", "2", "--freeze", "dynamics.wieghts", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: --freeze: unknown parameter 'dynamics.wieghts' (expected one of initial, dynamics,",
+    ),
+    (
+        "out format",
+        ["fit", "{d}/y.npy", "--state-dim", "2", "--out", "{d}/o.txt"],
+        2,
+        "lgssm fit: error: --out: unknown format '.txt' for {d}/o.txt (expected .json)",
+    ),
+    (
+        "out directory",
+        ["smooth", "{d}/ok.json", "{d}/y.npy", "--out", "{d}/no/o.npz"],
+        2,
+        "lgssm smooth: error: --out: directory {d}/no does not exist",
+    ),
+    (
+        "csv option on npy",
+        ["fit", "{d}/y.npy", "--state-dim", "2", "--input-columns", "u", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: --input-columns applies to CSV data only",
+    ),
+    (
+        "learning rate without sgd",
+        ["fit", "{d}/y.npy", "--state-dim", "2", "--learning-rate", "0.1", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: --learning-rate applies to --method sgd only",
+    ),
+    (
+        "usage",
+        ["fit", "{d}/y.npy", "--state-dim", "2"],
+        2,
+        "lgssm fit: error: the following arguments are required: --out (see 'lgssm fit --help')",
+    ),
+    (
+        "empty npy",
+        ["loglik", "{d}/ok.json", "{d}/empty.npy"],
+        2,
+        "lgssm loglik: error: {d}/empty.npy: not a readable .npy file (EOF",
+    ),
+    (
+        "truncated npz",
+        ["loglik", "{d}/ok.json", "{d}/trunc.npz"],
+        2,
+        "lgssm loglik: error: {d}/trunc.npz: not a readable .npz file",
+    ),
+    (
+        "huge npy header",
+        ["fit", "{d}/huge_header.npy", "--state-dim", "2", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: {d}/huge_header.npy: shape (1000000000000, 3) would need",
+    ),
+    (
+        "binary csv",
+        ["fit", "{d}/binary.csv", "--state-dim", "2", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: {d}/binary.csv: binary data",
+    ),
+    (
+        "latin-1 csv",
+        ["smooth", "{d}/ok.json", "{d}/latin1.csv", "--out", "{d}/o.npz"],
+        2,
+        "lgssm smooth: error: {d}/latin1.csv: not UTF-8 text (byte 0xe9 on line 1",
+    ),
+    (
+        "utf-16 json",
+        ["loglik", "{d}/utf16.json", "{d}/y.npy"],
+        2,
+        "lgssm loglik: error: {d}/utf16.json: UTF-16 text; expected UTF-8",
+    ),
+    (
+        "deep json",
+        ["loglik", "{d}/deep.json", "{d}/y.npy"],
+        2,
+        "lgssm loglik: error: {d}/deep.json: not a valid model file: JSON nested too deeply",
+    ),
+    (
+        "huge dims in json",
+        ["simulate", "{d}/huge.json", "--steps", "3", "--out", "{d}/o.npz"],
+        2,
+        "lgssm simulate: error: {d}/huge.json: dims/options: state_dim: 1000000000 would need",
+    ),
+    (
+        "digit separator",
+        ["fit", "{d}/under.csv", "--state-dim", "1", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: {d}/under.csv: line 2, column 1 ('a'): '1_000' is not a number",
+    ),
+    (
+        "all missing",
+        ["fit", "{d}/nan.csv", "--state-dim", "1", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: {d}/nan.csv: expected at least one observed value, got only missing values",
+    ),
+    (
+        "huge state dim",
+        ["fit", "{d}/y.npy", "--state-dim", "100000", "--out", "{d}/o.json"],
+        2,
+        "lgssm fit: error: --state-dim: 100000 would need",
+    ),
+    (
+        "huge steps",
+        ["simulate", "{d}/ok.json", "--steps", "1000000000000", "--out", "{d}/o.npz"],
+        2,
+        "lgssm simulate: error: --steps: 1000000000000 would need",
+    ),
+    (
+        "huge forecast",
+        ["forecast", "{d}/ok.json", "{d}/y.npy", "--steps", "1000000000000", "--out", "{d}/o.npz"],
+        2,
+        "lgssm forecast: error: --steps: 1000000000000 would need",
+    ),
+    (
+        "numerical failure in fit",
+        ["fit", "{d}/huge.npy", "--state-dim", "2", "--iters", "3", "-q", "--out", "{d}/o.json"],
+        1,
+        "lgssm fit: error: EM failed: ",
+    ),
+    (
+        "numerical failure in loglik",
+        ["loglik", "{d}/ok.json", "{d}/huge.npy", "--out", "{d}/o.csv"],
+        1,
+        "lgssm loglik: error: the log likelihood is -inf",
+    ),
 ]
 
 
@@ -320,14 +456,19 @@ def test_help_and_subprocess_entry_point(tmp_path):
     assert proc.returncode == 0
     for name in ("fit", "smooth", "forecast", "simulate", "loglik"):
         assert name in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "lgssm.cli", "loglik", str(tmp_path / "m.json"),
-                           str(tmp_path / "d.csv")], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lgssm.cli", "loglik", str(tmp_path / "m.json"), str(tmp_path / "d.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2
     assert proc.stderr == f"lgssm loglik: error: no such file: {tmp_path / 'm.json'}\n"
 
 
 # --------------------------------------------------------------------------
 # Continuous time (lgssm.ContinuousTimeSSM).
+
 
 def test_continuous_time_csv(tmp_path, capsys):
     model = lgssm.ContinuousTimeSSM(2, 2)
@@ -360,16 +501,18 @@ def test_continuous_time_csv(tmp_path, capsys):
         post = fitted_model.smoother(fitted, ys, times=ts)
         assert_close(z["smoothed_means"][1, :9], post[1].smoothed_means, "smoothed_means")
         assert_close(z["t"][0], ts[0], "times")
-    code, _, _ = run(capsys, "forecast", out, data, *opts, "--steps", 3, "--forecast-dt", 0.5,
-                     "--out", tmp_path / "f.npz", "-q")
+    code, _, _ = run(
+        capsys, "forecast", out, data, *opts, "--steps", 3, "--forecast-dt", 0.5, "--out", tmp_path / "f.npz", "-q"
+    )
     assert code == 0
     with np.load(tmp_path / "f.npz") as z:
         assert_close(z["t"][1], ts[1][-1] + 0.5 * np.arange(1, 4), "forecast times")
         future = [t[-1] + 0.5 * np.arange(1, 4) for t in ts]
         fm = fitted_model.forecast(fitted, ys, forecast_times=future, times=ts)[0]
         assert_close(z["means"][0], fm[0], "forecast means")
-    code, _, _ = run(capsys, "simulate", out, "--steps", 5, "--dt", 0.25, "--num-sequences", 2,
-                     "--out", tmp_path / "sim.npz", "-q")
+    code, _, _ = run(
+        capsys, "simulate", out, "--steps", 5, "--dt", 0.25, "--num-sequences", 2, "--out", tmp_path / "sim.npz", "-q"
+    )
     assert code == 0
     with np.load(tmp_path / "sim.npz") as z:
         assert z["emissions"].shape == (2, 5, 2)
@@ -383,8 +526,10 @@ def test_continuous_time_csv(tmp_path, capsys):
         (["forecast", out, data, *opts, "--steps", 3, "--out", tmp_path / "x.npz"], "--forecast-dt DT: "),
         (["simulate", out, "--steps", 3, "--out", tmp_path / "x.npz"], "--dt DT: "),
         (["loglik", out, no_times], "is a continuous-time model: give observation times"),
-        (["fit", data, "--state-dim", 2, *opts, "--method", "sgd", "--out", tmp_path / "x.json"],
-         "--method sgd: not available for ContinuousTimeSSM (use em or lbfgs)"),
+        (
+            ["fit", data, "--state-dim", 2, *opts, "--method", "sgd", "--out", tmp_path / "x.json"],
+            "--method sgd: not available for ContinuousTimeSSM (use em or lbfgs)",
+        ),
     ]:
         code, _, err = run(capsys, *argv)
         assert code == 2 and message in err and err.count("\n") == 1, err
@@ -402,11 +547,14 @@ def test_discrete_model_rejects_times(tmp_path, capsys):
 # --------------------------------------------------------------------------
 # A time-index column, remembered columns, warnings.
 
+
 def _yearly(tmp_path, name, years, rng_seed=0, column="year"):
     rng = np.random.default_rng(rng_seed)
     flow = rng.normal(size=(len(years), 2))
     path = tmp_path / name
-    path.write_text(f"{column},y1,y2\n" + "".join(f"{int(t)},{float(a)!r},{float(b)!r}\n" for t, (a, b) in zip(years, flow)))
+    path.write_text(
+        f"{column},y1,y2\n" + "".join(f"{int(t)},{float(a)!r},{float(b)!r}\n" for t, (a, b) in zip(years, flow))
+    )
     return path, flow
 
 
@@ -416,19 +564,38 @@ def test_evenly_spaced_time_column_is_not_an_emission(tmp_path, capsys, column):
     out = tmp_path / "m.json"
     code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 3, "-q", "--out", out)
     assert code == 0
-    assert err == (f"lgssm fit: warning: column {column!r} holds evenly spaced increasing integers (a time index?): "
-                   f"not fitted as an emission; give --emission-columns to fit it\n")
+    assert err == (
+        f"lgssm fit: warning: column {column!r} holds evenly spaced increasing integers (a time index?): "
+        f"not fitted as an emission; give --emission-columns to fit it\n"
+    )
     model, params, _ = lio.load_model(out)
     assert model.emission_dim == 2 and isinstance(model, LinearGaussianSSM)
-    assert lio.read_metadata(out)["data"]["columns"] == {"emissions": ["y1", "y2"], "inputs": None, "times": None,
-                                                         "sequence": None, "header": None}
+    assert lio.read_metadata(out)["data"]["columns"] == {
+        "emissions": ["y1", "y2"],
+        "inputs": None,
+        "times": None,
+        "sequence": None,
+        "header": None,
+    }
     # Later commands use the remembered columns: no options needed, same numbers as the API on y1, y2.
     code, printed, err = run(capsys, "loglik", out, data)
     assert code == 0 and err == ""
     assert_close(float(printed), model.marginal_log_prob(params, flow), "loglik on the emission columns")
     # Explicit columns still win, and fit the time column when asked.
-    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 1, "-q", "--emission-columns",
-                       f"{column},y1,y2", "--out", tmp_path / "all.json")
+    code, _, err = run(
+        capsys,
+        "fit",
+        data,
+        "--state-dim",
+        1,
+        "--iters",
+        1,
+        "-q",
+        "--emission-columns",
+        f"{column},y1,y2",
+        "--out",
+        tmp_path / "all.json",
+    )
     assert code == 0 and err == "" and lio.load_model(tmp_path / "all.json")[0].emission_dim == 3
 
 
@@ -438,8 +605,13 @@ def test_unevenly_spaced_time_column_becomes_the_times(tmp_path, capsys):
     out = tmp_path / "m.json"
     code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 2, "-q", "--out", out)
     assert code == 0
-    assert err.startswith("lgssm fit: warning: column 'year' holds unevenly spaced increasing integers: used as "
-                          "the observation times (--times year)") and err.count("\n") == 1
+    assert (
+        err.startswith(
+            "lgssm fit: warning: column 'year' holds unevenly spaced increasing integers: used as "
+            "the observation times (--times year)"
+        )
+        and err.count("\n") == 1
+    )
     model, params, _ = lio.load_model(out)
     assert isinstance(model, lgssm.ContinuousTimeSSM) and model.emission_dim == 2
     assert lio.read_metadata(out)["data"]["columns"]["times"] == "year"
@@ -449,9 +621,13 @@ def test_unevenly_spaced_time_column_becomes_the_times(tmp_path, capsys):
 
 
 STEPS = np.arange(1.0, 13.0)
-NOT_TIME_INDEX = {"only": ("year", STEPS, False), "fractional": ("year", STEPS + 0.5, True),
-                  "decreasing": ("year", STEPS[::-1], True), "missing": ("year", np.where(STEPS == 4, np.nan, STEPS), True),
-                  "name": ("flow", STEPS, True)}
+NOT_TIME_INDEX = {
+    "only": ("year", STEPS, False),
+    "fractional": ("year", STEPS + 0.5, True),
+    "decreasing": ("year", STEPS[::-1], True),
+    "missing": ("year", np.where(STEPS == 4, np.nan, STEPS), True),
+    "name": ("flow", STEPS, True),
+}
 
 
 @pytest.mark.parametrize("case", list(NOT_TIME_INDEX))
@@ -459,8 +635,13 @@ def test_columns_that_are_not_a_time_index_are_fitted(tmp_path, capsys, case):
     name, first, with_y = NOT_TIME_INDEX[case]
     y = np.random.default_rng(1).normal(size=len(first))
     data = tmp_path / "d.csv"
-    data.write_text(f"{name}{',y' if with_y else ''}\n" + "".join(
-        ("" if np.isnan(a) else repr(float(a))) + (f",{float(b)!r}" if with_y else "") + "\n" for a, b in zip(first, y)))
+    data.write_text(
+        f"{name}{',y' if with_y else ''}\n"
+        + "".join(
+            ("" if np.isnan(a) else repr(float(a))) + (f",{float(b)!r}" if with_y else "") + "\n"
+            for a, b in zip(first, y)
+        )
+    )
     code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--iters", 1, "-q", "--out", tmp_path / "m.json")
     assert code == 0 and err == ""
     assert lio.load_model(tmp_path / "m.json")[0].emission_dim == (2 if with_y else 1)
@@ -469,8 +650,21 @@ def test_columns_that_are_not_a_time_index_are_fitted(tmp_path, capsys, case):
 def test_remembered_columns(tmp_path, capsys, csv_data):
     data, ys, us = csv_data
     model_path = tmp_path / "model.json"
-    code, _, _ = run(capsys, "fit", data, "--state-dim", N, "--iters", 2, "-q", *CSV_OPTS,
-                     "--emission-columns", "y1,y3", "--out", model_path)
+    code, _, _ = run(
+        capsys,
+        "fit",
+        data,
+        "--state-dim",
+        N,
+        "--iters",
+        2,
+        "-q",
+        *CSV_OPTS,
+        "--emission-columns",
+        "y1,y3",
+        "--out",
+        model_path,
+    )
     assert code == 0
     columns = lio.read_metadata(model_path)["data"]["columns"]
     assert columns == {"emissions": ["y1", "y3"], "inputs": ["u"], "times": None, "sequence": "seq", "header": None}
@@ -500,8 +694,10 @@ def test_remembered_columns_are_checked(tmp_path, capsys, csv_data):
     doc["metadata"]["data"]["columns"]["emissions"] = "y1"
     model_path.write_text(json.dumps(doc))
     code, _, err = run(capsys, "loglik", model_path, data)
-    assert code == 2 and err == (f"lgssm loglik: error: {model_path}: metadata.data.columns.emissions must be a list "
-                                 f"of column names or null, got y1\n")
+    assert code == 2 and err == (
+        f"lgssm loglik: error: {model_path}: metadata.data.columns.emissions must be a list "
+        f"of column names or null, got y1\n"
+    )
 
 
 def test_sgd_on_unscaled_data_warns_in_one_line(tmp_path, capsys):
@@ -509,18 +705,25 @@ def test_sgd_on_unscaled_data_warns_in_one_line(tmp_path, capsys):
     data = tmp_path / "flow.csv"
     flow = [900 + 150 * float(v) for v in rng.normal(size=20)]
     data.write_text("flow\n" + "".join(f"{v!r}\n" for v in flow))
-    code, _, err = run(capsys, "fit", data, "--state-dim", 1, "--method", "sgd", "--iters", 2, "-q",
-                       "--out", tmp_path / "m.json")
+    code, _, err = run(
+        capsys, "fit", data, "--state-dim", 1, "--method", "sgd", "--iters", 2, "-q", "--out", tmp_path / "m.json"
+    )
     assert code == 0 and err.count("\n") == 1
-    assert err.startswith(f"lgssm fit: warning: emissions: component 0 has mean {np.mean(flow):.3g} and "
-                          f"standard deviation {np.std(flow):.3g}") and "standardize the data" in err
+    assert (
+        err.startswith(
+            f"lgssm fit: warning: emissions: component 0 has mean {np.mean(flow):.3g} and "
+            f"standard deviation {np.std(flow):.3g}"
+        )
+        and "standardize the data" in err
+    )
 
 
 def test_progress_lines_in_a_log(tmp_path, capsys):
     """stderr is not a terminal here: whole lines, at most one per tenth of the run."""
     np.save(tmp_path / "y.npy", np.random.default_rng(0).normal(size=(20, 2)))
-    code, _, err = run(capsys, "fit", tmp_path / "y.npy", "--state-dim", 1, "--iters", 200, "--out",
-                       tmp_path / "m.json")
+    code, _, err = run(
+        capsys, "fit", tmp_path / "y.npy", "--state-dim", 1, "--iters", 200, "--out", tmp_path / "m.json"
+    )
     assert code == 0 and "\r" not in err
     lines = [l for l in err.splitlines() if l.startswith("EM [")]
     assert 2 <= len(lines) <= 12, err

@@ -1,6 +1,7 @@
 """Continuous-time models: closed forms, the inverse map, recovery by EM and by
 exact-gradient L-BFGS, with uniform and irregular observation times; stiff
 drifts against a 50-digit reference; hostile input."""
+
 import pathlib
 import re
 
@@ -25,9 +26,9 @@ def rel(a, b):
 
 @pytest.mark.parametrize("theta,sigma,s", [(0.1, 0.3, 0.5), (0.7, 1.0, 0.05), (3.0, 2.0, 2.0)])
 def test_ornstein_uhlenbeck_closed_form(theta, sigma, s):
-    a, cov = discretize([[-theta]], [[sigma ** 2]], s)
+    a, cov = discretize([[-theta]], [[sigma**2]], s)
     np.testing.assert_allclose(a, [[np.exp(-theta * s)]], rtol=1e-13)
-    np.testing.assert_allclose(cov, [[sigma ** 2 * (1 - np.exp(-2 * theta * s)) / (2 * theta)]], rtol=1e-12)
+    np.testing.assert_allclose(cov, [[sigma**2 * (1 - np.exp(-2 * theta * s)) / (2 * theta)]], rtol=1e-12)
 
 
 def test_damped_rotation_closed_form():
@@ -80,8 +81,9 @@ def test_inference_is_that_of_the_equivalent_discrete_model():
     y[2, 1] = np.nan
     discrete = lgssm.LinearGaussianSSM(2, 3)
     dparams = m.discrete_params(params, times)
-    np.testing.assert_allclose(m.smoother(params, y, times=times).smoothed_means,
-                               discrete.smoother(dparams, y).smoothed_means, rtol=1e-12)
+    np.testing.assert_allclose(
+        m.smoother(params, y, times=times).smoothed_means, discrete.smoother(dparams, y).smoothed_means, rtol=1e-12
+    )
     # Forecasting to future times = the discrete forecast over the extended time grid.
     future = np.array([1.2, 1.7])
     fm = m.forecast(params, y, forecast_times=future, times=times)
@@ -118,10 +120,15 @@ def oscillator_per_step():
     n, p, T = 2, 3, 50
     m = lgssm.ContinuousTimeSSM(n, p)
     h = rng.normal(size=(T, p, n))
-    truth, props = m.initialize(0, drift=F_TRUE, diffusion_covariance=Q_TRUE, emission_weights=h,
-                                emission_bias=rng.normal(size=(T, p)),
-                                emission_covariance=np.stack([np.diag(rng.uniform(0.05, 0.2, p)) for _ in range(T)]),
-                                emission_input_weights=np.zeros((T, p, 0)))
+    truth, props = m.initialize(
+        0,
+        drift=F_TRUE,
+        diffusion_covariance=Q_TRUE,
+        emission_weights=h,
+        emission_bias=rng.normal(size=(T, p)),
+        emission_covariance=np.stack([np.diag(rng.uniform(0.05, 0.2, p)) for _ in range(T)]),
+        emission_input_weights=np.zeros((T, p, 0)),
+    )
     ys = np.stack([m.sample(truth, k, num_timesteps=T, dt=0.1)[1] for k in range(500)])
     return m, truth, props, ys
 
@@ -130,9 +137,13 @@ def test_uniform_em_recovers_drift_and_diffusion(oscillator_per_step):
     m, truth, props, ys = oscillator_per_step
     T, p = ys.shape[1], ys.shape[2]
     # H_k are the known sensor model (they fix the latent basis); u_k, R_k, F, Q_c are learned.
-    start, _ = m.initialize(1, emission_weights=truth.emissions.weights, emission_bias=np.zeros((T, p)),
-                            emission_covariance=np.stack([0.1 * np.eye(p)] * T),
-                            emission_input_weights=np.zeros((T, p, 0)))
+    start, _ = m.initialize(
+        1,
+        emission_weights=truth.emissions.weights,
+        emission_bias=np.zeros((T, p)),
+        emission_covariance=np.stack([0.1 * np.eye(p)] * T),
+        emission_input_weights=np.zeros((T, p, 0)),
+    )
     props.emissions.weights.trainable = False
     fitted, lls = m.fit_em(start, props, ys, dt=0.1, num_iters=100, verbose=False)
     assert monotonically_increasing(lls, atol=1e-8, rtol=1e-8)
@@ -147,8 +158,14 @@ def oscillator_irregular():
     rng = np.random.default_rng(0)
     m = lgssm.ContinuousTimeSSM(2, 3)
     h = rng.normal(size=(3, 2))
-    truth, props = m.initialize(0, drift=F_TRUE, diffusion_covariance=Q_TRUE, emission_weights=h,
-                                emission_bias=rng.normal(size=3), emission_covariance=0.02 * np.eye(3))
+    truth, props = m.initialize(
+        0,
+        drift=F_TRUE,
+        diffusion_covariance=Q_TRUE,
+        emission_weights=h,
+        emission_bias=rng.normal(size=3),
+        emission_covariance=0.02 * np.eye(3),
+    )
     times = [np.cumsum(np.r_[0, rng.exponential(0.1, 49)]) for _ in range(200)]
     ys = [m.sample(truth, k, times=t)[1] for k, t in enumerate(times)]
     props.emissions.weights.trainable = False
@@ -168,9 +185,13 @@ def test_irregular_generalized_em_recovers_drift_and_diffusion(oscillator_irregu
     m, props, ys, times, start = oscillator_irregular
     # F 30% and Q_c 100% off, the emission bias at the data mean (from a zero
     # bias EM needs far more iterations: see docs/continuous-time.md).
-    start, _ = m.initialize(1, emission_weights=start.emissions.weights, drift=[[-0.3, 0.7], [-3.0, -1.0]],
-                            diffusion_covariance=np.diag([0.1, 0.6]),
-                            emission_bias=np.nanmean(np.concatenate(ys), axis=0))
+    start, _ = m.initialize(
+        1,
+        emission_weights=start.emissions.weights,
+        drift=[[-0.3, 0.7], [-3.0, -1.0]],
+        diffusion_covariance=np.diag([0.1, 0.6]),
+        emission_bias=np.nanmean(np.concatenate(ys), axis=0),
+    )
     assert rel(start.dynamics.drift, F_TRUE) > 0.25 and rel(start.dynamics.diffusion_cov, Q_TRUE) > 0.9
     fitted, lls = m.fit_em(start, props, ys, times=times, num_iters=25, verbose=False)
     assert monotonically_increasing(lls, atol=1e-8, rtol=1e-8)
@@ -249,7 +270,7 @@ def test_reproducers_of_the_stiff_failures():
     _, cov = discretize([[-1000.0]], [[1.0]], 1.0)  # was NaN
     np.testing.assert_allclose(cov, [[(1 - np.exp(-2000)) / 2000]], rtol=1e-14)
     assert np.all(np.isfinite(discretize([[-720.0]], [[1.0]], 1.0)[1]))  # was inf
-    v = np.array([[1, .5], [.3, 1]])
+    v = np.array([[1, 0.5], [0.3, 1]])
     f = v @ np.diag([-1e3, -1e-3]) @ np.linalg.inv(v)
     _, cov = discretize(f, np.eye(2), 0.1)  # was norm 1e24, eigenvalue -7e22
     _, ref = reference_discretization(f.tolist(), np.eye(2).tolist(), 0.1)
@@ -270,7 +291,7 @@ def test_gaps_of_1e300_reach_the_stationary_covariance():
 def test_stiff_model_filters_and_fits():
     """A stiff model (eigenvalues -1e3 and -0.5) is sampled, filtered and fitted."""
     m = lgssm.ContinuousTimeSSM(2, 2)
-    v = np.array([[1, .5], [.3, 1]])
+    v = np.array([[1, 0.5], [0.3, 1]])
     f = v @ np.diag([-1e3, -0.5]) @ np.linalg.inv(v)
     params, props = m.initialize(0, drift=f, diffusion_covariance=np.eye(2))
     times = np.cumsum(np.random.default_rng(0).exponential(0.5, 40))
@@ -292,17 +313,20 @@ def test_unstable_overflow_names_the_argument():
 # -- hostile input ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("drift,diffusion,pattern", [
-    (-np.eye(2), np.eye(3), r"^diffusion_covariance: expected shape \(2, 2\)"),  # was a double free
-    (-np.eye(3), np.eye(2), r"^diffusion_covariance: expected shape \(3, 3\)"),  # was accepted
-    (np.ones((2, 3)), np.eye(2), r"^drift: expected a square matrix"),
-    (-np.eye(2), -np.eye(2), r"^diffusion_covariance: expected a symmetric positive semidefinite"),
-    (-np.eye(2), [[1.0, 0.5], [0.0, 1.0]], r"^diffusion_covariance: expected a symmetric"),
-    (-np.eye(2), np.eye(2) * 1j, r"^diffusion_covariance: expected an array of real numbers"),
-    ([[-1, 0], [0]], np.eye(2), r"^drift: expected an array of real numbers"),
-    (np.zeros(2), np.eye(2), r"^drift: expected a 2-D array"),
-    ([[np.nan, 0], [0, -1]], np.eye(2), r"^drift: expected finite values"),
-])
+@pytest.mark.parametrize(
+    "drift,diffusion,pattern",
+    [
+        (-np.eye(2), np.eye(3), r"^diffusion_covariance: expected shape \(2, 2\)"),  # was a double free
+        (-np.eye(3), np.eye(2), r"^diffusion_covariance: expected shape \(3, 3\)"),  # was accepted
+        (np.ones((2, 3)), np.eye(2), r"^drift: expected a square matrix"),
+        (-np.eye(2), -np.eye(2), r"^diffusion_covariance: expected a symmetric positive semidefinite"),
+        (-np.eye(2), [[1.0, 0.5], [0.0, 1.0]], r"^diffusion_covariance: expected a symmetric"),
+        (-np.eye(2), np.eye(2) * 1j, r"^diffusion_covariance: expected an array of real numbers"),
+        ([[-1, 0], [0]], np.eye(2), r"^drift: expected an array of real numbers"),
+        (np.zeros(2), np.eye(2), r"^drift: expected a 2-D array"),
+        ([[np.nan, 0], [0, -1]], np.eye(2), r"^drift: expected finite values"),
+    ],
+)
 def test_discretize_rejects_bad_arguments_by_name(drift, diffusion, pattern):
     with pytest.raises(ValueError, match=pattern):
         discretize(drift, diffusion, 1.0)
@@ -321,13 +345,16 @@ def test_undiscretize_rejects_a_bad_cov():
         undiscretize(0.5 * np.eye(2), np.eye(3), 1.0)
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(diffusion_covariance=-np.eye(2)), r"^diffusion_covariance: expected a symmetric positive semidefinite"),
-    (dict(diffusion_covariance=[[1.0, 0.2], [0.0, 1.0]]), r"^diffusion_covariance: expected a symmetric"),
-    (dict(diffusion_covariance=np.eye(3)), r"^diffusion_covariance: expected shape \(2, 2\)"),
-    (dict(drift=np.eye(3)), r"^drift: expected shape \(2, 2\)"),
-    (dict(drift="fast"), r"^drift: expected an array of real numbers"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(diffusion_covariance=-np.eye(2)), r"^diffusion_covariance: expected a symmetric positive semidefinite"),
+        (dict(diffusion_covariance=[[1.0, 0.2], [0.0, 1.0]]), r"^diffusion_covariance: expected a symmetric"),
+        (dict(diffusion_covariance=np.eye(3)), r"^diffusion_covariance: expected shape \(2, 2\)"),
+        (dict(drift=np.eye(3)), r"^drift: expected shape \(2, 2\)"),
+        (dict(drift="fast"), r"^drift: expected an array of real numbers"),
+    ],
+)
 def test_initialize_names_the_keyword(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         lgssm.ContinuousTimeSSM(2, 3).initialize(0, **kwargs)
@@ -342,20 +369,23 @@ def small_fit():
     return m, params, props, y, times
 
 
-@pytest.mark.parametrize("method,option,value,pattern", [
-    ("fit_lbfgs", "max_iters", -1, r"^max_iters: expected an integer >= 0, got -1$"),  # ran with no cap
-    ("fit_lbfgs", "max_iters", 2.5, r"^max_iters: expected an integer >= 0, got"),
-    ("fit_lbfgs", "max_iters", "10", r"^max_iters: expected an integer >= 0, got"),
-    ("fit_lbfgs", "max_iters", True, r"^max_iters: expected an integer >= 0, got"),
-    ("fit_lbfgs", "gradient_tolerance", -1.0, r"^gradient_tolerance: expected a finite number >= 0, got -1.0$"),
-    ("fit_lbfgs", "function_tolerance", "0", r"^function_tolerance: expected a finite number >= 0"),
-    ("fit_em", "num_iters", -1, r"^num_iters: expected an integer >= 0, got -1$"),
-    ("fit_em", "num_iters", 2.5, r"^num_iters: expected an integer >= 0, got"),
-    ("fit_em", "tolerance", -1e-3, r"^tolerance: expected a finite number >= 0, got -0.001$"),
-    ("fit_em", "m_step_iters", 0, r"^m_step_iters: expected an integer >= 1, got 0$"),
-    ("fit_em", "m_step_iters", 1.5, r"^m_step_iters: expected an integer >= 1, got"),
-    ("fit_em", "accelerate", "no", r"^accelerate: expected True or False"),
-])
+@pytest.mark.parametrize(
+    "method,option,value,pattern",
+    [
+        ("fit_lbfgs", "max_iters", -1, r"^max_iters: expected an integer >= 0, got -1$"),  # ran with no cap
+        ("fit_lbfgs", "max_iters", 2.5, r"^max_iters: expected an integer >= 0, got"),
+        ("fit_lbfgs", "max_iters", "10", r"^max_iters: expected an integer >= 0, got"),
+        ("fit_lbfgs", "max_iters", True, r"^max_iters: expected an integer >= 0, got"),
+        ("fit_lbfgs", "gradient_tolerance", -1.0, r"^gradient_tolerance: expected a finite number >= 0, got -1.0$"),
+        ("fit_lbfgs", "function_tolerance", "0", r"^function_tolerance: expected a finite number >= 0"),
+        ("fit_em", "num_iters", -1, r"^num_iters: expected an integer >= 0, got -1$"),
+        ("fit_em", "num_iters", 2.5, r"^num_iters: expected an integer >= 0, got"),
+        ("fit_em", "tolerance", -1e-3, r"^tolerance: expected a finite number >= 0, got -0.001$"),
+        ("fit_em", "m_step_iters", 0, r"^m_step_iters: expected an integer >= 1, got 0$"),
+        ("fit_em", "m_step_iters", 1.5, r"^m_step_iters: expected an integer >= 1, got"),
+        ("fit_em", "accelerate", "no", r"^accelerate: expected True or False"),
+    ],
+)
 def test_fit_options_are_validated_by_name(small_fit, method, option, value, pattern):
     m, params, props, y, times = small_fit
     with pytest.raises(ValueError, match=pattern):
@@ -368,9 +398,11 @@ def test_times_of_another_length_than_the_data_are_an_error(length):
     params, props = m.initialize(0)
     y = np.zeros((5, 3))
     times = 0.5 * np.arange(length)  # evenly spaced: one transition fits any length
-    for call in (lambda: m.marginal_log_prob(params, y, times=times),
-                 lambda: m.smoother(params, y, times=times),
-                 lambda: m.fit_em(params, props, y, times=times, num_iters=1, verbose=False)):
+    for call in (
+        lambda: m.marginal_log_prob(params, y, times=times),
+        lambda: m.smoother(params, y, times=times),
+        lambda: m.fit_em(params, props, y, times=times, num_iters=1, verbose=False),
+    ):
         with pytest.raises(ValueError, match=rf"^times: expected shape \(5,\).*got \({length},\)"):
             call()
     with pytest.raises(ValueError, match=rf"^times\[1\]: expected shape \(5,\)"):

@@ -66,11 +66,20 @@ def test_results_numbers_appear_in_report(demo_run):
     _, results, report = demo_run
     numbers = list(_numbers(results))
     assert len(numbers) > 40, f"expected the report's numbers in results.json, found {len(numbers)}"
-    missing = [(path, value, demo.format_number(value)) for path, value in numbers
-               if demo.format_number(value) not in report]
+    missing = [
+        (path, value, demo.format_number(value)) for path, value in numbers if demo.format_number(value) not in report
+    ]
     assert not missing, f"numbers of results.json not shown in report.html: {missing}"
-    for key in ("em", "adam lr=0.01", "adam lr=0.1", "adam lr=0.25", "adam frozen dynamics", "sde em",
-                "irregular lbfgs", "total"):
+    for key in (
+        "em",
+        "adam lr=0.01",
+        "adam lr=0.1",
+        "adam lr=0.25",
+        "adam frozen dynamics",
+        "sde em",
+        "irregular lbfgs",
+        "total",
+    ):
         assert results["wall_time_s"][key] >= 0, f"wall time of {key}"
 
 
@@ -92,11 +101,13 @@ def test_em_is_monotone_and_ends_above_the_truth(demo_run):
     lls = np.array(results["curves"]["em"])
     steps = np.diff(lls)
     tol = 1e-9 * np.abs(lls[:-1])
-    assert np.all(steps >= -tol), f"EM log likelihood decreased at iterations {np.flatnonzero(steps < -tol)}: " \
-                                  f"{steps[steps < -tol]}"
+    assert np.all(steps >= -tol), (
+        f"EM log likelihood decreased at iterations {np.flatnonzero(steps < -tol)}: {steps[steps < -tol]}"
+    )
     ll = results["notebook"]["loglik"]
-    assert ll["em_final"] >= lls[-1] - 1e-9 * abs(lls[-1]), "the fitted parameters' log likelihood is below the " \
-                                                             "last EM iterate's"
+    assert ll["em_final"] >= lls[-1] - 1e-9 * abs(lls[-1]), (
+        "the fitted parameters' log likelihood is below the last EM iterate's"
+    )
     assert ll["em_final"] > ll["true"], f"EM ended at {ll['em_final']}, below the true model's {ll['true']}"
     assert ll["initial"] < ll["true"]
     assert results["notebook"]["checks"]["em_monotone"] is True
@@ -122,8 +133,9 @@ def test_sde_fits_improve_and_recover_the_drift(demo_run):
         assert fit["drift_rel_error"] < 0.25, f"{name}: F relative error {fit['drift_rel_error']}"
         assert fit["diffusion_cov_rel_error"] < 1.0, f"{name}: Q_c relative error {fit['diffusion_cov_rel_error']}"
         F = np.array(fit["drift"])
-        assert math.isclose(fit["drift_rel_error"],
-                            np.linalg.norm(F - demo.SDE_DRIFT) / np.linalg.norm(demo.SDE_DRIFT), rel_tol=1e-12)
+        assert math.isclose(
+            fit["drift_rel_error"], np.linalg.norm(F - demo.SDE_DRIFT) / np.linalg.norm(demo.SDE_DRIFT), rel_tol=1e-12
+        )
     lls = np.array(results["curves"]["sde_em"])
     assert np.all(np.diff(lls) >= -1e-9 * np.abs(lls[:-1])), "SDE EM log likelihood decreased"
 

@@ -26,8 +26,10 @@ def kalman_rts(params, emissions, inputs=None, num_forecast_timesteps=0, forecas
 
     def emit(mean, cov, t):
         H = entry(params, "emission_weights", t)
-        return (H @ mean + entry(params, "emission_input_weights", t) @ u[t] + entry(params, "emission_bias", t),
-                H @ cov @ H.T + entry(params, "emission_covariance", t))
+        return (
+            H @ mean + entry(params, "emission_input_weights", t) @ u[t] + entry(params, "emission_bias", t),
+            H @ cov @ H.T + entry(params, "emission_covariance", t),
+        )
 
     ll = 0.0
     pm, pc, fm, fc = [], [], [], []
@@ -59,12 +61,22 @@ def kalman_rts(params, emissions, inputs=None, num_forecast_timesteps=0, forecas
         mean, cov = predict(mean, cov, T + k)
         ym, S = emit(mean, cov, T + k)
         fz.append(mean), fzc.append(cov), fy.append(ym), fyc.append(S)
-    return dict(marginal_loglik=ll, filtered_means=np.array(fm), filtered_covariances=np.array(fc),
-                predicted_means=np.array(pm), predicted_covariances=np.array(pc),
-                smoothed_means=np.array(sm), smoothed_covariances=np.array(sc),
-                smoothed_cross_covariances=np.array(cross).reshape(T - 1, n, n),
-                forecast=(np.array(fz).reshape(K, n), np.array(fzc).reshape(K, n, n),
-                          np.array(fy).reshape(K, p), np.array(fyc).reshape(K, p, p)))
+    return dict(
+        marginal_loglik=ll,
+        filtered_means=np.array(fm),
+        filtered_covariances=np.array(fc),
+        predicted_means=np.array(pm),
+        predicted_covariances=np.array(pc),
+        smoothed_means=np.array(sm),
+        smoothed_covariances=np.array(sc),
+        smoothed_cross_covariances=np.array(cross).reshape(T - 1, n, n),
+        forecast=(
+            np.array(fz).reshape(K, n),
+            np.array(fzc).reshape(K, n, n),
+            np.array(fy).reshape(K, p),
+            np.array(fyc).reshape(K, p, p),
+        ),
+    )
 
 
 def test_dense_reference_matches_kalman_rts(variant):
@@ -84,6 +96,7 @@ def test_dense_reference_matches_kalman_rts(variant):
     assert_close(sm, kf["smoothed_means"], "smoothed_means", tol)
     assert_close(sc, kf["smoothed_covariances"], "smoothed_covariances", tol)
     assert_close(cross, kf["smoothed_cross_covariances"], "smoothed_cross_covariances", tol)
-    for name, a, b in zip(["means", "covariances", "emission_means", "emission_covariances"],
-                          ref.forecast(), kf["forecast"]):
+    for name, a, b in zip(
+        ["means", "covariances", "emission_means", "emission_covariances"], ref.forecast(), kf["forecast"]
+    ):
         assert_close(a, b, "forecast " + name, tol)

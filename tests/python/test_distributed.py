@@ -2,6 +2,7 @@
 inference equals the single-process one on the same sequences (in shard
 order), for every kind of input; a worker killed mid-fit and a fit resumed
 from a checkpoint change nothing. About 30 s, most of it the cluster's start."""
+
 import os
 import signal
 
@@ -23,8 +24,12 @@ N, T_MAX, P, M, STATE = 200, 30, 3, 1, 2
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -49,7 +54,7 @@ def data():
     padded_y = np.full((N, T_MAX, P), np.nan)
     padded_u = np.zeros((N, T_MAX, M))
     for i, (y, u) in enumerate(zip(ys, us)):
-        padded_y[i, :len(y)], padded_u[i, :len(u)] = y, u
+        padded_y[i, : len(y)], padded_u[i, : len(u)] = y, u
     return ys, us, padded_y, padded_u
 
 
@@ -127,13 +132,19 @@ def write_files(data, directory, fmt):
         path = os.path.join(directory, f"part{f}.{fmt}")
         if fmt == "csv":
             rows = [[i] + list(us[i][t]) + list(ys[i][t]) for i in part for t in range(len(ys[i]))]
-            np.savetxt(path, np.array(rows), delimiter=",", fmt="%.17g", comments="",
-                       header="seq,u0," + ",".join(f"y{k}" for k in range(P)))
+            np.savetxt(
+                path,
+                np.array(rows),
+                delimiter=",",
+                fmt="%.17g",
+                comments="",
+                header="seq,u0," + ",".join(f"y{k}" for k in range(P)),
+            )
         else:
             y = np.full((len(part), T_MAX, P), np.nan)
             u = np.zeros((len(part), T_MAX, M))
             for j, i in enumerate(part):
-                y[j, :len(ys[i])], u[j, :len(us[i])] = ys[i], us[i]
+                y[j, : len(ys[i])], u[j, : len(us[i])] = ys[i], us[i]
             if fmt == "npy":  # no inputs in an NPY file: zeros, as for the reference
                 np.save(path, y)
             else:
@@ -149,8 +160,9 @@ def test_file_lists(client, data, tmp_path, fmt):
     paths, options = write_files(data, str(tmp_path), fmt)
     inputs = None if fmt == "npy" else data[1]
     expected, expected_lls = model.fit_em(params, props, data[0], inputs, num_iters=3, verbose=False)
-    fitted, lls = ld.fit_em(model, params, props, paths, client=client, num_iters=3, read_options=options,
-                            verbose=False)
+    fitted, lls = ld.fit_em(
+        model, params, props, paths, client=client, num_iters=3, read_options=options, verbose=False
+    )
     assert_close(lls, expected_lls, "marginal_lls", rtol=RTOL)
     assert_params_close(fitted, expected)
 
@@ -158,11 +170,14 @@ def test_file_lists(client, data, tmp_path, fmt):
 def test_log_likelihood_and_smoother_of_all_sequences(client, data):
     model = LinearGaussianSSM(STATE, P, M)
     params, _ = model.initialize(3)
-    seqs = ld.persist(db.from_sequence(list(zip(data[0], data[1])), npartitions=3), client,
-                      emission_dim=P, input_dim=M)
+    seqs = ld.persist(db.from_sequence(list(zip(data[0], data[1])), npartitions=3), client, emission_dim=P, input_dim=M)
     assert seqs.num_sequences == N and seqs.num_entries == sum(y.size for y in data[0])
-    assert_close(ld.marginal_log_prob(model, params, seqs), model.marginal_log_prob(params, data[0], data[1]),
-                 "marginal_log_prob", rtol=RTOL)
+    assert_close(
+        ld.marginal_log_prob(model, params, seqs),
+        model.marginal_log_prob(params, data[0], data[1]),
+        "marginal_log_prob",
+        rtol=RTOL,
+    )
     smoothed = ld.smoother(model, params, seqs).compute()
     expected = model.smoother(params, data[0], data[1])
     assert len(smoothed) == N
@@ -178,8 +193,9 @@ def test_resume_from_checkpoint(client, data, tmp_path):
     seqs = ld.persist(y, client, emission_dim=P, input_dim=M, inputs=u)
     whole, whole_lls = ld.fit_em(model, params, props, seqs, num_iters=6, verbose=False)
     path = str(tmp_path / "em.json")
-    _, first = ld.fit_em(model, params, props, seqs, num_iters=6, checkpoint=path, verbose=False,
-                         callback=lambda it, lp: it < 3)  # an interruption during iteration 3
+    _, first = ld.fit_em(
+        model, params, props, seqs, num_iters=6, checkpoint=path, verbose=False, callback=lambda it, lp: it < 3
+    )  # an interruption during iteration 3
     assert len(first) == 4 and io.read_metadata(path)["checkpoint"]["history"] == list(first[:3])
     resumed, lls = ld.fit_em(model, params, props, seqs, num_iters=6, checkpoint=path, verbose=False)
     np.testing.assert_array_equal(lls, whole_lls)
@@ -208,8 +224,10 @@ def test_bad_input_names_the_argument(client, data, tmp_path):
         (dict(data=y[0]), r"data: expected a dask array of shape .* got shape \(30, 3\)"),
         (dict(data=y[..., :2], inputs=u), r"data: expected sequences with emission_dim 3, got \[2\]"),
         (dict(data=db.from_sequence(data[0][:5]), inputs=u), "inputs: only a dask array"),
-        (dict(data=db.from_sequence([data[0][0], (data[0][1], data[1][1])], npartitions=1)),
-         "data: expected every bag element to be an emissions array, or every one an"),
+        (
+            dict(data=db.from_sequence([data[0][0], (data[0][1], data[1][1])], npartitions=1)),
+            "data: expected every bag element to be an emissions array, or every one an",
+        ),
         (dict(data=y, inputs=u, dt=0.1), "dt: only continuous-time models take dt"),
         (dict(data=y, inputs=u[:5]), r"inputs: expected a dask array of shape \(200, 30, input_dim\)"),
         (dict(data=y, inputs=u, client="tcp://x"), "client: expected a distributed.Client, got str"),
@@ -264,8 +282,9 @@ def test_continuous_time_em_equals_single_process_em(client, data, timed_data, t
     model = ContinuousTimeSSM(STATE, P, M)
     params, props = model.initialize(3, drift=[[-0.2, 1.0], [-1.0, -0.2]])
     props.emissions.weights.trainable = False
-    expected, expected_lls = model.fit_em(params, props, data[0], times=timed_data, inputs=data[1], num_iters=4,
-                                          accelerate=False, verbose=False)
+    expected, expected_lls = model.fit_em(
+        params, props, data[0], times=timed_data, inputs=data[1], num_iters=4, accelerate=False, verbose=False
+    )
     bag = db.from_sequence(list(zip(data[0], data[1], timed_data)), npartitions=3)
     fitted, lls = ld.fit_em(model, params, props, bag, client=client, num_iters=4, verbose=False)
     assert_close(lls, expected_lls, "marginal_lls", rtol=RTOL)
@@ -276,20 +295,24 @@ def test_continuous_time_em_equals_single_process_em(client, data, timed_data, t
     paths = []
     for k in range(0, N, 50):
         paths.append(os.path.join(str(tmp_path), f"part{k}.npz"))
-        np.savez(paths[-1], emissions=data[2][k:k + 50], inputs=data[3][k:k + 50], times=padded_times[k:k + 50])
+        np.savez(paths[-1], emissions=data[2][k : k + 50], inputs=data[3][k : k + 50], times=padded_times[k : k + 50])
     _, lls_files = ld.fit_em(model, params, props, paths, client=client, num_iters=2, verbose=False)
     assert_close(lls_files, expected_lls[:2], "marginal_lls (files)", rtol=RTOL)
     y, u = as_dask(data)
-    lls_array = ld.marginal_log_prob(model, params, y, inputs=u, times=da.from_array(padded_times, chunks=(37, T_MAX)),
-                                     client=client)
-    assert_close(lls_array, model.marginal_log_prob(params, data[0], times=timed_data, inputs=data[1]),
-                 "marginal_log_prob (array)", rtol=RTOL)
+    lls_array = ld.marginal_log_prob(
+        model, params, y, inputs=u, times=da.from_array(padded_times, chunks=(37, T_MAX)), client=client
+    )
+    assert_close(
+        lls_array,
+        model.marginal_log_prob(params, data[0], times=timed_data, inputs=data[1]),
+        "marginal_log_prob (array)",
+        rtol=RTOL,
+    )
     # Uniform steps: dt instead of times.
     smoothed = ld.smoother(model, params, bag.map(lambda e: e[:2]), dt=0.3, client=client).compute()
     expected_smoothed = model.smoother(params, data[0], dt=0.3, inputs=data[1])
     for i in (0, N - 1):
-        assert_close(smoothed[i].smoothed_means, expected_smoothed[i].smoothed_means, f"smoothed_means[{i}]",
-                     rtol=RTOL)
+        assert_close(smoothed[i].smoothed_means, expected_smoothed[i].smoothed_means, f"smoothed_means[{i}]", rtol=RTOL)
     with pytest.raises(ValueError, match="dt"):
         ld.fit_em(model, params, props, bag, dt=0.3, client=client, num_iters=1, verbose=False)
     with pytest.raises(ValueError, match="model"):
@@ -307,16 +330,27 @@ def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite(client
     s = -2.5, -0.5, 60.2, 304.3, then an overflow): the parameters of epoch 1."""
     model = LinearGaussianSSM(1, 1)
     params, props = model.initialize(0, emission_weights=[[0.0]], emission_covariance=[[np.exp(-5.0)]])
-    groups = {"initial": ("mean", "cov"), "dynamics": ("weights", "bias", "input_weights", "cov"),
-              "emissions": ("weights", "bias", "input_weights", "cov")}
+    groups = {
+        "initial": ("mean", "cov"),
+        "dynamics": ("weights", "bias", "input_weights", "cov"),
+        "emissions": ("weights", "bias", "input_weights", "cov"),
+    }
     for group, names in groups.items():
         for name in names:
             getattr(getattr(props, group), name).trainable = (group, name) == ("emissions", "cov")
     y = np.sqrt(np.e) * np.array([[1.0], [-1.0]])
     bag = db.from_sequence([y], npartitions=1)
     with pytest.warns(RuntimeWarning, match=r"non-finite in epoch 4.*from epoch 1"):
-        fitted, losses, summary = ld.fit_sgd(model, params, props, bag, client=client,
-                                             optimizer=adam(2.0, b1=0.9, b2=0.0), num_epochs=20, verbose=False,
-                                             return_summary=True)
+        fitted, losses, summary = ld.fit_sgd(
+            model,
+            params,
+            props,
+            bag,
+            client=client,
+            optimizer=adam(2.0, b1=0.9, b2=0.0),
+            num_epochs=20,
+            verbose=False,
+            return_summary=True,
+        )
     assert summary.termination == "numerical_failure" and summary.iterations == 4, summary
     assert_close(np.log(fitted.emissions.cov[0, 0]) / 2, -0.5, "log sqrt(R) returned", rtol=1e-9)

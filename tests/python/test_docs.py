@@ -1,4 +1,5 @@
 """The code in docs/guide.md and the README's Python example runs as written."""
+
 import pathlib
 import re
 

@@ -7,38 +7,56 @@ import re
 import numpy as np
 import pytest
 
-from lgssm import (LinearGaussianSSM, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
-                   ParamsLGSSMInitial)
+from lgssm import LinearGaussianSSM, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial
 
 N, P, M, T = 2, 3, 1, 5
 
 KEYS = {  # argument name -> initialize() keyword
-    "initial.mean": "initial_mean", "initial.cov": "initial_covariance",
-    "dynamics.weights": "dynamics_weights", "dynamics.bias": "dynamics_bias",
-    "dynamics.input_weights": "dynamics_input_weights", "dynamics.cov": "dynamics_covariance",
-    "emissions.weights": "emission_weights", "emissions.bias": "emission_bias",
-    "emissions.input_weights": "emission_input_weights", "emissions.cov": "emission_covariance",
+    "initial.mean": "initial_mean",
+    "initial.cov": "initial_covariance",
+    "dynamics.weights": "dynamics_weights",
+    "dynamics.bias": "dynamics_bias",
+    "dynamics.input_weights": "dynamics_input_weights",
+    "dynamics.cov": "dynamics_covariance",
+    "emissions.weights": "emission_weights",
+    "emissions.bias": "emission_bias",
+    "emissions.input_weights": "emission_input_weights",
+    "emissions.cov": "emission_covariance",
 }
 
 
 def valid_params():
     rng = np.random.default_rng(5)
     return {
-        "initial_mean": rng.normal(size=N), "initial_covariance": np.eye(N),
-        "dynamics_weights": 0.9 * np.eye(N), "dynamics_bias": rng.normal(size=N),
-        "dynamics_input_weights": rng.normal(size=(N, M)), "dynamics_covariance": 0.1 * np.eye(N),
-        "emission_weights": rng.normal(size=(P, N)), "emission_bias": rng.normal(size=P),
-        "emission_input_weights": rng.normal(size=(P, M)), "emission_covariance": 0.2 * np.eye(P),
+        "initial_mean": rng.normal(size=N),
+        "initial_covariance": np.eye(N),
+        "dynamics_weights": 0.9 * np.eye(N),
+        "dynamics_bias": rng.normal(size=N),
+        "dynamics_input_weights": rng.normal(size=(N, M)),
+        "dynamics_covariance": 0.1 * np.eye(N),
+        "emission_weights": rng.normal(size=(P, N)),
+        "emission_bias": rng.normal(size=P),
+        "emission_input_weights": rng.normal(size=(P, M)),
+        "emission_covariance": 0.2 * np.eye(P),
     }
 
 
 def build(d):
     return ParamsLGSSM(
         initial=ParamsLGSSMInitial(mean=d["initial_mean"], cov=d["initial_covariance"]),
-        dynamics=ParamsLGSSMDynamics(weights=d["dynamics_weights"], bias=d["dynamics_bias"],
-                                     input_weights=d["dynamics_input_weights"], cov=d["dynamics_covariance"]),
-        emissions=ParamsLGSSMEmissions(weights=d["emission_weights"], bias=d["emission_bias"],
-                                       input_weights=d["emission_input_weights"], cov=d["emission_covariance"]))
+        dynamics=ParamsLGSSMDynamics(
+            weights=d["dynamics_weights"],
+            bias=d["dynamics_bias"],
+            input_weights=d["dynamics_input_weights"],
+            cov=d["dynamics_covariance"],
+        ),
+        emissions=ParamsLGSSMEmissions(
+            weights=d["emission_weights"],
+            bias=d["emission_bias"],
+            input_weights=d["emission_input_weights"],
+            cov=d["emission_covariance"],
+        ),
+    )
 
 
 def data(num_timesteps=T):
@@ -154,9 +172,11 @@ def zero_variance_with_covariance():
     return R
 
 
-@pytest.mark.parametrize("value", [zero_variance_with_covariance(),
-                                   np.ones((P, P))],  # rank one, no zero row
-                         ids=["zero_variance_with_covariance", "rank_one"])
+@pytest.mark.parametrize(
+    "value",
+    [zero_variance_with_covariance(), np.ones((P, P))],  # rank one, no zero row
+    ids=["zero_variance_with_covariance", "rank_one"],
+)
 def test_emission_covariance_must_be_positive_definite(value):
     # A singular emissions.cov is valid only as zero rows and columns (exactly observed components).
     raises_on_use("emissions.cov", value, message("emissions.cov", r"zero row and column", r"\bgot\b"))
@@ -168,8 +188,9 @@ def test_time_varying_emission_covariance_entry_named():
     raises_on_use("emissions.cov", R, message("emissions.cov", r"positive definite", r"\bgot\b"))
 
 
-@pytest.mark.parametrize("shape", [(T, P + 1), (T, P - 1), (T,), (1, 1, T, P), (0, P)],
-                         ids=["wider", "narrower", "1-d", "4-d", "no_steps"])
+@pytest.mark.parametrize(
+    "shape", [(T, P + 1), (T, P - 1), (T,), (1, 1, T, P), (0, P)], ids=["wider", "narrower", "1-d", "4-d", "no_steps"]
+)
 def test_emissions_wrong_width_or_ndim(shape):
     _, inputs = data()
     emissions = np.ones(shape)
@@ -201,8 +222,7 @@ def test_infinite_emissions(value):
         MODEL.filter(build(valid_params()), emissions, inputs)
 
 
-@pytest.mark.parametrize("shape", [(T, M + 1), (T - 1, M), (T + 1, M), (T,)],
-                         ids=["wider", "shorter", "longer", "1-d"])
+@pytest.mark.parametrize("shape", [(T, M + 1), (T - 1, M), (T + 1, M), (T,)], ids=["wider", "shorter", "longer", "1-d"])
 def test_inputs_wrong_shape(shape):
     emissions, _ = data()
     with pytest.raises(ValueError, match=message("inputs", r"\bgot\b")):
@@ -241,9 +261,17 @@ def test_sample_inputs_wrong_shape():
         MODEL.sample(build(valid_params()), 0, T, inputs=np.ones((T - 1, M)))
 
 
-@pytest.mark.parametrize("argument, length", [("dynamics.weights", T - 2), ("dynamics.cov", T - 2),
-                                              ("dynamics.bias", T - 2), ("emissions.weights", T - 1),
-                                              ("emissions.cov", T - 1), ("emissions.input_weights", T - 1)])
+@pytest.mark.parametrize(
+    "argument, length",
+    [
+        ("dynamics.weights", T - 2),
+        ("dynamics.cov", T - 2),
+        ("dynamics.bias", T - 2),
+        ("emissions.weights", T - 1),
+        ("emissions.cov", T - 1),
+        ("emissions.input_weights", T - 1),
+    ],
+)
 def test_time_varying_parameter_too_short(argument, length):
     value = np.stack([valid_params()[KEYS[argument]]] * length)
     raises_on_use(argument, value, message(argument, str(length + 1), r"\bgot\b.*" + str(length)))
@@ -296,8 +324,15 @@ COUNTED = _counted_calls()
 NOT_INTEGERS = [2.5, 3.0, np.float64(2.0), "10", True, np.bool_(True), None, [3]]
 
 
-@pytest.mark.parametrize("option,value", [pytest.param(o, v, id=f"{o}={v!r}") for o in COUNTED for v in NOT_INTEGERS
-                                          if not (o == "num_samples" and v is None)])  # None: one draw, no axis
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        pytest.param(o, v, id=f"{o}={v!r}")
+        for o in COUNTED
+        for v in NOT_INTEGERS
+        if not (o == "num_samples" and v is None)
+    ],
+)  # None: one draw, no axis
 def test_counts_must_be_integers(option, value):
     with pytest.raises(ValueError, match=re.escape(option) + r": expected an integer (>= \d|in \[\d, \d+\]), got "):
         COUNTED[option](value)
@@ -305,8 +340,11 @@ def test_counts_must_be_integers(option, value):
 
 @pytest.mark.parametrize("option", ["num_iters", "num_epochs", "batch_size", "max_iters"])
 def test_iteration_counts_beyond_the_core_int(option):
-    with pytest.raises(ValueError, match=re.escape(option) + r": expected an integer in \[\d, 214748364\d\], got "
-                                         r"1000000000000$"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(option) + r": expected an integer in \[\d, 214748364\d\], got "
+        r"1000000000000$",
+    ):
         COUNTED[option](10**12)
 
 
@@ -376,13 +414,17 @@ def test_negative_key(key):
 # --------------------------------------------------------------------------
 # Sizes beyond memory are refused before anything is allocated.
 
+
 @pytest.mark.parametrize("state_dim", [10**5, 10**30])
 def test_huge_state_dim(state_dim, monkeypatch):
     from lgssm import _checks
 
     monkeypatch.setattr(_checks, "memory_limit", lambda: 16 * 2**30)  # the same cap on every machine
-    with pytest.raises(ValueError, match=rf"state_dim: {state_dim} would need .* more than this machine's memory "
-                                         rf"\(16 GiB\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"state_dim: {state_dim} would need .* more than this machine's memory "
+        rf"\(16 GiB\)",
+    ):
         LinearGaussianSSM(state_dim, 2)
 
 
@@ -401,8 +443,17 @@ def test_core_prints_integer_options_as_integers():
     model = LinearGaussianSSM(1, 1)
     params, props = model.initialize(0)
     with pytest.raises(ValueError, match=r"^num_iters: expected an integer >= 0, got -1$"):
-        _core.fit_em(model._core_params(params), props_to_core(props), [np.ones((4, 1))], [np.zeros((4, 0))], None,
-                     -1, 0.0, False, lambda i, v: True)
+        _core.fit_em(
+            model._core_params(params),
+            props_to_core(props),
+            [np.ones((4, 1))],
+            [np.zeros((4, 0))],
+            None,
+            -1,
+            0.0,
+            False,
+            lambda i, v: True,
+        )
 
 
 def test_huge_num_timesteps():
@@ -479,14 +530,16 @@ def test_none_parameter_field():
 # --------------------------------------------------------------------------
 # Emissions: complex, empty, 1-D and pandas input.
 
+
 def test_complex_emissions_are_an_error():
     emissions, inputs = data()
     with pytest.raises(ValueError, match=r"emissions: expected real numbers, got complex"):
         MODEL.filter(build(valid_params()), emissions + 1j, inputs)
 
 
-@pytest.mark.parametrize("emissions,got", [(np.zeros((0, T, P)), r"shape \(0, 5, 3\)"), ([], "an empty list"),
-                                           ((), "an empty tuple")])
+@pytest.mark.parametrize(
+    "emissions,got", [(np.zeros((0, T, P)), r"shape \(0, 5, 3\)"), ([], "an empty list"), ((), "an empty tuple")]
+)
 def test_empty_batch(emissions, got):
     with pytest.raises(ValueError, match=rf"emissions: expected at least one sequence, got {got}"):
         MODEL.filter(build(valid_params()), emissions)
@@ -506,8 +559,11 @@ def test_one_dimensional_emissions_when_emission_dim_is_one():
     got = model.smoother(params, y)
     assert got.marginal_loglik == expected.marginal_loglik
     assert np.array_equal(got.smoothed_means, expected.smoothed_means)
-    with pytest.raises(ValueError, match=r"emissions: .*got shape \(5,\) \(a 1-D array is one sequence only when "
-                                         r"emission_dim is 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"emissions: .*got shape \(5,\) \(a 1-D array is one sequence only when "
+        r"emission_dim is 1\)",
+    ):
         MODEL.filter(build(valid_params()), np.ones(5))
 
 
@@ -517,13 +573,18 @@ def test_pandas_series_and_na():
     params, _ = model.initialize(0)
     y = np.array([0.5, np.nan, -1.0, 2.0])
     expected = model.marginal_log_prob(params, y[:, None])
-    for series in (pd.Series(y), pd.Series([0.5, pd.NA, -1.0, 2.0], dtype="Float64"),
-                   pd.Series([0.5, None, -1.0, 2.0]), pd.Series([0.5, pd.NA, -1.0, 2.0], dtype=object)):
+    for series in (
+        pd.Series(y),
+        pd.Series([0.5, pd.NA, -1.0, 2.0], dtype="Float64"),
+        pd.Series([0.5, None, -1.0, 2.0]),
+        pd.Series([0.5, pd.NA, -1.0, 2.0], dtype=object),
+    ):
         assert model.marginal_log_prob(params, series) == expected
     frame = pd.DataFrame({"a": [1.0, pd.NA, 3.0], "b": [pd.NA, 2.0, 1.0], "c": [0.0, 1.0, pd.NA]}, dtype="Float64")
     as_nan = frame.astype(float).to_numpy()
-    assert MODEL.marginal_log_prob(build(valid_params()), frame, np.ones((3, M))) == \
-        MODEL.marginal_log_prob(build(valid_params()), as_nan, np.ones((3, M)))
+    assert MODEL.marginal_log_prob(build(valid_params()), frame, np.ones((3, M))) == MODEL.marginal_log_prob(
+        build(valid_params()), as_nan, np.ones((3, M))
+    )
     assert model.marginal_log_prob(params, [[0.5], [pd.NA], [-1.0], [2.0]]) == expected  # pd.NA in a list
 
 
@@ -546,6 +607,7 @@ def test_sgd_warns_on_unscaled_data():
     with pytest.warns(RuntimeWarning, match=r"standard deviation 0\.001"):
         model.fit_sgd(params, props, 1e-3 * y, num_epochs=1, verbose=False)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.fit_sgd(params, props, y, num_epochs=1, verbose=False)  # unit scale: no warning

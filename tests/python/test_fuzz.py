@@ -24,8 +24,13 @@ from hypothesis import strategies as st  # noqa: E402
 from lgssm import LinearGaussianSSM, cli  # noqa: E402
 from lgssm import io as lio  # noqa: E402
 
-FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 DOCUMENTED = (ValueError, TypeError)
 
 N, P = 2, 3
@@ -34,15 +39,18 @@ PARAMS, PROPS = MODEL.initialize(0)
 
 # -- hostile values ------------------------------------------------------------
 specials = st.sampled_from([0.0, -0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 1e308, -1e308, 5e-324, 1e154, 2.5])
-numbers = st.one_of(specials, st.floats(allow_nan=True, allow_infinity=True, width=64),
-                    st.integers(min_value=-(2**70), max_value=2**70))
+numbers = st.one_of(
+    specials, st.floats(allow_nan=True, allow_infinity=True, width=64), st.integers(min_value=-(2**70), max_value=2**70)
+)
 try:  # pandas' NA, when pandas is there (imported up front so that every run takes the same paths)
     import pandas
+
     missing = st.sampled_from([None, pandas.NA])
 except ImportError:  # pragma: no cover
     missing = st.none()
-scalars = st.one_of(numbers, missing, st.booleans(), st.text(max_size=5), st.complex_numbers(max_magnitude=10),
-                    st.just(object()))
+scalars = st.one_of(
+    numbers, missing, st.booleans(), st.text(max_size=5), st.complex_numbers(max_magnitude=10), st.just(object())
+)
 
 
 @st.composite
@@ -61,9 +69,11 @@ def arrays(draw, max_dims=4):
 
 
 ragged = st.lists(st.lists(numbers, max_size=3), min_size=2, max_size=3).filter(
-    lambda rows: len({len(r) for r in rows}) > 1)
-hostile = st.one_of(scalars, arrays(), ragged, st.lists(scalars, max_size=4),
-                    st.lists(arrays(max_dims=2), min_size=1, max_size=3))
+    lambda rows: len({len(r) for r in rows}) > 1
+)
+hostile = st.one_of(
+    scalars, arrays(), ragged, st.lists(scalars, max_size=4), st.lists(arrays(max_dims=2), min_size=1, max_size=3)
+)
 
 
 def documented(call, *args, **kwargs):
@@ -75,9 +85,18 @@ def documented(call, *args, **kwargs):
         return None
 
 
-KEYWORDS = ["initial_mean", "initial_covariance", "dynamics_weights", "dynamics_bias", "dynamics_input_weights",
-            "dynamics_covariance", "emission_weights", "emission_bias", "emission_input_weights",
-            "emission_covariance"]
+KEYWORDS = [
+    "initial_mean",
+    "initial_covariance",
+    "dynamics_weights",
+    "dynamics_bias",
+    "dynamics_input_weights",
+    "dynamics_covariance",
+    "emission_weights",
+    "emission_bias",
+    "emission_input_weights",
+    "emission_covariance",
+]
 
 
 @FUZZ
@@ -88,8 +107,10 @@ def test_initialize(keyword, value):
         documented(MODEL.marginal_log_prob, out[0], np.zeros((4, P)))
 
 
-counts = st.one_of(st.integers(min_value=-3, max_value=8), st.sampled_from([10**12, 10**30, 2.5, 1e5, "10", None,
-                                                                          True, np.int64(3), np.float64(3.0)]))
+counts = st.one_of(
+    st.integers(min_value=-3, max_value=8),
+    st.sampled_from([10**12, 10**30, 2.5, 1e5, "10", None, True, np.int64(3), np.float64(3.0)]),
+)
 
 
 @FUZZ
@@ -114,14 +135,19 @@ def test_model_construction(state_dim, emission_dim, flag):
 
 
 @FUZZ
-@given(option=st.sampled_from(["num_iters", "tolerance", "verbose", "return_summary"]), value=st.one_of(counts, scalars))
+@given(
+    option=st.sampled_from(["num_iters", "tolerance", "verbose", "return_summary"]), value=st.one_of(counts, scalars)
+)
 def test_fit_em_options(option, value):
     kwargs = {"num_iters": 1, "verbose": False, option: value}
     documented(MODEL.fit_em, PARAMS, PROPS, np.ones((3, P)), **kwargs)
 
 
-GROUPS = {"initial": ["mean", "cov"], "dynamics": ["weights", "bias", "input_weights", "cov"],
-          "emissions": ["weights", "bias", "input_weights", "cov"]}
+GROUPS = {
+    "initial": ["mean", "cov"],
+    "dynamics": ["weights", "bias", "input_weights", "cov"],
+    "emissions": ["weights", "bias", "input_weights", "cov"],
+}
 FIELDS = [(g, f) for g, fs in GROUPS.items() for f in fs]
 
 
@@ -134,8 +160,11 @@ def test_parameter_fields(where, value):
 
 
 @FUZZ
-@given(where=st.sampled_from(FIELDS + [(g, None) for g in GROUPS] + [(None, None)]),
-       value=st.one_of(scalars, st.just(PARAMS)), props=st.booleans())
+@given(
+    where=st.sampled_from(FIELDS + [(g, None) for g in GROUPS] + [(None, None)]),
+    value=st.one_of(scalars, st.just(PARAMS)),
+    props=st.booleans(),
+)
 def test_params_and_props_objects(where, value, props):
     """None or another object in place of params, props, a group or a ParameterProperties;
     a non-bool ``trainable``."""
@@ -155,6 +184,7 @@ def test_params_and_props_objects(where, value, props):
 
 
 # -- files ---------------------------------------------------------------------
+
 
 def _valid_files(directory):
     """A valid file of each format, as bytes, by file name."""
@@ -190,7 +220,7 @@ def mutated(draw, original: bytes):
         elif op == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
         elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 8))]
+            del data[pos : pos + draw(st.integers(1, 8))]
         elif op == "truncate":
             del data[pos:]
     return bytes(data)
@@ -216,18 +246,39 @@ def test_model_reader_bytes(content):
         documented(lio.load_model, path)
 
 
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-10**20, 10**20),
-                                     st.text(max_size=6)),
-                           lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                   st.dictionaries(st.text(max_size=6), inner, max_size=4)),
-                           max_leaves=20)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(10**20), 10**20), st.text(max_size=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20,
+)
 
 
 @FUZZ
-@given(path=st.lists(st.sampled_from(["dims", "options", "params", "props", "initial", "dynamics", "emissions",
-                                      "mean", "cov", "weights", "bias", "trainable", "structure", "state_dim"]),
-                     min_size=1, max_size=4),
-       value=json_values)
+@given(
+    path=st.lists(
+        st.sampled_from(
+            [
+                "dims",
+                "options",
+                "params",
+                "props",
+                "initial",
+                "dynamics",
+                "emissions",
+                "mean",
+                "cov",
+                "weights",
+                "bias",
+                "trainable",
+                "structure",
+                "state_dim",
+            ]
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    value=json_values,
+)
 def test_model_reader_documents(path, value):
     """A valid model document with one entry (found or added along ``path``) replaced by ``value``."""
     doc = json.loads(VALID["model.json"])
@@ -252,6 +303,7 @@ def test_data_loaders(name, data):
 
 # -- the command line ------------------------------------------------------------
 
+
 def _one_line_failure(argv):
     err = stdio.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(stdio.StringIO()):
@@ -273,8 +325,15 @@ def test_cli_on_damaged_files(name, data):
                 fh.write(content if valid == name else raw)
         data_file = "data.npy" if name == "model.json" else name
         before = sorted(os.listdir(d))
-        code = _one_line_failure(["loglik", os.path.join(d, "model.json"), os.path.join(d, data_file), "-q",
-                                  "--out", os.path.join(d, "ll.csv")])
+        code = _one_line_failure(
+            [
+                "loglik",
+                os.path.join(d, "model.json"),
+                os.path.join(d, data_file),
+                "-q",
+                "--out",
+                os.path.join(d, "ll.csv"),
+            ]
+        )
         if code != 0:
             assert sorted(os.listdir(d)) == before  # nothing written
-

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import lgssm
-from lgssm import (LinearGaussianSSM, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions,
-                   ParamsLGSSMInitial)
+from lgssm import LinearGaussianSSM, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial
 
 from conftest import VARIANTS, assert_close
 from dense_reference import Reference
@@ -16,9 +15,13 @@ from dense_reference import Reference
 
 def make_model(variant, convert=None):
     convert = convert or (lambda a: a)
-    model = LinearGaussianSSM(variant.state_dim, variant.emission_dim, input_dim=variant.input_dim,
-                              has_dynamics_bias=variant.has_dynamics_bias,
-                              has_emissions_bias=variant.has_emissions_bias)
+    model = LinearGaussianSSM(
+        variant.state_dim,
+        variant.emission_dim,
+        input_dim=variant.input_dim,
+        has_dynamics_bias=variant.has_dynamics_bias,
+        has_emissions_bias=variant.has_emissions_bias,
+    )
     params, _ = model.initialize(key=0, **{k: convert(v) for k, v in variant.init_kwargs.items()})
     return model, params
 
@@ -41,14 +44,15 @@ def arguments(variant, form):
         E = np.full((len(seqs), T, variant.emission_dim), np.nan)
         U = np.zeros((len(seqs), T, variant.input_dim))
         for b, s in enumerate(seqs):
-            E[b, :len(s.emissions)] = s.emissions
+            E[b, : len(s.emissions)] = s.emissions
             if variant.input_dim:
-                U[b, :len(s.emissions)] = s.inputs
+                U[b, : len(s.emissions)] = s.inputs
         refs = []
         for b, s in enumerate(seqs):
             L = effective_length(E[b])
-            refs.append(Reference(variant.params, E[b, :L], U[b, :L] if variant.input_dim else None,
-                                  K, s.forecast_inputs))
+            refs.append(
+                Reference(variant.params, E[b, :L], U[b, :L] if variant.input_dim else None, K, s.forecast_inputs)
+            )
         FU = np.stack([s.forecast_inputs for s in seqs]) if variant.input_dim else None
         return E, (U if variant.input_dim else None), FU, refs
     refs = [Reference(variant.params, s.emissions, s.inputs, K, s.forecast_inputs) for s in seqs]
@@ -73,7 +77,7 @@ def expected(refs, form, fn, pad=None, padded_length=None):
         return np.stack([np.asarray(v, float) for v in vals])
     out = np.full((len(vals), padded_length + pad) + np.shape(vals[0])[1:], np.nan)
     for b, v in enumerate(vals):
-        out[b, :len(v)] = v
+        out[b, : len(v)] = v
     return out
 
 
@@ -81,7 +85,8 @@ def check(result, get, refs, form, fn, name, pad=None, padded_length=None):
     """Compare get(result) with fn(reference), per sequence for a list result."""
     if form == "list":
         assert isinstance(result, list) and len(result) == len(refs), (
-            f"{name}: expected a list of {len(refs)} results, got {type(result).__name__}")
+            f"{name}: expected a list of {len(refs)} results, got {type(result).__name__}"
+        )
         for b, (res, ref) in enumerate(zip(result, refs)):
             assert_close(get(res), fn(ref), f"{name}[{b}]")
     else:
@@ -93,7 +98,8 @@ def check_tuple(out, i, size, refs, form, fn, name, pad=None, padded_length=None
     sequences the tuple holds one list per element (so that `means, stds = ...` unpacks
     alike in every form), each with one array per sequence."""
     assert isinstance(out, tuple) and len(out) == size, (
-        f"{name}: expected a tuple of {size}, got {type(out).__name__} of length {len(out)}")
+        f"{name}: expected a tuple of {size}, got {type(out).__name__} of length {len(out)}"
+    )
     check(out[i], lambda x: x, refs, form, fn, name, pad, padded_length)
 
 
@@ -103,6 +109,7 @@ def _padded_length(E, form):
 
 # --------------------------------------------------------------------------
 # The battery.
+
 
 def test_marginal_log_prob(variant, form):
     model, params = make_model(variant)
@@ -121,19 +128,22 @@ def test_filter(variant, form):
     post = model.filter(params, E, U)
     Tp = _padded_length(E, form)
     if form == "list":
-        check(post, lambda r: np.float64(r.marginal_loglik), refs, form,
-              lambda r: r.marginal_loglik, "marginal_loglik")
+        check(post, lambda r: np.float64(r.marginal_loglik), refs, form, lambda r: r.marginal_loglik, "marginal_loglik")
     else:
-        check(post, lambda r: np.asarray(r.marginal_loglik, np.float64), refs, form,
-              lambda r: r.marginal_loglik, "marginal_loglik")
-    check(post, lambda r: r.filtered_means, refs, form, lambda r: r.filtered()[0],
-          "filtered_means", 0, Tp)
-    check(post, lambda r: r.filtered_covariances, refs, form, lambda r: r.filtered()[1],
-          "filtered_covariances", 0, Tp)
-    check(post, lambda r: r.predicted_means, refs, form, lambda r: r.predicted()[0],
-          "predicted_means", 0, Tp)
-    check(post, lambda r: r.predicted_covariances, refs, form, lambda r: r.predicted()[1],
-          "predicted_covariances", 0, Tp)
+        check(
+            post,
+            lambda r: np.asarray(r.marginal_loglik, np.float64),
+            refs,
+            form,
+            lambda r: r.marginal_loglik,
+            "marginal_loglik",
+        )
+    check(post, lambda r: r.filtered_means, refs, form, lambda r: r.filtered()[0], "filtered_means", 0, Tp)
+    check(post, lambda r: r.filtered_covariances, refs, form, lambda r: r.filtered()[1], "filtered_covariances", 0, Tp)
+    check(post, lambda r: r.predicted_means, refs, form, lambda r: r.predicted()[0], "predicted_means", 0, Tp)
+    check(
+        post, lambda r: r.predicted_covariances, refs, form, lambda r: r.predicted()[1], "predicted_covariances", 0, Tp
+    )
 
 
 def test_smoother(variant, form):
@@ -142,21 +152,30 @@ def test_smoother(variant, form):
     post = model.smoother(params, E, U)
     Tp = _padded_length(E, form)
     if form == "list":
-        check(post, lambda r: np.float64(r.marginal_loglik), refs, form,
-              lambda r: r.marginal_loglik, "marginal_loglik")
+        check(post, lambda r: np.float64(r.marginal_loglik), refs, form, lambda r: r.marginal_loglik, "marginal_loglik")
     else:
-        check(post, lambda r: np.asarray(r.marginal_loglik, np.float64), refs, form,
-              lambda r: r.marginal_loglik, "marginal_loglik")
-    check(post, lambda r: r.filtered_means, refs, form, lambda r: r.filtered()[0],
-          "filtered_means", 0, Tp)
-    check(post, lambda r: r.filtered_covariances, refs, form, lambda r: r.filtered()[1],
-          "filtered_covariances", 0, Tp)
-    check(post, lambda r: r.smoothed_means, refs, form, lambda r: r.smoothed()[0],
-          "smoothed_means", 0, Tp)
-    check(post, lambda r: r.smoothed_covariances, refs, form, lambda r: r.smoothed()[1],
-          "smoothed_covariances", 0, Tp)
-    check(post, lambda r: r.smoothed_cross_covariances, refs, form, lambda r: r.smoothed()[2],
-          "smoothed_cross_covariances", -1, Tp)
+        check(
+            post,
+            lambda r: np.asarray(r.marginal_loglik, np.float64),
+            refs,
+            form,
+            lambda r: r.marginal_loglik,
+            "marginal_loglik",
+        )
+    check(post, lambda r: r.filtered_means, refs, form, lambda r: r.filtered()[0], "filtered_means", 0, Tp)
+    check(post, lambda r: r.filtered_covariances, refs, form, lambda r: r.filtered()[1], "filtered_covariances", 0, Tp)
+    check(post, lambda r: r.smoothed_means, refs, form, lambda r: r.smoothed()[0], "smoothed_means", 0, Tp)
+    check(post, lambda r: r.smoothed_covariances, refs, form, lambda r: r.smoothed()[1], "smoothed_covariances", 0, Tp)
+    check(
+        post,
+        lambda r: r.smoothed_cross_covariances,
+        refs,
+        form,
+        lambda r: r.smoothed()[2],
+        "smoothed_cross_covariances",
+        -1,
+        Tp,
+    )
 
 
 def test_posterior_predictive(variant, form):
@@ -195,16 +214,24 @@ def test_forecast(forecast_variant, form):
 # --------------------------------------------------------------------------
 # Other ways of passing the same things.
 
+
 def _direct_params(variant, convert=lambda a: a):
     p = variant.params
     return ParamsLGSSM(
         initial=ParamsLGSSMInitial(mean=convert(p["initial_mean"]), cov=convert(p["initial_covariance"])),
-        dynamics=ParamsLGSSMDynamics(weights=convert(p["dynamics_weights"]), bias=convert(p["dynamics_bias"]),
-                                     input_weights=convert(p["dynamics_input_weights"]),
-                                     cov=convert(p["dynamics_covariance"])),
-        emissions=ParamsLGSSMEmissions(weights=convert(p["emission_weights"]), bias=convert(p["emission_bias"]),
-                                       input_weights=convert(p["emission_input_weights"]),
-                                       cov=convert(p["emission_covariance"])))
+        dynamics=ParamsLGSSMDynamics(
+            weights=convert(p["dynamics_weights"]),
+            bias=convert(p["dynamics_bias"]),
+            input_weights=convert(p["dynamics_input_weights"]),
+            cov=convert(p["dynamics_covariance"]),
+        ),
+        emissions=ParamsLGSSMEmissions(
+            weights=convert(p["emission_weights"]),
+            bias=convert(p["emission_bias"]),
+            input_weights=convert(p["emission_input_weights"]),
+            cov=convert(p["emission_covariance"]),
+        ),
+    )
 
 
 def test_params_constructed_directly(variant):
@@ -213,8 +240,9 @@ def test_params_constructed_directly(variant):
     params = _direct_params(variant)
     seq = variant.seq
     ref = Reference(variant.params, seq.emissions, seq.inputs)
-    assert_close(np.float64(model.marginal_log_prob(params, seq.emissions, seq.inputs)),
-                 ref.marginal_loglik, "marginal_log_prob")
+    assert_close(
+        np.float64(model.marginal_log_prob(params, seq.emissions, seq.inputs)), ref.marginal_loglik, "marginal_log_prob"
+    )
     post = model.smoother(params, seq.emissions, seq.inputs)
     assert_close(post.smoothed_means, ref.smoothed()[0], "smoothed_means")
     assert_close(post.smoothed_cross_covariances, ref.smoothed()[2], "smoothed_cross_covariances")
@@ -223,11 +251,14 @@ def test_params_constructed_directly(variant):
 def test_initialize_stores_overrides(variant):
     _, params = make_model(variant)
     fields = {
-        "initial_mean": params.initial.mean, "initial_covariance": params.initial.cov,
-        "dynamics_weights": params.dynamics.weights, "dynamics_bias": params.dynamics.bias,
+        "initial_mean": params.initial.mean,
+        "initial_covariance": params.initial.cov,
+        "dynamics_weights": params.dynamics.weights,
+        "dynamics_bias": params.dynamics.bias,
         "dynamics_input_weights": params.dynamics.input_weights,
         "dynamics_covariance": params.dynamics.cov,
-        "emission_weights": params.emissions.weights, "emission_bias": params.emissions.bias,
+        "emission_weights": params.emissions.weights,
+        "emission_bias": params.emissions.bias,
         "emission_input_weights": params.emissions.input_weights,
         "emission_covariance": params.emissions.cov,
     }
@@ -256,13 +287,15 @@ def test_input_kinds(kind):
     assert_close(fec, ref.forecast()[3], "forecast emission_covariances")
     # Parameters given as ParamsLGSSM fields of the same kind.
     direct = _direct_params(variant, convert)
-    assert_close(np.float64(model.marginal_log_prob(direct, E, U)), ref.marginal_loglik,
-                 "marginal_log_prob (direct params)")
+    assert_close(
+        np.float64(model.marginal_log_prob(direct, E, U)), ref.marginal_loglik, "marginal_log_prob (direct params)"
+    )
 
 
 def test_jax_inputs():
     jnp = pytest.importorskip("jax.numpy")
     import jax
+
     jax.config.update("jax_enable_x64", True)
     variant = VARIANTS["inputs_and_biases"]
     model, params = make_model(variant, jnp.asarray)
@@ -292,4 +325,5 @@ def test_padded_batch_equals_per_sequence_calls():
 def test_lgssm_exports():
     assert lgssm.LinearGaussianSSM is LinearGaussianSSM
     from lgssm.utils import monotonically_increasing, random_rotation
+
     assert callable(monotonically_increasing) and callable(random_rotation)

@@ -32,9 +32,14 @@ def awkward_model(input_dim=1, time_varying=False, has_bias=True):
     n, p = 3, 2
     rng = np.random.default_rng(7)
     model = LinearGaussianSSM(n, p, input_dim, has_dynamics_bias=has_bias, has_emissions_bias=has_bias)
-    params, props = model.initialize(3, initial_mean=rng.normal(size=n) / 3, initial_covariance=spd(rng, n),
-                                     dynamics_weights=stable(rng, n), dynamics_covariance=spd(rng, n, 0.1),
-                                     emission_covariance=np.diag([0.1, 1 / 7]))
+    params, props = model.initialize(
+        3,
+        initial_mean=rng.normal(size=n) / 3,
+        initial_covariance=spd(rng, n),
+        dynamics_weights=stable(rng, n),
+        dynamics_covariance=spd(rng, n, 0.1),
+        emission_covariance=np.diag([0.1, 1 / 7]),
+    )
     params.dynamics.bias = np.array([-0.0, 5e-324, 1e300]) if has_bias else np.zeros(n)
     params.dynamics.input_weights = rng.normal(size=(n, input_dim)) * 1e-17
     if time_varying:
@@ -169,19 +174,23 @@ def test_continuous_model_round_trip(tmp_path):
 # --------------------------------------------------------------------------
 # Data.
 
+
 def write(path, text):
     path.write_text(text)
     return path
 
 
 def test_csv_with_header_sequences_inputs_and_missing_cells(tmp_path):
-    path = write(tmp_path / "d.csv", "id,u,y1,y2\n"
-                                     "b,0.5,1.0,2.0\n"
-                                     "a,1.5,,3.0\n"       # empty cell: missing
-                                     "b,2.5,nan,NaN\n"    # nan: missing
-                                     " a , -1 , 4e-3 , 5 \n"
-                                     "\n"                 # blank lines are skipped
-                                     "c,0,6,7\n")
+    path = write(
+        tmp_path / "d.csv",
+        "id,u,y1,y2\n"
+        "b,0.5,1.0,2.0\n"
+        "a,1.5,,3.0\n"  # empty cell: missing
+        "b,2.5,nan,NaN\n"  # nan: missing
+        " a , -1 , 4e-3 , 5 \n"
+        "\n"  # blank lines are skipped
+        "c,0,6,7\n",
+    )
     data = lio.read_data(path, sequence_column="id", input_columns="u")
     ys, us = data
     assert data.sequence_ids == ["b", "a", "c"]  # order of first appearance
@@ -253,18 +262,28 @@ def test_npy_and_npz(tmp_path):
     assert same_bits(got, y) and same_bits(u, inputs)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda d: np.save(d / "x.npy", np.arange(5.0)), "x.npy: expected shape (num_timesteps, emission_dim) or "
-                                                      "(num_sequences, num_timesteps, emission_dim), got (5,)"),
-    (lambda d: np.save(d / "x.npy", np.zeros((2, 2, 2, 2))), "got (2, 2, 2, 2)"),
-    (lambda d: np.save(d / "x.npy", np.array([["a", "b"]])), "expected numbers, got an array of dtype <U1"),
-    (lambda d: np.savez(d / "x.npz", y=np.zeros((3, 2))), "x.npz: no array named 'emissions' (found y)"),
-    (lambda d: np.savez(d / "x.npz", emissions=np.zeros((3, 2)), inputs=np.zeros((4, 1))),
-     "x.npz: inputs: expected shape (3, input_dim) to match emissions, got (4, 1)"),
-    (lambda d: np.savez(d / "x.npz", emissions=np.zeros((3, 2)), inputs=np.full((3, 1), np.nan)),
-     "inputs cannot be missing"),
-    (lambda d: (d / "x.xlsx").write_text(""), "unknown data format '.xlsx'"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (
+            lambda d: np.save(d / "x.npy", np.arange(5.0)),
+            "x.npy: expected shape (num_timesteps, emission_dim) or "
+            "(num_sequences, num_timesteps, emission_dim), got (5,)",
+        ),
+        (lambda d: np.save(d / "x.npy", np.zeros((2, 2, 2, 2))), "got (2, 2, 2, 2)"),
+        (lambda d: np.save(d / "x.npy", np.array([["a", "b"]])), "expected numbers, got an array of dtype <U1"),
+        (lambda d: np.savez(d / "x.npz", y=np.zeros((3, 2))), "x.npz: no array named 'emissions' (found y)"),
+        (
+            lambda d: np.savez(d / "x.npz", emissions=np.zeros((3, 2)), inputs=np.zeros((4, 1))),
+            "x.npz: inputs: expected shape (3, input_dim) to match emissions, got (4, 1)",
+        ),
+        (
+            lambda d: np.savez(d / "x.npz", emissions=np.zeros((3, 2)), inputs=np.full((3, 1), np.nan)),
+            "inputs cannot be missing",
+        ),
+        (lambda d: (d / "x.xlsx").write_text(""), "unknown data format '.xlsx'"),
+    ],
+)
 def test_array_file_errors(tmp_path, make, message):
     make(tmp_path)
     (path,) = [p for p in tmp_path.iterdir()]
@@ -280,6 +299,7 @@ def test_missing_data_file(tmp_path):
 
 # --------------------------------------------------------------------------
 # Hostile files: one-line errors that name the file and the problem.
+
 
 def _npy_bytes(a):
     buf = stdio.BytesIO()
@@ -316,12 +336,19 @@ HOSTILE_FILES = [  # name, bytes, message after "<path>: "
     ("empty.csv", b"", "no data (the file is empty)"),
     ("blank.csv", b" \n\n", "no data (the file is empty)"),
     ("commas.csv", b",,\n,,\n", "no data (every line is blank)"),
-    ("trunc.npy", GOOD_NPY[:-10], "truncated: the header declares shape (6, 2) (96 bytes of data), but the file "
-                                  "holds 86"),
+    (
+        "trunc.npy",
+        GOOD_NPY[:-10],
+        "truncated: the header declares shape (6, 2) (96 bytes of data), but the file holds 86",
+    ),
     ("header.npy", GOOD_NPY[:60], "not a readable .npy file (EOF: reading array header"),
     ("trunc.npz", GOOD_NPZ[: len(GOOD_NPZ) // 2], "not a readable .npz file"),
-    ("huge.npy", _huge_header_npy(), "shape (1000000000000, 2) would need 14.6 TiB for the array declared in its "
-                                     "header, more than this machine's memory"),
+    (
+        "huge.npy",
+        _huge_header_npy(),
+        "shape (1000000000000, 2) would need 14.6 TiB for the array declared in its "
+        "header, more than this machine's memory",
+    ),
     ("huge.npz", _zip_bytes(emissions=_huge_header_npy()), "emissions: shape (1000000000000, 2) would need 14.6 TiB"),
     ("crc.npz", GOOD_NPZ.replace(GOOD_NPY[-8:], b"\x01" * 8), "not a readable .npz file (Bad CRC-32"),
     ("noarray.npz", _zip_bytes(other=GOOD_NPY), "no array named 'emissions' (found other)"),
@@ -342,15 +369,19 @@ def test_hostile_data_files(tmp_path, name, content, message):
         lio.read_data(path)
     text = str(err.value)
     assert text.startswith(f"{path}: ") and "\n" not in text, text
-    assert text[len(str(path)) + 2:].startswith(message), text
+    assert text[len(str(path)) + 2 :].startswith(message), text
 
 
 def test_truncated_member_inside_a_valid_zip(tmp_path):
     path = tmp_path / "short.npz"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("emissions.npy", GOOD_NPY[:-16])
-    with pytest.raises(lio.DataError, match=re.escape(f"{path}: emissions: truncated: the header declares shape "
-                                                      f"(6, 2) (96 bytes of data), but the file holds 80")):
+    with pytest.raises(
+        lio.DataError,
+        match=re.escape(
+            f"{path}: emissions: truncated: the header declares shape (6, 2) (96 bytes of data), but the file holds 80"
+        ),
+    ):
         lio.read_data(path)
 
 
@@ -416,11 +447,17 @@ def _json_cases(valid: bytes):
         ("latin1", valid.replace(b'"discrete"', '"discr\xe8te"'.encode("latin-1")), "not UTF-8 text (byte 0xe8"),
         ("deep", b"[" * 100000 + b"]" * 100000, "not a valid model file: JSON nested too deeply"),
         ("digits", b'{"format": ' + b"9" * 5000 + b"}", "not valid JSON: Exceeds the limit"),
-        ("duplicate", valid.replace(b'"version": 1,', b'"version": 1, "version": 1,'),
-         "not a valid model file: the key 'version' appears twice in one object"),
+        (
+            "duplicate",
+            valid.replace(b'"version": 1,', b'"version": 1, "version": 1,'),
+            "not a valid model file: the key 'version' appears twice in one object",
+        ),
         ("huge dims", json.dumps(huge).encode(), "dims/options: state_dim: 1000000000 would need"),
-        ("deep parameter", json.dumps(deep_param).encode(),
-         "params.dynamics.weights: expected an array of at most 3 dimensions"),
+        (
+            "deep parameter",
+            json.dumps(deep_param).encode(),
+            "params.dynamics.weights: expected an array of at most 3 dimensions",
+        ),
         ("not an object", json.dumps([doc]).encode(), "expected a JSON object at the top level"),
     ]
 
@@ -438,6 +475,7 @@ def test_hostile_model_files(tmp_path, model_file):
 
 # --------------------------------------------------------------------------
 # Writing.
+
 
 def test_write_arrays_formats(tmp_path):
     rng = np.random.default_rng(1)

@@ -21,14 +21,18 @@ from lgssm.utils import monotonically_increasing, random_rotation
 
 from conftest import VARIANTS, assert_close
 
-GROUPS = {"initial": ("mean", "cov"), "dynamics": ("weights", "bias", "input_weights", "cov"),
-          "emissions": ("weights", "bias", "input_weights", "cov")}
+GROUPS = {
+    "initial": ("mean", "cov"),
+    "dynamics": ("weights", "bias", "input_weights", "cov"),
+    "emissions": ("weights", "bias", "input_weights", "cov"),
+}
 ALL_NAMES = [f"{g}.{n}" for g, names in GROUPS.items() for n in names]
 COV_KEYS = {"initial": "initial_covariance", "dynamics": "dynamics_covariance", "emissions": "emission_covariance"}
 
 
 # --------------------------------------------------------------------------
 # Building models for the battery.
+
 
 def prop(props, name):
     group, field = name.split(".")
@@ -63,9 +67,13 @@ def build(variant, structures=None, frozen=()):
     kwargs = dict(variant.init_kwargs)
     for group, s in structures.items():
         kwargs[COV_KEYS[group]] = structured(kwargs[COV_KEYS[group]], s)
-    model = LinearGaussianSSM(variant.state_dim, variant.emission_dim, input_dim=variant.input_dim,
-                              has_dynamics_bias=variant.has_dynamics_bias,
-                              has_emissions_bias=variant.has_emissions_bias)
+    model = LinearGaussianSSM(
+        variant.state_dim,
+        variant.emission_dim,
+        input_dim=variant.input_dim,
+        has_dynamics_bias=variant.has_dynamics_bias,
+        has_emissions_bias=variant.has_emissions_bias,
+    )
     params, props = model.initialize(key=0, **kwargs)
     for group, s in structures.items():
         getattr(props, group).cov.structure = s
@@ -84,8 +92,7 @@ def total_log_prob(model, params, E, U):
 def expected_size(props, n, p, m):
     """Length of the unconstrained vector as documented in learn.hpp."""
     dims = {"initial": n, "dynamics": n, "emissions": p}
-    size = {"mean": lambda d: d, "weights": lambda d: d * n, "bias": lambda d: d,
-            "input_weights": lambda d: d * m}
+    size = {"mean": lambda d: d, "weights": lambda d: d * n, "bias": lambda d: d, "input_weights": lambda d: d * m}
     cov = {"full": lambda d: d * (d + 1) // 2, "diagonal": lambda d: d, "scalar": lambda d: 1}
     total = 0
     for name in ALL_NAMES:
@@ -122,22 +129,30 @@ def check_structures(params, props):
 # 1. Gradients against central finite differences.
 
 TIME_INVARIANT = [name for name, v in VARIANTS.items() if not is_time_varying(v)]
-SINGULAR_FROZEN = ("initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
-                   "dynamics.input_weights", "dynamics.cov")
-
-GRADIENT_CASES = (
-    [(name, {}, SINGULAR_FROZEN if name.startswith("singular") else ()) for name in TIME_INVARIANT]
-    + [("diagonal_R", {"emissions": "diagonal"}, ()),
-       ("inputs_and_biases", {"initial": "diagonal", "dynamics": "scalar", "emissions": "diagonal"}, ()),
-       ("missing_components", {"initial": "scalar", "dynamics": "diagonal", "emissions": "scalar"}, ()),
-       ("wholly_missing_steps", {"emissions": "scalar"}, ("emissions.weights",)),
-       ("inputs_and_biases", {}, ("emissions.cov",)),
-       ("missing_components", {}, ("dynamics.weights", "emissions.bias")),
-       ("long_missing", {"emissions": "diagonal"},
-        ("initial.mean", "initial.cov", "dynamics.input_weights", "emissions.input_weights")),
-       ("full_R_emission_dim_above_state_dim", {}, tuple(n for n in ALL_NAMES if n != "dynamics.cov")),
-       ("time_invariant", {}, tuple(ALL_NAMES))]
+SINGULAR_FROZEN = (
+    "initial.mean",
+    "initial.cov",
+    "dynamics.weights",
+    "dynamics.bias",
+    "dynamics.input_weights",
+    "dynamics.cov",
 )
+
+GRADIENT_CASES = [(name, {}, SINGULAR_FROZEN if name.startswith("singular") else ()) for name in TIME_INVARIANT] + [
+    ("diagonal_R", {"emissions": "diagonal"}, ()),
+    ("inputs_and_biases", {"initial": "diagonal", "dynamics": "scalar", "emissions": "diagonal"}, ()),
+    ("missing_components", {"initial": "scalar", "dynamics": "diagonal", "emissions": "scalar"}, ()),
+    ("wholly_missing_steps", {"emissions": "scalar"}, ("emissions.weights",)),
+    ("inputs_and_biases", {}, ("emissions.cov",)),
+    ("missing_components", {}, ("dynamics.weights", "emissions.bias")),
+    (
+        "long_missing",
+        {"emissions": "diagonal"},
+        ("initial.mean", "initial.cov", "dynamics.input_weights", "emissions.input_weights"),
+    ),
+    ("full_R_emission_dim_above_state_dim", {}, tuple(n for n in ALL_NAMES if n != "dynamics.cov")),
+    ("time_invariant", {}, tuple(ALL_NAMES)),
+]
 
 
 def _case_id(case):
@@ -157,7 +172,8 @@ def test_gradient_matches_finite_differences(case):
 
     x = np.asarray(_core.to_unconstrained(core, pcore))
     assert x.shape == (expected_size(props, v.state_dim, v.emission_dim, v.input_dim),), (
-        "frozen parameters must have no entries in the unconstrained vector")
+        "frozen parameters must have no entries in the unconstrained vector"
+    )
     stats = model.sufficient_stats(params, E, U)
     assert_close(np.float64(stats.marginal_loglik), total_log_prob(model, params, E, U), "stats.marginal_loglik")
     grad = np.asarray(_core.log_prob_gradient(core, pcore, stats, None))
@@ -171,11 +187,13 @@ def test_gradient_matches_finite_differences(case):
     err = np.abs(grad - fd) / np.maximum(1.0, np.abs(fd))
     assert np.all(err <= 1e-6), (
         f"gradient vs central differences: max scaled error {err.max():.3e} at entry {int(np.argmax(err))}\n"
-        f"gradient:\n{grad}\nfinite differences:\n{fd}")
+        f"gradient:\n{grad}\nfinite differences:\n{fd}"
+    )
 
 
 # --------------------------------------------------------------------------
 # 2. EM never decreases log p(y).
+
 
 def em_frozen_for(v, extra=()):
     """Per-step dynamics cannot be learned: freeze them (and, for per-step
@@ -183,28 +201,37 @@ def em_frozen_for(v, extra=()):
     short sequences cannot determine; the per-step weights are learned)."""
     frozen = list(extra)
     if is_time_varying(v):
-        frozen += ["dynamics.weights", "dynamics.bias", "dynamics.input_weights", "dynamics.cov",
-                   "emissions.bias", "emissions.input_weights", "emissions.cov"]
+        frozen += [
+            "dynamics.weights",
+            "dynamics.bias",
+            "dynamics.input_weights",
+            "dynamics.cov",
+            "emissions.bias",
+            "emissions.input_weights",
+            "emissions.cov",
+        ]
     if v.name == "single_step":  # one observation cannot determine R
         frozen += ["emissions.cov", "emissions.input_weights"]
     return tuple(dict.fromkeys(frozen))
 
 
-EM_CASES = (
-    [(name, {}, em_frozen_for(v)) for name, v in VARIANTS.items()]
-    + [("diagonal_R", {"emissions": "diagonal"}, ()),
-       ("inputs_and_biases", {"initial": "diagonal", "dynamics": "scalar", "emissions": "diagonal"}, ()),
-       ("missing_components", {"emissions": "scalar"}, ()),
-       ("missing_components_diagonal_R_time_varying", {"emissions": "diagonal"},
-        em_frozen_for(VARIANTS["missing_components_diagonal_R_time_varying"])),
-       ("long_missing", {"emissions": "diagonal", "dynamics": "diagonal"}, ()),
-       ("inputs_and_biases", {}, ("emissions.cov",)),
-       ("long_missing", {}, ("emissions.cov",)),
-       ("wholly_missing_steps", {}, ("dynamics.weights", "emissions.bias")),
-       ("missing_components", {"emissions": "diagonal"}, ("dynamics.weights", "emissions.bias")),
-       ("emission_dim_below_state_dim", {}, ("initial.mean", "dynamics.cov", "emissions.input_weights")),
-       ("time_invariant", {}, tuple(ALL_NAMES))]
-)
+EM_CASES = [(name, {}, em_frozen_for(v)) for name, v in VARIANTS.items()] + [
+    ("diagonal_R", {"emissions": "diagonal"}, ()),
+    ("inputs_and_biases", {"initial": "diagonal", "dynamics": "scalar", "emissions": "diagonal"}, ()),
+    ("missing_components", {"emissions": "scalar"}, ()),
+    (
+        "missing_components_diagonal_R_time_varying",
+        {"emissions": "diagonal"},
+        em_frozen_for(VARIANTS["missing_components_diagonal_R_time_varying"]),
+    ),
+    ("long_missing", {"emissions": "diagonal", "dynamics": "diagonal"}, ()),
+    ("inputs_and_biases", {}, ("emissions.cov",)),
+    ("long_missing", {}, ("emissions.cov",)),
+    ("wholly_missing_steps", {}, ("dynamics.weights", "emissions.bias")),
+    ("missing_components", {"emissions": "diagonal"}, ("dynamics.weights", "emissions.bias")),
+    ("emission_dim_below_state_dim", {}, ("initial.mean", "dynamics.cov", "emissions.input_weights")),
+    ("time_invariant", {}, tuple(ALL_NAMES)),
+]
 
 
 @pytest.mark.parametrize("case", EM_CASES, ids=[_case_id(c) for c in EM_CASES])
@@ -226,6 +253,7 @@ def test_em_is_monotone(case):
 # --------------------------------------------------------------------------
 # 3. A batch's statistics are the sums of its sequences'; pickling.
 
+
 def dynamics_entries(s):
     """The dynamics regression statistics as a list (one pooled entry for a discrete-time model)."""
     return list(s.dynamics) if isinstance(s.dynamics, (list, tuple)) else [s.dynamics]
@@ -233,8 +261,11 @@ def dynamics_entries(s):
 
 def stats_arrays(s):
     out = {"num_sequences": s.num_sequences, "marginal_loglik": s.marginal_loglik}
-    regs = ([("initial", s.initial)] + [(f"dynamics[{k}]", r) for k, r in enumerate(dynamics_entries(s))]
-            + [(f"emissions[{t}]", r) for t, r in enumerate(s.emissions)])
+    regs = (
+        [("initial", s.initial)]
+        + [(f"dynamics[{k}]", r) for k, r in enumerate(dynamics_entries(s))]
+        + [(f"emissions[{t}]", r) for t, r in enumerate(s.emissions)]
+    )
     for prefix, r in regs:
         for f in ("w0", "xx", "rx", "rr", "count"):
             out[f"{prefix}.{f}"] = getattr(r, f)
@@ -287,10 +318,12 @@ def test_batch_statistics_are_sums(name):
 # --------------------------------------------------------------------------
 # 4. The M-step maximizes Q(theta) = E[log p(z, y | theta)].
 
+
 def expected_complete_loglik(params, stats):
     """Q from the statistics' definitions (stats.hpp): regressions out = W x + noise
     (x = [1] for the initial state, [z; u; 1] otherwise) with the sums of E[x x^T],
     E[r x^T] and E[r r^T] for r = out - w0 x, so that out - W x = r - (W - w0) x."""
+
     def gauss(cov, scatter, count):
         d = cov.shape[0]
         sign, logdet = np.linalg.slogdet(cov)
@@ -307,8 +340,9 @@ def expected_complete_loglik(params, stats):
         return a[t] if a.ndim > base_ndim else a
 
     def W(group, t):
-        return np.hstack([entry(group.weights, t, 2), entry(group.input_weights, t, 2),
-                          entry(group.bias, t, 1)[:, None]])
+        return np.hstack(
+            [entry(group.weights, t, 2), entry(group.input_weights, t, 2), entry(group.bias, t, 1)[:, None]]
+        )
 
     q = regression(stats.initial, np.asarray(params.initial.mean)[:, None], params.initial.cov)
     if np.ndim(params.dynamics.weights) == 2:  # per-step (hence frozen) dynamics: a constant term
@@ -394,8 +428,17 @@ def notebook():
     true_ll = model.marginal_log_prob(true_params, emissions)
     params, props = model.initialize(42)
     em_params, em_lls = model.fit_em(params, props, emissions, num_iters=100, verbose=False)
-    return dict(model=model, true_A=true_A, true_Q=true_Q, emissions=emissions, true_ll=true_ll,
-                params=params, props=props, em_params=em_params, em_lls=em_lls)
+    return dict(
+        model=model,
+        true_A=true_A,
+        true_Q=true_Q,
+        emissions=emissions,
+        true_ll=true_ll,
+        params=params,
+        props=props,
+        em_params=em_params,
+        em_lls=em_lls,
+    )
 
 
 def test_notebook_em(notebook):
@@ -415,8 +458,9 @@ def test_notebook_em_accelerated(notebook):
     nb = notebook
     model, emissions = nb["model"], nb["emissions"]
     _, plain_lls = model.fit_em(nb["params"], nb["props"], emissions, num_iters=1000, verbose=False)
-    fast, fast_lls, summary = model.fit_em(nb["params"], nb["props"], emissions, num_iters=1000, verbose=False,
-                                           return_summary=True, accelerate=True)
+    fast, fast_lls, summary = model.fit_em(
+        nb["params"], nb["props"], emissions, num_iters=1000, verbose=False, return_summary=True, accelerate=True
+    )
     assert summary.termination == "max_iterations", summary
     assert monotonically_increasing(fast_lls, atol=0.0, rtol=1e-8), np.diff(fast_lls).min()
     assert_close(fast_lls[0], plain_lls[0], "log likelihood at the start", rtol=0.0)
@@ -427,8 +471,15 @@ def test_notebook_em_accelerated(notebook):
 
 def sgd_run(nb, lr, num_epochs=1000):
     """(fitted, log likelihoods per epoch, summary) of Adam on the notebook."""
-    fitted, losses, summary = nb["model"].fit_sgd(nb["params"], nb["props"], nb["emissions"], optimizer=adam(lr),
-                                                  num_epochs=num_epochs, verbose=False, return_summary=True)
+    fitted, losses, summary = nb["model"].fit_sgd(
+        nb["params"],
+        nb["props"],
+        nb["emissions"],
+        optimizer=adam(lr),
+        num_epochs=num_epochs,
+        verbose=False,
+        return_summary=True,
+    )
     return fitted, -losses * nb["emissions"].size, summary
 
 
@@ -489,8 +540,12 @@ def test_notebook_sgd_end_points_are_chaotic_at_large_rates(notebook):
     moved.emissions.weights[0, 0] *= 1 + 1e-10
     gaps = {}
     for lr in (1e-2, 2.5e-1):
-        curves = [nb["model"].fit_sgd(start, nb["props"], nb["emissions"], optimizer=adam(lr), num_epochs=1000,
-                                      verbose=False)[1] for start in (nb["params"], moved)]
+        curves = [
+            nb["model"].fit_sgd(
+                start, nb["props"], nb["emissions"], optimizer=adam(lr), num_epochs=1000, verbose=False
+            )[1]
+            for start in (nb["params"], moved)
+        ]
         n = min(len(c) for c in curves)  # a chaotic run may end early on a non-finite loss
         gaps[lr] = np.max(np.abs(curves[0][:n] - curves[1][:n])) * nb["emissions"].size
     assert gaps[1e-2] < 2.0 and gaps[2.5e-1] > 10.0, gaps
@@ -510,8 +565,9 @@ def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite():
             getattr(getattr(props, group), name).trainable = (group, name) == ("emissions", "cov")
     y = np.sqrt(np.e) * np.array([[1.0], [-1.0]])
     with pytest.warns(RuntimeWarning, match=r"non-finite in epoch 4.*from epoch 1"):
-        fitted, losses, summary = model.fit_sgd(params, props, y, optimizer=adam(2.0, b1=0.9, b2=0.0),
-                                                num_epochs=20, verbose=False, return_summary=True)
+        fitted, losses, summary = model.fit_sgd(
+            params, props, y, optimizer=adam(2.0, b1=0.9, b2=0.0), num_epochs=20, verbose=False, return_summary=True
+        )
     assert summary.termination == "numerical_failure" and summary.iterations == 4, summary
     s = np.array([-2.5, -0.5, 60.225, 304.297])
     assert_close(losses, 0.5 * np.log(2 * np.pi) + s + 0.5 * np.exp(1.0 - 2 * s), "losses", rtol=1e-5)
@@ -526,8 +582,7 @@ def test_notebook_lbfgs(notebook):
     run; with conjugate priors the same fit converges, to the mode EM finds."""
     nb = notebook
     model, emissions = nb["model"], nb["emissions"]
-    fitted, lls, summary = model.fit_lbfgs(nb["params"], nb["props"], emissions, verbose=False,
-                                           return_summary=True)
+    fitted, lls, summary = model.fit_lbfgs(nb["params"], nb["props"], emissions, verbose=False, return_summary=True)
     assert summary.termination in ("max_iterations", "converged"), summary.message
     assert np.all(np.isfinite(lls)) and monotonically_increasing(lls)
     final = model.marginal_log_prob(fitted, emissions)
@@ -542,8 +597,9 @@ def test_notebook_lbfgs(notebook):
     # searches (the trajectories part), so the cap is well above that.
     _, map_lbfgs, s = cmodel.fit_lbfgs(params, props, emissions, max_iters=5000, verbose=False, return_summary=True)
     assert s.termination == "converged", s.message
-    _, map_em, s = cmodel.fit_em(params, props, emissions, num_iters=5000, tolerance=1e-11, verbose=False,
-                                 return_summary=True)
+    _, map_em, s = cmodel.fit_em(
+        params, props, emissions, num_iters=5000, tolerance=1e-11, verbose=False, return_summary=True
+    )
     assert s.termination == "converged", s.message
     assert_close(map_lbfgs[-1], map_em[-1], "MAP objective, L-BFGS vs EM", rtol=1e-6)
 
@@ -563,8 +619,9 @@ def test_em_with_frozen_dynamics_drifts_to_a_singular_emissions_cov(notebook):
     props.dynamics.weights.trainable = False
     props.dynamics.cov.trainable = False
     with pytest.warns(RuntimeWarning) as record:
-        fitted, lls, summary = model.fit_em(params, props, emissions, num_iters=4000, verbose=False,
-                                            return_summary=True)
+        fitted, lls, summary = model.fit_em(
+            params, props, emissions, num_iters=4000, verbose=False, return_summary=True
+        )
     messages = [str(w.message) for w in record]
     singular = [m for m in messages if "emissions.cov is nearly singular" in m]
     assert len(singular) == 1, messages
@@ -585,10 +642,11 @@ def test_notebook_frozen_dynamics(notebook):
     props.dynamics.weights.trainable = False
     props.dynamics.cov.trainable = False
     initial_A = params.dynamics.weights.copy()
-    for fit in (lambda: model.fit_sgd(params, props, emissions, optimizer=adam(1e-1), num_epochs=200,
-                                      verbose=False),
-                lambda: model.fit_em(params, props, emissions, num_iters=30, verbose=False),
-                lambda: model.fit_lbfgs(params, props, emissions, max_iters=50, verbose=False)):
+    for fit in (
+        lambda: model.fit_sgd(params, props, emissions, optimizer=adam(1e-1), num_epochs=200, verbose=False),
+        lambda: model.fit_em(params, props, emissions, num_iters=30, verbose=False),
+        lambda: model.fit_lbfgs(params, props, emissions, max_iters=50, verbose=False),
+    ):
         fitted, _ = fit()
         assert np.array_equal(fitted.dynamics.weights, initial_A)
         assert np.array_equal(fitted.dynamics.cov, nb["true_Q"])
@@ -598,6 +656,7 @@ def test_notebook_frozen_dynamics(notebook):
 
 # --------------------------------------------------------------------------
 # 6. Recovery of similarity-invariant quantities from simulated data.
+
 
 @pytest.fixture(scope="module")
 def recovery():
@@ -609,8 +668,14 @@ def recovery():
     A = rng.normal(size=(p, p))
     R = 0.1 * (A @ A.T / p) + 0.1 * np.eye(p)
     model = LinearGaussianSSM(n, p)
-    truth, _ = model.initialize(0, initial_covariance=np.eye(n), dynamics_weights=F, dynamics_covariance=Q,
-                                emission_weights=H, emission_covariance=R)
+    truth, _ = model.initialize(
+        0,
+        initial_covariance=np.eye(n),
+        dynamics_weights=F,
+        dynamics_covariance=Q,
+        emission_weights=H,
+        emission_covariance=R,
+    )
     emissions = np.stack([model.sample(truth, 100 + i, 500)[1] for i in range(50)])
     return model, truth, emissions
 
@@ -653,6 +718,7 @@ def test_recovery_of_R_with_H_frozen(recovery):
 # --------------------------------------------------------------------------
 # 7. Covariance structures are kept by every fit.
 
+
 @pytest.fixture(scope="module")
 def small_data():
     v = VARIANTS["missing_components"]
@@ -685,8 +751,7 @@ def test_structure_mismatch_raises(small_data, fit):
     v, E, U = small_data
     model = LinearGaussianSSM(v.state_dim, v.emission_dim, input_dim=v.input_dim)
     params, props = model.initialize(3)
-    params.emissions.cov = params.emissions.cov + 0.01 * (np.ones_like(params.emissions.cov)
-                                                          - np.eye(v.emission_dim))
+    params.emissions.cov = params.emissions.cov + 0.01 * (np.ones_like(params.emissions.cov) - np.eye(v.emission_dim))
     props.emissions.cov.structure = "diagonal"
     call = {"em": model.fit_em, "sgd": model.fit_sgd, "lbfgs": model.fit_lbfgs}[fit]
     with pytest.raises(ValueError, match=r"emissions\.cov"):
@@ -695,6 +760,7 @@ def test_structure_mismatch_raises(small_data, fit):
 
 # --------------------------------------------------------------------------
 # 8. Per-step emission parameters are learned per step.
+
 
 def test_per_step_emissions_are_learned():
     """With the initial law and the dynamics frozen at the truth (a rotation
@@ -712,16 +778,27 @@ def test_per_step_emissions_are_learned():
     R = np.stack([np.diag(rng.uniform(0.01, 0.05, size=p)) for _ in range(T)])
     D = np.zeros((T, p, 0))
     model = LinearGaussianSSM(n, p)
-    fixed = dict(initial_mean=m0, initial_covariance=P0, dynamics_weights=F, dynamics_covariance=Q,
-                 emission_input_weights=D)
+    fixed = dict(
+        initial_mean=m0, initial_covariance=P0, dynamics_weights=F, dynamics_covariance=Q, emission_input_weights=D
+    )
     truth, _ = model.initialize(0, emission_weights=H, emission_bias=d, emission_covariance=R, **fixed)
     emissions = np.stack([model.sample(truth, 1000 + i, T)[1] for i in range(N)])
 
-    params, props = model.initialize(0, emission_weights=H + 0.3 * rng.normal(size=H.shape),
-                                     emission_bias=np.zeros((T, p)),
-                                     emission_covariance=np.stack([0.5 * np.eye(p)] * T), **fixed)
-    for name in ("initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias", "dynamics.cov",
-                 "dynamics.input_weights"):
+    params, props = model.initialize(
+        0,
+        emission_weights=H + 0.3 * rng.normal(size=H.shape),
+        emission_bias=np.zeros((T, p)),
+        emission_covariance=np.stack([0.5 * np.eye(p)] * T),
+        **fixed,
+    )
+    for name in (
+        "initial.mean",
+        "initial.cov",
+        "dynamics.weights",
+        "dynamics.bias",
+        "dynamics.cov",
+        "dynamics.input_weights",
+    ):
         prop(props, name).trainable = False
     fitted, lls = model.fit_em(params, props, emissions, num_iters=300, verbose=False)
     assert monotonically_increasing(lls, rtol=1e-8), np.diff(lls)
@@ -763,6 +840,7 @@ def test_q_step_with_frozen_per_step_dynamics_weights():
 
 # --------------------------------------------------------------------------
 # 9. Errors name the argument.
+
 
 @pytest.fixture
 def error_setup():
@@ -807,17 +885,18 @@ def test_bad_structure_name_raises(error_setup):
 # --------------------------------------------------------------------------
 # 10. fit_em stops at the tolerance.
 
+
 def test_em_tolerance_stops_early(notebook):
     nb = notebook
     model, emissions = nb["model"], nb["emissions"]
-    fitted, lls, summary = model.fit_em(nb["params"], nb["props"], emissions, num_iters=2000, tolerance=1e-6,
-                                        verbose=False, return_summary=True)
+    fitted, lls, summary = model.fit_em(
+        nb["params"], nb["props"], emissions, num_iters=2000, tolerance=1e-6, verbose=False, return_summary=True
+    )
     assert isinstance(summary, lgssm.FitSummary)
     assert summary.termination == "converged", summary.message
     assert summary.iterations < 2000 and len(lls) == summary.iterations
     assert abs(lls[-1] - lls[-2]) <= 1e-6 * abs(lls[-1])
     assert abs(lls[-2] - lls[-3]) > 1e-6 * abs(lls[-2])
     assert monotonically_increasing(lls, atol=1e-8, rtol=1e-8)
-    _, _, full = model.fit_em(nb["params"], nb["props"], emissions, num_iters=5, verbose=False,
-                              return_summary=True)
+    _, _, full = model.fit_em(nb["params"], nb["props"], emissions, num_iters=5, verbose=False, return_summary=True)
     assert full.termination == "max_iterations" and full.iterations == 5

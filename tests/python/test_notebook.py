@@ -91,19 +91,18 @@ def test_forecast(notebook):
     # stationary trace shrinks by exactly 0.9801 per step.
     gap = np.trace(sigma_inf) - np.trace(fc, axis1=1, axis2=2)
     assert np.all(gap > 0)
-    assert_close(gap[1:] / gap[:-1], np.full(K - 1, 0.99 ** 2), "trace gap ratio")
+    assert_close(gap[1:] / gap[:-1], np.full(K - 1, 0.99**2), "trace gap ratio")
 
     # Without bias or inputs the forecast mean is A^{k+1} m_{T-1|T-1}, whose norm
     # shrinks by exactly 0.99 per step.
     m_last = model.filter(params, emissions).filtered_means[-1]
-    assert_close(np.linalg.norm(fm, axis=1), 0.99 ** np.arange(1, K + 1) * np.linalg.norm(m_last),
-                 "|forecast mean|")
+    assert_close(np.linalg.norm(fm, axis=1), 0.99 ** np.arange(1, K + 1) * np.linalg.norm(m_last), "|forecast mean|")
 
     # Far ahead, the forecast is the stationary distribution.
     fm, fc, fem, fec = model.forecast(params, emissions, 2000)
     assert_close(fc[-1], sigma_inf, "state covariance at k = 2000")
     assert_close(fec[-1], y_inf, "emission covariance at k = 2000")
-    assert np.linalg.norm(fm[-1]) < 0.99 ** 1999 * np.linalg.norm(m_last)
+    assert np.linalg.norm(fm[-1]) < 0.99**1999 * np.linalg.norm(m_last)
 
 
 # Horizons: lgssm's and dynamax's curves agree to 2e-8 relative (measured)
@@ -117,9 +116,11 @@ def test_adam_curve_matches_dynamax_until_chaos(notebook, lr):
     """dynamax's fit_sgd (optax.adam, its RealToPSDBijector: the Cholesky factor
     with a log diagonal, as lgssm's) from the same start on the same data: the
     loss curves agree to 1e-6 relative over the epochs before chaos sets in."""
-    pytest.importorskip("dynamax", minversion="1.0.3", exc_type=ImportError,
-                        reason="dynamax (extra `peers`) cannot be imported")
+    pytest.importorskip(
+        "dynamax", minversion="1.0.3", exc_type=ImportError, reason="dynamax (extra `peers`) cannot be imported"
+    )
     import jax
+
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import optax
@@ -129,11 +130,14 @@ def test_adam_curve_matches_dynamax_until_chaos(notebook, lr):
     _, _, _, _, _, emissions = notebook
     model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
     params, props = model.initialize(42)
-    group = lambda src, cls: cls(**{k: jnp.asarray(getattr(src, k)) for k in ("weights", "bias", "input_weights", "cov")})
+    group = lambda src, cls: cls(
+        **{k: jnp.asarray(getattr(src, k)) for k in ("weights", "bias", "input_weights", "cov")}
+    )
     dx_params = dxi.ParamsLGSSM(
         initial=dxi.ParamsLGSSMInitial(jnp.asarray(params.initial.mean), jnp.asarray(params.initial.cov)),
         dynamics=group(params.dynamics, dxi.ParamsLGSSMDynamics),
-        emissions=group(params.emissions, dxi.ParamsLGSSMEmissions))
+        emissions=group(params.emissions, dxi.ParamsLGSSMEmissions),
+    )
     dx = DynamaxSSM(STATE_DIM, EMISSION_DIM)
     _, dx_props = dx.initialize(jax.random.PRNGKey(0))
     n = ADAM_HORIZONS[lr]

@@ -71,9 +71,11 @@ def test_initialize_time_varying_overrides_keep_time_axis():
 def test_parameter_properties_trainable():
     model = LinearGaussianSSM(2, 3)
     _, props = model.initialize(key=0)
-    for group, names in [("initial", ["mean", "cov"]),
-                         ("dynamics", ["weights", "bias", "input_weights", "cov"]),
-                         ("emissions", ["weights", "bias", "input_weights", "cov"])]:
+    for group, names in [
+        ("initial", ["mean", "cov"]),
+        ("dynamics", ["weights", "bias", "input_weights", "cov"]),
+        ("emissions", ["weights", "bias", "input_weights", "cov"]),
+    ]:
         for name in names:
             assert getattr(getattr(props, group), name).trainable is True, f"{group}.{name}"
     props.dynamics.weights.trainable = False
@@ -88,8 +90,11 @@ def test_covariance_structure_must_be_a_known_name(structure):
     model = LinearGaussianSSM(2, 3)
     params, props = model.initialize(key=0)
     props.emissions.cov.structure = structure
-    with pytest.raises(ValueError, match=r"props\.emissions\.cov\.structure: expected one of \['diagonal', 'full', "
-                                         r"'scalar'\], got " + re.escape(repr(structure))):
+    with pytest.raises(
+        ValueError,
+        match=r"props\.emissions\.cov\.structure: expected one of \['diagonal', 'full', "
+        r"'scalar'\], got " + re.escape(repr(structure)),
+    ):
         model.fit_em(params, props, np.ones((4, 3)), num_iters=1, verbose=False)
 
 
@@ -98,6 +103,9 @@ def test_parameter_properties_must_be_parameter_properties(value):
     model = LinearGaussianSSM(2, 3)
     params, props = model.initialize(key=0)
     props.dynamics.cov = value
-    with pytest.raises(ValueError, match=rf"props\.dynamics\.cov: expected a ParameterProperties, got "
-                                         rf"{type(value).__name__}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"props\.dynamics\.cov: expected a ParameterProperties, got "
+        rf"{type(value).__name__}",
+    ):
         model.fit_em(params, props, np.ones((4, 3)), num_iters=1, verbose=False)

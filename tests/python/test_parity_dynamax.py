@@ -5,11 +5,13 @@ joint sampling and EM trajectories, to 1e-8 relative. Where dynamax differs
 approximate, its emission means omit D u, it has no missing data, its per-step
 dynamics are indexed one step later) the test states the exact relation
 instead (docs/parity.md). About 35 s of CPU, mostly JAX compiling once per shape."""
+
 import numpy as np
 import pytest
 
-pytest.importorskip("dynamax", minversion="1.0.3", exc_type=ImportError,
-                    reason="dynamax (extra `peers`) cannot be imported")
+pytest.importorskip(
+    "dynamax", minversion="1.0.3", exc_type=ImportError, reason="dynamax (extra `peers`) cannot be imported"
+)
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
@@ -23,8 +25,15 @@ from lgssm import LinearGaussianConjugateSSM  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
 from dense_reference import Reference  # noqa: E402
-from peer_models import (EM_ITERS, NUM_FORECAST, as_kwargs, inputs_case, notebook_case, replaced,  # noqa: E402
-                         with_missing)
+from peer_models import (
+    EM_ITERS,
+    NUM_FORECAST,
+    as_kwargs,
+    inputs_case,
+    notebook_case,
+    replaced,  # noqa: E402
+    with_missing,
+)
 
 RTOL = 1e-8
 smoother = jax.jit(dx_inference.lgssm_smoother)
@@ -32,15 +41,18 @@ smoother = jax.jit(dx_inference.lgssm_smoother)
 
 def to_dynamax(params, dynamics_weights=None):
     """dynamax's ParamsLGSSM with the same numbers; ``dynamics_weights`` replaces F."""
+
     def group(src, cls, **override):
-        return cls(**{k: jnp.asarray(override.get(k, getattr(src, k)))
-                      for k in ("weights", "bias", "input_weights", "cov")})
+        return cls(
+            **{k: jnp.asarray(override.get(k, getattr(src, k))) for k in ("weights", "bias", "input_weights", "cov")}
+        )
 
     weights = {} if dynamics_weights is None else {"weights": dynamics_weights}
     return dx_inference.ParamsLGSSM(
         initial=dx_inference.ParamsLGSSMInitial(jnp.asarray(params.initial.mean), jnp.asarray(params.initial.cov)),
         dynamics=group(params.dynamics, dx_inference.ParamsLGSSMDynamics, **weights),
-        emissions=group(params.emissions, dx_inference.ParamsLGSSMEmissions))
+        emissions=group(params.emissions, dx_inference.ParamsLGSSMEmissions),
+    )
 
 
 def dynamax_model(case, cls=DynamaxSSM):
@@ -66,12 +78,16 @@ def emulate_missing(params, emissions):
     input_weights = e.input_weights[None] * keep[:, :, None]
     bias = e.bias[None] * keep
     cov = e.cov[None] * keep[:, :, None] * keep[:, None, :] + np.eye(p)[None] * miss[:, :, None]
-    return np.where(miss, 0.0, emissions), dict(weights=weights, bias=bias, input_weights=input_weights,
-                                                cov=cov), int(miss.sum())
+    return (
+        np.where(miss, 0.0, emissions),
+        dict(weights=weights, bias=bias, input_weights=input_weights, cov=cov),
+        int(miss.sum()),
+    )
 
 
 # --------------------------------------------------------------------------
 # Filter and smoother.
+
 
 def inference_notebook():
     case = notebook_case()
@@ -102,8 +118,9 @@ def inference_missing_time_varying():
 
 def inference_batch():
     case = inputs_case(num_sequences=3)
-    post = jax.vmap(smoother, in_axes=(None, 0, 0))(to_dynamax(case.params), jnp.asarray(case.emissions),
-                                                    jnp.asarray(case.inputs))
+    post = jax.vmap(smoother, in_axes=(None, 0, 0))(
+        to_dynamax(case.params), jnp.asarray(case.emissions), jnp.asarray(case.inputs)
+    )
     return case, post, 0.0
 
 
@@ -113,8 +130,10 @@ def inference_batch():
 # (test_dynamax_accuracy_notebook), so its moments are compared at 1e-6 there.
 MOMENT_RTOL = {"notebook": 1e-6}
 
-INFERENCE = {f.__name__[len("inference_"):]: f for f in
-             (inference_notebook, inference_inputs, inference_missing_time_varying, inference_batch)}
+INFERENCE = {
+    f.__name__[len("inference_") :]: f
+    for f in (inference_notebook, inference_inputs, inference_missing_time_varying, inference_batch)
+}
 
 
 @pytest.mark.parametrize("name", list(INFERENCE))
@@ -141,8 +160,10 @@ def test_dynamax_accuracy_notebook():
     post = case.model.smoother(case.params, case.emissions)
     assert_close(post.smoothed_covariances, covs, "lgssm smoothed_covariances", rtol=1e-10)
     assert_close(post.filtered_covariances[-1], covs[-1], "lgssm last filtered covariance", rtol=1e-10)
-    for name, ours, exact, low in (("smoothed_covariances", dx.smoothed_covariances, covs, 1e-8),
-                                   ("last filtered covariance", dx.filtered_covariances[-1], covs[-1], 1e-9)):
+    for name, ours, exact, low in (
+        ("smoothed_covariances", dx.smoothed_covariances, covs, 1e-8),
+        ("last filtered covariance", dx.filtered_covariances[-1], covs[-1], 1e-9),
+    ):
         gap = np.max(np.abs(np.asarray(ours) - exact)) / np.max(np.abs(exact))
         assert low < gap < 1e-6, f"dynamax {name}: relative error {gap:.3g}"
 
@@ -159,12 +180,14 @@ def test_missing_values_are_not_supported_by_dynamax():
 # --------------------------------------------------------------------------
 # Posterior predictive, forecast, sampling.
 
+
 def test_posterior_predictive_omits_emission_inputs_in_dynamax():
     """dynamax's posterior_predictive mean is H m_{t|T} + d: it drops D u_t.
     Adding D u_t back gives lgssm's mean; the standard deviations agree."""
     case = inputs_case()
-    dx = jax.jit(dynamax_model(case).posterior_predictive)(to_dynamax(case.params), jnp.asarray(case.emissions),
-                                                          jnp.asarray(case.inputs))
+    dx = jax.jit(dynamax_model(case).posterior_predictive)(
+        to_dynamax(case.params), jnp.asarray(case.emissions), jnp.asarray(case.inputs)
+    )
     means, stds = case.model.posterior_predictive(case.params, case.emissions, case.inputs)
     D = case.params.emissions.input_weights
     assert_close(means, np.asarray(dx[0]) + case.inputs @ D.T, "posterior predictive means", rtol=RTOL)
@@ -180,27 +203,41 @@ def test_forecast_is_approximate_in_dynamax(make_case):
     case = make_case()
     dx = dynamax_model(case)
     forecast = jax.jit(dx.forecast, static_argnums=2)
-    fm, fc, fem, fec = (np.asarray(a) for a in forecast(to_dynamax(case.params), jnp.asarray(case.emissions),
-                                                        NUM_FORECAST, jnp_or_none(case.inputs),
-                                                        jnp_or_none(case.forecast_inputs)))
+    fm, fc, fem, fec = (
+        np.asarray(a)
+        for a in forecast(
+            to_dynamax(case.params),
+            jnp.asarray(case.emissions),
+            NUM_FORECAST,
+            jnp_or_none(case.inputs),
+            jnp_or_none(case.forecast_inputs),
+        )
+    )
     model, params = case.model, case.params
     exact = model.forecast(params, case.emissions, NUM_FORECAST, case.inputs, case.forecast_inputs)
 
     # The exact relation: lgssm's filter on dynamax's construction.
-    dummy = replaced(model, params, initial_mean=exact[0][0], initial_covariance=exact[1][0],
-                     emission_covariance=1e8 * np.eye(model.emission_dim))
+    dummy = replaced(
+        model,
+        params,
+        initial_mean=exact[0][0],
+        initial_covariance=exact[1][0],
+        emission_covariance=1e8 * np.eye(model.emission_dim),
+    )
     fu = np.zeros((NUM_FORECAST, model.input_dim)) if case.forecast_inputs is None else case.forecast_inputs
     construction = model.filter(dummy, np.zeros((NUM_FORECAST, model.emission_dim)), fu)
     assert_close(fm, construction.filtered_means, "dynamax forecast means", rtol=RTOL)
     assert_close(fc, construction.filtered_covariances, "dynamax forecast covariances", rtol=RTOL)
-    H, d, D, R = (params.emissions.weights, params.emissions.bias, params.emissions.input_weights,
-                  params.emissions.cov)
+    H, d, D, R = (params.emissions.weights, params.emissions.bias, params.emissions.input_weights, params.emissions.cov)
     assert_close(fem, fm @ H.T + d, "dynamax forecast emission means (no D u)", rtol=RTOL)
     assert_close(fec, H @ fc @ H.T + R, "dynamax forecast emission covariances", rtol=RTOL)
 
     # Against the exact forecast: close, but not equal.
-    for name, ours, theirs in (("means", exact[0], fm), ("covariances", exact[1], fc),
-                               ("emission means", exact[2] - fu @ D.T, fem)):
+    for name, ours, theirs in (
+        ("means", exact[0], fm),
+        ("covariances", exact[1], fc),
+        ("emission means", exact[2] - fu @ D.T, fem),
+    ):
         rel = np.max(np.abs(ours - theirs)) / np.max(np.abs(ours))
         assert 1e-13 < rel < 1e-5, f"forecast {name}: relative gap to dynamax {rel:.3g}"
 
@@ -212,11 +249,17 @@ def test_sampler_uses_the_filters_input_timing():
     case = inputs_case()
     model = case.model
     n, p = model.state_dim, model.emission_dim
-    quiet = replaced(model, case.params, initial_covariance=1e-24 * np.eye(n),
-                     dynamics_covariance=1e-24 * np.eye(n), emission_covariance=1e-24 * np.eye(p))
+    quiet = replaced(
+        model,
+        case.params,
+        initial_covariance=1e-24 * np.eye(n),
+        dynamics_covariance=1e-24 * np.eye(n),
+        emission_covariance=1e-24 * np.eye(p),
+    )
     states, emissions = model.sample(quiet, 0, len(case.inputs), case.inputs)
     dx_states, dx_emissions = jax.jit(dynamax_model(case).sample, static_argnums=2)(
-        to_dynamax(quiet), jax.random.PRNGKey(0), len(case.inputs), jnp.asarray(case.inputs))
+        to_dynamax(quiet), jax.random.PRNGKey(0), len(case.inputs), jnp.asarray(case.inputs)
+    )
     assert_close(states, np.asarray(dx_states), "noiseless states", rtol=RTOL)
     assert_close(emissions, np.asarray(dx_emissions), "noiseless emissions", rtol=RTOL)
 
@@ -224,17 +267,25 @@ def test_sampler_uses_the_filters_input_timing():
 # --------------------------------------------------------------------------
 # EM: dynamax's fit_em with all parameters trainable is lgssm's joint M-step.
 
+
 def fit_both(case, num_iters, conjugate=False):
     """(lgssm's, dynamax's) (params, log likelihoods) after fit_em from
     case.em_start; ``conjugate``: both libraries' conjugate-prior models with
     their default priors (MAP EM; the objective includes the log prior)."""
     dx = dynamax_model(case, DynamaxConjugateSSM if conjugate else DynamaxSSM)
-    dx_fit = dx.fit_em(to_dynamax(case.em_start), dx.initialize()[1], jnp.asarray(case.emissions),
-                       jnp_or_none(case.inputs), num_iters=num_iters, verbose=False)
+    dx_fit = dx.fit_em(
+        to_dynamax(case.em_start),
+        dx.initialize()[1],
+        jnp.asarray(case.emissions),
+        jnp_or_none(case.inputs),
+        num_iters=num_iters,
+        verbose=False,
+    )
     m = case.model
     model = LinearGaussianConjugateSSM(m.state_dim, m.emission_dim, m.input_dim) if conjugate else m
-    ours = model.fit_em(case.em_start, model.initialize()[1], case.emissions, case.inputs, num_iters=num_iters,
-                        verbose=False)
+    ours = model.fit_em(
+        case.em_start, model.initialize()[1], case.emissions, case.inputs, num_iters=num_iters, verbose=False
+    )
     return ours, dx_fit
 
 
@@ -264,9 +315,14 @@ def test_em_batch_initial_covariance_differs_in_dynamax():
     assert_close(lls, np.asarray(dx_lls), "log likelihood before the M-step", rtol=RTOL)
     assert_same_params(params, dx_params, rtol=RTOL, skip=("initial.cov",))
     m = params.initial.mean
-    assert_close(params.initial.cov - (len(case.emissions) - 1) * np.outer(m, m),
-                 np.asarray(dx_params.initial.cov), "initial.cov + (N - 1) m m^T", rtol=RTOL)
+    assert_close(
+        params.initial.cov - (len(case.emissions) - 1) * np.outer(m, m),
+        np.asarray(dx_params.initial.cov),
+        "initial.cov + (N - 1) m m^T",
+        rtol=RTOL,
+    )
     assert np.min(np.linalg.eigvalsh(np.asarray(dx_params.initial.cov))) < 0
-    next_lls = jax.vmap(smoother, in_axes=(None, 0, 0))(dx_params, jnp.asarray(case.emissions),
-                                                        jnp.asarray(case.inputs)).marginal_loglik
+    next_lls = jax.vmap(smoother, in_axes=(None, 0, 0))(
+        dx_params, jnp.asarray(case.emissions), jnp.asarray(case.inputs)
+    ).marginal_loglik
     assert np.all(np.isnan(np.asarray(next_lls)))

@@ -4,25 +4,37 @@ likelihood, filtered and smoothed moments, forecasts and EM trajectories, to
 a whole observation when any component is masked, and its EM updates the
 parameters one after another (each given the ones updated before it), not
 jointly; the tests state these relations exactly (docs/parity.md). About 4 s."""
+
 import numpy as np
 import pytest
 
-pytest.importorskip("pykalman", exc_type=ImportError,
-                    reason="pykalman (extra `peers`) cannot be imported")
+pytest.importorskip("pykalman", exc_type=ImportError, reason="pykalman (extra `peers`) cannot be imported")
 from pykalman import KalmanFilter  # noqa: E402
 from pykalman.standard import _filter, _smooth, _smooth_pair  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
-from peer_models import (EM_ITERS, NUM_FORECAST, input_offsets, inputs_case, notebook_case,  # noqa: E402
-                         with_missing)
+from peer_models import (
+    EM_ITERS,
+    NUM_FORECAST,
+    input_offsets,
+    inputs_case,
+    notebook_case,  # noqa: E402
+    with_missing,
+)
 
 RTOL = 1e-8
 
 # pykalman's name of each lgssm parameter.
-NAMES = {"dynamics.weights": "transition_matrices", "dynamics.bias": "transition_offsets",
-         "dynamics.cov": "transition_covariance", "emissions.weights": "observation_matrices",
-         "emissions.bias": "observation_offsets", "emissions.cov": "observation_covariance",
-         "initial.mean": "initial_state_mean", "initial.cov": "initial_state_covariance"}
+NAMES = {
+    "dynamics.weights": "transition_matrices",
+    "dynamics.bias": "transition_offsets",
+    "dynamics.cov": "transition_covariance",
+    "emissions.weights": "observation_matrices",
+    "emissions.bias": "observation_offsets",
+    "emissions.cov": "observation_covariance",
+    "initial.mean": "initial_state_mean",
+    "initial.cov": "initial_state_covariance",
+}
 
 
 def get(params, name):
@@ -57,14 +69,18 @@ def assert_same_posterior(model, params, emissions, inputs, kf, pk_emissions):
     post = model.smoother(params, emissions, inputs)
     assert_close(post.marginal_loglik, kf.loglikelihood(pk_emissions), "marginal_loglik", rtol=RTOL)
     pk = kf._initialize_parameters()  # (A, b, Q, C, d, R, mu0, Sigma0), as KalmanFilter.smooth uses them
-    pred_m, pred_c, _, filt_m, filt_c = _filter(pk[0], pk[3], pk[2], pk[5], pk[1], pk[4], pk[6], pk[7],
-                                                pk_emissions)
+    pred_m, pred_c, _, filt_m, filt_c = _filter(pk[0], pk[3], pk[2], pk[5], pk[1], pk[4], pk[6], pk[7], pk_emissions)
     smooth_m, smooth_c, gains = _smooth(pk[0], filt_m, filt_c, pred_m, pred_c)
-    for name, theirs in (("predicted_means", pred_m), ("predicted_covariances", pred_c),
-                         ("filtered_means", filt_m), ("filtered_covariances", filt_c),
-                         ("smoothed_means", smooth_m), ("smoothed_covariances", smooth_c),
-                         # pykalman's pairwise covariance t is Cov[z_t, z_{t-1}]; its entry 0 is unused.
-                         ("smoothed_cross_covariances", _smooth_pair(smooth_c, gains)[1:])):
+    for name, theirs in (
+        ("predicted_means", pred_m),
+        ("predicted_covariances", pred_c),
+        ("filtered_means", filt_m),
+        ("filtered_covariances", filt_c),
+        ("smoothed_means", smooth_m),
+        ("smoothed_covariances", smooth_c),
+        # pykalman's pairwise covariance t is Cov[z_t, z_{t-1}]; its entry 0 is unused.
+        ("smoothed_cross_covariances", _smooth_pair(smooth_c, gains)[1:]),
+    ):
         assert_close(getattr(post, name), theirs, name, rtol=RTOL)
     # The public methods give the same moments.
     assert_close(post.filtered_means, kf.filter(pk_emissions)[0], "KalmanFilter.filter", rtol=RTOL)
@@ -74,8 +90,14 @@ def assert_same_posterior(model, params, emissions, inputs, kf, pk_emissions):
 @pytest.mark.parametrize("name", list(CASES))
 def test_filter_and_smoother(name):
     case = CASES[name]()
-    assert_same_posterior(case.model, case.params, case.emissions, case.inputs,
-                          to_pykalman(case.params, case.inputs), masked(case.emissions))
+    assert_same_posterior(
+        case.model,
+        case.params,
+        case.emissions,
+        case.inputs,
+        to_pykalman(case.params, case.inputs),
+        masked(case.emissions),
+    )
 
 
 def test_partially_observed_rows_are_dropped_by_pykalman():
@@ -114,6 +136,7 @@ def test_forecast(name):
 # M-step with the offsets frozen; with em_vars="all" it is a sequence of lgssm's
 # conditional M-steps.
 
+
 def props_training(model, names):
     """Parameter properties with only ``names`` trainable."""
     _, props = model.initialize()
@@ -143,7 +166,8 @@ EM_CASES = {
     # Everything but the offsets (here the inputs' B u_t + b and D u_t + d).
     "all_but_offsets_inputs": (
         inputs_case,
-        ["dynamics.weights", "dynamics.cov", "emissions.weights", "emissions.cov", "initial.mean", "initial.cov"]),
+        ["dynamics.weights", "dynamics.cov", "emissions.weights", "emissions.cov", "initial.mean", "initial.cov"],
+    ),
     # With missing rows the dynamics and initial updates agree (see the next test for the emissions').
     "dynamics_missing_rows": (missing_rows_case, ["dynamics.weights", "dynamics.cov", "initial.mean", "initial.cov"]),
 }
@@ -154,10 +178,12 @@ def test_em_with_frozen_offsets_is_lgssms_conditional_em(name):
     make_case, names = EM_CASES[name]
     case = make_case()
     start = case.em_start if case.inputs is None else case.params  # B, b, D, d frozen at their true values
-    kf, pk_lls = pykalman_em(to_pykalman(start, case.inputs, em_vars=[NAMES[k] for k in names]),
-                             masked(case.emissions), EM_ITERS)
-    params, lls = case.model.fit_em(start, props_training(case.model, names), case.emissions, case.inputs,
-                                    num_iters=EM_ITERS, verbose=False)
+    kf, pk_lls = pykalman_em(
+        to_pykalman(start, case.inputs, em_vars=[NAMES[k] for k in names]), masked(case.emissions), EM_ITERS
+    )
+    params, lls = case.model.fit_em(
+        start, props_training(case.model, names), case.emissions, case.inputs, num_iters=EM_ITERS, verbose=False
+    )
     assert_close(lls, pk_lls, "log likelihood per EM iteration", rtol=RTOL)
     assert_same_params(params, kf, names)
 
@@ -170,10 +196,12 @@ def test_em_emission_updates_differ_with_missing_rows():
     points), with different trajectories."""
     case = missing_rows_case()
     names = ["emissions.weights", "emissions.cov"]
-    _, pk_lls = pykalman_em(to_pykalman(case.params, case.inputs, em_vars=[NAMES[k] for k in names]),
-                            masked(case.emissions), EM_ITERS)
-    _, lls = case.model.fit_em(case.params, props_training(case.model, names), case.emissions, case.inputs,
-                               num_iters=EM_ITERS, verbose=False)
+    _, pk_lls = pykalman_em(
+        to_pykalman(case.params, case.inputs, em_vars=[NAMES[k] for k in names]), masked(case.emissions), EM_ITERS
+    )
+    _, lls = case.model.fit_em(
+        case.params, props_training(case.model, names), case.emissions, case.inputs, num_iters=EM_ITERS, verbose=False
+    )
     assert lls[0] == pytest.approx(pk_lls[0], rel=RTOL)
     assert np.all(np.diff(lls) > 0) and np.all(np.diff(pk_lls) > 0)
     assert np.min(np.abs(lls[1:] - pk_lls[1:])) > 1e-3
@@ -190,12 +218,16 @@ def test_em_all_is_a_sequence_of_conditional_m_steps():
     for _ in range(EM_ITERS):
         lls.append(model.marginal_log_prob(params, case.emissions))
         stats = model.sufficient_stats(params, case.emissions)
-        for names in (["emissions.weights", "emissions.cov"], ["dynamics.weights", "dynamics.cov"],
-                      ["initial.mean", "initial.cov"], ["dynamics.bias"], ["emissions.bias"]):
+        for names in (
+            ["emissions.weights", "emissions.cov"],
+            ["dynamics.weights", "dynamics.cov"],
+            ["initial.mean", "initial.cov"],
+            ["dynamics.bias"],
+            ["emissions.bias"],
+        ):
             params = model.m_step(params, props_training(model, names), stats)
     assert_close(np.array(lls), pk_lls, "log likelihood per EM iteration", rtol=RTOL)
     assert_same_params(params, kf, NAMES)
 
-    _, joint_lls = model.fit_em(case.em_start, model.initialize()[1], case.emissions, num_iters=EM_ITERS,
-                                verbose=False)
+    _, joint_lls = model.fit_em(case.em_start, model.initialize()[1], case.emissions, num_iters=EM_ITERS, verbose=False)
     assert np.max(np.abs(joint_lls[1:] - pk_lls[1:])) > 1e-3

@@ -6,11 +6,11 @@ statsmodels has no inputs (they enter as time-varying intercepts), one series
 per model (sequences are run one by one) and no EM for a general state-space
 model; its steady-state switch is the one documented difference
 (docs/parity.md). About 2 s."""
+
 import numpy as np
 import pytest
 
-pytest.importorskip("statsmodels", exc_type=ImportError,
-                    reason="statsmodels (extra `peers`) cannot be imported")
+pytest.importorskip("statsmodels", exc_type=ImportError, reason="statsmodels (extra `peers`) cannot be imported")
 from statsmodels.tsa.statespace.mlemodel import MLEModel  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
@@ -66,12 +66,16 @@ def test_filter_and_smoother(name):
     res = to_statsmodels(case.params, case.emissions, case.inputs)
     T = len(case.emissions)
     assert_close(post.marginal_loglik, float(res.llf), "marginal_loglik", rtol=RTOL)
-    for ours, theirs in (("predicted_means", res.predicted_state[:, :T]),
-                         ("predicted_covariances", res.predicted_state_cov[:, :, :T]),
-                         ("filtered_means", res.filtered_state), ("filtered_covariances", res.filtered_state_cov),
-                         ("smoothed_means", res.smoothed_state), ("smoothed_covariances", res.smoothed_state_cov),
-                         # column t is Cov[z_{t+1}, z_t | y]; the last one reaches beyond the data.
-                         ("smoothed_cross_covariances", res.smoothed_state_autocov[:, :, :T - 1])):
+    for ours, theirs in (
+        ("predicted_means", res.predicted_state[:, :T]),
+        ("predicted_covariances", res.predicted_state_cov[:, :, :T]),
+        ("filtered_means", res.filtered_state),
+        ("filtered_covariances", res.filtered_state_cov),
+        ("smoothed_means", res.smoothed_state),
+        ("smoothed_covariances", res.smoothed_state_cov),
+        # column t is Cov[z_{t+1}, z_t | y]; the last one reaches beyond the data.
+        ("smoothed_cross_covariances", res.smoothed_state_autocov[:, :, : T - 1]),
+    ):
         assert_close(getattr(post, ours), time_first(theirs), ours, rtol=RTOL)
 
 
@@ -103,8 +107,9 @@ def test_sequences_one_by_one():
     for b in range(len(lengths)):
         res = to_statsmodels(case.params, emissions[b], inputs[b])
         assert_close(lls[b], float(res.llf), f"marginal_loglik of sequence {b}", rtol=RTOL)
-        assert_close(posts[b].smoothed_means, time_first(res.smoothed_state), f"smoothed_means of sequence {b}",
-                     rtol=RTOL)
+        assert_close(
+            posts[b].smoothed_means, time_first(res.smoothed_state), f"smoothed_means of sequence {b}", rtol=RTOL
+        )
 
 
 def test_forecast_notebook():
@@ -128,8 +133,7 @@ def test_forecast_with_inputs():
     fm, fc, fem, fec = model.forecast(case.params, case.emissions, K, case.inputs, case.forecast_inputs)
     extended = np.concatenate([case.emissions, np.full((K, model.emission_dim), np.nan)])
     res = to_statsmodels(case.params, extended, np.concatenate([case.inputs, case.forecast_inputs]))
-    assert_close(fm, time_first(res.predicted_state[:, T:T + K]), "forecast means", rtol=RTOL)
-    assert_close(fc, time_first(res.predicted_state_cov[:, :, T:T + K]), "forecast covariances", rtol=RTOL)
-    assert_close(fem, time_first(res.forecasts[:, T:T + K]), "forecast emission means", rtol=RTOL)
-    assert_close(fec, time_first(res.forecasts_error_cov[:, :, T:T + K]), "forecast emission covariances",
-                 rtol=RTOL)
+    assert_close(fm, time_first(res.predicted_state[:, T : T + K]), "forecast means", rtol=RTOL)
+    assert_close(fc, time_first(res.predicted_state_cov[:, :, T : T + K]), "forecast covariances", rtol=RTOL)
+    assert_close(fem, time_first(res.forecasts[:, T : T + K]), "forecast emission means", rtol=RTOL)
+    assert_close(fec, time_first(res.forecasts_error_cov[:, :, T : T + K]), "forecast emission covariances", rtol=RTOL)

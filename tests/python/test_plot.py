@@ -39,8 +39,9 @@ def assert_png(path):
 
 def test_emissions_and_forecast(tmp_path, example):
     model, params, _, emissions = example
-    fig = plot.plot_emissions_and_forecast(model, params, emissions, num_forecast_timesteps=10,
-                                           path=tmp_path / "forecast.png")
+    fig = plot.plot_emissions_and_forecast(
+        model, params, emissions, num_forecast_timesteps=10, path=tmp_path / "forecast.png"
+    )
     assert isinstance(fig, Figure)
     assert_png(tmp_path / "forecast.png")
     ax = fig.axes[0]
@@ -52,8 +53,12 @@ def test_emissions_and_forecast(tmp_path, example):
 
 def test_learning_curves_on_given_axes(tmp_path):
     fig, (left, right) = plt.subplots(1, 2)
-    got = plot.plot_learning_curves({"EM": -1 / np.arange(1, 20), "SGD": -2 / np.arange(1, 30)}, true_value=0.0,
-                                    ax=right, path=tmp_path / "curves.png")
+    got = plot.plot_learning_curves(
+        {"EM": -1 / np.arange(1, 20), "SGD": -2 / np.arange(1, 30)},
+        true_value=0.0,
+        ax=right,
+        path=tmp_path / "curves.png",
+    )
     assert got is fig and len(right.lines) == 3 and not left.lines
     assert_png(tmp_path / "curves.png")
     with pytest.raises(ValueError, match="curves"):

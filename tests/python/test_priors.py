@@ -1,6 +1,7 @@
 """MAP fitting with conjugate priors: the log prior against SciPy's densities,
 the MAP gradient against finite differences, monotone MAP-EM, and the MAP
 M-step as the maximizer of E[log p(z, y)] + log p(params)."""
+
 import numpy as np
 import pytest
 from scipy.stats import invwishart, matrix_normal, multivariate_normal
@@ -25,8 +26,12 @@ def scipy_log_prior(model, params):
 @pytest.fixture(scope="module")
 def data():
     truth_model = LinearGaussianSSM(2, 4, input_dim=1)
-    truth, _ = truth_model.initialize(0, dynamics_weights=0.95 * random_rotation(0, 2, theta=0.4),
-                                      dynamics_covariance=0.05 * np.eye(2), dynamics_input_weights=[[0.5], [0.0]])
+    truth, _ = truth_model.initialize(
+        0,
+        dynamics_weights=0.95 * random_rotation(0, 2, theta=0.4),
+        dynamics_covariance=0.05 * np.eye(2),
+        dynamics_input_weights=[[0.5], [0.0]],
+    )
     inputs = np.random.default_rng(1).normal(size=(60, 1))
     _, y = truth_model.sample(truth, 2, 60, inputs=inputs)
     y[5, 1] = np.nan
@@ -37,24 +42,31 @@ def custom_model():
     rng = np.random.default_rng(5)
     a = rng.normal(size=(4, 4))
     return LinearGaussianConjugateSSM(
-        2, 4, input_dim=1,
+        2,
+        4,
+        input_dim=1,
         initial_prior=NormalInverseWishart(loc=[0.5, -0.5], mean_concentration=2.0, df=4.0, scale=np.diag([1.0, 2.0])),
-        dynamics_prior=MatrixNormalInverseWishart(loc=0.1 * np.ones((2, 4)), col_precision=np.diag([1.0, 2.0, 3.0, 4.0]),
-                                                  df=5.0, scale=0.5 * np.eye(2)),
-        emission_prior=MatrixNormalInverseWishart(loc=np.zeros((4, 4)), col_precision=a @ a.T + np.eye(4), df=6.0,
-                                                  scale=np.eye(4)))
+        dynamics_prior=MatrixNormalInverseWishart(
+            loc=0.1 * np.ones((2, 4)), col_precision=np.diag([1.0, 2.0, 3.0, 4.0]), df=5.0, scale=0.5 * np.eye(2)
+        ),
+        emission_prior=MatrixNormalInverseWishart(
+            loc=np.zeros((4, 4)), col_precision=a @ a.T + np.eye(4), df=6.0, scale=np.eye(4)
+        ),
+    )
 
 
-@pytest.mark.parametrize("make", [lambda: LinearGaussianConjugateSSM(2, 4, input_dim=1), custom_model],
-                         ids=["dynamax_defaults", "custom"])
+@pytest.mark.parametrize(
+    "make", [lambda: LinearGaussianConjugateSSM(2, 4, input_dim=1), custom_model], ids=["dynamax_defaults", "custom"]
+)
 def test_log_prior_matches_scipy(make):
     model = make()
     params, _ = model.initialize(3, dynamics_input_weights=[[0.2], [0.1]], emission_bias=[0.1, 0.2, 0.3, 0.4])
     assert model.log_prior(params) == pytest.approx(scipy_log_prior(model, params), rel=1e-12)
 
 
-@pytest.mark.parametrize("make", [lambda: LinearGaussianConjugateSSM(2, 4, input_dim=1), custom_model],
-                         ids=["dynamax_defaults", "custom"])
+@pytest.mark.parametrize(
+    "make", [lambda: LinearGaussianConjugateSSM(2, 4, input_dim=1), custom_model], ids=["dynamax_defaults", "custom"]
+)
 def test_map_gradient_matches_finite_differences(make, data):
     y, inputs = data
     model = make()
@@ -84,8 +96,9 @@ def test_map_em_is_monotone_in_the_log_joint(freeze, data):
     fitted, objective = model.fit_em(params, props, y, inputs=inputs, num_iters=30, verbose=False)
     assert monotonically_increasing(objective, atol=1e-8, rtol=1e-8)
     # The recorded objective is log p(y) + log p(params) of the parameters entering each iteration.
-    assert objective[0] == pytest.approx(model.marginal_log_prob(params, y, inputs=inputs) + model.log_prior(params),
-                                         rel=1e-12)
+    assert objective[0] == pytest.approx(
+        model.marginal_log_prob(params, y, inputs=inputs) + model.log_prior(params), rel=1e-12
+    )
     if freeze:
         frozen = getattr(getattr(fitted, freeze[0]), freeze[1])
         assert np.array_equal(frozen, getattr(getattr(params, freeze[0]), freeze[1]))

@@ -26,11 +26,12 @@ def check_gaussian_draws(X, mean, cov, name):
     assert np.max(np.abs(z_mean)) < Z, f"{name}: mean off by {np.max(np.abs(z_mean)):.2f} SE: {z_mean}"
     D = X - mean
     C = D.T @ D / N
-    se = np.sqrt((np.outer(sd ** 2, sd ** 2) + cov ** 2) / N)
+    se = np.sqrt((np.outer(sd**2, sd**2) + cov**2) / N)
     z_cov = (C - cov) / se
     assert np.max(np.abs(z_cov)) < Z, (
         f"{name}: covariance off by {np.max(np.abs(z_cov)):.2f} SE at "
-        f"{np.unravel_index(np.argmax(np.abs(z_cov)), z_cov.shape)}\nsample:\n{C}\nexact:\n{cov}")
+        f"{np.unravel_index(np.argmax(np.abs(z_cov)), z_cov.shape)}\nsample:\n{C}\nexact:\n{cov}"
+    )
     W = np.linalg.solve(np.linalg.cholesky(cov), D.T).T
     z_wmean = W.mean(0) * np.sqrt(N)
     assert np.max(np.abs(z_wmean)) < Z, f"{name}: whitened mean off by {np.max(np.abs(z_wmean)):.2f} SE"
@@ -39,7 +40,8 @@ def check_gaussian_draws(X, mean, cov, name):
     z_w = (CW - np.eye(d)) / se_w
     assert np.max(np.abs(z_w)) < Z, (
         f"{name}: whitened covariance off by {np.max(np.abs(z_w)):.2f} SE at "
-        f"{np.unravel_index(np.argmax(np.abs(z_w)), z_w.shape)}")
+        f"{np.unravel_index(np.argmax(np.abs(z_w)), z_w.shape)}"
+    )
 
 
 def sample_model(kind):
@@ -101,8 +103,7 @@ def test_sample_shapes_without_inputs():
         assert np.all(np.isfinite(states)) and np.all(np.isfinite(emissions))
 
 
-POSTERIOR_VARIANTS = ["missing_components", "missing_components_diagonal_R_time_varying",
-                      "wholly_missing_steps"]
+POSTERIOR_VARIANTS = ["missing_components", "missing_components_diagonal_R_time_varying", "wholly_missing_steps"]
 
 
 def _model(variant):
@@ -133,14 +134,14 @@ def test_posterior_sample_moments(name):
         z_mean = zc[:, t].mean(0) / (sd / np.sqrt(S))
         assert np.max(np.abs(z_mean)) < Z, f"t={t}: mean off by {z_mean} SE"
         C = zc[:, t].T @ zc[:, t] / S
-        z_cov = (C - P) / np.sqrt((np.outer(sd ** 2, sd ** 2) + P ** 2) / S)
+        z_cov = (C - P) / np.sqrt((np.outer(sd**2, sd**2) + P**2) / S)
         assert np.max(np.abs(z_cov)) < Z, f"t={t}: covariance off by {z_cov} SE\n{C}\n{P}"
     for t in range(T - 1):
         X = post.smoothed_cross_covariances[t]  # Cov[z_{t+1}, z_t | y]
         C = zc[:, t + 1].T @ zc[:, t] / S
         sd1 = np.sqrt(np.diag(post.smoothed_covariances[t + 1]))
         sd0 = np.sqrt(np.diag(post.smoothed_covariances[t]))
-        z_cross = (C - X) / np.sqrt((np.outer(sd1 ** 2, sd0 ** 2) + X ** 2) / S)
+        z_cross = (C - X) / np.sqrt((np.outer(sd1**2, sd0**2) + X**2) / S)
         assert np.max(np.abs(z_cross)) < Z, f"t={t}: cross covariance off by {z_cross} SE\n{C}\n{X}"
 
 
@@ -171,8 +172,8 @@ def test_posterior_sample_padded_batch():
     U = np.zeros((len(seqs), T, variant.input_dim))
     lengths = []
     for b, s in enumerate(seqs):
-        E[b, :len(s.emissions)] = s.emissions
-        U[b, :len(s.emissions)] = s.inputs
+        E[b, : len(s.emissions)] = s.emissions
+        U[b, : len(s.emissions)] = s.inputs
         observed = np.flatnonzero(~np.all(np.isnan(E[b]), axis=1))
         lengths.append(observed[-1] + 1)
     z = model.posterior_sample(1, params, E, U)

@@ -44,20 +44,23 @@ def test_random_rotation_notebook_call():
     assert_close(np.sort(np.abs(np.angle(np.linalg.eigvals(A)))), [np.pi / 10] * 2, "angle")
 
 
-@pytest.mark.parametrize("x, kwargs, result", [
-    ([1.0, 2.0, 3.0], {}, True),
-    ([1.0, 2.0, 2.0], {}, True),            # equal steps are allowed
-    ([1.0, 3.0, 2.0], {}, False),
-    ([5.0], {}, True),
-    ([1.0, 3.0, 2.0], {"atol": 1.0}, True),  # diff -1 >= -1
-    ([1.0, 3.0, 2.0], {"atol": 0.99}, False),
-    ([10.0, 9.5], {"rtol": 0.05}, True),     # threshold rtol * |x[:-1]| = 0.5
-    ([10.0, 9.5], {"rtol": 0.04}, False),
-    ([-10.0, -10.5], {"rtol": 0.05}, True),  # |x| is used
-    ([-10.0, -10.5], {"rtol": 0.04}, False),
-    ([10.0, 9.0], {"atol": 0.5, "rtol": 0.05}, True),  # atol and rtol add up
-    ([10.0, 9.0], {"atol": 0.4, "rtol": 0.05}, False),
-])
+@pytest.mark.parametrize(
+    "x, kwargs, result",
+    [
+        ([1.0, 2.0, 3.0], {}, True),
+        ([1.0, 2.0, 2.0], {}, True),  # equal steps are allowed
+        ([1.0, 3.0, 2.0], {}, False),
+        ([5.0], {}, True),
+        ([1.0, 3.0, 2.0], {"atol": 1.0}, True),  # diff -1 >= -1
+        ([1.0, 3.0, 2.0], {"atol": 0.99}, False),
+        ([10.0, 9.5], {"rtol": 0.05}, True),  # threshold rtol * |x[:-1]| = 0.5
+        ([10.0, 9.5], {"rtol": 0.04}, False),
+        ([-10.0, -10.5], {"rtol": 0.05}, True),  # |x| is used
+        ([-10.0, -10.5], {"rtol": 0.04}, False),
+        ([10.0, 9.0], {"atol": 0.5, "rtol": 0.05}, True),  # atol and rtol add up
+        ([10.0, 9.0], {"atol": 0.4, "rtol": 0.05}, False),
+    ],
+)
 def test_monotonically_increasing(x, kwargs, result):
     assert bool(monotonically_increasing(np.array(x), **kwargs)) is result
     assert bool(monotonically_increasing(x, **kwargs)) is result

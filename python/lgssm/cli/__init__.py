@@ -34,6 +34,7 @@ loglik, demo) with each command's ``add_arguments(parser)`` and run function
 
 Call ``main(argv)`` to run in-process; it returns the exit code.
 """
+
 from ._data import DATA_SUFFIXES
 from ._results import RESULT_SUFFIXES
 from .errors import EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, CommandError, NumericalFailure
@@ -41,6 +42,19 @@ from .fit import DEFAULT_ITERS, METHOD_LABELS, METHODS, STRUCTURES
 from .parser import COMMANDS, Command, build_parser, main
 
 __all__ = [
-    "COMMANDS", "Command", "CommandError", "DATA_SUFFIXES", "DEFAULT_ITERS", "EXIT_NUMERICAL", "EXIT_OK", "EXIT_USAGE",
-    "METHODS", "METHOD_LABELS", "NumericalFailure", "RESULT_SUFFIXES", "STRUCTURES", "build_parser", "main",
+    "COMMANDS",
+    "Command",
+    "CommandError",
+    "DATA_SUFFIXES",
+    "DEFAULT_ITERS",
+    "EXIT_NUMERICAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "METHODS",
+    "METHOD_LABELS",
+    "NumericalFailure",
+    "RESULT_SUFFIXES",
+    "STRUCTURES",
+    "build_parser",
+    "main",
 ]

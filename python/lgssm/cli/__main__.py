@@ -1,4 +1,5 @@
 """``python -m lgssm.cli ARGS``: the same as ``lgssm ARGS``."""
+
 import sys
 
 from .parser import main

@@ -1,4 +1,5 @@
 """The DATA argument of the commands: options, reading, per-sequence arrays, checks against a model."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,24 +15,45 @@ DATA_SUFFIXES = (".csv", ".tsv", ".npy", ".npz")
 
 
 def add_data_arguments(p: argparse.ArgumentParser, times_help: str):
-    p.add_argument("data", metavar="DATA", help="emissions: .csv/.tsv (one row per time step), .npy "
-                   "(num_timesteps, emission_dim) or NaN-padded (num_sequences, num_timesteps, emission_dim), "
-                   "or .npz (arrays 'emissions', optional 'inputs' and 'times'); NaN or empty = missing")
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        help="emissions: .csv/.tsv (one row per time step), .npy "
+        "(num_timesteps, emission_dim) or NaN-padded (num_sequences, num_timesteps, emission_dim), "
+        "or .npz (arrays 'emissions', optional 'inputs' and 'times'); NaN or empty = missing",
+    )
     g = p.add_argument_group("CSV columns")
-    g.add_argument("--sequence-column", metavar="NAME", help="column of sequence ids; rows are grouped into "
-                   "sequences in order of first appearance")
+    g.add_argument(
+        "--sequence-column",
+        metavar="NAME",
+        help="column of sequence ids; rows are grouped into sequences in order of first appearance",
+    )
     g.add_argument("--input-columns", metavar="A,B", help="comma-separated input columns (default: no inputs)")
-    g.add_argument("--emission-columns", metavar="A,B", help="comma-separated emission columns or glob "
-                   "patterns (default: every other column)")
+    g.add_argument(
+        "--emission-columns",
+        metavar="A,B",
+        help="comma-separated emission columns or glob patterns (default: every other column)",
+    )
     g.add_argument("--times", metavar="COLUMN", help=times_help)
     hdr = g.add_mutually_exclusive_group()
-    hdr.add_argument("--header", dest="header", action="store_const", const=True, default=None,
-                     help="the first row is a header (default: detected)")
+    hdr.add_argument(
+        "--header",
+        dest="header",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the first row is a header (default: detected)",
+    )
     hdr.add_argument("--no-header", dest="header", action="store_const", const=False, help="there is no header row")
 
 
-_COLUMN_OPTIONS = {"sequence": "sequence_column", "inputs": "input_columns", "emissions": "emission_columns",
-                   "times": "times", "header": "header"}  # metadata.data.columns key -> option attribute
+_COLUMN_OPTIONS = {
+    "sequence": "sequence_column",
+    "inputs": "input_columns",
+    "emissions": "emission_columns",
+    "times": "times",
+    "header": "header",
+}  # metadata.data.columns key -> option attribute
 
 
 def read_data_file(args, remembered: dict | None = None) -> io.Data:
@@ -39,10 +61,15 @@ def read_data_file(args, remembered: dict | None = None) -> io.Data:
     (the columns a model was fitted on)."""
     ext = os.path.splitext(args.data)[1].lower()
     if ext not in DATA_SUFFIXES:
-        raise CommandError(f"DATA: unknown format {ext or '(no extension)'!r} for {args.data} "
-                           f"(expected {', '.join(DATA_SUFFIXES)})")
-    csv_options = {"--sequence-column": args.sequence_column, "--input-columns": args.input_columns,
-                   "--emission-columns": args.emission_columns, "--times": args.times}
+        raise CommandError(
+            f"DATA: unknown format {ext or '(no extension)'!r} for {args.data} (expected {', '.join(DATA_SUFFIXES)})"
+        )
+    csv_options = {
+        "--sequence-column": args.sequence_column,
+        "--input-columns": args.input_columns,
+        "--emission-columns": args.emission_columns,
+        "--times": args.times,
+    }
     if ext in (".npy", ".npz"):
         used = [k for k, v in csv_options.items() if v is not None]
         if used:
@@ -56,14 +83,21 @@ def read_data_file(args, remembered: dict | None = None) -> io.Data:
                 options[attr] = remembered[key]
                 from_model.append(key)
     try:
-        return io.read_data(args.data, sequence_column=options["sequence_column"],
-                            input_columns=options["input_columns"], emission_columns=options["emission_columns"],
-                            times_column=options["times"], header=options["header"])
+        return io.read_data(
+            args.data,
+            sequence_column=options["sequence_column"],
+            input_columns=options["input_columns"],
+            emission_columns=options["emission_columns"],
+            times_column=options["times"],
+            header=options["header"],
+        )
     except io.DataError as err:
         if not from_model or "column" not in str(err):
             raise
-        raise io.DataError(f"{err} (columns {', '.join(k for k in from_model if k != 'header')} as remembered by "
-                           f"{args.model}; give the column options to override them)") from None
+        raise io.DataError(
+            f"{err} (columns {', '.join(k for k in from_model if k != 'header')} as remembered by "
+            f"{args.model}; give the column options to override them)"
+        ) from None
 
 
 def sequences(data: io.Data):
@@ -83,13 +117,14 @@ def sequences(data: io.Data):
 def check_model_data(model, model_path: str, ys, us, data_path: str):
     p = ys[0].shape[1]
     if p != model.emission_dim:
-        raise CommandError(f"{data_path}: {p} emission columns, but {model_path} has emission_dim "
-                           f"{model.emission_dim}")
+        raise CommandError(f"{data_path}: {p} emission columns, but {model_path} has emission_dim {model.emission_dim}")
     m = 0 if us is None else us[0].shape[1]
     if m != model.input_dim:
         if us is None:
-            raise CommandError(f"{data_path}: no inputs, but {model_path} has input_dim {model.input_dim} (give "
-                               f"them with --input-columns for CSV or an 'inputs' array in .npz)")
+            raise CommandError(
+                f"{data_path}: no inputs, but {model_path} has input_dim {model.input_dim} (give "
+                f"them with --input-columns for CSV or an 'inputs' array in .npz)"
+            )
         raise CommandError(f"{data_path}: {m} input columns, but {model_path} has input_dim {model.input_dim}")
 
 
@@ -101,8 +136,10 @@ def time_kwargs(model, model_path: str, ts) -> dict:
             raise CommandError(f"--times: {model_path} is a discrete-time model, which takes no observation times")
         return {}
     if ts is None:
-        raise CommandError(f"{model_path} is a {kind}-time model: give observation times with --times COLUMN "
-                           f"(CSV) or a 'times' array (.npz)")
+        raise CommandError(
+            f"{model_path} is a {kind}-time model: give observation times with --times COLUMN "
+            f"(CSV) or a 'times' array (.npz)"
+        )
     return {"times": ts}
 
 
@@ -115,8 +152,13 @@ def add_model_data_arguments(p):
     add_data_arguments(p, "column of observation times (continuous-time models)")
 
 
-_COLUMN_TYPES = {"emissions": (list, "a list of column names"), "inputs": (list, "a list of column names"),
-                 "times": (str, "a column name"), "sequence": (str, "a column name"), "header": (bool, "true or false")}
+_COLUMN_TYPES = {
+    "emissions": (list, "a list of column names"),
+    "inputs": (list, "a list of column names"),
+    "times": (str, "a column name"),
+    "sequence": (str, "a column name"),
+    "header": (bool, "true or false"),
+}
 
 
 def _remembered_columns(path: str) -> dict | None:
@@ -130,13 +172,16 @@ def _remembered_columns(path: str) -> dict | None:
     for key, value in columns.items():
         kind, what = _COLUMN_TYPES.get(key, (None, None))
         if kind is None:
-            raise io.ModelFileError(f"{path}: unknown key 'metadata.data.columns.{key}' (expected "
-                                    f"{', '.join(_COLUMN_TYPES)})")
-        ok = value is None or (isinstance(value, kind)
-                               and (not isinstance(value, list) or all(isinstance(v, str) for v in value)))
+            raise io.ModelFileError(
+                f"{path}: unknown key 'metadata.data.columns.{key}' (expected {', '.join(_COLUMN_TYPES)})"
+            )
+        ok = value is None or (
+            isinstance(value, kind) and (not isinstance(value, list) or all(isinstance(v, str) for v in value))
+        )
         if not ok:
-            raise io.ModelFileError(f"{path}: metadata.data.columns.{key} must be {what} or null, got "
-                                    f"{str(value)[:40]}")
+            raise io.ModelFileError(
+                f"{path}: metadata.data.columns.{key} must be {what} or null, got {str(value)[:40]}"
+            )
     return columns
 
 

@@ -1,4 +1,5 @@
 """Notes, warnings and error messages of a command on stderr, each on one line."""
+
 from __future__ import annotations
 
 import sys

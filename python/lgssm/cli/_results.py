@@ -1,4 +1,5 @@
 """Output files of the commands: checking the path up front, writing per-step results."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ def check_out(path: str, suffixes, option: str = "--out") -> str:
     """Checks an output path before any work is done."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in suffixes:
-        raise CommandError(f"{option}: unknown format {ext or '(no extension)'!r} for {path} "
-                           f"(expected {' or '.join(suffixes)})")
+        raise CommandError(
+            f"{option}: unknown format {ext or '(no extension)'!r} for {path} (expected {' or '.join(suffixes)})"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CommandError(f"{option}: directory {directory} does not exist")

@@ -1,5 +1,6 @@
 """``lgssm demo``: runs ``lgssm.demo`` (both seed documents on built-in data, fixed seeds) and writes
 its figures, results.json and report.html."""
+
 from __future__ import annotations
 
 import os
@@ -9,10 +10,12 @@ from .errors import EXIT_OK, CommandError, NumericalFailure
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--out", default="lgssm-demo", metavar="DIR",
-                        help="output directory, created if needed (default: ./lgssm-demo)")
-    parser.add_argument("--small", action="store_true",
-                        help="smaller sizes and fewer iterations for the SDE part (seconds, for tests)")
+    parser.add_argument(
+        "--out", default="lgssm-demo", metavar="DIR", help="output directory, created if needed (default: ./lgssm-demo)"
+    )
+    parser.add_argument(
+        "--small", action="store_true", help="smaller sizes and fewer iterations for the SDE part (seconds, for tests)"
+    )
 
 
 def run(args) -> int:

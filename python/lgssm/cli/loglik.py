@@ -1,4 +1,5 @@
 """``lgssm loglik``: the marginal log likelihood log p(data) under a model."""
+
 from __future__ import annotations
 
 import math

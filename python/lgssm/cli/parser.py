@@ -1,5 +1,6 @@
 """The command table, the argument parser and ``main``: runs a command and turns its errors into
 one line on stderr and an exit code."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,17 +27,33 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-COMMANDS: dict[str, Command] = {c.name: c for c in (
-    Command("fit", "fit a model to data (EM, SGD or L-BFGS) and write it as JSON", fit.add_arguments, fit.run),
-    Command("smooth", "smoothed states and emissions given data", smooth_forecast.add_smooth_arguments,
-            smooth_forecast.smooth),
-    Command("forecast", "forecast states and emissions past the end of the data",
-            smooth_forecast.add_forecast_arguments, smooth_forecast.forecast),
-    Command("simulate", "sample states and emissions from a model", simulate.add_arguments, simulate.run),
-    Command("loglik", "print the marginal log likelihood log p(data)", loglik.add_arguments, loglik.run),
-    Command("demo", "run the built-in demo (dynamax's LG-SSM EM/SGD notebook and EM for an SDE-based SSM); "
-            "writes figures, results.json and report.html", demo.add_arguments, demo.run),
-)}
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("fit", "fit a model to data (EM, SGD or L-BFGS) and write it as JSON", fit.add_arguments, fit.run),
+        Command(
+            "smooth",
+            "smoothed states and emissions given data",
+            smooth_forecast.add_smooth_arguments,
+            smooth_forecast.smooth,
+        ),
+        Command(
+            "forecast",
+            "forecast states and emissions past the end of the data",
+            smooth_forecast.add_forecast_arguments,
+            smooth_forecast.forecast,
+        ),
+        Command("simulate", "sample states and emissions from a model", simulate.add_arguments, simulate.run),
+        Command("loglik", "print the marginal log likelihood log p(data)", loglik.add_arguments, loglik.run),
+        Command(
+            "demo",
+            "run the built-in demo (dynamax's LG-SSM EM/SGD notebook and EM for an SDE-based SSM); "
+            "writes figures, results.json and report.html",
+            demo.add_arguments,
+            demo.run,
+        ),
+    )
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,8 +64,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lgssm", description="Linear Gaussian state-space models: fit, smooth, forecast, "
-                                               "simulate and evaluate from the command line.")
+    parser = _Parser(
+        prog="lgssm",
+        description="Linear Gaussian state-space models: fit, smooth, forecast, "
+        "simulate and evaluate from the command line.",
+    )
     parser.add_argument("--version", action="version", version=f"lgssm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -80,8 +100,11 @@ def main(argv=None) -> int:
     except ValueError as err:  # io.DataError, io.ModelFileError, lgssm.InvalidArgument
         return _fail(prog, str(err), EXIT_USAGE)
     except MemoryError as err:
-        return _fail(prog, f"out of memory{': ' + str(err) if str(err) else ''}; no output written (try "
-                           f"smaller inputs)", EXIT_USAGE)
+        return _fail(
+            prog,
+            f"out of memory{': ' + str(err) if str(err) else ''}; no output written (try smaller inputs)",
+            EXIT_USAGE,
+        )
     except (RuntimeError, ArithmeticError, np.linalg.LinAlgError) as err:
         return _fail(prog, f"numerical failure: {err}", EXIT_NUMERICAL)
     except OSError as err:

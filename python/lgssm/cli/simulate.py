@@ -1,4 +1,5 @@
 """``lgssm simulate``: samples states and emissions from a model."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,13 +14,27 @@ from .errors import EXIT_OK, CommandError, NumericalFailure
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL.json", help="a model written by 'lgssm fit'")
     p.add_argument("--steps", type=int, required=True, metavar="T", help="time steps per sequence")
-    p.add_argument("--num-sequences", type=int, metavar="N", help="number of sequences; outputs then have a "
-                   "leading (num_sequences,) axis (default: one sequence without that axis)")
+    p.add_argument(
+        "--num-sequences",
+        type=int,
+        metavar="N",
+        help="number of sequences; outputs then have a "
+        "leading (num_sequences,) axis (default: one sequence without that axis)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--dt", type=float, metavar="DT", help="continuous-time models: the time between steps "
-                   "(the output then has 'times')")
-    p.add_argument("--out", required=True, metavar="OUT", help="states and emissions (.npz or .csv; the .npz is "
-                   "valid DATA for the other commands); inputs, if the model has any, are zero and written too")
+    p.add_argument(
+        "--dt",
+        type=float,
+        metavar="DT",
+        help="continuous-time models: the time between steps (the output then has 'times')",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="states and emissions (.npz or .csv; the .npz is "
+        "valid DATA for the other commands); inputs, if the model has any, are zero and written too",
+    )
 
 
 def run(args) -> int:
@@ -31,8 +46,13 @@ def run(args) -> int:
     model, params, _ = io.load_model(args.model)
     rng = np.random.default_rng(args.seed)
     count = 1 if args.num_sequences is None else args.num_sequences
-    memory("--steps", args.steps, count * args.steps * (model.state_dim + model.emission_dim + model.input_dim + 1),
-           f"{count} sequence(s) of states, emissions and inputs", "fewer --steps or --num-sequences")
+    memory(
+        "--steps",
+        args.steps,
+        count * args.steps * (model.state_dim + model.emission_dim + model.input_dim + 1),
+        f"{count} sequence(s) of states, emissions and inputs",
+        "fewer --steps or --num-sequences",
+    )
     inputs = np.zeros((args.steps, model.input_dim))
     if io.kind_of(model).name == "discrete":
         if args.dt is not None:
@@ -41,8 +61,9 @@ def run(args) -> int:
         draws = [model.sample(params, rng, args.steps, inputs=inputs) for _ in range(count)]
     else:
         if args.dt is None or not args.dt > 0:
-            raise CommandError(f"--dt DT: a positive time step is needed to simulate the continuous-time model "
-                               f"{args.model}")
+            raise CommandError(
+                f"--dt DT: a positive time step is needed to simulate the continuous-time model {args.model}"
+            )
         times = args.dt * np.arange(args.steps, dtype=np.float64)
         draws = [model.sample(params, rng, times=times, inputs=inputs) for _ in range(count)]
     arrays = {"states": [np.asarray(d[0]) for d in draws], "emissions": [np.asarray(d[1]) for d in draws]}

@@ -24,6 +24,7 @@ lgssm.demo`` from the command line. The modules: ``settings`` (seeds, sizes, the
 true SDE parameters, figure captions), ``notebook`` (Part 1), ``sde`` (Part 2) and
 ``report`` (report.html).
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,22 @@ from .settings import (
 )
 
 __all__ = [
-    "FIGURES", "FULL", "INIT_KEY", "IRREGULAR_SEED", "LEARNING_RATES", "SAMPLE_KEY", "SDE_DIFFUSION_COV", "SDE_DRIFT",
-    "SDE_INIT_KEY", "SDE_PARAMS_SEED", "SDE_SAMPLE_SEED", "SGD_KEY", "SMALL", "Settings", "TRUE_KEY", "format_number",
+    "FIGURES",
+    "FULL",
+    "INIT_KEY",
+    "IRREGULAR_SEED",
+    "LEARNING_RATES",
+    "SAMPLE_KEY",
+    "SDE_DIFFUSION_COV",
+    "SDE_DRIFT",
+    "SDE_INIT_KEY",
+    "SDE_PARAMS_SEED",
+    "SDE_SAMPLE_SEED",
+    "SGD_KEY",
+    "SMALL",
+    "Settings",
+    "TRUE_KEY",
+    "format_number",
     "run_demo",
 ]
 
@@ -81,15 +96,25 @@ def run_demo(out, *, small: bool = False, quiet: bool = False) -> dict:
     run_.wall_time["total"] = round(time.perf_counter() - start, 3)
 
     curves = {**notebook.pop("curves"), **sde.pop("curves")}
-    results = _plain({"mode": "small" if small else "full", "settings": asdict(settings), "notebook": notebook,
-                      "sde": sde, "wall_time_s": run_.wall_time, "curves": curves})
+    results = _plain(
+        {
+            "mode": "small" if small else "full",
+            "settings": asdict(settings),
+            "notebook": notebook,
+            "sde": sde,
+            "wall_time_s": run_.wall_time,
+            "curves": curves,
+        }
+    )
     with atomic_write(os.path.join(out, "results.json"), "w") as fh:
         json.dump(results, fh, indent=1)
     report = render_report(run_, results)
     with atomic_write(os.path.join(out, "report.html"), "w") as fh:
         fh.write(report)
-    run_.say(f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.html')} "
-             f"({run_.wall_time['total']:.1f} s)")
+    run_.say(
+        f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.html')} "
+        f"({run_.wall_time['total']:.1f} s)"
+    )
     return results
 
 

@@ -1,4 +1,5 @@
 """``python -m lgssm.demo [--out DIR] [--small] [--quiet]``: the same as ``lgssm demo``."""
+
 import sys
 
 from ..cli import main

@@ -1,4 +1,5 @@
 """The learning-curve figure of both parts of the demo."""
+
 from __future__ import annotations
 
 import numpy as np

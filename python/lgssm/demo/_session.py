@@ -1,4 +1,5 @@
 """One demo run's output directory, progress lines, figures (PNG, also kept for the report) and timings."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """Part 2 of the demo: the seed document "Expectation maximization for SDE based SSMs", with equally
 spaced times (EM) and with irregular times (L-BFGS)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,31 +47,54 @@ def _per_step_emissions(T: int, p: int, n: int):
 
 def run_sde(run: Session, s: Settings, verbose: bool) -> dict:
     n, p, N, T, dt = 2, 3, s.sde_num_sequences, s.sde_num_timesteps, s.sde_dt
-    run.say(f"Part 2 (SDE EM): damped oscillator, {N} sequences x {T} steps at dt={dt:g}, 3-d emissions "
-            f"with per-step H_k (known), u_k and R_k")
+    run.say(
+        f"Part 2 (SDE EM): damped oscillator, {N} sequences x {T} steps at dt={dt:g}, 3-d emissions "
+        f"with per-step H_k (known), u_k and R_k"
+    )
     H0, H, u, R = _per_step_emissions(T, p, n)
     model = ContinuousTimeSSM(n, p)
-    true_params, _ = model.initialize(0, drift=SDE_DRIFT, diffusion_covariance=SDE_DIFFUSION_COV, emission_weights=H,
-                                      emission_bias=u, emission_input_weights=np.zeros((T, p, 0)),
-                                      emission_covariance=R)
+    true_params, _ = model.initialize(
+        0,
+        drift=SDE_DRIFT,
+        diffusion_covariance=SDE_DIFFUSION_COV,
+        emission_weights=H,
+        emission_bias=u,
+        emission_input_weights=np.zeros((T, p, 0)),
+        emission_covariance=R,
+    )
     rng = np.random.default_rng(SDE_SAMPLE_SEED)
     draws = [model.sample(true_params, rng, num_timesteps=T, dt=dt) for _ in range(N)]
     states = np.stack([d[0] for d in draws])
     emissions = np.stack([d[1] for d in draws])
     true_ll = float(np.sum(model.marginal_log_prob(true_params, emissions, dt=dt)))
 
-    params, props = model.initialize(SDE_INIT_KEY, emission_weights=H, emission_bias=np.zeros((T, p)),
-                                     emission_input_weights=np.zeros((T, p, 0)),
-                                     emission_covariance=np.tile(0.1 * np.eye(p), (T, 1, 1)))
+    params, props = model.initialize(
+        SDE_INIT_KEY,
+        emission_weights=H,
+        emission_bias=np.zeros((T, p)),
+        emission_input_weights=np.zeros((T, p, 0)),
+        emission_covariance=np.tile(0.1 * np.eye(p), (T, 1, 1)),
+    )
     props.emissions.weights.trainable = False
     initial_ll = float(np.sum(model.marginal_log_prob(params, emissions, dt=dt)))
     run.say(f"Part 2: EM, {s.sde_em_iters} iterations")
-    fitted, lls, summary = run.timed("sde em", model.fit_em, params, props, emissions, dt=dt,
-                                     num_iters=s.sde_em_iters, verbose=verbose, return_summary=True)
+    fitted, lls, summary = run.timed(
+        "sde em",
+        model.fit_em,
+        params,
+        props,
+        emissions,
+        dt=dt,
+        num_iters=s.sde_em_iters,
+        verbose=verbose,
+        return_summary=True,
+    )
     final_ll = float(np.sum(model.marginal_log_prob(fitted, emissions, dt=dt)))
     F, Qc = np.asarray(fitted.dynamics.drift), np.asarray(fitted.dynamics.diffusion_cov)
-    run.say(f"  F relative error {format_number(_rel_error(F, SDE_DRIFT))}, "
-            f"Q_c relative error {format_number(_rel_error(Qc, SDE_DIFFUSION_COV))}")
+    run.say(
+        f"  F relative error {format_number(_rel_error(F, SDE_DRIFT))}, "
+        f"Q_c relative error {format_number(_rel_error(Qc, SDE_DIFFUSION_COV))}"
+    )
     run.save(curve_figure({"EM": lls}, true_ll, "iteration", ylim=_zoom(lls, true_ll)), "sde_em_learning_curve.png")
     post = model.smoother(fitted, emissions[0], dt=dt)
     fig = plot_states(states[0], post.smoothed_means, post.smoothed_covariances)
@@ -80,20 +104,33 @@ def run_sde(run: Session, s: Settings, verbose: bool) -> dict:
     ax.grid(True)
     run.save(fig, "sde_states.png")
     em = {
-        "loglik_true": true_ll, "loglik_initial": initial_ll, "loglik_final": final_ll,
-        "iterations": summary.iterations, "drift": F.tolist(), "diffusion_cov": Qc.tolist(),
-        "drift_rel_error": _rel_error(F, SDE_DRIFT), "diffusion_cov_rel_error": _rel_error(Qc, SDE_DIFFUSION_COV),
+        "loglik_true": true_ll,
+        "loglik_initial": initial_ll,
+        "loglik_final": final_ll,
+        "iterations": summary.iterations,
+        "drift": F.tolist(),
+        "diffusion_cov": Qc.tolist(),
+        "drift_rel_error": _rel_error(F, SDE_DRIFT),
+        "diffusion_cov_rel_error": _rel_error(Qc, SDE_DIFFUSION_COV),
         "emission_bias_rmse": float(np.sqrt(np.mean((np.asarray(fitted.emissions.bias) - u) ** 2))),
         "emission_cov_rmse": float(np.sqrt(np.mean((np.asarray(fitted.emissions.cov) - R) ** 2))),
     }
 
     # Irregular observation times: constant emission parameters, L-BFGS.
     N2, T2 = s.irregular_num_sequences, s.irregular_num_timesteps
-    run.say(f"Part 2 (irregular times): {N2} sequences x {T2} steps, exponential gaps with mean "
-            f"{s.irregular_mean_gap:g}, L-BFGS up to {s.irregular_max_iters} iterations")
+    run.say(
+        f"Part 2 (irregular times): {N2} sequences x {T2} steps, exponential gaps with mean "
+        f"{s.irregular_mean_gap:g}, L-BFGS up to {s.irregular_max_iters} iterations"
+    )
     u0, R0 = u.mean(axis=0), R.mean(axis=0)
-    true2, _ = model.initialize(0, drift=SDE_DRIFT, diffusion_covariance=SDE_DIFFUSION_COV, emission_weights=H0,
-                                emission_bias=u0, emission_covariance=R0)
+    true2, _ = model.initialize(
+        0,
+        drift=SDE_DRIFT,
+        diffusion_covariance=SDE_DIFFUSION_COV,
+        emission_weights=H0,
+        emission_bias=u0,
+        emission_covariance=R0,
+    )
     rng = np.random.default_rng(IRREGULAR_SEED)
     gaps = rng.exponential(s.irregular_mean_gap, size=(N2, T2 - 1))
     times = np.concatenate([np.zeros((N2, 1)), np.cumsum(gaps, axis=1)], axis=1)
@@ -102,20 +139,42 @@ def run_sde(run: Session, s: Settings, verbose: bool) -> dict:
     params2, props2 = model.initialize(SDE_INIT_KEY, emission_weights=H0)
     props2.emissions.weights.trainable = False
     initial_ll2 = float(np.sum(model.marginal_log_prob(params2, emissions2, times=times)))
-    fitted2, lls2, summary2 = run.timed("irregular lbfgs", model.fit_lbfgs, params2, props2, emissions2, times=times,
-                                        max_iters=s.irregular_max_iters, verbose=verbose, return_summary=True)
+    fitted2, lls2, summary2 = run.timed(
+        "irregular lbfgs",
+        model.fit_lbfgs,
+        params2,
+        props2,
+        emissions2,
+        times=times,
+        max_iters=s.irregular_max_iters,
+        verbose=verbose,
+        return_summary=True,
+    )
     final_ll2 = float(np.sum(model.marginal_log_prob(fitted2, emissions2, times=times)))
     F2, Qc2 = np.asarray(fitted2.dynamics.drift), np.asarray(fitted2.dynamics.diffusion_cov)
-    run.say(f"  F relative error {format_number(_rel_error(F2, SDE_DRIFT))}, "
-            f"Q_c relative error {format_number(_rel_error(Qc2, SDE_DIFFUSION_COV))} ({summary2.termination})")
-    run.save(curve_figure({"L-BFGS": lls2}, true_ll2, "iteration", ylim=_zoom(lls2, true_ll2)),
-             "irregular_lbfgs_learning_curve.png")
+    run.say(
+        f"  F relative error {format_number(_rel_error(F2, SDE_DRIFT))}, "
+        f"Q_c relative error {format_number(_rel_error(Qc2, SDE_DIFFUSION_COV))} ({summary2.termination})"
+    )
+    run.save(
+        curve_figure({"L-BFGS": lls2}, true_ll2, "iteration", ylim=_zoom(lls2, true_ll2)),
+        "irregular_lbfgs_learning_curve.png",
+    )
     irregular = {
-        "loglik_true": true_ll2, "loglik_initial": initial_ll2, "loglik_final": final_ll2,
-        "iterations": summary2.iterations, "termination": summary2.termination,
-        "drift": F2.tolist(), "diffusion_cov": Qc2.tolist(),
-        "drift_rel_error": _rel_error(F2, SDE_DRIFT), "diffusion_cov_rel_error": _rel_error(Qc2, SDE_DIFFUSION_COV),
+        "loglik_true": true_ll2,
+        "loglik_initial": initial_ll2,
+        "loglik_final": final_ll2,
+        "iterations": summary2.iterations,
+        "termination": summary2.termination,
+        "drift": F2.tolist(),
+        "diffusion_cov": Qc2.tolist(),
+        "drift_rel_error": _rel_error(F2, SDE_DRIFT),
+        "diffusion_cov_rel_error": _rel_error(Qc2, SDE_DIFFUSION_COV),
     }
-    return {"true_drift": SDE_DRIFT.tolist(), "true_diffusion_cov": SDE_DIFFUSION_COV.tolist(), "em": em,
-            "irregular": irregular,
-            "curves": {"sde_em": np.asarray(lls).tolist(), "irregular_lbfgs": np.asarray(lls2).tolist()}}
+    return {
+        "true_drift": SDE_DRIFT.tolist(),
+        "true_diffusion_cov": SDE_DIFFUSION_COV.tolist(),
+        "em": em,
+        "irregular": irregular,
+        "curves": {"sde_em": np.asarray(lls).tolist(), "irregular_lbfgs": np.asarray(lls2).tolist()},
+    }

@@ -1,4 +1,5 @@
 """The fixed settings of the demo: seeds, sizes, the true SDE parameters and the figures' captions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ FIGURES = {
     "true_model.png": "Smoothed emissions and a 50-step forecast under the true model.",
     "random_model.png": "The same under the randomly initialized model (initialize(42)): much worse.",
     "em_learning_curve.png": "EM: marginal log likelihood entering each iteration (zoomed after the first, "
-                             "as in the notebook) and under the true parameters.",
+    "as in the notebook) and under the true parameters.",
     "fitted_model.png": "Smoothed emissions and forecast under the EM fit.",
     "sgd_learning_curves.png": "Adam at three learning rates: -losses * emissions.size per epoch.",
     "frozen_sgd_learning_curve.png": "Adam (learning rate 0.01) with the dynamics frozen at their true values.",
@@ -51,5 +52,11 @@ class Settings:
 
 
 FULL = Settings()
-SMALL = Settings(sde_num_sequences=100, sde_num_timesteps=30, sde_em_iters=30, irregular_num_sequences=20,
-                 irregular_num_timesteps=25, irregular_max_iters=50)
+SMALL = Settings(
+    sde_num_sequences=100,
+    sde_num_timesteps=30,
+    sde_em_iters=30,
+    irregular_num_sequences=20,
+    irregular_num_timesteps=25,
+    irregular_max_iters=50,
+)

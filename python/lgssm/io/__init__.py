@@ -32,6 +32,7 @@ arrays of .npy/.npz files must be as large as their headers declare, and fit in 
 Errors in files are ``DataError`` / ``ModelFileError`` (both ``ValueError``)
 with a one-line message naming the file and what is wrong.
 """
+
 from .atomic import atomic_write
 from .data import Data
 from .errors import DataError, ModelFileError
@@ -41,7 +42,20 @@ from .read import read_data
 from .results import write_arrays
 
 __all__ = [
-    "Data", "DataError", "FORMAT", "ModelFileError", "ModelKind", "VERSION", "atomic_write", "kind_of",
-    "load_model", "model_from_json", "model_to_json", "read_data", "read_metadata", "register_kind", "save_model",
+    "Data",
+    "DataError",
+    "FORMAT",
+    "ModelFileError",
+    "ModelKind",
+    "VERSION",
+    "atomic_write",
+    "kind_of",
+    "load_model",
+    "model_from_json",
+    "model_to_json",
+    "read_data",
+    "read_metadata",
+    "register_kind",
+    "save_model",
     "write_arrays",
 ]

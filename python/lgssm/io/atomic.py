@@ -1,4 +1,5 @@
 """Atomic writes: a file is replaced by its new contents whole, or not at all."""
+
 from __future__ import annotations
 
 import contextlib
@@ -28,7 +29,7 @@ def atomic_write(path, mode: str = "w"):
     else:  # pragma: no cover - 100 collisions of 32 random bits
         raise FileExistsError(f"could not create a temporary file next to {path}")
     try:
-        with (open(fd, "w", encoding="utf-8", newline="") if mode == "w" else open(fd, "wb")) as fh:
+        with open(fd, "w", encoding="utf-8", newline="") if mode == "w" else open(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -1,4 +1,5 @@
 """Data from CSV (and tab-separated) files: header detection, column selection, sequences, times."""
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,17 @@ from .data import Data
 from .errors import DataError
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_SPECIAL = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf,
-            "-inf": -math.inf, "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+_SPECIAL = {
+    "nan": math.nan,
+    "+nan": math.nan,
+    "-nan": math.nan,
+    "inf": math.inf,
+    "+inf": math.inf,
+    "-inf": -math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-infinity": -math.inf,
+}
 
 
 def _parse_number(cell: str) -> float | None:
@@ -92,8 +102,10 @@ def read_csv(path, delimiter, sequence_column, input_columns, emission_columns, 
         ycols = resolve_many(emission_columns, "emission columns")
         clash = sorted(used & set(ycols))
         if clash:
-            raise DataError(f"{path}: column {names[clash[0]]!r} cannot be both an emission column and "
-                            f"a sequence, times or input column")
+            raise DataError(
+                f"{path}: column {names[clash[0]]!r} cannot be both an emission column and "
+                f"a sequence, times or input column"
+            )
     else:
         ycols = [i for i in range(ncols) if i not in used]
     if not ycols:
@@ -112,8 +124,10 @@ def read_csv(path, delimiter, sequence_column, input_columns, emission_columns, 
             hint = " (digit separators such as '_' are not allowed)" if "_" in cell else ""
             raise DataError(f"{path}: line {line}, {label(c)}: {cell[:40]!r} is not a number{hint}")
         if math.isinf(x) or (math.isnan(x) and not missing_ok):
-            raise DataError(f"{path}: line {line}, {label(c)}: {cell!r} is not allowed "
-                            f"({'values must be finite' if math.isinf(x) else role[c] + ' cannot be missing'})")
+            raise DataError(
+                f"{path}: line {line}, {label(c)}: {cell!r} is not allowed "
+                f"({'values must be finite' if math.isinf(x) else role[c] + ' cannot be missing'})"
+            )
         return x
 
     role = {c: "an input" for c in ucols}
@@ -122,8 +136,7 @@ def read_csv(path, delimiter, sequence_column, input_columns, emission_columns, 
     groups: dict[str, list] = {}
     for line, row in data:
         if len(row) != ncols:
-            raise DataError(f"{path}: line {line}: {len(row)} cells, expected {ncols} "
-                            f"(as in line {first_line})")
+            raise DataError(f"{path}: line {line}: {len(row)} cells, expected {ncols} (as in line {first_line})")
         key = ""
         if seq is not None:
             key = row[seq]
@@ -143,8 +156,10 @@ def read_csv(path, delimiter, sequence_column, input_columns, emission_columns, 
             bad = np.flatnonzero(np.diff(t) <= 0)
             if bad.size:
                 i = int(bad[0])
-                raise DataError(f"{path}: line {items[i + 1][0]}, {label(tcol)}: times must increase within "
-                                f"a sequence, got {items[i][3]!r} then {items[i + 1][3]!r}")
+                raise DataError(
+                    f"{path}: line {items[i + 1][0]}, {label(tcol)}: times must increase within "
+                    f"a sequence, got {items[i][3]!r} then {items[i + 1][3]!r}"
+                )
             ts.append(t)
     ycol_names = [names[c] for c in ycols]
     ucol_names = [names[c] for c in ucols] if ucols else None

@@ -1,4 +1,5 @@
 """What ``read_data`` returns: emissions and inputs, with times, sequence ids and column names."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Model kinds: which model classes a model file can hold, and how each maps to the JSON header."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,11 +38,13 @@ def _lgssm_attr(name: str) -> Callable[[], type]:
         import lgssm  # at call time: lgssm imports this module
 
         return getattr(lgssm, name)
+
     return get
 
 
-register_kind(ModelKind("discrete", _lgssm_attr("LinearGaussianSSM"),
-                        options=("has_dynamics_bias", "has_emissions_bias")))
+register_kind(
+    ModelKind("discrete", _lgssm_attr("LinearGaussianSSM"), options=("has_dynamics_bias", "has_emissions_bias"))
+)
 register_kind(ModelKind("continuous", _lgssm_attr("ContinuousTimeSSM"), options=("has_emissions_bias",)))
 
 

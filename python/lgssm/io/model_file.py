@@ -1,4 +1,5 @@
 """Models to and from JSON: the format of docs/json-format.md (``save_model``, ``load_model``)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,9 @@ _MAX_DIMS = 3  # a parameter is at most a (num_steps, rows, cols) stack
 def _unfloat(value, where: str, depth: int = 0):
     if isinstance(value, list):
         if depth >= _MAX_DIMS:
-            raise ModelFileError(f"{where}: expected an array of at most {_MAX_DIMS} dimensions, got lists nested "
-                                 f"deeper")
+            raise ModelFileError(
+                f"{where}: expected an array of at most {_MAX_DIMS} dimensions, got lists nested deeper"
+            )
         return [_unfloat(v, where, depth + 1) for v in value]
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ModelFileError(f"{where}: expected numbers, got {json.dumps(value)[:40]}")
@@ -81,8 +83,9 @@ def model_to_json(model, params, props=None, metadata: dict | None = None) -> di
         "props": {},
     }
     for group, values in param_groups(params):
-        doc["params"][group] = {f: _floats(np.asarray(getattr(values, f), dtype=np.float64))
-                                for f in field_names(values)}
+        doc["params"][group] = {
+            f: _floats(np.asarray(getattr(values, f), dtype=np.float64)) for f in field_names(values)
+        }
     for group, values in param_groups(props):
         doc["props"][group] = {}
         for f in field_names(values):
@@ -130,8 +133,9 @@ _TYPE_NAMES = {dict: "an object", str: "a string", int: "an integer", bool: "tru
 def _unexpected(mapping: dict, allowed, where: str, file: str):
     extra = sorted(set(mapping) - set(allowed))
     if extra:
-        raise ModelFileError(f"{file}: unknown key {where + extra[0]!r} "
-                             f"(expected {', '.join(where + a for a in allowed)})")
+        raise ModelFileError(
+            f"{file}: unknown key {where + extra[0]!r} (expected {', '.join(where + a for a in allowed)})"
+        )
 
 
 def model_from_json(doc, file: str = "<model>"):
@@ -140,15 +144,17 @@ def model_from_json(doc, file: str = "<model>"):
         raise ModelFileError(f"{file}: expected a JSON object at the top level, got {type(doc).__name__}")
     fmt = _expect(doc, "format", str, "", file)
     if fmt != FORMAT:
-        raise ModelFileError(f"{file}: \"format\" must be {FORMAT!r}, got {fmt!r}")
+        raise ModelFileError(f'{file}: "format" must be {FORMAT!r}, got {fmt!r}')
     version = _expect(doc, "version", int, "", file)
     if version > VERSION or version < 1:
-        raise ModelFileError(f"{file}: format version {version} is not supported (this lgssm reads versions 1 to "
-                             f"{VERSION}{'; upgrade lgssm' if version > VERSION else ''})")
+        raise ModelFileError(
+            f"{file}: format version {version} is not supported (this lgssm reads versions 1 to "
+            f"{VERSION}{'; upgrade lgssm' if version > VERSION else ''})"
+        )
     name = _expect(doc, "kind", str, "", file)
     kind = kind_named(name)
     if kind is None:
-        raise ModelFileError(f"{file}: unknown \"kind\" {name!r} (expected one of {', '.join(kind_names())})")
+        raise ModelFileError(f'{file}: unknown "kind" {name!r} (expected one of {", ".join(kind_names())})')
     cls = kind.model_class()
     _unexpected(doc, ("format", "version", "kind", "dims", "options", "params", "props", "metadata"), "", file)
 
@@ -212,8 +218,9 @@ def model_from_json(doc, file: str = "<model>"):
                 trainable = _expect(prop, "trainable", bool, where, file) if "trainable" in prop else current.trainable
                 structure = _expect(prop, "structure", str, where, file) if "structure" in prop else current.structure
                 if structure not in ("full", "diagonal", "scalar"):
-                    raise ModelFileError(f"{file}: {where}structure must be 'full', 'diagonal' or 'scalar', "
-                                         f"got {structure!r}")
+                    raise ModelFileError(
+                        f"{file}: {where}structure must be 'full', 'diagonal' or 'scalar', got {structure!r}"
+                    )
                 setattr(template, f, dataclasses.replace(current, trainable=trainable, structure=structure))
     return model, params, props
 

@@ -1,4 +1,5 @@
 """Data from .npy and .npz files, each array checked against its header before it is allocated."""
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,9 @@ def _read_npy(fh, size: int, where: str) -> np.ndarray:
     try:
         version = np.lib.format.read_magic(fh)
         if version not in _NPY_HEADERS:
-            raise DataError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported "
-                            f"(expected 1.0 or 2.0)")
+            raise DataError(
+                f"{where}: .npy format version {version[0]}.{version[1]} is not supported (expected 1.0 or 2.0)"
+            )
         shape, fortran_order, dtype = _NPY_HEADERS[version](fh)
     except DataError:
         raise
@@ -41,8 +43,10 @@ def _read_npy(fh, size: int, where: str) -> np.ndarray:
         raise DataError(str(err)) from None
     need, have = count * dtype.itemsize, size - fh.tell()
     if need > have:
-        raise DataError(f"{where}: truncated: the header declares shape {shape} ({need} bytes of data), "
-                        f"but the file holds {max(have, 0)}")
+        raise DataError(
+            f"{where}: truncated: the header declares shape {shape} ({need} bytes of data), "
+            f"but the file holds {max(have, 0)}"
+        )
     a = np.empty(count, dtype=dtype)
     buffer, done = a.view(np.uint8), 0
     while done < need:
@@ -70,9 +74,11 @@ def _emissions_array(a, path: str, key: str) -> np.ndarray:
     where = f"{path}" if key == "emissions" and path.endswith(".npy") else f"{path}: {key}"
     a = _numeric(np.asarray(a), where)
     if a.ndim not in (2, 3) or a.shape[-1] < 1 or a.shape[-2] < 1 or (a.ndim == 3 and a.shape[0] < 1):
-        raise DataError(f"{where}: expected shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, "
-                        f"emission_dim), got {a.shape}" + (" (reshape a single series to (num_timesteps, 1))"
-                                                            if a.ndim == 1 else ""))
+        raise DataError(
+            f"{where}: expected shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, "
+            f"emission_dim), got {a.shape}"
+            + (" (reshape a single series to (num_timesteps, 1))" if a.ndim == 1 else "")
+        )
     if np.isinf(a).any():
         idx = tuple(int(i) for i in np.argwhere(np.isinf(a))[0])
         raise DataError(f"{where}: expected finite values or NaN (missing), got {a[idx]} at index {idx}")
@@ -108,14 +114,17 @@ def read_npz(path: str) -> Data:
     lengths = padded_lengths(y) if y.ndim == 3 else [y.shape[0]]
     if u is not None:
         if u.ndim != y.ndim or u.shape[:-1] != y.shape[:-1]:
-            raise DataError(f"{path}: inputs: expected shape {y.shape[:-1] + ('input_dim',)} to match emissions, "
-                            f"got {u.shape}".replace("'input_dim'", "input_dim"))
+            raise DataError(
+                f"{path}: inputs: expected shape {y.shape[:-1] + ('input_dim',)} to match emissions, "
+                f"got {u.shape}".replace("'input_dim'", "input_dim")
+            )
         for b, (useq, n) in enumerate(zip(u if u.ndim == 3 else [u], lengths)):
             bad = np.argwhere(~np.isfinite(useq[:n]))
             if bad.size:
                 idx = ((b,) if u.ndim == 3 else ()) + tuple(int(i) for i in bad[0])
-                raise DataError(f"{path}: inputs: expected finite values (inputs cannot be missing), "
-                                f"got {u[idx]} at index {idx}")
+                raise DataError(
+                    f"{path}: inputs: expected finite values (inputs cannot be missing), got {u[idx]} at index {idx}"
+                )
     if t is not None:
         if t.shape != y.shape[:-1]:
             raise DataError(f"{path}: times: expected shape {y.shape[:-1]} to match emissions, got {t.shape}")

@@ -1,4 +1,5 @@
 """``read_data``: emissions (and inputs, times) from a CSV, NPY or NPZ file."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,15 @@ def _columns_list(value) -> list[str] | None:
     return [str(c) for c in value]
 
 
-def read_data(path, *, sequence_column=None, input_columns=None, emission_columns=None, times_column=None,
-              header: bool | None = None) -> Data:
+def read_data(
+    path,
+    *,
+    sequence_column=None,
+    input_columns=None,
+    emission_columns=None,
+    times_column=None,
+    header: bool | None = None,
+) -> Data:
     """Emissions (and inputs) from a CSV, NPY or NPZ file; see the docstring of ``lgssm.io``.
 
     Returns ``Data``, which unpacks as ``(emissions, inputs)``: emissions are a
@@ -37,10 +45,21 @@ def read_data(path, *, sequence_column=None, input_columns=None, emission_column
     if not os.path.exists(path):
         raise FileNotFoundError(2, "No such file or directory", path)
     if ext in (".csv", ".tsv"):
-        return read_csv(path, "\t" if ext == ".tsv" else ",", sequence_column, _columns_list(input_columns),
-                         _columns_list(emission_columns), times_column, header)
-    csv_only = {"sequence_column": sequence_column, "input_columns": input_columns,
-                "emission_columns": emission_columns, "times_column": times_column}
+        return read_csv(
+            path,
+            "\t" if ext == ".tsv" else ",",
+            sequence_column,
+            _columns_list(input_columns),
+            _columns_list(emission_columns),
+            times_column,
+            header,
+        )
+    csv_only = {
+        "sequence_column": sequence_column,
+        "input_columns": input_columns,
+        "emission_columns": emission_columns,
+        "times_column": times_column,
+    }
     used = [k for k, v in csv_only.items() if v is not None]
     if ext == ".npy":
         if used:
@@ -48,7 +67,8 @@ def read_data(path, *, sequence_column=None, input_columns=None, emission_column
         return read_npy(path)
     if ext == ".npz":
         if used:
-            raise DataError(f"{path}: {used[0]} applies to CSV files only; an NPZ file has keys "
-                            f"'emissions', 'inputs' and 'times'")
+            raise DataError(
+                f"{path}: {used[0]} applies to CSV files only; an NPZ file has keys 'emissions', 'inputs' and 'times'"
+            )
         return read_npz(path)
     raise DataError(f"{path}: unknown data format {ext or '(no extension)'!r} (expected .csv, .tsv, .npy or .npz)")

@@ -1,4 +1,5 @@
 """Writing named result arrays as .npz, .npy or a CSV table, atomically."""
+
 from __future__ import annotations
 
 import csv
@@ -47,15 +48,18 @@ def write_arrays(path, **arrays) -> None:
             np.savez(fh, **values)
     elif ext == ".npy":
         if len(values) != 1:
-            raise ValueError(f"{path}: a .npy file holds one array, got {len(values)} ({', '.join(values)}); "
-                             f"use .npz or .csv")
+            raise ValueError(
+                f"{path}: a .npy file holds one array, got {len(values)} ({', '.join(values)}); use .npz or .csv"
+            )
         with atomic_write(path, "wb") as fh:
             np.save(fh, next(iter(values.values())), allow_pickle=False)
     elif ext in (".csv", ".tsv"):
         rows = [v.shape[0] if v.ndim else None for v in values.values()]
         if None in rows or len(set(rows)) != 1:
-            raise ValueError(f"{path}: every array in a CSV table needs the same first axis (rows), got shapes "
-                             + ", ".join(f"{k} {v.shape}" for k, v in values.items()))
+            raise ValueError(
+                f"{path}: every array in a CSV table needs the same first axis (rows), got shapes "
+                + ", ".join(f"{k} {v.shape}" for k, v in values.items())
+            )
         num_rows = int(next(iter(values.values())).shape[0])
         header, flat = [], []
         for k, v in values.items():
