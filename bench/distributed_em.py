@@ -60,7 +60,9 @@ def main():
         ):
             bag = db.range(args.sequences, npartitions=16).map(lambda i: sample(model, truth, args.steps, i))
             seqs = ld.persist(bag, client, emission_dim=EMISSION_DIM)
-            seconds = best_of(args.repeats, lambda: ld.fit_em(model, start, props, seqs, num_iters=1, verbose=False))
+            seconds = best_of(
+                args.repeats, lambda seqs=seqs: ld.fit_em(model, start, props, seqs, num_iters=1, verbose=False)
+            )
             print(f"lgssm.distributed, {workers} worker(s): {seconds:.2f} s")
             if workers == 1:
                 ys = (

@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import lgssm  # noqa: E402
+
 import peers  # noqa: E402
 import problems  # noqa: E402
 from problems import Spec  # noqa: E402
-
-import lgssm  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,8 @@ class Bench:
                     start,
                     y,
                     fit=True,
-                    note="em_vars='all'; its M-step updates the offsets after the matrices, not jointly, so its path differs",
+                    note="em_vars='all'; its M-step updates the offsets after the matrices, not jointly, "
+                    "so its path differs",
                     **options,
                 )
             else:

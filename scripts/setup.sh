@@ -20,7 +20,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 echo "setup: building and installing lgssm into .venv"
-.venv/bin/python -m pip install -q ".[test,dask]"
+.venv/bin/python -m pip install -q ".[test,dask,lint]"
 # The peers (dynamax, pykalman, statsmodels, ...) serve only the parity tests and
 # the benchmarks; if they cannot be installed, those tests skip and say why.
 .venv/bin/python -m pip install -q ".[peers]" ||

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# Lint, format and type checks of the Python code (configuration in pyproject.toml).
+.venv/bin/ruff check python tests/python bench
+.venv/bin/ruff format --check python tests/python bench
+.venv/bin/mypy
+
 cmake -S . -B build/cpp-tests -DCMAKE_BUILD_TYPE=Debug -DLGSSM_BUILD_TESTS=ON \
   -DLGSSM_CHECK_NO_MALLOC=ON >/dev/null
 cmake --build build/cpp-tests -j"$(nproc)"

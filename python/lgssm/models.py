@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-import warnings
 
 from . import _core, priors
 from ._batch import as_batch, sequences

@@ -303,7 +303,7 @@ def _exact_pivots(case, ref):
     return ref.pivots[is_exact]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case_and_reference(cls, index):
     """The index-th valid case of the class and its reference: draws from the case's own seed
     until the observations are non-degenerate (every exactly observed scalar keeps

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lgssm import LinearGaussianSSM
+
 from mp_reference import MpReference
 
 

@@ -405,7 +405,7 @@ def test_times_of_another_length_than_the_data_are_an_error(length):
     ):
         with pytest.raises(ValueError, match=rf"^times: expected shape \(5,\).*got \({length},\)"):
             call()
-    with pytest.raises(ValueError, match=rf"^times\[1\]: expected shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"^times\[1\]: expected shape \(5,\)"):
         m.marginal_log_prob(params, [y, y], times=[0.5 * np.arange(5), times])
     with pytest.raises(ValueError, match=r"^times: expected num_timesteps = 5 times, got"):
         m.sample(params, 0, times=times, num_timesteps=5)

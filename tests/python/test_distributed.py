@@ -13,10 +13,11 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 db = pytest.importorskip("dask.bag")
 
-from conftest import assert_close  # noqa: E402
 from lgssm import ContinuousTimeSSM, LinearGaussianConjugateSSM, LinearGaussianSSM, io  # noqa: E402
 from lgssm import distributed as ld  # noqa: E402
 from lgssm.optimizers import adam  # noqa: E402
+
+from conftest import assert_close  # noqa: E402
 
 RTOL = 1e-10
 N, T_MAX, P, M, STATE = 200, 30, 3, 1, 2

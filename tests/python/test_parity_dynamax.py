@@ -25,7 +25,7 @@ from lgssm import LinearGaussianConjugateSSM  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
 from dense_reference import Reference  # noqa: E402
-from peer_models import (
+from peer_models import (  # noqa: E402
     EM_ITERS,
     NUM_FORECAST,
     as_kwargs,
