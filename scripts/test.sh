@@ -12,7 +12,7 @@ bash scripts/setup.sh
 .venv/bin/mypy
 
 cmake -S . -B build/cpp-tests -DCMAKE_BUILD_TYPE=Debug -DLGSSM_BUILD_TESTS=ON \
-  -DLGSSM_CHECK_NO_MALLOC=ON >/dev/null
+  -DLGSSM_CHECK_NO_MALLOC=ON -DLGSSM_WERROR=ON >/dev/null
 cmake --build build/cpp-tests -j"$(nproc)"
 ctest --test-dir build/cpp-tests --output-on-failure -j"$(nproc)"
 

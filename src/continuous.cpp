@@ -2,6 +2,7 @@
 
 #include <Eigen/Eigenvalues>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -640,6 +641,7 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
   double scale = 0.0;
   for (const auto& s : seqs) scale += static_cast<double>(s.seq.emissions.size());
   ContinuousFitResult r{params, {}, {}};
+  const auto started = std::chrono::steady_clock::now();
   const auto run = internal::maximize_log_prob(
       [&](const Vector& x, Vector& g) {
         try {
@@ -653,7 +655,10 @@ ContinuousFitResult fit_lbfgs(const ContinuousParams& params, const ContinuousPr
       },
       to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
-  r.summary = {run.iterations, run.termination, run.message, {}};
+  r.summary.iterations = run.iterations;
+  r.summary.termination = run.termination;
+  r.summary.message = run.message;
+  complete(r.summary, r.history, run.evaluations, started);
   return r;
 }
 

@@ -1,6 +1,7 @@
 // The fitting loops: EM, Adam on minibatches, L-BFGS.
 #include <Eigen/Eigenvalues>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -244,6 +245,8 @@ void adam_update(const AdamOptions& adam, const Vector& grad, Vector& x, AdamSta
 SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState state, const SgdOptions& options,
                std::vector<double> history) {
   validate(options);
+  const auto started = std::chrono::steady_clock::now();
+  int evaluations = 0;
   SgdRun r{std::move(x), std::move(history), {}};
   r.summary.iterations = static_cast<int>(r.history.size());
   r.summary.message = "reached num_epochs";
@@ -256,6 +259,7 @@ SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState 
     double avg = 0.0;
     for (size_t b = 0; b < batches.size(); ++b) {
       const auto& idx = batches[b];
+      ++evaluations;
       const double loss = steps.loss(r.x, idx, static_cast<double>(num_sequences) / idx.size(), grad);
       if (!std::isfinite(loss)) {
         std::ostringstream msg;
@@ -268,6 +272,7 @@ SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState 
         r.summary.termination = Termination::kNumericalFailure;
         r.summary.message = msg.str();
         r.x = std::move(best_x);
+        complete(r.summary, r.history, evaluations, started);
         return r;
       }
       if (loss < best_loss) {
@@ -287,6 +292,7 @@ SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState 
       break;
     }
   }
+  complete(r.summary, r.history, evaluations, started);
   return r;
 }
 
@@ -325,10 +331,14 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
   const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
   const auto all = iota(seqs.size());
   FitResult r{params, {}, {}};
+  const auto started = std::chrono::steady_clock::now();
   const auto run = internal::maximize_log_prob([&](const Vector& x, Vector& g) { return objective(x, g, all); },
                                                to_unconstrained(params, props), options, scale, r.history);
   r.params = from_unconstrained(run.x, params, props);
-  r.summary = {run.iterations, run.termination, run.message, {}};
+  r.summary.iterations = run.iterations;
+  r.summary.termination = run.termination;
+  r.summary.message = run.message;
+  complete(r.summary, r.history, run.evaluations, started);
   SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
 }

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -41,6 +42,19 @@
 #include "lgssm/learn.hpp"
 
 namespace lgssm {
+
+// Fills the summary's objectives, evaluation count, wall time (since `start`)
+// and usability from the fit's history.
+inline void complete(FitSummary& summary, const std::vector<double>& history, int evaluations,
+                     std::chrono::steady_clock::time_point start) {
+  if (!history.empty()) {
+    summary.initial_objective = history.front();
+    summary.final_objective = history.back();
+  }
+  summary.evaluations = evaluations;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.usable = !history.empty() && std::isfinite(history.back());
+}
 
 // The steps of one EM, for parameters P and statistics S.
 template <class P, class S>
@@ -79,7 +93,13 @@ struct EmRun {
 // Runs EM from `start` (with `history` already recorded when resuming a fit).
 template <class P, class S>
 EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& options, std::vector<double> history = {}) {
+  const auto started = std::chrono::steady_clock::now();
+  int evaluations = 0;
   EmRun<P> r{start, std::move(history), {}};
+  const auto done = [&]() -> EmRun<P>& {
+    complete(r.summary, r.history, evaluations, started);
+    return r;
+  };
   r.summary.iterations = static_cast<int>(r.history.size());
   r.summary.message = "reached num_iters";
   const auto stop = [&](Termination why, std::string message) {
@@ -130,6 +150,7 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
   // (a continuous-time transition that overflows, say).
   const auto e_step = [&](const P& p) -> std::optional<S> {
     try {
+      ++evaluations;
       return steps.e_step(p);
     } catch (const invalid_argument& e) {
       stop(Termination::kNumericalFailure, std::string("the E-step failed at iteration ") +
@@ -145,11 +166,11 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
   while (left()) {
     const P p0 = *current;
     const std::optional<S> s0 = e_step(p0);
-    if (!s0 || !record(p0, *s0) || !(current = m_step(p0, *s0))) return r;
+    if (!s0 || !record(p0, *s0) || !(current = m_step(p0, *s0))) return done();
     if (!options.accelerate || !left()) continue;
     const P p1 = *current;
     const std::optional<S> s1 = e_step(p1);
-    if (!s1 || !record(p1, *s1) || !(current = m_step(p1, *s1))) return r;
+    if (!s1 || !record(p1, *s1) || !(current = m_step(p1, *s1))) return done();
     if (!left()) continue;
     std::optional<P> candidate;
     std::optional<S> sc;
@@ -160,6 +181,7 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
       alpha = std::clamp(d.norm() / v.norm(), 1.0, step_max);  // NaN when d = v = 0: no step
       if (alpha > 1.0) {
         candidate = steps.from_vector(x0 + 2.0 * alpha * d + alpha * alpha * v);
+        ++evaluations;
         sc = steps.e_step(*candidate);
       }
     } catch (const invalid_argument&) {  // no usable extrapolation
@@ -172,10 +194,10 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
     }
     if (alpha == step_max) step_max *= 4.0;
     if (!accepted) continue;
-    if (!record(*candidate, *sc) || !(current = m_step(*candidate, *sc))) return r;
+    if (!record(*candidate, *sc) || !(current = m_step(*candidate, *sc))) return done();
   }
   r.params = *current;
-  return r;
+  return done();
 }
 
 // run_sgd: Adam on minibatches of whole sequences (fit_sgd, and

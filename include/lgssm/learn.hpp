@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,6 +102,15 @@ struct FitSummary {
   // Conditions the caller should hear of, each reported once, e.g. a fitted
   // covariance approaching singularity (see kNearSingular).
   std::vector<std::string> warnings;
+  // The history's first and last entries (NaN when it is empty): log p(y)
+  // (+ log prior) for EM and L-BFGS, the epoch's mean loss for SGD.
+  double initial_objective = std::numeric_limits<double>::quiet_NaN();
+  double final_objective = std::numeric_limits<double>::quiet_NaN();
+  int evaluations = 0;  // of the objective: E-steps (EM), minibatch losses (SGD), objective calls (L-BFGS)
+  double seconds = 0.0;  // wall time of the fit
+  // Whether the returned parameters are a fit: the history has a finite last
+  // entry (false when the fit failed at its start).
+  bool usable = false;
 };
 
 // A fitted (trainable) covariance whose smallest eigenvalue is at most this

@@ -2,6 +2,7 @@
 
 from . import continuous, io, optimizers, priors, utils
 from ._core import InvalidArgument
+from ._core import __version__ as __version__  # the version: CMakeLists.txt's project(VERSION)
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
 from .models import (
     FitSummary,
@@ -33,4 +34,3 @@ __all__ = [
     "priors",
     "utils",
 ]
-__version__ = "0.1.0"

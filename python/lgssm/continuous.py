@@ -408,7 +408,7 @@ class ContinuousTimeSSM:
         finally:
             bar.close()
         _warn_projection(correction)
-        summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
+        summary = FitSummary.from_core(summary)
         if summary.termination == "numerical_failure":
             warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
         out = (_from_core(fitted, params), np.asarray(history))

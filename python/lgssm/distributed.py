@@ -527,7 +527,7 @@ def fit_em(
         )
     finally:
         bar.close()
-    summary = FitSummary(core_summary["iterations"], core_summary["termination"].name, core_summary["message"])
+    summary = FitSummary.from_core(core_summary)
     return _finish(params, history, summary, "EM", return_summary)
 
 
@@ -615,7 +615,7 @@ def fit_sgd(
         )
     finally:
         bar.close()
-    summary = FitSummary(core_summary["iterations"], core_summary["termination"].name, core_summary["message"])
+    summary = FitSummary.from_core(core_summary)
     return _finish(engine.from_unconstrained(x, params), history, summary, "SGD", return_summary)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,25 @@ class FitSummary:
     iterations: int  # iterations (EM, L-BFGS) or epochs (SGD) completed
     termination: str  # "max_iterations", "converged", "numerical_failure" or "stopped"
     message: str
+    initial_objective: float = math.nan  # the history's first entry (log p(y) for EM and L-BFGS, the loss for SGD)
+    final_objective: float = math.nan  # the history's last entry
+    evaluations: int = 0  # objective evaluations: E-steps (EM), minibatch losses (SGD), objective calls (L-BFGS)
+    seconds: float = 0.0  # wall time
+    usable: bool = False  # the returned parameters are a fit (False when it failed at its start)
+
+    @classmethod
+    def from_core(cls, summary: dict) -> FitSummary:
+        """The summary of a fit by the C++ core (its dict of FitSummary's fields)."""
+        return cls(
+            summary["iterations"],
+            summary["termination"].name,
+            summary["message"],
+            summary["initial_objective"],
+            summary["final_objective"],
+            summary["evaluations"],
+            summary["seconds"],
+            summary["usable"],
+        )
 
 
 _TIME_OFFSETS = {"marginal_loglik": None, "smoothed_cross_covariances": -1}
@@ -423,7 +443,7 @@ class LinearGaussianSSM:
             bar.close()
         for warning in summary["warnings"]:
             warnings.warn(f"{label}: {warning}", RuntimeWarning, stacklevel=3)
-        summary = FitSummary(summary["iterations"], summary["termination"].name, summary["message"])
+        summary = FitSummary.from_core(summary)
         if summary.termination == "numerical_failure":
             warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
         result = (from_core(fitted, params), np.asarray(history))

@@ -40,6 +40,11 @@ inline nanobind::dict summary_dict(const FitSummary& s) {
   d["termination"] = s.termination;
   d["message"] = s.message;
   d["warnings"] = s.warnings;
+  d["initial_objective"] = s.initial_objective;
+  d["final_objective"] = s.final_objective;
+  d["evaluations"] = s.evaluations;
+  d["seconds"] = s.seconds;
+  d["usable"] = s.usable;
   return d;
 }
 

@@ -13,6 +13,7 @@ NB_MODULE(_core, m) {
   m.doc() = "lgssm's C++ core (private; use the lgssm package).";
   // The vector instruction sets this build compiled Eigen for (LGSSM_NATIVE).
   m.attr("simd") = Eigen::SimdInstructionSetsInUse();
+  m.attr("__version__") = LGSSM_VERSION;
   bind_params(m);
   bind_inference(m);
   bind_learn(m);

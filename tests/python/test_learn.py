@@ -900,3 +900,22 @@ def test_em_tolerance_stops_early(notebook):
     assert monotonically_increasing(lls, atol=1e-8, rtol=1e-8)
     _, _, full = model.fit_em(nb["params"], nb["props"], emissions, num_iters=5, verbose=False, return_summary=True)
     assert full.termination == "max_iterations" and full.iterations == 5
+
+
+def test_fit_summaries_carry_objectives_evaluations_time_and_usability(small_data):
+    v, emissions, inputs = small_data
+    model = LinearGaussianSSM(v.state_dim, v.emission_dim, input_dim=v.input_dim)
+    params, props = model.initialize(3)
+    model_fit = model.fit_em
+    _, lls, s = model_fit(params, props, emissions, inputs, num_iters=5, verbose=False, return_summary=True)
+    assert (s.initial_objective, s.final_objective) == (lls[0], lls[-1])
+    assert s.evaluations == 5 and s.seconds > 0 and s.usable
+    _, lls, s = model_fit(
+        params, props, emissions, inputs, num_iters=9, verbose=False, return_summary=True, accelerate=True
+    )
+    assert s.evaluations >= len(lls) == 9  # rejected extrapolations are evaluated, not recorded
+    _, lls, s = model.fit_lbfgs(params, props, emissions, inputs, max_iters=5, verbose=False, return_summary=True)
+    assert (s.initial_objective, s.final_objective) == (lls[0], lls[-1])
+    assert s.evaluations >= s.iterations + 1 and s.usable
+    _, losses, s = model.fit_sgd(params, props, emissions, inputs, num_epochs=3, verbose=False, return_summary=True)
+    assert s.evaluations == 3 * len(emissions) and s.final_objective == losses[-1] and s.usable
