@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 import lgssm
+from lgssm.interop import from_dynamax, to_dynamax
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # dynamax in float64, as lgssm
 
@@ -59,62 +60,23 @@ def _dynamax():
 
     jax.config.update("jax_enable_x64", True)
     from dynamax.linear_gaussian_ssm import LinearGaussianSSM
-    from dynamax.linear_gaussian_ssm.inference import (
-        ParamsLGSSM,
-        ParamsLGSSMDynamics,
-        ParamsLGSSMEmissions,
-        ParamsLGSSMInitial,
-    )
 
-    return jax, LinearGaussianSSM, (ParamsLGSSM, ParamsLGSSMInitial, ParamsLGSSMDynamics, ParamsLGSSMEmissions)
+    return jax, LinearGaussianSSM
 
 
 def dynamax_model(params, diagonal_r: bool = False):
     """(dynamax model, dynamax params, props); a diagonal R is passed as its
     diagonal, which selects dynamax's Woodbury update."""
-    jax, Model, (P, PI, PD, PE) = _dynamax()
+    jax, Model = _dynamax()
     import jax.numpy as jnp
 
     n, p = params.emissions.weights.shape[1], params.emissions.weights.shape[0]
-    a = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    r = params.emissions.cov
-    dparams = P(
-        initial=PI(mean=a(params.initial.mean), cov=a(params.initial.cov)),
-        dynamics=PD(
-            weights=a(params.dynamics.weights),
-            bias=a(params.dynamics.bias),
-            input_weights=jnp.zeros((n, 0)),
-            cov=a(params.dynamics.cov),
-        ),
-        emissions=PE(
-            weights=a(params.emissions.weights),
-            bias=a(params.emissions.bias),
-            input_weights=jnp.zeros((p, 0)),
-            cov=a(np.diag(r) if diagonal_r else r),
-        ),
-    )
+    dparams = to_dynamax(params)
+    if diagonal_r:
+        dparams = dparams._replace(emissions=dparams.emissions._replace(cov=jnp.diag(dparams.emissions.cov)))
     model = Model(n, p)
     _, props = model.initialize(jax.random.PRNGKey(0))
     return model, dparams, props
-
-
-def dynamax_params_to_numpy(dparams):
-    g = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
-    return lgssm.ParamsLGSSM(
-        initial=lgssm.ParamsLGSSMInitial(mean=g(dparams.initial.mean), cov=g(dparams.initial.cov)),
-        dynamics=lgssm.ParamsLGSSMDynamics(
-            weights=g(dparams.dynamics.weights),
-            bias=g(dparams.dynamics.bias),
-            input_weights=g(dparams.dynamics.input_weights),
-            cov=g(dparams.dynamics.cov),
-        ),
-        emissions=lgssm.ParamsLGSSMEmissions(
-            weights=g(dparams.emissions.weights),
-            bias=g(dparams.emissions.bias),
-            input_weights=g(dparams.emissions.input_weights),
-            cov=g(dparams.emissions.cov),
-        ),
-    )
 
 
 def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **options):
@@ -123,7 +85,7 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
     best case); fits call dynamax's fit_em / fit_sgd as a user does, which
     compile anew at every call (they jit a fresh closure), unless ``jit_fit``
     wraps fit_em in an outer jax.jit."""
-    jax, _, _ = _dynamax()
+    jax, _ = _dynamax()
     model, dparams, props = dynamax_model(params, diagonal_r)
     y = jax.numpy.asarray(emissions)
     if task == "filter":
@@ -138,7 +100,7 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
     if task == "em":  # jit_fit: wrap fit_em in jax.jit, so that a warmed call does not recompile
         fit = lambda prm, y: model.fit_em(prm, props, y, num_iters=options["num_iters"], verbose=False)  # noqa: E731
         fit = jax.jit(fit) if options.get("jit_fit") else fit
-        return lambda: jax.block_until_ready(fit(dparams, y)), lambda r: dynamax_params_to_numpy(r[0])
+        return lambda: jax.block_until_ready(fit(dparams, y)), lambda r: from_dynamax(r[0])
     if task == "adam":
         import optax
 
@@ -147,7 +109,7 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
                 dparams, props, y, optimizer=optax.adam(options["learning_rate"]), num_epochs=options["num_epochs"]
             )
         )
-        return run, lambda r: dynamax_params_to_numpy(r[0])
+        return run, lambda r: from_dynamax(r[0])
     raise ValueError(f"task: expected filter, smoother, filter+smoother, em or adam, got {task!r}")
 
 

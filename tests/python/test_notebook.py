@@ -125,19 +125,13 @@ def test_adam_curve_matches_dynamax_until_chaos(notebook, lr):
     import jax.numpy as jnp
     import optax
     from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynamaxSSM
-    from dynamax.linear_gaussian_ssm import inference as dxi
+
+    from lgssm.interop import to_dynamax
 
     _, _, _, _, _, emissions = notebook
     model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
     params, props = model.initialize(42)
-    group = lambda src, cls: cls(
-        **{k: jnp.asarray(getattr(src, k)) for k in ("weights", "bias", "input_weights", "cov")}
-    )
-    dx_params = dxi.ParamsLGSSM(
-        initial=dxi.ParamsLGSSMInitial(jnp.asarray(params.initial.mean), jnp.asarray(params.initial.cov)),
-        dynamics=group(params.dynamics, dxi.ParamsLGSSMDynamics),
-        emissions=group(params.emissions, dxi.ParamsLGSSMEmissions),
-    )
+    dx_params = to_dynamax(params)
     dx = DynamaxSSM(STATE_DIM, EMISSION_DIM)
     _, dx_props = dx.initialize(jax.random.PRNGKey(0))
     n = ADAM_HORIZONS[lr]

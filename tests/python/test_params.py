@@ -109,3 +109,21 @@ def test_parameter_properties_must_be_parameter_properties(value):
         rf"{type(value).__name__}",
     ):
         model.fit_em(params, props, np.ones((4, 3)), num_iters=1, verbose=False)
+
+
+def test_interop_round_trips_through_dynamax():
+    """lgssm.interop: to_dynamax and from_dynamax carry every number exactly (float64)."""
+    pytest.importorskip("dynamax", reason="dynamax (extra `peers`) cannot be imported")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from lgssm.interop import from_dynamax, to_dynamax
+
+    model = LinearGaussianSSM(3, 2, input_dim=1)
+    params, _ = model.initialize(5)
+    dx = to_dynamax(params)
+    assert dx.emissions.input_weights.shape == (2, 1) and str(dx.dynamics.cov.dtype) == "float64"
+    back = from_dynamax(dx)
+    for group in ("initial", "dynamics", "emissions"):
+        for name, value in vars(getattr(params, group)).items():
+            assert np.array_equal(getattr(getattr(back, group), name), value), (group, name)

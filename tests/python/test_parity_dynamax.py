@@ -22,6 +22,7 @@ from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynamaxSSM  # noqa:
 from dynamax.linear_gaussian_ssm import inference as dx_inference  # noqa: E402
 
 from lgssm import LinearGaussianConjugateSSM  # noqa: E402
+from lgssm.interop import to_dynamax  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
 from dense_reference import Reference  # noqa: E402
@@ -37,22 +38,6 @@ from peer_models import (  # noqa: E402
 
 RTOL = 1e-8
 smoother = jax.jit(dx_inference.lgssm_smoother)
-
-
-def to_dynamax(params, dynamics_weights=None):
-    """dynamax's ParamsLGSSM with the same numbers; ``dynamics_weights`` replaces F."""
-
-    def group(src, cls, **override):
-        return cls(
-            **{k: jnp.asarray(override.get(k, getattr(src, k))) for k in ("weights", "bias", "input_weights", "cov")}
-        )
-
-    weights = {} if dynamics_weights is None else {"weights": dynamics_weights}
-    return dx_inference.ParamsLGSSM(
-        initial=dx_inference.ParamsLGSSMInitial(jnp.asarray(params.initial.mean), jnp.asarray(params.initial.cov)),
-        dynamics=group(params.dynamics, dx_inference.ParamsLGSSMDynamics, **weights),
-        emissions=group(params.emissions, dx_inference.ParamsLGSSMEmissions),
-    )
 
 
 def dynamax_model(case, cls=DynamaxSSM):
@@ -110,7 +95,8 @@ def inference_missing_time_varying():
     case.params.dynamics.weights = case.params.dynamics.weights + 0.1 * rng.normal(size=(T - 1, n, n))
     filled, em, num_missing = emulate_missing(case.params, case.emissions)
     weights = np.concatenate([np.full((1, n, n), np.nan), case.params.dynamics.weights])
-    dx = to_dynamax(case.params, dynamics_weights=weights)
+    dx = to_dynamax(case.params)
+    dx = dx._replace(dynamics=dx.dynamics._replace(weights=jnp.asarray(weights)))
     dx = dx._replace(emissions=dx_inference.ParamsLGSSMEmissions(**{k: jnp.asarray(v) for k, v in em.items()}))
     post = smoother(dx, jnp.asarray(filled), jnp.asarray(case.inputs))
     return case, post, 0.5 * np.log(2 * np.pi) * num_missing
