@@ -5,8 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <optional>
-#include <sstream>
 #include <unsupported/Eigen/MatrixFunctions>
 
 #include "checks.hpp"

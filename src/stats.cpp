@@ -25,22 +25,14 @@ Matrix RegressionStats::scatter(const Matrix& w) const {
   return out;
 }
 
-void RegressionStats::recentre(const Matrix& w) {
-  rr = scatter(w);
-  rx = moment(w);
-  w0 = w;
-}
-
 RegressionStats& RegressionStats::operator+=(const RegressionStats& other) {
   if (count == 0.0) return *this = other;
   if (other.w0 == w0) {
     rx += other.rx;
     rr += other.rr;
-  } else {
-    RegressionStats moved = other;
-    moved.recentre(w0);
-    rx += moved.rx;
-    rr += moved.rr;
+  } else {  // other's sums about this reference
+    rx += other.moment(w0);
+    rr += other.scatter(w0);
   }
   xx += other.xx;
   count += other.count;
@@ -191,11 +183,13 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
   // sum (P_{k+1} - C_k F^T - F C_k^T + F P_k F^T), C_k = Cov[z_{k+1}, z_k | y].
   const auto& dyn = params.dynamics;
   const auto group = [&](Eigen::Index k) { return dynamics_groups.empty() ? 0 : dynamics_groups[k]; };
-  for (Eigen::Index g = 0; g < num_dynamics_groups; ++g) {
-    Eigen::Index first = 0;
-    while (first < steps - 1 && group(first) != g) ++first;
-    s.dynamics.emplace_back(stacked(dyn, first < steps - 1 ? first : 0));
-  }
+  // Each group's reference: the weights of its first transition (of entry 0
+  // for a group without one); one pass over the transitions.
+  s.dynamics.assign(num_dynamics_groups, RegressionStats());
+  for (Eigen::Index k = 0; k < steps - 1; ++k)
+    if (s.dynamics[group(k)].w0.size() == 0) s.dynamics[group(k)] = RegressionStats(stacked(dyn, k));
+  for (RegressionStats& d : s.dynamics)
+    if (d.w0.size() == 0) d = RegressionStats(stacked(dyn, 0));
   const RowMatrix xd = regressors(means, seq.inputs, 1, steps - 1);
   for_each_run(steps - 1, [&](Eigen::Index a, Eigen::Index b) { return group(a) == group(b) && same_weights(dyn, a, b); },
                [&](Eigen::Index k, Eigen::Index count) {

@@ -107,11 +107,10 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
     r.summary.message = std::move(message);
     return false;
   };
-  // Records the objective of the E-step at p, which becomes the result;
+  // Records the objective lp of the E-step at p, which becomes the result;
   // false when the fit ends (r.params is then what it returns).
-  const auto record = [&](const P& p, const S& stats) {
+  const auto record = [&](const P& p, double lp) {
     const int it = static_cast<int>(r.history.size());
-    const double lp = steps.objective(p, stats);
     if (!std::isfinite(lp))
       return stop(Termination::kNumericalFailure, "log likelihood became " + number(lp) + " at iteration " +
                                                       std::to_string(it) +
@@ -166,11 +165,11 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
   while (left()) {
     const P p0 = *current;
     const std::optional<S> s0 = e_step(p0);
-    if (!s0 || !record(p0, *s0) || !(current = m_step(p0, *s0))) return done();
+    if (!s0 || !record(p0, steps.objective(p0, *s0)) || !(current = m_step(p0, *s0))) return done();
     if (!options.accelerate || !left()) continue;
     const P p1 = *current;
     const std::optional<S> s1 = e_step(p1);
-    if (!s1 || !record(p1, *s1) || !(current = m_step(p1, *s1))) return done();
+    if (!s1 || !record(p1, steps.objective(p1, *s1)) || !(current = m_step(p1, *s1))) return done();
     if (!left()) continue;
     std::optional<P> candidate;
     std::optional<S> sc;
@@ -194,7 +193,7 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
     }
     if (alpha == step_max) step_max *= 4.0;
     if (!accepted) continue;
-    if (!record(*candidate, *sc) || !(current = m_step(*candidate, *sc))) return done();
+    if (!record(*candidate, lc) || !(current = m_step(*candidate, *sc))) return done();
   }
   r.params = *current;
   return done();

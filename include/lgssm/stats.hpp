@@ -56,8 +56,6 @@ struct RegressionStats {
   Matrix moment(const Matrix& w) const;
   // sum E[(out - W x)(out - W x)^T], exactly symmetric.
   Matrix scatter(const Matrix& w) const;
-  // The same sums about reference `w` instead.
-  void recentre(const Matrix& w);
   // Adds `other` (re-expressed about this reference when it differs). A
   // statistic with no terms takes the other's reference.
   RegressionStats& operator+=(const RegressionStats& other);
