@@ -15,6 +15,9 @@ from ._checks import real_array
 
 _SHAPES = "(num_timesteps, {d}), (num_sequences, num_timesteps, {d}) or a list of 2-D arrays"
 
+# The time offset (as Batch.pack takes it) of the posterior fields that are not per step.
+_FIELD_TIME_OFFSETS = {"marginal_loglik": None, "smoothed_cross_covariances": -1}
+
 
 @dataclass
 class Batch:
@@ -45,6 +48,15 @@ class Batch:
             index[time_axis] = slice(0, x.shape[time_axis])
             out[(i, *index)] = x
         return out
+
+    def pack_results(self, cls, dicts: list):
+        """Per-sequence results, each a dict of ``cls``'s fields (filter or smoother
+        output), in the caller's layout: a list of ``cls`` for a list of sequences,
+        else one ``cls`` whose fields are packed (per-step arrays padded with NaN,
+        ``marginal_loglik`` stacked, the cross covariances one step shorter)."""
+        if self.kind == "list":
+            return [cls(**d) for d in dicts]
+        return cls(**{key: self.pack([d[key] for d in dicts], _FIELD_TIME_OFFSETS.get(key, 0)) for key in dicts[0]})
 
 
 def _is_2d(value) -> bool:

@@ -20,9 +20,9 @@ import numpy as np
 from . import _core
 from ._batch import as_batch
 from ._checks import count, flag, nonnegative
+from ._fitting import fit_result, run_with_progress
 from ._keys import as_generator
-from ._progress import ProgressBar
-from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed, _pack
+from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed
 from .params import (
     ParameterProperties,
     ParamsLGSSM,
@@ -163,7 +163,7 @@ class ContinuousTimeSSM:
             dynamics=ParamsCTDynamics(drift=drift, diffusion_cov=diffusion),
             emissions=base.emissions,
         )
-        self._core_params(params)  # validates
+        self.core_params(params)  # validates
         props = ParamsCTSSM(
             initial=base_props.initial,
             dynamics=ParamsCTDynamics(ParameterProperties(), ParameterProperties()),
@@ -171,8 +171,31 @@ class ContinuousTimeSSM:
         )
         return params, props
 
-    # -- conversions ---------------------------------------------------------
-    def _core_params(self, params: ParamsCTSSM) -> _core.ContinuousParams:
+    # -- the C++ core's objects -----------------------------------------------
+    def core_params(self, params: ParamsCTSSM) -> _core.ContinuousParams:
+        """The C++ core's parameters of ``params``, validated.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            Parameters of this model: ``initial.mean`` (state_dim,), ``initial.cov``
+            (state_dim, state_dim), ``dynamics.drift`` and ``dynamics.diffusion_cov``
+            (state_dim, state_dim), and the emissions (``emissions.weights``
+            (emission_dim, state_dim) and so on, optionally with a leading axis of one
+            entry per observation index).
+
+        Returns
+        -------
+        lgssm._core.ContinuousParams
+            What the C++ continuous-time functions of ``lgssm._core`` take.
+
+        Raises
+        ------
+        ValueError
+            When a parameter has the wrong shape or is not valid (a diffusion
+            covariance that is not symmetric positive semidefinite, a non-finite
+            entry); the message names it.
+        """
         table = shapes(self.state_dim, self.emission_dim, self.input_dim)
         n = self.state_dim
         drift = _real_matrix("dynamics.drift", params.dynamics.drift)
@@ -187,7 +210,25 @@ class ContinuousTimeSSM:
         core.validate()
         return core
 
-    def _core_props(self, props: ParamsCTSSM) -> _core.ContinuousProps:
+    def core_props(self, props: ParamsCTSSM) -> _core.ContinuousProps:
+        """The C++ core's parameter properties of ``props``.
+
+        Parameters
+        ----------
+        props : ParamsCTSSM
+            A ParameterProperties per parameter (``trainable``; ``structure`` for the
+            covariances), laid out like the parameters.
+
+        Returns
+        -------
+        lgssm._core.ContinuousProps
+            Which parameters the C++ fits change, and the structure of each covariance.
+
+        Raises
+        ------
+        ValueError
+            When an entry is not a ParameterProperties or has an unknown structure.
+        """
         out = _core.ContinuousProps()
         out.initial = core_initial_props(props)
         out.drift = bool(props.dynamics.drift.trainable)
@@ -199,7 +240,7 @@ class ContinuousTimeSSM:
     def discrete_params(self, params: ParamsCTSSM, times) -> ParamsLGSSM:
         """The equivalent discrete-time parameters at ``times``: dynamics with one
         entry per gap (a single constant entry when the gaps are equal)."""
-        core = _core.to_discrete(self._core_params(params), _real_array("times", times, 1))
+        core = _core.to_discrete(self.core_params(params), _real_array("times", times, 1))
         dyn = core.dynamics
         weights, cov = np.array(dyn.weights), np.array(dyn.cov)
         return ParamsLGSSM(
@@ -231,11 +272,11 @@ class ContinuousTimeSSM:
 
     def filter(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
         b, out = self._each("filter", params, emissions, inputs, times, dt)
-        return _pack(type(out[0]), b, [dataclasses.asdict(o) for o in out])
+        return b.pack_results(type(out[0]), [dataclasses.asdict(o) for o in out])
 
     def smoother(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None) -> PosteriorLGSSMSmoothed:
         b, out = self._each("smoother", params, emissions, inputs, times, dt)
-        return _pack(PosteriorLGSSMSmoothed, b, [dataclasses.asdict(o) for o in out])
+        return b.pack_results(PosteriorLGSSMSmoothed, [dataclasses.asdict(o) for o in out])
 
     def posterior_predictive(
         self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, full_covariance=False
@@ -310,7 +351,7 @@ class ContinuousTimeSSM:
         """The E-step: the discrete-time statistics with the transitions grouped
         by step length (``stats.gaps``). Picklable; ``a + b`` sums two batches."""
         b, ts = self._sequences(emissions, inputs, times, dt)
-        return _core.continuous_sufficient_stats(self._core_params(params), b.emissions, b.inputs, ts)
+        return _core.continuous_sufficient_stats(self.core_params(params), b.emissions, b.inputs, ts)
 
     def m_step(
         self, params: ParamsCTSSM, props: ParamsCTSSM, stats: _core.ContinuousStats, m_step_iters: int = 10
@@ -319,7 +360,7 @@ class ContinuousTimeSSM:
         initial state and emissions, ``m_step_iters`` L-BFGS iterations for (F, Q_c)."""
         return _from_core(
             _core.continuous_m_step(
-                self._core_params(params), self._core_props(props), stats, count("m_step_iters", m_step_iters, 1)
+                self.core_params(params), self.core_props(props), stats, count("m_step_iters", m_step_iters, 1)
             ),
             params,
         )
@@ -400,19 +441,12 @@ class ContinuousTimeSSM:
 
     def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary, *options):
         b, ts = self._sequences(emissions, inputs, times, dt)
-        bar = ProgressBar(total, label, verbose)
-        try:
-            fitted, history, summary, correction = fit(
-                self._core_params(params), self._core_props(props), b.emissions, b.inputs, ts, *options, bar
-            )
-        finally:
-            bar.close()
+        core, core_props = self.core_params(params), self.core_props(props)
+        fitted, history, summary, correction = run_with_progress(
+            fit, total, label, verbose, core, core_props, b.emissions, b.inputs, ts, *options
+        )
         _warn_projection(correction)
-        summary = FitSummary.from_core(summary)
-        if summary.termination == "numerical_failure":
-            warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
-        out = (_from_core(fitted, params), np.asarray(history))
-        return out + (summary,) if return_summary else out
+        return fit_result(_from_core(fitted, params), history, FitSummary.from_core(summary), label, return_summary, 3)
 
 
 def _from_core(core: _core.ContinuousParams, like: ParamsCTSSM) -> ParamsCTSSM:

@@ -12,8 +12,8 @@ import numpy as np
 from . import _core, priors
 from ._batch import as_batch, sequences
 from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
+from ._fitting import fit_result, run_with_progress
 from ._keys import as_generator, seeds
-from ._progress import ProgressBar
 from .optimizers import Adam, adam
 from .params import (
     ParamsLGSSM,
@@ -73,9 +73,6 @@ class FitSummary:
             summary["seconds"],
             summary["usable"],
         )
-
-
-_TIME_OFFSETS = {"marginal_loglik": None, "smoothed_cross_covariances": -1}
 
 
 class LinearGaussianSSM:
@@ -172,7 +169,7 @@ class LinearGaussianSSM:
             ),
         )
         try:
-            self._core_params(params)  # validates
+            self.core_params(params)  # validates
         except ValueError as err:
             message = str(err)
             name = next((k for k in given if message.startswith(k)), None)
@@ -184,15 +181,47 @@ class LinearGaussianSSM:
         props.emissions.bias.trainable = self.has_emissions_bias
         return params, props
 
-    # -- inference ---------------------------------------------------------
-    def _core_params(self, params: ParamsLGSSM):
+    # -- the C++ core's objects -----------------------------------------------
+    def core_params(self, params: ParamsLGSSM) -> _core.Params:
+        """The C++ core's parameters of ``params``, validated.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            Parameters of this model: ``initial.mean`` (state_dim,), ``initial.cov``
+            (state_dim, state_dim), ``dynamics.weights`` (state_dim, state_dim) and so
+            on, each conditional parameter optionally with a leading time axis.
+
+        Returns
+        -------
+        lgssm._core.Params
+            What the C++ functions of ``lgssm._core`` take.
+
+        Raises
+        ------
+        ValueError
+            When a parameter has the wrong shape or is not valid (a covariance that is
+            not symmetric positive definite, a non-finite entry); the message names it.
+        """
         return to_core(params, self.state_dim, self.emission_dim, self.input_dim)
+
+    def core_prior(self) -> _core.ConjugatePrior | None:
+        """The C++ core's prior on the parameters: None, as this model has none.
+
+        Returns
+        -------
+        lgssm._core.ConjugatePrior or None
+            None here; a LinearGaussianConjugateSSM returns its priors.
+        """
+        return None
+
+    # -- inference ---------------------------------------------------------
 
     def _batch(self, params, emissions, inputs, covariances: int = 2, per_step: int = 0):
         """The core's parameters and the data, refused when the results would not fit
         in memory: ``covariances`` (state_dim, state_dim) matrices and ``per_step``
         further floats for each time step."""
-        core, b = self._core_params(params), as_batch(emissions, inputs, self.input_dim, self.emission_dim)
+        core, b = self.core_params(params), as_batch(emissions, inputs, self.input_dim, self.emission_dim)
         steps = sum(len(y) for y in b.emissions)
         memory(
             "emissions",
@@ -219,12 +248,12 @@ class LinearGaussianSSM:
     def filter(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMFiltered:
         """Kalman filter: log p(y), filtered and one-step predicted moments."""
         core, b = self._batch(params, emissions, inputs)
-        return _pack(PosteriorLGSSMFiltered, b, _core.filter(core, b.emissions, b.inputs))
+        return b.pack_results(PosteriorLGSSMFiltered, _core.filter(core, b.emissions, b.inputs))
 
     def smoother(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMSmoothed:
         """Smoothed moments p(z_t | y), with lag-one cross covariances."""
         core, b = self._batch(params, emissions, inputs, covariances=4)
-        return _pack(PosteriorLGSSMSmoothed, b, _core.smoother(core, b.emissions, b.inputs))
+        return b.pack_results(PosteriorLGSSMSmoothed, _core.smoother(core, b.emissions, b.inputs))
 
     def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
         """A joint draw (states (num_timesteps, state_dim), emissions (num_timesteps, emission_dim))."""
@@ -235,7 +264,7 @@ class LinearGaussianSSM:
             num_timesteps * (self.state_dim + self.emission_dim + self.input_dim),
             "the states, emissions and inputs",
         )
-        core, seed = self._core_params(params), seeds(key, 1)[0]
+        core, seed = self.core_params(params), seeds(key, 1)[0]
         if inputs is None:
             inputs = np.zeros((num_timesteps, self.input_dim))
         inputs = np.ascontiguousarray(real_array("inputs", inputs))
@@ -293,15 +322,12 @@ class LinearGaussianSSM:
 
     def m_step(self, params: ParamsLGSSM, props: ParamsLGSSM, stats: _core.SufficientStats) -> ParamsLGSSM:
         """The closed-form M-step over the trainable parameters, given ``stats``."""
-        core = self._core_params(params)
-        return from_core(_core.m_step(core, props_to_core(props), stats, self._core_prior()), params)
+        core = self.core_params(params)
+        return from_core(_core.m_step(core, props_to_core(props), stats, self.core_prior()), params)
 
     def log_prior(self, params: ParamsLGSSM) -> float:
         """log p(params); 0 for this model without priors."""
         return 0.0
-
-    def _core_prior(self):
-        return None
 
     def fit_em(
         self,
@@ -434,20 +460,12 @@ class LinearGaussianSSM:
         require_observed("emissions", b.emissions)
         if warn_unscaled and (warning := unscaled(b.emissions)) is not None:
             warnings.warn(warning, RuntimeWarning, stacklevel=3)
-        bar = ProgressBar(total, label, verbose)
-        try:
-            fitted, history, summary = fit(
-                core, props_to_core(props), b.emissions, b.inputs, self._core_prior(), *options, bar
-            )
-        finally:
-            bar.close()
+        fitted, history, summary = run_with_progress(
+            fit, total, label, verbose, core, props_to_core(props), b.emissions, b.inputs, self.core_prior(), *options
+        )
         for warning in summary["warnings"]:
             warnings.warn(f"{label}: {warning}", RuntimeWarning, stacklevel=3)
-        summary = FitSummary.from_core(summary)
-        if summary.termination == "numerical_failure":
-            warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=3)
-        result = (from_core(fitted, params), np.asarray(history))
-        return result + (summary,) if return_summary else result
+        return fit_result(from_core(fitted, params), history, FitSummary.from_core(summary), label, return_summary, 3)
 
 
 class LinearGaussianConjugateSSM(LinearGaussianSSM):
@@ -473,15 +491,17 @@ class LinearGaussianConjugateSSM(LinearGaussianSSM):
         self.dynamics_prior = default[1] if dynamics_prior is None else dynamics_prior
         self.emission_prior = default[2] if emission_prior is None else emission_prior
 
-    def _core_prior(self):
+    def core_prior(self) -> _core.ConjugatePrior:
+        """The C++ core's conjugate priors of this model.
+
+        Returns
+        -------
+        lgssm._core.ConjugatePrior
+            ``initial_prior``, ``dynamics_prior`` and ``emission_prior`` as the C++
+            fits and ``lgssm._core.log_prior`` take them.
+        """
         return priors.to_core(self.initial_prior, self.dynamics_prior, self.emission_prior)
 
     def log_prior(self, params: ParamsLGSSM) -> float:
         """log p(params) under the conjugate priors, normalizers included."""
-        return _core.log_prior(self._core_params(params), self._core_prior())
-
-
-def _pack(cls, batch, dicts):
-    if batch.kind == "list":
-        return [cls(**d) for d in dicts]
-    return cls(**{key: batch.pack([d[key] for d in dicts], _TIME_OFFSETS.get(key, 0)) for key in dicts[0]})
+        return _core.log_prior(self.core_params(params), self.core_prior())

@@ -99,7 +99,7 @@ def test_gradient_matches_finite_differences_irregular_times():
     times = [np.cumsum(np.r_[0, rng.exponential(0.1, 7)]) for _ in range(3)]
     ys = [m.sample(truth, k, times=t)[1] for k, t in enumerate(times)]
     start, _ = m.initialize(1)
-    core, cprops = m._core_params(start), m._core_props(props)
+    core, cprops = m.core_params(start), m.core_props(props)
     x = _core.continuous_to_unconstrained(core, cprops)
     inputs = [np.zeros((len(y), 0)) for y in ys]
 

@@ -15,6 +15,7 @@ db = pytest.importorskip("dask.bag")
 
 from lgssm import ContinuousTimeSSM, LinearGaussianConjugateSSM, LinearGaussianSSM, io  # noqa: E402
 from lgssm import distributed as ld  # noqa: E402
+from lgssm.distributed._engines import worker_threads  # noqa: E402
 from lgssm.optimizers import adam  # noqa: E402
 
 from conftest import assert_close  # noqa: E402
@@ -322,8 +323,8 @@ def test_continuous_time_em_equals_single_process_em(client, data, timed_data, t
 
 def test_the_e_step_keeps_to_the_worker_threads(client):
     # One thread per worker here; on the client (no worker) all hardware threads.
-    assert client.submit(ld._worker_threads, pure=False).result() == 1
-    assert ld._worker_threads() == 0
+    assert client.submit(worker_threads, pure=False).result() == 1
+    assert worker_threads() == 0
 
 
 def test_sgd_returns_the_best_parameters_when_the_loss_becomes_non_finite(client):

@@ -444,7 +444,7 @@ def test_core_prints_integer_options_as_integers():
     params, props = model.initialize(0)
     with pytest.raises(ValueError, match=r"^num_iters: expected an integer >= 0, got -1$"):
         _core.fit_em(
-            model._core_params(params),
+            model.core_params(params),
             props_to_core(props),
             [np.ones((4, 1))],
             [np.zeros((4, 0))],

@@ -168,7 +168,7 @@ def test_gradient_matches_finite_differences(case):
     name, structures, frozen = case
     v = VARIANTS[name]
     model, params, props, E, U = build(v, structures, frozen)
-    core, pcore = model._core_params(params), props_to_core(props)
+    core, pcore = model.core_params(params), props_to_core(props)
 
     x = np.asarray(_core.to_unconstrained(core, pcore))
     assert x.shape == (expected_size(props, v.state_dim, v.emission_dim, v.input_dim),), (

@@ -72,7 +72,7 @@ def test_map_gradient_matches_finite_differences(make, data):
     model = make()
     params, props = model.initialize(7)
     props.emissions.cov.structure = "full"
-    core, cprops, prior = model._core_params(params), props_to_core(props), model._core_prior()
+    core, cprops, prior = model.core_params(params), props_to_core(props), model.core_prior()
     x = _core.to_unconstrained(core, cprops)
 
     def objective(v):
@@ -110,7 +110,7 @@ def test_map_m_step_maximizes_the_expected_log_joint_plus_log_prior(data):
     y, inputs = data
     model = custom_model()
     params, props = model.initialize(7)
-    core, cprops, prior = model._core_params(params), props_to_core(props), model._core_prior()
+    core, cprops, prior = model.core_params(params), props_to_core(props), model.core_prior()
     stats = _core.sufficient_stats(core, [y], [inputs], False)
     updated = _core.m_step(core, cprops, stats, prior)
     grad = _core.log_prob_gradient(updated, cprops, stats, prior)

@@ -191,7 +191,7 @@ def model_from_json(doc, file: str = "<model>"):
                 expected = f"{entry} or (num_steps, {', '.join(map(str, entry))})"
                 raise ModelFileError(f"{file}: {where}: expected shape {expected}, got {a.shape}")
             setattr(template, f, a)
-    core_check = getattr(model, "_core_params", None)
+    core_check = getattr(model, "core_params", None)
     if core_check is not None:
         try:
             core_check(params)

@@ -1,0 +1,34 @@
+"""What every fit does around its C++ driver, once for the discrete, continuous and distributed fits:
+the progress bar over the run, and the result (with the warning of a numerical failure)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from ._progress import ProgressBar
+
+if TYPE_CHECKING:
+    from .models import FitSummary
+
+
+def run_with_progress(fit: Callable[..., Any], total: int, label: str, verbose: bool, *args) -> Any:
+    """``fit(*args, bar)``: a C++ fit whose callback is a progress bar of ``total``
+    steps labelled ``label`` (drawn when ``verbose``), closed however the fit ends."""
+    bar = ProgressBar(total, label, verbose)
+    try:
+        return fit(*args, bar)
+    finally:
+        bar.close()
+
+
+def fit_result(params, history, summary: FitSummary, label: str, return_summary: bool, stacklevel: int) -> tuple:
+    """(params, history as an array) and, with ``return_summary``, the summary;
+    warns when the fit stopped on a numerical failure. ``stacklevel``: the one
+    the caller would give ``warnings.warn`` (the warning points at its caller's code)."""
+    if summary.termination == "numerical_failure":
+        warnings.warn(f"{label} stopped: {summary.message}", RuntimeWarning, stacklevel=stacklevel + 1)
+    result = (params, np.asarray(history))
+    return result + (summary,) if return_summary else result

@@ -1,0 +1,87 @@
+"""Inference over all sequences on a Dask cluster: log likelihoods and smoothers,
+each shard's on the worker holding it."""
+
+from __future__ import annotations
+
+import dask
+import dask.bag as db
+import numpy as np
+
+from ._engines import engine_for, persist_for, share
+
+
+def marginal_log_prob(
+    model, params, data, *, client=None, inputs=None, times=None, dt=None, read_options: dict | None = None
+) -> np.ndarray:
+    """log p(y) of every sequence, computed on the workers.
+
+    Parameters
+    ----------
+    model : LinearGaussianSSM, LinearGaussianConjugateSSM or ContinuousTimeSSM
+        The model.
+    params : ParamsLGSSM or ParamsCTSSM
+        The parameters.
+    data : dask.array.Array, dask.bag.Bag, list of paths, or Sequences
+        The sequences, as for ``persist``.
+    client : distributed.Client, optional
+        The cluster's client; default the current one.
+    inputs, times, read_options
+        As for ``persist``.
+    dt : float, optional
+        Continuous-time models only: the step between observations of data without times.
+
+    Returns
+    -------
+    numpy.ndarray
+        (num_sequences,), in sequence order.
+
+    Raises
+    ------
+    ValueError
+        When an argument is not valid; the message names it.
+    """
+    engine = engine_for(model, None, dt)
+    seqs = persist_for(engine, data, client, inputs, times, read_options)
+    shared = share(seqs.client, params)
+    parts = seqs.client.gather(
+        [seqs.client.submit(engine.marginal_log_prob, shared, shard, pure=False) for shard in seqs.shards]
+    )
+    return np.concatenate([np.atleast_1d(p) for p in parts])
+
+
+def smoother(
+    model, params, data, *, client=None, inputs=None, times=None, dt=None, read_options: dict | None = None
+) -> db.Bag:
+    """The smoother of every sequence, computed on the workers.
+
+    Parameters
+    ----------
+    model : LinearGaussianSSM, LinearGaussianConjugateSSM or ContinuousTimeSSM
+        The model.
+    params : ParamsLGSSM or ParamsCTSSM
+        The parameters.
+    data : dask.array.Array, dask.bag.Bag, list of paths, or Sequences
+        The sequences, as for ``persist``.
+    client : distributed.Client, optional
+        The cluster's client; default the current one.
+    inputs, times, read_options
+        As for ``persist``.
+    dt : float, optional
+        Continuous-time models only: the step between observations of data without times.
+
+    Returns
+    -------
+    dask.bag.Bag
+        One partition per shard, of one ``PosteriorLGSSMSmoothed`` per sequence in
+        sequence order, each unpadded ((num_timesteps_i, state_dim) means and so
+        on). ``.compute()`` brings them to the client; ``.map(...)`` keeps them on
+        the cluster.
+
+    Raises
+    ------
+    ValueError
+        When an argument is not valid; the message names it.
+    """
+    engine = engine_for(model, None, dt)
+    seqs = persist_for(engine, data, client, inputs, times, read_options)
+    return db.from_delayed([dask.delayed(engine.smoother)(params, shard) for shard in seqs.shards])
