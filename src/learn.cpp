@@ -14,13 +14,13 @@ using internal::factor_pd;
 using internal::stacked;
 using internal::throw_invalid;
 
-namespace {
-
 Matrix project(const Matrix& cov, CovStructure s) {
   if (s == CovStructure::kFull) return 0.5 * (cov + cov.transpose());
   if (s == CovStructure::kDiagonal) return Matrix(cov.diagonal().asDiagonal());
   return Matrix::Identity(cov.rows(), cov.cols()) * cov.diagonal().mean();
 }
+
+namespace {
 
 // w with its columns `free` set to the least-squares solution given the
 // others: moment(w) = 0 on those columns.

@@ -18,6 +18,12 @@ namespace lgssm {
 // Structure kept by a covariance through fitting.
 enum class CovStructure { kFull, kDiagonal, kScalar };
 
+// The matrix of `structure` nearest to the square matrix `cov` in the
+// Frobenius norm: the symmetric (cov + cov^T) / 2 (full), the diagonal of cov
+// (diagonal), or the mean of that diagonal times I (scalar). The M-step's
+// covariance update (m_step below); no argument checks.
+Matrix project(const Matrix& cov, CovStructure structure);
+
 // Which parameters are fitted (true) or frozen (false), and the structure of
 // each covariance. A frozen parameter is never changed; the others are fitted
 // given it (conditional M-steps; no gradient component for it).

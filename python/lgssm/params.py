@@ -171,6 +171,41 @@ def core_structure(name: str, prop: ParameterProperties):
     return _STRUCTURES[structure]
 
 
+def project_covariance(cov, structure: str) -> np.ndarray:
+    """The matrix of a covariance structure nearest to ``cov``, as the M-step projects.
+
+    The nearest in the Frobenius norm: (cov + cov^T) / 2 for "full", the diagonal
+    of ``cov`` for "diagonal", the mean of that diagonal times I for "scalar" (the
+    C++ core's ``lgssm::project``).
+
+    Parameters
+    ----------
+    cov : array_like
+        (dim, dim), or a stack (num_steps, dim, dim) projected entry by entry.
+    structure : {"full", "diagonal", "scalar"}
+        The structure, as ``ParameterProperties.structure`` names it.
+
+    Returns
+    -------
+    numpy.ndarray
+        The projection, shaped like ``cov``.
+
+    Raises
+    ------
+    ValueError
+        When ``structure`` is none of the three, or ``cov`` is neither a square
+        matrix nor a stack of them.
+    """
+    if not isinstance(structure, str) or structure not in _STRUCTURES:
+        raise ValueError(f"structure: expected one of {sorted(_STRUCTURES)}, got {structure!r}")
+    a = real_array("cov", cov)
+    if a.ndim == 2:
+        return np.asarray(_core.project_covariance(a, _STRUCTURES[structure]))
+    if a.ndim == 3:
+        return np.stack([_core.project_covariance(c, _STRUCTURES[structure]) for c in a])
+    raise ValueError(f"cov: expected shape (dim, dim) or (num_steps, dim, dim), got shape {a.shape}")
+
+
 def trainable(name: str, prop) -> bool:
     """``prop.trainable`` of the ParameterProperties of parameter ``name``, which must be a bool."""
     if not hasattr(prop, "trainable"):

@@ -283,4 +283,15 @@ void bind_learn(nb::module_& m) {
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "max_iters"_a, "gradient_tolerance"_a,
       "function_tolerance"_a, "callback"_a.none());
+  // The M-step's projection of a covariance onto a structure (learn.hpp), for
+  // callers that give a fit a structured starting covariance.
+  m.def(
+      "project_covariance",
+      [](const lgssm::Matrix& cov, lgssm::CovStructure structure) {
+        if (cov.rows() != cov.cols())
+          lgssm::internal::throw_invalid("cov", "a square matrix",
+                                         "shape " + lgssm::internal::shape_str(cov.rows(), cov.cols()));
+        return lgssm::project(cov, structure);
+      },
+      "cov"_a, "structure"_a);
 }

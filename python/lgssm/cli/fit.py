@@ -11,7 +11,7 @@ import numpy as np
 from .. import ContinuousTimeSSM, LinearGaussianSSM, __version__, io
 from .._checks import require_observed
 from ..optimizers import adam
-from ..params import field_names, param_groups
+from ..params import field_names, param_groups, project_covariance
 from ._data import add_data_arguments, check_model_data, read_data_file, sequences, time_kwargs
 from ._messages import note, warn
 from ._results import check_out
@@ -96,7 +96,7 @@ def run(args) -> int:
 
     if args.emission_cov is not None:
         props.emissions.cov.structure = args.emission_cov
-        params.emissions.cov = _project(params.emissions.cov, args.emission_cov)
+        params.emissions.cov = project_covariance(params.emissions.cov, args.emission_cov)
     _freeze(props, args.freeze)
 
     method, label = args.method, METHOD_LABELS[args.method]
@@ -248,17 +248,6 @@ def _columns(args, data: io.Data, times_column) -> dict | None:
         "sequence": args.sequence_column,
         "header": args.header,
     }
-
-
-def _project(cov, structure: str) -> np.ndarray:
-    """``cov`` (or each entry of a stack) made diagonal or scalar, for a fit that keeps that structure."""
-    cov = np.asarray(cov, dtype=np.float64)
-    if structure == "full":
-        return cov
-    d = np.diagonal(cov, axis1=-2, axis2=-1)
-    if structure == "scalar":
-        d = np.broadcast_to(d.mean(axis=-1, keepdims=True), d.shape)
-    return d[..., :, None] * np.eye(cov.shape[-1])
 
 
 def _freeze(props, names):
