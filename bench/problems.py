@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import lgssm
-from lgssm.utils import random_rotation
+from lgssm import _notebook
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,10 @@ def simulate(params: lgssm.ParamsLGSSM, num_sequences: int, num_timesteps: int, 
 
 
 def notebook_params():
-    """dynamax's LG-SSM notebook: the true model (a 2-d rotation, 10-d
-    emissions) and the initial parameters its fits start from."""
-    model = lgssm.LinearGaussianSSM(2, 10)
-    true_params, _ = model.initialize(
-        1, dynamics_weights=0.99 * random_rotation(1, 2, theta=np.pi / 10), dynamics_covariance=0.01 * np.eye(2)
-    )
-    start, _ = model.initialize(42)
-    return true_params, start
+    """dynamax's LG-SSM notebook (lgssm._notebook): the true parameters (a 2-d
+    rotation, 10-d emissions) and the initial parameters its fits start from."""
+    model, true_params = _notebook.true_model()
+    return true_params, _notebook.start(model)[0]
 
 
 def build(spec: Spec):

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lgssm  # noqa: E402
+from lgssm import _notebook  # noqa: E402
 
 import peers  # noqa: E402
 import problems  # noqa: E402
@@ -37,8 +38,8 @@ from problems import Spec  # noqa: E402
 class Sizes:
     """The sizes of a run: the issue's (full) or tiny ones (smoke)."""
 
-    em_iters: int = 100
-    adam_epochs: int = 1000
+    em_iters: int = _notebook.EM_ITERS
+    adam_epochs: int = _notebook.ADAM_EPOCHS
     long_steps: int = 100_000
     long_states: tuple = (4, 16)
     long_emission: int = 32
@@ -191,7 +192,7 @@ def worker(job: dict) -> dict:
 
 
 # ------------------------------------------------------------------ cases
-NOTEBOOK = "1. notebook: state 2, emission 10, T=100"
+NOTEBOOK = f"1. notebook: state {_notebook.STATE_DIM}, emission {_notebook.EMISSION_DIM}, T={_notebook.NUM_TIMESTEPS}"
 LONG = "2. long sequence: T={steps}, state {n}, emission {p}"
 MANY = "3. many sequences: {seqs} x T={steps}, state 4, emission 8"
 HIGH = "4. high emission dimension: state 8, emission {p}, T={steps}, {r} R"
@@ -278,7 +279,7 @@ class Bench:
 
     def notebook(self):
         s = self.sizes
-        spec = Spec(kind="notebook", num_timesteps=100)
+        spec = Spec(kind="notebook", num_timesteps=_notebook.NUM_TIMESTEPS)
         params, y = problems.build(spec)
         start = problems.fit_start(spec)
         label = "filter+smoother"
@@ -289,7 +290,11 @@ class Bench:
         self.row(NOTEBOOK, label, "statsmodels", label, params, y)
         fits = (
             (f"EM, {s.em_iters} iterations", "em", {"num_iters": s.em_iters}),
-            (f"Adam, {s.adam_epochs} epochs", "adam", {"num_epochs": s.adam_epochs, "learning_rate": 1e-2}),
+            (
+                f"Adam, {s.adam_epochs} epochs",
+                "adam",
+                {"num_epochs": s.adam_epochs, "learning_rate": _notebook.LEARNING_RATES[0]},
+            ),
         )
         for label, task, options in fits:
             self.row(NOTEBOOK, label, "lgssm", task, start, y, fit=True, warmup=True, **options)

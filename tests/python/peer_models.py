@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lgssm import LinearGaussianSSM, ParamsLGSSM
-from lgssm.utils import random_rotation
+from lgssm import LinearGaussianSSM, ParamsLGSSM, _notebook
 
 from conftest import make_params
 
@@ -32,12 +31,8 @@ class Case:
 def notebook_case() -> Case:
     """dynamax's LG-SSM notebook: a slowly rotating 2-d state seen through 10 noisy
     emissions, T = 100; EM starts from initialize(42) as in the notebook."""
-    model = LinearGaussianSSM(2, 10)
-    params, _ = model.initialize(
-        1, dynamics_weights=0.99 * random_rotation(1, 2, theta=np.pi / 10), dynamics_covariance=0.01 * np.eye(2)
-    )
-    _, emissions = model.sample(params, 3, 100)
-    return Case(model, params, emissions, em_start=model.initialize(42)[0])
+    model, params, _, emissions = _notebook.sample()
+    return Case(model, params, emissions, em_start=_notebook.start(model)[0])
 
 
 def inputs_case(num_sequences: int = 0) -> Case:

@@ -14,7 +14,7 @@ import pytest
 from scipy.linalg import solve_discrete_lyapunov
 
 import lgssm
-from lgssm import LinearGaussianSSM, _core
+from lgssm import LinearGaussianSSM, _core, _notebook
 from lgssm.optimizers import adam
 from lgssm.params import from_core, props_to_core
 from lgssm.utils import monotonically_increasing, random_rotation
@@ -415,19 +415,17 @@ def test_m_step_maximizes_expected_complete_loglik(case):
 # --------------------------------------------------------------------------
 # 5. dynax's "LG-SSM: MAP parameter estimation" notebook.
 
-STATE_DIM, EMISSION_DIM, T = 2, 10, 100
+STATE_DIM, EMISSION_DIM = _notebook.STATE_DIM, _notebook.EMISSION_DIM
+GUIDE_KEY = 0  # the true key of docs/guide.md's copy of the problem (the demo's is _notebook.TRUE_KEY)
 
 
 @pytest.fixture(scope="module")
 def notebook():
-    true_A = 0.99 * random_rotation(0, STATE_DIM, theta=np.pi / 10)
-    true_Q = 0.01 * np.eye(STATE_DIM)
-    model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
-    true_params, _ = model.initialize(0, dynamics_weights=true_A, dynamics_covariance=true_Q)
-    _, emissions = model.sample(true_params, 3, T)
+    model, true_params, _, emissions = _notebook.sample(GUIDE_KEY)
+    true_A, true_Q = _notebook.true_dynamics(GUIDE_KEY)
     true_ll = model.marginal_log_prob(true_params, emissions)
-    params, props = model.initialize(42)
-    em_params, em_lls = model.fit_em(params, props, emissions, num_iters=100, verbose=False)
+    params, props = _notebook.start(model)
+    em_params, em_lls = model.fit_em(params, props, emissions, num_iters=_notebook.EM_ITERS, verbose=False)
     return dict(
         model=model,
         true_A=true_A,
@@ -592,7 +590,7 @@ def test_notebook_lbfgs(notebook):
     assert final > nb["true_ll"], (final, nb["true_ll"])
 
     cmodel = lgssm.LinearGaussianConjugateSSM(STATE_DIM, EMISSION_DIM)
-    params, props = cmodel.initialize(42)
+    params, props = _notebook.start(cmodel)
     # Converges slowly, not stuck: 690 to 1074 iterations measured across builds and line
     # searches (the trajectories part), so the cap is well above that.
     _, map_lbfgs, s = cmodel.fit_lbfgs(params, props, emissions, max_iters=5000, verbose=False, return_summary=True)
@@ -638,9 +636,7 @@ def test_em_with_frozen_dynamics_drifts_to_a_singular_emissions_cov(notebook):
 def test_notebook_frozen_dynamics(notebook):
     nb = notebook
     model, emissions = nb["model"], nb["emissions"]
-    params, props = model.initialize(42, dynamics_weights=nb["true_A"], dynamics_covariance=nb["true_Q"])
-    props.dynamics.weights.trainable = False
-    props.dynamics.cov.trainable = False
+    params, props = _notebook.frozen_start(model, GUIDE_KEY)
     initial_A = params.dynamics.weights.copy()
     for fit in (
         lambda: model.fit_sgd(params, props, emissions, optimizer=adam(1e-1), num_epochs=200, verbose=False),

@@ -8,21 +8,18 @@ import numpy as np
 import pytest
 
 from lgssm import LinearGaussianSSM
+from lgssm import _notebook as nb
 from lgssm.optimizers import adam
-from lgssm.utils import random_rotation
 
 from conftest import assert_close
 
-STATE_DIM, EMISSION_DIM, T, K = 2, 10, 100, 50
+STATE_DIM, EMISSION_DIM, T, K = nb.STATE_DIM, nb.EMISSION_DIM, nb.NUM_TIMESTEPS, nb.NUM_FORECAST_TIMESTEPS
 
 
 @pytest.fixture(scope="module")
 def notebook():
-    true_A = 0.99 * random_rotation(1, STATE_DIM, theta=np.pi / 10)
-    true_Sigma = 0.01 * np.eye(STATE_DIM)
-    true_model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
-    true_params, _ = true_model.initialize(key=1, dynamics_weights=true_A, dynamics_covariance=true_Sigma)
-    true_states, emissions = true_model.sample(true_params, 3, T)
+    true_model, true_params, true_states, emissions = nb.sample()
+    true_A, true_Sigma = nb.true_dynamics()
     return true_model, true_params, true_A, true_Sigma, true_states, emissions
 
 
@@ -60,7 +57,7 @@ def test_smoother_and_reconstruction(notebook):
     # randomly initialised model (the notebook's "much worse" plot) ...
     mse_true = np.mean((recon - emissions) ** 2)
     rand_model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
-    rand_params, _ = rand_model.initialize(42)
+    rand_params, _ = nb.start(rand_model)
     rand_recon, rand_std = rand_model.posterior_predictive(rand_params, emissions)
     mse_rand = np.mean((rand_recon - emissions) ** 2)
     assert mse_true < mse_rand, (mse_true, mse_rand)
@@ -130,7 +127,7 @@ def test_adam_curve_matches_dynamax_until_chaos(notebook, lr):
 
     _, _, _, _, _, emissions = notebook
     model = LinearGaussianSSM(STATE_DIM, EMISSION_DIM)
-    params, props = model.initialize(42)
+    params, props = nb.start(model)
     dx_params = to_dynamax(params)
     dx = DynamaxSSM(STATE_DIM, EMISSION_DIM)
     _, dx_props = dx.initialize(jax.random.PRNGKey(0))

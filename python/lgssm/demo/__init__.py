@@ -35,6 +35,8 @@ from dataclasses import asdict
 
 import numpy as np
 
+from .. import _notebook
+from .._notebook import INIT_KEY, LEARNING_RATES, SAMPLE_KEY, SGD_KEY, TRUE_KEY
 from ..io import atomic_write
 from ._session import Session
 from .notebook import run_notebook
@@ -43,18 +45,13 @@ from .sde import run_sde
 from .settings import (
     FIGURES,
     FULL,
-    INIT_KEY,
     IRREGULAR_SEED,
-    LEARNING_RATES,
-    SAMPLE_KEY,
     SDE_DIFFUSION_COV,
     SDE_DRIFT,
     SDE_INIT_KEY,
     SDE_PARAMS_SEED,
     SDE_SAMPLE_SEED,
-    SGD_KEY,
     SMALL,
-    TRUE_KEY,
     Settings,
 )
 
@@ -99,7 +96,12 @@ def run_demo(out, *, small: bool = False, quiet: bool = False) -> dict:
     results = _plain(
         {
             "mode": "small" if small else "full",
-            "settings": asdict(settings),
+            "settings": {
+                "state_dim": _notebook.STATE_DIM,
+                "emission_dim": _notebook.EMISSION_DIM,
+                "num_timesteps": _notebook.NUM_TIMESTEPS,
+                **asdict(settings),
+            },
             "notebook": notebook,
             "sde": sde,
             "wall_time_s": run_.wall_time,

@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from .. import LinearGaussianSSM
+from .. import _notebook as nb
 from ..optimizers import adam
 from ..plot import plot_emissions_and_forecast
-from ..utils import monotonically_increasing, random_rotation
+from ..utils import monotonically_increasing
 from ._figures import curve_figure
 from ._session import Session
-from .settings import INIT_KEY, LEARNING_RATES, SAMPLE_KEY, SGD_KEY, TRUE_KEY, Settings
+from .settings import Settings
 
 
 def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
-    n, p, T = s.state_dim, s.emission_dim, s.num_timesteps
-    run.say(f"Part 1 (dynamax notebook): true model, state_dim {n}, emission_dim {p}, {T} steps")
-    true_A = 0.99 * random_rotation(seed=TRUE_KEY, n=n, theta=np.pi / 10)
-    true_Sigma = 0.01 * np.eye(n)
-    true_model = LinearGaussianSSM(n, p)
-    true_params, _ = true_model.initialize(key=TRUE_KEY, dynamics_weights=true_A, dynamics_covariance=true_Sigma)
-    true_states, emissions = true_model.sample(true_params, SAMPLE_KEY, T)
+    run.say(
+        f"Part 1 (dynamax notebook): true model, state_dim {nb.STATE_DIM}, emission_dim {nb.EMISSION_DIM}, "
+        f"{nb.NUM_TIMESTEPS} steps"
+    )
+    true_model, true_params, _, emissions = nb.sample()
+    true_A, true_Sigma = nb.true_dynamics()
     true_ll = true_model.marginal_log_prob(true_params, emissions)
 
     def emissions_figure(params, title, name):
@@ -34,9 +34,9 @@ def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
 
     emissions_figure(true_params, "true model", "true_model.png")
 
-    run.say("Part 1: randomly initialized model (initialize(42))")
-    model = LinearGaussianSSM(n, p)
-    params, props = model.initialize(INIT_KEY)
+    run.say(f"Part 1: randomly initialized model (initialize({nb.INIT_KEY}))")
+    model = LinearGaussianSSM(nb.STATE_DIM, nb.EMISSION_DIM)
+    params, props = nb.start(model)
     initial_ll = model.marginal_log_prob(params, emissions)
     emissions_figure(params, "randomly initialized model", "random_model.png")
 
@@ -50,10 +50,10 @@ def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
     emissions_figure(em_params, "fitted model", "fitted_model.png")
 
     sgd_curves, sgd_final = {}, {}
-    for lr in LEARNING_RATES:
+    for lr in nb.LEARNING_RATES:
         label = f"lr={lr:g}"
         run.say(f"Part 1: Adam, learning rate {lr:g}, {s.adam_epochs} epochs")
-        sgd_params, sgd_props = model.initialize(INIT_KEY)
+        sgd_params, sgd_props = nb.start(model)
         fitted, losses = run.timed(
             f"adam {label}",
             model.fit_sgd,
@@ -62,7 +62,7 @@ def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
             emissions,
             num_epochs=s.adam_epochs,
             optimizer=adam(learning_rate=lr),
-            key=SGD_KEY,
+            key=nb.SGD_KEY,
             verbose=verbose,
         )
         sgd_curves[label] = -np.asarray(losses) * emissions.size
@@ -70,10 +70,11 @@ def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
     fig = curve_figure(sgd_curves, true_ll, "epochs", ylim=(true_ll - 3000, true_ll + 100))
     run.save(fig, "sgd_learning_curves.png")
 
-    run.say(f"Part 1: Adam with the dynamics frozen at the truth, learning rate 0.01, {s.adam_epochs} epochs")
-    frozen_params, frozen_props = model.initialize(INIT_KEY, dynamics_weights=true_A, dynamics_covariance=true_Sigma)
-    frozen_props.dynamics.weights.trainable = False
-    frozen_props.dynamics.cov.trainable = False
+    run.say(
+        f"Part 1: Adam with the dynamics frozen at the truth, learning rate {nb.FROZEN_LEARNING_RATE:g}, "
+        f"{s.adam_epochs} epochs"
+    )
+    frozen_params, frozen_props = nb.frozen_start(model)
     before = np.array(frozen_params.dynamics.weights, copy=True)
     frozen_fit, losses = run.timed(
         "adam frozen dynamics",
@@ -82,8 +83,8 @@ def run_notebook(run: Session, s: Settings, verbose: bool) -> dict:
         frozen_props,
         emissions,
         num_epochs=s.adam_epochs,
-        optimizer=adam(learning_rate=1e-2),
-        key=SGD_KEY,
+        optimizer=adam(learning_rate=nb.FROZEN_LEARNING_RATE),
+        key=nb.SGD_KEY,
         verbose=verbose,
     )
     frozen_curve = -np.asarray(losses) * emissions.size

@@ -7,8 +7,9 @@ import html
 import numpy as np
 
 from .. import __version__
+from .._notebook import LEARNING_RATES
 from ._session import Session
-from .settings import FIGURES, LEARNING_RATES
+from .settings import FIGURES
 
 
 def format_number(x) -> str:

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Seeds (the notebook's jr.PRNGKey(0) split, PRNGKey(42) and PRNGKey(1234) in spirit).
-TRUE_KEY, SAMPLE_KEY, INIT_KEY, SGD_KEY = 1, 3, 42, 1234
+from .._notebook import ADAM_EPOCHS, EM_ITERS, NUM_FORECAST_TIMESTEPS
+
+# Part 1's seeds, sizes and learning rates are those of dynamax's notebook, lgssm._notebook.
 SDE_PARAMS_SEED, SDE_SAMPLE_SEED, SDE_INIT_KEY = 2025, 11, 1
 IRREGULAR_SEED = 12
-
-LEARNING_RATES = (1e-2, 1e-1, 2.5e-1)
 
 # Part 2: the damped oscillator of the demo.
 SDE_DRIFT = np.array([[0.0, 1.0], [-4.0, -0.4]])
@@ -33,14 +32,11 @@ FIGURES = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Sizes and iteration counts of one run."""
+    """Sizes and iteration counts of one run (Part 1's problem itself: lgssm._notebook)."""
 
-    state_dim: int = 2
-    emission_dim: int = 10
-    num_timesteps: int = 100
-    num_forecast_timesteps: int = 50
-    em_iters: int = 100
-    adam_epochs: int = 1000
+    num_forecast_timesteps: int = NUM_FORECAST_TIMESTEPS
+    em_iters: int = EM_ITERS
+    adam_epochs: int = ADAM_EPOCHS
     sde_num_sequences: int = 500
     sde_num_timesteps: int = 50
     sde_dt: float = 0.1

@@ -320,7 +320,7 @@ def _minibatch(engine, x, base, seqs, starts, indices, batch_weight):
     except ValueError:
         return math.inf, None
     shard_of = np.searchsorted(starts, indices, side="right") - 1
-    selection: dict = {}
+    selection = {}
     for s, i in zip(shard_of.tolist(), indices):
         selection.setdefault(s, []).append(i - int(starts[s]))
     stats = e_step(engine, params, seqs, selection)
