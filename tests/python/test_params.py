@@ -127,3 +127,28 @@ def test_interop_round_trips_through_dynamax():
     for group in ("initial", "dynamics", "emissions"):
         for name, value in vars(getattr(params, group)).items():
             assert np.array_equal(getattr(getattr(back, group), name), value), (group, name)
+
+
+@pytest.mark.parametrize("structure", ["full", "diagonal", "scalar"])
+def test_project_covariance_is_the_nearest_matrix_of_the_structure(structure):
+    """Against the closed forms of the Frobenius-nearest symmetric, diagonal and c * I matrix;
+    a stack is projected entry by entry."""
+    from lgssm.params import project_covariance
+
+    rng = np.random.default_rng(5)
+    covs = rng.standard_normal((3, 4, 4))
+    for c in covs:
+        want = {
+            "full": (c + c.T) / 2,
+            "diagonal": np.diag(np.diag(c)),
+            "scalar": np.trace(c) / 4 * np.eye(4),
+        }[structure]
+        assert_close(project_covariance(c, structure), want, f"{structure} projection", rtol=1e-15)
+    stacked = project_covariance(covs, structure)
+    assert stacked.shape == covs.shape
+    for c, p in zip(covs, stacked):
+        assert_close(p, project_covariance(c, structure), "stack entry", rtol=0)
+    with pytest.raises(ValueError, match="structure: expected one of"):
+        project_covariance(covs[0], "banded")
+    with pytest.raises(ValueError, match=r"cov: expected a square matrix, got shape \(4, 3\)"):
+        project_covariance(covs[0][:, :3], structure)
