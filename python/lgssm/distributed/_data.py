@@ -21,7 +21,7 @@ from ..continuous import per_sequence_times
 class Sequences:
     """Sequences persisted on a Dask cluster, as ``persist`` returns them.
 
-    Attributes
+    Parameters
     ----------
     client : distributed.Client
         The client whose cluster holds the shards.

@@ -4,8 +4,6 @@ shards on the cluster."""
 
 from __future__ import annotations
 
-from typing import Union
-
 import distributed
 import numpy as np
 
@@ -35,43 +33,157 @@ def worker_threads() -> int:
         return 0
 
 
-class DiscreteEM:
-    """What the distributed fits need of a LinearGaussianSSM or LinearGaussianConjugateSSM.
+class Engine:
+    """What the distributed fits and inference need of a model.
 
-    ``stats`` runs on the workers, everything else on the client. Another model
-    plugs in through an object with these methods.
+    ``stats`` runs on the workers, everything else on the client. DiscreteEM and
+    ContinuousEM are the engines of lgssm's models; another model plugs in
+    through a subclass (or any object with these methods).
 
     Parameters
     ----------
-    model : LinearGaussianSSM
-        The model (a LinearGaussianConjugateSSM fits with its priors).
-    props : ParamsLGSSM or None
+    model : LinearGaussianSSM or ContinuousTimeSSM
+        The model.
+    props : ParamsLGSSM, ParamsCTSSM or None
         The parameter properties of the fit (which parameters are trainable, the
         structure of each covariance); None for inference only.
     """
 
-    def __init__(self, model: LinearGaussianSSM, props):
+    def __init__(self, model, props):
         self.model, self.props = model, props
 
-    def stats(self, params, shard: Batch, indices=None) -> _core.SufficientStats:
-        """The E-step of a shard's sequences.
+    def stats(self, params, shard: Batch, indices=None):
+        """The E-step of a shard's sequences, summed.
 
         Parameters
         ----------
-        params : ParamsLGSSM
+        params : ParamsLGSSM or ParamsCTSSM
             The parameters.
         shard : lgssm._batch.Batch
             The shard: lists of (num_timesteps_i, emission_dim) emissions and
-            (num_timesteps_i, input_dim) inputs.
+            (num_timesteps_i, input_dim) inputs (and observation times).
         indices : list of int, optional
-            The sequences of the shard to use (for minibatch gradients); default all.
+            The sequences of the shard to use (minibatch gradients); default all.
 
         Returns
         -------
-        lgssm._core.SufficientStats
-            The summed sufficient statistics: per step for per-step emission
-            parameters when ``indices`` is None, else pooled over time.
+        lgssm._core.SufficientStats or lgssm._core.ContinuousStats
+            The statistics, summable with ``+``.
         """
+        raise NotImplementedError
+
+    def log_prior(self, params) -> float:
+        """The log prior density of the parameters, added to the EM objective.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM or ParamsCTSSM
+            The parameters.
+
+        Returns
+        -------
+        float
+            0.0 for a model without priors.
+        """
+        return 0.0
+
+    def m_step(self, params, stats):
+        """The M-step over the trainable parameters.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM or ParamsCTSSM
+            The current parameters (the frozen ones are kept).
+        stats : lgssm._core.SufficientStats or lgssm._core.ContinuousStats
+            The summed statistics of all sequences at ``params``.
+
+        Returns
+        -------
+        ParamsLGSSM or ParamsCTSSM
+            The updated parameters.
+
+        Raises
+        ------
+        ValueError
+            When the updated parameters leave the valid parameter set.
+        """
+        raise NotImplementedError
+
+    def validate(self, params) -> None:
+        """Check that ``params`` are valid parameters of the model.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM or ParamsCTSSM
+            The parameters.
+
+        Raises
+        ------
+        ValueError
+            Naming the first parameter that is not valid.
+        """
+        self.model.core_params(params)
+
+    def smoother(self, params, shard: Batch):
+        """The smoother of each sequence of a shard.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM or ParamsCTSSM
+            The parameters.
+        shard : lgssm._batch.Batch
+            The shard.
+
+        Returns
+        -------
+        list of PosteriorLGSSMSmoothed
+            One per sequence, each unpadded ((num_timesteps_i, state_dim) means and so on).
+        """
+        raise NotImplementedError
+
+    def marginal_log_prob(self, params, shard: Batch) -> np.ndarray:
+        """The log likelihood log p(y) of each sequence of a shard.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM or ParamsCTSSM
+            The parameters.
+        shard : lgssm._batch.Batch
+            The shard.
+
+        Returns
+        -------
+        numpy.ndarray
+            (num_sequences_of_shard,).
+        """
+        raise NotImplementedError
+
+
+def _documented(cls):
+    """Give the methods of ``cls`` that implement an Engine method without a docstring of their own that method's."""
+    for name, member in vars(cls).items():
+        base = getattr(Engine, name, None)
+        if callable(member) and member.__doc__ is None and base is not None:
+            member.__doc__ = base.__doc__
+    return cls
+
+
+@_documented
+class DiscreteEM(Engine):
+    """The engine of a LinearGaussianSSM or LinearGaussianConjugateSSM (EM and SGD).
+
+    Its E-step is per step for per-step emission parameters (EM) and pooled over
+    time for a minibatch (SGD); a LinearGaussianConjugateSSM fits with its priors.
+
+    Parameters
+    ----------
+    model : LinearGaussianSSM
+        The model.
+    props : ParamsLGSSM or None
+        The parameter properties of the fit; None for inference only.
+    """
+
+    def stats(self, params, shard: Batch, indices=None) -> _core.SufficientStats:
         core = self.model.core_params(params)
         if indices is None:
             return _core.sufficient_stats(
@@ -82,58 +194,12 @@ class DiscreteEM:
         )
 
     def log_prior(self, params) -> float:
-        """The log prior density of the parameters.
-
-        Parameters
-        ----------
-        params : ParamsLGSSM
-            The parameters.
-
-        Returns
-        -------
-        float
-            ``model.log_prior(params)``: 0 without priors.
-        """
         return self.model.log_prior(params)
 
     def m_step(self, params, stats):
-        """The M-step over the trainable parameters.
-
-        Parameters
-        ----------
-        params : ParamsLGSSM
-            The current parameters (the frozen ones are kept).
-        stats : lgssm._core.SufficientStats
-            The summed statistics of all sequences at ``params``.
-
-        Returns
-        -------
-        ParamsLGSSM
-            The updated parameters.
-
-        Raises
-        ------
-        ValueError
-            When the updated parameters leave the valid parameter set.
-        """
         fitted = self.model.m_step(params, self.props, stats)
         self.validate(fitted)
         return fitted
-
-    def validate(self, params) -> None:
-        """Check that ``params`` are valid parameters of the model.
-
-        Parameters
-        ----------
-        params : ParamsLGSSM
-            The parameters.
-
-        Raises
-        ------
-        ValueError
-            Naming the first parameter that is not valid.
-        """
-        self.model.core_params(params)
 
     def to_unconstrained(self, params) -> np.ndarray:
         """The unconstrained vector of the trainable parameters (SGD's variables).
@@ -197,46 +263,19 @@ class DiscreteEM:
         )
 
     def smoother(self, params, shard: Batch):
-        """The smoother of each sequence of a shard.
-
-        Parameters
-        ----------
-        params : ParamsLGSSM
-            The parameters.
-        shard : lgssm._batch.Batch
-            The shard.
-
-        Returns
-        -------
-        list of PosteriorLGSSMSmoothed
-            One per sequence, each unpadded ((num_timesteps_i, state_dim) means and so on).
-        """
         return self.model.smoother(params, shard.emissions, shard.inputs)
 
     def marginal_log_prob(self, params, shard: Batch) -> np.ndarray:
-        """log p(y) of each sequence of a shard.
-
-        Parameters
-        ----------
-        params : ParamsLGSSM
-            The parameters.
-        shard : lgssm._batch.Batch
-            The shard.
-
-        Returns
-        -------
-        numpy.ndarray
-            (num_sequences_of_shard,).
-        """
         return self.model.marginal_log_prob(params, shard.emissions, shard.inputs)
 
 
-class ContinuousEM:
-    """What the distributed fits need of a ContinuousTimeSSM.
+@_documented
+class ContinuousEM(Engine):
+    """The engine of a ContinuousTimeSSM (EM only).
 
     Its generalized EM (as ``ContinuousTimeSSM.fit_em(..., accelerate=False)``),
-    log likelihood and smoother. Observation times come with the data, or are
-    ``dt`` apart.
+    log likelihood and smoother, at the observation times that come with the
+    data, or at steps ``dt`` apart.
 
     Parameters
     ----------
@@ -251,121 +290,25 @@ class ContinuousEM:
     """
 
     def __init__(self, model: ContinuousTimeSSM, props, dt=None, m_step_iters: int = 10):
-        self.model, self.props, self.dt, self.m_step_iters = model, props, dt, int(m_step_iters)
+        super().__init__(model, props)
+        self.dt, self.m_step_iters = dt, int(m_step_iters)
 
     def _times(self, shard: Batch):
         return shard.times if self.dt is None else per_sequence_times(shard, None, self.dt)
 
     def stats(self, params, shard: Batch, indices=None) -> _core.ContinuousStats:
-        """The E-step of a shard's sequences at their observation times.
-
-        Parameters
-        ----------
-        params : ParamsCTSSM
-            The parameters.
-        shard : lgssm._batch.Batch
-            The shard (with its observation times unless ``dt`` is set).
-        indices : None
-            Unused (continuous-time models have no minibatch fit).
-
-        Returns
-        -------
-        lgssm._core.ContinuousStats
-            The summed statistics, the transitions grouped by step length.
-        """
         return _core.continuous_sufficient_stats(
             self.model.core_params(params), shard.emissions, shard.inputs, self._times(shard), worker_threads()
         )
 
-    def log_prior(self, params) -> float:
-        """The log prior density of the parameters: 0, as the model has no priors.
-
-        Parameters
-        ----------
-        params : ParamsCTSSM
-            The parameters.
-
-        Returns
-        -------
-        float
-            0.0.
-        """
-        return 0.0
-
     def m_step(self, params, stats):
-        """The generalized M-step.
-
-        Parameters
-        ----------
-        params : ParamsCTSSM
-            The current parameters.
-        stats : lgssm._core.ContinuousStats
-            The summed statistics of all sequences at ``params``.
-
-        Returns
-        -------
-        ParamsCTSSM
-            Closed form for the initial state and the emissions, ``m_step_iters``
-            L-BFGS iterations for (drift, diffusion_cov).
-
-        Raises
-        ------
-        ValueError
-            When the updated parameters leave the valid parameter set.
-        """
         return self.model.m_step(params, self.props, stats, self.m_step_iters)
 
-    def validate(self, params) -> None:
-        """Check that ``params`` are valid parameters of the model.
-
-        Parameters
-        ----------
-        params : ParamsCTSSM
-            The parameters.
-
-        Raises
-        ------
-        ValueError
-            Naming the first parameter that is not valid.
-        """
-        self.model.core_params(params)
-
     def smoother(self, params, shard: Batch):
-        """The smoother of each sequence of a shard, at its observation times.
-
-        Parameters
-        ----------
-        params : ParamsCTSSM
-            The parameters.
-        shard : lgssm._batch.Batch
-            The shard.
-
-        Returns
-        -------
-        list of PosteriorLGSSMSmoothed
-            One per sequence, each unpadded.
-        """
         return self.model.smoother(params, shard.emissions, times=self._times(shard), inputs=shard.inputs)
 
     def marginal_log_prob(self, params, shard: Batch) -> np.ndarray:
-        """log p(y) of each sequence of a shard, at its observation times.
-
-        Parameters
-        ----------
-        params : ParamsCTSSM
-            The parameters.
-        shard : lgssm._batch.Batch
-            The shard.
-
-        Returns
-        -------
-        numpy.ndarray
-            (num_sequences_of_shard,).
-        """
         return self.model.marginal_log_prob(params, shard.emissions, times=self._times(shard), inputs=shard.inputs)
-
-
-Engine = Union[DiscreteEM, ContinuousEM]
 
 
 def engine_for(model, props, dt=None, m_step_iters: int = 10) -> Engine:
@@ -407,7 +350,7 @@ def engine_for(model, props, dt=None, m_step_iters: int = 10) -> Engine:
 
 
 def persist_for(engine: Engine, data, client, inputs, times, read_options) -> Sequences:
-    """``persist`` with the dimensions of the engine's model.
+    """Persist the data for the engine's model (``persist`` with its dimensions).
 
     Parameters
     ----------
@@ -449,8 +392,10 @@ def _identity(x):
 
 
 def share(client: distributed.Client, value) -> distributed.Future:
-    """A future of ``value``: sent to the cluster once, fetched by the workers
-    that need it, and (unlike scattered data) recomputed if its worker is lost.
+    """A future of ``value``, sent to the cluster once.
+
+    The workers that need it fetch it, and (unlike scattered data) it is
+    recomputed if its worker is lost.
 
     Parameters
     ----------

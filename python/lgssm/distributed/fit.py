@@ -197,18 +197,8 @@ def fit_sgd(
 
     Parameters
     ----------
-    model : LinearGaussianSSM or LinearGaussianConjugateSSM
-        The model.
-    params : ParamsLGSSM
-        Where the fit starts (unless it resumes from ``checkpoint``).
-    props : ParamsLGSSM
-        The parameter properties.
-    data : dask.array.Array, dask.bag.Bag, list of paths, or Sequences
-        The sequences, as for ``persist``.
-    client : distributed.Client, optional
-        The cluster's client; default the current one.
-    inputs, read_options
-        As for ``persist``.
+    model, params, props, data, client, inputs, read_options : see fit_em
+        As for `fit_em` (a discrete-time model and its parameters).
     optimizer : Adam, optional
         ``lgssm.optimizers.adam(...)``; default ``adam()``.
     batch_size : int, default 1

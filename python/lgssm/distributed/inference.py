@@ -13,7 +13,7 @@ from ._engines import engine_for, persist_for, share
 def marginal_log_prob(
     model, params, data, *, client=None, inputs=None, times=None, dt=None, read_options: dict | None = None
 ) -> np.ndarray:
-    """log p(y) of every sequence, computed on the workers.
+    """The log likelihood log p(y) of every sequence, computed on the workers.
 
     Parameters
     ----------
@@ -21,14 +21,8 @@ def marginal_log_prob(
         The model.
     params : ParamsLGSSM or ParamsCTSSM
         The parameters.
-    data : dask.array.Array, dask.bag.Bag, list of paths, or Sequences
-        The sequences, as for ``persist``.
-    client : distributed.Client, optional
-        The cluster's client; default the current one.
-    inputs, times, read_options
-        As for ``persist``.
-    dt : float, optional
-        Continuous-time models only: the step between observations of data without times.
+    data, client, inputs, times, dt, read_options : see fit_em
+        As for `lgssm.distributed.fit_em`.
 
     Returns
     -------
@@ -56,18 +50,8 @@ def smoother(
 
     Parameters
     ----------
-    model : LinearGaussianSSM, LinearGaussianConjugateSSM or ContinuousTimeSSM
-        The model.
-    params : ParamsLGSSM or ParamsCTSSM
-        The parameters.
-    data : dask.array.Array, dask.bag.Bag, list of paths, or Sequences
-        The sequences, as for ``persist``.
-    client : distributed.Client, optional
-        The cluster's client; default the current one.
-    inputs, times, read_options
-        As for ``persist``.
-    dt : float, optional
-        Continuous-time models only: the step between observations of data without times.
+    model, params, data, client, inputs, times, dt, read_options : see marginal_log_prob
+        As for `marginal_log_prob`.
 
     Returns
     -------
