@@ -78,7 +78,7 @@ class Engine:
         Parameters
         ----------
         params : ParamsLGSSM or ParamsCTSSM
-            The parameters.
+            Where the prior is evaluated.
 
         Returns
         -------
@@ -115,7 +115,7 @@ class Engine:
         Parameters
         ----------
         params : ParamsLGSSM or ParamsCTSSM
-            The parameters.
+            The parameters to check (shapes, finiteness, valid covariances).
 
         Raises
         ------
@@ -146,10 +146,8 @@ class Engine:
 
         Parameters
         ----------
-        params : ParamsLGSSM or ParamsCTSSM
-            The parameters.
-        shard : lgssm._batch.Batch
-            The shard.
+        params, shard : see smoother
+            As for `smoother`.
 
         Returns
         -------
@@ -173,14 +171,15 @@ class DiscreteEM(Engine):
     """The engine of a LinearGaussianSSM or LinearGaussianConjugateSSM (EM and SGD).
 
     Its E-step is per step for per-step emission parameters (EM) and pooled over
-    time for a minibatch (SGD); a LinearGaussianConjugateSSM fits with its priors.
+    time for a minibatch (SGD).
 
     Parameters
     ----------
     model : LinearGaussianSSM
-        The model.
+        The model; a LinearGaussianConjugateSSM fits with its priors.
     props : ParamsLGSSM or None
-        The parameter properties of the fit; None for inference only.
+        Which parameters the fit changes, and the structure of each covariance;
+        None for inference only.
     """
 
     def stats(self, params, shard: Batch, indices=None) -> _core.SufficientStats:

@@ -10,6 +10,12 @@ import numpy as np
 from ._engines import engine_for, persist_for, share
 
 
+def _engine_and_sequences(model, data, client, inputs, times, dt, read_options):
+    """The engine of ``model`` for inference (no properties) and the data persisted for it."""
+    engine = engine_for(model, None, dt)
+    return engine, persist_for(engine, data, client, inputs, times, read_options)
+
+
 def marginal_log_prob(
     model, params, data, *, client=None, inputs=None, times=None, dt=None, read_options: dict | None = None
 ) -> np.ndarray:
@@ -34,8 +40,7 @@ def marginal_log_prob(
     ValueError
         When an argument is not valid; the message names it.
     """
-    engine = engine_for(model, None, dt)
-    seqs = persist_for(engine, data, client, inputs, times, read_options)
+    engine, seqs = _engine_and_sequences(model, data, client, inputs, times, dt, read_options)
     shared = share(seqs.client, params)
     parts = seqs.client.gather(
         [seqs.client.submit(engine.marginal_log_prob, shared, shard, pure=False) for shard in seqs.shards]
@@ -64,8 +69,7 @@ def smoother(
     Raises
     ------
     ValueError
-        When an argument is not valid; the message names it.
+        As `marginal_log_prob`.
     """
-    engine = engine_for(model, None, dt)
-    seqs = persist_for(engine, data, client, inputs, times, read_options)
+    engine, seqs = _engine_and_sequences(model, data, client, inputs, times, dt, read_options)
     return db.from_delayed([dask.delayed(engine.smoother)(params, shard) for shard in seqs.shards])
