@@ -4,6 +4,7 @@ the progress bar over the run, and the result (with the warning of a numerical f
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -14,12 +15,23 @@ if TYPE_CHECKING:
     from .models import FitSummary
 
 
-def run_with_progress(fit: Callable[..., Any], total: int, label: str, verbose: bool, *args) -> Any:
-    """``fit(*args, bar)``: a C++ fit whose callback is a progress bar of ``total``
-    steps labelled ``label`` (drawn when ``verbose``), closed however the fit ends."""
-    bar = ProgressBar(total, label, verbose)
+@dataclass(frozen=True)
+class Driver:
+    """A C++ fit with its settings: called as ``fit(*data, *options, callback)``;
+    ``label`` names it in messages, ``total`` is the progress bar's number of steps."""
+
+    fit: Callable[..., Any]
+    label: str
+    total: int
+    options: tuple
+
+
+def run_with_progress(driver: Driver, verbose: bool, *data) -> Any:
+    """The driver's fit of ``data`` (the core's parameters, properties, sequences, ...)
+    with a progress bar as its callback (drawn when ``verbose``), closed however the fit ends."""
+    bar = ProgressBar(driver.total, driver.label, verbose)
     try:
-        return fit(*args, bar)
+        return driver.fit(*data, *driver.options, bar)
     finally:
         bar.close()
 

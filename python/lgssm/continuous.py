@@ -20,7 +20,7 @@ import numpy as np
 from . import _core
 from ._batch import as_batch
 from ._checks import count, flag, nonnegative
-from ._fitting import fit_result, run_with_progress
+from ._fitting import Driver, fit_result, run_with_progress
 from ._keys import as_generator
 from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed
 from .params import (
@@ -171,18 +171,16 @@ class ContinuousTimeSSM:
         )
         return params, props
 
-    # -- the C++ core's objects -----------------------------------------------
+    # -- conversions to the C++ core -------------------------------------------
     def core_params(self, params: ParamsCTSSM) -> _core.ContinuousParams:
-        """The C++ core's parameters of ``params``, validated.
+        """Validate ``params`` and convert them for the C++ core.
 
         Parameters
         ----------
         params : ParamsCTSSM
-            Parameters of this model: ``initial.mean`` (state_dim,), ``initial.cov``
-            (state_dim, state_dim), ``dynamics.drift`` and ``dynamics.diffusion_cov``
-            (state_dim, state_dim), and the emissions (``emissions.weights``
-            (emission_dim, state_dim) and so on, optionally with a leading axis of one
-            entry per observation index).
+            The drift and diffusion covariance, each (state_dim, state_dim), with the
+            initial state and the emissions as a LinearGaussianSSM has them (the
+            emissions optionally with a leading axis of one entry per observation index).
 
         Returns
         -------
@@ -192,9 +190,8 @@ class ContinuousTimeSSM:
         Raises
         ------
         ValueError
-            When a parameter has the wrong shape or is not valid (a diffusion
-            covariance that is not symmetric positive semidefinite, a non-finite
-            entry); the message names it.
+            Naming the first parameter with a wrong shape, a non-finite entry, or a
+            diffusion covariance that is not symmetric positive semidefinite.
         """
         table = shapes(self.state_dim, self.emission_dim, self.input_dim)
         n = self.state_dim
@@ -387,23 +384,14 @@ class ContinuousTimeSSM:
         unless ``accelerate=False``; every E-step is one entry of marginal_lls,
         which never decreases. Returns (params, marginal_lls[, summary])."""
         num_iters = count("num_iters", num_iters, 0)
-        return self._fit(
-            _core.continuous_fit_em,
-            params,
-            props,
-            emissions,
-            times,
-            dt,
-            inputs,
-            max(num_iters, 0),
-            "EM",
-            verbose,
-            return_summary,
+        options = (
             num_iters,
             nonnegative("tolerance", tolerance),
             count("m_step_iters", m_step_iters, 1),
             flag("accelerate", accelerate),
         )
+        driver = Driver(_core.continuous_fit_em, "EM", num_iters, options)
+        return self._fit(driver, params, props, emissions, times, dt, inputs, verbose, return_summary)
 
     def fit_lbfgs(
         self,
@@ -422,31 +410,22 @@ class ContinuousTimeSSM:
         """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
         matrix exponential. Returns (params, marginal_lls[, summary])."""
         max_iters = count("max_iters", max_iters, 0)
-        return self._fit(
-            _core.continuous_fit_lbfgs,
-            params,
-            props,
-            emissions,
-            times,
-            dt,
-            inputs,
-            max(max_iters, 0) + 1,
-            "L-BFGS",
-            verbose,
-            return_summary,
-            max_iters,
+        tolerances = (
             nonnegative("gradient_tolerance", gradient_tolerance),
             nonnegative("function_tolerance", function_tolerance),
         )
+        driver = Driver(_core.continuous_fit_lbfgs, "L-BFGS", max_iters + 1, (max_iters, *tolerances))
+        return self._fit(driver, params, props, emissions, times, dt, inputs, verbose, return_summary)
 
-    def _fit(self, fit, params, props, emissions, times, dt, inputs, total, label, verbose, return_summary, *options):
+    def _fit(self, driver: Driver, params, props, emissions, times, dt, inputs, verbose, return_summary):
         b, ts = self._sequences(emissions, inputs, times, dt)
         core, core_props = self.core_params(params), self.core_props(props)
         fitted, history, summary, correction = run_with_progress(
-            fit, total, label, verbose, core, core_props, b.emissions, b.inputs, ts, *options
+            driver, verbose, core, core_props, b.emissions, b.inputs, ts
         )
         _warn_projection(correction)
-        return fit_result(_from_core(fitted, params), history, FitSummary.from_core(summary), label, return_summary, 3)
+        summary = FitSummary.from_core(summary)
+        return fit_result(_from_core(fitted, params), history, summary, driver.label, return_summary, 3)
 
 
 def _from_core(core: _core.ContinuousParams, like: ParamsCTSSM) -> ParamsCTSSM:

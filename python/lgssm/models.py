@@ -12,7 +12,7 @@ import numpy as np
 from . import _core, priors
 from ._batch import as_batch, sequences
 from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
-from ._fitting import fit_result, run_with_progress
+from ._fitting import Driver, fit_result, run_with_progress
 from ._keys import as_generator, seeds
 from .optimizers import Adam, adam
 from .params import (
@@ -350,19 +350,9 @@ class LinearGaussianSSM:
         lower the log likelihood; every evaluated iterate is one entry of the
         history, which stays non-decreasing."""
         num_iters = count("num_iters", num_iters, 0, INT_MAX)
+        options = (num_iters, nonnegative("tolerance", tolerance), flag("accelerate", accelerate))
         return self._fit(
-            _core.fit_em,
-            params,
-            props,
-            emissions,
-            inputs,
-            num_iters,
-            "EM",
-            verbose,
-            return_summary,
-            num_iters,
-            nonnegative("tolerance", tolerance),
-            flag("accelerate", accelerate),
+            Driver(_core.fit_em, "EM", num_iters, options), params, props, emissions, inputs, verbose, return_summary
         )
 
     def fit_sgd(
@@ -389,16 +379,7 @@ class LinearGaussianSSM:
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
         num_epochs = count("num_epochs", num_epochs, 0, INT_MAX)
-        return self._fit(
-            _core.fit_sgd,
-            params,
-            props,
-            emissions,
-            inputs,
-            num_epochs,
-            "SGD",
-            verbose,
-            return_summary,
+        options = (
             optimizer.learning_rate,
             optimizer.b1,
             optimizer.b2,
@@ -407,8 +388,9 @@ class LinearGaussianSSM:
             num_epochs,
             flag("shuffle", shuffle),
             seeds(key, 1)[0],
-            warn_unscaled=True,
         )
+        driver = Driver(_core.fit_sgd, "SGD", num_epochs, options)
+        return self._fit(driver, params, props, emissions, inputs, verbose, return_summary, warn_unscaled=True)
 
     def fit_lbfgs(
         self,
@@ -426,46 +408,26 @@ class LinearGaussianSSM:
         met or ``max_iters`` iterations (the summary's termination says which).
         Returns (params, marginal_lls) at each iterate."""
         max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
-        return self._fit(
-            _core.fit_lbfgs,
-            params,
-            props,
-            emissions,
-            inputs,
-            max_iters + 1,
-            "L-BFGS",
-            verbose,
-            return_summary,
-            max_iters,
+        tolerances = (
             nonnegative("gradient_tolerance", gradient_tolerance),
             nonnegative("function_tolerance", function_tolerance),
         )
+        driver = Driver(_core.fit_lbfgs, "L-BFGS", max_iters + 1, (max_iters, *tolerances))
+        return self._fit(driver, params, props, emissions, inputs, verbose, return_summary)
 
-    def _fit(
-        self,
-        fit,
-        params,
-        props,
-        emissions,
-        inputs,
-        total,
-        label,
-        verbose,
-        return_summary,
-        *options,
-        warn_unscaled=False,
-    ):
+    def _fit(self, driver: Driver, params, props, emissions, inputs, verbose, return_summary, warn_unscaled=False):
         verbose, return_summary = flag("verbose", verbose), flag("return_summary", return_summary)
         core, b = self._batch(params, emissions, inputs, covariances=4)
         require_observed("emissions", b.emissions)
         if warn_unscaled and (warning := unscaled(b.emissions)) is not None:
             warnings.warn(warning, RuntimeWarning, stacklevel=3)
         fitted, history, summary = run_with_progress(
-            fit, total, label, verbose, core, props_to_core(props), b.emissions, b.inputs, self.core_prior(), *options
+            driver, verbose, core, props_to_core(props), b.emissions, b.inputs, self.core_prior()
         )
         for warning in summary["warnings"]:
-            warnings.warn(f"{label}: {warning}", RuntimeWarning, stacklevel=3)
-        return fit_result(from_core(fitted, params), history, FitSummary.from_core(summary), label, return_summary, 3)
+            warnings.warn(f"{driver.label}: {warning}", RuntimeWarning, stacklevel=3)
+        summary = FitSummary.from_core(summary)
+        return fit_result(from_core(fitted, params), history, summary, driver.label, return_summary, 3)
 
 
 class LinearGaussianConjugateSSM(LinearGaussianSSM):

@@ -12,6 +12,11 @@ from .errors import CommandError
 RESULT_SUFFIXES = (".npz", ".csv", ".tsv")
 
 
+def add_out_argument(p, contents: str) -> None:
+    """The required ``--out OUT`` of a command that writes a results file; ``contents`` is its help."""
+    p.add_argument("--out", required=True, metavar="OUT", help=contents)
+
+
 def check_out(path: str, suffixes, option: str = "--out") -> str:
     """Checks an output path before any work is done."""
     ext = os.path.splitext(path)[1].lower()

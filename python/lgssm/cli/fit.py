@@ -15,7 +15,7 @@ from ..params import field_names, param_groups, project_covariance
 from ._data import add_data_arguments, check_model_data, read_data_file, sequences, time_kwargs
 from ._messages import note, warn
 from ._results import check_out
-from .errors import EXIT_OK, CommandError, NumericalFailure
+from .errors import EXIT_OK, CommandError, NumericalFailure, check_at_least
 
 STRUCTURES = ("full", "diagonal", "scalar")
 METHODS = ("em", "sgd", "lbfgs")
@@ -63,16 +63,14 @@ def add_arguments(p):
 
 def run(args) -> int:
     out = check_out(args.out, (".json",))
-    if args.iters is not None and args.iters < 0:
-        raise CommandError(f"--iters: expected an integer >= 0, got {args.iters}")
+    check_at_least("--iters", args.iters, 0)
     if args.learning_rate is not None and args.method != "sgd":
         raise CommandError("--learning-rate applies to --method sgd only")
     if args.learning_rate is not None and not args.learning_rate > 0:
         raise CommandError(f"--learning-rate: expected a positive number, got {args.learning_rate}")
     if args.state_dim is None and args.init is None:
         raise CommandError("--state-dim N is required (or start from a model with --init)")
-    if args.state_dim is not None and args.state_dim < 1:
-        raise CommandError(f"--state-dim: expected an integer >= 1, got {args.state_dim}")
+    check_at_least("--state-dim", args.state_dim, 1)
     data, times_column = _time_like_column(args, read_data_file(args))
     ys, us, ts = sequences(data)
     require_observed(args.data, ys)

@@ -7,8 +7,8 @@ import numpy as np
 from .. import io
 from .._checks import memory
 from ._messages import note
-from ._results import RESULT_SUFFIXES, check_out, write_results
-from .errors import EXIT_OK, CommandError, NumericalFailure
+from ._results import RESULT_SUFFIXES, add_out_argument, check_out, write_results
+from .errors import EXIT_OK, CommandError, NumericalFailure, check_at_least
 
 
 def add_arguments(p):
@@ -28,21 +28,17 @@ def add_arguments(p):
         metavar="DT",
         help="continuous-time models: the time between steps (the output then has 'times')",
     )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="OUT",
-        help="states and emissions (.npz or .csv; the .npz is "
+    add_out_argument(
+        p,
+        "states and emissions (.npz or .csv; the .npz is "
         "valid DATA for the other commands); inputs, if the model has any, are zero and written too",
     )
 
 
 def run(args) -> int:
     out = check_out(args.out, RESULT_SUFFIXES)
-    if args.steps < 1:
-        raise CommandError(f"--steps: expected an integer >= 1, got {args.steps}")
-    if args.num_sequences is not None and args.num_sequences < 1:
-        raise CommandError(f"--num-sequences: expected an integer >= 1, got {args.num_sequences}")
+    check_at_least("--steps", args.steps, 1)
+    check_at_least("--num-sequences", args.num_sequences, 1)
     model, params, _ = io.load_model(args.model)
     rng = np.random.default_rng(args.seed)
     count = 1 if args.num_sequences is None else args.num_sequences

@@ -8,17 +8,15 @@ import numpy as np
 from .._checks import memory
 from ._data import add_model_data_arguments, load_model_and_data, sequence_ids
 from ._messages import note
-from ._results import RESULT_SUFFIXES, check_out, stds, step_index, write_results
-from .errors import EXIT_OK, CommandError, NumericalFailure
+from ._results import RESULT_SUFFIXES, add_out_argument, check_out, stds, step_index, write_results
+from .errors import EXIT_OK, CommandError, NumericalFailure, check_at_least
 
 
 def add_smooth_arguments(p):
     add_model_data_arguments(p)
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="OUT",
-        help="results (.npz or .csv): smoothed_means, "
+    add_out_argument(
+        p,
+        "results (.npz or .csv): smoothed_means, "
         "smoothed_stds, smoothed_covariances, emission_means, emission_stds (posterior predictive)",
     )
 
@@ -62,19 +60,16 @@ def add_forecast_arguments(p):
         metavar="DT",
         help="continuous-time models: the time between forecasts, which are at t_last + DT, t_last + 2 DT, ...",
     )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="OUT",
-        help="results (.npz or .csv): means, covariances, "
+    add_out_argument(
+        p,
+        "results (.npz or .csv): means, covariances, "
         "emission_means, emission_covariances, emission_stds of the K future steps",
     )
 
 
 def forecast(args) -> int:
     out = check_out(args.out, RESULT_SUFFIXES)
-    if args.steps < 1:
-        raise CommandError(f"--steps: expected an integer >= 1, got {args.steps}")
+    check_at_least("--steps", args.steps, 1)
     model, params, data, ys, us, ts, extra = load_model_and_data(args)
     memory(
         "--steps",
