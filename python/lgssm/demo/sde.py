@@ -34,6 +34,45 @@ def _zoom(lls, true_value, margin_fraction=0.05):
     return low - margin, high + margin
 
 
+def _fit_and_report(
+    run: Session, name: str, model, method: str, params, props, emissions, when: dict, options: dict, truth
+):
+    """Runs ``model``'s fit ``method`` ("fit_em" or "fit_lbfgs"), timed as ``name``, from ``params`` on
+    ``emissions`` at the observation times ``when`` (``dt=...`` or ``times=...``); says how far
+    its drift and diffusion covariance are from the truth and saves its learning curve.
+    ``truth`` is (true log likelihood, curve label, figure name, whether to report the
+    termination). Returns (fitted, the curve, the results for results.json)."""
+    true_ll, curve, figure, with_termination = truth
+
+    def loglik(ps) -> float:
+        return float(np.sum(model.marginal_log_prob(ps, emissions, **when)))
+
+    initial_ll = loglik(params)
+    fitted, lls, summary = run.timed(
+        name, getattr(model, method), params, props, emissions, **when, **options, return_summary=True
+    )
+    final_ll = loglik(fitted)
+    F, Qc = np.asarray(fitted.dynamics.drift), np.asarray(fitted.dynamics.diffusion_cov)
+    run.say(
+        f"  F relative error {format_number(_rel_error(F, SDE_DRIFT))}, "
+        f"Q_c relative error {format_number(_rel_error(Qc, SDE_DIFFUSION_COV))}"
+        + (f" ({summary.termination})" if with_termination else "")
+    )
+    run.save(curve_figure({curve: lls}, true_ll, "iteration", ylim=_zoom(lls, true_ll)), figure)
+    result = {
+        "loglik_true": true_ll,
+        "loglik_initial": initial_ll,
+        "loglik_final": final_ll,
+        "iterations": summary.iterations,
+        **({"termination": summary.termination} if with_termination else {}),
+        "drift": F.tolist(),
+        "diffusion_cov": Qc.tolist(),
+        "drift_rel_error": _rel_error(F, SDE_DRIFT),
+        "diffusion_cov_rel_error": _rel_error(Qc, SDE_DIFFUSION_COV),
+    }
+    return fitted, lls, result
+
+
 def _per_step_emissions(T: int, p: int, n: int):
     """The demo's per-step emission parameters H_k, u_k, R_k for k < T (fixed seed)."""
     rng = np.random.default_rng(SDE_PARAMS_SEED)
@@ -76,26 +115,19 @@ def run_sde(run: Session, s: Settings, verbose: bool) -> dict:
         emission_covariance=np.tile(0.1 * np.eye(p), (T, 1, 1)),
     )
     props.emissions.weights.trainable = False
-    initial_ll = float(np.sum(model.marginal_log_prob(params, emissions, dt=dt)))
     run.say(f"Part 2: EM, {s.sde_em_iters} iterations")
-    fitted, lls, summary = run.timed(
+    fitted, lls, em = _fit_and_report(
+        run,
         "sde em",
-        model.fit_em,
+        model,
+        "fit_em",
         params,
         props,
         emissions,
-        dt=dt,
-        num_iters=s.sde_em_iters,
-        verbose=verbose,
-        return_summary=True,
+        {"dt": dt},
+        {"num_iters": s.sde_em_iters, "verbose": verbose},
+        (true_ll, "EM", "sde_em_learning_curve.png", False),
     )
-    final_ll = float(np.sum(model.marginal_log_prob(fitted, emissions, dt=dt)))
-    F, Qc = np.asarray(fitted.dynamics.drift), np.asarray(fitted.dynamics.diffusion_cov)
-    run.say(
-        f"  F relative error {format_number(_rel_error(F, SDE_DRIFT))}, "
-        f"Q_c relative error {format_number(_rel_error(Qc, SDE_DIFFUSION_COV))}"
-    )
-    run.save(curve_figure({"EM": lls}, true_ll, "iteration", ylim=_zoom(lls, true_ll)), "sde_em_learning_curve.png")
     post = model.smoother(fitted, emissions[0], dt=dt)
     fig = plot_states(states[0], post.smoothed_means, post.smoothed_covariances)
     ax = fig.axes[0]
@@ -103,18 +135,8 @@ def run_sde(run: Session, s: Settings, verbose: bool) -> dict:
     ax.set_title("sequence 0: true latent path and smoothed means under the EM fit")
     ax.grid(True)
     run.save(fig, "sde_states.png")
-    em = {
-        "loglik_true": true_ll,
-        "loglik_initial": initial_ll,
-        "loglik_final": final_ll,
-        "iterations": summary.iterations,
-        "drift": F.tolist(),
-        "diffusion_cov": Qc.tolist(),
-        "drift_rel_error": _rel_error(F, SDE_DRIFT),
-        "diffusion_cov_rel_error": _rel_error(Qc, SDE_DIFFUSION_COV),
-        "emission_bias_rmse": float(np.sqrt(np.mean((np.asarray(fitted.emissions.bias) - u) ** 2))),
-        "emission_cov_rmse": float(np.sqrt(np.mean((np.asarray(fitted.emissions.cov) - R) ** 2))),
-    }
+    em["emission_bias_rmse"] = float(np.sqrt(np.mean((np.asarray(fitted.emissions.bias) - u) ** 2)))
+    em["emission_cov_rmse"] = float(np.sqrt(np.mean((np.asarray(fitted.emissions.cov) - R) ** 2)))
 
     # Irregular observation times: constant emission parameters, L-BFGS.
     N2, T2 = s.irregular_num_sequences, s.irregular_num_timesteps
@@ -138,39 +160,18 @@ def run_sde(run: Session, s: Settings, verbose: bool) -> dict:
     true_ll2 = float(np.sum(model.marginal_log_prob(true2, emissions2, times=times)))
     params2, props2 = model.initialize(SDE_INIT_KEY, emission_weights=H0)
     props2.emissions.weights.trainable = False
-    initial_ll2 = float(np.sum(model.marginal_log_prob(params2, emissions2, times=times)))
-    fitted2, lls2, summary2 = run.timed(
+    _, lls2, irregular = _fit_and_report(
+        run,
         "irregular lbfgs",
-        model.fit_lbfgs,
+        model,
+        "fit_lbfgs",
         params2,
         props2,
         emissions2,
-        times=times,
-        max_iters=s.irregular_max_iters,
-        verbose=verbose,
-        return_summary=True,
+        {"times": times},
+        {"max_iters": s.irregular_max_iters, "verbose": verbose},
+        (true_ll2, "L-BFGS", "irregular_lbfgs_learning_curve.png", True),
     )
-    final_ll2 = float(np.sum(model.marginal_log_prob(fitted2, emissions2, times=times)))
-    F2, Qc2 = np.asarray(fitted2.dynamics.drift), np.asarray(fitted2.dynamics.diffusion_cov)
-    run.say(
-        f"  F relative error {format_number(_rel_error(F2, SDE_DRIFT))}, "
-        f"Q_c relative error {format_number(_rel_error(Qc2, SDE_DIFFUSION_COV))} ({summary2.termination})"
-    )
-    run.save(
-        curve_figure({"L-BFGS": lls2}, true_ll2, "iteration", ylim=_zoom(lls2, true_ll2)),
-        "irregular_lbfgs_learning_curve.png",
-    )
-    irregular = {
-        "loglik_true": true_ll2,
-        "loglik_initial": initial_ll2,
-        "loglik_final": final_ll2,
-        "iterations": summary2.iterations,
-        "termination": summary2.termination,
-        "drift": F2.tolist(),
-        "diffusion_cov": Qc2.tolist(),
-        "drift_rel_error": _rel_error(F2, SDE_DRIFT),
-        "diffusion_cov_rel_error": _rel_error(Qc2, SDE_DIFFUSION_COV),
-    }
     return {
         "true_drift": SDE_DRIFT.tolist(),
         "true_diffusion_cov": SDE_DIFFUSION_COV.tolist(),
