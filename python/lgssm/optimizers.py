@@ -7,7 +7,23 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Adam:
-    """Adam (Kingma & Ba 2015) with optax's defaults."""
+    """The settings of Adam, with optax's defaults.
+
+    Parameters
+    ----------
+    learning_rate : float, default 1e-3
+        The step size.
+    b1 : float, default 0.9
+        The decay rate of the first-moment estimate.
+    b2 : float, default 0.999
+        The decay rate of the second-moment estimate.
+    eps : float, default 1e-8
+        Added to the root of the second moment.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    """
 
     learning_rate: float = 1e-3
     b1: float = 0.9
@@ -16,5 +32,22 @@ class Adam:
 
 
 def adam(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Adam:
-    """Adam with the given settings, as ``optax.adam(learning_rate, b1, b2, eps)``."""
+    """Make Adam's settings, as ``optax.adam(learning_rate, b1, b2, eps)``.
+
+    Parameters
+    ----------
+    learning_rate : float, default 1e-3
+        The step size.
+    b1 : float, default 0.9
+        The decay rate of the first-moment estimate.
+    b2 : float, default 0.999
+        The decay rate of the second-moment estimate.
+    eps : float, default 1e-8
+        Added to the root of the second moment.
+
+    Returns
+    -------
+    Adam
+        For ``fit_sgd(optimizer=...)``.
+    """
     return Adam(float(learning_rate), float(b1), float(b2), float(eps))
