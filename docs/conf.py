@@ -99,6 +99,7 @@ breathe_projects = {"lgssm": os.environ.get("LGSSM_DOXYGEN_XML", str(ROOT / "bui
 breathe_default_project = "lgssm"
 breathe_domain_by_extension = {"hpp": "cpp"}
 primary_domain = "py"
+default_role = "py:obj"  # `name` in a docstring links to the object
 
 # -- HTML --------------------------------------------------------------------
 html_theme = "furo"
