@@ -20,6 +20,7 @@ import numpy as np
 from . import _core
 from ._batch import as_batch
 from ._checks import count, flag, nonnegative
+from ._docstrings import shared
 from ._keys import as_generator
 from ._progress import ProgressBar
 from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed, _pack
@@ -394,6 +395,7 @@ class ContinuousTimeSSM:
         ]
 
     # -- inference -------------------------------------------------------------
+    @shared
     def marginal_log_prob(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
         """Compute the marginal log likelihood log p(y) by the Kalman filter.
 
@@ -401,16 +403,9 @@ class ContinuousTimeSSM:
         ----------
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
 
         Returns
         -------
@@ -419,9 +414,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         See Also
         --------
@@ -430,6 +423,7 @@ class ContinuousTimeSSM:
         b, out = self._each("marginal_log_prob", params, emissions, inputs, times, dt)
         return out[0] if b.kind == "single" else np.asarray(out)
 
+    @shared
     def filter(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
         """Run the Kalman filter: log p(y), filtered and one-step predicted moments.
 
@@ -437,16 +431,9 @@ class ContinuousTimeSSM:
         ----------
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
 
         Returns
         -------
@@ -455,9 +442,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         See Also
         --------
@@ -466,6 +451,7 @@ class ContinuousTimeSSM:
         b, out = self._each("filter", params, emissions, inputs, times, dt)
         return _pack(type(out[0]), b, [dataclasses.asdict(o) for o in out])
 
+    @shared
     def smoother(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None) -> PosteriorLGSSMSmoothed:
         """Compute the smoothed moments of p(x(t_k) | y), with lag-one cross covariances.
 
@@ -473,16 +459,9 @@ class ContinuousTimeSSM:
         ----------
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
 
         Returns
         -------
@@ -491,9 +470,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         See Also
         --------
@@ -502,6 +479,7 @@ class ContinuousTimeSSM:
         b, out = self._each("smoother", params, emissions, inputs, times, dt)
         return _pack(PosteriorLGSSMSmoothed, b, [dataclasses.asdict(o) for o in out])
 
+    @shared
     def posterior_predictive(
         self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, full_covariance=False
     ):
@@ -511,16 +489,9 @@ class ContinuousTimeSSM:
         ----------
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
         full_covariance : bool, default False
             Return full covariances instead of standard deviations.
 
@@ -534,9 +505,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         See Also
         --------
@@ -547,6 +516,7 @@ class ContinuousTimeSSM:
         )
         return tuple(b.pack([o[i] for o in out], time_offset=0) for i in range(2))
 
+    @shared
     def posterior_sample(self, key, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, num_samples=None):
         """Draw state trajectories from the posterior p(x(t_0), ..., x(t_{T-1}) | y).
 
@@ -556,16 +526,9 @@ class ContinuousTimeSSM:
             The randomness, shared by the sequences in turn.
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
         num_samples : int, optional
             The number of draws; None for one draw without a sample axis.
 
@@ -576,9 +539,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         See Also
         --------
@@ -632,6 +593,7 @@ class ContinuousTimeSSM:
             raise ValueError(f"times: expected num_timesteps = {num_timesteps} times, got {len(times)}")
         return self._discrete.sample(self.discrete_params(params, times), key, len(times), inputs=inputs)
 
+    @shared
     def forecast(
         self,
         params: ParamsCTSSM,
@@ -649,20 +611,13 @@ class ContinuousTimeSSM:
         ----------
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
+        %(emissions)s
         forecast_times : array, shape (num_forecast_timesteps,) or one per sequence, optional
             Future times, after each sequence's last time.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
+        %(times)s
         num_forecast_timesteps : int, optional
             With ``dt`` instead of ``forecast_times``: that many further steps of ``dt``.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(inputs)s
         forecast_inputs : array, shape (num_forecast_timesteps, input_dim), or one per sequence, optional
             The inputs at the forecast times; None means zeros.
 
@@ -708,6 +663,7 @@ class ContinuousTimeSSM:
         return tuple(b.pack([o[k] for o in out]) for k in range(4))
 
     # -- learning --------------------------------------------------------------
+    @shared
     def sufficient_stats(
         self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None
     ) -> _core.ContinuousStats:
@@ -717,16 +673,9 @@ class ContinuousTimeSSM:
         ----------
         params : ParamsCTSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
 
         Returns
         -------
@@ -736,9 +685,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
         """
         b, ts = self._sequences(emissions, inputs, times, dt)
         return _core.continuous_sufficient_stats(self._core_params(params), b.emissions, b.inputs, ts)
@@ -780,6 +727,7 @@ class ContinuousTimeSSM:
             params,
         )
 
+    @shared
     def fit_em(
         self,
         params: ParamsCTSSM,
@@ -809,20 +757,12 @@ class ContinuousTimeSSM:
             The starting parameters.
         props : ParamsCTSSM
             The `ParameterProperties` of each parameter: frozen ones are held fixed.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
         num_iters : int, default 50
             The maximum number of iterations.
-        verbose : bool, default True
-            Show a progress bar on stderr.
+        %(progress)s
         tolerance : float, default 0.0
             Stop when the relative change of the log likelihood is at most this (0: never).
         m_step_iters : int, default 10
@@ -830,8 +770,7 @@ class ContinuousTimeSSM:
         accelerate : bool, default True
             SQUAREM extrapolation (generalized EM only), each step kept only when it
             does not lower the log likelihood.
-        return_summary : bool, default False
-            Also return a `FitSummary`.
+        %(summary)s
 
         Returns
         -------
@@ -844,16 +783,12 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         References
         ----------
-        .. [1] R. H. Shumway and D. S. Stoffer, "An approach to time series smoothing and
-           forecasting using the EM algorithm", *J. Time Series Analysis* 3(4), 1982.
-        .. [2] R. Varadhan and C. Roland, "Simple and globally convergent methods for
-           accelerating the convergence of any EM algorithm", *Scand. J. Statist.* 35(2), 2008.
+        %(em_references)s
+        %(squarem_reference)s
         """
         num_iters = count("num_iters", num_iters, 0)
         return self._fit(
@@ -874,6 +809,7 @@ class ContinuousTimeSSM:
             flag("accelerate", accelerate),
         )
 
+    @shared
     def fit_lbfgs(
         self,
         params: ParamsCTSSM,
@@ -896,16 +832,9 @@ class ContinuousTimeSSM:
             The starting parameters.
         props : ParamsCTSSM
             The `ParameterProperties` of each parameter: frozen ones are held fixed.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
-            The observation times, strictly increasing per sequence, laid out like the
-            emissions without their last axis. Give ``times`` or ``dt``.
-        dt : float, optional
-            A uniform step between observations (times 0, dt, 2 dt, ...).
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_k, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
         max_iters : int, default 1000
             The maximum number of iterations.
         gradient_tolerance : float, default 1e-8
@@ -913,10 +842,8 @@ class ContinuousTimeSSM:
             `lgssm.LinearGaussianSSM.fit_lbfgs`).
         function_tolerance : float, default 1e-12
             Stop when the relative decrease of the objective is below this.
-        verbose : bool, default True
-            Show a progress bar on stderr.
-        return_summary : bool, default False
-            Also return a `FitSummary`.
+        %(progress)s
+        %(summary)s
 
         Returns
         -------
@@ -929,9 +856,7 @@ class ContinuousTimeSSM:
 
         Raises
         ------
-        ValueError
-            If neither or both of ``times`` and ``dt`` are given, the times are not
-            one per step, or the parameters or data are invalid.
+        %(times_raises)s
 
         References
         ----------

@@ -12,6 +12,7 @@ import numpy as np
 from . import _core, priors
 from ._batch import as_batch, sequences
 from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
+from ._docstrings import shared
 from ._keys import as_generator, seeds
 from ._progress import ProgressBar
 from .optimizers import Adam, adam
@@ -336,6 +337,7 @@ class LinearGaussianSSM:
         )
         return core, b
 
+    @shared
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
         """Compute the marginal log likelihood log p(y) by the Kalman filter.
 
@@ -343,11 +345,8 @@ class LinearGaussianSSM:
         ----------
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
 
         Returns
         -------
@@ -356,8 +355,7 @@ class LinearGaussianSSM:
 
         Raises
         ------
-        ValueError
-            If the parameters or data have the wrong shape or are not real numbers.
+        %(data_raises)s
 
         Warns
         -----
@@ -379,6 +377,7 @@ class LinearGaussianSSM:
             )
         return float(lls[0]) if b.kind == "single" else np.asarray(lls)
 
+    @shared
     def filter(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMFiltered:
         """Run the Kalman filter: log p(y), filtered and one-step predicted moments.
 
@@ -389,11 +388,8 @@ class LinearGaussianSSM:
         ----------
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
 
         Returns
         -------
@@ -402,8 +398,7 @@ class LinearGaussianSSM:
 
         Raises
         ------
-        ValueError
-            If the parameters or data have the wrong shape or are not real numbers.
+        %(data_raises)s
 
         References
         ----------
@@ -412,6 +407,7 @@ class LinearGaussianSSM:
         core, b = self._batch(params, emissions, inputs)
         return _pack(PosteriorLGSSMFiltered, b, _core.filter(core, b.emissions, b.inputs))
 
+    @shared
     def smoother(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMSmoothed:
         """Compute the smoothed moments of p(z_t | y_{0:T-1}), with lag-one cross covariances.
 
@@ -423,11 +419,8 @@ class LinearGaussianSSM:
         ----------
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
 
         Returns
         -------
@@ -436,8 +429,7 @@ class LinearGaussianSSM:
 
         Raises
         ------
-        ValueError
-            If the parameters or data have the wrong shape or are not real numbers.
+        %(data_raises)s
 
         References
         ----------
@@ -492,6 +484,7 @@ class LinearGaussianSSM:
             raise ValueError(f"inputs: expected an array of shape (num_timesteps, input_dim), got shape {inputs.shape}")
         return _core.sample(core, seed, num_timesteps, inputs)
 
+    @shared
     def posterior_sample(self, key, params: ParamsLGSSM, emissions, inputs=None, num_samples=None):
         """Draw state trajectories from the posterior p(z_{0:T-1} | y) by the simulation smoother.
 
@@ -504,11 +497,8 @@ class LinearGaussianSSM:
             The randomness; one seed per sequence is drawn from it.
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
         num_samples : int, optional
             The number of draws; None for one draw without a sample axis.
 
@@ -534,6 +524,7 @@ class LinearGaussianSSM:
             return b.pack([d[0] for d in draws], time_offset=0)
         return b.pack(draws, time_offset=0, time_axis=1)
 
+    @shared
     def posterior_predictive(self, params: ParamsLGSSM, emissions, inputs=None, full_covariance=False):
         """Compute the mean and spread of y_t under the smoothed state p(z_t | y_{0:T-1}).
 
@@ -544,11 +535,8 @@ class LinearGaussianSSM:
         ----------
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
         full_covariance : bool, default False
             Return full covariances instead of standard deviations.
 
@@ -573,6 +561,7 @@ class LinearGaussianSSM:
         second = "covariances" if full_covariance else "stds"
         return (b.pack([o["means"] for o in out], time_offset=0), b.pack([o[second] for o in out], time_offset=0))
 
+    @shared
     def forecast(self, params: ParamsLGSSM, emissions, num_forecast_timesteps: int, inputs=None, forecast_inputs=None):
         """Forecast the states and emissions after the data: p(z_{T+k} | y) and p(y_{T+k} | y).
 
@@ -584,13 +573,10 @@ class LinearGaussianSSM:
         ----------
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
+        %(emissions)s
         num_forecast_timesteps : int
             The horizon K, at least 1.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(inputs)s
         forecast_inputs : array, shape (num_forecast_timesteps, input_dim), or one per sequence, optional
             The inputs over the horizon; None means zeros.
 
@@ -627,6 +613,7 @@ class LinearGaussianSSM:
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
 
     # -- learning ----------------------------------------------------------
+    @shared
     def sufficient_stats(self, params: ParamsLGSSM, emissions, inputs=None) -> _core.SufficientStats:
         """Compute the E-step: expected sufficient statistics summed over the sequences.
 
@@ -638,11 +625,8 @@ class LinearGaussianSSM:
         ----------
         params : ParamsLGSSM
             The parameters, e.g. from ``initialize``.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
 
         Returns
         -------
@@ -656,8 +640,7 @@ class LinearGaussianSSM:
 
         References
         ----------
-        .. [1] R. H. Shumway and D. S. Stoffer, "An approach to time series smoothing and
-           forecasting using the EM algorithm", *J. Time Series Analysis* 3(4), 1982.
+        %(em_references)s
         """
         core, b = self._batch(params, emissions, inputs, covariances=4)
         per_step = np.ndim(params.emissions.weights) == 3
@@ -717,6 +700,7 @@ class LinearGaussianSSM:
     def _core_prior(self):
         return None
 
+    @shared
     def fit_em(
         self,
         params: ParamsLGSSM,
@@ -743,19 +727,14 @@ class LinearGaussianSSM:
         props : ParamsLGSSM
             The `ParameterProperties` of each parameter: frozen ones are held fixed,
             covariance structures kept.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
         num_iters : int, default 50
             The maximum number of iterations.
-        verbose : bool, default True
-            Show a progress bar on stderr.
+        %(progress)s
         tolerance : float, default 0.0
             Stop when the relative change of the log likelihood is at most this (0: never).
-        return_summary : bool, default False
-            Also return a `FitSummary`.
+        %(summary)s
         accelerate : bool, default False
             SQUAREM extrapolation between pairs of EM steps, each kept only when it
             does not lower the log likelihood; every evaluated iterate is one entry of
@@ -772,9 +751,7 @@ class LinearGaussianSSM:
 
         Raises
         ------
-        ValueError
-            If an option is out of range, no emission is observed, or the
-            parameters, properties or data are invalid.
+        %(fit_raises)s
 
         Warns
         -----
@@ -783,10 +760,8 @@ class LinearGaussianSSM:
 
         References
         ----------
-        .. [1] R. H. Shumway and D. S. Stoffer, "An approach to time series smoothing and
-           forecasting using the EM algorithm", *J. Time Series Analysis* 3(4), 1982.
-        .. [2] R. Varadhan and C. Roland, "Simple and globally convergent methods for
-           accelerating the convergence of any EM algorithm", *Scand. J. Statist.* 35(2), 2008.
+        %(em_references)s
+        %(squarem_reference)s
         """
         num_iters = count("num_iters", num_iters, 0, INT_MAX)
         return self._fit(
@@ -804,6 +779,7 @@ class LinearGaussianSSM:
             flag("accelerate", accelerate),
         )
 
+    @shared
     def fit_sgd(
         self,
         params: ParamsLGSSM,
@@ -831,11 +807,8 @@ class LinearGaussianSSM:
         props : ParamsLGSSM
             The `ParameterProperties` of each parameter: frozen ones are held fixed,
             covariance structures kept.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
         optimizer : Adam, optional
             From `lgssm.optimizers.adam`; None for ``adam()``'s defaults.
         batch_size : int, default 1
@@ -846,10 +819,8 @@ class LinearGaussianSSM:
             Shuffle the sequences before each epoch.
         key : int, numpy.random.Generator or JAX PRNG key, default 0
             The randomness of the shuffling.
-        verbose : bool, default True
-            Show a progress bar on stderr.
-        return_summary : bool, default False
-            Also return a `FitSummary`.
+        %(progress)s
+        %(summary)s
 
         Returns
         -------
@@ -902,6 +873,7 @@ class LinearGaussianSSM:
             warn_unscaled=True,
         )
 
+    @shared
     def fit_lbfgs(
         self,
         params: ParamsLGSSM,
@@ -926,11 +898,8 @@ class LinearGaussianSSM:
         props : ParamsLGSSM
             The `ParameterProperties` of each parameter: frozen ones are held fixed,
             covariance structures kept.
-        emissions : array, shape (num_timesteps, emission_dim) or (num_sequences, num_timesteps, emission_dim), or list
-            The observations, NaN where missing: one sequence, a NaN-padded batch, or a list of
-            (num_timesteps_i, emission_dim) arrays.
-        inputs : array, shape (num_timesteps, input_dim) or (num_sequences, num_timesteps, input_dim), or list, optional
-            The inputs u_t, laid out like ``emissions``; None means zeros.
+        %(emissions)s
+        %(inputs)s
         max_iters : int, default 1000
             The maximum number of iterations.
         gradient_tolerance : float, default 1e-8
@@ -938,10 +907,8 @@ class LinearGaussianSSM:
             divided by the number of emission entries.
         function_tolerance : float, default 1e-12
             Stop when the relative decrease of f is below this.
-        verbose : bool, default True
-            Show a progress bar on stderr.
-        return_summary : bool, default False
-            Also return a `FitSummary`.
+        %(progress)s
+        %(summary)s
 
         Returns
         -------
@@ -954,9 +921,7 @@ class LinearGaussianSSM:
 
         Raises
         ------
-        ValueError
-            If an option is out of range, no emission is observed, or the
-            parameters, properties or data are invalid.
+        %(fit_raises)s
 
         References
         ----------

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._docstrings import shared
 
+
+@shared
 @dataclass(frozen=True)
 class Adam:
     """The settings of Adam, with optax's defaults.
 
     Parameters
     ----------
-    learning_rate : float, default 1e-3
-        The step size.
-    b1 : float, default 0.9
-        The decay rate of the first-moment estimate.
-    b2 : float, default 0.999
-        The decay rate of the second-moment estimate.
-    eps : float, default 1e-8
-        Added to the root of the second moment.
+    %(adam)s
 
     References
     ----------
@@ -31,19 +27,13 @@ class Adam:
     eps: float = 1e-8
 
 
+@shared
 def adam(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Adam:
     """Make Adam's settings, as ``optax.adam(learning_rate, b1, b2, eps)``.
 
     Parameters
     ----------
-    learning_rate : float, default 1e-3
-        The step size.
-    b1 : float, default 0.9
-        The decay rate of the first-moment estimate.
-    b2 : float, default 0.999
-        The decay rate of the second-moment estimate.
-    eps : float, default 1e-8
-        Added to the root of the second moment.
+    %(adam)s
 
     Returns
     -------

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ._docstrings import shared
+
 __all__ = ["plot_emissions_and_forecast", "plot_learning_curves", "plot_states"]
 
 
@@ -48,6 +50,7 @@ def _one_sequence(name: str, a, dim: str) -> np.ndarray:
     return a
 
 
+@shared
 def plot_emissions_and_forecast(
     model,
     params,
@@ -78,19 +81,16 @@ def plot_emissions_and_forecast(
         The forecast's horizon (0: none).
     spc : float, default 4
         The vertical offset between emission dimensions.
-    ax : matplotlib.axes.Axes, optional
-        Where to draw; None for a new figure.
+    %(figure)s
     inputs : array, shape (num_timesteps, input_dim), optional
         As for ``model.forecast``.
     forecast_inputs : array, shape (num_forecast_timesteps, input_dim), optional
         As for ``model.forecast``.
-    path : str or os.PathLike, optional
-        Also save the figure there (atomically; the extension gives the format).
+    %(figure_path)s
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure drawn on.
+    %(figure_returns)s
 
     Raises
     ------
@@ -134,6 +134,7 @@ def plot_emissions_and_forecast(
     return _finish(fig, path)
 
 
+@shared
 def plot_learning_curves(
     curves: dict,
     true_value=None,
@@ -150,19 +151,16 @@ def plot_learning_curves(
         Label -> 1-D array, e.g. the second value returned by ``fit_em``.
     true_value : float, optional
         E.g. the log likelihood under the true parameters, as a dashed horizontal line.
-    ax : matplotlib.axes.Axes, optional
-        Where to draw; None for a new figure.
+    %(figure)s
     xlabel : str, default "iteration"
         The x axis label.
     ylabel : str, default "marginal log likelihood"
         The y axis label.
-    path : str or os.PathLike, optional
-        Also save the figure there (atomically; the extension gives the format).
+    %(figure_path)s
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure drawn on.
+    %(figure_returns)s
 
     Raises
     ------
@@ -187,6 +185,7 @@ def plot_learning_curves(
     return _finish(fig, path)
 
 
+@shared
 def plot_states(true_states, smoothed_means, smoothed_stds=None, ax=None, spc: float = 4, path=None):
     """Plot true latent states and smoothed means with +-2 std bands.
 
@@ -200,17 +199,14 @@ def plot_states(true_states, smoothed_means, smoothed_stds=None, ax=None, spc: f
         E.g. ``smoother(...).smoothed_means``.
     smoothed_stds : array, shape (num_timesteps, state_dim) or (num_timesteps, state_dim, state_dim), optional
         Standard deviations, or the smoothed covariances; None for no bands.
-    ax : matplotlib.axes.Axes, optional
-        Where to draw; None for a new figure.
+    %(figure)s
     spc : float, default 4
         The vertical offset between state dimensions.
-    path : str or os.PathLike, optional
-        Also save the figure there (atomically; the extension gives the format).
+    %(figure_path)s
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure drawn on.
+    %(figure_returns)s
 
     Raises
     ------

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._docstrings import shared
 from ..params import field_names, param_groups
 from ._text import read_text
 from .atomic import atomic_write
@@ -180,6 +181,7 @@ def _unexpected(mapping: dict, allowed, where: str, file: str):
         )
 
 
+@shared
 def model_from_json(doc, file: str = "<model>"):
     """Rebuild ``(model, params, props)`` from a JSON document, as `load_model` does.
 
@@ -192,12 +194,7 @@ def model_from_json(doc, file: str = "<model>"):
 
     Returns
     -------
-    model : LinearGaussianSSM or ContinuousTimeSSM
-        The model.
-    params : ParamsLGSSM or ParamsCTSSM
-        Its parameters.
-    props : ParamsLGSSM or ParamsCTSSM
-        Their properties.
+    %(model_params_props)s
 
     Raises
     ------
@@ -289,6 +286,7 @@ def model_from_json(doc, file: str = "<model>"):
     return model, params, props
 
 
+@shared
 def load_model(path):
     """Load ``(model, params, props)`` from a model file written by `save_model`.
 
@@ -299,12 +297,7 @@ def load_model(path):
 
     Returns
     -------
-    model : LinearGaussianSSM or ContinuousTimeSSM
-        The model.
-    params : ParamsLGSSM or ParamsCTSSM
-        Its parameters.
-    props : ParamsLGSSM or ParamsCTSSM
-        Their properties.
+    %(model_params_props)s
 
     Raises
     ------
