@@ -418,7 +418,7 @@ class ContinuousTimeSSM:
 
         See Also
         --------
-        lgssm.LinearGaussianSSM.marginal_log_prob : The same on the discrete-time model.
+        lgssm.models.LinearGaussianSSM.marginal_log_prob : The same on the discrete-time model.
         """
         b, out = self._each("marginal_log_prob", params, emissions, inputs, times, dt)
         return out[0] if b.kind == "single" else np.asarray(out)
@@ -446,7 +446,7 @@ class ContinuousTimeSSM:
 
         See Also
         --------
-        lgssm.LinearGaussianSSM.filter : The same on the discrete-time model.
+        lgssm.models.LinearGaussianSSM.filter : The same on the discrete-time model.
         """
         b, out = self._each("filter", params, emissions, inputs, times, dt)
         return _pack(type(out[0]), b, [dataclasses.asdict(o) for o in out])
@@ -474,7 +474,7 @@ class ContinuousTimeSSM:
 
         See Also
         --------
-        lgssm.LinearGaussianSSM.smoother : The same on the discrete-time model.
+        lgssm.models.LinearGaussianSSM.smoother : The same on the discrete-time model.
         """
         b, out = self._each("smoother", params, emissions, inputs, times, dt)
         return _pack(PosteriorLGSSMSmoothed, b, [dataclasses.asdict(o) for o in out])
@@ -509,7 +509,7 @@ class ContinuousTimeSSM:
 
         See Also
         --------
-        lgssm.LinearGaussianSSM.posterior_predictive : The same on the discrete-time model.
+        lgssm.models.LinearGaussianSSM.posterior_predictive : The same on the discrete-time model.
         """
         b, out = self._each(
             "posterior_predictive", params, emissions, inputs, times, dt, full_covariance=full_covariance
@@ -543,7 +543,7 @@ class ContinuousTimeSSM:
 
         See Also
         --------
-        lgssm.LinearGaussianSSM.posterior_sample : The same on the discrete-time model.
+        lgssm.models.LinearGaussianSSM.posterior_sample : The same on the discrete-time model.
         """
         b, ts = self._sequences(emissions, inputs, times, dt)
         rng = as_generator(key)
