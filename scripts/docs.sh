@@ -17,6 +17,10 @@ if ! command -v doxygen >/dev/null; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "docs: the pinned Sphinx needs Python >= 3.11 in .venv" >&2
+  exit 1
+}
 # The pinned tools of pyproject's docs extra, installed only when one is missing
 # or at another version (pip would build lgssm itself for ".[docs]").
 mapfile -t missing < <(.venv/bin/python - <<'PY'
