@@ -10,6 +10,8 @@ bash scripts/setup.sh
 .venv/bin/ruff check python tests/python bench
 .venv/bin/ruff format --check python tests/python bench
 .venv/bin/mypy
+# The documentation site, warnings as errors; fails if a public function has no docstring.
+bash scripts/docs.sh
 
 cmake -S . -B build/cpp-tests -DCMAKE_BUILD_TYPE=Debug -DLGSSM_BUILD_TESTS=ON \
   -DLGSSM_CHECK_NO_MALLOC=ON -DLGSSM_WERROR=ON >/dev/null

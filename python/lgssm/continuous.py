@@ -20,6 +20,7 @@ import numpy as np
 from . import _core
 from ._batch import as_batch
 from ._checks import count, flag, nonnegative
+from ._docstrings import shared
 from ._fitting import Driver, fit_result, run_with_progress
 from ._keys import as_generator
 from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed
@@ -41,38 +42,122 @@ from .params import (
 
 @dataclass
 class ParamsCTDynamics:
+    """The dynamics of a continuous-time model, dx = F x dt + L dW.
+
+    Parameters
+    ----------
+    drift : array, shape (state_dim, state_dim)
+        F.
+    diffusion_cov : array, shape (state_dim, state_dim)
+        Q_c = L L^T, symmetric positive semidefinite.
+    """
+
     drift: Any  # F: (state_dim, state_dim)
     diffusion_cov: Any  # Q_c = L L^T: (state_dim, state_dim)
 
 
 @dataclass
 class ParamsCTSSM:
+    """The parameters of a `ContinuousTimeSSM`.
+
+    Parameters
+    ----------
+    initial : ParamsLGSSMInitial
+        The state at the first observation time, x(t_0) ~ N(mean, cov).
+    dynamics : ParamsCTDynamics
+        F and Q_c.
+    emissions : ParamsLGSSMEmissions
+        As for `lgssm.LinearGaussianSSM`: constant, or a leading axis of one entry per
+        observation index.
+    """
+
     initial: ParamsLGSSMInitial
     dynamics: ParamsCTDynamics
     emissions: ParamsLGSSMEmissions  # constant, or a leading axis of one entry per observation index
 
 
 def discretize(drift, diffusion_covariance, dt: float):
-    """(A, Sigma): the transition over a step ``dt``, A = exp(F dt) and
-    Sigma = int_0^dt e^{F u} Q_c e^{F^T u} du (the blocks of Van Loan's
-    exp([[F, Q_c], [0, -F^T]] dt) = [[A, Sigma A^-T], [0, A^-T]]), by scaling and
-    squaring on the pair (A, Sigma), which stays finite and positive semidefinite
-    for stiff drifts (see docs/continuous-time.md). ``drift`` and
-    ``diffusion_covariance`` are (state_dim, state_dim); ValueError names the
-    argument that is wrong (shape, non-finite, a diffusion covariance that is not
-    symmetric positive semidefinite, a transition that overflows)."""
+    """Discretize an LTI SDE: the Gaussian transition (A, Sigma) over a step ``dt``.
+
+    ``A = exp(F dt)`` and ``Sigma = int_0^dt e^{F u} Q_c e^{F^T u} du``, the
+    blocks of Van Loan's ``exp([[F, Q_c], [0, -F^T]] dt) = [[A, Sigma A^-T], [0, A^-T]]``,
+    computed by scaling and squaring on the pair (A, Sigma), which stays finite
+    and positive semidefinite for stiff drifts (see docs/continuous-time.md).
+
+    Parameters
+    ----------
+    drift : array, shape (state_dim, state_dim)
+        F.
+    diffusion_covariance : array, shape (state_dim, state_dim)
+        Q_c, symmetric positive semidefinite.
+    dt : float
+        The step.
+
+    Returns
+    -------
+    weights : array, shape (state_dim, state_dim)
+        A.
+    cov : array, shape (state_dim, state_dim)
+        Sigma.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is wrong: a shape, a non-finite value, a diffusion
+        covariance that is not symmetric positive semidefinite, a transition that overflows.
+
+    References
+    ----------
+    .. [1] C. F. Van Loan, "Computing integrals involving the matrix exponential",
+       *IEEE Trans. Automatic Control* 23(3), 1978, Theorem 1.
+    .. [2] S. Särkkä and A. Solin, *Applied Stochastic Differential Equations*, 2019, Eq. 6.3.
+    .. [3] N. J. Higham, "The scaling and squaring method for the matrix exponential
+       revisited", *SIAM J. Matrix Anal. Appl.* 26(4), 2005.
+    """
     return _core.discretize(
         _real_matrix("drift", drift), _real_matrix("diffusion_covariance", diffusion_covariance), _real("dt", dt)
     )
 
 
 def undiscretize(weights, cov, dt: float):
-    """(F, Q_c) from a transition (A, Sigma) over ``dt``: F = log(A) / dt, the
-    principal matrix logarithm, and Q_c solving Sigma = Sigma_dt(Q_c) (linear in
-    Q_c). Raises ValueError when A has an eigenvalue on the closed negative real
-    axis or Sigma is not symmetric positive semidefinite; a recovered Q_c that is
-    not positive semidefinite is projected onto the nearest one, with a warning
-    giving the Frobenius norm of the change."""
+    """Recover the SDE (F, Q_c) from a transition (A, Sigma) over a step ``dt``.
+
+    ``F = log(A) / dt``, the principal matrix logarithm, and Q_c solves
+    ``Sigma = Sigma_dt(Q_c)`` (linear in Q_c): the inverse of `discretize`.
+
+    Parameters
+    ----------
+    weights : array, shape (state_dim, state_dim)
+        A.
+    cov : array, shape (state_dim, state_dim)
+        Sigma, symmetric positive semidefinite.
+    dt : float
+        The step.
+
+    Returns
+    -------
+    drift : array, shape (state_dim, state_dim)
+        F.
+    diffusion_cov : array, shape (state_dim, state_dim)
+        Q_c.
+
+    Raises
+    ------
+    ValueError
+        When A has an eigenvalue on the closed negative real axis (no real principal
+        logarithm) or Sigma is not symmetric positive semidefinite.
+
+    Warns
+    -----
+    RuntimeWarning
+        When the recovered Q_c was not positive semidefinite and was projected onto
+        the nearest such matrix, giving the Frobenius norm of the change.
+
+    References
+    ----------
+    .. [1] N. J. Higham, "Computing a nearest symmetric positive semidefinite matrix",
+       *Linear Algebra Appl.* 103, 1988.
+    """
     drift, diffusion_cov, correction = _core.undiscretize(
         _real_matrix("weights", weights), _real_matrix("cov", cov), _real("dt", dt)
     )
@@ -118,9 +203,38 @@ def _warn_projection(correction: float):
 
 
 class ContinuousTimeSSM:
-    """An LTI-SDE state-space model with the method names of LinearGaussianSSM;
-    every method takes the observation ``times`` (per sequence, like the
-    emissions: (T,), (B, T) or a list) or a uniform step ``dt``."""
+    """A linear time-invariant SDE observed at discrete times, with the methods of `lgssm.LinearGaussianSSM`.
+
+    The model::
+
+        x(t_0) ~ N(m, S),   dx = F x dt + L dW,   y_k ~ N(H_k x(t_k) + D_k u_k + d_k, R_k)
+
+    Every method takes the observation ``times`` (per sequence, like the
+    emissions: (num_timesteps,), (num_sequences, num_timesteps) or a list) or a
+    uniform step ``dt``, and works on the equivalent discrete-time model with
+    one transition per gap (`discrete_params`).
+
+    Parameters
+    ----------
+    state_dim : int
+        The dimension of the state x(t), at least 1.
+    emission_dim : int
+        The dimension of the emissions y_k, at least 1.
+    input_dim : int, default 0
+        The dimension of the inputs u_k of the emissions (0: no inputs).
+    has_emissions_bias : bool, default True
+        Whether the emission bias d is trained.
+
+    Raises
+    ------
+    ValueError
+        If a dimension or flag is invalid.
+
+    References
+    ----------
+    .. [1] S. Särkkä and A. Solin, *Applied Stochastic Differential Equations*,
+       Cambridge University Press, 2019.
+    """
 
     def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0, has_emissions_bias: bool = True):
         self._discrete = LinearGaussianSSM(state_dim, emission_dim, input_dim, has_emissions_bias=has_emissions_bias)
@@ -140,8 +254,45 @@ class ContinuousTimeSSM:
         emission_input_weights=None,
         emission_covariance=None,
     ):
-        """Defaults: x(t_0) ~ N(0, I), F = -0.1 I, Q_c = 0.1 I, emissions as
-        LinearGaussianSSM (N(0, 1) weights, cov 0.1 I, zero bias and input weights)."""
+        """Make parameters with defaults, any of them overridden, and their properties.
+
+        The defaults: x(t_0) ~ N(0, I), F = -0.1 I, Q_c = 0.1 I, emissions as
+        for `lgssm.LinearGaussianSSM` (N(0, 1) weights, cov 0.1 I, zero bias and
+        input weights).
+
+        Parameters
+        ----------
+        key : int, numpy.random.Generator or JAX PRNG key, default 0
+            The randomness of the default emission weights.
+        initial_mean : array, shape (state_dim,), optional
+            m.
+        initial_covariance : array, shape (state_dim, state_dim), optional
+            S.
+        drift : array, shape (state_dim, state_dim), optional
+            F.
+        diffusion_covariance : array, shape (state_dim, state_dim), optional
+            Q_c.
+        emission_weights : array, shape (emission_dim, state_dim), optional
+            H; with a leading (num_timesteps,) axis, one per observation index.
+        emission_bias : array, shape (emission_dim,), optional
+            d; with a leading (num_timesteps,) axis, one per observation index.
+        emission_input_weights : array, shape (emission_dim, input_dim), optional
+            D; with a leading (num_timesteps,) axis, one per observation index.
+        emission_covariance : array, shape (emission_dim, emission_dim), optional
+            R; with a leading (num_timesteps,) axis, one per observation index.
+
+        Returns
+        -------
+        params : ParamsCTSSM
+            The parameters.
+        props : ParamsCTSSM
+            Their `ParameterProperties`, all trainable except an absent emission bias.
+
+        Raises
+        ------
+        ValueError
+            Naming the keyword whose value is bad.
+        """
         rng = as_generator(key)
         n = self.state_dim
         drift = _real_matrix("drift", -0.1 * np.eye(n) if drift is None else drift)
@@ -235,8 +386,27 @@ class ContinuousTimeSSM:
         return out
 
     def discrete_params(self, params: ParamsCTSSM, times) -> ParamsLGSSM:
-        """The equivalent discrete-time parameters at ``times``: dynamics with one
-        entry per gap (a single constant entry when the gaps are equal)."""
+        """Convert to the equivalent discrete-time parameters at ``times``.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        times : array, shape (num_timesteps,)
+            Strictly increasing observation times of one sequence.
+
+        Returns
+        -------
+        ParamsLGSSM
+            Dynamics with one entry per gap, shape (num_timesteps - 1, state_dim, state_dim)
+            (a single constant entry when the gaps are equal), zero bias and input
+            weights; the emissions of ``params``.
+
+        Raises
+        ------
+        ValueError
+            If the times are not 1-D, finite and strictly increasing, or the parameters are invalid.
+        """
         core = _core.to_discrete(self.core_params(params), _real_array("times", times, 1))
         dyn = core.dynamics
         weights, cov = np.array(dyn.weights), np.array(dyn.cov)
@@ -263,27 +433,156 @@ class ContinuousTimeSSM:
         ]
 
     # -- inference -------------------------------------------------------------
+    @shared
     def marginal_log_prob(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
+        """Compute the marginal log likelihood log p(y) by the Kalman filter.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+
+        Returns
+        -------
+        float or array, shape (num_sequences,)
+            log p(y) over the observed entries, one per sequence for a batch or list.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        See Also
+        --------
+        lgssm.models.LinearGaussianSSM.marginal_log_prob : The same on the discrete-time model.
+        """
         b, out = self._each("marginal_log_prob", params, emissions, inputs, times, dt)
         return out[0] if b.kind == "single" else np.asarray(out)
 
+    @shared
     def filter(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None):
+        """Run the Kalman filter: log p(y), filtered and one-step predicted moments.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+
+        Returns
+        -------
+        PosteriorLGSSMFiltered or list of PosteriorLGSSMFiltered
+            The moments at the observation times, batched like the emissions.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        See Also
+        --------
+        lgssm.models.LinearGaussianSSM.filter : The same on the discrete-time model.
+        """
         b, out = self._each("filter", params, emissions, inputs, times, dt)
         return b.pack_results(type(out[0]), [dataclasses.asdict(o) for o in out])
 
+    @shared
     def smoother(self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None) -> PosteriorLGSSMSmoothed:
+        """Compute the smoothed moments of p(x(t_k) | y), with lag-one cross covariances.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+
+        Returns
+        -------
+        PosteriorLGSSMSmoothed or list of PosteriorLGSSMSmoothed
+            The moments at the observation times, batched like the emissions.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        See Also
+        --------
+        lgssm.models.LinearGaussianSSM.smoother : The same on the discrete-time model.
+        """
         b, out = self._each("smoother", params, emissions, inputs, times, dt)
         return b.pack_results(PosteriorLGSSMSmoothed, [dataclasses.asdict(o) for o in out])
 
+    @shared
     def posterior_predictive(
         self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, full_covariance=False
     ):
+        """Compute the mean and spread of y_k under the smoothed state.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+        full_covariance : bool, default False
+            Return full covariances instead of standard deviations.
+
+        Returns
+        -------
+        means : array, shape (num_timesteps, emission_dim)
+            E[y_k | y].
+        stds_or_covariances : array, shape (num_timesteps, emission_dim) or (num_timesteps, emission_dim, emission_dim)
+            The standard deviations, or with ``full_covariance`` the covariances.
+            Both batched like the emissions.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        See Also
+        --------
+        lgssm.models.LinearGaussianSSM.posterior_predictive : The same on the discrete-time model.
+        """
         b, out = self._each(
             "posterior_predictive", params, emissions, inputs, times, dt, full_covariance=full_covariance
         )
         return tuple(b.pack([o[i] for o in out], time_offset=0) for i in range(2))
 
+    @shared
     def posterior_sample(self, key, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None, num_samples=None):
+        """Draw state trajectories from the posterior p(x(t_0), ..., x(t_{T-1}) | y).
+
+        Parameters
+        ----------
+        key : int, numpy.random.Generator or JAX PRNG key
+            The randomness, shared by the sequences in turn.
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+        num_samples : int, optional
+            The number of draws; None for one draw without a sample axis.
+
+        Returns
+        -------
+        array, shape (num_timesteps, state_dim) or (num_samples, num_timesteps, state_dim)
+            The draws, batched like the emissions.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        See Also
+        --------
+        lgssm.models.LinearGaussianSSM.posterior_sample : The same on the discrete-time model.
+        """
         b, ts = self._sequences(emissions, inputs, times, dt)
         rng = as_generator(key)
         draws = [
@@ -293,7 +592,36 @@ class ContinuousTimeSSM:
         return b.pack(draws, time_offset=0, time_axis=0 if num_samples is None else 1)
 
     def sample(self, params: ParamsCTSSM, key, times=None, num_timesteps=None, dt=None, inputs=None):
-        """A joint draw at ``times``, or at num_timesteps steps of ``dt``."""
+        """Draw one joint sample of the states and emissions at ``times``, or at steps of ``dt``.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        key : int, numpy.random.Generator or JAX PRNG key
+            The randomness.
+        times : array, shape (num_timesteps,), optional
+            Strictly increasing observation times.
+        num_timesteps : int, optional
+            The number of steps: with ``dt`` instead of ``times``, or a check on ``len(times)``.
+        dt : float, optional
+            The step between observations, with ``num_timesteps``.
+        inputs : array, shape (num_timesteps, input_dim), optional
+            The inputs u_k; None means zeros.
+
+        Returns
+        -------
+        states : array, shape (num_timesteps, state_dim)
+            x(t_k).
+        emissions : array, shape (num_timesteps, emission_dim)
+            y_k.
+
+        Raises
+        ------
+        ValueError
+            If neither ``times`` nor ``num_timesteps`` with ``dt`` is given, or
+            ``num_timesteps`` disagrees with ``times``.
+        """
         if times is None:
             if num_timesteps is None or dt is None:
                 raise ValueError("times: expected times, or num_timesteps with dt")
@@ -303,6 +631,7 @@ class ContinuousTimeSSM:
             raise ValueError(f"times: expected num_timesteps = {num_timesteps} times, got {len(times)}")
         return self._discrete.sample(self.discrete_params(params, times), key, len(times), inputs=inputs)
 
+    @shared
     def forecast(
         self,
         params: ParamsCTSSM,
@@ -314,9 +643,39 @@ class ContinuousTimeSSM:
         inputs=None,
         forecast_inputs=None,
     ):
-        """Exact predictive moments at future ``forecast_times`` (after each
-        sequence's last time), or at num_forecast_timesteps further steps of dt:
-        (means, covariances, emission_means, emission_covariances)."""
+        """Forecast the states and emissions at future times: exact predictive moments.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        forecast_times : array, shape (num_forecast_timesteps,) or one per sequence, optional
+            Future times, after each sequence's last time.
+        %(times)s
+        num_forecast_timesteps : int, optional
+            With ``dt`` instead of ``forecast_times``: that many further steps of ``dt``.
+        %(inputs)s
+        forecast_inputs : array, shape (num_forecast_timesteps, input_dim), or one per sequence, optional
+            The inputs at the forecast times; None means zeros.
+
+        Returns
+        -------
+        means : array, shape (num_forecast_timesteps, state_dim)
+            E[x(t) | y] at the forecast times.
+        covariances : array, shape (num_forecast_timesteps, state_dim, state_dim)
+            Cov[x(t) | y].
+        emission_means : array, shape (num_forecast_timesteps, emission_dim)
+            E[y(t) | y].
+        emission_covariances : array, shape (num_forecast_timesteps, emission_dim, emission_dim)
+            Cov[y(t) | y]. Each with a leading (num_sequences,) axis for a batch.
+
+        Raises
+        ------
+        ValueError
+            If neither ``forecast_times`` nor ``num_forecast_timesteps`` with ``dt``
+            is given, or the times, parameters or data are invalid.
+        """
         b, ts = self._sequences(emissions, inputs, times, dt)
         out = []
         for i, (y, u, t) in enumerate(zip(b.emissions, b.inputs, ts)):
@@ -342,19 +701,63 @@ class ContinuousTimeSSM:
         return tuple(b.pack([o[k] for o in out]) for k in range(4))
 
     # -- learning --------------------------------------------------------------
+    @shared
     def sufficient_stats(
         self, params: ParamsCTSSM, emissions, times=None, dt=None, inputs=None
     ) -> _core.ContinuousStats:
-        """The E-step: the discrete-time statistics with the transitions grouped
-        by step length (``stats.gaps``). Picklable; ``a + b`` sums two batches."""
+        """Compute the E-step: the discrete-time statistics, transitions grouped by step length.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+
+        Returns
+        -------
+        lgssm._core.ContinuousStats
+            The statistics, with the step lengths in ``stats.gaps``; picklable, and
+            ``a + b`` sums those of two batches.
+
+        Raises
+        ------
+        %(times_raises)s
+        """
         b, ts = self._sequences(emissions, inputs, times, dt)
         return _core.continuous_sufficient_stats(self.core_params(params), b.emissions, b.inputs, ts)
 
     def m_step(
         self, params: ParamsCTSSM, props: ParamsCTSSM, stats: _core.ContinuousStats, m_step_iters: int = 10
     ) -> ParamsCTSSM:
-        """The generalized M-step of ``fit_em`` given ``stats``: closed form for the
-        initial state and emissions, ``m_step_iters`` L-BFGS iterations for (F, Q_c)."""
+        """Compute the generalized M-step of ``fit_em`` given ``stats``.
+
+        Closed form for the initial state and the emissions; ``m_step_iters``
+        L-BFGS iterations with exact gradients for (F, Q_c).
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The parameters, e.g. from ``initialize``.
+        props : ParamsCTSSM
+            The `ParameterProperties` of each parameter.
+        stats : lgssm._core.ContinuousStats
+            From ``sufficient_stats``.
+        m_step_iters : int, default 10
+            L-BFGS iterations for (F, Q_c), at least 1.
+
+        Returns
+        -------
+        ParamsCTSSM
+            The updated parameters.
+
+        Raises
+        ------
+        ValueError
+            If ``m_step_iters`` is not a positive integer, or the parameters,
+            properties or statistics are invalid.
+        """
         return _from_core(
             _core.continuous_m_step(
                 self.core_params(params), self.core_props(props), stats, count("m_step_iters", m_step_iters, 1)
@@ -362,6 +765,7 @@ class ContinuousTimeSSM:
             params,
         )
 
+    @shared
     def fit_em(
         self,
         params: ParamsCTSSM,
@@ -377,12 +781,53 @@ class ContinuousTimeSSM:
         accelerate: bool = True,
         return_summary: bool = False,
     ):
-        """EM: the seed document's closed-form EM on the equivalent discrete model
-        when every sequence shares one step (then F, Q_c by the matrix logarithm);
-        otherwise generalized EM with an exact-gradient M-step for (F, Q_c)
-        (``m_step_iters`` L-BFGS iterations per M-step), accelerated by SQUAREM
-        unless ``accelerate=False``; every E-step is one entry of marginal_lls,
-        which never decreases. Returns (params, marginal_lls[, summary])."""
+        """Fit by expectation-maximization.
+
+        When every sequence shares one step, the closed-form EM on the equivalent
+        discrete model (then F, Q_c by the matrix logarithm); otherwise
+        generalized EM with an exact-gradient M-step for (F, Q_c), accelerated by
+        SQUAREM unless ``accelerate=False``. Every E-step is one entry of
+        ``marginal_lls``, which never decreases.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The starting parameters.
+        props : ParamsCTSSM
+            The `ParameterProperties` of each parameter: frozen ones are held fixed.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+        num_iters : int, default 50
+            The maximum number of iterations.
+        %(progress)s
+        tolerance : float, default 0.0
+            Stop when the relative change of the log likelihood is at most this (0: never).
+        m_step_iters : int, default 10
+            L-BFGS iterations per generalized M-step.
+        accelerate : bool, default True
+            SQUAREM extrapolation (generalized EM only), each step kept only when it
+            does not lower the log likelihood.
+        %(summary)s
+
+        Returns
+        -------
+        params : ParamsCTSSM
+            The fitted parameters.
+        marginal_lls : array, shape (num_evaluations,)
+            The log likelihood at each E-step.
+        summary : FitSummary
+            Only with ``return_summary``.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        References
+        ----------
+        %(em_references)s
+        %(squarem_reference)s
+        """
         num_iters = count("num_iters", num_iters, 0)
         options = (
             num_iters,
@@ -393,6 +838,7 @@ class ContinuousTimeSSM:
         driver = Driver(_core.continuous_fit_em, "EM", num_iters, options)
         return self._fit(driver, params, props, emissions, times, dt, inputs, verbose, return_summary)
 
+    @shared
     def fit_lbfgs(
         self,
         params: ParamsCTSSM,
@@ -407,8 +853,44 @@ class ContinuousTimeSSM:
         verbose: bool = True,
         return_summary: bool = False,
     ):
-        """Gradient ascent (L-BFGS) on log p(y) with exact gradients through the
-        matrix exponential. Returns (params, marginal_lls[, summary])."""
+        """Fit by L-BFGS on log p(y), with exact gradients through the matrix exponential.
+
+        Parameters
+        ----------
+        params : ParamsCTSSM
+            The starting parameters.
+        props : ParamsCTSSM
+            The `ParameterProperties` of each parameter: frozen ones are held fixed.
+        %(emissions)s
+        %(times)s
+        %(inputs)s
+        max_iters : int, default 1000
+            The maximum number of iterations.
+        gradient_tolerance : float, default 1e-8
+            Stop when the gradient is this small, relative to the objective (as for
+            `lgssm.LinearGaussianSSM.fit_lbfgs`).
+        function_tolerance : float, default 1e-12
+            Stop when the relative decrease of the objective is below this.
+        %(progress)s
+        %(summary)s
+
+        Returns
+        -------
+        params : ParamsCTSSM
+            The fitted parameters.
+        marginal_lls : array, shape (num_iterates,)
+            The log likelihood at each iterate, the start included.
+        summary : FitSummary
+            Only with ``return_summary``.
+
+        Raises
+        ------
+        %(times_raises)s
+
+        References
+        ----------
+        .. [1] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., 2006.
+        """
         max_iters = count("max_iters", max_iters, 0)
         tolerances = (
             nonnegative("gradient_tolerance", gradient_tolerance),
@@ -437,9 +919,28 @@ def _from_core(core: _core.ContinuousParams, like: ParamsCTSSM) -> ParamsCTSSM:
 
 
 def per_sequence_times(batch, times, dt) -> list:
-    """One 1-D array of observation times per sequence of ``batch``, from
-    ``times`` laid out like the emissions without their last axis, or steps
-    ``dt`` apart (exactly one of the two)."""
+    """Make one 1-D array of observation times per sequence of ``batch``.
+
+    Parameters
+    ----------
+    batch : Batch
+        The emissions as normalized by ``lgssm._batch.as_batch``.
+    times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list, optional
+        Laid out like the emissions without their last axis.
+    dt : float, optional
+        A uniform step instead (exactly one of ``times`` and ``dt``).
+
+    Returns
+    -------
+    list of array, shape (num_timesteps_i,)
+        The times of each sequence (a padded batch's cut to the sequence's length).
+
+    Raises
+    ------
+    ValueError
+        If neither or both are given, ``dt`` is not finite and positive, or the times
+        are not one per step of each sequence.
+    """
     if (times is None) == (dt is None):
         raise ValueError("times, dt: expected exactly one of them, got " + ("neither" if times is None else "both"))
     if dt is not None:

@@ -27,8 +27,24 @@ def _dynamax_inference():
 
 
 def to_dynamax(params: ParamsLGSSM):
-    """dynamax's ``ParamsLGSSM`` with the numbers of ``params`` (JAX arrays in JAX's default
-    float type: enable ``jax_enable_x64`` for float64)."""
+    """Convert lgssm's parameters to dynamax's ``ParamsLGSSM``.
+
+    Parameters
+    ----------
+    params : ParamsLGSSM
+        lgssm's parameters.
+
+    Returns
+    -------
+    dynamax.linear_gaussian_ssm.ParamsLGSSM
+        The same numbers as JAX arrays in JAX's default float type (enable
+        ``jax_enable_x64`` for float64).
+
+    Raises
+    ------
+    ImportError
+        If JAX or dynamax is not installed.
+    """
     jnp, dx = _dynamax_inference()
 
     def group(src, cls):
@@ -42,7 +58,18 @@ def to_dynamax(params: ParamsLGSSM):
 
 
 def from_dynamax(params) -> ParamsLGSSM:
-    """lgssm's ``ParamsLGSSM`` (float64 NumPy arrays) with the numbers of dynamax's ``params``."""
+    """Convert dynamax's ``ParamsLGSSM`` to lgssm's.
+
+    Parameters
+    ----------
+    params : dynamax.linear_gaussian_ssm.ParamsLGSSM
+        dynamax's parameters.
+
+    Returns
+    -------
+    ParamsLGSSM
+        The same numbers as float64 NumPy arrays.
+    """
 
     def group(src, cls):
         return cls(**{k: np.asarray(getattr(src, k), dtype=np.float64) for k in _FIELDS})

@@ -12,6 +12,7 @@ import numpy as np
 from . import _core, priors
 from ._batch import as_batch, sequences
 from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
+from ._docstrings import shared
 from ._fitting import Driver, fit_result, run_with_progress
 from ._keys import as_generator, seeds
 from .optimizers import Adam, adam
@@ -29,7 +30,25 @@ from .params import (
 
 @dataclass
 class PosteriorLGSSMFiltered:
-    """Filtering results; fields have a leading batch axis for batched emissions."""
+    """The results of the Kalman filter (``filter``).
+
+    For a batch of emissions every field has a leading (num_sequences,) axis (a
+    padded batch is padded with NaN); for a list of sequences ``filter`` returns
+    a list of these.
+
+    Parameters
+    ----------
+    marginal_loglik : float or array, shape (num_sequences,)
+        log p(y_{0:T-1}) over the observed entries.
+    filtered_means : array, shape (num_timesteps, state_dim)
+        E[z_t | y_{0:t}].
+    filtered_covariances : array, shape (num_timesteps, state_dim, state_dim)
+        Cov[z_t | y_{0:t}].
+    predicted_means : array, shape (num_timesteps, state_dim)
+        E[z_t | y_{0:t-1}] (the initial mean at t = 0).
+    predicted_covariances : array, shape (num_timesteps, state_dim, state_dim)
+        Cov[z_t | y_{0:t-1}].
+    """
 
     marginal_loglik: Any  # float, or (num_sequences,)
     filtered_means: Any  # (num_timesteps, state_dim): E[z_t | y_{0:t}]
@@ -40,7 +59,19 @@ class PosteriorLGSSMFiltered:
 
 @dataclass
 class PosteriorLGSSMSmoothed(PosteriorLGSSMFiltered):
-    """Smoothing results: the filter's fields and p(z_t | y_{0:T-1})."""
+    """The results of the smoother (``smoother``): the filter's fields and p(z_t | y_{0:T-1}).
+
+    Parameters
+    ----------
+    marginal_loglik, filtered_means, filtered_covariances, predicted_means, predicted_covariances
+        As in `PosteriorLGSSMFiltered`.
+    smoothed_means : array, shape (num_timesteps, state_dim)
+        E[z_t | y_{0:T-1}].
+    smoothed_covariances : array, shape (num_timesteps, state_dim, state_dim)
+        Cov[z_t | y_{0:T-1}].
+    smoothed_cross_covariances : array, shape (num_timesteps - 1, state_dim, state_dim)
+        Cov[z_{t+1}, z_t | y_{0:T-1}], the lag-one cross covariances.
+    """
 
     smoothed_means: Any = None  # (num_timesteps, state_dim)
     smoothed_covariances: Any = None  # (num_timesteps, state_dim, state_dim)
@@ -49,7 +80,27 @@ class PosteriorLGSSMSmoothed(PosteriorLGSSMFiltered):
 
 @dataclass
 class FitSummary:
-    """How a fit ended."""
+    """How a fit ended (``return_summary=True`` of the ``fit_*`` methods).
+
+    Parameters
+    ----------
+    iterations : int
+        Iterations (EM, L-BFGS) or epochs (SGD) completed.
+    termination : str
+        ``"max_iterations"``, ``"converged"``, ``"numerical_failure"`` or ``"stopped"``.
+    message : str
+        Why it ended, in words.
+    initial_objective : float, default nan
+        The history's first entry (log p(y) for EM and L-BFGS, the loss for SGD).
+    final_objective : float, default nan
+        The history's last entry.
+    evaluations : int, default 0
+        Objective evaluations: E-steps (EM), minibatch losses (SGD), objective calls (L-BFGS).
+    seconds : float, default 0.0
+        Wall time.
+    usable : bool, default False
+        Whether the returned parameters are a fit (False when it failed at its start).
+    """
 
     iterations: int  # iterations (EM, L-BFGS) or epochs (SGD) completed
     termination: str  # "max_iterations", "converged", "numerical_failure" or "stopped"
@@ -62,7 +113,18 @@ class FitSummary:
 
     @classmethod
     def from_core(cls, summary: dict) -> FitSummary:
-        """The summary of a fit by the C++ core (its dict of FitSummary's fields)."""
+        """Convert the summary of a fit by the C++ core.
+
+        Parameters
+        ----------
+        summary : dict
+            The core's summary: FitSummary's fields by name, ``termination`` an enum.
+
+        Returns
+        -------
+        FitSummary
+            The same fields, ``termination`` as its name.
+        """
         return cls(
             summary["iterations"],
             summary["termination"].name,
@@ -76,16 +138,48 @@ class FitSummary:
 
 
 class LinearGaussianSSM:
-    """A linear Gaussian state-space model (see docs/conventions.md):
+    """A linear Gaussian state-space model, with dynamax's ``LinearGaussianSSM`` API.
 
-        z_0 ~ N(m, S),  z_t ~ N(F z_{t-1} + B u_t + b, Q),  y_t ~ N(H z_t + D u_t + d, R).
+    The model (docs/conventions.md gives the time index)::
 
-    Emissions are (num_timesteps, emission_dim) arrays with NaN for missing
+        z_0 ~ N(m, S),  z_t ~ N(F z_{t-1} + B u_t + b, Q),  y_t ~ N(H z_t + D u_t + d, R)
+
+    with m, S = ``initial.mean``, ``initial.cov``; F, B, b, Q = ``dynamics.weights``,
+    ``input_weights``, ``bias``, ``cov``; H, D, d, R = the same of ``emissions``.
+
+    Emissions are a (num_timesteps, emission_dim) array with NaN for missing
     components, a (num_sequences, num_timesteps, emission_dim) batch padded at
     the end with NaN rows, or a list of 2-D arrays of different lengths; with
     emission_dim 1 also a 1-D array or pandas Series. pandas' NA is missing too.
-    Counts are integers, flags bools; a call whose results would not fit in the
-    machine's memory is refused before it allocates them.
+    Inputs, where the model has them, are laid out like the emissions with
+    input_dim columns (None: zeros). Counts are integers, flags bools; a call
+    whose results would not fit in the machine's memory is refused before it
+    allocates them. Bad arguments raise ValueError naming the argument.
+
+    Parameters
+    ----------
+    state_dim : int
+        The dimension of the latent state z_t, at least 1.
+    emission_dim : int
+        The dimension of the emissions y_t, at least 1.
+    input_dim : int, default 0
+        The dimension of the inputs u_t (0: no inputs).
+    has_dynamics_bias : bool, default True
+        Whether the dynamics bias b is trained (False: it stays as initialized, zero by default).
+    has_emissions_bias : bool, default True
+        Whether the emission bias d is trained.
+
+    Raises
+    ------
+    ValueError
+        If a dimension is not an integer in range, a flag not a bool, or the
+        parameters would not fit in memory.
+
+    References
+    ----------
+    .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, Cambridge University Press, 2013.
+    .. [2] dynamax, ``dynamax.linear_gaussian_ssm.LinearGaussianSSM`` (the method names and
+       parameter names followed here).
     """
 
     def __init__(
@@ -127,10 +221,50 @@ class LinearGaussianSSM:
         emission_input_weights=None,
         emission_covariance=None,
     ):
-        """Parameters with dynamax's defaults (initial N(0, I); dynamics 0.99 I,
-        cov 0.1 I; emission weights N(0, 1) draws, cov 0.1 I; zero biases and
-        input weights), any of them overridden, and their properties (all
-        trainable except absent biases). An error names the keyword whose value is bad."""
+        """Make parameters with dynamax's defaults, any of them overridden, and their properties.
+
+        The defaults: initial N(0, I); dynamics weights 0.99 I, cov 0.1 I;
+        emission weights N(0, 1) draws, cov 0.1 I; zero biases and input weights.
+
+        Parameters
+        ----------
+        key : int, numpy.random.Generator or JAX PRNG key, default 0
+            The randomness of the default emission weights.
+        initial_mean : array, shape (state_dim,), optional
+            m.
+        initial_covariance : array, shape (state_dim, state_dim), optional
+            S.
+        dynamics_weights : array, shape (state_dim, state_dim), optional
+            F; with a leading (num_timesteps - 1,) axis, one per transition (time-varying).
+        dynamics_bias : array, shape (state_dim,), optional
+            b; with a leading (num_timesteps - 1,) axis, one per transition (time-varying).
+        dynamics_input_weights : array, shape (state_dim, input_dim), optional
+            B; with a leading (num_timesteps - 1,) axis, one per transition (time-varying).
+        dynamics_covariance : array, shape (state_dim, state_dim), optional
+            Q; with a leading (num_timesteps - 1,) axis, one per transition (time-varying).
+        emission_weights : array, shape (emission_dim, state_dim), optional
+            H; with a leading (num_timesteps,) axis, one per time step (time-varying).
+        emission_bias : array, shape (emission_dim,), optional
+            d; with a leading (num_timesteps,) axis, one per time step (time-varying).
+        emission_input_weights : array, shape (emission_dim, input_dim), optional
+            D; with a leading (num_timesteps,) axis, one per time step (time-varying).
+        emission_covariance : array, shape (emission_dim, emission_dim), optional
+            R; with a leading (num_timesteps,) axis, one per time step (time-varying).
+
+        Returns
+        -------
+        params : ParamsLGSSM
+            The parameters.
+        props : ParamsLGSSM
+            Their `ParameterProperties`: all trainable, except the biases when
+            ``has_dynamics_bias`` / ``has_emissions_bias`` is False.
+
+        Raises
+        ------
+        ValueError
+            Naming the keyword whose value is bad (shape, not finite, a covariance
+            that is not symmetric positive semidefinite).
+        """
         n, p, m = self.state_dim, self.emission_dim, self.input_dim
         rng = as_generator(key)
         given = {}  # parameter name -> initialize() keyword, for the values given
@@ -232,8 +366,35 @@ class LinearGaussianSSM:
         )
         return core, b
 
+    @shared
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
-        """log p(y) over the observed entries: a float, or one per sequence."""
+        """Compute the marginal log likelihood log p(y) by the Kalman filter.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(inputs)s
+
+        Returns
+        -------
+        float or array, shape (num_sequences,)
+            log p(y_{0:T-1}) over the observed entries, one per sequence for a batch or list.
+
+        Raises
+        ------
+        %(data_raises)s
+
+        Warns
+        -----
+        RuntimeWarning
+            When the log likelihood is -inf (squared residuals overflow float64).
+
+        References
+        ----------
+        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Eq. 4.20-4.21 and Sec. 12.2.
+        """
         core, b = self._batch(params, emissions, inputs)
         lls = _core.marginal_log_prob(core, b.emissions, b.inputs)
         if np.isneginf(lls).any():
@@ -245,18 +406,98 @@ class LinearGaussianSSM:
             )
         return float(lls[0]) if b.kind == "single" else np.asarray(lls)
 
+    @shared
     def filter(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMFiltered:
-        """Kalman filter: log p(y), filtered and one-step predicted moments."""
+        """Run the Kalman filter: log p(y), filtered and one-step predicted moments.
+
+        The update is the square-root (array) form of the filter; no predicted
+        covariance is inverted.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(inputs)s
+
+        Returns
+        -------
+        PosteriorLGSSMFiltered or list of PosteriorLGSSMFiltered
+            The moments, with a leading (num_sequences,) axis for a batch, a list for a list.
+
+        Raises
+        ------
+        %(data_raises)s
+
+        References
+        ----------
+        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Theorem 4.2.
+        """
         core, b = self._batch(params, emissions, inputs)
         return b.pack_results(PosteriorLGSSMFiltered, _core.filter(core, b.emissions, b.inputs))
 
+    @shared
     def smoother(self, params: ParamsLGSSM, emissions, inputs=None) -> PosteriorLGSSMSmoothed:
-        """Smoothed moments p(z_t | y), with lag-one cross covariances."""
+        """Compute the smoothed moments of p(z_t | y_{0:T-1}), with lag-one cross covariances.
+
+        The moments of the Rauch-Tung-Striebel smoother, computed by the backward
+        recursion on information of Bryson & Frazier in de Jong's form, which
+        inverts no predicted covariance.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(inputs)s
+
+        Returns
+        -------
+        PosteriorLGSSMSmoothed or list of PosteriorLGSSMSmoothed
+            The filter's and the smoother's moments, batched like ``filter``'s.
+
+        Raises
+        ------
+        %(data_raises)s
+
+        References
+        ----------
+        .. [1] H. E. Rauch, F. Tung and C. T. Striebel, "Maximum likelihood estimates of linear
+           dynamic systems", *AIAA Journal* 3(8), 1965.
+        .. [2] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Theorem 8.2.
+        .. [3] J. Durbin and S. J. Koopman, *Time Series Analysis by State Space Methods*,
+           2nd ed., 2012, Sec. 4.4.
+        """
         core, b = self._batch(params, emissions, inputs, covariances=4)
         return b.pack_results(PosteriorLGSSMSmoothed, _core.smoother(core, b.emissions, b.inputs))
 
     def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
-        """A joint draw (states (num_timesteps, state_dim), emissions (num_timesteps, emission_dim))."""
+        """Draw one joint sample of the states and emissions from the model.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        key : int, numpy.random.Generator or JAX PRNG key
+            The randomness; the draw is deterministic given an int seed.
+        num_timesteps : int
+            The number of time steps, at least 1.
+        inputs : array, shape (num_timesteps, input_dim), optional
+            The inputs u_t; None means zeros.
+
+        Returns
+        -------
+        states : array, shape (num_timesteps, state_dim)
+            z_{0:T-1}.
+        emissions : array, shape (num_timesteps, emission_dim)
+            y_{0:T-1}.
+
+        Raises
+        ------
+        ValueError
+            If ``num_timesteps`` is not a positive integer, ``inputs`` is not 2-D,
+            or the parameters are invalid.
+        """
         num_timesteps = count("num_timesteps", num_timesteps, 1)
         memory(
             "num_timesteps",
@@ -272,9 +513,39 @@ class LinearGaussianSSM:
             raise ValueError(f"inputs: expected an array of shape (num_timesteps, input_dim), got shape {inputs.shape}")
         return _core.sample(core, seed, num_timesteps, inputs)
 
+    @shared
     def posterior_sample(self, key, params: ParamsLGSSM, emissions, inputs=None, num_samples=None):
-        """Draws of z ~ p(z | y) (Durbin & Koopman's simulation smoother):
-        (num_timesteps, state_dim), or (num_samples, num_timesteps, state_dim)."""
+        """Draw state trajectories from the posterior p(z_{0:T-1} | y) by the simulation smoother.
+
+        Each draw is ``z+ - E[z | y+] + E[z | y]`` for (z+, y+) drawn from the model.
+        The key comes first, as in dynamax.
+
+        Parameters
+        ----------
+        key : int, numpy.random.Generator or JAX PRNG key
+            The randomness; one seed per sequence is drawn from it.
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(inputs)s
+        num_samples : int, optional
+            The number of draws; None for one draw without a sample axis.
+
+        Returns
+        -------
+        array, shape (num_timesteps, state_dim) or (num_samples, num_timesteps, state_dim)
+            The draws, with a leading (num_sequences,) axis for a batch (a list for a list).
+
+        Raises
+        ------
+        ValueError
+            If ``num_samples`` is not a positive integer, or the parameters or data are invalid.
+
+        References
+        ----------
+        .. [1] J. Durbin and S. J. Koopman, "A simple and efficient simulation smoother for
+           state space time series analysis", *Biometrika* 89(3), 2002.
+        """
         draws_per_step = 1 if num_samples is None else count("num_samples", num_samples, 1)
         core, b = self._batch(params, emissions, inputs, per_step=draws_per_step * self.state_dim)
         draws = _core.posterior_sample(core, b.emissions, b.inputs, seeds(key, len(b.emissions)), draws_per_step)
@@ -282,9 +553,35 @@ class LinearGaussianSSM:
             return b.pack([d[0] for d in draws], time_offset=0)
         return b.pack(draws, time_offset=0, time_axis=1)
 
+    @shared
     def posterior_predictive(self, params: ParamsLGSSM, emissions, inputs=None, full_covariance=False):
-        """Mean and standard deviation of y_t under p(z_t | y) (covariances with
-        ``full_covariance=True``), each (num_timesteps, emission_dim[, emission_dim])."""
+        """Compute the mean and spread of y_t under the smoothed state p(z_t | y_{0:T-1}).
+
+        The mean is ``H_t m_{t|T} + D_t u_t + d_t`` and the covariance
+        ``H_t P_{t|T} H_t^T + R_t``, also at missing entries (an imputation).
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(inputs)s
+        full_covariance : bool, default False
+            Return full covariances instead of standard deviations.
+
+        Returns
+        -------
+        means : array, shape (num_timesteps, emission_dim)
+            E[y_t | y_{0:T-1}].
+        stds_or_covariances : array, shape (num_timesteps, emission_dim) or (num_timesteps, emission_dim, emission_dim)
+            The standard deviations sqrt(diag Var[y_t | y]), or with ``full_covariance``
+            the covariances. Both batched like the emissions.
+
+        Raises
+        ------
+        ValueError
+            If ``full_covariance`` is not a bool, or the parameters or data are invalid.
+        """
         full_covariance = flag("full_covariance", full_covariance)
         core, b = self._batch(
             params, emissions, inputs, covariances=4, per_step=self.emission_dim**2 if full_covariance else 0
@@ -293,9 +590,42 @@ class LinearGaussianSSM:
         second = "covariances" if full_covariance else "stds"
         return (b.pack([o["means"] for o in out], time_offset=0), b.pack([o[second] for o in out], time_offset=0))
 
+    @shared
     def forecast(self, params: ParamsLGSSM, emissions, num_forecast_timesteps: int, inputs=None, forecast_inputs=None):
-        """Exact p(z_{T+k} | y) and p(y_{T+k} | y) for k < num_forecast_timesteps:
-        (means, covariances, emission_means, emission_covariances)."""
+        """Forecast the states and emissions after the data: p(z_{T+k} | y) and p(y_{T+k} | y).
+
+        Exact predictive moments for k = 0 .. num_forecast_timesteps - 1.
+        Time-varying parameters are indexed by absolute time, so they must
+        extend over the horizon.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        num_forecast_timesteps : int
+            The horizon K, at least 1.
+        %(inputs)s
+        forecast_inputs : array, shape (num_forecast_timesteps, input_dim), or one per sequence, optional
+            The inputs over the horizon; None means zeros.
+
+        Returns
+        -------
+        means : array, shape (num_forecast_timesteps, state_dim)
+            E[z_{T+k} | y].
+        covariances : array, shape (num_forecast_timesteps, state_dim, state_dim)
+            Cov[z_{T+k} | y].
+        emission_means : array, shape (num_forecast_timesteps, emission_dim)
+            E[y_{T+k} | y].
+        emission_covariances : array, shape (num_forecast_timesteps, emission_dim, emission_dim)
+            Cov[y_{T+k} | y]. Each with a leading (num_sequences,) axis for a batch.
+
+        Raises
+        ------
+        ValueError
+            If ``num_forecast_timesteps`` is not a positive integer, or the
+            parameters, data or inputs are invalid.
+        """
         k = count("num_forecast_timesteps", num_forecast_timesteps, 1)
         core, b = self._batch(params, emissions, inputs)
         memory(
@@ -312,23 +642,91 @@ class LinearGaussianSSM:
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
 
     # -- learning ----------------------------------------------------------
+    @shared
     def sufficient_stats(self, params: ParamsLGSSM, emissions, inputs=None) -> _core.SufficientStats:
-        """The E-step: expected sufficient statistics summed over the sequences
-        (per step for emission parameters with a time axis). Picklable, and
-        ``a + b`` sums the statistics of two batches."""
+        """Compute the E-step: expected sufficient statistics summed over the sequences.
+
+        Per step for emission parameters with a time axis. The result is
+        picklable, and ``a + b`` sums the statistics of two batches, so an
+        E-step can be split across workers.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        %(emissions)s
+        %(inputs)s
+
+        Returns
+        -------
+        lgssm._core.SufficientStats
+            The statistics that ``m_step`` takes.
+
+        Raises
+        ------
+        ValueError
+            If the parameters or data are invalid.
+
+        References
+        ----------
+        %(em_references)s
+        """
         core, b = self._batch(params, emissions, inputs, covariances=4)
         per_step = np.ndim(params.emissions.weights) == 3
         return _core.sufficient_stats(core, b.emissions, b.inputs, per_step)
 
     def m_step(self, params: ParamsLGSSM, props: ParamsLGSSM, stats: _core.SufficientStats) -> ParamsLGSSM:
-        """The closed-form M-step over the trainable parameters, given ``stats``."""
+        """Compute the closed-form M-step over the trainable parameters, given ``stats``.
+
+        Each conditional is a linear regression: the trainable blocks of
+        [weights, input_weights, bias] solve the normal equations with the frozen
+        blocks held fixed, then the covariance is the residual second moment,
+        projected onto its structure. With priors (`LinearGaussianConjugateSSM`)
+        it is the MAP M-step.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+        props : ParamsLGSSM
+            The `ParameterProperties` of each parameter (trainable, structure).
+        stats : lgssm._core.SufficientStats
+            From ``sufficient_stats``.
+
+        Returns
+        -------
+        ParamsLGSSM
+            The updated parameters, shaped like ``params``.
+
+        Raises
+        ------
+        ValueError
+            If the parameters, properties or statistics do not match the model.
+
+        References
+        ----------
+        .. [1] R. H. Shumway and D. S. Stoffer, *Time Series Analysis and Its Applications*,
+           4th ed., 2017, Property 6.4.
+        """
         core = self.core_params(params)
         return from_core(_core.m_step(core, props_to_core(props), stats, self.core_prior()), params)
 
     def log_prior(self, params: ParamsLGSSM) -> float:
-        """log p(params); 0 for this model without priors."""
+        """Compute the log prior density log p(params): 0 for this model without priors.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+
+        Returns
+        -------
+        float
+            0.0.
+        """
         return 0.0
 
+    @shared
     def fit_em(
         self,
         params: ParamsLGSSM,
@@ -341,20 +739,63 @@ class LinearGaussianSSM:
         return_summary: bool = False,
         accelerate: bool = False,
     ):
-        """Expectation-maximization. Returns (params, marginal_lls), the log
-        likelihood entering each iteration; with ``return_summary`` also a
-        FitSummary. Stops early when the relative change of the log likelihood
-        is at most ``tolerance``; on a numerical failure it warns and returns the
-        last good parameters. ``accelerate``: SQUAREM extrapolation (Varadhan &
-        Roland 2008) between pairs of EM steps, each kept only when it does not
-        lower the log likelihood; every evaluated iterate is one entry of the
-        history, which stays non-decreasing."""
+        """Fit by expectation-maximization (closed-form E- and M-steps).
+
+        Stops early when the relative change of the log likelihood is at most
+        ``tolerance``; on a numerical failure it warns and returns the last good
+        parameters. With priors (`LinearGaussianConjugateSSM`) it is MAP-EM and
+        the history includes ``log_prior``.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The starting parameters.
+        props : ParamsLGSSM
+            The `ParameterProperties` of each parameter: frozen ones are held fixed,
+            covariance structures kept.
+        %(emissions)s
+        %(inputs)s
+        num_iters : int, default 50
+            The maximum number of iterations.
+        %(progress)s
+        tolerance : float, default 0.0
+            Stop when the relative change of the log likelihood is at most this (0: never).
+        %(summary)s
+        accelerate : bool, default False
+            SQUAREM extrapolation between pairs of EM steps, each kept only when it
+            does not lower the log likelihood; every evaluated iterate is one entry of
+            the history, which stays non-decreasing.
+
+        Returns
+        -------
+        params : ParamsLGSSM
+            The fitted parameters.
+        marginal_lls : array, shape (num_evaluations,)
+            The log likelihood entering each iteration.
+        summary : FitSummary
+            Only with ``return_summary``.
+
+        Raises
+        ------
+        %(fit_raises)s
+
+        Warns
+        -----
+        RuntimeWarning
+            On a numerical failure (the summary's termination is ``"numerical_failure"``).
+
+        References
+        ----------
+        %(em_references)s
+        %(squarem_reference)s
+        """
         num_iters = count("num_iters", num_iters, 0, INT_MAX)
         options = (num_iters, nonnegative("tolerance", tolerance), flag("accelerate", accelerate))
         return self._fit(
             Driver(_core.fit_em, "EM", num_iters, options), params, props, emissions, inputs, verbose, return_summary
         )
 
+    @shared
     def fit_sgd(
         self,
         params: ParamsLGSSM,
@@ -369,12 +810,60 @@ class LinearGaussianSSM:
         verbose: bool = True,
         return_summary: bool = False,
     ):
-        """Adam on minibatches of whole sequences with exact gradients. Returns
-        (params, losses): losses per epoch on dynamax's scale, -log p(y) divided
-        by the number of emission entries, so ``-losses * emissions.size`` is the
-        log likelihood. Returns the parameters after the last update; if the loss
-        becomes non-finite it warns and returns the parameters with the lowest
-        loss, the message naming their epoch."""
+        """Fit by stochastic gradient descent (Adam) on minibatches of whole sequences.
+
+        The gradients of log p(y) are exact. Returns the parameters after the
+        last update; if the loss becomes non-finite it warns and returns the
+        parameters with the lowest loss, the message naming their epoch.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The starting parameters.
+        props : ParamsLGSSM
+            The `ParameterProperties` of each parameter: frozen ones are held fixed,
+            covariance structures kept.
+        %(emissions)s
+        %(inputs)s
+        optimizer : Adam, optional
+            From `lgssm.optimizers.adam`; None for ``adam()``'s defaults.
+        batch_size : int, default 1
+            Sequences per minibatch.
+        num_epochs : int, default 50
+            Passes over the sequences.
+        shuffle : bool, default False
+            Shuffle the sequences before each epoch.
+        key : int, numpy.random.Generator or JAX PRNG key, default 0
+            The randomness of the shuffling.
+        %(progress)s
+        %(summary)s
+
+        Returns
+        -------
+        params : ParamsLGSSM
+            The fitted parameters.
+        losses : array, shape (num_epochs,)
+            The loss per epoch on dynamax's scale, -log p(y) divided by the number of
+            emission entries, so ``-losses * emissions.size`` is the log likelihood.
+        summary : FitSummary
+            Only with ``return_summary``.
+
+        Raises
+        ------
+        ValueError
+            If ``optimizer`` is not an `Adam`, an option is out of range, no emission is
+            observed, or the parameters, properties or data are invalid.
+
+        Warns
+        -----
+        RuntimeWarning
+            When the emissions are badly scaled for Adam's step size, and on a
+            non-finite loss.
+
+        References
+        ----------
+        .. [1] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+        """
         optimizer = adam() if optimizer is None else optimizer
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
@@ -392,6 +881,7 @@ class LinearGaussianSSM:
         driver = Driver(_core.fit_sgd, "SGD", num_epochs, options)
         return self._fit(driver, params, props, emissions, inputs, verbose, return_summary, warn_unscaled=True)
 
+    @shared
     def fit_lbfgs(
         self,
         params: ParamsLGSSM,
@@ -404,9 +894,48 @@ class LinearGaussianSSM:
         verbose: bool = True,
         return_summary: bool = False,
     ):
-        """L-BFGS on the log likelihood with exact gradients, until a tolerance is
-        met or ``max_iters`` iterations (the summary's termination says which).
-        Returns (params, marginal_lls) at each iterate."""
+        """Fit by L-BFGS on the log likelihood with exact gradients.
+
+        Runs until a tolerance is met or ``max_iters`` iterations (the summary's
+        termination says which), with a strong Wolfe line search.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The starting parameters.
+        props : ParamsLGSSM
+            The `ParameterProperties` of each parameter: frozen ones are held fixed,
+            covariance structures kept.
+        %(emissions)s
+        %(inputs)s
+        max_iters : int, default 1000
+            The maximum number of iterations.
+        gradient_tolerance : float, default 1e-8
+            Stop when ``max|grad f| <= gradient_tolerance * max(1, |f|)``, for f = -log p(y)
+            divided by the number of emission entries.
+        function_tolerance : float, default 1e-12
+            Stop when the relative decrease of f is below this.
+        %(progress)s
+        %(summary)s
+
+        Returns
+        -------
+        params : ParamsLGSSM
+            The fitted parameters.
+        marginal_lls : array, shape (num_iterates,)
+            The log likelihood at each iterate, the start included.
+        summary : FitSummary
+            Only with ``return_summary``.
+
+        Raises
+        ------
+        %(fit_raises)s
+
+        References
+        ----------
+        .. [1] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., 2006,
+           Algorithms 7.4-7.5 and 3.5-3.6.
+        """
         max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
         tolerances = (
             nonnegative("gradient_tolerance", gradient_tolerance),
@@ -431,10 +960,26 @@ class LinearGaussianSSM:
 
 
 class LinearGaussianConjugateSSM(LinearGaussianSSM):
-    """A LinearGaussianSSM with conjugate priors on its parameters (dynamax's
-    ``LinearGaussianConjugateSSM``): every fit is then a MAP fit, and its
-    recorded objective includes ``log_prior(params)``. Priors default to
-    dynamax's (see lgssm.priors.defaults)."""
+    """A `LinearGaussianSSM` with conjugate priors on its parameters (dynamax's ``LinearGaussianConjugateSSM``).
+
+    Every fit is then a MAP fit, and its recorded objective includes
+    ``log_prior(params)``.
+
+    Parameters
+    ----------
+    state_dim, emission_dim, input_dim, has_dynamics_bias, has_emissions_bias
+        As for `LinearGaussianSSM`.
+    initial_prior : lgssm.priors.NormalInverseWishart, optional
+        The prior of (initial.mean, initial.cov); None for dynamax's default.
+    dynamics_prior : lgssm.priors.MatrixNormalInverseWishart, optional
+        The prior of ([dynamics.weights, input_weights, bias], dynamics.cov).
+    emission_prior : lgssm.priors.MatrixNormalInverseWishart, optional
+        The prior of ([emissions.weights, input_weights, bias], emissions.cov).
+
+    See Also
+    --------
+    lgssm.priors.defaults : The default priors.
+    """
 
     def __init__(
         self,
@@ -465,5 +1010,21 @@ class LinearGaussianConjugateSSM(LinearGaussianSSM):
         return priors.to_core(self.initial_prior, self.dynamics_prior, self.emission_prior)
 
     def log_prior(self, params: ParamsLGSSM) -> float:
-        """log p(params) under the conjugate priors, normalizers included."""
+        """Compute log p(params) under the conjugate priors, normalizers included.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters.
+
+        Returns
+        -------
+        float
+            The log prior density.
+
+        Raises
+        ------
+        ValueError
+            If the parameters or priors have the wrong shape.
+        """
         return _core.log_prior(self.core_params(params), self.core_prior())

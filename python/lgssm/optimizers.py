@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._docstrings import shared
 
+
+@shared
 @dataclass(frozen=True)
 class Adam:
-    """Adam (Kingma & Ba 2015) with optax's defaults."""
+    """The settings of Adam, with optax's defaults.
+
+    Parameters
+    ----------
+    %(adam)s
+
+    References
+    ----------
+    .. [1] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    """
 
     learning_rate: float = 1e-3
     b1: float = 0.9
@@ -15,6 +27,17 @@ class Adam:
     eps: float = 1e-8
 
 
+@shared
 def adam(learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Adam:
-    """Adam with the given settings, as ``optax.adam(learning_rate, b1, b2, eps)``."""
+    """Make Adam's settings, as ``optax.adam(learning_rate, b1, b2, eps)``.
+
+    Parameters
+    ----------
+    %(adam)s
+
+    Returns
+    -------
+    Adam
+        For ``fit_sgd(optimizer=...)``.
+    """
     return Adam(float(learning_rate), float(b1), float(b2), float(eps))

@@ -19,9 +19,17 @@ from ._checks import flag, real_array
 
 @dataclass
 class ParameterProperties:
-    """How a parameter is fitted: ``trainable=False`` freezes it; a covariance's
-    ``structure`` ("full", "diagonal" or "scalar", i.e. c * I) is kept by every
-    fit. ``constrainer`` exists for dynamax compatibility and is not used."""
+    """How a parameter is fitted (dynamax's ``ParameterProperties``).
+
+    Parameters
+    ----------
+    trainable : bool, default True
+        False freezes the parameter in every fit.
+    constrainer : object, optional
+        Exists for dynamax compatibility and is not used.
+    structure : str, default "full"
+        For a covariance: ``"full"``, ``"diagonal"`` or ``"scalar"`` (c I), kept by every fit.
+    """
 
     trainable: bool = True
     constrainer: Any = None
@@ -30,12 +38,39 @@ class ParameterProperties:
 
 @dataclass
 class ParamsLGSSMInitial:
+    """The initial state's distribution, z_0 ~ N(mean, cov).
+
+    Parameters
+    ----------
+    mean : array, shape (state_dim,)
+        m.
+    cov : array, shape (state_dim, state_dim)
+        S, symmetric positive semidefinite.
+    """
+
     mean: Any  # (state_dim,)
     cov: Any  # (state_dim, state_dim)
 
 
 @dataclass
 class ParamsLGSSMDynamics:
+    """The dynamics, z_t ~ N(weights z_{t-1} + input_weights u_t + bias, cov).
+
+    Each field may carry a leading (num_timesteps - 1,) axis: one entry per
+    transition (time-varying; docs/conventions.md).
+
+    Parameters
+    ----------
+    weights : array, shape (state_dim, state_dim)
+        F.
+    bias : array, shape (state_dim,)
+        b.
+    input_weights : array, shape (state_dim, input_dim)
+        B.
+    cov : array, shape (state_dim, state_dim)
+        Q, symmetric positive semidefinite.
+    """
+
     weights: Any  # (state_dim, state_dim) or (num_timesteps - 1, state_dim, state_dim)
     bias: Any  # (state_dim,) or (num_timesteps - 1, state_dim)
     input_weights: Any  # (state_dim, input_dim) or (num_timesteps - 1, state_dim, input_dim)
@@ -44,6 +79,23 @@ class ParamsLGSSMDynamics:
 
 @dataclass
 class ParamsLGSSMEmissions:
+    """The emissions, y_t ~ N(weights z_t + input_weights u_t + bias, cov).
+
+    Each field may carry a leading (num_timesteps,) axis: one entry per time
+    step (time-varying).
+
+    Parameters
+    ----------
+    weights : array, shape (emission_dim, state_dim)
+        H.
+    bias : array, shape (emission_dim,)
+        d.
+    input_weights : array, shape (emission_dim, input_dim)
+        D.
+    cov : array, shape (emission_dim, emission_dim)
+        R, symmetric positive semidefinite.
+    """
+
     weights: Any  # (emission_dim, state_dim) or (num_timesteps, emission_dim, state_dim)
     bias: Any  # (emission_dim,) or (num_timesteps, emission_dim)
     input_weights: Any  # (emission_dim, input_dim) or (num_timesteps, emission_dim, input_dim)
@@ -52,6 +104,21 @@ class ParamsLGSSMEmissions:
 
 @dataclass
 class ParamsLGSSM:
+    """The parameters of a `lgssm.LinearGaussianSSM` (dynamax's ``ParamsLGSSM``).
+
+    The same class, with a `ParameterProperties` in every field, holds the
+    properties.
+
+    Parameters
+    ----------
+    initial : ParamsLGSSMInitial
+        The initial state.
+    dynamics : ParamsLGSSMDynamics
+        The transitions.
+    emissions : ParamsLGSSMEmissions
+        The observations.
+    """
+
     initial: ParamsLGSSMInitial
     dynamics: ParamsLGSSMDynamics
     emissions: ParamsLGSSMEmissions
@@ -62,7 +129,18 @@ def _default_props(group) -> Any:
 
 
 def default_props(params: ParamsLGSSM) -> ParamsLGSSM:
-    """Properties with every parameter trainable, shaped like ``params``."""
+    """Make properties with every parameter trainable, shaped like ``params``.
+
+    Parameters
+    ----------
+    params : ParamsLGSSM
+        The parameters.
+
+    Returns
+    -------
+    ParamsLGSSM
+        A default `ParameterProperties` in every field.
+    """
     return ParamsLGSSM(
         initial=_default_props(params.initial),
         dynamics=_default_props(params.dynamics),
@@ -71,7 +149,22 @@ def default_props(params: ParamsLGSSM) -> ParamsLGSSM:
 
 
 def shapes(n: int, p: int, m: int) -> dict:
-    """The shape of one entry of each parameter, for state_dim n, emission_dim p, input_dim m."""
+    """Give the shape of one entry of each parameter.
+
+    Parameters
+    ----------
+    n : int
+        state_dim.
+    p : int
+        emission_dim.
+    m : int
+        input_dim.
+
+    Returns
+    -------
+    dict
+        ``"initial.mean"``, ``"dynamics.weights"``, ... -> shape tuple.
+    """
     return {
         "initial.mean": (n,),
         "initial.cov": (n, n),
@@ -97,8 +190,27 @@ def _array(name: str, value, entry_shape: tuple, per_step: bool) -> np.ndarray:
 
 
 def groups(name: str, value, names: tuple) -> list:
-    """The groups ``names`` of a parameter or property dataclass (as from ``model.initialize()``);
-    None or another object is an error naming ``name``."""
+    """Get the groups ``names`` of a parameter or property dataclass.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    value : object
+        The dataclass, as from ``model.initialize()``.
+    names : tuple of str
+        The group names, e.g. ``("initial", "dynamics", "emissions")``.
+
+    Returns
+    -------
+    list
+        The groups, in the order of ``names``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, if ``value`` lacks one of the groups (None or another object).
+    """
     missing = [g for g in names if not hasattr(value, g)]
     if missing:
         raise ValueError(
@@ -109,20 +221,66 @@ def groups(name: str, value, names: tuple) -> list:
 
 
 def param_groups(params) -> list[tuple[str, Any]]:
-    """(name, group) of every group of a parameter or property dataclass (as from
-    ``model.initialize()``), in field order, whatever the model kind's group names."""
+    """List every group of a parameter or property dataclass, whatever the model kind.
+
+    Parameters
+    ----------
+    params : dataclass
+        As from ``model.initialize()``.
+
+    Returns
+    -------
+    list of (str, object)
+        (name, group) in field order.
+
+    Raises
+    ------
+    ValueError
+        If ``params`` is not a dataclass.
+    """
     if not dataclasses.is_dataclass(params):
         raise ValueError(f"params: expected the parameter dataclass of model.initialize(), got {type(params).__name__}")
     return [(f.name, getattr(params, f.name)) for f in dataclasses.fields(params)]
 
 
 def field_names(group) -> list[str]:
-    """The names of the entries of one group of ``param_groups`` (``mean``, ``cov``, ``weights``, ...)."""
+    """List the entry names of one group of `param_groups`.
+
+    Parameters
+    ----------
+    group : dataclass
+        One group, e.g. ``params.dynamics``.
+
+    Returns
+    -------
+    list of str
+        ``mean``, ``cov``, ``weights``, ... in field order.
+    """
     return [f.name for f in dataclasses.fields(group)]
 
 
 def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianParams:
-    """One conditional (dynamics or emissions) as (num_entries, rows, cols) stacks."""
+    """Convert one conditional (dynamics or emissions) for the C++ core, checking its shapes.
+
+    Parameters
+    ----------
+    prefix : str
+        ``"dynamics"`` or ``"emissions"``.
+    group : ParamsLGSSMDynamics or ParamsLGSSMEmissions
+        The conditional's parameters.
+    shapes : dict
+        From `shapes`.
+
+    Returns
+    -------
+    lgssm._core.LinearGaussianParams
+        Each field a (num_entries, rows, cols) stack (the bias a column).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter whose shape or values are wrong.
+    """
     out = _core.LinearGaussianParams()
     for name in ("weights", "bias", "input_weights", "cov"):
         key = f"{prefix}.{name}"
@@ -135,7 +293,27 @@ def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianPa
 
 
 def core_initial(initial: ParamsLGSSMInitial, shapes: dict):
-    """(mean, cov) of the initial state, checked."""
+    """Check the initial state's parameters and convert them to float64.
+
+    Parameters
+    ----------
+    initial : ParamsLGSSMInitial
+        The initial state.
+    shapes : dict
+        From `shapes`.
+
+    Returns
+    -------
+    mean : array, shape (state_dim,)
+        The mean.
+    cov : array, shape (state_dim, state_dim)
+        The covariance.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter whose shape or values are wrong.
+    """
     return (
         _array("initial.mean", getattr(initial, "mean", None), shapes["initial.mean"], per_step=False),
         _array("initial.cov", getattr(initial, "cov", None), shapes["initial.cov"], per_step=False),
@@ -143,8 +321,26 @@ def core_initial(initial: ParamsLGSSMInitial, shapes: dict):
 
 
 def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int) -> _core.Params:
-    """Checks ``params`` against the model's dimensions and converts them (validated)
-    for the C++ core, whose parameter entries are (num_entries, rows, cols) stacks."""
+    """Check ``params`` against the model's dimensions and convert them for the C++ core.
+
+    Parameters
+    ----------
+    params : ParamsLGSSM
+        The parameters.
+    state_dim, emission_dim, input_dim : int
+        The model's dimensions.
+
+    Returns
+    -------
+    lgssm._core.Params
+        The validated parameters, each entry a (num_entries, rows, cols) stack.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter whose shape or values are wrong (e.g. a covariance
+        that is not symmetric positive semidefinite).
+    """
     table = shapes(state_dim, emission_dim, input_dim)
     initial, dynamics, emissions = groups("params", params, ("initial", "dynamics", "emissions"))
     core = _core.Params(
@@ -164,7 +360,25 @@ _STRUCTURES = {
 
 
 def core_structure(name: str, prop: ParameterProperties):
-    """The core's CovStructure of a covariance's properties."""
+    """Convert a covariance's structure to the core's ``CovStructure``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the error message.
+    prop : ParameterProperties
+        Its properties.
+
+    Returns
+    -------
+    lgssm._core.CovStructure
+        ``full``, ``diagonal`` or ``scalar``.
+
+    Raises
+    ------
+    ValueError
+        If ``prop.structure`` is not one of those names.
+    """
     structure = getattr(prop, "structure", None)
     if not isinstance(structure, str) or structure not in _STRUCTURES:
         raise ValueError(f"props.{name}.structure: expected one of {sorted(_STRUCTURES)}, got {structure!r}")
@@ -207,13 +421,48 @@ def project_covariance(cov, structure: str) -> np.ndarray:
 
 
 def trainable(name: str, prop) -> bool:
-    """``prop.trainable`` of the ParameterProperties of parameter ``name``, which must be a bool."""
+    """Read ``prop.trainable``, which must be a bool.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the error message.
+    prop : ParameterProperties
+        Its properties.
+
+    Returns
+    -------
+    bool
+        Whether the parameter is fitted.
+
+    Raises
+    ------
+    ValueError
+        If ``prop`` is not a `ParameterProperties` or ``trainable`` not a bool.
+    """
     if not hasattr(prop, "trainable"):
         raise ValueError(f"props.{name}: expected a ParameterProperties, got {type(prop).__name__}")
     return flag(f"props.{name}.trainable", prop.trainable)
 
 
 def core_initial_props(props) -> _core.InitialProps:
+    """Convert the initial state's properties for the C++ core.
+
+    Parameters
+    ----------
+    props : ParamsLGSSM or ParamsCTSSM
+        Properties with an ``initial`` group.
+
+    Returns
+    -------
+    lgssm._core.InitialProps
+        Trainable flags and the covariance structure.
+
+    Raises
+    ------
+    ValueError
+        If a property is missing or invalid.
+    """
     out = _core.InitialProps()
     (initial,) = groups("props", props, ("initial",))
     out.mean = trainable("initial.mean", getattr(initial, "mean", None))
@@ -223,6 +472,25 @@ def core_initial_props(props) -> _core.InitialProps:
 
 
 def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
+    """Convert one conditional's properties for the C++ core.
+
+    Parameters
+    ----------
+    prefix : str
+        ``"dynamics"`` or ``"emissions"``, for error messages.
+    group : ParamsLGSSMDynamics or ParamsLGSSMEmissions
+        Holding a `ParameterProperties` per field.
+
+    Returns
+    -------
+    lgssm._core.ConditionalProps
+        Trainable flags and the covariance structure.
+
+    Raises
+    ------
+    ValueError
+        If a property is missing or invalid.
+    """
     out = _core.ConditionalProps()
     for name in ("weights", "bias", "input_weights", "cov"):
         setattr(out, name, trainable(f"{prefix}.{name}", getattr(group, name, None)))
@@ -231,7 +499,23 @@ def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
 
 
 def props_to_core(props: ParamsLGSSM) -> _core.ParamProps:
-    """Converts parameter properties for the C++ core."""
+    """Convert parameter properties for the C++ core.
+
+    Parameters
+    ----------
+    props : ParamsLGSSM
+        A `ParameterProperties` in every field.
+
+    Returns
+    -------
+    lgssm._core.ParamProps
+        The core's properties.
+
+    Raises
+    ------
+    ValueError
+        If a property is missing or invalid.
+    """
     out = _core.ParamProps()
     _, dynamics, emissions = groups("props", props, ("initial", "dynamics", "emissions"))
     out.initial = core_initial_props(props)
@@ -241,8 +525,20 @@ def props_to_core(props: ParamsLGSSM) -> _core.ParamProps:
 
 
 def from_core(core: _core.Params, like: ParamsLGSSM) -> ParamsLGSSM:
-    """Python parameters from the C++ core's, shaped like ``like`` (a parameter
-    that was given without a time axis comes back without one)."""
+    """Convert the C++ core's parameters back, shaped like ``like``.
+
+    Parameters
+    ----------
+    core : lgssm._core.Params
+        The core's parameters.
+    like : ParamsLGSSM
+        A parameter given without a time axis comes back without one.
+
+    Returns
+    -------
+    ParamsLGSSM
+        Float64 NumPy arrays.
+    """
 
     return ParamsLGSSM(
         initial=ParamsLGSSMInitial(mean=np.array(core.initial_mean), cov=np.array(core.initial_cov)),
@@ -252,7 +548,22 @@ def from_core(core: _core.Params, like: ParamsLGSSM) -> ParamsLGSSM:
 
 
 def conditional_from_core(src: _core.LinearGaussianParams, like, cls):
-    """A conditional from the core's stacks, each shaped like its counterpart in ``like``."""
+    """Convert a conditional from the core's stacks, each shaped like its counterpart in ``like``.
+
+    Parameters
+    ----------
+    src : lgssm._core.LinearGaussianParams
+        The core's (num_entries, rows, cols) stacks.
+    like : ParamsLGSSMDynamics or ParamsLGSSMEmissions
+        The template for the shapes.
+    cls : type
+        The dataclass to build.
+
+    Returns
+    -------
+    ParamsLGSSMDynamics or ParamsLGSSMEmissions
+        An instance of ``cls``.
+    """
 
     def shaped(name: str, stack: np.ndarray, template) -> np.ndarray:
         a = stack[:, :, 0] if name == "bias" else stack  # (K, rows, 1) -> (K, rows)

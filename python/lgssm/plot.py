@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ._docstrings import shared
+
 __all__ = ["plot_emissions_and_forecast", "plot_learning_curves", "plot_states"]
 
 
@@ -48,6 +50,7 @@ def _one_sequence(name: str, a, dim: str) -> np.ndarray:
     return a
 
 
+@shared
 def plot_emissions_and_forecast(
     model,
     params,
@@ -59,14 +62,42 @@ def plot_emissions_and_forecast(
     forecast_inputs=None,
     path=None,
 ):
-    """Observed emissions (dashed black), their smoothed reconstruction
+    """Plot emissions with their smoothed reconstruction and a forecast.
+
+    The observed emissions (dashed black), their smoothed reconstruction
     E[y_t | y] with a +-2 std band, and the forecast E[y_{T+k} | y] (dotted)
     with its +-2 std band after a vertical divider at t = num_timesteps.
     Emission dimension i is shifted up by ``spc * i``.
 
-    ``emissions``: one sequence, (num_timesteps, emission_dim), NaN = missing;
-    ``inputs`` (num_timesteps, input_dim) and ``forecast_inputs``
-    (num_forecast_timesteps, input_dim) as for ``model.forecast``.
+    Parameters
+    ----------
+    model : LinearGaussianSSM
+        The model.
+    params : ParamsLGSSM
+        Its parameters.
+    emissions : array, shape (num_timesteps, emission_dim)
+        One sequence, NaN where missing.
+    num_forecast_timesteps : int, default 50
+        The forecast's horizon (0: none).
+    spc : float, default 4
+        The vertical offset between emission dimensions.
+    %(figure)s
+    inputs : array, shape (num_timesteps, input_dim), optional
+        As for ``model.forecast``.
+    forecast_inputs : array, shape (num_forecast_timesteps, input_dim), optional
+        As for ``model.forecast``.
+    %(figure_path)s
+
+    Returns
+    -------
+    %(figure_returns)s
+
+    Raises
+    ------
+    ValueError
+        If ``emissions`` is not one 2-D sequence.
+    ImportError
+        If matplotlib is not installed.
     """
     y = _one_sequence("emissions", emissions, "emission_dim")
     num_timesteps, emission_dim = y.shape
@@ -103,6 +134,7 @@ def plot_emissions_and_forecast(
     return _finish(fig, path)
 
 
+@shared
 def plot_learning_curves(
     curves: dict,
     true_value=None,
@@ -111,9 +143,32 @@ def plot_learning_curves(
     ylabel: str = "marginal log likelihood",
     path=None,
 ):
-    """One line per entry of ``curves`` (label -> 1-D array, e.g. the second
-    value returned by ``fit_em``), and ``true_value`` (e.g. the log likelihood
-    under the true parameters) as a dashed horizontal line."""
+    """Plot learning curves, one line per entry of ``curves``.
+
+    Parameters
+    ----------
+    curves : dict
+        Label -> 1-D array, e.g. the second value returned by ``fit_em``.
+    true_value : float, optional
+        E.g. the log likelihood under the true parameters, as a dashed horizontal line.
+    %(figure)s
+    xlabel : str, default "iteration"
+        The x axis label.
+    ylabel : str, default "marginal log likelihood"
+        The y axis label.
+    %(figure_path)s
+
+    Returns
+    -------
+    %(figure_returns)s
+
+    Raises
+    ------
+    ValueError
+        If ``curves`` is not a non-empty dict of 1-D arrays.
+    ImportError
+        If matplotlib is not installed.
+    """
     if not isinstance(curves, dict) or not curves:
         raise ValueError(f"curves: expected a non-empty dict of label -> 1-D array, got {type(curves).__name__}")
     fig, ax = _axes(ax, (6, 4))
@@ -130,13 +185,35 @@ def plot_learning_curves(
     return _finish(fig, path)
 
 
+@shared
 def plot_states(true_states, smoothed_means, smoothed_stds=None, ax=None, spc: float = 4, path=None):
-    """True latent states (dashed black; pass None to omit) and smoothed means
-    with +-2 std bands, state dimension i shifted up by ``spc * i``.
+    """Plot true latent states and smoothed means with +-2 std bands.
 
-    ``true_states`` and ``smoothed_means``: (num_timesteps, state_dim);
-    ``smoothed_stds``: (num_timesteps, state_dim) standard deviations, or the
-    smoothed covariances (num_timesteps, state_dim, state_dim).
+    State dimension i is shifted up by ``spc * i``.
+
+    Parameters
+    ----------
+    true_states : array, shape (num_timesteps, state_dim), or None
+        Drawn dashed black; None to omit.
+    smoothed_means : array, shape (num_timesteps, state_dim)
+        E.g. ``smoother(...).smoothed_means``.
+    smoothed_stds : array, shape (num_timesteps, state_dim) or (num_timesteps, state_dim, state_dim), optional
+        Standard deviations, or the smoothed covariances; None for no bands.
+    %(figure)s
+    spc : float, default 4
+        The vertical offset between state dimensions.
+    %(figure_path)s
+
+    Returns
+    -------
+    %(figure_returns)s
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not one sequence each or their shapes disagree.
+    ImportError
+        If matplotlib is not installed.
     """
     m = _one_sequence("smoothed_means", smoothed_means, "state_dim")
     z = None if true_states is None else _one_sequence("true_states", true_states, "state_dim")

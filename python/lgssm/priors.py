@@ -17,7 +17,19 @@ from . import _core
 
 @dataclass
 class NormalInverseWishart:
-    """cov ~ IW(df, scale), mean | cov ~ N(loc, cov / mean_concentration)."""
+    """A normal-inverse-Wishart prior: cov ~ IW(df, scale), mean | cov ~ N(loc, cov / mean_concentration).
+
+    Parameters
+    ----------
+    loc : array, shape (dim,)
+        The prior mean of the mean.
+    mean_concentration : float
+        How many observations the prior mean is worth.
+    df : float
+        The inverse Wishart's degrees of freedom.
+    scale : array, shape (dim, dim)
+        The inverse Wishart's scale matrix.
+    """
 
     loc: Any  # (dim,)
     mean_concentration: float
@@ -27,7 +39,22 @@ class NormalInverseWishart:
 
 @dataclass
 class MatrixNormalInverseWishart:
-    """cov ~ IW(df, scale), W | cov ~ MN(loc, row cov = cov, col cov = col_precision^-1)."""
+    """A matrix-normal-inverse-Wishart prior on a regression's weights W and covariance.
+
+    cov ~ IW(df, scale), W | cov ~ MN(loc, row cov = cov, col cov = col_precision^-1),
+    for W = [weights, input_weights, bias] with k = state_dim + input_dim + 1 columns.
+
+    Parameters
+    ----------
+    loc : array, shape (out_dim, k)
+        The prior mean of W.
+    col_precision : array, shape (k, k)
+        The inverse of the column covariance.
+    df : float
+        The inverse Wishart's degrees of freedom.
+    scale : array, shape (out_dim, out_dim)
+        The inverse Wishart's scale matrix.
+    """
 
     loc: Any  # (out_dim, k)
     col_precision: Any  # (k, k)
@@ -52,8 +79,25 @@ def _mniw(p: MatrixNormalInverseWishart) -> _core.MniwPrior:
 
 
 def defaults(state_dim: int, emission_dim: int, input_dim: int):
-    """dynamax's default (initial, dynamics, emission) priors: zero locations,
-    mean_concentration 1, identity col_precision and scale, df = dim + 0.1."""
+    """Make dynamax's default priors of a `lgssm.LinearGaussianConjugateSSM`.
+
+    Zero locations, mean_concentration 1, identity col_precision and scale,
+    df = dim + 0.1.
+
+    Parameters
+    ----------
+    state_dim, emission_dim, input_dim : int
+        The model's dimensions.
+
+    Returns
+    -------
+    initial : NormalInverseWishart
+        The prior of the initial state, dim = state_dim.
+    dynamics : MatrixNormalInverseWishart
+        The prior of the dynamics, out_dim = state_dim.
+    emissions : MatrixNormalInverseWishart
+        The prior of the emissions, out_dim = emission_dim.
+    """
     d = _core.ConjugatePrior.defaults(state_dim, emission_dim, input_dim)
     niw = NormalInverseWishart(
         np.array(d.initial.loc), d.initial.mean_concentration, d.initial.df, np.array(d.initial.scale)
@@ -68,6 +112,22 @@ def defaults(state_dim: int, emission_dim: int, input_dim: int):
 def to_core(
     initial: NormalInverseWishart, dynamics: MatrixNormalInverseWishart, emissions: MatrixNormalInverseWishart
 ) -> _core.ConjugatePrior:
+    """Convert the three priors for the C++ core.
+
+    Parameters
+    ----------
+    initial : NormalInverseWishart
+        The prior of the initial state.
+    dynamics : MatrixNormalInverseWishart
+        The prior of the dynamics.
+    emissions : MatrixNormalInverseWishart
+        The prior of the emissions.
+
+    Returns
+    -------
+    lgssm._core.ConjugatePrior
+        The core's prior.
+    """
     out = _core.ConjugatePrior()
     out.initial, out.dynamics, out.emissions = _niw(initial), _mniw(dynamics), _mniw(emissions)
     return out

@@ -1,4 +1,4 @@
-"""The ``lgssm`` command line.
+"""The ``lgssm`` command line::
 
     lgssm fit DATA --state-dim N [--method em|sgd|lbfgs] [--iters K] [--learning-rate LR]
               [--freeze NAME ...] [--emission-cov full|diagonal|scalar] [--init MODEL.json]

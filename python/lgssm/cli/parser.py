@@ -81,7 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Runs the command line ``argv`` (default: sys.argv[1:]) and returns the exit code."""
+    """Run the ``lgssm`` command line in-process.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; None for ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 success, 1 numerical failure, 2 usage error or bad input.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

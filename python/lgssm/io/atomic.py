@@ -9,11 +9,29 @@ import secrets
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w"):
-    """Yields a file object (text for ``mode="w"``, binary for ``"wb"``) whose
-    contents replace ``path`` only when the block ends without an exception:
-    the data goes to a temporary file in the same directory, which is flushed,
+    """Write a file atomically: its contents replace ``path`` only when the block ends without an exception.
+
+    The data goes to a temporary file in the same directory, which is flushed,
     fsynced and renamed over ``path``. On an exception the temporary file is
-    removed and ``path`` is left as it was."""
+    removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    mode : {"w", "wb"}, default "w"
+        Text (UTF-8) or binary.
+
+    Yields
+    ------
+    file object
+        The temporary file to write to.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is neither ``"w"`` nor ``"wb"``.
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)

@@ -6,12 +6,24 @@ from typing import Any
 
 
 class Data(tuple):
-    """What ``read_data`` returns: unpacks as ``(emissions, inputs)`` and also has
+    """The data that `read_data` returns: a tuple ``(emissions, inputs)`` with more attributes.
 
-    - ``times``: None, or observation times shaped like emissions without the
-      last axis ((num_timesteps,), (num_sequences, num_timesteps) or a list);
-    - ``sequence_ids``: None, or the CSV sequence column's values, one per sequence;
-    - ``emission_columns`` / ``input_columns``: CSV column names (None otherwise).
+    Parameters
+    ----------
+    emissions : array or list of array
+        Shape (num_timesteps, emission_dim), (num_sequences, num_timesteps, emission_dim)
+        NaN-padded, or a list of (num_timesteps_i, emission_dim) arrays.
+    inputs : array or list of array, optional
+        The same layout with input_dim columns, or None.
+    times : array or list of array, optional
+        Observation times shaped like the emissions without the last axis
+        ((num_timesteps,), (num_sequences, num_timesteps) or a list).
+    sequence_ids : list, optional
+        The CSV sequence column's values, one per sequence.
+    emission_columns : list of str, optional
+        The CSV columns of the emissions.
+    input_columns : list of str, optional
+        The CSV columns of the inputs.
     """
 
     times: Any
@@ -29,8 +41,10 @@ class Data(tuple):
 
     @property
     def emissions(self):
+        """The emissions, ``self[0]``."""
         return self[0]
 
     @property
     def inputs(self):
+        """The inputs, ``self[1]`` (None without inputs)."""
         return self[1]

@@ -2,8 +2,8 @@
 
 
 class DataError(ValueError):
-    """A data file that cannot be read as emissions (message names file, line and column)."""
+    """A data file that cannot be read as emissions; the message names file, line and column."""
 
 
 class ModelFileError(ValueError):
-    """A model file that is not valid lgssm JSON (message names the file and what is wrong)."""
+    """A model file that is not valid lgssm JSON; the message names the file and what is wrong."""

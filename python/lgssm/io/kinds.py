@@ -10,13 +10,23 @@ from typing import Callable
 class ModelKind:
     """A model class as stored in a model file.
 
-    ``name`` is the file's "kind"; ``model_class`` returns the class (a callable,
-    so that a class the installed lgssm lacks costs nothing until it is needed);
-    ``dims`` and ``options`` are the constructor arguments stored under "dims"
-    and "options" (read back from attributes of the same names). Parameters and
-    their properties are whatever ``model.initialize()`` returns: dataclasses of
-    groups of arrays, walked field by field, so a kind with other parameter
-    names (``dynamics.drift``, ``dynamics.diffusion_cov``) needs no other code.
+    Parameters and their properties are whatever ``model.initialize()``
+    returns: dataclasses of groups of arrays, walked field by field, so a kind
+    with other parameter names (``dynamics.drift``, ``dynamics.diffusion_cov``)
+    needs no other code.
+
+    Parameters
+    ----------
+    name : str
+        The file's ``"kind"``.
+    model_class : callable
+        Returns the class (a callable, so that a class the installed lgssm lacks
+        costs nothing until it is needed).
+    dims : tuple of str, default ("state_dim", "emission_dim", "input_dim")
+        The constructor arguments stored under ``"dims"`` (read back from the
+        model's attributes of the same names).
+    options : tuple of str, default ()
+        The constructor arguments stored under ``"options"``.
     """
 
     name: str
@@ -29,7 +39,13 @@ _KINDS: dict[str, ModelKind] = {}
 
 
 def register_kind(kind: ModelKind) -> None:
-    """Adds (or replaces) a model kind for ``save_model`` / ``load_model``."""
+    """Register (add or replace) a model kind for `save_model` and `load_model`.
+
+    Parameters
+    ----------
+    kind : ModelKind
+        The kind, replacing one of the same name.
+    """
     _KINDS[kind.name] = kind
 
 
@@ -49,8 +65,23 @@ register_kind(ModelKind("continuous", _lgssm_attr("ContinuousTimeSSM"), options=
 
 
 def kind_of(model) -> ModelKind:
-    """The registered kind of ``model``: the one whose class is the most derived
-    class ``model`` is an instance of."""
+    """Find the registered kind of ``model``: the most derived class it is an instance of.
+
+    Parameters
+    ----------
+    model : object
+        A model, e.g. a `lgssm.LinearGaussianSSM`.
+
+    Returns
+    -------
+    ModelKind
+        Its kind.
+
+    Raises
+    ------
+    ValueError
+        If no registered kind's class matches.
+    """
     best = None
     for kind in _KINDS.values():
         cls = kind.model_class()

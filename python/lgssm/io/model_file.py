@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._docstrings import shared
 from ..params import field_names, param_groups
 from ._text import read_text
 from .atomic import atomic_write
@@ -69,7 +70,29 @@ def _jsonable(value, where: str):
 
 
 def model_to_json(model, params, props=None, metadata: dict | None = None) -> dict:
-    """The JSON document (a dict) of ``save_model``."""
+    """Make the JSON document (a dict) that `save_model` writes.
+
+    Parameters
+    ----------
+    model : LinearGaussianSSM or ContinuousTimeSSM
+        A model of a registered kind.
+    params : ParamsLGSSM or ParamsCTSSM
+        Its parameters.
+    props : ParamsLGSSM or ParamsCTSSM, optional
+        Their properties; None for those of ``model.initialize``.
+    metadata : dict, optional
+        Stored under ``"metadata"`` (arrays become nested lists).
+
+    Returns
+    -------
+    dict
+        The document of docs/json-format.md.
+
+    Raises
+    ------
+    ValueError
+        If the model's kind is not registered or the metadata holds something JSON cannot.
+    """
     kind = kind_of(model)
     if props is None:
         props = model.initialize(0)[1]
@@ -97,10 +120,30 @@ def model_to_json(model, params, props=None, metadata: dict | None = None) -> di
 
 
 def save_model(path, model, params, props=None, *, metadata: dict | None = None) -> None:
-    """Writes ``model``, ``params`` and ``props`` (default: those of
-    ``model.initialize``) to ``path`` as JSON (docs/json-format.md), atomically.
-    ``metadata`` (e.g. how the model was fitted) is stored as given and ignored
-    by ``load_model``; arrays in it become nested lists."""
+    """Save a model, its parameters and properties to a JSON file, atomically.
+
+    The format is that of docs/json-format.md; float64 values are written with
+    ``repr``, so that a save/load round trip is exact.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    model : LinearGaussianSSM or ContinuousTimeSSM
+        A model of a registered kind.
+    params : ParamsLGSSM or ParamsCTSSM
+        Its parameters.
+    props : ParamsLGSSM or ParamsCTSSM, optional
+        Their properties; None for those of ``model.initialize``.
+    metadata : dict, optional
+        E.g. how the model was fitted: stored as given (arrays become nested lists)
+        and ignored by `load_model`.
+
+    Raises
+    ------
+    ValueError
+        If the model's kind is not registered or the metadata holds something JSON cannot.
+    """
     text = _pretty(model_to_json(model, params, props, metadata))
     with atomic_write(path, "w") as fh:
         fh.write(text)
@@ -138,8 +181,26 @@ def _unexpected(mapping: dict, allowed, where: str, file: str):
         )
 
 
+@shared
 def model_from_json(doc, file: str = "<model>"):
-    """``(model, params, props)`` from a JSON document (as ``load_model``)."""
+    """Rebuild ``(model, params, props)`` from a JSON document, as `load_model` does.
+
+    Parameters
+    ----------
+    doc : dict
+        The parsed JSON document.
+    file : str, default "<model>"
+        The file name for error messages.
+
+    Returns
+    -------
+    %(model_params_props)s
+
+    Raises
+    ------
+    ModelFileError
+        A `ValueError` naming the file and what is wrong.
+    """
     if not isinstance(doc, dict):
         raise ModelFileError(f"{file}: expected a JSON object at the top level, got {type(doc).__name__}")
     fmt = _expect(doc, "format", str, "", file)
@@ -225,14 +286,46 @@ def model_from_json(doc, file: str = "<model>"):
     return model, params, props
 
 
+@shared
 def load_model(path):
-    """``(model, params, props)`` from a model file written by ``save_model``."""
+    """Load ``(model, params, props)`` from a model file written by `save_model`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+
+    Returns
+    -------
+    %(model_params_props)s
+
+    Raises
+    ------
+    ModelFileError
+        A `ValueError` naming the file and what is wrong.
+    """
     path = os.fspath(path)
     return model_from_json(_read_json(path), path)
 
 
 def read_metadata(path) -> dict:
-    """The "metadata" object of a model file ({} when there is none)."""
+    """Read the ``"metadata"`` object of a model file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+
+    Returns
+    -------
+    dict
+        The metadata, ``{}`` when there is none.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not valid JSON.
+    """
     doc = _read_json(os.fspath(path))
     return doc.get("metadata", {}) if isinstance(doc, dict) else {}
 

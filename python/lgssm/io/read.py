@@ -27,18 +27,42 @@ def read_data(
     times_column=None,
     header: bool | None = None,
 ) -> Data:
-    """Emissions (and inputs) from a CSV, NPY or NPZ file; see the docstring of ``lgssm.io``.
+    """Read emissions (and inputs, times) from a CSV, NPY or NPZ file.
 
-    Returns ``Data``, which unpacks as ``(emissions, inputs)``: emissions are a
-    (num_timesteps, emission_dim) array, a (num_sequences, num_timesteps,
-    emission_dim) NaN-padded array (NPY/NPZ) or a list of (num_timesteps_i,
-    emission_dim) arrays (CSV with a sequence column); inputs have the same
-    layout with input_dim columns, or are None.
+    The formats are described in the docstring of `lgssm.io`.
 
-    CSV only: ``sequence_column`` (name or 0-based index), ``input_columns`` and
-    ``emission_columns`` (comma-separated string or list of names, indices or
-    glob patterns; emissions default to every column not otherwise used),
-    ``times_column``, and ``header`` (None: detect).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; its extension (``.csv``, ``.tsv``, ``.npy``, ``.npz``) gives the format.
+    sequence_column : str or int, optional
+        CSV only: the column (name or 0-based index) grouping rows into sequences.
+    input_columns : str or list, optional
+        CSV only: the input columns, a comma-separated string or a list of names,
+        indices or glob patterns.
+    emission_columns : str or list, optional
+        CSV only: the emission columns, as ``input_columns``; default every column
+        not otherwise used.
+    times_column : str or int, optional
+        CSV only: the column of observation times.
+    header : bool, optional
+        CSV only: whether the first row is a header; None detects it.
+
+    Returns
+    -------
+    Data
+        Unpacks as ``(emissions, inputs)``: emissions a (num_timesteps, emission_dim)
+        array, a (num_sequences, num_timesteps, emission_dim) NaN-padded array
+        (NPY/NPZ) or a list of (num_timesteps_i, emission_dim) arrays (CSV with a
+        sequence column); inputs the same layout with input_dim columns, or None.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DataError
+        A `ValueError` naming the file (and line and column) when it cannot be read,
+        its format is unknown, or a CSV-only option is given for NPY/NPZ.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()

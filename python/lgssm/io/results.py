@@ -28,7 +28,7 @@ def _cell(x) -> str:
 
 
 def write_arrays(path, **arrays) -> None:
-    """Writes named arrays to ``path``, atomically; the format follows the extension:
+    """Write named arrays to ``path``, atomically, in the format of its extension.
 
     - ``.npz``: all arrays (``np.savez``);
     - ``.npy``: exactly one array;
@@ -37,6 +37,19 @@ def write_arrays(path, **arrays) -> None:
       one column ``name``; an array (num_rows, d1, d2, ...) becomes columns
       ``name_i_j...``. Numbers are written with ``repr`` (exact), NaN as
       ``nan``; string arrays (e.g. sequence ids) are written as they are.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    **arrays : array
+        The arrays by name.
+
+    Raises
+    ------
+    ValueError
+        If no array is given, a ``.npy`` file gets more than one, the arrays of a
+        CSV table differ in their first axis, or the extension is unknown.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
