@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DLGSSM_BUILD_TESTS=OFF -DLGSSM_BUILD_BENCHMARKS=ON >/dev/null
+cmake --preset bench >/dev/null
 cmake --build build/bench -j"$(nproc)" --target lgssm_kernels
 ./build/bench/bench/cpp/lgssm_kernels --benchmark_out=build/bench/kernels.json --benchmark_out_format=json
 

@@ -1,4 +1,4 @@
-// Argument checks shared by the entry points (private).
+// Argument checks shared by the entry points (private: lgssm::internal).
 #pragma once
 
 #include <string>
@@ -6,7 +6,7 @@
 #include "lgssm/error.hpp"
 #include "lgssm/params.hpp"
 
-namespace lgssm {
+namespace lgssm::internal {
 
 // Per-step series must have 1 entry, or one per step (emissions) / transition
 // (dynamics) of a sequence of `num_timesteps` steps.
@@ -41,10 +41,14 @@ inline constexpr double kDefiniteTolerance = 1e-13;
 // Throws lgssm::invalid_argument naming `name` and what was wrong.
 void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind);
 
+// Whether `m` is finite and a covariance of the kind (check_covariance
+// without the throw).
+bool is_covariance(const Eigen::Ref<const Matrix>& m, Definiteness kind);
+
 // Whether the values of parameters whose shapes are valid (as those of
 // from_unconstrained) pass validate: finite, and covariances as validate
 // requires. Does not throw: for objectives, where invalid values are a point
 // outside the valid set and not an error.
 bool has_valid_values(const Params& params);
 
-}  // namespace lgssm
+}  // namespace lgssm::internal

@@ -9,20 +9,21 @@
 #include <sstream>
 
 #include "checks.hpp"
-#include "internal.hpp"
+#include "unchecked.hpp"
 #include "lbfgs.hpp"
 #include "lgssm/error.hpp"
+#include "linalg.hpp"
 #include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
-#include "slots.hpp"
+#include "unconstrained.hpp"
 
 namespace lgssm {
 
+using internal::kInf;
 using internal::throw_invalid;
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::vector<size_t> iota(size_t n) {
   std::vector<size_t> v(n);
@@ -129,7 +130,7 @@ struct Objective {
   double operator()(const Vector& x, Vector& grad, const std::vector<size_t>& indices,
                     double batch_weight = 1.0) const {
     const Params p = from_unconstrained(x, base, props);
-    if (!has_valid_values(p)) return kInf;
+    if (!internal::has_valid_values(p)) return kInf;
     const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
     return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
   }
@@ -137,15 +138,20 @@ struct Objective {
 
 }  // namespace
 
-void validate(const EmOptions& options) {
-  check_count("num_iters", options.num_iters, 0);
-  check_tolerance("tolerance", options.tolerance);
-  check_count("num_threads", options.num_threads, 0);
+void EmLoopOptions::validate() const {
+  internal::check_count("num_iters", num_iters, 0);
+  internal::check_tolerance("tolerance", tolerance);
+}
+
+void EmOptions::validate() const {
+  internal::check_count("num_iters", num_iters, 0);
+  internal::check_tolerance("tolerance", tolerance);
+  internal::check_count("num_threads", num_threads, 0);
 }
 
 FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                  const EmOptions& options) {
-  validate(options);
+  options.validate();
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
   const bool per_step = params.emissions.weights.size() > 1;
@@ -185,23 +191,23 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   return {std::move(run.params), std::move(run.history), std::move(run.summary)};
 }
 
-void validate(const AdamOptions& adam) {
-  check_positive("learning_rate", adam.learning_rate);
-  check_unit_interval("b1", adam.b1);
-  check_unit_interval("b2", adam.b2);
-  check_positive("eps", adam.eps);
+void AdamOptions::validate() const {
+  internal::check_positive("learning_rate", learning_rate);
+  internal::check_unit_interval("b1", b1);
+  internal::check_unit_interval("b2", b2);
+  internal::check_positive("eps", eps);
 }
 
-void validate(const SgdOptions& options) {
-  validate(options.adam);
-  check_count("batch_size", options.batch_size, 1);
-  check_count("num_epochs", options.num_epochs, 0);
-  check_count("num_threads", options.num_threads, 0);
+void SgdOptions::validate() const {
+  adam.validate();
+  internal::check_count("batch_size", batch_size, 1);
+  internal::check_count("num_epochs", num_epochs, 0);
+  internal::check_count("num_threads", num_threads, 0);
 }
 
 std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
                                                  std::uint64_t seed, int epoch) {
-  check_count("batch_size", batch_size, 1);
+  internal::check_count("batch_size", batch_size, 1);
   auto order = iota(num_sequences);
   const size_t batch = std::min<size_t>(batch_size, num_sequences);
   if (shuffle && batch < num_sequences) {
@@ -218,8 +224,8 @@ std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch
 
 double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats,
                       double batch_weight, double scale, const ConjugatePrior* prior, Vector& grad) {
-  check_positive("batch_weight", batch_weight);
-  check_positive("scale", scale);
+  internal::check_positive("batch_weight", batch_weight);
+  internal::check_positive("scale", scale);
   // The prior counts once per objective, the minibatch's log likelihood batch_weight times.
   grad = -batch_weight * log_prob_gradient(params, props, stats) / scale;
   double f = -batch_weight * stats.marginal_loglik / scale;
@@ -244,7 +250,7 @@ void adam_update(const AdamOptions& adam, const Vector& grad, Vector& x, AdamSta
 
 SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState state, const SgdOptions& options,
                std::vector<double> history) {
-  validate(options);
+  options.validate();
   const auto started = std::chrono::steady_clock::now();
   int evaluations = 0;
   SgdRun r{std::move(x), std::move(history), {}};
@@ -298,7 +304,7 @@ SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState 
 
 FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                   const SgdOptions& options) {
-  validate(options);
+  options.validate();
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
   const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads,
@@ -314,31 +320,26 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   return r;
 }
 
-void validate(const LbfgsOptions& options) {
-  check_count("max_iters", options.max_iters, 0);
-  check_count("memory", options.memory, 1);
-  check_tolerance("gradient_tolerance", options.gradient_tolerance);
-  check_tolerance("function_tolerance", options.function_tolerance);
-  check_count("num_threads", options.num_threads, 0);
+void LbfgsOptions::validate() const {
+  internal::check_count("max_iters", max_iters, 0);
+  internal::check_count("memory", memory, 1);
+  internal::check_tolerance("gradient_tolerance", gradient_tolerance);
+  internal::check_tolerance("function_tolerance", function_tolerance);
+  internal::check_count("num_threads", num_threads, 0);
 }
 
 FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                     const LbfgsOptions& options) {
-  validate(options);
+  options.validate();
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
   const double scale = num_entries(params, seqs);
   const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
   const auto all = iota(seqs.size());
   FitResult r{params, {}, {}};
-  const auto started = std::chrono::steady_clock::now();
-  const auto run = internal::maximize_log_prob([&](const Vector& x, Vector& g) { return objective(x, g, all); },
-                                               to_unconstrained(params, props), options, scale, r.history);
-  r.params = from_unconstrained(run.x, params, props);
-  r.summary.iterations = run.iterations;
-  r.summary.termination = run.termination;
-  r.summary.message = run.message;
-  complete(r.summary, r.history, run.evaluations, started);
+  const Vector x = internal::maximize_log_prob([&](const Vector& x, Vector& g) { return objective(x, g, all); },
+                                               to_unconstrained(params, props), options, scale, r.history, r.summary);
+  r.params = from_unconstrained(x, params, props);
   SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;
 }

@@ -6,9 +6,10 @@
 #include <utility>
 
 #include "checks.hpp"
-#include "internal.hpp"
+#include "unchecked.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
+#include "lgssm/parallel.hpp"
 #include "linalg.hpp"
 
 namespace lgssm {
@@ -17,8 +18,8 @@ using internal::dispatch_state_dim;
 using internal::KalmanFilter;
 using internal::NoMallocScope;
 using internal::PsdFactor;
-using internal::row_view;
-using internal::view;
+using internal::sized_row;
+using internal::sized;
 using internal::shape_str;
 using internal::throw_invalid;
 
@@ -52,8 +53,8 @@ constexpr auto kNothing = [](Eigen::Index, const auto&) {};
 template <class Filter>
 void store(const Filter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& covs) {
   constexpr int N = Filter::Vec::RowsAtCompileTime;
-  row_view<N>(means, t) = kf.mean();
-  view<N, N>(covs[t]) = kf.cov().transpose();  // symmetric: a straight copy into the row-major entry
+  sized_row<N>(means, t) = kf.mean();
+  sized<N, N>(covs[t]) = kf.cov().transpose();  // symmetric: a straight copy into the row-major entry
 }
 
 // Per step t, the terms of the backward recursion (KalmanFilter::backward_*):
@@ -83,9 +84,9 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
       [&](Eigen::Index t, const auto& kf) {
         store(kf, t, r.filtered_means, r.filtered_covariances);
         if (!back) return;
-        row_view<N>(back->a, t) = kf.backward_a();
-        view<N, N>(back->transition[t]) = kf.backward_transition();
-        if (omega) view<N, N>(back->omega[t]) = kf.backward_omega();
+        sized_row<N>(back->a, t) = kf.backward_a();
+        sized<N, N>(back->transition[t]) = kf.backward_transition();
+        if (omega) sized<N, N>(back->omega[t]) = kf.backward_omega();
       });
   return r;
 }
@@ -153,34 +154,34 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
   Mat info = Mat::Zero(n, n), info_minus(n, n), tmp(n, n), tmp2(n, n);
   [[maybe_unused]] NoMallocScope no_malloc;
   for (Eigen::Index t = steps - 1; t >= 0; --t) {
-    const auto pf = view<N, N>(std::as_const(r.filtered_covariances)[t]);
-    auto mean = row_view<N>(r.smoothed_means, t);
-    mean = row_view<N>(std::as_const(r.filtered_means), t);
+    const auto pf = sized<N, N>(std::as_const(r.filtered_covariances)[t]);
+    auto mean = sized_row<N>(r.smoothed_means, t);
+    mean = sized_row<N>(std::as_const(r.filtered_means), t);
     mean.noalias() += pf * score;
-    const auto a_mat = view<N, N>(std::as_const(back.transition)[t]);
-    score_minus = row_view<N>(std::as_const(back.a), t);
+    const auto a_mat = sized<N, N>(std::as_const(back.transition)[t]);
+    score_minus = sized_row<N>(std::as_const(back.a), t);
     score_minus.noalias() += a_mat.transpose() * score;
     if (covariances) {
       tmp.noalias() = info * pf;
       tmp2 = pf;
       tmp2.noalias() -= pf * tmp;
       internal::symmetrize(tmp2);
-      view<N, N>(r.smoothed_covariances[t]) = tmp2.transpose();  // symmetric
+      sized<N, N>(r.smoothed_covariances[t]) = tmp2.transpose();  // symmetric
       tmp.noalias() = info * a_mat;
-      info_minus = view<N, N>(std::as_const(back.omega)[t]);
+      info_minus = sized<N, N>(std::as_const(back.omega)[t]);
       info_minus.noalias() += a_mat.transpose() * tmp;
     }
     if (t == 0) break;
-    const auto f = view<N, N>(params.dynamics.weights.at(t - 1));
+    const auto f = sized<N, N>(params.dynamics.weights.at(t - 1));
     score.noalias() = f.transpose() * score_minus;
     if (covariances) {
       tmp.noalias() = info_minus * f;
       info.noalias() = f.transpose() * tmp;
       internal::symmetrize(info);
       tmp2.setIdentity();
-      tmp2.noalias() -= view<N, N>(std::as_const(r.predicted_covariances)[t]) * info_minus;
-      tmp.noalias() = f * view<N, N>(std::as_const(r.filtered_covariances)[t - 1]);
-      view<N, N>(r.smoothed_cross_covariances[t - 1]).noalias() = tmp2 * tmp;
+      tmp2.noalias() -= sized<N, N>(std::as_const(r.predicted_covariances)[t]) * info_minus;
+      tmp.noalias() = f * sized<N, N>(std::as_const(r.filtered_covariances)[t - 1]);
+      sized<N, N>(r.smoothed_cross_covariances[t - 1]).noalias() = tmp2 * tmp;
     }
   }
   return r;
@@ -195,7 +196,7 @@ template <class Fn>
 auto map_validated(const Params& params, const std::vector<Sequence>& seqs, int num_threads, Fn fn) {
   validate(params);
   validate(params, seqs);
-  return map_sequences(seqs, fn, num_threads);
+  return parallel_map(seqs, fn, num_threads);
 }
 
 }  // namespace
@@ -280,8 +281,8 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
                     const RowMatrix& inputs) {
   validate(params);
   if (num_timesteps < 1) throw_invalid("num_timesteps", "an integer >= 1", std::to_string(num_timesteps));
-  check_inputs(params, inputs, num_timesteps, "inputs");
-  check_series_lengths(params, num_timesteps);
+  internal::check_inputs(params, inputs, num_timesteps, "inputs");
+  internal::check_series_lengths(params, num_timesteps);
   std::mt19937_64 rng(seed);
   return draw_joint(params, rng, num_timesteps, inputs);
 }
@@ -347,8 +348,8 @@ ForecastResult forecast(const Params& params, const Sequence& seq,
   const Eigen::Index k_steps = num_forecast_timesteps, steps = seq.num_timesteps();
   if (k_steps < 0)
     throw_invalid("num_forecast_timesteps", "an integer >= 0", std::to_string(k_steps));
-  check_inputs(params, forecast_inputs, k_steps, "forecast_inputs");
-  check_series_lengths(params, steps + k_steps);
+  internal::check_inputs(params, forecast_inputs, k_steps, "forecast_inputs");
+  internal::check_series_lengths(params, steps + k_steps);
   const Eigen::Index n = params.state_dim(), p = params.emission_dim();
   const auto& e = params.emissions;
   ForecastResult out{RowMatrix(k_steps, n), MatrixSeries(k_steps, n, n), RowMatrix(k_steps, p),

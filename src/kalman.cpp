@@ -10,7 +10,6 @@
 namespace lgssm::internal {
 
 namespace {
-constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
 bool is_diagonal(const ConstMatrixMap& m) {
@@ -77,14 +76,14 @@ void KalmanFilter<N>::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u)
   } else {
     const LinearGaussianParams& d = params_.dynamics;
     const Eigen::Index k = t - 1;  // transition z_{t-1} -> z_t
-    const auto f = view<N, N>(d.weights.at(k));
+    const auto f = sized<N, N>(d.weights.at(k));
     tmp_n_.noalias() = f * mean_;
-    tmp_n_ += view<N, 1>(d.bias.at(k));
-    if (u.size() > 0) tmp_n_.noalias() += view<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
+    tmp_n_ += sized<N, 1>(d.bias.at(k));
+    if (u.size() > 0) tmp_n_.noalias() += sized<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
     mean_ = tmp_n_;
     tmp_nn_.noalias() = f * cov_;
     cov_.noalias() = tmp_nn_ * f.transpose();
-    cov_ += view<N, N>(d.cov.at(k));
+    cov_ += sized<N, N>(d.cov.at(k));
   }
   symmetrize(cov_);
   factor_ = psd_.compute(cov_);
@@ -96,7 +95,7 @@ void KalmanFilter<N>::prepare(Eigen::Index t) {
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
   if (po == 0) return;
-  const auto h = view<Eigen::Dynamic, N>(e.weights.at(t));
+  const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
   const auto r = e.cov.at(t);
   auto l_r = chol_r_.topLeftCorner(po, po);
   for (Eigen::Index a = 0; a < po; ++a)
@@ -169,7 +168,7 @@ double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
   double loglik = 0.0;
   if (po > 0) {
-    const auto h = view<Eigen::Dynamic, N>(e.weights.at(t));
+    const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
     // Whitened innovation e = L_R^{-1} (y_N - H_N m - D_N u - d_N).
     auto resid = resid_.head(po);
     for (Eigen::Index a = 0; a < po; ++a) {
@@ -224,7 +223,7 @@ double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u
 template <int N>
 double KalmanFilter<N>::update_exact(Eigen::Index t) {
   const Eigen::Index ne = static_cast<Eigen::Index>(exact_.size());
-  const auto h = view<Eigen::Dynamic, N>(params_.emissions.weights.at(t));
+  const auto h = sized<Eigen::Dynamic, N>(params_.emissions.weights.at(t));
   const double scale = factor_.norm();
   const auto fail = [&](Eigen::Index i) {
     throw invalid_argument("emissions.cov: component " + std::to_string(i) + " of step " + std::to_string(t) +

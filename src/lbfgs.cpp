@@ -2,17 +2,18 @@
 #include "lbfgs.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #include "lgssm/error.hpp"
+#include "linalg.hpp"
 
 namespace lgssm::internal {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kC1 = 1e-4, kC2 = 0.9;  // sufficient decrease, curvature
 constexpr int kMaxEvaluations = 40;      // per line search
 
@@ -207,12 +208,18 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
   }
 }
 
-LbfgsRun maximize_log_prob(const Objective& objective, Vector x, const LbfgsOptions& options, double scale,
-                           std::vector<double>& history) {
-  return minimize_lbfgs(objective, std::move(x), options, [&](int it, double f) {
+Vector maximize_log_prob(const Objective& objective, Vector x, const LbfgsOptions& options, double scale,
+                         std::vector<double>& history, FitSummary& summary) {
+  const auto started = std::chrono::steady_clock::now();
+  LbfgsRun run = minimize_lbfgs(objective, std::move(x), options, [&](int it, double f) {
     history.push_back(-f * scale);
     return !options.callback || options.callback(it, -f * scale);
   });
+  summary.iterations = run.iterations;
+  summary.termination = run.termination;
+  summary.message = std::move(run.message);
+  complete(summary, history, run.evaluations, started);
+  return std::move(run.x);
 }
 
 }  // namespace lgssm::internal

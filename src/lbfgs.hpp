@@ -23,7 +23,7 @@
 #include <functional>
 #include <string>
 
-#include "lgssm/learn.hpp"
+#include "lgssm/fit.hpp"
 
 namespace lgssm::internal {
 
@@ -49,9 +49,10 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
                         const std::function<bool(int, double)>& on_iterate);
 
 // Maximizes log p(y) by minimizing objective(x, grad) = -log p(y) / scale,
-// recording log p(y) at each iterate into `history` and honouring the
-// options' callback (the shared body of the fit_lbfgs functions).
-LbfgsRun maximize_log_prob(const Objective& objective, Vector x, const LbfgsOptions& options, double scale,
-                           std::vector<double>& history);
+// recording log p(y) at each iterate into `history`, honouring the options'
+// callback and filling `summary` (the shared body of the fit_lbfgs
+// functions). Returns the last iterate.
+Vector maximize_log_prob(const Objective& objective, Vector x, const LbfgsOptions& options, double scale,
+                         std::vector<double>& history, FitSummary& summary);
 
 }  // namespace lgssm::internal

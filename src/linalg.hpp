@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #ifdef __linux__
 #include <sys/mman.h>
@@ -18,6 +19,10 @@
 #include "lgssm/params.hpp"
 
 namespace lgssm::internal {
+
+constexpr double kLog2Pi = 1.8378770664093454835606594728112;  // log(2 pi)
+constexpr double kLogPi = 1.1447298858494001741434273513531;   // log(pi)
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // The time loops are templates on the state dimension N: fixed-size Eigen
 // types for the small dimensions below, whose n x n algebra then compiles to
@@ -46,16 +51,16 @@ using RowMajorN = Eigen::Matrix<double, R, C, (C == 1 && R != 1) ? Eigen::ColMaj
 
 // A series entry seen with compile-time sizes.
 template <int R, int C>
-Eigen::Map<const RowMajorN<R, C>> view(const ConstMatrixMap& m) {
+Eigen::Map<const RowMajorN<R, C>> sized(const ConstMatrixMap& m) {
   return Eigen::Map<const RowMajorN<R, C>>(m.data(), m.rows(), m.cols());
 }
 template <int R, int C>
-Eigen::Map<RowMajorN<R, C>> view(MatrixMap m) {
+Eigen::Map<RowMajorN<R, C>> sized(MatrixMap m) {
   return Eigen::Map<RowMajorN<R, C>>(m.data(), m.rows(), m.cols());
 }
 // Row t of a (num_timesteps, n) RowMatrix as an n-vector.
 template <int N, class Rows>
-auto row_view(Rows& m, Eigen::Index t) {
+auto sized_row(Rows& m, Eigen::Index t) {
   using Map = std::conditional_t<std::is_const_v<Rows>, Eigen::Map<const VectorN<N>>, Eigen::Map<VectorN<N>>>;
   return Map(m.row(t).data(), m.cols());
 }

@@ -3,9 +3,10 @@
 #include <Eigen/Cholesky>
 #include <cmath>
 
-#include "internal.hpp"
+#include "unchecked.hpp"
 #include "linalg.hpp"
 #include "lgssm/error.hpp"
+#include "lgssm/parallel.hpp"
 
 namespace lgssm {
 
@@ -70,7 +71,7 @@ Matrix internal::stacked(const LinearGaussianParams& c, Eigen::Index t) {
 namespace {
 
 using internal::stacked;
-using internal::view;
+using internal::sized;
 
 // Regressor rows x_t = [E z; u; 1], one row per term, stacked: the first
 // `count` rows of `means`, the inputs from row `input_shift` on.
@@ -86,8 +87,8 @@ RowMatrix regressors(const RowMatrix& means, const RowMatrix& inputs, Eigen::Ind
 // Sum of `count` entries of a series from `first` on.
 template <int N>
 internal::MatrixN<N> series_sum(const MatrixSeries& series, Eigen::Index first, Eigen::Index count) {
-  internal::MatrixN<N> sum = view<N, N>(series[first]);
-  for (Eigen::Index t = first + 1; t < first + count; ++t) sum += view<N, N>(series[t]);
+  internal::MatrixN<N> sum = sized<N, N>(series[first]);
+  for (Eigen::Index t = first + 1; t < first + count; ++t) sum += sized<N, N>(series[t]);
   return sum;
 }
 

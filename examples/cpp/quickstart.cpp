@@ -4,8 +4,7 @@
 #include <iostream>
 #include <random>
 
-#include <lgssm/inference.hpp>
-#include <lgssm/learn.hpp>
+#include <lgssm/lgssm.hpp>
 
 namespace {
 

@@ -1,36 +1,16 @@
-// The fit drivers: one loop per algorithm, parameterized by what differs
-// between the models and engines that use it.
-//
-// run_em: every EM that lgssm runs (discrete time, the continuous-time
-// generalized EM, and lgssm.distributed, whose E-step runs on a Dask cluster),
-// given its E-step and M-step. Each iteration records the objective (log p(y), plus log prior for MAP) of
-// the parameters entering it, computed from their E-step, then applies the
-// M-step. With acceleration, SQUAREM (Varadhan & Roland 2008, scheme S3): from
-// theta_0 and two EM steps theta_1, theta_2, r = theta_1 - theta_0 and
-// v = theta_2 - 2 theta_1 + theta_0, the step alpha = |r| / |v| clamped to
-// [1, step_max] gives theta' = theta_0 + 2 alpha r + alpha^2 v (alpha = 1 is
-// theta_2), taken on the problem's vector of parameters (the unconstrained
-// one, where every vector is a valid parameter). theta' is kept only when its
-// objective is at least theta_1's, so the history stays non-decreasing;
-// step_max grows by 4 when reached and shrinks back on a rejection (Du &
-// Varadhan 2020, turboEM's defaults).
-//
-// The fit stops (FitSummary) when
-//  - num_iters objectives are recorded (kMaxIterations; the result is the last
-//    M-step's output, not yet evaluated);
-//  - the relative change of the objective is at most `tolerance`
-//    (kConverged), or the callback returns false (kStopped); the result is the
-//    parameters just recorded;
-//  - the objective is not finite, or falls by more than kEmMaxFall relative
-//    (EM cannot lower it in exact arithmetic: accuracy was lost), or the
-//    M-step's output is not a valid parameter, or the E-step throws
-//    lgssm::invalid_argument (kNumericalFailure); the result
-//    is the last recorded parameters (the start when none is).
+/// @file
+/// Fitting the parameters of an LG-SSM: the options and summaries of every
+/// fit, the fits themselves (EM with closed-form M-steps, Adam on minibatches
+/// of sequences, L-BFGS), and the drivers they run on.
+///
+/// Every options struct has its defaults in the struct and a validate() that
+/// names the first field out of range; every fit calls it.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -39,12 +19,184 @@
 #include <vector>
 
 #include "lgssm/error.hpp"
-#include "lgssm/learn.hpp"
+#include "lgssm/params.hpp"
+#include "lgssm/prior.hpp"
+#include "lgssm/props.hpp"
 
 namespace lgssm {
 
-// Fills the summary's objectives, evaluation count, wall time (since `start`)
-// and usability from the fit's history.
+/// Why a fit stopped.
+enum class Termination { kMaxIterations, kConverged, kNumericalFailure, kStopped };
+
+/// What a fit reports besides its parameters and history.
+struct FitSummary {
+  int iterations = 0;  ///< iterations (EM, L-BFGS) or epochs (SGD) completed
+  Termination termination = Termination::kMaxIterations;
+  std::string message;  ///< human-readable reason
+  /// Conditions the caller should hear of, each reported once, e.g. a fitted
+  /// covariance approaching singularity (see kNearSingular).
+  std::vector<std::string> warnings;
+  /// The history's first and last entries (NaN when it is empty): log p(y)
+  /// (+ log prior) for EM and L-BFGS, the epoch's mean loss for SGD.
+  double initial_objective = std::numeric_limits<double>::quiet_NaN();
+  double final_objective = std::numeric_limits<double>::quiet_NaN();
+  int evaluations = 0;  ///< of the objective: E-steps (EM), minibatch losses (SGD), objective calls (L-BFGS)
+  double seconds = 0.0;  ///< wall time of the fit
+  /// Whether the returned parameters are a fit: the history has a finite last
+  /// entry (false when the fit failed at its start).
+  bool usable = false;
+};
+
+/// A fitted (trainable) covariance whose smallest eigenvalue is at most this
+/// times its largest is reported in FitSummary::warnings: near a singular
+/// covariance the likelihood may grow without bound (with one sequence and a
+/// trainable initial.cov, for example, initial.cov -> 0 and a full
+/// emissions.cov losing rank), and float64 loses the digits that fix the
+/// small eigenvalues (the smoothed moments behind the statistics are exact to
+/// about 1e-16 of the state's scale, not of the vanishing residual's).
+constexpr double kNearSingular = 1e-10;
+
+/// The result of a discrete-time fit.
+struct FitResult {
+  Params params;
+  /// EM: log p(y) (+ log prior) of the parameters entering each iteration
+  /// (before its M-step); SGD: the mean minibatch loss of each epoch,
+  /// -(log p(y) + log prior) / (number of emission entries) as dynamax scales
+  /// it; L-BFGS: log p(y) (+ log prior) at each iterate.
+  std::vector<double> history;
+  FitSummary summary;
+};
+
+/// Called after each iteration/epoch with (iteration, history value); return
+/// false to stop the fit (Termination::kStopped).
+using FitCallback = std::function<bool(int, double)>;
+
+/// Options of fit_em (every field checked by validate()).
+struct EmOptions {
+  int num_iters = 50;      ///< maximum number of EM iterations, >= 0
+  double tolerance = 0.0;  ///< stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; finite, >= 0; 0 never stops early
+  int num_threads = 0;     ///< threads for the E-step, >= 0; 0 = all hardware threads
+  std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
+  bool accelerate = false; ///< SQUAREM extrapolation on the unconstrained parameters (fit.hpp)
+  FitCallback callback;    ///< optional
+  /// Throws lgssm::invalid_argument naming the first field out of its range.
+  void validate() const;
+};
+
+/// A fall of EM's objective larger than this, relative, is taken as a
+/// numerical failure (EM cannot decrease it in exact arithmetic).
+constexpr double kEmMaxFall = 1e-8;
+
+/// Expectation-maximization, by the driver of fit.hpp. Each iteration's M-step
+/// is the exact conditional maximizer (m_step), so in exact arithmetic log p(y)
+/// (+ log prior) never falls. A numerical failure stops the fit with
+/// Termination::kNumericalFailure and the parameters of the last iteration
+/// recorded in `history`: a non-finite log likelihood, an M-step that leaves the
+/// valid parameter set, or a fall of the objective by more than kEmMaxFall
+/// relative (the history is therefore monotone to that tolerance). With
+/// options.accelerate, SQUAREM steps (each kept only when it does not lower
+/// the objective) between pairs of EM steps.
+/// @param params the starting parameters
+/// @param props which parameters are fitted, and the covariances' structures
+/// @param seqs the sequences (at least one)
+/// @param options see EmOptions (validated)
+/// @return the fitted parameters, the history of the objective and the summary
+FitResult fit_em(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                 const EmOptions& options = {});
+
+/// Adam's settings, with optax.adam's defaults.
+struct AdamOptions {
+  double learning_rate = 1e-3;  ///< finite, > 0
+  double b1 = 0.9;              ///< in [0, 1)
+  double b2 = 0.999;            ///< in [0, 1)
+  double eps = 1e-8;            ///< finite, > 0
+  /// Throws lgssm::invalid_argument naming the first field out of its range.
+  void validate() const;
+};
+
+/// Options of fit_sgd (every field checked by validate()).
+struct SgdOptions {
+  AdamOptions adam;
+  int batch_size = 1;      ///< sequences per minibatch, >= 1
+  int num_epochs = 50;     ///< >= 0
+  bool shuffle = false;    ///< reshuffle the sequences every epoch
+  std::uint64_t seed = 0;  ///< for shuffling
+  int num_threads = 0;     ///< >= 0; 0 = all hardware threads
+  std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
+  FitCallback callback;    ///< optional
+  /// Checks every field, adam's included.
+  void validate() const;
+};
+
+/// Adam on minibatches of whole sequences, minimizing dynamax's loss
+/// -(N / |batch|) sum_batch log p(y_i) / (number of emission entries).
+/// Returns, as dynamax, the parameters after the last update. If the loss
+/// becomes non-finite the fit stops (Termination::kNumericalFailure) and
+/// returns instead the parameters with the lowest loss evaluated so far, the
+/// message naming their epoch e (with one minibatch per epoch they are the
+/// parameters entering epoch e and their loss is history[e]; with smaller
+/// minibatches, lowest by the minibatch's estimate of the loss).
+/// The pieces below (minibatch order, loss from statistics, Adam step) are what
+/// it is made of, public so that a distributed driver takes the same path.
+/// @param params the starting parameters
+/// @param props which parameters are fitted, and the covariances' structures
+/// @param seqs the sequences (at least one)
+/// @param options see SgdOptions (validated)
+/// @return the parameters after the last update (see above), the epochs' losses and the summary
+FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                  const SgdOptions& options = {});
+
+/// The minibatches of epoch `epoch` of fit_sgd: the sequence indices
+/// 0 .. num_sequences-1 in order, or (with shuffle and more sequences than
+/// batch_size) permuted by a generator seeded with (seed, epoch), cut into
+/// consecutive groups of batch_size (>= 1); the last group may be smaller.
+std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
+                                                 std::uint64_t seed, int epoch);
+
+/// Adam's moment estimates and step count (all zero before the first step).
+struct AdamState {
+  Vector m;       ///< first-moment estimate, like x
+  Vector v;       ///< second-moment estimate, like x
+  long step = 0;  ///< updates taken
+  explicit AdamState(Eigen::Index size = 0) : m(Vector::Zero(size)), v(Vector::Zero(size)) {}
+};
+
+/// One Adam update of x against the gradient `grad` (Kingma & Ba 2015, Alg. 1):
+/// m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2,
+/// x <- x - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+void adam_update(const AdamOptions& options, const Vector& grad, Vector& x, AdamState& state);
+
+/// Options of fit_lbfgs (every field checked by validate()).
+struct LbfgsOptions {
+  int max_iters = 1000;              ///< >= 0
+  int memory = 10;                   ///< stored correction pairs, >= 1
+  double gradient_tolerance = 1e-8;  ///< stop when |grad|_inf <= tol * max(1, |f|); finite, >= 0
+  double function_tolerance = 1e-12; ///< stop when the relative decrease of f is below this; finite, >= 0
+  int num_threads = 0;               ///< >= 0; 0 = all hardware threads
+  std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
+  FitCallback callback;               ///< optional
+  /// Throws lgssm::invalid_argument naming the first field out of its range.
+  void validate() const;
+};
+
+/// Limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a strong
+/// Wolfe line search (Alg. 3.5/3.6) on -log p(y) over the unconstrained vector.
+/// f is scaled by the number of emission entries, so function_tolerance and
+/// gradient_tolerance are relative to that per-entry loss. Termination says
+/// whether a tolerance was met or max_iters was reached first.
+/// @param params the starting parameters
+/// @param props which parameters are fitted (time-invariant when trainable)
+/// @param seqs the sequences (at least one)
+/// @param options see LbfgsOptions (validated)
+/// @return the parameters of the last iterate, the objective at each iterate and the summary
+FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                    const LbfgsOptions& options = {});
+
+// ---- The drivers: one loop per algorithm, parameterized by what differs
+// between the models and engines that use it.
+
+/// Fills the summary's objectives, evaluation count, wall time (since `start`)
+/// and usability from the fit's history.
 inline void complete(FitSummary& summary, const std::vector<double>& history, int evaluations,
                      std::chrono::steady_clock::time_point start) {
   if (!history.empty()) {
@@ -56,43 +208,73 @@ inline void complete(FitSummary& summary, const std::vector<double>& history, in
   summary.usable = !history.empty() && std::isfinite(history.back());
 }
 
-// The steps of one EM, for parameters P and statistics S.
+/// The steps of one EM, for parameters P and statistics S.
 template <class P, class S>
 struct EmSteps {
-  std::function<S(const P&)> e_step;                   // statistics at p
-  std::function<double(const P&, const S&)> objective;  // log p(y) (+ log prior) at p, from its statistics
-  // The M-step; throws lgssm::invalid_argument when its output is not a valid parameter.
+  std::function<S(const P&)> e_step;                   ///< statistics at p
+  std::function<double(const P&, const S&)> objective;  ///< log p(y) (+ log prior) at p, from its statistics
+  /// The M-step; throws lgssm::invalid_argument when its output is not a valid parameter.
   std::function<P(const P&, const S&)> m_step;
-  // For acceleration: the parameters as one vector, and back (throwing
-  // lgssm::invalid_argument for a vector that is no valid parameter).
+  /// For acceleration: the parameters as one vector, and back (throwing
+  /// lgssm::invalid_argument for a vector that is no valid parameter).
   std::function<Vector(const P&)> to_vector;
   std::function<P(const Vector&)> from_vector;
-  // Optional: called with each recorded iterate (iteration, parameters,
-  // summary so far), e.g. to add warnings; and after each M-step with its
-  // output and the history so far (e.g. to write a checkpoint).
+  /// Optional: called with each recorded iterate (iteration, parameters,
+  /// summary so far), e.g. to add warnings; and after each M-step with its
+  /// output and the history so far (e.g. to write a checkpoint).
   std::function<void(int, const P&, FitSummary&)> on_record;
   std::function<void(const P&, const std::vector<double>&)> after_m_step;
 };
 
+/// Options of run_em.
 struct EmLoopOptions {
-  int num_iters = 50;       // objectives to record in all (a resumed history counts), >= 0
-  double tolerance = 0.0;   // stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; >= 0; 0 never stops early
-  bool accelerate = false;  // SQUAREM; needs EmSteps::to_vector and from_vector
-  FitCallback callback;     // optional: (iteration, objective); false stops the fit
-  // Appended to the message when the M-step leaves the valid set: what may help.
+  int num_iters = 50;       ///< objectives to record in all (a resumed history counts), >= 0
+  double tolerance = 0.0;   ///< stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; >= 0; 0 never stops early
+  bool accelerate = false;  ///< SQUAREM; needs EmSteps::to_vector and from_vector
+  FitCallback callback;     ///< optional: (iteration, objective); false stops the fit
+  /// Appended to the message when the M-step leaves the valid set: what may help.
   std::string remedy;
+  /// Throws lgssm::invalid_argument naming the first field out of its range.
+  void validate() const;
 };
 
 template <class P>
+/// The result of run_em.
 struct EmRun {
   P params;
-  std::vector<double> history;  // the objective entering each iteration
+  std::vector<double> history;  ///< the objective entering each iteration
   FitSummary summary;
 };
 
-// Runs EM from `start` (with `history` already recorded when resuming a fit).
+/// Runs EM from `start` (with `history` already recorded when resuming a
+/// fit): every EM that lgssm runs (discrete time, the continuous-time
+/// generalized EM, and lgssm.distributed, whose E-step runs on a Dask cluster),
+/// given its E-step and M-step. Each iteration records the objective (log p(y), plus log prior for MAP) of
+/// the parameters entering it, computed from their E-step, then applies the
+/// M-step. With acceleration, SQUAREM (Varadhan & Roland 2008, scheme S3): from
+/// theta_0 and two EM steps theta_1, theta_2, r = theta_1 - theta_0 and
+/// v = theta_2 - 2 theta_1 + theta_0, the step alpha = |r| / |v| clamped to
+/// [1, step_max] gives theta' = theta_0 + 2 alpha r + alpha^2 v (alpha = 1 is
+/// theta_2), taken on the problem's vector of parameters (the unconstrained
+/// one, where every vector is a valid parameter). theta' is kept only when its
+/// objective is at least theta_1's, so the history stays non-decreasing;
+/// step_max grows by 4 when reached and shrinks back on a rejection (Du &
+/// Varadhan 2020, turboEM's defaults).
+///
+/// The fit stops (FitSummary) when
+///  - num_iters objectives are recorded (kMaxIterations; the result is the last
+///    M-step's output, not yet evaluated);
+///  - the relative change of the objective is at most `tolerance`
+///    (kConverged), or the callback returns false (kStopped); the result is the
+///    parameters just recorded;
+///  - the objective is not finite, or falls by more than kEmMaxFall relative
+///    (EM cannot lower it in exact arithmetic: accuracy was lost), or the
+///    M-step's output is not a valid parameter, or the E-step throws
+///    lgssm::invalid_argument (kNumericalFailure); the result
+///    is the last recorded parameters (the start when none is).
 template <class P, class S>
 EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& options, std::vector<double> history = {}) {
+  options.validate();
   const auto started = std::chrono::steady_clock::now();
   int evaluations = 0;
   EmRun<P> r{start, std::move(history), {}};
@@ -199,32 +381,33 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
   return done();
 }
 
-// run_sgd: Adam on minibatches of whole sequences (fit_sgd, and
-// lgssm.distributed's, whose minibatch statistics come from the workers).
-// Epoch e takes the minibatches sgd_minibatches(num_sequences, batch_size,
-// shuffle, seed, e) in order; for each, loss(x, batch, batch_weight, grad)
-// returns the minibatch's loss at x (+inf where x is no valid parameter) and
-// writes its gradient, batch_weight = num_sequences / |batch|; then one
-// adam_update. The history holds each epoch's mean minibatch loss. The fit
-// stops after num_epochs epochs (the result: x after the last update), when
-// the callback returns false after an epoch (kStopped, the same), or when a
-// loss is not finite (kNumericalFailure; the result: the x with the lowest
-// minibatch loss seen, its epoch named in the message).
+/// run_sgd: Adam on minibatches of whole sequences (fit_sgd, and
+/// lgssm.distributed's, whose minibatch statistics come from the workers).
+/// Epoch e takes the minibatches sgd_minibatches(num_sequences, batch_size,
+/// shuffle, seed, e) in order; for each, loss(x, batch, batch_weight, grad)
+/// returns the minibatch's loss at x (+inf where x is no valid parameter) and
+/// writes its gradient, batch_weight = num_sequences / |batch|; then one
+/// adam_update. The history holds each epoch's mean minibatch loss. The fit
+/// stops after num_epochs epochs (the result: x after the last update), when
+/// the callback returns false after an epoch (kStopped, the same), or when a
+/// loss is not finite (kNumericalFailure; the result: the x with the lowest
+/// minibatch loss seen, its epoch named in the message).
 struct SgdSteps {
   std::function<double(const Vector&, const std::vector<size_t>&, double, Vector&)> loss;
-  // Optional: after each epoch, with x, Adam's state and the history (e.g. to write a checkpoint).
+  /// Optional: after each epoch, with x, Adam's state and the history (e.g. to write a checkpoint).
   std::function<void(const Vector&, const AdamState&, const std::vector<double>&)> after_epoch;
 };
 
+/// The result of run_sgd.
 struct SgdRun {
   Vector x;
   std::vector<double> history;
   FitSummary summary;
 };
 
-// Runs Adam from x with Adam's `state` (and `history` already recorded when
-// resuming); of `options` it uses adam, batch_size, num_epochs, shuffle, seed
-// and callback, which it validates.
+/// Runs Adam from x with Adam's `state` (and `history` already recorded when
+/// resuming); of `options` it uses adam, batch_size, num_epochs, shuffle, seed
+/// and callback, which it validates.
 SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState state, const SgdOptions& options,
                std::vector<double> history = {});
 

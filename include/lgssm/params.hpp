@@ -1,91 +1,49 @@
-// Model parameters of a linear Gaussian state-space model (LG-SSM).
-//
-// Time-index convention (the one used by every function of lgssm; 0-based):
-//
-//   z_0     ~ N(initial.mean, initial.cov)
-//   z_t     ~ N(F_t z_{t-1} + B_t u_t + b_t, Q_t)        t = 1 .. T-1
-//   y_t     ~ N(H_t z_t     + D_t u_t + d_t, R_t)        t = 0 .. T-1
-//
-// where (F, B, b, Q) = dynamics.(weights, input_weights, bias, cov) and
-// (H, D, d, R) = emissions.(weights, input_weights, bias, cov). The input u_t
-// drives both the transition *into* step t and the emission *at* step t, so
-// u_0 only enters y_0.
-//
-// Any parameter may vary with time. A parameter is a MatrixSeries of one
-// entry (constant) or of one entry per use: emission parameters have one entry
-// per step t = 0..T-1; dynamics parameters have one entry per transition, entry
-// k governing the transition from z_k to z_{k+1} (k = 0..T-2). A series longer
-// than needed is fine (its leading entries are used), so one set of per-step
-// parameters can serve sequences of different lengths.
+/// @file
+/// Model parameters of a linear Gaussian state-space model (LG-SSM).
+///
+/// Time-index convention (the one used by every function of lgssm; 0-based):
+///
+///   z_0     ~ N(initial.mean, initial.cov)
+///   z_t     ~ N(F_t z_{t-1} + B_t u_t + b_t, Q_t)        t = 1 .. T-1
+///   y_t     ~ N(H_t z_t     + D_t u_t + d_t, R_t)        t = 0 .. T-1
+///
+/// where (F, B, b, Q) = dynamics.(weights, input_weights, bias, cov) and
+/// (H, D, d, R) = emissions.(weights, input_weights, bias, cov). The input u_t
+/// drives both the transition *into* step t and the emission *at* step t, so
+/// u_0 only enters y_0.
+///
+/// Any parameter may vary with time. A parameter is a MatrixSeries of one
+/// entry (constant) or of one entry per use: emission parameters have one entry
+/// per step t = 0..T-1; dynamics parameters have one entry per transition, entry
+/// k governing the transition from z_k to z_{k+1} (k = 0..T-2). A series longer
+/// than needed is fine (its leading entries are used), so one set of per-step
+/// parameters can serve sequences of different lengths.
 #pragma once
 
-#include <Eigen/Core>
 #include <string>
 #include <vector>
 
+#include "lgssm/series.hpp"
+
 namespace lgssm {
 
-using Matrix = Eigen::MatrixXd;
-using Vector = Eigen::VectorXd;
-// Time series are stored one step per row, matching NumPy's (num_timesteps, dim).
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MatrixMap = Eigen::Map<RowMatrix>;
-using ConstMatrixMap = Eigen::Map<const RowMatrix>;
-
-// A stack of `size()` matrices of one shape (rows, cols), stored contiguously
-// and row-major, i.e. laid out like a C-ordered NumPy array of shape
-// (size, rows, cols). Vectors are stacks with cols == 1.
-class MatrixSeries {
- public:
-  MatrixSeries() = default;
-  MatrixSeries(Eigen::Index size, Eigen::Index rows, Eigen::Index cols)
-      : data_(RowMatrix::Zero(size, rows * cols)), rows_(rows), cols_(cols) {}
-  // A series of one entry holding `m` (a vector is a one-column matrix).
-  static MatrixSeries constant(const Eigen::Ref<const RowMatrix>& m);
-
-  Eigen::Index size() const { return data_.rows(); }
-  Eigen::Index rows() const { return rows_; }
-  Eigen::Index cols() const { return cols_; }
-  bool empty() const { return data_.size() == 0; }
-
-  MatrixMap operator[](Eigen::Index i) { return MatrixMap(data_.row(i).data(), rows_, cols_); }
-  ConstMatrixMap operator[](Eigen::Index i) const {
-    return ConstMatrixMap(data_.row(i).data(), rows_, cols_);
-  }
-  // Entry i of a per-step series, or entry 0 of a constant one.
-  ConstMatrixMap at(Eigen::Index i) const { return (*this)[size() == 1 ? 0 : i]; }
-  Eigen::Map<const Vector> vec(Eigen::Index i) const {
-    return Eigen::Map<const Vector>(data_.row(size() == 1 ? 0 : i).data(), rows_);
-  }
-
-  double* data() { return data_.data(); }
-  const double* data() const { return data_.data(); }
-  // The whole stack as a (size, rows * cols) matrix.
-  RowMatrix& flat() { return data_; }
-  const RowMatrix& flat() const { return data_; }
-
- private:
-  RowMatrix data_;
-  Eigen::Index rows_ = 0;
-  Eigen::Index cols_ = 0;
-};
-
-// z_0 ~ N(mean, cov).
+/// z_0 ~ N(mean, cov).
 struct InitialParams {
-  Vector mean;  // (state_dim,)
-  Matrix cov;   // (state_dim, state_dim), symmetric positive semidefinite
+  Vector mean;  ///< (state_dim,)
+  Matrix cov;   ///< (state_dim, state_dim), symmetric positive semidefinite
 };
 
-// The conditional Gaussian N(weights x + input_weights u + bias, cov): the
-// dynamics (x = z_{t-1}) or the emissions (x = z_t). Each member is constant
-// (one entry) or per step (see the convention above).
+/// The conditional Gaussian N(weights x + input_weights u + bias, cov): the
+/// dynamics (x = z_{t-1}) or the emissions (x = z_t). Each member is constant
+/// (one entry) or per step (see the convention above).
 struct LinearGaussianParams {
-  MatrixSeries weights;        // (out_dim, state_dim)
-  MatrixSeries bias;           // (out_dim,)
-  MatrixSeries input_weights;  // (out_dim, input_dim); input_dim may be 0
-  MatrixSeries cov;            // (out_dim, out_dim); dynamics: PSD, emissions: PD
+  MatrixSeries weights;        ///< (out_dim, state_dim)
+  MatrixSeries bias;           ///< (out_dim,)
+  MatrixSeries input_weights;  ///< (out_dim, input_dim); input_dim may be 0
+  MatrixSeries cov;            ///< (out_dim, out_dim); dynamics: PSD, emissions: PD
 };
 
+/// The parameters of a discrete-time LG-SSM (conventions at the top of this file).
 struct Params {
   InitialParams initial;
   LinearGaussianParams dynamics;
@@ -96,28 +54,28 @@ struct Params {
   Eigen::Index input_dim() const { return dynamics.input_weights.cols(); }
 };
 
-// Checks shapes, finiteness, symmetry and definiteness of every parameter and
-// throws lgssm::invalid_argument naming the first offending one, e.g.
-// "dynamics.cov: expected a symmetric positive semidefinite matrix, got an
-// eigenvalue -0.3". Called by every entry point.
+/// Checks shapes, finiteness, symmetry and definiteness of every parameter and
+/// throws lgssm::invalid_argument naming the first offending one, e.g.
+/// "dynamics.cov: expected a symmetric positive semidefinite matrix, got an
+/// eigenvalue -0.3". Called by every entry point.
 void validate(const Params& params);
 
-// One observed sequence: emissions (num_timesteps, emission_dim) with NaN for
-// missing components, and inputs (num_timesteps, input_dim) or an empty
-// matrix when the model has no inputs.
+/// One observed sequence: emissions (num_timesteps, emission_dim) with NaN for
+/// missing components, and inputs (num_timesteps, input_dim) or an empty
+/// matrix when the model has no inputs.
 struct Sequence {
   RowMatrix emissions;
   RowMatrix inputs;
   Eigen::Index num_timesteps() const { return emissions.rows(); }
 };
 
-// Checks `seq` against already validated `params` (shapes, finite inputs, no
-// infinite emissions, per-step parameters long enough); `name` prefixes the
-// messages, e.g. "emissions[3]".
+/// Checks `seq` against already validated `params` (shapes, finite inputs, no
+/// infinite emissions, per-step parameters long enough); `name` prefixes the
+/// messages, e.g. "emissions[3]".
 void validate(const Params& params, const Sequence& seq, const std::string& name = "emissions");
 
-// Checks every sequence of a batch, naming them "emissions[i]" (or
-// "emissions" for a batch of one); a batch must not be empty.
+/// Checks every sequence of a batch, naming them "emissions[i]" (or
+/// "emissions" for a batch of one); a batch must not be empty.
 void validate(const Params& params, const std::vector<Sequence>& seqs);
 
 }  // namespace lgssm

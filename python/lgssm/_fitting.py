@@ -9,21 +9,42 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from . import _core
+from ._checks import INT_MAX, count, nonnegative
 from ._progress import ProgressBar
 
 if TYPE_CHECKING:
     from .models import FitSummary
 
 
+def core_options(cls, **fields):
+    """An options struct of the C++ core (``_core.EmOptions``, ``SgdOptions``, ...)
+    with ``fields`` set; the fields not given keep the struct's defaults."""
+    options = cls()
+    for name, value in fields.items():
+        setattr(options, name, value)
+    return options
+
+
+def lbfgs_options(max_iters, gradient_tolerance, function_tolerance):
+    """The core's L-BFGS options of a ``fit_lbfgs`` call's arguments, each checked and named."""
+    return core_options(
+        _core.LbfgsOptions,
+        max_iters=count("max_iters", max_iters, 0, INT_MAX - 1),
+        gradient_tolerance=nonnegative("gradient_tolerance", gradient_tolerance),
+        function_tolerance=nonnegative("function_tolerance", function_tolerance),
+    )
+
+
 @dataclass(frozen=True)
 class Driver:
-    """A C++ fit with its settings: called as ``fit(*data, *options, callback)``;
+    """A C++ fit with its options struct: called as ``fit(*data, options, callback)``;
     ``label`` names it in messages, ``total`` is the progress bar's number of steps."""
 
     fit: Callable[..., Any]
     label: str
     total: int
-    options: tuple
+    options: Any
 
 
 def run_with_progress(driver: Driver, verbose: bool, *data) -> Any:
@@ -31,7 +52,7 @@ def run_with_progress(driver: Driver, verbose: bool, *data) -> Any:
     with a progress bar as its callback (drawn when ``verbose``), closed however the fit ends."""
     bar = ProgressBar(driver.total, driver.label, verbose)
     try:
-        return driver.fit(*data, *driver.options, bar)
+        return driver.fit(*data, driver.options, bar)
     finally:
         bar.close()
 

@@ -21,7 +21,7 @@ from . import _core
 from ._batch import as_batch
 from ._checks import count, flag, nonnegative
 from ._docstrings import shared
-from ._fitting import Driver, fit_result, run_with_progress
+from ._fitting import Driver, core_options, fit_result, lbfgs_options, run_with_progress
 from ._keys import as_generator
 from .models import FitSummary, LinearGaussianSSM, PosteriorLGSSMSmoothed
 from .params import (
@@ -829,11 +829,12 @@ class ContinuousTimeSSM:
         %(squarem_reference)s
         """
         num_iters = count("num_iters", num_iters, 0)
-        options = (
-            num_iters,
-            nonnegative("tolerance", tolerance),
-            count("m_step_iters", m_step_iters, 1),
-            flag("accelerate", accelerate),
+        options = core_options(
+            _core.ContinuousEmOptions,
+            num_iters=num_iters,
+            tolerance=nonnegative("tolerance", tolerance),
+            m_step_iters=count("m_step_iters", m_step_iters, 1),
+            accelerate=flag("accelerate", accelerate),
         )
         driver = Driver(_core.continuous_fit_em, "EM", num_iters, options)
         return self._fit(driver, params, props, emissions, times, dt, inputs, verbose, return_summary)
@@ -891,12 +892,8 @@ class ContinuousTimeSSM:
         ----------
         .. [1] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., 2006.
         """
-        max_iters = count("max_iters", max_iters, 0)
-        tolerances = (
-            nonnegative("gradient_tolerance", gradient_tolerance),
-            nonnegative("function_tolerance", function_tolerance),
-        )
-        driver = Driver(_core.continuous_fit_lbfgs, "L-BFGS", max_iters + 1, (max_iters, *tolerances))
+        options = lbfgs_options(max_iters, gradient_tolerance, function_tolerance)
+        driver = Driver(_core.continuous_fit_lbfgs, "L-BFGS", options.max_iters + 1, options)
         return self._fit(driver, params, props, emissions, times, dt, inputs, verbose, return_summary)
 
     def _fit(self, driver: Driver, params, props, emissions, times, dt, inputs, verbose, return_summary):

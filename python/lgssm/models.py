@@ -13,7 +13,7 @@ from . import _core, priors
 from ._batch import as_batch, sequences
 from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
 from ._docstrings import shared
-from ._fitting import Driver, fit_result, run_with_progress
+from ._fitting import Driver, core_options, fit_result, lbfgs_options, run_with_progress
 from ._keys import as_generator, seeds
 from .optimizers import Adam, adam
 from .params import (
@@ -790,7 +790,12 @@ class LinearGaussianSSM:
         %(squarem_reference)s
         """
         num_iters = count("num_iters", num_iters, 0, INT_MAX)
-        options = (num_iters, nonnegative("tolerance", tolerance), flag("accelerate", accelerate))
+        options = core_options(
+            _core.EmOptions,
+            num_iters=num_iters,
+            tolerance=nonnegative("tolerance", tolerance),
+            accelerate=flag("accelerate", accelerate),
+        )
         return self._fit(
             Driver(_core.fit_em, "EM", num_iters, options), params, props, emissions, inputs, verbose, return_summary
         )
@@ -868,15 +873,13 @@ class LinearGaussianSSM:
         if not isinstance(optimizer, Adam):
             raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
         num_epochs = count("num_epochs", num_epochs, 0, INT_MAX)
-        options = (
-            optimizer.learning_rate,
-            optimizer.b1,
-            optimizer.b2,
-            optimizer.eps,
-            count("batch_size", batch_size, 1, INT_MAX),
-            num_epochs,
-            flag("shuffle", shuffle),
-            seeds(key, 1)[0],
+        options = core_options(
+            _core.SgdOptions,
+            adam=optimizer.core_options(),
+            batch_size=count("batch_size", batch_size, 1, INT_MAX),
+            num_epochs=num_epochs,
+            shuffle=flag("shuffle", shuffle),
+            seed=seeds(key, 1)[0],
         )
         driver = Driver(_core.fit_sgd, "SGD", num_epochs, options)
         return self._fit(driver, params, props, emissions, inputs, verbose, return_summary, warn_unscaled=True)
@@ -936,12 +939,8 @@ class LinearGaussianSSM:
         .. [1] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., 2006,
            Algorithms 7.4-7.5 and 3.5-3.6.
         """
-        max_iters = count("max_iters", max_iters, 0, INT_MAX - 1)
-        tolerances = (
-            nonnegative("gradient_tolerance", gradient_tolerance),
-            nonnegative("function_tolerance", function_tolerance),
-        )
-        driver = Driver(_core.fit_lbfgs, "L-BFGS", max_iters + 1, (max_iters, *tolerances))
+        options = lbfgs_options(max_iters, gradient_tolerance, function_tolerance)
+        driver = Driver(_core.fit_lbfgs, "L-BFGS", options.max_iters + 1, options)
         return self._fit(driver, params, props, emissions, inputs, verbose, return_summary)
 
     def _fit(self, driver: Driver, params, props, emissions, inputs, verbose, return_summary, warn_unscaled=False):
@@ -950,9 +949,8 @@ class LinearGaussianSSM:
         require_observed("emissions", b.emissions)
         if warn_unscaled and (warning := unscaled(b.emissions)) is not None:
             warnings.warn(warning, RuntimeWarning, stacklevel=3)
-        fitted, history, summary = run_with_progress(
-            driver, verbose, core, props_to_core(props), b.emissions, b.inputs, self.core_prior()
-        )
+        driver.options.prior = self.core_prior()
+        fitted, history, summary = run_with_progress(driver, verbose, core, props_to_core(props), b.emissions, b.inputs)
         for warning in summary["warnings"]:
             warnings.warn(f"{driver.label}: {warning}", RuntimeWarning, stacklevel=3)
         summary = FitSummary.from_core(summary)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import _core
 from ._docstrings import shared
+from ._fitting import core_options
 
 
 @shared
@@ -25,6 +27,16 @@ class Adam:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
+
+    def core_options(self) -> _core.AdamOptions:
+        """Make the C++ core's options of these settings.
+
+        Returns
+        -------
+        lgssm._core.AdamOptions
+            The same four settings, for the core's SGD options.
+        """
+        return core_options(_core.AdamOptions, learning_rate=self.learning_rate, b1=self.b1, b2=self.b2, eps=self.eps)
 
 
 @shared

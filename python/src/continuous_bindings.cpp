@@ -136,33 +136,30 @@ void bind_continuous(nb::module_& m) {
         return nb::make_tuple(ll, grad);
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a);
+  nb::class_<lgssm::ContinuousEmOptions>(m, "ContinuousEmOptions")
+      .def(nb::init<>())
+      .def_rw("num_iters", &lgssm::ContinuousEmOptions::num_iters)
+      .def_rw("tolerance", &lgssm::ContinuousEmOptions::tolerance)
+      .def_rw("m_step_iters", &lgssm::ContinuousEmOptions::m_step_iters)
+      .def_rw("accelerate", &lgssm::ContinuousEmOptions::accelerate)
+      .def_rw("num_threads", &lgssm::ContinuousEmOptions::num_threads)
+      .def("validate", &lgssm::ContinuousEmOptions::validate);
   m.def(
       "continuous_fit_em",
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
-         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int num_iters, double tolerance,
-         int m_step_iters, bool accelerate, nb::object callback) {
-        lgssm::ContinuousEmOptions o;
-        o.num_iters = num_iters;
-        o.tolerance = tolerance;
-        o.m_step_iters = m_step_iters;
-        o.accelerate = accelerate;
-        return run_fit(p, props, emissions, inputs, times, o, callback,
+         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, const lgssm::ContinuousEmOptions& options,
+         nb::object callback) {
+        return run_fit(p, props, emissions, inputs, times, options, callback,
                        [](auto&&... a) { return lgssm::fit_em(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "num_iters"_a, "tolerance"_a, "m_step_iters"_a,
-      "accelerate"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "options"_a, "callback"_a.none());
   m.def(
       "continuous_fit_lbfgs",
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
-         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, int max_iters, double gradient_tolerance,
-         double function_tolerance, nb::object callback) {
-        lgssm::LbfgsOptions o;
-        o.max_iters = max_iters;
-        o.gradient_tolerance = gradient_tolerance;
-        o.function_tolerance = function_tolerance;
-        return run_fit(p, props, emissions, inputs, times, o, callback,
+         std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times, const lgssm::LbfgsOptions& options,
+         nb::object callback) {
+        return run_fit(p, props, emissions, inputs, times, options, callback,
                        [](auto&&... a) { return lgssm::fit_lbfgs(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "max_iters"_a, "gradient_tolerance"_a,
-      "function_tolerance"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a, "options"_a, "callback"_a.none());
 }

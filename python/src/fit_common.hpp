@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "lgssm/error.hpp"
-#include "lgssm/learn.hpp"
+#include "lgssm/fit.hpp"
 
 namespace lgssm::bindings {
 

@@ -7,6 +7,7 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
+#include "lgssm/parallel.hpp"
 #include "fit_common.hpp"
 #include "series_caster.hpp"
 
@@ -122,7 +123,7 @@ void bind_inference(nb::module_& m) {
         std::vector<lgssm::PosteriorPredictiveResult> rs;
         {
           nb::gil_scoped_release release;
-          rs = lgssm::map_sequences(seqs, [&](const lgssm::Sequence& s) {
+          rs = lgssm::parallel_map(seqs, [&](const lgssm::Sequence& s) {
             return lgssm::posterior_predictive(p, s, full_covariances);
           });
         }

@@ -1,8 +1,9 @@
-// Bindings of stats.hpp and learn.hpp: argument conversion only.
+// Bindings of props.hpp, stats.hpp, learn.hpp and fit.hpp: argument conversion only.
 #include <cmath>
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -27,11 +28,9 @@ nb::tuple fit_tuple(lgssm::FitResult&& r) {
 
 template <class Options, class Fit>
 nb::tuple run_fit(const lgssm::Params& params, const lgssm::ParamProps& props, std::vector<RowMatrix>& emissions,
-                  std::vector<RowMatrix>& inputs, const lgssm::ConjugatePrior* prior, Options options,
-                  nb::object callback, Fit fit) {
+                  std::vector<RowMatrix>& inputs, Options options, nb::object callback, Fit fit) {
   auto seqs = to_sequences(emissions, inputs);
   options.callback = lgssm::bindings::wrap_callback(callback);
-  if (prior) options.prior = *prior;
   lgssm::FitResult r;
   {
     nb::gil_scoped_release release;
@@ -144,13 +143,50 @@ void bind_learn(nb::module_& m) {
   m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
   m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
 
-  nb::class_<lgssm::AdamOptions>(m, "AdamOptions")
-      .def("__init__",
-           [](lgssm::AdamOptions* o, double learning_rate, double b1, double b2, double eps) {
-             new (o) lgssm::AdamOptions{learning_rate, b1, b2, eps};
-           },
-           "learning_rate"_a, "b1"_a, "b2"_a, "eps"_a);
-  m.def("validate_adam", nb::overload_cast<const lgssm::AdamOptions&>(&lgssm::validate), "options"_a);
+  // The options structs of fit.hpp, field for field (the callback is passed
+  // to each fit separately); validate() raises ValueError naming the field.
+  using lgssm::AdamOptions, lgssm::EmOptions, lgssm::SgdOptions, lgssm::LbfgsOptions, lgssm::EmLoopOptions;
+  nb::class_<EmOptions>(m, "EmOptions")
+      .def(nb::init<>())
+      .def_rw("num_iters", &EmOptions::num_iters)
+      .def_rw("tolerance", &EmOptions::tolerance)
+      .def_rw("num_threads", &EmOptions::num_threads)
+      .def_rw("prior", &EmOptions::prior, nb::arg("prior").none())
+      .def_rw("accelerate", &EmOptions::accelerate)
+      .def("validate", &EmOptions::validate);
+  nb::class_<AdamOptions>(m, "AdamOptions")
+      .def(nb::init<>())
+      .def_rw("learning_rate", &AdamOptions::learning_rate)
+      .def_rw("b1", &AdamOptions::b1)
+      .def_rw("b2", &AdamOptions::b2)
+      .def_rw("eps", &AdamOptions::eps)
+      .def("validate", &AdamOptions::validate);
+  nb::class_<SgdOptions>(m, "SgdOptions")
+      .def(nb::init<>())
+      .def_rw("adam", &SgdOptions::adam)
+      .def_rw("batch_size", &SgdOptions::batch_size)
+      .def_rw("num_epochs", &SgdOptions::num_epochs)
+      .def_rw("shuffle", &SgdOptions::shuffle)
+      .def_rw("seed", &SgdOptions::seed)
+      .def_rw("num_threads", &SgdOptions::num_threads)
+      .def_rw("prior", &SgdOptions::prior, nb::arg("prior").none())
+      .def("validate", &SgdOptions::validate);
+  nb::class_<LbfgsOptions>(m, "LbfgsOptions")
+      .def(nb::init<>())
+      .def_rw("max_iters", &LbfgsOptions::max_iters)
+      .def_rw("memory", &LbfgsOptions::memory)
+      .def_rw("gradient_tolerance", &LbfgsOptions::gradient_tolerance)
+      .def_rw("function_tolerance", &LbfgsOptions::function_tolerance)
+      .def_rw("num_threads", &LbfgsOptions::num_threads)
+      .def_rw("prior", &LbfgsOptions::prior, nb::arg("prior").none())
+      .def("validate", &LbfgsOptions::validate);
+  nb::class_<EmLoopOptions>(m, "EmLoopOptions")
+      .def(nb::init<>())
+      .def_rw("num_iters", &EmLoopOptions::num_iters)
+      .def_rw("tolerance", &EmLoopOptions::tolerance)
+      .def_rw("accelerate", &EmLoopOptions::accelerate)
+      .def_rw("remedy", &EmLoopOptions::remedy)
+      .def("validate", &EmLoopOptions::validate);
   nb::class_<lgssm::AdamState>(m, "AdamState")
       .def(nb::init<Eigen::Index>(), "size"_a)
       .def_rw("m", &lgssm::AdamState::m)
@@ -179,23 +215,16 @@ void bind_learn(nb::module_& m) {
   m.def(
       "fit_em",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         const lgssm::ConjugatePrior* prior, int num_iters, double tolerance, bool accelerate, nb::object callback) {
-        lgssm::EmOptions o;
-        o.num_iters = num_iters;
-        o.tolerance = tolerance;
-        o.accelerate = accelerate;
-        return run_fit(p, props, emissions, inputs, prior, o, callback,
-                       [](auto&&... a) { return lgssm::fit_em(a...); });
+         const EmOptions& options, nb::object callback) {
+        return run_fit(p, props, emissions, inputs, options, callback, [](auto&&... a) { return lgssm::fit_em(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "num_iters"_a, "tolerance"_a,
-      "accelerate"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "options"_a, "callback"_a.none());
   // The SGD driver (fit.hpp) for lgssm.distributed: loss(x, batch,
   // batch_weight) -> (loss, gradient or None), after_epoch(x, state, history)
   // or None; `history` resumes a fit. Runs with the GIL held.
   m.def(
       "run_sgd",
-      [](nb::object loss, size_t num_sequences, lgssm::Vector x, lgssm::AdamState state,
-         const lgssm::AdamOptions& adam, int batch_size, int num_epochs, bool shuffle, std::uint64_t seed,
+      [](nb::object loss, size_t num_sequences, lgssm::Vector x, lgssm::AdamState state, SgdOptions o,
          nb::object callback, nb::object after_epoch, std::vector<double> history) {
         lgssm::SgdSteps steps;
         steps.loss = [&](const lgssm::Vector& at, const std::vector<size_t>& batch, double weight, lgssm::Vector& g) {
@@ -208,18 +237,12 @@ void bind_learn(nb::module_& m) {
           steps.after_epoch = [&](const lgssm::Vector& at, const lgssm::AdamState& st, const std::vector<double>& h) {
             after_epoch(at, st, h);
           };
-        lgssm::SgdOptions o;
-        o.adam = adam;
-        o.batch_size = batch_size;
-        o.num_epochs = num_epochs;
-        o.shuffle = shuffle;
-        o.seed = seed;
         if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
         lgssm::SgdRun run = lgssm::run_sgd(steps, num_sequences, std::move(x), std::move(state), o, std::move(history));
         return nb::make_tuple(run.x, run.history, lgssm::bindings::summary_dict(run.summary));
       },
-      "loss"_a, "num_sequences"_a, "x"_a, "state"_a, "adam"_a, "batch_size"_a, "num_epochs"_a, "shuffle"_a,
-      "seed"_a, "callback"_a.none(), "after_epoch"_a.none(), "history"_a);
+      "loss"_a, "num_sequences"_a, "x"_a, "state"_a, "options"_a, "callback"_a.none(), "after_epoch"_a.none(),
+      "history"_a);
   // The EM driver (fit.hpp) over Python objects, for lgssm.distributed, whose
   // E-step runs on a Dask cluster: e_step(params) -> stats,
   // objective(params, stats) -> float, m_step(params, stats) -> params (a
@@ -227,8 +250,8 @@ void bind_learn(nb::module_& m) {
   // history) or None; `history` resumes a fit. Runs with the GIL held.
   m.def(
       "run_em",
-      [](nb::object e_step, nb::object objective, nb::object m_step, nb::object start, int num_iters,
-         double tolerance, nb::object callback, nb::object after_m_step, std::vector<double> history) {
+      [](nb::object e_step, nb::object objective, nb::object m_step, nb::object start, EmLoopOptions o,
+         nb::object callback, nb::object after_m_step, std::vector<double> history) {
         const auto as_invalid = [](auto&& step) -> nb::object {
           try {
             return step();
@@ -243,47 +266,29 @@ void bind_learn(nb::module_& m) {
         steps.m_step = [&](const nb::object& p, const nb::object& s) { return as_invalid([&] { return m_step(p, s); }); };
         if (!after_m_step.is_none())
           steps.after_m_step = [&](const nb::object& p, const std::vector<double>& h) { after_m_step(p, h); };
-        lgssm::EmLoopOptions o;
-        o.num_iters = num_iters;
-        o.tolerance = tolerance;
         if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
-        o.remedy = ". A structured covariance or frozen parameters may help.";
         lgssm::EmRun<nb::object> run = lgssm::run_em(steps, start, o, std::move(history));
         return nb::make_tuple(run.params, run.history, lgssm::bindings::summary_dict(run.summary));
       },
-      "e_step"_a, "objective"_a, "m_step"_a, "start"_a, "num_iters"_a, "tolerance"_a, "callback"_a.none(),
-      "after_m_step"_a.none(), "history"_a);
+      "e_step"_a, "objective"_a, "m_step"_a, "start"_a, "options"_a, "callback"_a.none(), "after_m_step"_a.none(),
+      "history"_a);
   m.def(
       "fit_sgd",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         const lgssm::ConjugatePrior* prior, double learning_rate, double b1, double b2, double eps, int batch_size,
-         int num_epochs, bool shuffle, std::uint64_t seed, nb::object callback) {
-        lgssm::SgdOptions o;
-        o.adam = {learning_rate, b1, b2, eps};
-        o.batch_size = batch_size;
-        o.num_epochs = num_epochs;
-        o.shuffle = shuffle;
-        o.seed = seed;
-        return run_fit(p, props, emissions, inputs, prior, o, callback,
+         const SgdOptions& options, nb::object callback) {
+        return run_fit(p, props, emissions, inputs, options, callback,
                        [](auto&&... a) { return lgssm::fit_sgd(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "learning_rate"_a, "b1"_a, "b2"_a, "eps"_a,
-      "batch_size"_a, "num_epochs"_a, "shuffle"_a, "seed"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "options"_a, "callback"_a.none());
   m.def(
       "fit_lbfgs",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         const lgssm::ConjugatePrior* prior, int max_iters, double gradient_tolerance, double function_tolerance,
-         nb::object callback) {
-        lgssm::LbfgsOptions o;
-        o.max_iters = max_iters;
-        o.gradient_tolerance = gradient_tolerance;
-        o.function_tolerance = function_tolerance;
-        return run_fit(p, props, emissions, inputs, prior, o, callback,
+         const LbfgsOptions& options, nb::object callback) {
+        return run_fit(p, props, emissions, inputs, options, callback,
                        [](auto&&... a) { return lgssm::fit_lbfgs(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "max_iters"_a, "gradient_tolerance"_a,
-      "function_tolerance"_a, "callback"_a.none());
-  // The M-step's projection of a covariance onto a structure (learn.hpp), for
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "options"_a, "callback"_a.none());
+  // The M-step's projection of a covariance onto a structure (props.hpp), for
   // callers that give a fit a structured starting covariance.
   m.def(
       "project_covariance",

@@ -25,6 +25,7 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
+#include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
 #include "lgssm/stats.hpp"
 #include "test_util.hpp"
@@ -861,7 +862,7 @@ TEST(Learn, SgdPieces) {
     EXPECT_MATRIX_NEAR(z(i), y(i) - step1 - step2, 1e-14);
   }
   expect_invalid([&] { adam_update(adam, Vector::Zero(3), z, state); }, "grad");
-  expect_invalid([] { validate(AdamOptions{0.1, 1.0, 0.9, 1e-8}); }, "b1");
+  expect_invalid([] { AdamOptions{0.1, 1.0, 0.9, 1e-8}.validate(); }, "b1");
 }
 
 TEST(Learn, EmToleranceStopsEarly) {

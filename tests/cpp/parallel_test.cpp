@@ -1,5 +1,6 @@
 // The threaded entry points against their serial selves, and parallel_for's
-// contract (every index once, calls concurrent, the first exception rethrown).
+// contract (every index once, calls concurrent, the first exception rethrown,
+// nested and concurrent calls and calls after fork() complete).
 //
 // Every batch function hands whole items (sequences; in the continuous M-step,
 // transition groups) to parallel_for's workers, each item's result computed by
@@ -13,6 +14,8 @@
 // under AddressSanitizer + UBSan and under ThreadSanitizer (this file is the
 // executable lgssm_parallel_tests, so that the TSan build compiles only it).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -26,7 +29,9 @@
 
 #include "lgssm/continuous.hpp"
 #include "lgssm/inference.hpp"
+#include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
+#include "lgssm/parallel.hpp"
 #include "lgssm/stats.hpp"
 #include "test_util.hpp"
 
@@ -168,6 +173,59 @@ TEST(Parallel, ForRethrowsTheFirstException) {
       EXPECT_EQ(std::string(e.what()).rfind("index ", 0), 0u) << e.what();
     }
   }
+}
+
+// A parallel_for inside a parallel_for's call runs serially on that thread
+// (the pool runs one job at a time): every index of both levels once.
+TEST(Parallel, NestedCallsComplete) {
+  constexpr Index outer = 6, inner = 50;
+  std::vector<int> calls(static_cast<size_t>(outer * inner), 0);
+  parallel_for(outer, [&](Index i) {
+    parallel_for(inner, [&](Index j) { ++calls[static_cast<size_t>(i * inner + j)]; }, 2);
+  }, 2);
+  for (size_t k = 0; k < calls.size(); ++k) EXPECT_EQ(calls[k], 1) << "index " << k;
+}
+
+// Calls from several threads at once: one of them gets the pool, the others
+// run serially; each completes with every index once.
+TEST(Parallel, ConcurrentCallersComplete) {
+  constexpr int callers = 3, rounds = 100;
+  constexpr Index n = 64;
+  std::vector<std::vector<int>> calls(callers, std::vector<int>(static_cast<size_t>(n * rounds), 0));
+  std::vector<std::thread> threads;
+  for (int c = 0; c < callers; ++c)
+    threads.emplace_back([&, c] {
+      for (int r = 0; r < rounds; ++r)
+        parallel_for(n, [&](Index i) { ++calls[c][static_cast<size_t>(r * n + i)]; }, 2);
+    });
+  for (auto& t : threads) t.join();
+  for (int c = 0; c < callers; ++c)
+    for (size_t k = 0; k < calls[c].size(); ++k) ASSERT_EQ(calls[c][k], 1) << "caller " << c << ", index " << k;
+}
+
+// A child made by fork() after the pool has started (as a Dask or
+// multiprocessing worker may be) has none of its threads; parallel_for there
+// must still complete, on a pool of the child's own.
+TEST(Parallel, ForkedChildCompletes) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer does not support threads after fork()";
+#endif
+  std::vector<int> warm(16, 0);
+  parallel_for(16, [&](Index i) { ++warm[static_cast<size_t>(i)]; }, 2);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(60);  // a hang ends the child, and the test fails
+    std::vector<int> calls(100, 0);
+    parallel_for(100, [&](Index i) { ++calls[static_cast<size_t>(i)]; }, 2);
+    bool once = true;
+    for (int c : calls) once = once && c == 1;
+    _exit(once ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed (signal " << WTERMSIG(status) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's parallel_for missed or repeated an index";
 }
 
 // ---------------------------------------------------------------------------

@@ -372,10 +372,15 @@ def small_fit():
 @pytest.mark.parametrize(
     "method,option,value,pattern",
     [
-        ("fit_lbfgs", "max_iters", -1, r"^max_iters: expected an integer >= 0, got -1$"),  # ran with no cap
-        ("fit_lbfgs", "max_iters", 2.5, r"^max_iters: expected an integer >= 0, got"),
-        ("fit_lbfgs", "max_iters", "10", r"^max_iters: expected an integer >= 0, got"),
-        ("fit_lbfgs", "max_iters", True, r"^max_iters: expected an integer >= 0, got"),
+        (
+            "fit_lbfgs",
+            "max_iters",
+            -1,
+            r"^max_iters: expected an integer in \[0, 2147483646\], got -1$",
+        ),  # ran with no cap
+        ("fit_lbfgs", "max_iters", 2.5, r"^max_iters: expected an integer in \[0, 2147483646\], got"),
+        ("fit_lbfgs", "max_iters", "10", r"^max_iters: expected an integer in \[0, 2147483646\], got"),
+        ("fit_lbfgs", "max_iters", True, r"^max_iters: expected an integer in \[0, 2147483646\], got"),
         ("fit_lbfgs", "gradient_tolerance", -1.0, r"^gradient_tolerance: expected a finite number >= 0, got -1.0$"),
         ("fit_lbfgs", "function_tolerance", "0", r"^function_tolerance: expected a finite number >= 0"),
         ("fit_em", "num_iters", -1, r"^num_iters: expected an integer >= 0, got -1$"),

@@ -442,18 +442,40 @@ def test_core_prints_integer_options_as_integers():
 
     model = LinearGaussianSSM(1, 1)
     params, props = model.initialize(0)
+    options = _core.EmOptions()
+    options.num_iters = -1
     with pytest.raises(ValueError, match=r"^num_iters: expected an integer >= 0, got -1$"):
         _core.fit_em(
             model.core_params(params),
             props_to_core(props),
             [np.ones((4, 1))],
             [np.zeros((4, 0))],
-            None,
-            -1,
-            0.0,
-            False,
+            options,
             lambda i, v: True,
         )
+
+
+@pytest.mark.parametrize(
+    "cls, field, value, message",
+    [
+        ("EmOptions", "num_iters", -1, r"^num_iters: expected an integer >= 0, got -1$"),
+        ("EmOptions", "tolerance", float("nan"), r"^tolerance: expected a finite value >= 0, got nan$"),
+        ("AdamOptions", "b1", 1.0, r"^b1: expected a value in \[0, 1\), got 1$"),
+        ("SgdOptions", "batch_size", 0, r"^batch_size: expected an integer >= 1, got 0$"),
+        ("LbfgsOptions", "memory", 0, r"^memory: expected an integer >= 1, got 0$"),
+        ("ContinuousEmOptions", "m_step_iters", 0, r"^m_step_iters: expected an integer >= 1, got 0$"),
+        ("EmLoopOptions", "num_iters", -2, r"^num_iters: expected an integer >= 0, got -2$"),
+    ],
+)
+def test_core_options_validate_names_the_field(cls, field, value, message):
+    """Each options struct of the core has its defaults (valid) and a validate() naming the bad field."""
+    from lgssm import _core
+
+    options = getattr(_core, cls)()
+    options.validate()
+    setattr(options, field, value)
+    with pytest.raises(ValueError, match=message):
+        options.validate()
 
 
 def test_huge_num_timesteps():

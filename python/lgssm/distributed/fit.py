@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core, io
 from .._checks import count, nonnegative
-from .._fitting import fit_result
+from .._fitting import core_options, fit_result
 from .._keys import seeds
 from .._progress import ProgressBar
 from ..continuous import ContinuousTimeSSM
@@ -159,8 +159,12 @@ def fit_em(
             lambda p, stats: stats.marginal_loglik + engine.log_prior(p),
             engine.m_step,
             params,
-            num_iters,
-            tolerance,
+            core_options(
+                _core.EmLoopOptions,
+                num_iters=num_iters,
+                tolerance=tolerance,
+                remedy=". A structured covariance or frozen parameters may help.",
+            ),
             record,
             None if checkpoint is None else write_checkpoint,
             history,
@@ -247,11 +251,16 @@ def fit_sgd(
     optimizer = adam() if optimizer is None else optimizer
     if not isinstance(optimizer, Adam):
         raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
-    options = _core.AdamOptions(optimizer.learning_rate, optimizer.b1, optimizer.b2, optimizer.eps)
-    _core.validate_adam(options)
-    count("batch_size", batch_size, 1)
-    count("num_epochs", num_epochs, 0)
-    seed = seeds(key, 1)[0]
+    options = core_options(
+        _core.SgdOptions,
+        adam=optimizer.core_options(),
+        batch_size=count("batch_size", batch_size, 1),
+        num_epochs=count("num_epochs", num_epochs, 0),
+        shuffle=bool(shuffle),
+        seed=seeds(key, 1)[0],
+    )
+    options.validate()
+    seed = options.seed
     seqs = persist_for(engine, data, client, inputs, None, read_options)
     num_seqs = seqs.num_sequences
     starts = np.cumsum([0] + seqs.sizes)
@@ -288,10 +297,6 @@ def fit_sgd(
             x,
             adam_state,
             options,
-            batch_size,
-            num_epochs,
-            shuffle,
-            seed,
             record,
             None if checkpoint is None else write_checkpoint,
             history,

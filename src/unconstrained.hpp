@@ -1,4 +1,5 @@
-// The trainable parameters as "slots" of one unconstrained vector (private).
+// The map between the trainable parameters and one unconstrained vector
+// (private): each trainable parameter is a Slot, a named view of its value.
 // Shared by the discrete-time fits (learn.cpp) and the continuous-time ones.
 #pragma once
 
@@ -19,8 +20,8 @@ struct Slot {
   CovStructure structure;
 };
 
-MatrixMap view(Vector& v);
-MatrixMap view(Matrix& m);
+MatrixMap as_map(Vector& v);
+MatrixMap as_map(Matrix& m);
 
 // The trainable parameters of `p`, in a fixed order; throws for a trainable
 // per-step series (gradient fitting needs time-invariant parameters).

@@ -1,4 +1,5 @@
-// Entry points without argument checks, for callers that validated already (private).
+// The unchecked entry points (private): the computations behind the public
+// functions, without their argument checks, for callers that validated already.
 #pragma once
 
 #include <vector>

@@ -1,4 +1,4 @@
-#include "slots.hpp"
+#include "unconstrained.hpp"
 
 #include <cmath>
 
@@ -46,8 +46,8 @@ void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& co
 }
 
 
-MatrixMap view(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
-MatrixMap view(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
+MatrixMap as_map(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
+MatrixMap as_map(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
 
 std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
   return trainable_slots(p.initial, &p.dynamics, p.emissions, props);
@@ -59,8 +59,8 @@ std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* 
   std::vector<Slot> slots;
   auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false,
                  CovStructure s = CovStructure::kFull) { slots.push_back({name, v, is_cov, s}); };
-  if (props.initial.mean) add("initial.mean", view(initial.mean));
-  if (props.initial.cov) add("initial.cov", view(initial.cov), true, props.initial.cov_structure);
+  if (props.initial.mean) add("initial.mean", as_map(initial.mean));
+  if (props.initial.cov) add("initial.cov", as_map(initial.cov), true, props.initial.cov_structure);
   auto add_series = [&](const std::string& name, MatrixSeries& s, bool is_cov = false,
                         CovStructure structure = CovStructure::kFull) {
     if (s.size() == 1) return add(name, s[0], is_cov, structure);

@@ -1,0 +1,127 @@
+// The argument checks shared by the entry points (checks.hpp).
+#include "checks.hpp"
+
+#include <Eigen/Eigenvalues>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "lgssm/error.hpp"
+
+namespace lgssm {
+
+using internal::shape_str;
+using internal::throw_invalid;
+
+void internal::check_count(const char* name, int value, int low) {
+  if (value < low) throw_invalid(name, "an integer >= " + std::to_string(low), std::to_string(value));
+}
+
+void internal::check_tolerance(const char* name, double value) {
+  if (!(std::isfinite(value) && value >= 0)) throw_invalid(name, "a finite value >= 0", number(value));
+}
+
+void internal::check_positive(const char* name, double value) {
+  if (!(std::isfinite(value) && value > 0)) throw_invalid(name, "a finite value > 0", number(value));
+}
+
+void internal::check_unit_interval(const char* name, double value) {
+  if (!(value >= 0 && value < 1)) throw_invalid(name, "a value in [0, 1)", number(value));
+}
+
+void internal::check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m) {
+  for (Eigen::Index j = 0; j < m.cols(); ++j)
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
+      if (!std::isfinite(m(i, j)))
+        throw_invalid(name, "finite values", number(m(i, j)) + " at " + shape_str(i, j));
+}
+
+namespace {
+
+// The smallest and largest eigenvalue of a symmetric matrix; for a diagonal
+// one, its diagonal.
+std::pair<double, double> eigen_range(const Eigen::Ref<const Matrix>& m) {
+  if (m.isDiagonal(0.0)) return {m.diagonal().minCoeff(), m.diagonal().maxCoeff()};
+  Eigen::SelfAdjointEigenSolver<Matrix> eig(m, Eigen::EigenvaluesOnly);
+  return {eig.eigenvalues().minCoeff(), eig.eigenvalues().maxCoeff()};
+}
+
+// Whether m - shift I has a Cholesky factor: then every eigenvalue exceeds
+// `shift` (a fast sufficient test, far cheaper than the eigenvalues).
+bool exceeds(const Eigen::Ref<const Matrix>& m, double shift) {
+  return Eigen::LLT<Matrix>(m - shift * Matrix::Identity(m.rows(), m.cols())).info() == Eigen::Success;
+}
+
+}  // namespace
+
+namespace {
+
+// What internal::check_covariance rejects in a finite matrix: (expected, got), or none.
+// All tolerances are relative to the matrix's own scale, so that a covariance
+// of 1e-12 is judged as one of 1 is.
+std::optional<std::pair<std::string, std::string>> covariance_problem(const Eigen::Ref<const Matrix>& m,
+                                                                      internal::Definiteness kind) {
+  const double scale = m.cwiseAbs().maxCoeff();
+  const double asym = (m - m.transpose()).cwiseAbs().maxCoeff();
+  if (asym > internal::kSymmetryTolerance * scale)
+    return std::pair{"a symmetric matrix (within " + number(internal::kSymmetryTolerance) + " of its largest entry)",
+                     "an asymmetry of " + number(asym) + " against a largest entry of " + number(scale)};
+  if (kind == internal::Definiteness::kSemidefinite) {
+    const double tol = internal::kSemidefiniteTolerance * std::max(m.diagonal().maxCoeff(), 0.0);
+    if (!m.isDiagonal(0.0) && exceeds(m, -tol)) return std::nullopt;
+    const auto [lo, hi] = eigen_range(m);
+    if (lo < -internal::kSemidefiniteTolerance * std::max(hi, 0.0))
+      return std::pair{std::string("a symmetric positive semidefinite matrix"),
+                       "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")"};
+    return std::nullopt;
+  }
+  // Zero variance means an exactly observed component: its row and column
+  // must be zero; the rest must be definite.
+  std::vector<Eigen::Index> positive;
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    if (m(i, i) != 0.0) {
+      positive.push_back(i);
+    } else if (m.row(i).cwiseAbs().maxCoeff() > 0.0 || m.col(i).cwiseAbs().maxCoeff() > 0.0) {
+      return std::pair{std::string("a zero row and column for each zero-variance (exactly observed) component"),
+                       "nonzero covariances in row " + std::to_string(i) + ", whose variance is 0"};
+    }
+  }
+  if (positive.empty()) return std::nullopt;
+  const Matrix sub = m(positive, positive);
+  if (!sub.isDiagonal(0.0) && exceeds(sub, internal::kDefiniteTolerance * sub.trace())) return std::nullopt;
+  const auto [lo, hi] = eigen_range(sub);
+  if (!(lo > internal::kDefiniteTolerance * hi))
+    return std::pair{std::string("a positive definite matrix on the components with nonzero variance (an exactly "
+                                 "observed component needs a zero row and column)"),
+                     "smallest eigenvalue " + number(lo) + " (largest " + number(hi) + ")"};
+  return std::nullopt;
+}
+
+}  // namespace
+
+void internal::check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, internal::Definiteness kind) {
+  internal::check_finite(name, m);
+  if (const auto problem = covariance_problem(m, kind)) throw_invalid(name, problem->first, problem->second);
+}
+
+bool internal::is_covariance(const Eigen::Ref<const Matrix>& m, Definiteness kind) {
+  return m.allFinite() && !covariance_problem(m, kind);
+}
+
+bool internal::has_valid_values(const Params& params) {
+  const auto finite = [](const MatrixSeries& s) { return s.flat().allFinite(); };
+  const auto covs_ok = [](const MatrixSeries& covs, internal::Definiteness kind) {
+    for (Eigen::Index k = 0; k < covs.size(); ++k)
+      if (covariance_problem(covs[k], kind)) return false;
+    return true;
+  };
+  const auto& d = params.dynamics;
+  const auto& e = params.emissions;
+  return params.initial.mean.allFinite() && params.initial.cov.allFinite() && finite(d.weights) && finite(d.bias) &&
+         finite(d.input_weights) && finite(d.cov) && finite(e.weights) && finite(e.bias) && finite(e.input_weights) &&
+         finite(e.cov) && !covariance_problem(params.initial.cov, internal::Definiteness::kSemidefinite) &&
+         covs_ok(d.cov, internal::Definiteness::kSemidefinite) && covs_ok(e.cov, internal::Definiteness::kZeroRowsOrDefinite);
+}
+
+}  // namespace lgssm
