@@ -10,6 +10,8 @@ bash scripts/setup.sh
 .venv/bin/ruff check python tests/python bench
 .venv/bin/ruff format --check python tests/python bench
 .venv/bin/mypy
+# The C++ format (.clang-format).
+git ls-files -z '*.cpp' '*.hpp' | xargs -0 .venv/bin/clang-format --dry-run --Werror
 # The documentation site, warnings as errors; fails if a public function has no docstring.
 bash scripts/docs.sh
 

@@ -33,8 +33,7 @@ void internal::check_unit_interval(const char* name, double value) {
 void internal::check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m) {
   for (Eigen::Index j = 0; j < m.cols(); ++j)
     for (Eigen::Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(m(i, j)))
-        throw_invalid(name, "finite values", number(m(i, j)) + " at " + shape_str(i, j));
+      if (!std::isfinite(m(i, j))) throw_invalid(name, "finite values", number(m(i, j)) + " at " + shape_str(i, j));
 }
 
 namespace {
@@ -100,7 +99,8 @@ std::optional<std::pair<std::string, std::string>> covariance_problem(const Eige
 
 }  // namespace
 
-void internal::check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, internal::Definiteness kind) {
+void internal::check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m,
+                                internal::Definiteness kind) {
   internal::check_finite(name, m);
   if (const auto problem = covariance_problem(m, kind)) throw_invalid(name, problem->first, problem->second);
 }
@@ -121,7 +121,8 @@ bool internal::has_valid_values(const Params& params) {
   return params.initial.mean.allFinite() && params.initial.cov.allFinite() && finite(d.weights) && finite(d.bias) &&
          finite(d.input_weights) && finite(d.cov) && finite(e.weights) && finite(e.bias) && finite(e.input_weights) &&
          finite(e.cov) && !covariance_problem(params.initial.cov, internal::Definiteness::kSemidefinite) &&
-         covs_ok(d.cov, internal::Definiteness::kSemidefinite) && covs_ok(e.cov, internal::Definiteness::kZeroRowsOrDefinite);
+         covs_ok(d.cov, internal::Definiteness::kSemidefinite) &&
+         covs_ok(e.cov, internal::Definiteness::kZeroRowsOrDefinite);
 }
 
 }  // namespace lgssm

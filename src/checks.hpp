@@ -13,8 +13,7 @@ namespace lgssm::internal {
 void check_series_lengths(const Params& params, Eigen::Index num_timesteps);
 
 // `inputs` must be (num_timesteps, input_dim) and finite, or empty when input_dim is 0.
-void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps,
-                  const std::string& name);
+void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps, const std::string& name);
 
 // Option checks, naming the option: a count >= low (printed as an integer), a
 // finite tolerance >= 0, a finite value > 0, a value in [0, 1).

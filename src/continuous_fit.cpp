@@ -81,8 +81,7 @@ double log_prob_and_gradient_unchecked(const ContinuousParams& params, const Con
   const Vector g_rest =
       log_prob_gradient(internal::with_identity_dynamics(params), internal::discrete_props(props), stats);
   ContinuousDynamics grad{Matrix(), Matrix()};
-  internal::dynamics_log_lik(params.dynamics, cs.gaps, stats.dynamics, &grad.drift, &grad.diffusion_cov,
-                             num_threads);
+  internal::dynamics_log_lik(params.dynamics, cs.gaps, stats.dynamics, &grad.drift, &grad.diffusion_cov, num_threads);
   ContinuousDynamics values = params.dynamics;
   const Vector g_dyn = internal::chain(internal::dynamics_slots(values, props), internal::dynamics_slots(grad, props));
   gradient.resize(g_rest.size() + g_dyn.size());
@@ -121,8 +120,9 @@ ContinuousParams m_step(const ContinuousParams& params, const ContinuousProps& p
   const size_t groups = std::max<size_t>(1, stats.gaps.size());
   if (stats.stats.initial.w0.rows() != n || stats.stats.dynamics.size() != groups ||
       stats.stats.dynamics.front().w0.rows() != n)
-    throw_invalid("stats", "statistics of a model with state_dim " + std::to_string(n) + " and " +
-                               std::to_string(groups) + " dynamics groups (one per gap)",
+    throw_invalid("stats",
+                  "statistics of a model with state_dim " + std::to_string(n) + " and " + std::to_string(groups) +
+                      " dynamics groups (one per gap)",
                   "state_dim " + std::to_string(stats.stats.initial.w0.rows()) + " and " +
                       std::to_string(stats.stats.dynamics.size()) + " groups");
   return internal::m_step_unchecked(params, props, stats, m_step_iters, num_threads);

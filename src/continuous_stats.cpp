@@ -1,11 +1,12 @@
 // The continuous-time model as a discrete-time one, and its statistics
 // (continuous.hpp: validate, validate_times, to_discrete, sufficient_stats).
+#include "continuous_stats.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "checks.hpp"
-#include "continuous_stats.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
 #include "linalg.hpp"
@@ -68,8 +69,9 @@ Params assemble(const ContinuousParams& params, const std::vector<Discretization
 std::vector<Discretization> discretize_gaps(const ContinuousParams& params, const std::vector<double>& dts) {
   std::vector<Discretization> out;
   for (double dt : dts) out.push_back(discretize_unchecked(params.dynamics.drift, params.dynamics.diffusion_cov, dt));
-  if (out.empty()) out.push_back({Matrix::Identity(params.state_dim(), params.state_dim()),
-                                  Matrix::Identity(params.state_dim(), params.state_dim())});
+  if (out.empty())
+    out.push_back({Matrix::Identity(params.state_dim(), params.state_dim()),
+                   Matrix::Identity(params.state_dim(), params.state_dim())});
   return out;
 }
 
@@ -111,19 +113,22 @@ ContinuousStats grouped_stats(const ContinuousParams& params, const std::vector<
   const bool per_step = params.emissions.weights.size() > 1;
   std::vector<SufficientStats> each(seqs.size());
   std::vector<std::vector<Eigen::Index>> global_of_local(seqs.size());
-  parallel_for(static_cast<Eigen::Index>(seqs.size()), [&](Eigen::Index i) {
-    const auto& groups = gaps.of_sequence[i];
-    std::vector<Eigen::Index>& globals = global_of_local[i];
-    globals = groups;
-    std::sort(globals.begin(), globals.end());
-    globals.erase(std::unique(globals.begin(), globals.end()), globals.end());
-    std::vector<Eigen::Index> local(groups.size());
-    for (size_t k = 0; k < groups.size(); ++k)
-      local[k] = std::lower_bound(globals.begin(), globals.end(), groups[k]) - globals.begin();
-    const Params p = assemble(params, discs, groups);
-    each[i] = sufficient_stats_one(p, seqs[i].seq, per_step, local,
-                                             std::max<Eigen::Index>(1, static_cast<Eigen::Index>(globals.size())));
-  }, num_threads);
+  parallel_for(
+      static_cast<Eigen::Index>(seqs.size()),
+      [&](Eigen::Index i) {
+        const auto& groups = gaps.of_sequence[i];
+        std::vector<Eigen::Index>& globals = global_of_local[i];
+        globals = groups;
+        std::sort(globals.begin(), globals.end());
+        globals.erase(std::unique(globals.begin(), globals.end()), globals.end());
+        std::vector<Eigen::Index> local(groups.size());
+        for (size_t k = 0; k < groups.size(); ++k)
+          local[k] = std::lower_bound(globals.begin(), globals.end(), groups[k]) - globals.begin();
+        const Params p = assemble(params, discs, groups);
+        each[i] = sufficient_stats_one(p, seqs[i].seq, per_step, local,
+                                       std::max<Eigen::Index>(1, static_cast<Eigen::Index>(globals.size())));
+      },
+      num_threads);
   const Eigen::Index n = params.state_dim();
   SufficientStats total;
   total.initial = RegressionStats(params.initial.mean);
@@ -145,31 +150,34 @@ double dynamics_log_lik(const ContinuousDynamics& dyn, const std::vector<double>
   const auto num_gaps = static_cast<Eigen::Index>(dts.size());
   std::vector<double> terms(dts.size(), 0.0);
   std::vector<Matrix> grads_drift(grad_drift ? dts.size() : 0), grads_diffusion(grads_drift.size());
-  parallel_for(num_gaps, [&](Eigen::Index g) {
-    const RegressionStats& s = groups[g];
-    if (s.count <= 0) return;
-    const Transition t = transition(dyn.drift, dts[g]);
-    const Matrix& a = t.weights;
-    std::vector<Matrix> series, entering;  // recorded for the adjoint
-    const Matrix sigma = grad_drift ? covariance(t, dyn.diffusion_cov, &series, &entering)
-                                    : covariance(t, dyn.diffusion_cov);
-    const Eigen::LLT<Matrix> llt(sigma);
-    if (!a.allFinite() || !sigma.allFinite() || llt.info() != Eigen::Success) {
-      terms[g] = -kInf;
-      return;
-    }
-    Matrix w = Matrix::Zero(s.w0.rows(), s.w0.cols());  // [A, 0, 0]: no dynamics inputs or bias
-    w.leftCols(n) = a;
-    const Matrix resid = s.scatter(w);
-    const double log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
-    terms[g] = -0.5 * (s.count * (static_cast<double>(n) * kLog2Pi + log_det) + llt.solve(resid).trace());
-    if (!grad_drift) return;
-    const Matrix g_a = llt.solve(s.moment(w).leftCols(n));
-    const Matrix half = llt.solve(resid - s.count * sigma);
-    Matrix g_sigma = 0.5 * llt.solve(half.transpose());
-    symmetrize(g_sigma);
-    transition_adjoint(t, series, entering, g_a, g_sigma, grads_drift[g], grads_diffusion[g]);
-  }, num_threads);
+  parallel_for(
+      num_gaps,
+      [&](Eigen::Index g) {
+        const RegressionStats& s = groups[g];
+        if (s.count <= 0) return;
+        const Transition t = transition(dyn.drift, dts[g]);
+        const Matrix& a = t.weights;
+        std::vector<Matrix> series, entering;  // recorded for the adjoint
+        const Matrix sigma =
+            grad_drift ? covariance(t, dyn.diffusion_cov, &series, &entering) : covariance(t, dyn.diffusion_cov);
+        const Eigen::LLT<Matrix> llt(sigma);
+        if (!a.allFinite() || !sigma.allFinite() || llt.info() != Eigen::Success) {
+          terms[g] = -kInf;
+          return;
+        }
+        Matrix w = Matrix::Zero(s.w0.rows(), s.w0.cols());  // [A, 0, 0]: no dynamics inputs or bias
+        w.leftCols(n) = a;
+        const Matrix resid = s.scatter(w);
+        const double log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+        terms[g] = -0.5 * (s.count * (static_cast<double>(n) * kLog2Pi + log_det) + llt.solve(resid).trace());
+        if (!grad_drift) return;
+        const Matrix g_a = llt.solve(s.moment(w).leftCols(n));
+        const Matrix half = llt.solve(resid - s.count * sigma);
+        Matrix g_sigma = 0.5 * llt.solve(half.transpose());
+        symmetrize(g_sigma);
+        transition_adjoint(t, series, entering, g_a, g_sigma, grads_drift[g], grads_diffusion[g]);
+      },
+      num_threads);
   double total = 0.0;  // summed in gap order, so the result does not depend on the threads
   for (double t : terms) total += t;
   if (grad_drift) {
@@ -199,7 +207,8 @@ void validate_data(const ContinuousParams& params, const std::vector<TimedSequen
   for (size_t i = 0; i < seqs.size(); ++i) {
     const std::string name = seqs.size() == 1 ? "emissions" : "emissions[" + std::to_string(i) + "]";
     validate(discrete, seqs[i].seq, name);
-    validate_times(seqs[i].times, seqs[i].seq.num_timesteps(), seqs.size() == 1 ? "times" : "times[" + std::to_string(i) + "]");
+    validate_times(seqs[i].times, seqs[i].seq.num_timesteps(),
+                   seqs.size() == 1 ? "times" : "times[" + std::to_string(i) + "]");
   }
 }
 
@@ -209,7 +218,8 @@ void validate_props(const ContinuousParams& params, const ContinuousProps& props
   validate(with_identity_dynamics(params), discrete_props(props));
 }
 
-void validate_fit(const ContinuousParams& params, const ContinuousProps& props, const std::vector<TimedSequence>& seqs) {
+void validate_fit(const ContinuousParams& params, const ContinuousProps& props,
+                  const std::vector<TimedSequence>& seqs) {
   validate_data(params, seqs);
   validate_props(params, props);
 }

@@ -1,4 +1,6 @@
 // The fitting loops: EM, Adam on minibatches, L-BFGS.
+#include "lgssm/fit.hpp"
+
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <chrono>
@@ -9,12 +11,11 @@
 #include <sstream>
 
 #include "checks.hpp"
-#include "unchecked.hpp"
 #include "lbfgs.hpp"
 #include "lgssm/error.hpp"
-#include "linalg.hpp"
-#include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
+#include "linalg.hpp"
+#include "unchecked.hpp"
 #include "unconstrained.hpp"
 
 namespace lgssm {
@@ -23,7 +24,6 @@ using internal::kInf;
 using internal::throw_invalid;
 
 namespace {
-
 
 std::vector<size_t> iota(size_t n) {
   std::vector<size_t> v(n);
@@ -71,7 +71,8 @@ class SingularWatch {
       const double largest = ev(ev.size() - 1);
       fn(group, name, structure, largest > 0 ? ev(0) / largest : 0.0);
     };
-    if (props_.initial.cov && p.initial.cov.size() > 0) one(0, "initial.cov", p.initial.cov, props_.initial.cov_structure);
+    if (props_.initial.cov && p.initial.cov.size() > 0)
+      one(0, "initial.cov", p.initial.cov, props_.initial.cov_structure);
     const std::pair<const MatrixSeries*, const ParamProps::Conditional*> groups[] = {
         {&p.dynamics.cov, &props_.dynamics}, {&p.emissions.cov, &props_.emissions}};
     for (int g = 0; g < 2; ++g) {
@@ -205,8 +206,8 @@ void SgdOptions::validate() const {
   internal::check_count("num_threads", num_threads, 0);
 }
 
-std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
-                                                 std::uint64_t seed, int epoch) {
+std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle, std::uint64_t seed,
+                                                 int epoch) {
   internal::check_count("batch_size", batch_size, 1);
   auto order = iota(num_sequences);
   const size_t batch = std::min<size_t>(batch_size, num_sequences);
@@ -222,8 +223,8 @@ std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch
   return batches;
 }
 
-double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats,
-                      double batch_weight, double scale, const ConjugatePrior* prior, Vector& grad) {
+double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats, double batch_weight,
+                      double scale, const ConjugatePrior* prior, Vector& grad) {
   internal::check_positive("batch_weight", batch_weight);
   internal::check_positive("scale", scale);
   // The prior counts once per objective, the minibatch's log likelihood batch_weight times.
@@ -307,8 +308,8 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
   options.validate();
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
-  const Objective objective{params, props, seqs, num_entries(params, seqs), options.num_threads,
-                            options.prior ? &*options.prior : nullptr};
+  const Objective objective{
+      params, props, seqs, num_entries(params, seqs), options.num_threads, options.prior ? &*options.prior : nullptr};
   SgdSteps steps;
   steps.loss = [&](const Vector& x, const std::vector<size_t>& batch, double batch_weight, Vector& grad) {
     return objective(x, grad, batch, batch_weight);

@@ -6,11 +6,11 @@
 #include <utility>
 
 #include "checks.hpp"
-#include "unchecked.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
 #include "linalg.hpp"
+#include "unchecked.hpp"
 
 namespace lgssm {
 
@@ -18,9 +18,9 @@ using internal::dispatch_state_dim;
 using internal::KalmanFilter;
 using internal::NoMallocScope;
 using internal::PsdFactor;
-using internal::sized_row;
-using internal::sized;
 using internal::shape_str;
+using internal::sized;
+using internal::sized_row;
 using internal::throw_invalid;
 
 namespace {
@@ -34,8 +34,7 @@ Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 // Runs the filter over `seq`, calling on_predicted(t, kf) and on_filtered(t, kf)
 // after each half step; returns log p(y).
 template <class Filter, class OnPredicted, class OnFiltered>
-double run_filter(Filter& kf, const Sequence& seq, OnPredicted on_predicted,
-                  OnFiltered on_filtered) {
+double run_filter(Filter& kf, const Sequence& seq, OnPredicted on_predicted, OnFiltered on_filtered) {
   [[maybe_unused]] NoMallocScope no_malloc;
   double loglik = 0.0;
   for (Eigen::Index t = 0; t < seq.num_timesteps(); ++t) {
@@ -277,8 +276,7 @@ SampleResult draw_joint(const Params& params, std::mt19937_64& rng, Eigen::Index
 
 }  // namespace
 
-SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps,
-                    const RowMatrix& inputs) {
+SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps, const RowMatrix& inputs) {
   validate(params);
   if (num_timesteps < 1) throw_invalid("num_timesteps", "an integer >= 1", std::to_string(num_timesteps));
   internal::check_inputs(params, inputs, num_timesteps, "inputs");
@@ -293,8 +291,7 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
 // since the smoothed mean is linear in the data and the smoothing error is
 // independent of the data. It needs only smoothed means, so it is exact
 // wherever the smoother is (singular Q or P0, exactly observed components).
-MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed,
-                              Eigen::Index num_samples) {
+MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed, Eigen::Index num_samples) {
   validate_all(params, seq);
   if (num_samples < 1) throw_invalid("num_samples", "an integer >= 1", std::to_string(num_samples));
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
@@ -311,8 +308,7 @@ MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::ui
   return draws;
 }
 
-PosteriorPredictiveResult posterior_predictive(const Params& params, const Sequence& seq,
-                                               bool full_covariances) {
+PosteriorPredictiveResult posterior_predictive(const Params& params, const Sequence& seq, bool full_covariances) {
   const SmootherResult s = smoother(params, seq);
   const Eigen::Index p = params.emission_dim(), steps = seq.num_timesteps();
   const auto& e = params.emissions;
@@ -342,12 +338,11 @@ PosteriorPredictiveResult posterior_predictive(const Params& params, const Seque
   return out;
 }
 
-ForecastResult forecast(const Params& params, const Sequence& seq,
-                        Eigen::Index num_forecast_timesteps, const RowMatrix& forecast_inputs) {
+ForecastResult forecast(const Params& params, const Sequence& seq, Eigen::Index num_forecast_timesteps,
+                        const RowMatrix& forecast_inputs) {
   validate_all(params, seq);
   const Eigen::Index k_steps = num_forecast_timesteps, steps = seq.num_timesteps();
-  if (k_steps < 0)
-    throw_invalid("num_forecast_timesteps", "an integer >= 0", std::to_string(k_steps));
+  if (k_steps < 0) throw_invalid("num_forecast_timesteps", "an integer >= 0", std::to_string(k_steps));
   internal::check_inputs(params, forecast_inputs, k_steps, "forecast_inputs");
   internal::check_series_lengths(params, steps + k_steps);
   const Eigen::Index n = params.state_dim(), p = params.emission_dim();

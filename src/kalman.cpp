@@ -120,8 +120,7 @@ void KalmanFilter<N>::prepare(Eigen::Index t) {
     order_[a] = a;
     work_(a) = w.row(a).squaredNorm();
   }
-  std::sort(order_.begin(), order_.begin() + po,
-            [&](Eigen::Index i, Eigen::Index j) { return work_(i) > work_(j); });
+  std::sort(order_.begin(), order_.begin() + po, [&](Eigen::Index i, Eigen::Index j) { return work_(i) > work_(j); });
   auto w_sorted = q1_.topRows(po);  // scratch for the permutation
   for (Eigen::Index a = 0; a < po; ++a) w_sorted.row(a) = w.row(order_[a]);
   w = w_sorted;
@@ -257,9 +256,9 @@ double KalmanFilter<N>::update_exact(Eigen::Index t) {
     tmp_n_.noalias() = j.transpose() * w;  // a_E
     back_a_.noalias() += back_a_mat_.transpose() * tmp_n_;
     auto ja = j_exact_a_.topRows(ne);
-    ja.noalias() = j * back_a_mat_;        // J_E A_N
+    ja.noalias() = j * back_a_mat_;  // J_E A_N
     back_omega_.noalias() += ja.transpose() * ja;
-    back_a_mat_.noalias() -= kb * ja;      // A = (I - Kb J_E) A_N
+    back_a_mat_.noalias() -= kb * ja;  // A = (I - Kb J_E) A_N
   }
   return -0.5 * (static_cast<double>(ne) * kLog2Pi + log_det_of_factor(pre.topLeftCorner(ne, ne)) + w.squaredNorm());
 }

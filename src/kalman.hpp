@@ -93,18 +93,18 @@ class KalmanFilter {
   std::vector<Eigen::Index> noisy_, exact_;
   std::vector<char> pattern_, last_pattern_;
   Eigen::Index last_weights_ = -1, last_cov_ = -1;
-  Matrix chol_r_;                                     // (p, p): top-left |N| x |N| holds L_R
-  std::vector<Eigen::Index> order_;                   // rows of W by decreasing norm
-  Eigen::Matrix<double, Eigen::Dynamic, N> w_;        // (p, n): W, sorted, then the reflectors
-  Eigen::Matrix<double, Eigen::Dynamic, N> q1_;       // (p, n): top |N| x min(|N|, n) holds Q1 (unsorted rows)
+  Matrix chol_r_;                                // (p, p): top-left |N| x |N| holds L_R
+  std::vector<Eigen::Index> order_;              // rows of W by decreasing norm
+  Eigen::Matrix<double, Eigen::Dynamic, N> w_;   // (p, n): W, sorted, then the reflectors
+  Eigen::Matrix<double, Eigen::Dynamic, N> q1_;  // (p, n): top |N| x min(|N|, n) holds Q1 (unsorted rows)
   Eigen::Matrix<double, Eigen::Dynamic, N> q1_sorted_;
-  Mat t_;                                             // T, zero rows below min(|N|, n)
+  Mat t_;  // T, zero rows below min(|N|, n)
   double log_det_r_ = 0.0;
   Vec e_tilde_;
   static constexpr int kTwoN = N == Eigen::Dynamic ? Eigen::Dynamic : 2 * N;
   Eigen::Matrix<double, kTwoN, kTwoN> array_;  // [[I, T C], [0, C]]
   Vec w_n_;
-  Mat j_;                                      // J = L^{-1} T
+  Mat j_;  // J = L^{-1} T
   // Exactly observed components: the pre-array [H_E C; C], (|E| + n, n).
   Eigen::Matrix<double, Eigen::Dynamic, N> exact_array_;
   Eigen::Matrix<double, Eigen::Dynamic, N> j_exact_;    // (p, n): top |E| rows hold J_E

@@ -174,7 +174,8 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
     run.message = std::move(message);
     return std::move(run);
   };
-  if (!std::isfinite(f)) return finish(Termination::kNumericalFailure, "the objective is not finite at the initial parameters");
+  if (!std::isfinite(f))
+    return finish(Termination::kNumericalFailure, "the objective is not finite at the initial parameters");
   for (int it = 0;; ++it) {
     run.iterations = it;
     if (on_iterate && !on_iterate(it, f)) return finish(Termination::kStopped, "stopped by the callback");
@@ -191,8 +192,9 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
     double f_new = f;
     const double a = line.search(x, d, f, d0, f_new, g_new);
     if (a == 0.0)
-      return finish(Termination::kConverged, "the line search could not decrease the objective further (|gradient|_inf = " +
-                                                 number(g.lpNorm<Eigen::Infinity>()) + ")");
+      return finish(Termination::kConverged,
+                    "the line search could not decrease the objective further (|gradient|_inf = " +
+                        number(g.lpNorm<Eigen::Infinity>()) + ")");
     s = a * d;
     y = g_new - g;
     pairs.push(s, y);

@@ -1,10 +1,11 @@
 // The M-step, the unconstrained parameterization and the Fisher-identity
 // gradient (learn.hpp), and the check of parameter properties (props.hpp).
+#include "lgssm/learn.hpp"
+
 #include <Eigen/Cholesky>
 #include <cmath>
 
 #include "lgssm/error.hpp"
-#include "lgssm/learn.hpp"
 #include "unchecked.hpp"
 #include "unconstrained.hpp"
 
@@ -133,8 +134,8 @@ Params m_step(const Params& params, const ParamProps& props, const SufficientSta
   Params out = params;
   const RegressionStats init = initial_with_prior(stats, prior);
   if (init.count > 0) {
-    const Matrix m = solve_free(init, params.initial.mean, props.initial.mean ? std::vector<Eigen::Index>{0}
-                                                                              : std::vector<Eigen::Index>{});
+    const Matrix m = solve_free(init, params.initial.mean,
+                                props.initial.mean ? std::vector<Eigen::Index>{0} : std::vector<Eigen::Index>{});
     out.initial.mean = m;
     if (props.initial.cov) out.initial.cov = project(init.scatter(m) / init.count, props.initial.cov_structure);
   }
@@ -178,8 +179,8 @@ Vector log_prob_gradient(const Params& params, const ParamProps& props, const Su
     g.initial.cov = 0.5 * llt0.solve(half.transpose());
   }
   if (any_trainable(props.dynamics))
-    regression_gradient(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), params.dynamics, "dynamics",
-                        g.dynamics);
+    regression_gradient(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), params.dynamics,
+                        "dynamics", g.dynamics);
   if (any_trainable(props.emissions))
     regression_gradient(with_prior(stats.emissions[0], prior ? &prior->emissions : nullptr), params.emissions,
                         "emissions", g.emissions);

@@ -31,11 +31,16 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 template <class Fn>
 decltype(auto) dispatch_state_dim(Eigen::Index n, Fn&& fn) {
   switch (n) {
-    case 1: return fn(std::integral_constant<int, 1>());
-    case 2: return fn(std::integral_constant<int, 2>());
-    case 3: return fn(std::integral_constant<int, 3>());
-    case 4: return fn(std::integral_constant<int, 4>());
-    default: return fn(std::integral_constant<int, Eigen::Dynamic>());
+    case 1:
+      return fn(std::integral_constant<int, 1>());
+    case 2:
+      return fn(std::integral_constant<int, 2>());
+    case 3:
+      return fn(std::integral_constant<int, 3>());
+    case 4:
+      return fn(std::integral_constant<int, 4>());
+    default:
+      return fn(std::integral_constant<int, Eigen::Dynamic>());
   }
 }
 
@@ -190,8 +195,7 @@ void lower_triangularize(Eigen::MatrixBase<Derived>& a, Eigen::Index k, double* 
     auto row = a.row(i).tail(cols - i);
     double tau = 0.0, beta = 0.0;
     row.makeHouseholderInPlace(tau, beta);
-    if (rows > i + 1)
-      reflect_right(a.bottomRightCorner(rows - i - 1, cols - i), row.tail(cols - i - 1), tau, work);
+    if (rows > i + 1) reflect_right(a.bottomRightCorner(rows - i - 1, cols - i), row.tail(cols - i - 1), tau, work);
     row(0) = beta;
     row.tail(cols - i - 1).setZero();
   }
@@ -203,15 +207,13 @@ void lower_triangularize(Eigen::MatrixBase<Derived>& a, Eigen::Index k, double* 
 // by decreasing norm first for row-wise backward stability when their scales
 // differ (Cox & Higham, BIT 38, 1998).
 template <class W, class Q, class T>
-void thin_qr(Eigen::MatrixBase<W>& w, Eigen::MatrixBase<Q>& q1, Eigen::MatrixBase<T>& t, double* tau,
-             double* work) {
+void thin_qr(Eigen::MatrixBase<W>& w, Eigen::MatrixBase<Q>& q1, Eigen::MatrixBase<T>& t, double* tau, double* work) {
   const Eigen::Index rows = w.rows(), cols = w.cols(), k = std::min(rows, cols);
   for (Eigen::Index j = 0; j < k; ++j) {
     auto col = w.col(j).tail(rows - j);
     double beta = 0.0;
     col.makeHouseholderInPlace(tau[j], beta);
-    if (cols > j + 1)
-      reflect_left(w.bottomRightCorner(rows - j, cols - j - 1), col.tail(rows - j - 1), tau[j], work);
+    if (cols > j + 1) reflect_left(w.bottomRightCorner(rows - j, cols - j - 1), col.tail(rows - j - 1), tau[j], work);
     col(0) = beta;
   }
   t.setZero();

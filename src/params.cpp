@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "lgssm/error.hpp"
 #include "checks.hpp"
+#include "lgssm/error.hpp"
 
 namespace lgssm {
 
@@ -32,8 +32,8 @@ std::string number(double x) {
 namespace {
 
 // A vector series (bias) is described as (rows,), a matrix series as (rows, cols).
-void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index rows,
-                  Eigen::Index cols, bool vector = false) {
+void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index rows, Eigen::Index cols,
+                  bool vector = false) {
   if (s.size() < 1) throw_invalid(name, "at least one entry", "none");
   if (s.rows() != rows || s.cols() != cols) {
     const std::string want = vector ? shape_str(rows) : shape_str(rows, cols);
@@ -44,9 +44,8 @@ void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index r
     internal::check_finite(s.size() == 1 ? name : name + "[" + std::to_string(k) + "]", s[k]);
 }
 
-void check_conditional(const std::string& prefix, const LinearGaussianParams& p,
-                       Eigen::Index out_dim, Eigen::Index state_dim, Eigen::Index input_dim,
-                       internal::Definiteness cov_kind) {
+void check_conditional(const std::string& prefix, const LinearGaussianParams& p, Eigen::Index out_dim,
+                       Eigen::Index state_dim, Eigen::Index input_dim, internal::Definiteness cov_kind) {
   check_series(prefix + ".weights", p.weights, out_dim, state_dim);
   check_series(prefix + ".bias", p.bias, out_dim, 1, true);
   check_series(prefix + ".input_weights", p.input_weights, out_dim, input_dim);
@@ -57,8 +56,7 @@ void check_conditional(const std::string& prefix, const LinearGaussianParams& p,
   }
 }
 
-void check_length(const std::string& name, const MatrixSeries& s, Eigen::Index needed,
-                  const std::string& what) {
+void check_length(const std::string& name, const MatrixSeries& s, Eigen::Index needed, const std::string& what) {
   if (s.size() != 1 && s.size() < needed)
     throw_invalid(name, "1 entry or at least " + std::to_string(needed) + " (" + what + ")",
                   std::to_string(s.size()) + " entries");
@@ -97,17 +95,15 @@ void internal::check_series_lengths(const Params& params, Eigen::Index num_times
 }
 
 void internal::check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps,
-                  const std::string& name) {
+                            const std::string& name) {
   const Eigen::Index m = params.input_dim();
   if (m == 0) {
     if (inputs.size() != 0)
-      throw_invalid(name, "no inputs (the model has input_dim 0)",
-                    "shape " + shape_str(inputs.rows(), inputs.cols()));
+      throw_invalid(name, "no inputs (the model has input_dim 0)", "shape " + shape_str(inputs.rows(), inputs.cols()));
     return;
   }
   if (inputs.rows() != num_timesteps || inputs.cols() != m)
-    throw_invalid(name, "shape " + shape_str(num_timesteps, m),
-                  shape_str(inputs.rows(), inputs.cols()));
+    throw_invalid(name, "shape " + shape_str(num_timesteps, m), shape_str(inputs.rows(), inputs.cols()));
   internal::check_finite(name, inputs);
 }
 

@@ -1,4 +1,6 @@
 // Conjugate priors (prior.hpp): dynamax's defaults, the checks, and the log density.
+#include "lgssm/prior.hpp"
+
 #include <Eigen/Cholesky>
 #include <algorithm>
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <utility>
 
 #include "lgssm/error.hpp"
-#include "lgssm/prior.hpp"
 #include "linalg.hpp"
 #include "unchecked.hpp"
 
@@ -30,8 +31,8 @@ double log_det(const Eigen::LLT<Matrix>& llt) { return 2.0 * llt.matrixLLT().dia
 // log IW(cov | df, scale) + log MN(w | loc, cov, col_cov) with the matrix
 // normal's rows correlated by cov; a vector mean is the one-column case with
 // col_precision = mean_concentration.
-double log_niw_mniw(const Matrix& cov, const Matrix& w, const Matrix& loc, const Matrix& col_precision,
-                    double df, const Matrix& scale) {
+double log_niw_mniw(const Matrix& cov, const Matrix& w, const Matrix& loc, const Matrix& col_precision, double df,
+                    const Matrix& scale) {
   const double d = static_cast<double>(cov.rows()), k = static_cast<double>(w.cols());
   const Eigen::LLT<Matrix> lc(cov), ls(scale), lk(col_precision);
   const Matrix diff = w - loc;
@@ -69,7 +70,8 @@ void validate(const Params& params, const ConjugatePrior& prior) {
       throw_invalid(name, "> dim - 1 = " + std::to_string(dim - 1), std::to_string(df));
   };
   const NiwPrior& i = prior.initial;
-  if (i.loc.size() != n) throw_invalid("prior.initial.loc", "shape " + internal::shape_str(n), internal::shape_str(i.loc.size()));
+  if (i.loc.size() != n)
+    throw_invalid("prior.initial.loc", "shape " + internal::shape_str(n), internal::shape_str(i.loc.size()));
   if (!(i.mean_concentration > 0))
     throw_invalid("prior.initial.mean_concentration", "> 0", std::to_string(i.mean_concentration));
   check_df("prior.initial.df", i.df, n);
@@ -79,7 +81,8 @@ void validate(const Params& params, const ConjugatePrior& prior) {
   for (const auto& [name, g] : groups) {
     const Eigen::Index d = name == "prior.dynamics" ? n : p;
     if (g->loc.rows() != d || g->loc.cols() != k)
-      throw_invalid(name + ".loc", "shape " + internal::shape_str(d, k), internal::shape_str(g->loc.rows(), g->loc.cols()));
+      throw_invalid(name + ".loc", "shape " + internal::shape_str(d, k),
+                    internal::shape_str(g->loc.rows(), g->loc.cols()));
     check_pd(name + ".col_precision", g->col_precision, k);
     check_df(name + ".df", g->df, d);
     check_pd(name + ".scale", g->scale, d);
@@ -89,8 +92,8 @@ void validate(const Params& params, const ConjugatePrior& prior) {
 double log_prior(const Params& params, const ConjugatePrior& prior) {
   validate(params, prior);
   const NiwPrior& i = prior.initial;
-  double lp = log_niw_mniw(params.initial.cov, params.initial.mean, i.loc,
-                           Matrix::Constant(1, 1, i.mean_concentration), i.df, i.scale);
+  double lp = log_niw_mniw(params.initial.cov, params.initial.mean, i.loc, Matrix::Constant(1, 1, i.mean_concentration),
+                           i.df, i.scale);
   // Per-step parameters: one prior term per entry.
   auto conditional = [&](const LinearGaussianParams& c, const MniwPrior& g) {
     const Eigen::Index entries = std::max({c.weights.size(), c.bias.size(), c.input_weights.size(), c.cov.size()});

@@ -3,10 +3,10 @@
 #include <Eigen/Cholesky>
 #include <cmath>
 
-#include "unchecked.hpp"
-#include "linalg.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
+#include "linalg.hpp"
+#include "unchecked.hpp"
 
 namespace lgssm {
 
@@ -70,8 +70,8 @@ Matrix internal::stacked(const LinearGaussianParams& c, Eigen::Index t) {
 
 namespace {
 
-using internal::stacked;
 using internal::sized;
+using internal::stacked;
 
 // Regressor rows x_t = [E z; u; 1], one row per term, stacked: the first
 // `count` rows of `means`, the inputs from row `input_shift` on.
@@ -192,20 +192,21 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
   for (RegressionStats& d : s.dynamics)
     if (d.w0.size() == 0) d = RegressionStats(stacked(dyn, 0));
   const RowMatrix xd = regressors(means, seq.inputs, 1, steps - 1);
-  for_each_run(steps - 1, [&](Eigen::Index a, Eigen::Index b) { return group(a) == group(b) && same_weights(dyn, a, b); },
-               [&](Eigen::Index k, Eigen::Index count) {
-    RegressionStats& ds = s.dynamics[group(k)];
-    const Matrix w = stacked(dyn, k);
-    const auto x = xd.middleRows(k, count);
-    const RowMatrix e = means.middleRows(k + 1, count) - x * w.transpose();
-    const Matrix p0 = series_sum<N>(covs, k, count), p1 = series_sum<N>(covs, k + 1, count);
-    const Matrix c = series_sum<N>(sm.smoothed_cross_covariances, k, count);
-    const Matrix f = w.leftCols(n);
-    add_mean_terms(ds, x, e, p0);
-    ds.rx.leftCols(n) += c - f * p0;
-    const Matrix cf = c * f.transpose();
-    ds.rr += p1 - cf - cf.transpose() + f * p0 * f.transpose();
-  });
+  for_each_run(
+      steps - 1, [&](Eigen::Index a, Eigen::Index b) { return group(a) == group(b) && same_weights(dyn, a, b); },
+      [&](Eigen::Index k, Eigen::Index count) {
+        RegressionStats& ds = s.dynamics[group(k)];
+        const Matrix w = stacked(dyn, k);
+        const auto x = xd.middleRows(k, count);
+        const RowMatrix e = means.middleRows(k + 1, count) - x * w.transpose();
+        const Matrix p0 = series_sum<N>(covs, k, count), p1 = series_sum<N>(covs, k + 1, count);
+        const Matrix c = series_sum<N>(sm.smoothed_cross_covariances, k, count);
+        const Matrix f = w.leftCols(n);
+        add_mean_terms(ds, x, e, p0);
+        ds.rx.leftCols(n) += c - f * p0;
+        const Matrix cf = c * f.transpose();
+        ds.rr += p1 - cf - cf.transpose() + f * p0 * f.transpose();
+      });
 
   // Emissions: term t is y_t on x = [z_t; u_t; 1], r = y_t - W0 x =
   // E[r] - H (z_t - m_t) + noise; a step with missing components is a run of
@@ -217,20 +218,23 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
   RowMatrix e(steps, params.emission_dim());
   std::vector<bool> missing(steps);
   for (Eigen::Index t = 0; t < steps; ++t) missing[t] = seq.emissions.row(t).array().isNaN().any();
-  for_each_run(steps, [&](Eigen::Index a, Eigen::Index b) {
-    return !missing[a] && !missing[b] && entry(a) == entry(b) && same_weights(em, a, b);
-  }, [&](Eigen::Index t, Eigen::Index count) {
-    RegressionStats& es = s.emissions[entry(t)];
-    const Matrix w = stacked(em, t);
-    const auto x = xe.middleRows(t, count);
-    e.middleRows(t, count) = seq.emissions.middleRows(t, count) - x * w.transpose();
-    Matrix h = w.leftCols(n);
-    if (missing[t]) missing_terms(es, params, seq, t, e.middleRows(t, 1), h);
-    const Matrix p = series_sum<N>(covs, t, count);
-    add_mean_terms(es, x, e.middleRows(t, count), p);
-    es.rx.leftCols(n) -= h * p;
-    es.rr += h * p * h.transpose();
-  });
+  for_each_run(
+      steps,
+      [&](Eigen::Index a, Eigen::Index b) {
+        return !missing[a] && !missing[b] && entry(a) == entry(b) && same_weights(em, a, b);
+      },
+      [&](Eigen::Index t, Eigen::Index count) {
+        RegressionStats& es = s.emissions[entry(t)];
+        const Matrix w = stacked(em, t);
+        const auto x = xe.middleRows(t, count);
+        e.middleRows(t, count) = seq.emissions.middleRows(t, count) - x * w.transpose();
+        Matrix h = w.leftCols(n);
+        if (missing[t]) missing_terms(es, params, seq, t, e.middleRows(t, 1), h);
+        const Matrix p = series_sum<N>(covs, t, count);
+        add_mean_terms(es, x, e.middleRows(t, count), p);
+        es.rx.leftCols(n) -= h * p;
+        es.rr += h * p * h.transpose();
+      });
   return s;
 }
 
@@ -245,12 +249,13 @@ SufficientStats internal::sufficient_stats_one(const Params& params, const Seque
 }
 
 SufficientStats internal::sufficient_stats_unchecked(const Params& params, const std::vector<Sequence>& seqs,
-                                                     const std::vector<size_t>& indices,
-                                                     bool per_step_emissions, int num_threads) {
+                                                     const std::vector<size_t>& indices, bool per_step_emissions,
+                                                     int num_threads) {
   std::vector<SufficientStats> each(indices.size());
-  parallel_for(static_cast<Eigen::Index>(indices.size()), [&](Eigen::Index i) {
-    each[i] = sufficient_stats_one(params, seqs[indices[i]], per_step_emissions, {}, 1);
-  }, num_threads);
+  parallel_for(
+      static_cast<Eigen::Index>(indices.size()),
+      [&](Eigen::Index i) { each[i] = sufficient_stats_one(params, seqs[indices[i]], per_step_emissions, {}, 1); },
+      num_threads);
   SufficientStats total;
   for (const auto& s : each) total += s;
   return total;
@@ -262,8 +267,8 @@ SufficientStats sufficient_stats(const Params& params, const Sequence& seq, bool
   return internal::sufficient_stats_one(params, seq, per_step_emissions, {}, 1);
 }
 
-SufficientStats sufficient_stats(const Params& params, const std::vector<Sequence>& seqs,
-                                 bool per_step_emissions, int num_threads) {
+SufficientStats sufficient_stats(const Params& params, const std::vector<Sequence>& seqs, bool per_step_emissions,
+                                 int num_threads) {
   validate(params);
   validate(params, seqs);
   std::vector<size_t> all(seqs.size());

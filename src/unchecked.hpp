@@ -2,10 +2,9 @@
 // functions, without their argument checks, for callers that validated already.
 #pragma once
 
-#include <vector>
-
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "lgssm/inference.hpp"
 #include "lgssm/learn.hpp"
@@ -27,7 +26,7 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
 
 // The E-step summed over seqs[indices[0]], seqs[indices[1]], ... (in parallel).
 SufficientStats sufficient_stats_unchecked(const Params& params, const std::vector<Sequence>& seqs,
-                                           const std::vector<size_t>& indices,
-                                           bool per_step_emissions, int num_threads);
+                                           const std::vector<size_t>& indices, bool per_step_emissions,
+                                           int num_threads);
 
 }  // namespace lgssm::internal

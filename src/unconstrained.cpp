@@ -8,7 +8,6 @@ namespace lgssm::internal {
 
 namespace {
 
-
 Eigen::Index unconstrained_size(const Slot& s) {
   const Eigen::Index n = s.value.rows();
   if (!s.is_cov) return s.value.size();
@@ -24,9 +23,12 @@ Eigen::Index unconstrained_size(const std::vector<Slot>& slots) {
 
 const char* structure_name(CovStructure s) {
   switch (s) {
-    case CovStructure::kDiagonal: return "diagonal";
-    case CovStructure::kScalar: return "scalar";
-    default: return "full";
+    case CovStructure::kDiagonal:
+      return "diagonal";
+    case CovStructure::kScalar:
+      return "scalar";
+    default:
+      return "full";
   }
 }
 
@@ -37,14 +39,12 @@ void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& co
   const Eigen::Index n = cov.rows();
   for (Eigen::Index j = 0; j < n; ++j)
     for (Eigen::Index i = 0; i < n; ++i) {
-      const bool bad = (i != j && cov(i, j) != 0.0) ||
-                       (s == CovStructure::kScalar && i == j && cov(i, i) != cov(0, 0));
+      const bool bad = (i != j && cov(i, j) != 0.0) || (s == CovStructure::kScalar && i == j && cov(i, i) != cov(0, 0));
       if (bad)
         throw_invalid(name, std::string("a ") + structure_name(s) + " matrix (its declared structure)",
                       "entry (" + std::to_string(i) + ", " + std::to_string(j) + ") = " + std::to_string(cov(i, j)));
     }
 }
-
 
 MatrixMap as_map(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
 MatrixMap as_map(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
@@ -54,11 +54,11 @@ std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
 }
 
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
-                                  LinearGaussianParams& emissions, const ParamProps& props,
-                                  bool every_entry) {
+                                  LinearGaussianParams& emissions, const ParamProps& props, bool every_entry) {
   std::vector<Slot> slots;
-  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false,
-                 CovStructure s = CovStructure::kFull) { slots.push_back({name, v, is_cov, s}); };
+  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false, CovStructure s = CovStructure::kFull) {
+    slots.push_back({name, v, is_cov, s});
+  };
   if (props.initial.mean) add("initial.mean", as_map(initial.mean));
   if (props.initial.cov) add("initial.cov", as_map(initial.cov), true, props.initial.cov_structure);
   auto add_series = [&](const std::string& name, MatrixSeries& s, bool is_cov = false,
@@ -67,8 +67,7 @@ std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* 
     if (!every_entry)
       throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
                     std::to_string(s.size()) + " per-step entries");
-    for (Eigen::Index k = 0; k < s.size(); ++k)
-      add(name + "[" + std::to_string(k) + "]", s[k], is_cov, structure);
+    for (Eigen::Index k = 0; k < s.size(); ++k) add(name + "[" + std::to_string(k) + "]", s[k], is_cov, structure);
   };
   auto conditional = [&](const std::string& prefix, LinearGaussianParams& c, const ParamProps::Conditional& pr) {
     if (pr.weights) add_series(prefix + ".weights", c.weights);

@@ -30,8 +30,7 @@ std::vector<Slot> trainable_slots(Params& p, const ParamProps& props);
 // With `every_entry`, each entry of a trainable per-step series gets a slot of
 // its own (for EM extrapolation, which needs no gradient) instead of an error.
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
-                                  LinearGaussianParams& emissions, const ParamProps& props,
-                                  bool every_entry = false);
+                                  LinearGaussianParams& emissions, const ParamProps& props, bool every_entry = false);
 
 // The slots' values as one unconstrained vector (see to_unconstrained in learn.hpp).
 Vector pack(const std::vector<Slot>& slots);

@@ -1,12 +1,13 @@
 // Van Loan's transition of a linear SDE over a step, and its inverse
 // (continuous.hpp: discretize, undiscretize, validate_dynamics).
+#include "vanloan.hpp"
+
 #include <Eigen/Eigenvalues>
 #include <complex>
 #include <unsupported/Eigen/MatrixFunctions>
 
 #include "checks.hpp"
 #include "lgssm/error.hpp"
-#include "vanloan.hpp"
 
 namespace lgssm {
 
@@ -57,9 +58,9 @@ Discretization discretize_in(const Matrix& drift, const Matrix& diffusion_cov, d
 
 Discretization discretize_unchecked(const Matrix& drift, const Matrix& diffusion_cov, double dt) {
   const bool extended = norm1<double>(drift) * dt > kExtendedFrom;
-  return extended ? discretize_in<long double>(drift, diffusion_cov, dt) : discretize_in<double>(drift, diffusion_cov, dt);
+  return extended ? discretize_in<long double>(drift, diffusion_cov, dt)
+                  : discretize_in<double>(drift, diffusion_cov, dt);
 }
-
 
 }  // namespace internal
 

@@ -57,10 +57,10 @@ inline int taylor_degree(double t, double u) {
 template <class S>
 struct TransitionS {
   S tau = 0;
-  MatrixS<S> x;                      // F tau
-  std::vector<MatrixS<S>> powers;    // (F tau)^j / j!, j = 0 .. degree - 1
-  std::vector<MatrixS<S>> doubled;   // A_{2^k tau} entering doubling k, k = 0 .. (doublings done) - 1
-  MatrixS<S> weights;                // A_dt
+  MatrixS<S> x;                     // F tau
+  std::vector<MatrixS<S>> powers;   // (F tau)^j / j!, j = 0 .. degree - 1
+  std::vector<MatrixS<S>> doubled;  // A_{2^k tau} entering doubling k, k = 0 .. (doublings done) - 1
+  MatrixS<S> weights;               // A_dt
   int degree() const { return static_cast<int>(powers.size()); }
 };
 using Transition = TransitionS<double>;
@@ -71,14 +71,13 @@ TransitionS<S> transition(const Matrix& drift, double dt) {
   const MatrixS<S> identity = MatrixS<S>::Identity(n, n);
   const double norm = norm1<double>(drift);
   // s from log2 |F| + log2 dt, which does not overflow where |F| dt would.
-  const int s = norm > 0.0 ? std::max(0, static_cast<int>(std::ceil(std::log2(norm) + std::log2(dt) -
-                                                                    std::log2(kTheta))))
-                           : 0;
+  const int s =
+      norm > 0.0 ? std::max(0, static_cast<int>(std::ceil(std::log2(norm) + std::log2(dt) - std::log2(kTheta)))) : 0;
   TransitionS<S> t;
   t.tau = std::ldexp(static_cast<S>(dt), -s);
   t.x = drift.cast<S>() * t.tau;
-  const int degree = taylor_degree(static_cast<double>(norm1<S>(t.x)),
-                                   static_cast<double>(std::numeric_limits<S>::epsilon()));
+  const int degree =
+      taylor_degree(static_cast<double>(norm1<S>(t.x)), static_cast<double>(std::numeric_limits<S>::epsilon()));
   MatrixS<S> b = MatrixS<S>::Zero(n, n), term = identity;  // b = sum_{j=1}^{degree} (F tau)^j / j!
   for (int j = 1; j <= degree; ++j) {
     t.powers.push_back(term);

@@ -2,9 +2,8 @@
 // emissions, 100 steps), fit it by EM from a random start, smooth and forecast.
 #include <cmath>
 #include <iostream>
-#include <random>
-
 #include <lgssm/lgssm.hpp>
+#include <random>
 
 namespace {
 

@@ -31,7 +31,7 @@ struct ContinuousDynamics {
 
 /// The parameters of a continuous-time model.
 struct ContinuousParams {
-  InitialParams initial;           ///< at the first observation time
+  InitialParams initial;  ///< at the first observation time
   ContinuousDynamics dynamics;
   LinearGaussianParams emissions;  ///< constant, or one entry per observation index k
   Eigen::Index state_dim() const { return initial.mean.size(); }

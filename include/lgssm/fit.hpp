@@ -40,7 +40,7 @@ struct FitSummary {
   /// (+ log prior) for EM and L-BFGS, the epoch's mean loss for SGD.
   double initial_objective = std::numeric_limits<double>::quiet_NaN();
   double final_objective = std::numeric_limits<double>::quiet_NaN();
-  int evaluations = 0;  ///< of the objective: E-steps (EM), minibatch losses (SGD), objective calls (L-BFGS)
+  int evaluations = 0;   ///< of the objective: E-steps (EM), minibatch losses (SGD), objective calls (L-BFGS)
   double seconds = 0.0;  ///< wall time of the fit
   /// Whether the returned parameters are a fit: the history has a finite last
   /// entry (false when the fit failed at its start).
@@ -77,8 +77,8 @@ struct EmOptions {
   double tolerance = 0.0;  ///< stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; finite, >= 0; 0 never stops early
   int num_threads = 0;     ///< threads for the E-step, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
-  bool accelerate = false; ///< SQUAREM extrapolation on the unconstrained parameters (fit.hpp)
-  FitCallback callback;    ///< optional
+  bool accelerate = false;              ///< SQUAREM extrapolation on the unconstrained parameters (fit.hpp)
+  FitCallback callback;                 ///< optional
   /// Throws lgssm::invalid_argument naming the first field out of its range.
   void validate() const;
 };
@@ -117,13 +117,13 @@ struct AdamOptions {
 /// Options of fit_sgd (every field checked by validate()).
 struct SgdOptions {
   AdamOptions adam;
-  int batch_size = 1;      ///< sequences per minibatch, >= 1
-  int num_epochs = 50;     ///< >= 0
-  bool shuffle = false;    ///< reshuffle the sequences every epoch
-  std::uint64_t seed = 0;  ///< for shuffling
-  int num_threads = 0;     ///< >= 0; 0 = all hardware threads
+  int batch_size = 1;                   ///< sequences per minibatch, >= 1
+  int num_epochs = 50;                  ///< >= 0
+  bool shuffle = false;                 ///< reshuffle the sequences every epoch
+  std::uint64_t seed = 0;               ///< for shuffling
+  int num_threads = 0;                  ///< >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
-  FitCallback callback;    ///< optional
+  FitCallback callback;                 ///< optional
   /// Checks every field, adam's included.
   void validate() const;
 };
@@ -150,8 +150,8 @@ FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vect
 /// 0 .. num_sequences-1 in order, or (with shuffle and more sequences than
 /// batch_size) permuted by a generator seeded with (seed, epoch), cut into
 /// consecutive groups of batch_size (>= 1); the last group may be smaller.
-std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle,
-                                                 std::uint64_t seed, int epoch);
+std::vector<std::vector<size_t>> sgd_minibatches(size_t num_sequences, int batch_size, bool shuffle, std::uint64_t seed,
+                                                 int epoch);
 
 /// Adam's moment estimates and step count (all zero before the first step).
 struct AdamState {
@@ -168,13 +168,13 @@ void adam_update(const AdamOptions& options, const Vector& grad, Vector& x, Adam
 
 /// Options of fit_lbfgs (every field checked by validate()).
 struct LbfgsOptions {
-  int max_iters = 1000;              ///< >= 0
-  int memory = 10;                   ///< stored correction pairs, >= 1
-  double gradient_tolerance = 1e-8;  ///< stop when |grad|_inf <= tol * max(1, |f|); finite, >= 0
-  double function_tolerance = 1e-12; ///< stop when the relative decrease of f is below this; finite, >= 0
-  int num_threads = 0;               ///< >= 0; 0 = all hardware threads
+  int max_iters = 1000;                 ///< >= 0
+  int memory = 10;                      ///< stored correction pairs, >= 1
+  double gradient_tolerance = 1e-8;     ///< stop when |grad|_inf <= tol * max(1, |f|); finite, >= 0
+  double function_tolerance = 1e-12;    ///< stop when the relative decrease of f is below this; finite, >= 0
+  int num_threads = 0;                  ///< >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
-  FitCallback callback;               ///< optional
+  FitCallback callback;                 ///< optional
   /// Throws lgssm::invalid_argument naming the first field out of its range.
   void validate() const;
 };
@@ -211,7 +211,7 @@ inline void complete(FitSummary& summary, const std::vector<double>& history, in
 /// The steps of one EM, for parameters P and statistics S.
 template <class P, class S>
 struct EmSteps {
-  std::function<S(const P&)> e_step;                   ///< statistics at p
+  std::function<S(const P&)> e_step;                    ///< statistics at p
   std::function<double(const P&, const S&)> objective;  ///< log p(y) (+ log prior) at p, from its statistics
   /// The M-step; throws lgssm::invalid_argument when its output is not a valid parameter.
   std::function<P(const P&, const S&)> m_step;

@@ -32,11 +32,11 @@ namespace lgssm {
 
 /// The Kalman filter's moments and log likelihood.
 struct FilterResult {
-  double marginal_loglik = 0.0;       ///< log p(y_{0:T-1}) over the observed components
-  RowMatrix filtered_means;           ///< (num_timesteps, state_dim): E[z_t | y_{0:t}]
-  MatrixSeries filtered_covariances;  ///< (num_timesteps, state_dim, state_dim)
-  RowMatrix predicted_means;          ///< (num_timesteps, state_dim): E[z_t | y_{0:t-1}]
-  MatrixSeries predicted_covariances; ///< (num_timesteps, state_dim, state_dim)
+  double marginal_loglik = 0.0;        ///< log p(y_{0:T-1}) over the observed components
+  RowMatrix filtered_means;            ///< (num_timesteps, state_dim): E[z_t | y_{0:t}]
+  MatrixSeries filtered_covariances;   ///< (num_timesteps, state_dim, state_dim)
+  RowMatrix predicted_means;           ///< (num_timesteps, state_dim): E[z_t | y_{0:t-1}]
+  MatrixSeries predicted_covariances;  ///< (num_timesteps, state_dim, state_dim)
 };
 
 /// The filter's results and the smoothed moments.
@@ -62,10 +62,10 @@ struct PosteriorPredictiveResult {
 
 /// Predictive moments of states and emissions beyond the data.
 struct ForecastResult {
-  RowMatrix means;                     ///< (num_forecast_timesteps, state_dim)
-  MatrixSeries covariances;            ///< (num_forecast_timesteps, state_dim, state_dim)
-  RowMatrix emission_means;            ///< (num_forecast_timesteps, emission_dim)
-  MatrixSeries emission_covariances;   ///< (num_forecast_timesteps, emission_dim, emission_dim)
+  RowMatrix means;                    ///< (num_forecast_timesteps, state_dim)
+  MatrixSeries covariances;           ///< (num_forecast_timesteps, state_dim, state_dim)
+  RowMatrix emission_means;           ///< (num_forecast_timesteps, emission_dim)
+  MatrixSeries emission_covariances;  ///< (num_forecast_timesteps, emission_dim, emission_dim)
 };
 
 /// log p(y_{0:T-1}): the Kalman filter without storing anything, so memory does
@@ -114,8 +114,7 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
 /// @param seed the seed of the generator
 /// @param num_samples the number of draws, >= 1
 /// @return the draws, (num_samples, num_timesteps, state_dim)
-MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed,
-                              Eigen::Index num_samples);
+MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed, Eigen::Index num_samples);
 
 /// The distribution of y_t under p(z_t | y_{0:T-1}): mean H_t m_{t|T} + D_t u_t + d_t,
 /// covariance H_t P_{t|T} H_t^T + R_t (also for missing entries: an imputation).
@@ -134,17 +133,14 @@ PosteriorPredictiveResult posterior_predictive(const Params& params, const Seque
 /// @param num_forecast_timesteps K >= 0, the horizon
 /// @param forecast_inputs (K, input_dim), or empty without inputs
 /// @return predictive moments of the states and emissions over the horizon
-ForecastResult forecast(const Params& params, const Sequence& seq,
-                        Eigen::Index num_forecast_timesteps,
+ForecastResult forecast(const Params& params, const Sequence& seq, Eigen::Index num_forecast_timesteps,
                         const RowMatrix& forecast_inputs = RowMatrix());
 
 /// Batch versions of marginal_log_prob, filter and smoother: the arguments are
 /// validated once (sequences named "emissions[i]"), then the sequences are
 /// processed in parallel on up to `num_threads` threads (0: all hardware threads).
-std::vector<double> marginal_log_prob(const Params& params, const std::vector<Sequence>& seqs,
-                                      int num_threads = 0);
+std::vector<double> marginal_log_prob(const Params& params, const std::vector<Sequence>& seqs, int num_threads = 0);
 std::vector<FilterResult> filter(const Params& params, const std::vector<Sequence>& seqs, int num_threads = 0);
-std::vector<SmootherResult> smoother(const Params& params, const std::vector<Sequence>& seqs,
-                                     int num_threads = 0);
+std::vector<SmootherResult> smoother(const Params& params, const std::vector<Sequence>& seqs, int num_threads = 0);
 
 }  // namespace lgssm

@@ -54,7 +54,7 @@ Vector log_prob_gradient(const Params& params, const ParamProps& props, const Su
 /// emission entries of all sequences (the prior term only with a prior). The
 /// gradient is log_prob_gradient's (Fisher's identity). Returns +inf (grad
 /// then unspecified) when f or the gradient is not finite.
-double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats,
-                      double batch_weight, double scale, const ConjugatePrior* prior, Vector& grad);
+double minibatch_loss(const Params& params, const ParamProps& props, const SufficientStats& stats, double batch_weight,
+                      double scale, const ConjugatePrior* prior, Vector& grad);
 
 }  // namespace lgssm

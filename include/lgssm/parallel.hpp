@@ -22,8 +22,7 @@ void parallel_for(Eigen::Index n, const std::function<void(Eigen::Index)>& fn, i
 template <class T, class Fn>
 auto parallel_map(const std::vector<T>& items, Fn fn, int num_threads = 0) {
   std::vector<decltype(fn(items.front()))> out(items.size());
-  parallel_for(
-      static_cast<Eigen::Index>(items.size()), [&](Eigen::Index i) { out[i] = fn(items[i]); }, num_threads);
+  parallel_for(static_cast<Eigen::Index>(items.size()), [&](Eigen::Index i) { out[i] = fn(items[i]); }, num_threads);
   return out;
 }
 

@@ -84,8 +84,7 @@ struct SufficientStats {
 /// The E-step for one sequence: smoother, then expected statistics under the
 /// posterior. With `per_step_emissions` the emission statistics are kept per
 /// time step (num_timesteps entries) instead of pooled.
-SufficientStats sufficient_stats(const Params& params, const Sequence& seq,
-                                 bool per_step_emissions = false);
+SufficientStats sufficient_stats(const Params& params, const Sequence& seq, bool per_step_emissions = false);
 
 /// The E-step over many sequences (in parallel), summed in sequence order.
 SufficientStats sufficient_stats(const Params& params, const std::vector<Sequence>& seqs,

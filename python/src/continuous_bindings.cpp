@@ -6,8 +6,8 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
-#include "lgssm/continuous.hpp"
 #include "fit_common.hpp"
+#include "lgssm/continuous.hpp"
 #include "series_caster.hpp"
 
 namespace nb = nanobind;
@@ -115,8 +115,8 @@ void bind_continuous(nb::module_& m) {
       },
       "weights"_a, "cov"_a, "dt"_a);
   m.def("to_discrete", &lgssm::to_discrete, "params"_a, "times"_a);
-  m.def("continuous_to_unconstrained", nb::overload_cast<const lgssm::ContinuousParams&, const lgssm::ContinuousProps&>(
-                                           &lgssm::to_unconstrained),
+  m.def("continuous_to_unconstrained",
+        nb::overload_cast<const lgssm::ContinuousParams&, const lgssm::ContinuousProps&>(&lgssm::to_unconstrained),
         "params"_a, "props"_a);
   m.def("continuous_from_unconstrained",
         nb::overload_cast<const lgssm::Vector&, const lgssm::ContinuousParams&, const lgssm::ContinuousProps&>(

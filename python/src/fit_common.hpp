@@ -17,8 +17,7 @@ namespace lgssm::bindings {
 // The sequences, moved out of the per-sequence lists (not validated).
 inline std::vector<Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
   if (inputs.size() != emissions.size())
-    internal::throw_invalid("inputs", std::to_string(emissions.size()) + " sequences",
-                            std::to_string(inputs.size()));
+    internal::throw_invalid("inputs", std::to_string(emissions.size()) + " sequences", std::to_string(inputs.size()));
   std::vector<Sequence> seqs(emissions.size());
   for (size_t i = 0; i < seqs.size(); ++i) seqs[i] = Sequence{std::move(emissions[i]), std::move(inputs[i])};
   return seqs;
@@ -51,7 +50,8 @@ inline nanobind::dict summary_dict(const FitSummary& s) {
 // `a += b` and `a + b` for a summable statistics class (SufficientStats, ContinuousStats).
 template <typename Stats>
 void def_sum(nanobind::class_<Stats>& cls) {
-  cls.def("__iadd__", [](Stats& a, const Stats& b) -> Stats& { return a += b; }, nanobind::rv_policy::none)
+  cls.def(
+         "__iadd__", [](Stats& a, const Stats& b) -> Stats& { return a += b; }, nanobind::rv_policy::none)
       .def("__add__", [](Stats a, const Stats& b) { return a += b; });
 }
 

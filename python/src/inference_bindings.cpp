@@ -5,10 +5,10 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/vector.h>
 
+#include "fit_common.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
 #include "lgssm/parallel.hpp"
-#include "fit_common.hpp"
 #include "series_caster.hpp"
 
 namespace nb = nanobind;
@@ -28,8 +28,7 @@ std::vector<lgssm::Sequence> checked_sequences(const lgssm::Params& params, std:
 
 // One of the C++ batch functions (which validate once), without the GIL.
 template <class Fn>
-auto run_batch(const lgssm::Params& params, std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs,
-               Fn fn) {
+auto run_batch(const lgssm::Params& params, std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs, Fn fn) {
   auto seqs = to_sequences(emissions, inputs);
   nb::gil_scoped_release release;
   return fn(params, seqs);
@@ -58,14 +57,16 @@ void bind_inference(nb::module_& m) {
   m.def(
       "marginal_log_prob",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
-        return run_batch(p, emissions, inputs, [](const auto& params, const auto& seqs) { return lgssm::marginal_log_prob(params, seqs); });
+        return run_batch(p, emissions, inputs,
+                         [](const auto& params, const auto& seqs) { return lgssm::marginal_log_prob(params, seqs); });
       },
       "params"_a, "emissions"_a, "inputs"_a);
 
   m.def(
       "filter",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
-        auto rs = run_batch(p, emissions, inputs, [](const auto& params, const auto& seqs) { return lgssm::filter(params, seqs); });
+        auto rs = run_batch(p, emissions, inputs,
+                            [](const auto& params, const auto& seqs) { return lgssm::filter(params, seqs); });
         return to_list(rs, filter_dict);
       },
       "params"_a, "emissions"_a, "inputs"_a);
@@ -73,7 +74,8 @@ void bind_inference(nb::module_& m) {
   m.def(
       "smoother",
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
-        auto rs = run_batch(p, emissions, inputs, [](const auto& params, const auto& seqs) { return lgssm::smoother(params, seqs); });
+        auto rs = run_batch(p, emissions, inputs,
+                            [](const auto& params, const auto& seqs) { return lgssm::smoother(params, seqs); });
         return to_list(rs, [](lgssm::SmootherResult&& r) {
           nb::dict d = filter_dict(std::move(r));
           d["smoothed_means"] = nb::cast(std::move(r.smoothed_means));
@@ -123,9 +125,8 @@ void bind_inference(nb::module_& m) {
         std::vector<lgssm::PosteriorPredictiveResult> rs;
         {
           nb::gil_scoped_release release;
-          rs = lgssm::parallel_map(seqs, [&](const lgssm::Sequence& s) {
-            return lgssm::posterior_predictive(p, s, full_covariances);
-          });
+          rs = lgssm::parallel_map(
+              seqs, [&](const lgssm::Sequence& s) { return lgssm::posterior_predictive(p, s, full_covariances); });
         }
         return to_list(rs, [&](lgssm::PosteriorPredictiveResult&& r) {
           nb::dict d;
@@ -154,8 +155,7 @@ void bind_inference(nb::module_& m) {
         }
         return to_list(rs, [](lgssm::ForecastResult&& r) {
           return nb::make_tuple(nb::cast(std::move(r.means)), nb::cast(std::move(r.covariances)),
-                                nb::cast(std::move(r.emission_means)),
-                                nb::cast(std::move(r.emission_covariances)));
+                                nb::cast(std::move(r.emission_means)), nb::cast(std::move(r.emission_covariances)));
         });
       },
       "params"_a, "emissions"_a, "inputs"_a, "num_forecast_timesteps"_a, "forecast_inputs"_a);

@@ -1,5 +1,4 @@
 // Bindings of props.hpp, stats.hpp, learn.hpp and fit.hpp: argument conversion only.
-#include <cmath>
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
@@ -8,10 +7,12 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <cmath>
+
+#include "fit_common.hpp"
 #include "lgssm/fit.hpp"
 #include "lgssm/learn.hpp"
 #include "lgssm/stats.hpp"
-#include "fit_common.hpp"
 #include "series_caster.hpp"
 
 namespace nb = nanobind;
@@ -102,12 +103,11 @@ void bind_learn(nb::module_& m) {
       .def("scatter", &lgssm::RegressionStats::scatter, "w"_a)
       .def("__getstate__",
            [](const lgssm::RegressionStats& r) { return nb::make_tuple(r.w0, r.xx, r.rx, r.rr, r.count); })
-      .def("__setstate__",
-           [](lgssm::RegressionStats& r,
-              const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
-             new (&r) lgssm::RegressionStats();
-             std::tie(r.w0, r.xx, r.rx, r.rr, r.count) = t;
-           });
+      .def("__setstate__", [](lgssm::RegressionStats& r,
+                              const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
+        new (&r) lgssm::RegressionStats();
+        std::tie(r.w0, r.xx, r.rx, r.rr, r.count) = t;
+      });
   nb::class_<lgssm::SufficientStats> stats_class(m, "SufficientStats");
   stats_class.def(nb::init<>())
       .def_rw("initial", &lgssm::SufficientStats::initial)
@@ -120,9 +120,8 @@ void bind_learn(nb::module_& m) {
              return nb::make_tuple(s.initial, s.dynamics, s.emissions, s.marginal_loglik);
            })
       .def("__setstate__",
-           [](lgssm::SufficientStats& s,
-              const std::tuple<lgssm::RegressionStats, std::vector<lgssm::RegressionStats>,
-                               std::vector<lgssm::RegressionStats>, double>& t) {
+           [](lgssm::SufficientStats& s, const std::tuple<lgssm::RegressionStats, std::vector<lgssm::RegressionStats>,
+                                                          std::vector<lgssm::RegressionStats>, double>& t) {
              new (&s) lgssm::SufficientStats();
              std::tie(s.initial, s.dynamics, s.emissions, s.marginal_loglik) = t;
            });
@@ -263,7 +262,9 @@ void bind_learn(nb::module_& m) {
         lgssm::EmSteps<nb::object, nb::object> steps;
         steps.e_step = [&](const nb::object& p) { return as_invalid([&] { return e_step(p); }); };
         steps.objective = [&](const nb::object& p, const nb::object& s) { return nb::cast<double>(objective(p, s)); };
-        steps.m_step = [&](const nb::object& p, const nb::object& s) { return as_invalid([&] { return m_step(p, s); }); };
+        steps.m_step = [&](const nb::object& p, const nb::object& s) {
+          return as_invalid([&] { return m_step(p, s); });
+        };
         if (!after_m_step.is_none())
           steps.after_m_step = [&](const nb::object& p, const std::vector<double>& h) { after_m_step(p, h); };
         if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);

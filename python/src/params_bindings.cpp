@@ -24,8 +24,8 @@ void bind_params(nb::module_& m) {
           "__init__",
           [](lgssm::Params* self, lgssm::Vector initial_mean, lgssm::Matrix initial_cov,
              lgssm::LinearGaussianParams dynamics, lgssm::LinearGaussianParams emissions) {
-            new (self) lgssm::Params{{std::move(initial_mean), std::move(initial_cov)},
-                                     std::move(dynamics), std::move(emissions)};
+            new (self) lgssm::Params{
+                {std::move(initial_mean), std::move(initial_cov)}, std::move(dynamics), std::move(emissions)};
           },
           "initial_mean"_a, "initial_cov"_a, "dynamics"_a, "emissions"_a)
       .def_prop_ro("initial_mean", [](const lgssm::Params& p) { return p.initial.mean; })

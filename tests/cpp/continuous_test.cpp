@@ -1,5 +1,7 @@
 // Continuous-time models: discretization against closed forms, its inverse,
 // exact gradients against finite differences, and generalized EM.
+#include "lgssm/continuous.hpp"
+
 #include <gtest/gtest.h>
 
 #include <Eigen/Eigenvalues>
@@ -9,7 +11,6 @@
 #include <sstream>
 #include <unsupported/Eigen/MatrixFunctions>
 
-#include "lgssm/continuous.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
 #include "test_util.hpp"
@@ -160,7 +161,8 @@ TEST(Discretize, RejectsBadArgumentsByName) {
   expect_invalid([&] { discretize(-i3, i2, 1.0); }, "^diffusion_covariance: expected shape \\(3, 3\\)");
   expect_invalid([&] { discretize(Matrix::Ones(2, 3), i2, 1.0); }, "^drift: expected a square matrix");
   expect_invalid([&] { discretize(Matrix(0, 0), Matrix(0, 0), 1.0); }, "^drift: expected a square matrix");
-  expect_invalid([&] { discretize(-i2, -i2, 1.0); }, "^diffusion_covariance: expected a symmetric positive semidefinite");
+  expect_invalid([&] { discretize(-i2, -i2, 1.0); },
+                 "^diffusion_covariance: expected a symmetric positive semidefinite");
   Matrix asym = i2;
   asym(0, 1) = 0.5;
   expect_invalid([&] { discretize(-i2, asym, 1.0); }, "^diffusion_covariance: expected a symmetric");
@@ -233,7 +235,7 @@ TEST(Undiscretize, NoRealPrincipalLogarithm) {
   expect_log_error(-0.5 * Matrix::Identity(2, 2));  // negative real eigenvalues
   Matrix singular(2, 2);
   singular << 1, 0, 0, 0;
-  expect_log_error(singular);                      // eigenvalue 0
+  expect_log_error(singular);  // eigenvalue 0
   Matrix mixed(2, 2);
   mixed << 0.9, 0, 0, -0.2;
   expect_log_error(mixed);
@@ -249,8 +251,8 @@ TEST(Undiscretize, ProjectsAnIndefiniteDiffusionToTheNearestPsdMatrix) {
   qc0(0, 0) = 1.0;
   const Discretization d = discretize(f, qc0, dt);
   const Eigen::SelfAdjointEigenSolver<Matrix> weak(d.cov);
-  const Matrix cov = d.cov - 0.5 * weak.eigenvalues()(0) * weak.eigenvectors().col(0) *
-                                 weak.eigenvectors().col(0).transpose();
+  const Matrix cov =
+      d.cov - 0.5 * weak.eigenvalues()(0) * weak.eigenvectors().col(0) * weak.eigenvectors().col(0).transpose();
   // The unprojected Q_c, computed independently from the block logarithm.
   Matrix block(4, 4);
   const Matrix a_inv_t = d.weights.transpose().inverse();
@@ -354,7 +356,8 @@ void expect_gradient_matches_finite_differences(const ContinuousParams& start, c
 TEST_P(ContinuousGradient, MatchesFiniteDifferences) {
   ContinuousParams p = oscillator(3, 2);
   const ContinuousProps& props = GetParam().props;
-  if (props.diffusion_cov_structure == CovStructure::kDiagonal) p.dynamics.diffusion_cov = Matrix(Vector(Vector::Constant(2, 0.2)).asDiagonal());
+  if (props.diffusion_cov_structure == CovStructure::kDiagonal)
+    p.dynamics.diffusion_cov = Matrix(Vector(Vector::Constant(2, 0.2)).asDiagonal());
   const auto seqs = irregular_data(p, 3, 6, 11);
   ContinuousParams start = p;
   start.dynamics.drift(0, 0) = -0.3;  // away from the truth
@@ -489,7 +492,8 @@ TEST(ContinuousEm, UniformStepsUseTheClosedFormEmAndMatchDiscreteEm) {
   const ContinuousParams truth = oscillator(3, 4);
   std::vector<TimedSequence> seqs;
   const Vector times = Vector::LinSpaced(10, 0.0, 0.9);
-  for (int i = 0; i < 5; ++i) seqs.push_back({{sample(to_discrete(truth, times), 40 + i, 10).emissions, RowMatrix()}, times});
+  for (int i = 0; i < 5; ++i)
+    seqs.push_back({{sample(to_discrete(truth, times), 40 + i, 10).emissions, RowMatrix()}, times});
   ContinuousParams start = truth;
   start.dynamics.drift = -0.5 * Matrix::Identity(2, 2);
   ContinuousEmOptions options;
@@ -517,13 +521,16 @@ TEST(ContinuousFit, ValidatesEveryOptionByName) {
   const auto seqs = irregular_data(p, 2, 5, 61);
   LbfgsOptions lbfgs;
   lbfgs.max_iters = -1;  // ran with no cap
-  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^max_iters: expected an integer >= 0, got -1$");
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); },
+                 "^max_iters: expected an integer >= 0, got -1$");
   lbfgs = {};
   lbfgs.gradient_tolerance = -1.0;
-  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^gradient_tolerance: expected a finite value >= 0, got -1$");
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); },
+                 "^gradient_tolerance: expected a finite value >= 0, got -1$");
   lbfgs = {};
   lbfgs.function_tolerance = NAN;
-  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^function_tolerance: expected a finite value >= 0");
+  expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); },
+                 "^function_tolerance: expected a finite value >= 0");
   lbfgs = {};
   lbfgs.memory = 0;
   expect_invalid([&] { fit_lbfgs(p, ContinuousProps{}, seqs, lbfgs); }, "^memory: expected an integer >= 1, got 0$");
@@ -535,7 +542,8 @@ TEST(ContinuousFit, ValidatesEveryOptionByName) {
   expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^num_iters: expected an integer >= 0, got -1$");
   em = {};
   em.tolerance = -1e-3;
-  expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^tolerance: expected a finite value >= 0, got -0.001$");
+  expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); },
+                 "^tolerance: expected a finite value >= 0, got -0.001$");
   em = {};
   em.m_step_iters = 0;
   expect_invalid([&] { fit_em(p, ContinuousProps{}, seqs, em); }, "^m_step_iters: expected an integer >= 1, got 0$");
@@ -556,7 +564,8 @@ TEST(ContinuousValidate, NamesTheArgument) {
     validate(p);
     FAIL();
   } catch (const invalid_argument& e) {
-    EXPECT_TRUE(std::regex_search(e.what(), std::regex("^dynamics.diffusion_cov: expected a symmetric positive semidefinite")))
+    EXPECT_TRUE(
+        std::regex_search(e.what(), std::regex("^dynamics.diffusion_cov: expected a symmetric positive semidefinite")))
         << e.what();
   }
   EXPECT_THROW(discretize(p.dynamics.drift, Matrix::Identity(2, 2), 0.0), invalid_argument);

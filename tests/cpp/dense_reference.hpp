@@ -63,8 +63,7 @@ inline DenseJoint dense_joint(const Params& params, Index num_timesteps, const R
       const Matrix f = params.dynamics.weights.at(t - 1);
       map.middleRows(zt, n) = f * map.middleRows(zp, n);
       Vector c = f * offset.segment(zp, n) + Vector(params.dynamics.bias.vec(t - 1));
-      if (has_inputs)
-        c += Matrix(params.dynamics.input_weights.at(t - 1)) * inputs.row(t).transpose();
+      if (has_inputs) c += Matrix(params.dynamics.input_weights.at(t - 1)) * inputs.row(t).transpose();
       offset.segment(zt, n) = c;
       noise_cov.block(zt, zt, n, n) = params.dynamics.cov.at(t - 1);
     }
@@ -98,8 +97,7 @@ struct Observed {
   Vector value;
 };
 
-inline Observed observed_entries(const DenseJoint& joint, const RowMatrix& emissions, Index first,
-                                 Index last) {
+inline Observed observed_entries(const DenseJoint& joint, const RowMatrix& emissions, Index first, Index last) {
   Observed obs;
   std::vector<double> values;
   for (Index t = first; t <= last; ++t)
@@ -196,8 +194,7 @@ inline DenseReference dense_reference(const Params& params, const Sequence& seq)
     ref.predicted_covariances.push_back(pred.cov.block(zt, zt, n, n));
     ref.smoothed_means.row(t) = post.mean.segment(zt, n).transpose();
     ref.smoothed_covariances.push_back(post.cov.block(zt, zt, n, n));
-    if (t + 1 < num_timesteps)
-      ref.smoothed_cross_covariances.push_back(post.cov.block(joint.z(t + 1), zt, n, n));
+    if (t + 1 < num_timesteps) ref.smoothed_cross_covariances.push_back(post.cov.block(joint.z(t + 1), zt, n, n));
     ref.predictive_means.row(t) = post.mean.segment(rt, p).transpose();
     ref.predictive_covariances.push_back(post.cov.block(rt, rt, p, p));
   }
@@ -228,8 +225,7 @@ struct DenseForecast {
 
 // The joint extended to T + K steps (inputs: the sequence's, then
 // `forecast_inputs`), conditioned on the observed entries of the first T.
-inline DenseForecast dense_forecast(const Params& params, const Sequence& seq,
-                                    Index num_forecast_timesteps,
+inline DenseForecast dense_forecast(const Params& params, const Sequence& seq, Index num_forecast_timesteps,
                                     const RowMatrix& forecast_inputs) {
   const Index num_timesteps = seq.num_timesteps();
   const Index total = num_timesteps + num_forecast_timesteps;
@@ -240,8 +236,7 @@ inline DenseForecast dense_forecast(const Params& params, const Sequence& seq,
     inputs.bottomRows(num_forecast_timesteps) = forecast_inputs;
   }
   const DenseJoint joint = dense_joint(params, total, inputs);
-  const Gaussian post =
-      condition(joint, observed_entries(joint, seq.emissions, 0, num_timesteps - 1));
+  const Gaussian post = condition(joint, observed_entries(joint, seq.emissions, 0, num_timesteps - 1));
   const Index n = joint.state_dim, p = joint.emission_dim;
   DenseForecast out;
   out.means.resize(num_forecast_timesteps, n);

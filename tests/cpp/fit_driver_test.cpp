@@ -10,8 +10,8 @@
 #include <limits>
 #include <vector>
 
-#include "lgssm/fit.hpp"
 #include "lgssm/error.hpp"
+#include "lgssm/fit.hpp"
 
 namespace lgssm {
 namespace {
@@ -110,9 +110,15 @@ TEST(EmDriver, FailuresReturnTheLastRecordedParameters) {
       if (++calls == 2) throw invalid_argument("cov: expected a positive definite matrix, got one that is not");
     };
     if (in_m_step)
-      s.m_step = [&](const Vector&, const Vector& x) { fail_second(); return p.step(x); };
+      s.m_step = [&](const Vector&, const Vector& x) {
+        fail_second();
+        return p.step(x);
+      };
     else
-      s.e_step = [&](const Vector& x) { fail_second(); return x; };
+      s.e_step = [&](const Vector& x) {
+        fail_second();
+        return x;
+      };
     run = run_em(s, kStart, o);
     EXPECT_EQ(run.summary.termination, Termination::kNumericalFailure);
     EXPECT_EQ(run.history.size(), in_m_step ? 2u : 1u);

@@ -1,5 +1,7 @@
 // Exact inference against the dense joint-Gaussian reference: one battery of
 // tests run over every model variant.
+#include "lgssm/inference.hpp"
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -10,7 +12,6 @@
 
 #include "dense_reference.hpp"
 #include "lgssm/error.hpp"
-#include "lgssm/inference.hpp"
 #include "test_util.hpp"
 
 namespace lgssm::test {
@@ -40,39 +41,30 @@ const std::vector<Variant>& variants() {
     // {state_dim, emission_dim, input_dim, num_param_steps, biases, diagonal R,
     //  initial_cov_rank, dynamics_cov_rank, seed}; {T, missing fraction, missing steps, seed}
     v.push_back({"time_invariant", {3, 2, 0, 0, false, false, -1, -1, 11}, {6, 0.0, {}, 12}});
-    v.push_back({"time_varying", time_varying({3, 2, 1, 0, true, false, -1, -1, 21}, 6),
-                 {6, 0.0, {}, 22}});
+    v.push_back({"time_varying", time_varying({3, 2, 1, 0, true, false, -1, -1, 21}, 6), {6, 0.0, {}, 22}});
     v.push_back({"inputs_and_biases", {3, 2, 2, 0, true, false, -1, -1, 31}, {6, 0.0, {}, 32}});
     v.push_back({"diagonal_R", {3, 4, 0, 0, false, true, -1, -1, 41}, {6, 0.0, {}, 42}});
     v.push_back({"full_R", {3, 4, 0, 0, false, false, -1, -1, 51}, {6, 0.0, {}, 52}});
-    v.push_back({"emission_dim_above_state_dim", {2, 6, 1, 0, true, false, -1, -1, 61},
-                 {5, 0.0, {}, 62}});
-    v.push_back({"emission_dim_below_state_dim", {4, 2, 1, 0, true, false, -1, -1, 71},
-                 {6, 0.0, {}, 72}});
-    v.push_back({"missing_components_full_R", {3, 4, 0, 0, true, false, -1, -1, 81},
-                 {8, 0.2, {}, 82}});
-    v.push_back({"missing_components_diagonal_R", {3, 4, 0, 0, true, true, -1, -1, 91},
-                 {8, 0.2, {}, 92}});
-    v.push_back({"missing_steps", {3, 3, 1, 0, true, false, -1, -1, 101},
-                 {7, 0.0, {0, 3, 6}, 102}});
+    v.push_back({"emission_dim_above_state_dim", {2, 6, 1, 0, true, false, -1, -1, 61}, {5, 0.0, {}, 62}});
+    v.push_back({"emission_dim_below_state_dim", {4, 2, 1, 0, true, false, -1, -1, 71}, {6, 0.0, {}, 72}});
+    v.push_back({"missing_components_full_R", {3, 4, 0, 0, true, false, -1, -1, 81}, {8, 0.2, {}, 82}});
+    v.push_back({"missing_components_diagonal_R", {3, 4, 0, 0, true, true, -1, -1, 91}, {8, 0.2, {}, 92}});
+    v.push_back({"missing_steps", {3, 3, 1, 0, true, false, -1, -1, 101}, {7, 0.0, {0, 3, 6}, 102}});
     v.push_back({"time_varying_inputs_missing",
                  time_varying({3, 4, 2, 0, true, false, -1, -1, 111}, 8),
                  {8, 0.2, {0, 4, 7}, 112}});
-    v.push_back({"singular_initial_cov", {3, 2, 0, 0, true, false, 2, -1, 121},
-                 {6, 0.0, {}, 122}});
-    v.push_back({"singular_dynamics_cov", {3, 2, 0, 0, true, false, -1, 1, 131},
-                 {6, 0.0, {}, 132}});
+    v.push_back({"singular_initial_cov", {3, 2, 0, 0, true, false, 2, -1, 121}, {6, 0.0, {}, 122}});
+    v.push_back({"singular_dynamics_cov", {3, 2, 0, 0, true, false, -1, 1, 131}, {6, 0.0, {}, 132}});
     // rank 1 + rank 1 < state_dim: the predicted covariance of z_1 is singular too.
-    v.push_back({"singular_predicted_cov", {3, 2, 0, 0, true, false, 1, 1, 141},
-                 {6, 0.1, {}, 142}});
+    v.push_back({"singular_predicted_cov", {3, 2, 0, 0, true, false, 1, 1, 141}, {6, 0.1, {}, 142}});
     v.push_back({"single_step", {3, 2, 1, 0, true, false, -1, -1, 151}, {1, 0.0, {}, 152}});
-    v.push_back({"all_steps_missing", {3, 2, 1, 0, true, false, -1, -1, 161},
-                 {3, 0.0, {0, 1, 2}, 162}});
+    v.push_back({"all_steps_missing", {3, 2, 1, 0, true, false, -1, -1, 161}, {3, 0.0, {0, 1, 2}, 162}});
     // The filter, smoother and E-step have fixed-size kernels for state_dim 1-4
     // and a dynamic-size one above: both ends.
     v.push_back({"state_dim_1", {1, 3, 1, 0, true, false, -1, -1, 171}, {7, 0.2, {3}, 172}});
     v.push_back({"state_dim_5_dynamic_size", {5, 3, 1, 0, true, false, -1, -1, 181}, {7, 0.2, {3}, 182}});
-    v.push_back({"state_dim_6_time_varying_diagonal_R", time_varying({6, 4, 0, 0, true, true, -1, -1, 191}, 6),
+    v.push_back({"state_dim_6_time_varying_diagonal_R",
+                 time_varying({6, 4, 0, 0, true, true, -1, -1, 191}, 6),
                  {6, 0.1, {}, 192}});
     return v;
   }();
@@ -132,8 +124,7 @@ TEST_P(InferenceVsDense, Smoother) {
     EXPECT_MATRIX_NEAR(res.smoothed_means.row(t), ref_.smoothed_means.row(t), kRtol);
     EXPECT_MATRIX_NEAR(res.smoothed_covariances[t], ref_.smoothed_covariances[t], kRtol);
     if (t + 1 < num_timesteps()) {
-      EXPECT_MATRIX_NEAR(res.smoothed_cross_covariances[t], ref_.smoothed_cross_covariances[t],
-                         kRtol);
+      EXPECT_MATRIX_NEAR(res.smoothed_cross_covariances[t], ref_.smoothed_cross_covariances[t], kRtol);
     }
   }
 }
@@ -175,9 +166,7 @@ TEST_P(InferenceVsDense, Forecast) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, InferenceVsDense, ::testing::ValuesIn(variants()),
-                         [](const ::testing::TestParamInfo<Variant>& info) {
-                           return info.param.name;
-                         });
+                         [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
 // The dense reference itself against a hand-derived closed form: a scalar
 // model of two steps, y = (y_0, y_1) ~ N(mu, C) with
@@ -210,8 +199,7 @@ TEST(DenseReference, ScalarTwoStepClosedForm) {
   EXPECT_MATRIX_NEAR(ref.marginal_loglik, expected, 1e-13);
   // E[z_1 | y] by the bivariate formula on (z_1, y_0, y_1).
   const double cz0 = h * f * s, cz1 = h * (f * f * s + q);
-  const double mean_z1 =
-      (f * m + b) + ((c11 * cz0 - c01 * cz1) * e0 + (c00 * cz1 - c01 * cz0) * e1) / det;
+  const double mean_z1 = (f * m + b) + ((c11 * cz0 - c01 * cz1) * e0 + (c00 * cz1 - c01 * cz0) * e1) / det;
   EXPECT_MATRIX_NEAR(ref.smoothed_means(1, 0), mean_z1, 1e-13);
 }
 
@@ -247,8 +235,7 @@ TEST(BatchInference, DifferentLengthsMatchOwnDenseReference) {
       EXPECT_MATRIX_NEAR(smoothed[i].smoothed_means.row(t), ref.smoothed_means.row(t), kRtol);
       EXPECT_MATRIX_NEAR(smoothed[i].smoothed_covariances[t], ref.smoothed_covariances[t], kRtol);
       if (t + 1 < lengths[i]) {
-        EXPECT_MATRIX_NEAR(smoothed[i].smoothed_cross_covariances[t],
-                           ref.smoothed_cross_covariances[t], kRtol);
+        EXPECT_MATRIX_NEAR(smoothed[i].smoothed_cross_covariances[t], ref.smoothed_cross_covariances[t], kRtol);
       }
     }
   }
@@ -259,9 +246,8 @@ TEST(BatchInference, NamesTheInvalidSequence) {
   const Params params = random_params({3, 2, 0, 0, false, false, -1, -1, 220});
   std::vector<Sequence> seqs = {random_sequence(params, {4, 0.0, {}, 221}), random_sequence(params, {5, 0.0, {}, 222})};
   seqs[1].emissions(2, 1) = std::numeric_limits<double>::infinity();
-  for (const auto& call : std::vector<std::function<void()>>{[&] { filter(params, seqs); },
-                                                             [&] { smoother(params, seqs); },
-                                                             [&] { marginal_log_prob(params, seqs); }}) {
+  for (const auto& call : std::vector<std::function<void()>>{
+           [&] { filter(params, seqs); }, [&] { smoother(params, seqs); }, [&] { marginal_log_prob(params, seqs); }}) {
     try {
       call();
       ADD_FAILURE() << "nothing thrown";

@@ -2,13 +2,14 @@
 // quadratic, Rosenbrock's function, a quadratic behind a wall of +inf (the
 // objective's "outside the valid set"), a gradient that lies (the line search
 // cannot succeed), and an objective that throws (the error propagates).
+#include "lbfgs.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
-#include "lbfgs.hpp"
 #include "test_util.hpp"
 
 namespace lgssm::internal {
@@ -113,7 +114,8 @@ TEST(Lbfgs, StopsAtMaxItersAndOnTheCallback) {
   const LbfgsRun stopped = minimize_lbfgs(quadratic, Vector::Zero(4), options(), [](int it, double) { return it < 2; });
   EXPECT_EQ(stopped.termination, Termination::kStopped);
   EXPECT_EQ(stopped.iterations, 2);
-  const LbfgsRun nonfinite = minimize_lbfgs([](const Vector&, Vector&) { return kInf; }, Vector::Zero(4), options(), {});
+  const LbfgsRun nonfinite =
+      minimize_lbfgs([](const Vector&, Vector&) { return kInf; }, Vector::Zero(4), options(), {});
   EXPECT_EQ(nonfinite.termination, Termination::kNumericalFailure);
 }
 

@@ -8,6 +8,8 @@
 // and, separately, that batch statistics are sums of per-sequence ones, that
 // m_step maximizes an independently written E[log p(z, y)], and that bad
 // arguments are named in the errors.
+#include "lgssm/learn.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,9 +26,8 @@
 #include <vector>
 
 #include "lgssm/error.hpp"
-#include "lgssm/inference.hpp"
 #include "lgssm/fit.hpp"
-#include "lgssm/learn.hpp"
+#include "lgssm/inference.hpp"
 #include "lgssm/stats.hpp"
 #include "test_util.hpp"
 
@@ -117,45 +118,67 @@ const std::vector<Variant>& variants() {
     // SequenceSpec: {T, missing fraction, missing steps, seed}
     v.push_back({"plain", {2, 3, 0, 0, false, false, -1, -1, 1}, {{10, 0.0, {}, 2}}, all});
     v.push_back({"inputs_and_biases", {2, 3, 2, 0, true, false, -1, -1, 3}, {{10, 0.0, {}, 4}}, all});
-    v.push_back({"diagonal_covs", {2, 3, 1, 0, true, true, -1, -1, 5}, {{10, 0.0, {}, 6}},
+    v.push_back({"diagonal_covs",
+                 {2, 3, 1, 0, true, true, -1, -1, 5},
+                 {{10, 0.0, {}, 6}},
                  structures(kDiagonal, kDiagonal, kDiagonal)});
-    v.push_back({"scalar_covs", {2, 3, 1, 0, true, false, -1, -1, 7}, {{10, 0.0, {}, 8}},
+    v.push_back({"scalar_covs",
+                 {2, 3, 1, 0, true, false, -1, -1, 7},
+                 {{10, 0.0, {}, 8}},
                  structures(kScalar, kScalar, kScalar)});
-    v.push_back({"mixed_structures", {3, 4, 1, 0, true, false, -1, -1, 9}, {{10, 0.0, {}, 10}},
+    v.push_back({"mixed_structures",
+                 {3, 4, 1, 0, true, false, -1, -1, 9},
+                 {{10, 0.0, {}, 10}},
                  structures(kFull, kDiagonal, kScalar)});
     v.push_back({"missing_components", {3, 4, 1, 0, true, false, -1, -1, 11}, {{12, 0.3, {}, 12}}, all});
-    v.push_back({"missing_components_diagonal_R", {2, 4, 1, 0, true, true, -1, -1, 13},
-                 {{12, 0.3, {}, 14}}, structures(kFull, kFull, kDiagonal)});
-    v.push_back({"missing_components_scalar_R", {2, 4, 0, 0, true, false, -1, -1, 15},
-                 {{12, 0.3, {}, 16}}, structures(kFull, kFull, kScalar)});
-    v.push_back({"wholly_missing_steps", {2, 3, 1, 0, true, false, -1, -1, 17},
-                 {{9, 0.0, {0, 4, 8}, 18}}, all});
-    v.push_back({"sequences_of_different_lengths", {2, 3, 1, 0, true, false, -1, -1, 19},
-                 {{9, 0.0, {}, 20}, {4, 0.2, {}, 21}, {1, 0.0, {}, 22}, {6, 0.0, {2}, 23}}, all});
-    v.push_back({"emission_dim_below_state_dim", {3, 2, 1, 0, true, false, -1, -1, 25},
-                 {{10, 0.0, {}, 26}, {7, 0.0, {}, 27}}, all});
-    v.push_back({"frozen_emissions_cov", {2, 3, 1, 0, true, false, -1, -1, 29},
-                 {{10, 0.1, {}, 30}, {6, 0.0, {}, 31}}, freeze(all, {"emissions.cov"})});
-    v.push_back({"frozen_dynamics_weights_and_emissions_bias", {2, 3, 1, 0, true, false, -1, -1, 33},
-                 {{10, 0.1, {}, 34}, {6, 0.0, {}, 35}}, freeze(all, {"dynamics.weights", "emissions.bias"})});
-    v.push_back({"frozen_initial_and_input_weights_diagonal_R", {2, 3, 2, 0, true, true, -1, -1, 37},
+    v.push_back({"missing_components_diagonal_R",
+                 {2, 4, 1, 0, true, true, -1, -1, 13},
+                 {{12, 0.3, {}, 14}},
+                 structures(kFull, kFull, kDiagonal)});
+    v.push_back({"missing_components_scalar_R",
+                 {2, 4, 0, 0, true, false, -1, -1, 15},
+                 {{12, 0.3, {}, 16}},
+                 structures(kFull, kFull, kScalar)});
+    v.push_back({"wholly_missing_steps", {2, 3, 1, 0, true, false, -1, -1, 17}, {{9, 0.0, {0, 4, 8}, 18}}, all});
+    v.push_back({"sequences_of_different_lengths",
+                 {2, 3, 1, 0, true, false, -1, -1, 19},
+                 {{9, 0.0, {}, 20}, {4, 0.2, {}, 21}, {1, 0.0, {}, 22}, {6, 0.0, {2}, 23}},
+                 all});
+    v.push_back({"emission_dim_below_state_dim",
+                 {3, 2, 1, 0, true, false, -1, -1, 25},
+                 {{10, 0.0, {}, 26}, {7, 0.0, {}, 27}},
+                 all});
+    v.push_back({"frozen_emissions_cov",
+                 {2, 3, 1, 0, true, false, -1, -1, 29},
+                 {{10, 0.1, {}, 30}, {6, 0.0, {}, 31}},
+                 freeze(all, {"emissions.cov"})});
+    v.push_back({"frozen_dynamics_weights_and_emissions_bias",
+                 {2, 3, 1, 0, true, false, -1, -1, 33},
+                 {{10, 0.1, {}, 34}, {6, 0.0, {}, 35}},
+                 freeze(all, {"dynamics.weights", "emissions.bias"})});
+    v.push_back({"frozen_initial_and_input_weights_diagonal_R",
+                 {2, 3, 2, 0, true, true, -1, -1, 37},
                  {{10, 0.0, {3}, 38}, {5, 0.2, {}, 39}},
                  freeze(structures(kFull, kFull, kDiagonal),
                         {"initial.mean", "initial.cov", "dynamics.input_weights", "emissions.input_weights"})});
-    v.push_back({"only_emissions_weights_trainable_scalar_Q", {2, 3, 1, 0, true, false, -1, -1, 41},
+    v.push_back({"only_emissions_weights_trainable_scalar_Q",
+                 {2, 3, 1, 0, true, false, -1, -1, 41},
                  {{10, 0.0, {}, 42}},
                  freeze(structures(kFull, kScalar, kFull),
-                        {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
-                         "dynamics.input_weights", "dynamics.cov", "emissions.bias",
-                         "emissions.input_weights", "emissions.cov"})});
+                        {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias", "dynamics.input_weights",
+                         "dynamics.cov", "emissions.bias", "emissions.input_weights", "emissions.cov"})});
     // Fixed-size kernels serve state_dim 1-4, the dynamic-size ones the rest.
     v.push_back({"state_dim_1", {1, 3, 1, 0, true, false, -1, -1, 45}, {{10, 0.2, {}, 46}, {4, 0.0, {}, 47}}, all});
-    v.push_back({"state_dim_5_dynamic_size", {5, 3, 1, 0, true, false, -1, -1, 49},
-                 {{10, 0.2, {}, 50}, {4, 0.0, {1}, 51}}, all});
-    v.push_back({"all_frozen", {2, 3, 1, 0, true, false, -1, -1, 43}, {{8, 0.0, {}, 44}},
+    v.push_back({"state_dim_5_dynamic_size",
+                 {5, 3, 1, 0, true, false, -1, -1, 49},
+                 {{10, 0.2, {}, 50}, {4, 0.0, {1}, 51}},
+                 all});
+    v.push_back({"all_frozen",
+                 {2, 3, 1, 0, true, false, -1, -1, 43},
+                 {{8, 0.0, {}, 44}},
                  freeze(all, {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
-                              "dynamics.input_weights", "dynamics.cov", "emissions.weights",
-                              "emissions.bias", "emissions.input_weights", "emissions.cov"})});
+                              "dynamics.input_weights", "dynamics.cov", "emissions.weights", "emissions.bias",
+                              "emissions.input_weights", "emissions.cov"})});
     return v;
   }();
   return kVariants;
@@ -277,8 +300,9 @@ void expect_frozen_unchanged(const Params& before, const Params& after, const Pa
       if (s != kFull && i != j && cov(i, j) != 0.0)
         return ::testing::AssertionFailure() << "entry (" << i << ", " << j << ") = " << cov(i, j) << "\n" << cov;
       if (s == kScalar && i == j && cov(i, i) != cov(0, 0))
-        return ::testing::AssertionFailure() << "diagonal entry " << i << " = " << cov(i, i) << " != " << cov(0, 0)
-                                             << "\n" << cov;
+        return ::testing::AssertionFailure()
+               << "diagonal entry " << i << " = " << cov(i, i) << " != " << cov(0, 0) << "\n"
+               << cov;
     }
   return ::testing::AssertionSuccess();
 }
@@ -414,8 +438,9 @@ Params per_step_params(Index num_steps, std::uint64_t seed) {
 
 TEST(Learn, PerStepEmissionsEmIsMonotone) {
   const Params params = per_step_params(6, 51);
-  const auto seqs = make_sequences(params, {{6, 0.0, {}, 52}, {6, 0.2, {}, 53}, {5, 0.0, {}, 54},
-                                            {6, 0.0, {1}, 55}, {4, 0.0, {}, 56}, {6, 0.0, {}, 57}});
+  const auto seqs = make_sequences(
+      params,
+      {{6, 0.0, {}, 52}, {6, 0.2, {}, 53}, {5, 0.0, {}, 54}, {6, 0.0, {1}, 55}, {4, 0.0, {}, 56}, {6, 0.0, {}, 57}});
   const ParamProps props = freeze({}, {"dynamics.weights", "dynamics.cov"});
   EmOptions options;
   options.num_iters = 20;
@@ -440,11 +465,16 @@ TEST(Learn, BatchStatisticsAreSumsOfPerSequenceStatistics) {
     const Params params = per_step ? per_step_params(9, 61) : make_params(variant("sequences_of_different_lengths"));
     // Per step, every step needs enough sequences to determine its own R_t.
     const auto seqs = make_sequences(
-        params, per_step ? std::vector<SequenceSpec>{{9, 0.0, {}, 62}, {9, 0.2, {}, 63}, {7, 0.0, {}, 64},
-                                                     {9, 0.0, {2}, 65}, {9, 0.1, {}, 66}, {4, 0.0, {}, 67},
-                                                     {9, 0.0, {}, 68}}
-                         : std::vector<SequenceSpec>{{9, 0.0, {}, 62}, {4, 0.2, {}, 63}, {1, 0.0, {}, 64},
-                                                     {6, 0.0, {2}, 65}, {9, 0.1, {}, 66}});
+        params, per_step
+                    ? std::vector<SequenceSpec>{{9, 0.0, {}, 62},
+                                                {9, 0.2, {}, 63},
+                                                {7, 0.0, {}, 64},
+                                                {9, 0.0, {2}, 65},
+                                                {9, 0.1, {}, 66},
+                                                {4, 0.0, {}, 67},
+                                                {9, 0.0, {}, 68}}
+                    : std::vector<SequenceSpec>{
+                          {9, 0.0, {}, 62}, {4, 0.2, {}, 63}, {1, 0.0, {}, 64}, {6, 0.0, {2}, 65}, {9, 0.1, {}, 66}});
     SufficientStats summed = sufficient_stats(params, seqs[0], per_step);
     for (size_t i = 1; i < seqs.size(); ++i) summed += sufficient_stats(params, seqs[i], per_step);
     const SufficientStats batch = sufficient_stats(params, seqs, per_step, kThreads);
@@ -529,8 +559,8 @@ TEST(Learn, StatisticsAboutDifferentReferencesAdd) {
   sum += sb;
   std::mt19937_64 rng(5);
   std::normal_distribution<double> normal;
-  const std::pair<const RegressionStats*, const RegressionStats*> parts[] = {
-      {&sa.emissions[0], &sb.emissions[0]}, {&sa.dynamics[0], &sb.dynamics[0]}};
+  const std::pair<const RegressionStats*, const RegressionStats*> parts[] = {{&sa.emissions[0], &sb.emissions[0]},
+                                                                             {&sa.dynamics[0], &sb.dynamics[0]}};
   const RegressionStats* sums[] = {&sum.emissions[0], &sum.dynamics[0]};
   for (int k = 0; k < 2; ++k) {
     const auto [x, y] = parts[k];
@@ -569,8 +599,8 @@ TEST(Learn, MStepMaximizesExpectedCompleteLogLikelihood) {
     Params params = c.per_step ? per_step_params(8, 71) : random_params({2, 3, 2, 0, true, false, -1, -1, 71});
     impose_structures(params, c.props);
     Params other = c.per_step ? per_step_params(8, 72) : random_params({2, 3, 2, 0, true, false, -1, -1, 72});
-    const auto seqs = make_sequences(other, {{8, 0.2, {}, 73}, {8, 0.0, {3}, 74}, {8, 0.0, {}, 75},
-                                             {5, 0.0, {}, 76}, {8, 0.0, {}, 77}});
+    const auto seqs = make_sequences(
+        other, {{8, 0.2, {}, 73}, {8, 0.0, {3}, 74}, {8, 0.0, {}, 75}, {5, 0.0, {}, 76}, {8, 0.0, {}, 77}});
     const SufficientStats stats = sufficient_stats(other, seqs, c.per_step, kThreads);
 
     const Params best = m_step(params, c.props, stats);
@@ -682,8 +712,10 @@ TEST(Learn, FitOptionsAreValidated) {
   };
   lbfgs([](LbfgsOptions& o) { o.max_iters = -1; }, "max_iters: expected an integer >= 0, got -1");
   lbfgs([](LbfgsOptions& o) { o.memory = 0; }, "memory: expected an integer >= 1, got 0");
-  lbfgs([](LbfgsOptions& o) { o.gradient_tolerance = -1.0; }, "gradient_tolerance: expected a finite value >= 0, got -1");
-  lbfgs([&](LbfgsOptions& o) { o.function_tolerance = nan; }, "function_tolerance: expected a finite value >= 0, got nan");
+  lbfgs([](LbfgsOptions& o) { o.gradient_tolerance = -1.0; },
+        "gradient_tolerance: expected a finite value >= 0, got -1");
+  lbfgs([&](LbfgsOptions& o) { o.function_tolerance = nan; },
+        "function_tolerance: expected a finite value >= 0, got nan");
   lbfgs([](LbfgsOptions& o) { o.num_threads = -1; }, "num_threads: expected an integer >= 0, got -1");
 
   // The boundary values are accepted.
@@ -715,9 +747,9 @@ TEST(Learn, SgdReturnsTheBestParametersWhenTheLossBecomesNonFinite) {
   seq.emissions.resize(2, 1);
   seq.emissions << a, -a;
   const std::vector<Sequence> seqs{seq};
-  const ParamProps props = freeze({}, {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias",
-                                       "dynamics.input_weights", "dynamics.cov", "emissions.weights",
-                                       "emissions.bias", "emissions.input_weights"});
+  const ParamProps props =
+      freeze({}, {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias", "dynamics.input_weights",
+                  "dynamics.cov", "emissions.weights", "emissions.bias", "emissions.input_weights"});
   SgdOptions sgd;
   sgd.num_epochs = 20;
   sgd.num_threads = kThreads;
@@ -763,7 +795,8 @@ TEST(Learn, EmWarnsOnceWhenACovarianceNearsSingularity) {
     EXPECT_GE(r.history[k], r.history[k - 1] - kEmMaxFall * std::abs(r.history[k - 1])) << "iteration " << k;
   ASSERT_EQ(r.summary.warnings.size(), 1u);
   const std::string& w = r.summary.warnings[0];
-  for (const char* part : {"emissions.cov is nearly singular at iteration 1", "prior", "diagonal or scalar", "fit_lbfgs"})
+  for (const char* part :
+       {"emissions.cov is nearly singular at iteration 1", "prior", "diagonal or scalar", "fit_lbfgs"})
     EXPECT_NE(w.find(part), std::string::npos) << part << " not in: " << w;
 }
 
@@ -836,8 +869,8 @@ TEST(Learn, SgdPieces) {
   };
   const Vector x = to_unconstrained(params, props);
   Vector grad;
-  const double f = minibatch_loss(params, props, sufficient_stats(params, seqs, false, kThreads), w, scale, &prior,
-                                  grad);
+  const double f =
+      minibatch_loss(params, props, sufficient_stats(params, seqs, false, kThreads), w, scale, &prior, grad);
   EXPECT_MATRIX_NEAR(f, objective(x), 1e-12);
   ASSERT_EQ(grad.size(), x.size());
   const Vector fd = central_differences(objective, x);

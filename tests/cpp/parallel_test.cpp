@@ -13,6 +13,8 @@
 // no-malloc flag is process-wide); scripts/test.sh runs these tests threaded,
 // under AddressSanitizer + UBSan and under ThreadSanitizer (this file is the
 // executable lgssm_parallel_tests, so that the TSan build compiles only it).
+#include "lgssm/parallel.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,10 +30,9 @@
 #include <vector>
 
 #include "lgssm/continuous.hpp"
-#include "lgssm/inference.hpp"
 #include "lgssm/fit.hpp"
+#include "lgssm/inference.hpp"
 #include "lgssm/learn.hpp"
-#include "lgssm/parallel.hpp"
 #include "lgssm/stats.hpp"
 #include "test_util.hpp"
 
@@ -142,14 +143,17 @@ TEST(Parallel, ForRunsCallsConcurrently) {
   int arrived = 0;
   bool timed_out = false;
   std::vector<std::thread::id> ids(2);
-  parallel_for(8, [&](Index i) {
-    if (i >= 2) return;
-    std::unique_lock<std::mutex> lock(mutex);
-    ids[static_cast<size_t>(i)] = std::this_thread::get_id();
-    ++arrived;
-    arrived_cv.notify_all();
-    if (!arrived_cv.wait_for(lock, std::chrono::seconds(60), [&] { return arrived == 2; })) timed_out = true;
-  }, 2);
+  parallel_for(
+      8,
+      [&](Index i) {
+        if (i >= 2) return;
+        std::unique_lock<std::mutex> lock(mutex);
+        ids[static_cast<size_t>(i)] = std::this_thread::get_id();
+        ++arrived;
+        arrived_cv.notify_all();
+        if (!arrived_cv.wait_for(lock, std::chrono::seconds(60), [&] { return arrived == 2; })) timed_out = true;
+      },
+      2);
   EXPECT_FALSE(timed_out) << "calls 0 and 1 did not overlap within 60 s";
   EXPECT_NE(ids[0], ids[1]);
 }
@@ -158,9 +162,12 @@ TEST(Parallel, ForRethrowsTheFirstException) {
   for (int threads : {1, 2, 4}) {
     SCOPED_TRACE("threads " + std::to_string(threads));
     try {
-      parallel_for(100, [](Index i) {
-        if (i == 37) throw std::runtime_error("index 37");
-      }, threads);
+      parallel_for(
+          100,
+          [](Index i) {
+            if (i == 37) throw std::runtime_error("index 37");
+          },
+          threads);
       ADD_FAILURE() << "no exception";
     } catch (const std::runtime_error& e) {
       EXPECT_EQ(std::string(e.what()), "index 37");
@@ -180,9 +187,9 @@ TEST(Parallel, ForRethrowsTheFirstException) {
 TEST(Parallel, NestedCallsComplete) {
   constexpr Index outer = 6, inner = 50;
   std::vector<int> calls(static_cast<size_t>(outer * inner), 0);
-  parallel_for(outer, [&](Index i) {
-    parallel_for(inner, [&](Index j) { ++calls[static_cast<size_t>(i * inner + j)]; }, 2);
-  }, 2);
+  parallel_for(
+      outer, [&](Index i) { parallel_for(inner, [&](Index j) { ++calls[static_cast<size_t>(i * inner + j)]; }, 2); },
+      2);
   for (size_t k = 0; k < calls.size(); ++k) EXPECT_EQ(calls[k], 1) << "index " << k;
 }
 
@@ -195,8 +202,7 @@ TEST(Parallel, ConcurrentCallersComplete) {
   std::vector<std::thread> threads;
   for (int c = 0; c < callers; ++c)
     threads.emplace_back([&, c] {
-      for (int r = 0; r < rounds; ++r)
-        parallel_for(n, [&](Index i) { ++calls[c][static_cast<size_t>(r * n + i)]; }, 2);
+      for (int r = 0; r < rounds; ++r) parallel_for(n, [&](Index i) { ++calls[c][static_cast<size_t>(r * n + i)]; }, 2);
     });
   for (auto& t : threads) t.join();
   for (int c = 0; c < callers; ++c)
@@ -306,8 +312,8 @@ std::vector<TimedSequence> continuous_sequences(const ContinuousParams& params, 
     Vector times(length);
     times(0) = 0.5 * i;
     for (Index k = 1; k < length; ++k) times(k) = times(k - 1) + steps[pick(rng)];
-    out.push_back({random_sequence(to_discrete(params, times), {length, 0.1, {}, static_cast<std::uint64_t>(200 + i)}),
-                   times});
+    out.push_back(
+        {random_sequence(to_discrete(params, times), {length, 0.1, {}, static_cast<std::uint64_t>(200 + i)}), times});
   }
   return out;
 }

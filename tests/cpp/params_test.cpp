@@ -1,6 +1,8 @@
 // Validation of parameters and sequences: every class of bad input throws
 // lgssm::invalid_argument with a message "<argument>: expected <...>, got <...>"
 // that names the argument and what was expected and what came.
+#include "lgssm/params.hpp"
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -12,7 +14,6 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
-#include "lgssm/params.hpp"
 #include "test_util.hpp"
 
 namespace lgssm::test {
@@ -42,9 +43,8 @@ std::string regex_escape(const std::string& s) {
 ::testing::AssertionResult contains_regex(const char* message_expr, const char* pattern_expr,
                                           const std::string& message, const std::string& pattern) {
   if (std::regex_search(message, std::regex(pattern))) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << message_expr << " = \"" << message
-                                       << "\"\n  does not contain a match of " << pattern_expr
-                                       << " = /" << pattern << "/";
+  return ::testing::AssertionFailure() << message_expr << " = \"" << message << "\"\n  does not contain a match of "
+                                       << pattern_expr << " = /" << pattern << "/";
 }
 
 // Calls `fn` and expects an lgssm::invalid_argument whose message names
@@ -56,13 +56,11 @@ void expect_invalid(const std::function<void()>& fn, const std::string& argument
     fn();
   } catch (const lgssm::invalid_argument& e) {
     const std::string msg = e.what();
-    EXPECT_PRED_FORMAT2(contains_regex, msg,
-                        regex_escape(argument) + ".*: expected .+, got .+");
+    EXPECT_PRED_FORMAT2(contains_regex, msg, regex_escape(argument) + ".*: expected .+, got .+");
     for (const std::string& d : details) EXPECT_PRED_FORMAT2(contains_regex, msg, d);
     return;
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected lgssm::invalid_argument naming " << argument
-                  << ", got another exception: " << e.what();
+    ADD_FAILURE() << "expected lgssm::invalid_argument naming " << argument << ", got another exception: " << e.what();
     return;
   }
   ADD_FAILURE() << "expected lgssm::invalid_argument naming " << argument << ", nothing thrown";
@@ -83,8 +81,7 @@ void expect_invalid_params(const Params& params, const std::string& argument,
 }
 
 // A bad sequence is caught by validate(params, seq) and by an entry point.
-void expect_invalid_sequence(const Params& params, const Sequence& seq,
-                             const std::string& argument,
+void expect_invalid_sequence(const Params& params, const Sequence& seq, const std::string& argument,
                              const std::vector<std::string>& details = {}) {
   {
     SCOPED_TRACE("validate(params, seq)");
@@ -110,7 +107,7 @@ MatrixSeries series_of(Index size, const Matrix& m) {
 TEST(Validate, AcceptsValidModelsAndData) {
   const Params params = base_params();
   Sequence seq = base_sequence(params);
-  seq.emissions(1, 0) = kNaN;  // missing component
+  seq.emissions(1, 0) = kNaN;              // missing component
   seq.emissions.row(3).setConstant(kNaN);  // missing step
   EXPECT_NO_THROW(validate(params));
   EXPECT_NO_THROW(validate(params, seq));
@@ -140,8 +137,7 @@ class WrongShape : public ::testing::TestWithParam<ShapeCase> {};
 TEST_P(WrongShape, NamesParameterExpectedAndActualShape) {
   Params params = base_params();
   GetParam().mutate(params);
-  expect_invalid_params(params, GetParam().argument,
-                        {expected_got(GetParam().expected, GetParam().got)});
+  expect_invalid_params(params, GetParam().argument, {expected_got(GetParam().expected, GetParam().got)});
 }
 
 // state_dim 3 (from initial.mean), emission_dim 2 (rows of emissions.weights),
@@ -149,32 +145,22 @@ TEST_P(WrongShape, NamesParameterExpectedAndActualShape) {
 INSTANTIATE_TEST_SUITE_P(
     EachParameter, WrongShape,
     ::testing::Values(
-        ShapeCase{"initial.cov", [](Params& p) { p.initial.cov = Matrix::Identity(4, 4); },
-                  "3, 3\\)", "4, 4\\)"},
-        ShapeCase{"dynamics.weights",
-                  [](Params& p) { p.dynamics.weights = series_of(1, Matrix::Zero(3, 4)); },
+        ShapeCase{"initial.cov", [](Params& p) { p.initial.cov = Matrix::Identity(4, 4); }, "3, 3\\)", "4, 4\\)"},
+        ShapeCase{"dynamics.weights", [](Params& p) { p.dynamics.weights = series_of(1, Matrix::Zero(3, 4)); },
                   "3, 3\\)", "3, 4\\)"},
-        ShapeCase{"dynamics.bias",
-                  [](Params& p) { p.dynamics.bias = series_of(1, Matrix::Zero(4, 1)); }, "3",
-                  "4"},
+        ShapeCase{"dynamics.bias", [](Params& p) { p.dynamics.bias = series_of(1, Matrix::Zero(4, 1)); }, "3", "4"},
         ShapeCase{"dynamics.input_weights",
-                  [](Params& p) { p.dynamics.input_weights = series_of(1, Matrix::Zero(4, 2)); },
-                  "3, 2\\)", "4, 2\\)"},
-        ShapeCase{"dynamics.cov",
-                  [](Params& p) { p.dynamics.cov = series_of(1, Matrix::Identity(4, 4)); },
-                  "3, 3\\)", "4, 4\\)"},
-        ShapeCase{"emissions.weights",
-                  [](Params& p) { p.emissions.weights = series_of(1, Matrix::Zero(2, 4)); },
+                  [](Params& p) { p.dynamics.input_weights = series_of(1, Matrix::Zero(4, 2)); }, "3, 2\\)", "4, 2\\)"},
+        ShapeCase{"dynamics.cov", [](Params& p) { p.dynamics.cov = series_of(1, Matrix::Identity(4, 4)); }, "3, 3\\)",
+                  "4, 4\\)"},
+        ShapeCase{"emissions.weights", [](Params& p) { p.emissions.weights = series_of(1, Matrix::Zero(2, 4)); },
                   "2, 3\\)", "2, 4\\)"},
-        ShapeCase{"emissions.bias",
-                  [](Params& p) { p.emissions.bias = series_of(1, Matrix::Zero(3, 1)); }, "2",
-                  "3"},
+        ShapeCase{"emissions.bias", [](Params& p) { p.emissions.bias = series_of(1, Matrix::Zero(3, 1)); }, "2", "3"},
         ShapeCase{"emissions.input_weights",
-                  [](Params& p) { p.emissions.input_weights = series_of(1, Matrix::Zero(2, 3)); },
-                  "2, 2\\)", "2, 3\\)"},
-        ShapeCase{"emissions.cov",
-                  [](Params& p) { p.emissions.cov = series_of(1, Matrix::Identity(3, 3)); },
-                  "2, 2\\)", "3, 3\\)"}),
+                  [](Params& p) { p.emissions.input_weights = series_of(1, Matrix::Zero(2, 3)); }, "2, 2\\)",
+                  "2, 3\\)"},
+        ShapeCase{"emissions.cov", [](Params& p) { p.emissions.cov = series_of(1, Matrix::Identity(3, 3)); }, "2, 2\\)",
+                  "3, 3\\)"}),
     [](const ::testing::TestParamInfo<ShapeCase>& info) {
       std::string name = info.param.argument;
       for (char& c : name)
@@ -243,8 +229,7 @@ TEST(Validate, CovarianceWithNegativeEigenvalue) {
     const double c = std::cos(0.7), s = std::sin(0.7);
     Matrix rot(3, 3);
     rot << c, -s, 0, s, c, 0, 0, 0, 1;
-    Matrix q = rot * Vector((Vector(3) << 1.5, -0.5, 1.0).finished()).asDiagonal() *
-               rot.transpose();
+    Matrix q = rot * Vector((Vector(3) << 1.5, -0.5, 1.0).finished()).asDiagonal() * rot.transpose();
     q = 0.5 * (q + q.transpose());
     p.dynamics.cov = series_of(1, q);
     expect_invalid_params(p, "dynamics.cov", {"expected .*semidefinite", eig});
@@ -378,8 +363,7 @@ TEST(Validate, PerStepSeriesTooShortForSequence) {
     p.emissions.bias = series_of(kT, p.emissions.bias[0]);
     const Sequence seq = base_sequence(p);
     EXPECT_NO_THROW(validate(p, seq));
-    expect_invalid([&] { forecast(p, seq, 2, RowMatrix::Zero(2, 2)); }, "emissions.bias",
-                   {expected_got("7", "5")});
+    expect_invalid([&] { forecast(p, seq, 2, RowMatrix::Zero(2, 2)); }, "emissions.bias", {expected_got("7", "5")});
   }
 }
 
@@ -387,32 +371,26 @@ TEST(Validate, PerStepSeriesTooShortForSequence) {
 
 TEST(Validate, SampleNonPositiveNumTimesteps) {
   const Params params = base_params();
-  expect_invalid([&] { sample(params, 0, 0, RowMatrix::Zero(0, 2)); }, "num_timesteps",
-                 {"got .*0"});
-  expect_invalid([&] { sample(params, 0, -3, RowMatrix::Zero(0, 2)); }, "num_timesteps",
-                 {"got .*-3"});
+  expect_invalid([&] { sample(params, 0, 0, RowMatrix::Zero(0, 2)); }, "num_timesteps", {"got .*0"});
+  expect_invalid([&] { sample(params, 0, -3, RowMatrix::Zero(0, 2)); }, "num_timesteps", {"got .*-3"});
 }
 
 TEST(Validate, SampleInputsOfWrongShape) {
   const Params params = base_params();
-  expect_invalid([&] { sample(params, 0, kT, RowMatrix::Zero(kT, 3)); }, "inputs",
-                 {expected_got("2", "3")});
+  expect_invalid([&] { sample(params, 0, kT, RowMatrix::Zero(kT, 3)); }, "inputs", {expected_got("2", "3")});
 }
 
 TEST(Validate, ForecastNegativeHorizon) {
   const Params params = base_params();
   const Sequence seq = base_sequence(params);
-  expect_invalid([&] { forecast(params, seq, -2, RowMatrix::Zero(0, 2)); },
-                 "num_forecast_timesteps", {"got .*-2"});
+  expect_invalid([&] { forecast(params, seq, -2, RowMatrix::Zero(0, 2)); }, "num_forecast_timesteps", {"got .*-2"});
 }
 
 TEST(Validate, ForecastInputsOfWrongShape) {
   const Params params = base_params();
   const Sequence seq = base_sequence(params);
-  expect_invalid([&] { forecast(params, seq, 3, RowMatrix::Zero(3, 3)); }, "forecast_inputs",
-                 {expected_got("2", "3")});
-  expect_invalid([&] { forecast(params, seq, 3, RowMatrix::Zero(2, 2)); }, "forecast_inputs",
-                 {expected_got("3", "2")});
+  expect_invalid([&] { forecast(params, seq, 3, RowMatrix::Zero(3, 3)); }, "forecast_inputs", {expected_got("2", "3")});
+  expect_invalid([&] { forecast(params, seq, 3, RowMatrix::Zero(2, 2)); }, "forecast_inputs", {expected_got("3", "2")});
 }
 
 TEST(Validate, PosteriorSampleNegativeNumSamples) {

@@ -25,8 +25,7 @@ void expect_moments_match(const Matrix& draws, const Vector& mean, const Matrix&
   const double num = static_cast<double>(draws.rows());
   const Eigen::LLT<Matrix> llt(cov);
   ASSERT_EQ(llt.info(), Eigen::Success) << "reference covariance not positive definite";
-  const Matrix white =
-      llt.matrixL().solve((draws.rowwise() - mean.transpose()).transpose()).transpose();
+  const Matrix white = llt.matrixL().solve((draws.rowwise() - mean.transpose()).transpose()).transpose();
   const Vector emp_mean = white.colwise().mean().transpose();
   const Matrix centered = white.rowwise() - emp_mean.transpose();
   const Matrix emp_cov = centered.transpose() * centered / (num - 1.0);
@@ -35,15 +34,13 @@ void expect_moments_match(const Matrix& draws, const Vector& mean, const Matrix&
   for (Index i = 0; i < mean.size(); ++i) {
     const double z = std::abs(emp_mean(i)) * std::sqrt(num);
     worst_mean = std::max(worst_mean, z);
-    if (z > kNumSigmas)
-      failures << "whitened mean[" << i << "] = " << emp_mean(i) << " (" << z << " SE)\n";
+    if (z > kNumSigmas) failures << "whitened mean[" << i << "] = " << emp_mean(i) << " (" << z << " SE)\n";
     for (Index j = 0; j <= i; ++j) {
       const double target = i == j ? 1.0 : 0.0;
       const double zc = std::abs(emp_cov(i, j) - target) / std::sqrt((1.0 + target) / num);
       worst_cov = std::max(worst_cov, zc);
       if (zc > kNumSigmas)
-        failures << "whitened cov(" << i << ", " << j << ") = " << emp_cov(i, j) << " (" << zc
-                 << " SE)\n";
+        failures << "whitened cov(" << i << ", " << j << ") = " << emp_cov(i, j) << " (" << zc << " SE)\n";
     }
   }
   EXPECT_TRUE(failures.str().empty()) << failures.str();

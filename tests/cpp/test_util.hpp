@@ -27,18 +27,16 @@ using Eigen::Index;
 // i.e. relative to the largest entry of the reference, and absolute when the
 // reference is below 1 in magnitude. On failure prints both matrices and their
 // difference.
-inline ::testing::AssertionResult matrix_near(const char* actual_expr, const char* expected_expr,
-                                              const char* rtol_expr, const Matrix& actual,
-                                              const Matrix& expected, double rtol) {
+inline ::testing::AssertionResult matrix_near(const char* actual_expr, const char* expected_expr, const char* rtol_expr,
+                                              const Matrix& actual, const Matrix& expected, double rtol) {
   Matrix a = actual;
-  const bool both_vectors = (a.rows() == 1 || a.cols() == 1) &&
-                            (expected.rows() == 1 || expected.cols() == 1) &&
-                            a.size() == expected.size();
+  const bool both_vectors =
+      (a.rows() == 1 || a.cols() == 1) && (expected.rows() == 1 || expected.cols() == 1) && a.size() == expected.size();
   if (both_vectors) a.resize(expected.rows(), expected.cols());
   if (a.rows() != expected.rows() || a.cols() != expected.cols()) {
-    return ::testing::AssertionFailure()
-           << actual_expr << " has shape (" << actual.rows() << ", " << actual.cols() << ") but "
-           << expected_expr << " has shape (" << expected.rows() << ", " << expected.cols() << ")";
+    return ::testing::AssertionFailure() << actual_expr << " has shape (" << actual.rows() << ", " << actual.cols()
+                                         << ") but " << expected_expr << " has shape (" << expected.rows() << ", "
+                                         << expected.cols() << ")";
   }
   const double scale = std::max(1.0, expected.size() ? expected.cwiseAbs().maxCoeff() : 0.0);
   const double tol = rtol * scale;
@@ -47,20 +45,18 @@ inline ::testing::AssertionResult matrix_near(const char* actual_expr, const cha
   const double err = diff.size() ? diff.cwiseAbs().maxCoeff() : 0.0;
   if (!has_nan && err <= tol) return ::testing::AssertionSuccess();
   const Eigen::IOFormat fmt(15, 0, ", ", "\n", "  [", "]");
-  return ::testing::AssertionFailure()
-         << "max |" << actual_expr << " - " << expected_expr << "| = " << err << " exceeds "
-         << rtol_expr << " * max(1, max|expected|) = " << tol << (has_nan ? " (NaN present)" : "")
-         << "\n"
-         << actual_expr << " =\n"
-         << a.format(fmt) << "\n"
-         << expected_expr << " =\n"
-         << expected.format(fmt) << "\ndifference =\n"
-         << diff.format(fmt);
+  return ::testing::AssertionFailure() << "max |" << actual_expr << " - " << expected_expr << "| = " << err
+                                       << " exceeds " << rtol_expr << " * max(1, max|expected|) = " << tol
+                                       << (has_nan ? " (NaN present)" : "") << "\n"
+                                       << actual_expr << " =\n"
+                                       << a.format(fmt) << "\n"
+                                       << expected_expr << " =\n"
+                                       << expected.format(fmt) << "\ndifference =\n"
+                                       << diff.format(fmt);
 }
 
-inline ::testing::AssertionResult matrix_near(const char* actual_expr, const char* expected_expr,
-                                              const char* rtol_expr, double actual, double expected,
-                                              double rtol) {
+inline ::testing::AssertionResult matrix_near(const char* actual_expr, const char* expected_expr, const char* rtol_expr,
+                                              double actual, double expected, double rtol) {
   return matrix_near(actual_expr, expected_expr, rtol_expr, Matrix::Constant(1, 1, actual),
                      Matrix::Constant(1, 1, expected), rtol);
 }
@@ -149,22 +145,18 @@ inline Params random_params(const ModelSpec& spec) {
 
   auto& dyn = params.dynamics;
   dyn.weights = random_series(num_dynamics, n, n, [&] { return random_dynamics_weights(rng, n); });
-  dyn.bias = random_series(num_dynamics, n, 1, [&] {
-    return spec.biases ? random_matrix(rng, n, 1) : Matrix(Matrix::Zero(n, 1));
-  });
+  dyn.bias = random_series(num_dynamics, n, 1,
+                           [&] { return spec.biases ? random_matrix(rng, n, 1) : Matrix(Matrix::Zero(n, 1)); });
   dyn.input_weights = random_series(num_dynamics, n, m, [&] { return random_matrix(rng, n, m); });
-  dyn.cov = random_series(num_dynamics, n, n,
-                          [&] { return random_cov(rng, n, spec.dynamics_cov_rank); });
+  dyn.cov = random_series(num_dynamics, n, n, [&] { return random_cov(rng, n, spec.dynamics_cov_rank); });
 
   auto& em = params.emissions;
   em.weights = random_series(num_emission, p, n, [&] { return random_matrix(rng, p, n); });
-  em.bias = random_series(num_emission, p, 1, [&] {
-    return spec.biases ? random_matrix(rng, p, 1) : Matrix(Matrix::Zero(p, 1));
-  });
+  em.bias = random_series(num_emission, p, 1,
+                          [&] { return spec.biases ? random_matrix(rng, p, 1) : Matrix(Matrix::Zero(p, 1)); });
   em.input_weights = random_series(num_emission, p, m, [&] { return random_matrix(rng, p, m); });
-  em.cov = random_series(num_emission, p, p, [&] {
-    return spec.diagonal_emission_cov ? random_diagonal_cov(rng, p) : random_cov(rng, p);
-  });
+  em.cov = random_series(num_emission, p, p,
+                         [&] { return spec.diagonal_emission_cov ? random_diagonal_cov(rng, p) : random_cov(rng, p); });
   return params;
 }
 
