@@ -78,14 +78,15 @@ double log_prob_and_gradient_unchecked(const ContinuousParams& params, const Con
   const ContinuousStats cs = internal::grouped_stats(params, seqs, gaps, discs, num_threads);
   const SufficientStats& stats = cs.stats;
   // Initial state and emissions: the discrete-time gradient with the dynamics frozen.
-  const Vector g_rest =
+  const Vector grad_rest =
       log_prob_gradient(internal::with_identity_dynamics(params), internal::discrete_props(props), stats);
   ContinuousDynamics grad{Matrix(), Matrix()};
   internal::dynamics_log_lik(params.dynamics, cs.gaps, stats.dynamics, &grad.drift, &grad.diffusion_cov, num_threads);
   ContinuousDynamics values = params.dynamics;
-  const Vector g_dyn = internal::chain(internal::dynamics_slots(values, props), internal::dynamics_slots(grad, props));
-  gradient.resize(g_rest.size() + g_dyn.size());
-  gradient << g_rest, g_dyn;
+  const Vector grad_dynamics =
+      internal::chain(internal::dynamics_slots(values, props), internal::dynamics_slots(grad, props));
+  gradient.resize(grad_rest.size() + grad_dynamics.size());
+  gradient << grad_rest, grad_dynamics;
   return stats.marginal_loglik;
 }
 

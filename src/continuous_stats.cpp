@@ -171,11 +171,11 @@ double dynamics_log_lik(const ContinuousDynamics& dyn, const std::vector<double>
         const double log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
         terms[g] = -0.5 * (s.count * (static_cast<double>(n) * kLog2Pi + log_det) + llt.solve(resid).trace());
         if (!grad_drift) return;
-        const Matrix g_a = llt.solve(s.moment(w).leftCols(n));
+        const Matrix grad_a = llt.solve(s.moment(w).leftCols(n));
         const Matrix half = llt.solve(resid - s.count * sigma);
-        Matrix g_sigma = 0.5 * llt.solve(half.transpose());
-        symmetrize(g_sigma);
-        transition_adjoint(t, series, entering, g_a, g_sigma, grads_drift[g], grads_diffusion[g]);
+        Matrix grad_sigma = 0.5 * llt.solve(half.transpose());
+        symmetrize(grad_sigma);
+        transition_adjoint(t, series, entering, grad_a, grad_sigma, grads_drift[g], grads_diffusion[g]);
       },
       num_threads);
   double total = 0.0;  // summed in gap order, so the result does not depend on the threads

@@ -87,23 +87,23 @@ double zoom_step(const Trial& lo, const Trial& hi) {
 // Work vectors of one run, allocated once.
 struct LineSearch {
   const Objective& objective;
-  Vector x_trial, g_trial, g_lo, g_prev;
+  Vector x_trial, grad_trial, grad_lo, grad_prev;
   int evaluations = 0;
 
-  LineSearch(const Objective& f, Eigen::Index n) : objective(f), x_trial(n), g_trial(n), g_lo(n), g_prev(n) {}
+  LineSearch(const Objective& f, Eigen::Index n) : objective(f), x_trial(n), grad_trial(n), grad_lo(n), grad_prev(n) {}
 
   Trial evaluate(const Vector& x, const Vector& d, double a) {
     x_trial.noalias() = x + a * d;
     ++evaluations;
-    double f = objective(x_trial, g_trial);
+    double f = objective(x_trial, grad_trial);
     if (!std::isfinite(f)) f = kInf;
-    return {a, f, f < kInf ? g_trial.dot(d) : std::numeric_limits<double>::quiet_NaN()};
+    return {a, f, f < kInf ? grad_trial.dot(d) : std::numeric_limits<double>::quiet_NaN()};
   }
 
   // A step along d (from f0, slope d0 < 0) meeting the strong Wolfe
   // conditions (Alg. 3.5 and 3.6); on failure the best step with sufficient
   // decrease found, or 0 when there is none. Writes f and g at the step.
-  double search(const Vector& x, const Vector& d, double f0, double d0, double& f_new, Vector& g_new) {
+  double search(const Vector& x, const Vector& d, double f0, double d0, double& f_new, Vector& grad_new) {
     const auto sufficient = [&](const Trial& t) { return t.f <= f0 + kC1 * t.a * d0; };
     const auto curvature = [&](const Trial& t) { return std::abs(t.slope) <= -kC2 * d0; };
     Trial lo{0.0, f0, d0}, hi, prev = lo;
@@ -115,21 +115,21 @@ struct LineSearch {
       if (!bracketed) {
         if (!sufficient(t) || (k > 0 && t.f >= prev.f)) {
           lo = prev;
-          g_lo = g_prev;
+          grad_lo = grad_prev;
           hi = t;
           bracketed = true;
           continue;
         }
-        if (curvature(t)) return accept(t, f_new, g_new);
+        if (curvature(t)) return accept(t, f_new, grad_new);
         if (t.slope >= 0) {
           hi = prev;
           lo = t;
-          g_lo = g_trial;
+          grad_lo = grad_trial;
           bracketed = true;
           continue;
         }
         prev = t;
-        g_prev = g_trial;
+        grad_prev = grad_trial;
         a *= 2.0;
         continue;
       }
@@ -137,20 +137,20 @@ struct LineSearch {
         hi = t;
         continue;
       }
-      if (curvature(t)) return accept(t, f_new, g_new);
+      if (curvature(t)) return accept(t, f_new, grad_new);
       if (t.slope * (hi.a - lo.a) >= 0) hi = lo;
       lo = t;
-      g_lo = g_trial;
+      grad_lo = grad_trial;
     }
     if (lo.a == 0.0) return 0.0;
     f_new = lo.f;
-    g_new = g_lo;
+    grad_new = grad_lo;
     return lo.a;
   }
 
-  double accept(const Trial& t, double& f_new, Vector& g_new) const {
+  double accept(const Trial& t, double& f_new, Vector& grad_new) const {
     f_new = t.f;
-    g_new = g_trial;
+    grad_new = grad_trial;
     return t.a;
   }
 };
@@ -163,7 +163,7 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
   LbfgsRun run;
   LineSearch line(objective, n);
   Corrections pairs(n, options.memory);
-  Vector g(n), g_new(n), d(n), s(n), y(n);
+  Vector g(n), grad_new(n), d(n), s(n), y(n);
   double f = objective(x, g);
   ++line.evaluations;
   const auto finish = [&](Termination why, std::string message) {
@@ -190,18 +190,18 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
       d0 = g.dot(d);
     }
     double f_new = f;
-    const double a = line.search(x, d, f, d0, f_new, g_new);
+    const double a = line.search(x, d, f, d0, f_new, grad_new);
     if (a == 0.0)
       return finish(Termination::kConverged,
                     "the line search could not decrease the objective further (|gradient|_inf = " +
                         number(g.lpNorm<Eigen::Infinity>()) + ")");
     s = a * d;
-    y = g_new - g;
+    y = grad_new - g;
     pairs.push(s, y);
     x += s;
     const double decrease = f - f_new;
     f = f_new;
-    g.swap(g_new);
+    g.swap(grad_new);
     if (decrease <= options.function_tolerance * std::max(1.0, std::abs(f))) {
       run.iterations = it + 1;
       if (on_iterate) on_iterate(it + 1, f);

@@ -57,17 +57,17 @@ void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen:
 
 // Gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov.
 void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c, const std::string& prefix,
-                         LinearGaussianParams& g) {
+                         LinearGaussianParams& grad) {
   const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
   const Matrix w = stacked(c, 0);
   const auto llt = factor_pd(prefix + ".cov", c.cov[0]);
-  const Matrix gw = llt.solve(s.moment(w));
-  g.weights[0] = gw.leftCols(n);
-  g.input_weights[0] = gw.middleCols(n, m);
-  g.bias[0] = gw.col(n + m);
+  const Matrix grad_w = llt.solve(s.moment(w));
+  grad.weights[0] = grad_w.leftCols(n);
+  grad.input_weights[0] = grad_w.middleCols(n, m);
+  grad.bias[0] = grad_w.col(n + m);
   const Matrix inner = s.scatter(w) - s.count * Matrix(c.cov[0]);
   const Matrix half = llt.solve(inner);
-  g.cov[0] = 0.5 * llt.solve(half.transpose());
+  grad.cov[0] = 0.5 * llt.solve(half.transpose());
 }
 
 // Regression statistics plus the MNIW prior's pseudo-observations.

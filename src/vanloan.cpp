@@ -16,33 +16,33 @@ using internal::throw_invalid;
 
 namespace internal {
 
-// The adjoint of (F, Q) -> (A_dt, Sigma_dt): from g_a = dl/dA and g_sigma =
+// The adjoint of (F, Q) -> (A_dt, Sigma_dt): from grad_a = dl/dA and grad_sigma =
 // dl/dSigma (symmetric), dl/dF and dl/dQ, by the chain rule backwards through
 // the doublings and the two series (reverse-mode differentiation of the
 // computed map, so the gradient is that of the computed value). `series` and
 // `entering` are those recorded by covariance.
 void transition_adjoint(const Transition& t, const std::vector<Matrix>& series, const std::vector<Matrix>& entering,
-                        Matrix g_a, Matrix g_sigma, Matrix& grad_drift, Matrix& grad_diffusion) {
+                        Matrix grad_a, Matrix grad_sigma, Matrix& grad_drift, Matrix& grad_diffusion) {
   for (size_t k = t.doubled.size(); k-- > 0;) {
     const Matrix& a = t.doubled[k];
-    g_a = g_a * a.transpose() + a.transpose() * g_a + 2.0 * g_sigma * a * entering[k];
-    g_sigma += a.transpose() * g_sigma * a;
-    symmetrize(g_sigma);
+    grad_a = grad_a * a.transpose() + a.transpose() * grad_a + 2.0 * grad_sigma * a * entering[k];
+    grad_sigma += a.transpose() * grad_sigma * a;
+    symmetrize(grad_sigma);
   }
-  // A_tau = I + sum_j T_j with T_j = x T_{j-1} / j, T_0 = I; g_a is dl/dA_tau.
-  Matrix g_x = Matrix::Zero(t.x.rows(), t.x.cols()), g_term = g_a;
+  // A_tau = I + sum_j T_j with T_j = x T_{j-1} / j, T_0 = I; grad_a is dl/dA_tau.
+  Matrix grad_x = Matrix::Zero(t.x.rows(), t.x.cols()), grad_term = grad_a;
   for (int j = t.degree(); j >= 1; --j) {
-    g_x += g_term * t.powers[j - 1].transpose() / static_cast<double>(j);
-    g_term = g_a + t.x.transpose() * g_term / static_cast<double>(j);
+    grad_x += grad_term * t.powers[j - 1].transpose() / static_cast<double>(j);
+    grad_term = grad_a + t.x.transpose() * grad_term / static_cast<double>(j);
   }
-  g_term = g_sigma;
+  grad_term = grad_sigma;
   for (int k = t.degree(); k >= 1; --k) {
-    g_x += 2.0 * g_term * series[k - 1] / static_cast<double>(k + 1);
-    const Matrix xg = t.x.transpose() * g_term;
-    g_term = g_sigma + (xg + xg.transpose()) / static_cast<double>(k + 1);
+    grad_x += 2.0 * grad_term * series[k - 1] / static_cast<double>(k + 1);
+    const Matrix xg = t.x.transpose() * grad_term;
+    grad_term = grad_sigma + (xg + xg.transpose()) / static_cast<double>(k + 1);
   }
-  grad_drift = t.tau * g_x;
-  grad_diffusion = t.tau * g_term;
+  grad_drift = t.tau * grad_x;
+  grad_diffusion = t.tau * grad_term;
   symmetrize(grad_diffusion);
 }
 

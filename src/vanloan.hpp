@@ -126,13 +126,13 @@ MatrixS<S> covariance(const TransitionS<S>& t, const Matrix& q, std::vector<Matr
   return sigma;
 }
 
-// The adjoint of (F, Q) -> (A_dt, Sigma_dt): from g_a = dl/dA and g_sigma =
+// The adjoint of (F, Q) -> (A_dt, Sigma_dt): from grad_a = dl/dA and grad_sigma =
 // dl/dSigma (symmetric), dl/dF and dl/dQ, by the chain rule backwards through
 // the doublings and the two series (reverse-mode differentiation of the
 // computed map, so the gradient is that of the computed value). `series` and
 // `entering` are those recorded by covariance.
 void transition_adjoint(const Transition& t, const std::vector<Matrix>& series, const std::vector<Matrix>& entering,
-                        Matrix g_a, Matrix g_sigma, Matrix& grad_drift, Matrix& grad_diffusion);
+                        Matrix grad_a, Matrix grad_sigma, Matrix& grad_drift, Matrix& grad_diffusion);
 
 // (A_dt, Sigma_dt) without argument checks, in long double where
 // |F|_1 dt > kExtendedFrom; not finite only where exp(F dt) overflows.

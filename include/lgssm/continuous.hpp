@@ -170,11 +170,11 @@ struct ContinuousFitResult {
 
 /// Options of the continuous-time fit_em (every field checked by validate()).
 struct ContinuousEmOptions {
-  int num_iters = 50;      ///< >= 0
-  double tolerance = 0.0;  ///< >= 0: stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|
+  int num_iters = 50;      ///< maximum number of EM iterations (E-steps), >= 0
+  double tolerance = 0.0;  ///< stop when |lp_k - lp_{k-1}| <= tolerance * |lp_k|; finite, >= 0; 0 never stops early
   int m_step_iters = 10;   ///< L-BFGS iterations of the generalized M-step for (F, Q_c), >= 1
   bool accelerate = true;  ///< generalized EM only: SQUAREM extrapolation (see fit_em); false for plain EM
-  int num_threads = 0;     ///< >= 0; 0 = all hardware threads
+  int num_threads = 0;     ///< threads for the E-step and the M-step, >= 0; 0 = all hardware threads
   FitCallback callback;    ///< optional: (iteration, log p(y)); false stops the fit
   /// Throws lgssm::invalid_argument naming the first field out of its range.
   void validate() const;

@@ -78,7 +78,7 @@ struct EmOptions {
   int num_threads = 0;     ///< threads for the E-step, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
   bool accelerate = false;              ///< SQUAREM extrapolation on the unconstrained parameters (fit.hpp)
-  FitCallback callback;                 ///< optional
+  FitCallback callback;                 ///< optional: (iteration, history value); false stops the fit
   /// Throws lgssm::invalid_argument naming the first field out of its range.
   void validate() const;
 };
@@ -117,13 +117,13 @@ struct AdamOptions {
 /// Options of fit_sgd (every field checked by validate()).
 struct SgdOptions {
   AdamOptions adam;
-  int batch_size = 1;                   ///< sequences per minibatch, >= 1
-  int num_epochs = 50;                  ///< >= 0
+  int batch_size = 1;                   ///< sequences per minibatch (Adam step), >= 1
+  int num_epochs = 50;                  ///< passes over all sequences, >= 0
   bool shuffle = false;                 ///< reshuffle the sequences every epoch
-  std::uint64_t seed = 0;               ///< for shuffling
-  int num_threads = 0;                  ///< >= 0; 0 = all hardware threads
+  std::uint64_t seed = 0;               ///< seed of the shuffling, any value
+  int num_threads = 0;                  ///< threads for the minibatch statistics, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
-  FitCallback callback;                 ///< optional
+  FitCallback callback;                 ///< optional: (iteration, history value); false stops the fit
   /// Checks every field, adam's included.
   void validate() const;
 };
@@ -168,13 +168,13 @@ void adam_update(const AdamOptions& options, const Vector& grad, Vector& x, Adam
 
 /// Options of fit_lbfgs (every field checked by validate()).
 struct LbfgsOptions {
-  int max_iters = 1000;                 ///< >= 0
+  int max_iters = 1000;                 ///< L-BFGS iterations at most, >= 0
   int memory = 10;                      ///< stored correction pairs, >= 1
   double gradient_tolerance = 1e-8;     ///< stop when |grad|_inf <= tol * max(1, |f|); finite, >= 0
   double function_tolerance = 1e-12;    ///< stop when the relative decrease of f is below this; finite, >= 0
-  int num_threads = 0;                  ///< >= 0; 0 = all hardware threads
+  int num_threads = 0;                  ///< threads for each objective evaluation, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
-  FitCallback callback;                 ///< optional
+  FitCallback callback;                 ///< optional: (iteration, history value); false stops the fit
   /// Throws lgssm::invalid_argument naming the first field out of its range.
   void validate() const;
 };

@@ -292,7 +292,7 @@ def core_conditional(prefix: str, group, shapes: dict) -> _core.LinearGaussianPa
     return out
 
 
-def core_initial(initial: ParamsLGSSMInitial, shapes: dict):
+def core_initial(initial: ParamsLGSSMInitial, shapes: dict) -> tuple[np.ndarray, np.ndarray]:
     """Check the initial state's parameters and convert them to float64.
 
     Parameters

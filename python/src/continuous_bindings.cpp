@@ -27,9 +27,9 @@ std::vector<lgssm::TimedSequence> to_timed(std::vector<RowMatrix>& emissions, st
 
 // Runs fit(params, props, seqs, options) without the GIL: (params, history, summary, psd_correction).
 template <class Options, class Fit>
-nb::tuple run_fit(const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props,
-                  std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs, std::vector<lgssm::Vector>& times,
-                  Options options, nb::object callback, Fit fit) {
+auto run_fit(const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix>& emissions,
+             std::vector<RowMatrix>& inputs, std::vector<lgssm::Vector>& times, Options options, nb::object callback,
+             Fit fit) {
   auto seqs = to_timed(emissions, inputs, times);
   options.callback = lgssm::bindings::wrap_callback(callback);
   lgssm::ContinuousFitResult r;
@@ -37,8 +37,8 @@ nb::tuple run_fit(const lgssm::ContinuousParams& p, const lgssm::ContinuousProps
     nb::gil_scoped_release release;
     r = fit(p, props, seqs, options);
   }
-  return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary),
-                        r.psd_correction);
+  return std::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary),
+                         r.psd_correction);
 }
 
 }  // namespace
@@ -74,7 +74,7 @@ void bind_continuous(nb::module_& m) {
       .def_rw("gaps", &lgssm::ContinuousStats::gaps)
       .def_rw("stats", &lgssm::ContinuousStats::stats)
       .def_prop_ro("marginal_loglik", [](const lgssm::ContinuousStats& s) { return s.stats.marginal_loglik; })
-      .def("__getstate__", [](const lgssm::ContinuousStats& s) { return nb::make_tuple(s.gaps, s.stats); })
+      .def("__getstate__", [](const lgssm::ContinuousStats& s) { return std::make_tuple(s.gaps, s.stats); })
       .def("__setstate__",
            [](lgssm::ContinuousStats& s, const std::tuple<std::vector<double>, lgssm::SufficientStats>& t) {
              new (&s) lgssm::ContinuousStats{std::get<0>(t), std::get<1>(t)};
@@ -102,7 +102,7 @@ void bind_continuous(nb::module_& m) {
       "discretize",
       [](const lgssm::Matrix& drift, const lgssm::Matrix& diffusion_covariance, double dt) {
         auto d = lgssm::discretize(drift, diffusion_covariance, dt);
-        return nb::make_tuple(d.weights, d.cov);
+        return std::make_tuple(d.weights, d.cov);
       },
       "drift"_a, "diffusion_covariance"_a, "dt"_a);
   m.def("validate_continuous_dynamics", &lgssm::validate_dynamics, "drift"_a, "diffusion_cov"_a, "state_dim"_a,
@@ -111,7 +111,7 @@ void bind_continuous(nb::module_& m) {
       "undiscretize",
       [](const lgssm::Matrix& weights, const lgssm::Matrix& cov, double dt) {
         auto u = lgssm::undiscretize(weights, cov, dt);
-        return nb::make_tuple(u.drift, u.diffusion_cov, u.psd_correction);
+        return std::make_tuple(u.drift, u.diffusion_cov, u.psd_correction);
       },
       "weights"_a, "cov"_a, "dt"_a);
   m.def("to_discrete", &lgssm::to_discrete, "params"_a, "times"_a);
@@ -133,7 +133,7 @@ void bind_continuous(nb::module_& m) {
           nb::gil_scoped_release release;
           ll = lgssm::log_prob_and_gradient(p, props, seqs, grad);
         }
-        return nb::make_tuple(ll, grad);
+        return std::make_tuple(ll, grad);
       },
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "times"_a);
   nb::class_<lgssm::ContinuousEmOptions>(m, "ContinuousEmOptions")

@@ -14,6 +14,10 @@
 
 namespace lgssm::bindings {
 
+// A dict from names to values, typed so that the generated stub (_core.pyi)
+// says so (dict[str, object]).
+using Dict = nanobind::typed<nanobind::dict, nanobind::str, nanobind::object>;
+
 // The sequences, moved out of the per-sequence lists (not validated).
 inline std::vector<Sequence> to_sequences(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs) {
   if (inputs.size() != emissions.size())
@@ -33,8 +37,8 @@ inline FitCallback wrap_callback(nanobind::object callback) {
   };
 }
 
-inline nanobind::dict summary_dict(const FitSummary& s) {
-  nanobind::dict d;
+inline Dict summary_dict(const FitSummary& s) {
+  Dict d;
   d["iterations"] = s.iterations;
   d["termination"] = s.termination;
   d["message"] = s.message;

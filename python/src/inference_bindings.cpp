@@ -3,6 +3,7 @@
 // dict of NumPy arrays per sequence (moved, not copied).
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include "fit_common.hpp"
@@ -34,8 +35,10 @@ auto run_batch(const lgssm::Params& params, std::vector<RowMatrix>& emissions, s
   return fn(params, seqs);
 }
 
-nb::dict filter_dict(lgssm::FilterResult&& r) {
-  nb::dict d;
+using lgssm::bindings::Dict;
+
+Dict filter_dict(lgssm::FilterResult&& r) {
+  Dict d;
   d["marginal_loglik"] = r.marginal_loglik;
   d["filtered_means"] = nb::cast(std::move(r.filtered_means));
   d["filtered_covariances"] = nb::cast(std::move(r.filtered_covariances));
@@ -44,9 +47,11 @@ nb::dict filter_dict(lgssm::FilterResult&& r) {
   return d;
 }
 
-template <class T, class Convert>
-nb::list to_list(std::vector<T>& results, Convert convert) {
-  nb::list out;
+// The results as a Python list, each converted by `convert`; Element is what
+// the stub names as the list's entries.
+template <class Element, class T, class Convert>
+nb::typed<nb::list, Element> to_list(std::vector<T>& results, Convert convert) {
+  nb::typed<nb::list, Element> out;
   for (auto& r : results) out.append(convert(std::move(r)));
   return out;
 }
@@ -67,7 +72,7 @@ void bind_inference(nb::module_& m) {
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
         auto rs = run_batch(p, emissions, inputs,
                             [](const auto& params, const auto& seqs) { return lgssm::filter(params, seqs); });
-        return to_list(rs, filter_dict);
+        return to_list<Dict>(rs, filter_dict);
       },
       "params"_a, "emissions"_a, "inputs"_a);
 
@@ -76,8 +81,8 @@ void bind_inference(nb::module_& m) {
       [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs) {
         auto rs = run_batch(p, emissions, inputs,
                             [](const auto& params, const auto& seqs) { return lgssm::smoother(params, seqs); });
-        return to_list(rs, [](lgssm::SmootherResult&& r) {
-          nb::dict d = filter_dict(std::move(r));
+        return to_list<Dict>(rs, [](lgssm::SmootherResult&& r) {
+          Dict d = filter_dict(std::move(r));
           d["smoothed_means"] = nb::cast(std::move(r.smoothed_means));
           d["smoothed_covariances"] = nb::cast(std::move(r.smoothed_covariances));
           d["smoothed_cross_covariances"] = nb::cast(std::move(r.smoothed_cross_covariances));
@@ -94,7 +99,7 @@ void bind_inference(nb::module_& m) {
           nb::gil_scoped_release release;
           r = lgssm::sample(p, seed, num_timesteps, inputs);
         }
-        return nb::make_tuple(nb::cast(std::move(r.states)), nb::cast(std::move(r.emissions)));
+        return std::make_tuple(std::move(r.states), std::move(r.emissions));
       },
       "params"_a, "seed"_a, "num_timesteps"_a, "inputs"_a);
 
@@ -113,7 +118,7 @@ void bind_inference(nb::module_& m) {
             draws[i] = lgssm::posterior_sample(p, seqs[i], seeds[i], num_samples);
           });
         }
-        return to_list(draws, [](lgssm::MatrixSeries&& d) { return nb::cast(std::move(d)); });
+        return to_list<lgssm::MatrixSeries>(draws, [](lgssm::MatrixSeries&& d) { return nb::cast(std::move(d)); });
       },
       "params"_a, "emissions"_a, "inputs"_a, "seeds"_a, "num_samples"_a);
 
@@ -128,8 +133,8 @@ void bind_inference(nb::module_& m) {
           rs = lgssm::parallel_map(
               seqs, [&](const lgssm::Sequence& s) { return lgssm::posterior_predictive(p, s, full_covariances); });
         }
-        return to_list(rs, [&](lgssm::PosteriorPredictiveResult&& r) {
-          nb::dict d;
+        return to_list<Dict>(rs, [&](lgssm::PosteriorPredictiveResult&& r) {
+          Dict d;
           d["means"] = nb::cast(std::move(r.means));
           d["stds"] = nb::cast(std::move(r.stds));
           if (full_covariances) d["covariances"] = nb::cast(std::move(r.covariances));
@@ -153,7 +158,8 @@ void bind_inference(nb::module_& m) {
             rs[i] = lgssm::forecast(p, seqs[i], num_forecast_timesteps, forecast_inputs[i]);
           });
         }
-        return to_list(rs, [](lgssm::ForecastResult&& r) {
+        using Moments = std::tuple<RowMatrix, lgssm::MatrixSeries, RowMatrix, lgssm::MatrixSeries>;
+        return to_list<Moments>(rs, [](lgssm::ForecastResult&& r) {
           return nb::make_tuple(nb::cast(std::move(r.means)), nb::cast(std::move(r.covariances)),
                                 nb::cast(std::move(r.emission_means)), nb::cast(std::move(r.emission_covariances)));
         });

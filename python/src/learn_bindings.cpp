@@ -23,13 +23,15 @@ namespace {
 
 using lgssm::bindings::to_sequences;
 
-nb::tuple fit_tuple(lgssm::FitResult&& r) {
-  return nb::make_tuple(std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary));
+using lgssm::bindings::Dict;
+
+std::tuple<lgssm::Params, std::vector<double>, Dict> fit_tuple(lgssm::FitResult&& r) {
+  return {std::move(r.params), std::move(r.history), lgssm::bindings::summary_dict(r.summary)};
 }
 
 template <class Options, class Fit>
-nb::tuple run_fit(const lgssm::Params& params, const lgssm::ParamProps& props, std::vector<RowMatrix>& emissions,
-                  std::vector<RowMatrix>& inputs, Options options, nb::object callback, Fit fit) {
+auto run_fit(const lgssm::Params& params, const lgssm::ParamProps& props, std::vector<RowMatrix>& emissions,
+             std::vector<RowMatrix>& inputs, Options options, nb::object callback, Fit fit) {
   auto seqs = to_sequences(emissions, inputs);
   options.callback = lgssm::bindings::wrap_callback(callback);
   lgssm::FitResult r;
@@ -102,7 +104,7 @@ void bind_learn(nb::module_& m) {
       .def("moment", &lgssm::RegressionStats::moment, "w"_a)
       .def("scatter", &lgssm::RegressionStats::scatter, "w"_a)
       .def("__getstate__",
-           [](const lgssm::RegressionStats& r) { return nb::make_tuple(r.w0, r.xx, r.rx, r.rr, r.count); })
+           [](const lgssm::RegressionStats& r) { return std::make_tuple(r.w0, r.xx, r.rx, r.rr, r.count); })
       .def("__setstate__", [](lgssm::RegressionStats& r,
                               const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
         new (&r) lgssm::RegressionStats();
@@ -117,7 +119,7 @@ void bind_learn(nb::module_& m) {
       .def_rw("marginal_loglik", &lgssm::SufficientStats::marginal_loglik)
       .def("__getstate__",
            [](const lgssm::SufficientStats& s) {
-             return nb::make_tuple(s.initial, s.dynamics, s.emissions, s.marginal_loglik);
+             return std::make_tuple(s.initial, s.dynamics, s.emissions, s.marginal_loglik);
            })
       .def("__setstate__",
            [](lgssm::SufficientStats& s, const std::tuple<lgssm::RegressionStats, std::vector<lgssm::RegressionStats>,
@@ -200,7 +202,7 @@ void bind_learn(nb::module_& m) {
          double scale, const lgssm::ConjugatePrior* prior) {
         lgssm::Vector grad;
         const double loss = lgssm::minibatch_loss(p, props, stats, batch_weight, scale, prior, grad);
-        return nb::make_tuple(loss, grad);
+        return std::make_tuple(loss, grad);
       },
       "params"_a, "props"_a, "stats"_a, "batch_weight"_a, "scale"_a, "prior"_a.none());
   m.def(
@@ -238,7 +240,7 @@ void bind_learn(nb::module_& m) {
           };
         if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
         lgssm::SgdRun run = lgssm::run_sgd(steps, num_sequences, std::move(x), std::move(state), o, std::move(history));
-        return nb::make_tuple(run.x, run.history, lgssm::bindings::summary_dict(run.summary));
+        return std::make_tuple(run.x, run.history, lgssm::bindings::summary_dict(run.summary));
       },
       "loss"_a, "num_sequences"_a, "x"_a, "state"_a, "options"_a, "callback"_a.none(), "after_epoch"_a.none(),
       "history"_a);
@@ -269,7 +271,7 @@ void bind_learn(nb::module_& m) {
           steps.after_m_step = [&](const nb::object& p, const std::vector<double>& h) { after_m_step(p, h); };
         if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
         lgssm::EmRun<nb::object> run = lgssm::run_em(steps, start, o, std::move(history));
-        return nb::make_tuple(run.params, run.history, lgssm::bindings::summary_dict(run.summary));
+        return std::make_tuple(run.params, run.history, lgssm::bindings::summary_dict(run.summary));
       },
       "e_step"_a, "objective"_a, "m_step"_a, "start"_a, "options"_a, "callback"_a.none(), "after_m_step"_a.none(),
       "history"_a);

@@ -281,15 +281,27 @@ bool same(const MatrixSeries& a, const MatrixSeries& b) {
 
 // Frozen parameters of `after` equal those of `before` bit for bit.
 void expect_frozen_unchanged(const Params& before, const Params& after, const ParamProps& props) {
-  if (!props.initial.mean) EXPECT_TRUE(after.initial.mean == before.initial.mean) << "initial.mean changed";
-  if (!props.initial.cov) EXPECT_TRUE(after.initial.cov == before.initial.cov) << "initial.cov changed";
+  if (!props.initial.mean) {
+    EXPECT_TRUE(after.initial.mean == before.initial.mean) << "initial.mean changed";
+  }
+  if (!props.initial.cov) {
+    EXPECT_TRUE(after.initial.cov == before.initial.cov) << "initial.cov changed";
+  }
   for (auto [name, pr, a, b] :
        {std::tuple{std::string("dynamics"), props.dynamics, &after.dynamics, &before.dynamics},
         std::tuple{std::string("emissions"), props.emissions, &after.emissions, &before.emissions}}) {
-    if (!pr.weights) EXPECT_TRUE(same(a->weights, b->weights)) << name << ".weights changed";
-    if (!pr.bias) EXPECT_TRUE(same(a->bias, b->bias)) << name << ".bias changed";
-    if (!pr.input_weights) EXPECT_TRUE(same(a->input_weights, b->input_weights)) << name << ".input_weights changed";
-    if (!pr.cov) EXPECT_TRUE(same(a->cov, b->cov)) << name << ".cov changed";
+    if (!pr.weights) {
+      EXPECT_TRUE(same(a->weights, b->weights)) << name << ".weights changed";
+    }
+    if (!pr.bias) {
+      EXPECT_TRUE(same(a->bias, b->bias)) << name << ".bias changed";
+    }
+    if (!pr.input_weights) {
+      EXPECT_TRUE(same(a->input_weights, b->input_weights)) << name << ".input_weights changed";
+    }
+    if (!pr.cov) {
+      EXPECT_TRUE(same(a->cov, b->cov)) << name << ".cov changed";
+    }
   }
 }
 
