@@ -232,8 +232,7 @@ void validate(const ContinuousParams& params) {
   validate_dynamics(params.dynamics.drift, params.dynamics.diffusion_cov, n, "dynamics.drift",
                     "dynamics.diffusion_cov");
   // Initial state and emissions: as in discrete time, with a valid stand-in transition.
-  const Discretization identity{Matrix::Identity(n, n), Matrix::Identity(n, n)};
-  validate(internal::assemble(params, {identity}, {}));
+  validate(internal::with_identity_dynamics(params));
 }
 
 void validate_times(const Vector& times, Eigen::Index num_timesteps, const std::string& name) {
