@@ -1,7 +1,6 @@
 // Fitting continuous-time models (continuous.hpp: m_step, fit_em, fit_lbfgs,
 // log_prob_and_gradient and the unconstrained map).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "checks.hpp"
