@@ -21,7 +21,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "setup: building and installing lgssm into .venv"
 .venv/bin/python -m pip install -q ".[test,dask,lint]"
-# The peers (dynamax, pykalman, statsmodels, ...) serve only the parity tests and
-# the benchmarks; if they cannot be installed, those tests skip and say why.
+# The JAX extra (lgssm.jax, optax, blackjax, arviz) and the peers (dynamax, pykalman,
+# statsmodels, ...), which serve only the parity tests and the benchmarks; if they
+# cannot be installed, the tests that need them skip and say why.
+.venv/bin/python -m pip install -q ".[jax]" ||
+  echo "setup: WARNING: the jax extra could not be installed; its tests will be skipped"
 .venv/bin/python -m pip install -q ".[peers]" ||
   echo "setup: WARNING: the peers could not be installed; parity tests will be skipped"
