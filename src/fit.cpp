@@ -287,7 +287,10 @@ SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState 
         best_x = r.x;
         best_epoch = epoch;
       }
-      adam_update(options.adam, grad, r.x, state);
+      if (options.update)
+        options.update(grad, loss, r.x);
+      else
+        adam_update(options.adam, grad, r.x, state);
       avg += (loss - avg) / static_cast<double>(b + 1);
     }
     r.history.push_back(avg);

@@ -124,11 +124,16 @@ struct SgdOptions {
   int num_threads = 0;                  ///< threads for the minibatch statistics, >= 0; 0 = all hardware threads
   std::optional<ConjugatePrior> prior;  ///< MAP instead of maximum likelihood when set
   FitCallback callback;                 ///< optional: (iteration, history value); false stops the fit
+  /// Optional: the optimizer's step, update(grad, loss, x) moving x in place given
+  /// the minibatch loss at x and its gradient, in place of adam_update (`adam` is
+  /// then unused); for example an optax optimizer from Python. It may keep a state
+  /// of its own.
+  std::function<void(const Vector& grad, double loss, Vector& x)> update;
   /// Checks every field, adam's included.
   void validate() const;
 };
 
-/// Adam on minibatches of whole sequences, minimizing dynamax's loss
+/// Adam (or options.update) on minibatches of whole sequences, minimizing dynamax's loss
 /// -(N / |batch|) sum_batch log p(y_i) / (number of emission entries).
 /// Returns, as dynamax, the parameters after the last update. If the loss
 /// becomes non-finite the fit stops (Termination::kNumericalFailure) and
@@ -387,7 +392,7 @@ EmRun<P> run_em(const EmSteps<P, S>& steps, P start, const EmLoopOptions& option
 /// shuffle, seed, e) in order; for each, loss(x, batch, batch_weight, grad)
 /// returns the minibatch's loss at x (+inf where x is no valid parameter) and
 /// writes its gradient, batch_weight = num_sequences / |batch|; then one
-/// adam_update. The history holds each epoch's mean minibatch loss. The fit
+/// adam_update (or options.update when set). The history holds each epoch's mean minibatch loss. The fit
 /// stops after num_epochs epochs (the result: x after the last update), when
 /// the callback returns false after an epoch (kStopped, the same), or when a
 /// loss is not finite (kNumericalFailure; the result: the x with the lowest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, requ
 from ._docstrings import shared
 from ._fitting import Driver, core_options, fit_result, lbfgs_options, run_with_progress
 from ._keys import as_generator, seeds
-from .optimizers import Adam, adam
+from .optimizers import core_step
 from .params import (
     ParamsLGSSM,
     ParamsLGSSMDynamics,
@@ -807,7 +808,7 @@ class LinearGaussianSSM:
         props: ParamsLGSSM,
         emissions,
         inputs=None,
-        optimizer: Adam | None = None,
+        optimizer: Any = None,
         batch_size: int = 1,
         num_epochs: int = 50,
         shuffle: bool = False,
@@ -815,7 +816,7 @@ class LinearGaussianSSM:
         verbose: bool = True,
         return_summary: bool = False,
     ):
-        """Fit by stochastic gradient descent (Adam) on minibatches of whole sequences.
+        """Fit by stochastic gradient descent (Adam, or an optax optimizer) on minibatches of whole sequences.
 
         The gradients of log p(y) are exact. Returns the parameters after the
         last update; if the loss becomes non-finite it warns and returns the
@@ -830,8 +831,12 @@ class LinearGaussianSSM:
             covariance structures kept.
         %(emissions)s
         %(inputs)s
-        optimizer : Adam, optional
-            From `lgssm.optimizers.adam`; None for ``adam()``'s defaults.
+        optimizer : Adam or optax.GradientTransformation, optional
+            From `lgssm.optimizers.adam` (Adam in C++, the fast path); None for ``adam()``'s
+            defaults. Or any optax optimizer (``optax.adam``, ``sgd``, ``adamw``,
+            ``chain(...)``, schedules), stepped by JAX in float64 on the same exact
+            gradients (`lgssm.optimizers.OptaxUpdate`); optax's Adam with the same
+            settings gives the same trajectory as the C++ one.
         batch_size : int, default 1
             Sequences per minibatch.
         num_epochs : int, default 50
@@ -856,8 +861,10 @@ class LinearGaussianSSM:
         Raises
         ------
         ValueError
-            If ``optimizer`` is not an `Adam`, an option is out of range, no emission is
-            observed, or the parameters, properties or data are invalid.
+            If ``optimizer`` is neither an `Adam` nor an optax optimizer, an option is out
+            of range, no emission is observed, or the parameters, properties or data are invalid.
+        ImportError
+            If ``optimizer`` is an optax optimizer and JAX or optax cannot be imported.
 
         Warns
         -----
@@ -869,19 +876,17 @@ class LinearGaussianSSM:
         ----------
         .. [1] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
         """
-        optimizer = adam() if optimizer is None else optimizer
-        if not isinstance(optimizer, Adam):
-            raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
+        adam_options, update = core_step(optimizer)
         num_epochs = count("num_epochs", num_epochs, 0, INT_MAX)
         options = core_options(
             _core.SgdOptions,
-            adam=optimizer.core_options(),
+            adam=adam_options,
             batch_size=count("batch_size", batch_size, 1, INT_MAX),
             num_epochs=num_epochs,
             shuffle=flag("shuffle", shuffle),
             seed=seeds(key, 1)[0],
         )
-        driver = Driver(_core.fit_sgd, "SGD", num_epochs, options)
+        driver = Driver(functools.partial(_core.fit_sgd, update=update), "SGD", num_epochs, options)
         return self._fit(driver, params, props, emissions, inputs, verbose, return_summary, warn_unscaled=True)
 
     @shared

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <Python.h>
+#include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,20 @@ inline FitCallback wrap_callback(nanobind::object callback) {
     nanobind::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() != 0) throw nanobind::python_error();
     return callback.is_none() ? true : nanobind::cast<bool>(callback(it, value));
+  };
+}
+
+// A Python callable update(grad, x, loss) -> the new x (an optimizer's step,
+// for SgdOptions::update), called with the GIL held; None for Adam in C++.
+inline std::function<void(const Vector&, double, Vector&)> wrap_update(nanobind::object update) {
+  if (update.is_none()) return {};
+  return [update](const Vector& grad, double loss, Vector& x) {
+    nanobind::gil_scoped_acquire gil;
+    Vector next = nanobind::cast<Vector>(update(grad, x, loss));
+    if (next.size() != x.size())
+      internal::throw_invalid("optimizer", "an update of the " + std::to_string(x.size()) + " unconstrained parameters",
+                              std::to_string(next.size()) + " values");
+    x = std::move(next);
   };
 }
 

@@ -222,11 +222,12 @@ void bind_learn(nb::module_& m) {
       "params"_a, "props"_a, "emissions"_a, "inputs"_a, "options"_a, "callback"_a.none());
   // The SGD driver (fit.hpp) for lgssm.distributed: loss(x, batch,
   // batch_weight) -> (loss, gradient or None), after_epoch(x, state, history)
-  // or None; `history` resumes a fit. Runs with the GIL held.
+  // or None; `history` resumes a fit; update(grad, x, loss) -> x replaces Adam (an
+  // optax optimizer) or is None. Runs with the GIL held.
   m.def(
       "run_sgd",
       [](nb::object loss, size_t num_sequences, lgssm::Vector x, lgssm::AdamState state, SgdOptions o,
-         nb::object callback, nb::object after_epoch, std::vector<double> history) {
+         nb::object callback, nb::object after_epoch, std::vector<double> history, nb::object update) {
         lgssm::SgdSteps steps;
         steps.loss = [&](const lgssm::Vector& at, const std::vector<size_t>& batch, double weight, lgssm::Vector& g) {
           const nb::tuple out = nb::cast<nb::tuple>(loss(at, batch, weight));
@@ -239,11 +240,12 @@ void bind_learn(nb::module_& m) {
             after_epoch(at, st, h);
           };
         if (!callback.is_none()) o.callback = lgssm::bindings::wrap_callback(callback);
+        o.update = lgssm::bindings::wrap_update(update);
         lgssm::SgdRun run = lgssm::run_sgd(steps, num_sequences, std::move(x), std::move(state), o, std::move(history));
         return std::make_tuple(run.x, run.history, lgssm::bindings::summary_dict(run.summary));
       },
       "loss"_a, "num_sequences"_a, "x"_a, "state"_a, "options"_a, "callback"_a.none(), "after_epoch"_a.none(),
-      "history"_a);
+      "history"_a, "update"_a.none() = nb::none());
   // The EM driver (fit.hpp) over Python objects, for lgssm.distributed, whose
   // E-step runs on a Dask cluster: e_step(params) -> stats,
   // objective(params, stats) -> float, m_step(params, stats) -> params (a
@@ -278,11 +280,13 @@ void bind_learn(nb::module_& m) {
   m.def(
       "fit_sgd",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
-         const SgdOptions& options, nb::object callback) {
+         SgdOptions options, nb::object callback, nb::object update) {
+        options.update = lgssm::bindings::wrap_update(update);
         return run_fit(p, props, emissions, inputs, options, callback,
                        [](auto&&... a) { return lgssm::fit_sgd(a...); });
       },
-      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "options"_a, "callback"_a.none());
+      "params"_a, "props"_a, "emissions"_a, "inputs"_a, "options"_a, "callback"_a.none(),
+      "update"_a.none() = nb::none());
   m.def(
       "fit_lbfgs",
       [](const lgssm::Params& p, const Props& props, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,

@@ -197,5 +197,23 @@ TEST(SgdDriver, ResumesAndReturnsTheBestParametersOnANonFiniteLoss) {
   EXPECT_NE(failed.summary.message.find("from epoch 1"), std::string::npos) << failed.summary.message;
 }
 
+TEST(SgdDriver, AnUpdateReplacesAdam) {
+  // Gradient descent with step 0.25 on 0.5 |x - c|^2 contracts x - c by 0.75 per
+  // minibatch, whatever Adam's settings; the update sees each minibatch's loss.
+  const Vector c = Vector::Constant(2, 1.0);
+  SgdOptions o;
+  o.num_epochs = 3;
+  std::vector<double> seen;
+  o.update = [&](const Vector& grad, double loss, Vector& x) {
+    seen.push_back(loss);
+    x -= 0.25 * grad;
+  };
+  const SgdRun run = run_sgd(quadratic(c), 2, kStart, AdamState(2), o);
+  ASSERT_EQ(seen.size(), 6u);
+  EXPECT_EQ(seen[0], 0.5 * (kStart - c).squaredNorm());
+  EXPECT_LT((run.x - (c + std::pow(0.75, 6) * (kStart - c))).norm(), 1e-15);
+  EXPECT_EQ(run.history.size(), 3u);
+}
+
 }  // namespace
 }  // namespace lgssm

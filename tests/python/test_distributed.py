@@ -92,6 +92,21 @@ def test_sgd_equals_single_process_sgd_with_a_fixed_shuffle(client, data):
     assert_params_close(fitted, expected)
 
 
+def test_sgd_with_an_optax_optimizer_equals_single_process_sgd(client, data, tmp_path):
+    optax = pytest.importorskip("optax", exc_type=ImportError, reason="optax (extra `jax`) cannot be imported")
+    model = LinearGaussianSSM(STATE, P, M)
+    params, props = model.initialize(3)
+    kwargs = dict(batch_size=45, num_epochs=4, shuffle=True, key=11, verbose=False)
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+    expected, expected_losses = model.fit_sgd(params, props, data[0], data[1], optimizer=optimizer, **kwargs)
+    bag = db.from_sequence(list(zip(data[0], data[1])), npartitions=5)
+    fitted, losses = ld.fit_sgd(model, params, props, bag, client=client, optimizer=optimizer, **kwargs)
+    assert_close(losses, expected_losses, "losses", rtol=RTOL)
+    assert_params_close(fitted, expected)
+    with pytest.raises(ValueError, match="checkpoint: .*optax optimizer"):
+        ld.fit_sgd(model, params, props, bag, client=client, optimizer=optimizer, checkpoint=tmp_path / "c", **kwargs)
+
+
 def test_frozen_parameters_structure_and_prior(client, data):
     model = LinearGaussianConjugateSSM(STATE, P, M)
     params, props = model.initialize(5)

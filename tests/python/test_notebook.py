@@ -135,3 +135,37 @@ def test_adam_curve_matches_dynamax_until_chaos(notebook, lr):
     _, dx_losses = dx.fit_sgd(dx_params, dx_props, jnp.asarray(emissions), optimizer=optax.adam(lr), num_epochs=n)
     _, losses = model.fit_sgd(params, props, emissions, optimizer=adam(lr), num_epochs=n, verbose=False)
     assert_close(losses, np.asarray(dx_losses), f"Adam losses at lr {lr}, epochs 0..{n - 1}", rtol=1e-6)
+
+
+def test_the_seed_notebook_runs_with_its_dynamax_imports_changed(monkeypatch, tmp_path):
+    """examples/python/dynamax_notebook.py is the notebook's code, line for line,
+    but for its two dynamax imports; it runs with lgssm and the optax optimizer,
+    its own asserts (EM monotone, the frozen dynamics unchanged) included."""
+    pytest.importorskip("optax", exc_type=ImportError, reason="optax (extra `jax`) cannot be imported")
+    import pathlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    source = (root / "examples/python/dynamax_notebook.py").read_text()
+    notebook = {
+        line.strip() for line in (root / "tests/python/data/lgssm_learning_notebook.txt").read_text().split("\n")
+    }
+    code = source.split('"""', 2)[2].split("\n")  # after the module docstring
+    changed = [line for line in code if line.strip() and line.strip() not in notebook]
+    assert [line.split("  # was: ")[1] for line in changed] == [
+        "from dynamax.linear_gaussian_ssm import LinearGaussianSSM",
+        "from dynamax.utils.utils import ...",
+    ]
+    assert "from optax import adam" in notebook and "from optax import adam" in code
+
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, "dynamax_notebook.py", "exec"), namespace)
+    lls = namespace["all_sgd_marginal_lls"]
+    assert len(lls) == 3 and all(len(curve) == 1000 for curve in lls)
+    em_lls, true_ll = namespace["marginal_lls"], namespace["true_ll"]
+    assert em_lls[-1] > true_ll  # EM's fit beats the true parameters on this short sequence
+    assert lls[0][-1] > lls[0][0] + 1000  # Adam at lr 1e-2 climbs from the random start
+    namespace["plt"].close("all")

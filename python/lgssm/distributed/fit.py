@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from .._keys import seeds
 from .._progress import ProgressBar
 from ..continuous import ContinuousTimeSSM
 from ..models import FitSummary
-from ..optimizers import Adam, adam
+from ..optimizers import core_step
 from ._engines import DiscreteEM, e_step, engine_for, persist_for
 
 # ---------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def fit_sgd(
     *,
     client=None,
     inputs=None,
-    optimizer: Adam | None = None,
+    optimizer: Any = None,
     batch_size: int = 1,
     num_epochs: int = 50,
     shuffle: bool = False,
@@ -193,7 +194,7 @@ def fit_sgd(
     read_options: dict | None = None,
     return_summary: bool = False,
 ):
-    """Adam on minibatches of whole sequences as ``model.fit_sgd``, with the statistics from the workers.
+    """SGD on minibatches of whole sequences as ``model.fit_sgd``, with the statistics from the workers.
 
     The same minibatches, loss and updates as ``model.fit_sgd``: the same result
     up to rounding; each minibatch's statistics are computed on the workers
@@ -203,8 +204,9 @@ def fit_sgd(
     ----------
     model, params, props, data, client, inputs, read_options : see fit_em
         As for `fit_em` (a discrete-time model and its parameters).
-    optimizer : Adam, optional
-        ``lgssm.optimizers.adam(...)``; default ``adam()``.
+    optimizer : Adam or optax.GradientTransformation, optional
+        As for ``model.fit_sgd``: ``lgssm.optimizers.adam(...)`` (default ``adam()``) or an
+        optax optimizer (then without ``checkpoint``).
     batch_size : int, default 1
         Sequences per minibatch.
     num_epochs : int, default 50
@@ -234,8 +236,8 @@ def fit_sgd(
     Raises
     ------
     ValueError
-        When an argument is not valid (a ContinuousTimeSSM among them), or the
-        checkpoint belongs to another fit.
+        When an argument is not valid (a ContinuousTimeSSM among them, a checkpoint with
+        an optax optimizer), or the checkpoint belongs to another fit.
 
     Warns
     -----
@@ -248,12 +250,15 @@ def fit_sgd(
         )
     engine = engine_for(model, props)
     assert isinstance(engine, DiscreteEM)  # a ContinuousTimeSSM was refused above
-    optimizer = adam() if optimizer is None else optimizer
-    if not isinstance(optimizer, Adam):
-        raise ValueError(f"optimizer: expected lgssm.optimizers.adam(...), got {type(optimizer).__name__}")
+    adam_options, update = core_step(optimizer)
+    if update is not None and checkpoint is not None:
+        raise ValueError(
+            "checkpoint: a checkpoint holds the C++ Adam's state; with an optax optimizer, "
+            "pass checkpoint=None or use lgssm.optimizers.adam"
+        )
     options = core_options(
         _core.SgdOptions,
-        adam=optimizer.core_options(),
+        adam=adam_options,
         batch_size=count("batch_size", batch_size, 1),
         num_epochs=count("num_epochs", num_epochs, 0),
         shuffle=bool(shuffle),
@@ -300,6 +305,7 @@ def fit_sgd(
             record,
             None if checkpoint is None else write_checkpoint,
             history,
+            update,
         )
     finally:
         bar.close()
