@@ -125,13 +125,14 @@ def _host(fn, out_shapes, args):
     return jax.pure_callback(callback, out_shapes, *leaves, vmap_method="sequential")
 
 
-def _exact(value, value_and_grad):
+def _exact(value, value_and_grad, check=None):
     """A JAX function f(*args) -> scalar with an exact VJP, computed on the host.
 
     ``value(*args) -> float``; ``value_and_grad(wanted, *args) -> (float, grads)``
     with ``grads`` holding, for each argument, its gradient (a pytree shaped like
     it) when ``wanted`` says so, else None. The backward pass asks only for the
-    arguments JAX differentiates (``symbolic_zeros``)."""
+    arguments JAX differentiates (``symbolic_zeros``); ``check(wanted)``, if given,
+    runs at trace time before (to raise on what cannot be differentiated)."""
 
     @jax.custom_vjp
     def f(*args):
@@ -143,6 +144,8 @@ def _exact(value, value_and_grad):
     def fwd(*primals):
         args = jax.tree_util.tree_map(lambda p: p.value, primals, is_leaf=is_primal)
         wanted = tuple(any(p.perturbed for p in jax.tree_util.tree_leaves(a, is_leaf=is_primal)) for a in primals)
+        if check is not None:
+            check(wanted)
         grad_shapes = tuple(
             jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), a) if w else None
             for a, w in zip(args, wanted)
@@ -237,10 +240,11 @@ def marginal_log_prob(model, params: ParamsLGSSM, emissions, inputs=None):
     Raises
     ------
     ValueError
-        If an array has the wrong shape (at trace time).
-    TypeError
-        When differentiated with time-varying parameters or singular covariances
-        (the core's error, raised inside the callback).
+        If an array has the wrong shape, or a parameter has a time axis when the
+        parameters are differentiated (at trace time).
+    jax.errors.JaxRuntimeError
+        Carrying the core's message, when it refuses the values (e.g. a covariance
+        that is not positive definite, where a gradient needs it definite).
 
     References
     ----------
@@ -266,7 +270,18 @@ def marginal_log_prob(model, params: ParamsLGSSM, emissions, inputs=None):
             grad_y, grad_u = (gy if wanted[1] else None), (gu if wanted[2] else None)
         return v, (grad_params, grad_y, grad_u)
 
-    return _exact(value, value_and_grad)(params, emissions, inputs)
+    def check(wanted):
+        if not wanted[0]:
+            return
+        for group in ("dynamics", "emissions"):
+            for name, leaf in vars(getattr(params, group)).items():
+                if np.ndim(leaf) == (2 if name == "bias" else 3):
+                    raise ValueError(
+                        f"{group}.{name}: expected a time-invariant value to differentiate log p(y) with respect "
+                        f"to the parameters, got shape {np.shape(leaf)} (a time axis)"
+                    )
+
+    return _exact(value, value_and_grad, check)(params, emissions, inputs)
 
 
 def log_prior(model, params: ParamsLGSSM):

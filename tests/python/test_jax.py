@@ -268,6 +268,14 @@ def test_posteriors_refuse_grad():
 
     with pytest.raises(TypeError, match="no derivative"):
         jax.grad(f)(as_jax(case.params))
+    per_step = jax.tree_util.tree_map(np.asarray, case.params)
+    per_step.emissions.weights = np.stack([per_step.emissions.weights] * len(case.emissions))
+    with pytest.raises(ValueError, match=r"emissions.weights: expected a time-invariant value"):
+        jax.grad(lambda p: ljax.marginal_log_prob(case.model, p, case.emissions))(per_step)
+    # the data gradient needs no time-invariance
+    grad_y = jax.grad(lambda y: ljax.marginal_log_prob(case.model, per_step, y))(case.emissions)
+    expected = jax.grad(lambda y: ljax.marginal_log_prob(case.model, case.params, y))(case.emissions)
+    assert_close(np.asarray(grad_y), np.asarray(expected), "d/dy with per-step weights", rtol=1e-12)
 
 
 def test_float32_in_float32_out():
@@ -490,3 +498,16 @@ def test_import_lgssm_registers_when_jax_is_loaded_and_never_imports_jax():
         subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, env=env_path) for c in (loaded, alone)
     ]
     assert [r.stdout.strip() for r in run] == ["10", "False"], [r.stderr for r in run]
+
+
+@pytest.mark.parametrize("path", ["docs/bayesian-nuts.md", "docs/from-dynamax.md"])
+def test_doc_examples_run(path):
+    import pathlib
+    import re
+
+    pytest.importorskip("blackjax", exc_type=ImportError)
+    text = (pathlib.Path(__file__).resolve().parents[2] / path).read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "lgssm.jax" in b]
+    assert blocks
+    for block in blocks:
+        exec(compile(block, path, "exec"), {})
