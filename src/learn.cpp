@@ -239,37 +239,46 @@ DataGradient log_prob_data_gradient(const Params& params, const Sequence& seq) {
   DataGradient out{RowMatrix::Zero(steps, p), RowMatrix::Zero(steps, m)};
   const auto& e = params.emissions;
   const auto& d = params.dynamics;
-  // R_oo's factor, refactored only when the observed pattern or R's entry changes.
-  Eigen::LLT<Matrix> llt_r;
+  // The factors of R_oo and Q, refactored only when the observed pattern or
+  // the entry changes (once per call for time-invariant parameters and no
+  // missing data).
+  Eigen::LLT<Matrix> llt_r, llt_q;
   std::vector<Eigen::Index> observed, last_observed;
-  Eigen::Index last_entry = -1;
-  Vector resid(p), solved;
+  Eigen::Index last_r = -1, last_q = -1;
+  Vector resid(p), solved, dyn_resid(params.state_dim());
   for (Eigen::Index t = 0; t < steps; ++t) {
     const auto y = seq.emissions.row(t).transpose();
-    const Vector u = m > 0 ? Vector(seq.inputs.row(t).transpose()) : Vector::Zero(0);
-    resid = y - e.weights.at(t) * sm.smoothed_means.row(t).transpose() - e.bias.at(t);
-    if (m > 0) resid -= e.input_weights.at(t) * u;
+    const auto mean = sm.smoothed_means.row(t).transpose();
+    const Eigen::Map<const Vector> u(m > 0 ? seq.inputs.row(t).data() : nullptr, m);
+    resid.noalias() = y - e.bias.at(t);
+    resid.noalias() -= e.weights.at(t) * mean;
+    resid.noalias() -= e.input_weights.at(t) * u;
     observed.clear();
     for (Eigen::Index i = 0; i < p; ++i)
       if (!std::isnan(y(i))) observed.push_back(i);
-    const Eigen::Index entry = e.cov.size() == 1 ? 0 : t;
+    const Eigen::Index r_entry = e.cov.size() == 1 ? 0 : t;
     if (!observed.empty()) {
-      if (observed != last_observed || entry != last_entry) {
+      if (observed != last_observed || r_entry != last_r) {
         llt_r = factor_pd("emissions.cov (its observed block at step " + std::to_string(t) + ")",
                           Matrix(e.cov.at(t)(observed, observed)));
         last_observed = observed;
-        last_entry = entry;
+        last_r = r_entry;
       }
       solved = llt_r.solve(resid(observed));
       out.emissions.row(t)(observed) = -solved.transpose();
-      if (m > 0) out.inputs.row(t) += (e.input_weights.at(t)(observed, Eigen::all).transpose() * solved).transpose();
+      if (m > 0) out.inputs.row(t).noalias() += solved.transpose() * e.input_weights.at(t)(observed, Eigen::all);
     }
     if (m > 0 && t >= 1) {
-      const Vector r = sm.smoothed_means.row(t).transpose() -
-                       d.weights.at(t - 1) * sm.smoothed_means.row(t - 1).transpose() - d.input_weights.at(t - 1) * u -
-                       d.bias.at(t - 1);
-      out.inputs.row(t) +=
-          (d.input_weights.at(t - 1).transpose() * factor_pd("dynamics.cov", d.cov.at(t - 1)).solve(r)).transpose();
+      const Eigen::Index q_entry = d.cov.size() == 1 ? 0 : t - 1;
+      if (q_entry != last_q) {
+        llt_q = factor_pd("dynamics.cov", d.cov.at(t - 1));
+        last_q = q_entry;
+      }
+      dyn_resid.noalias() = mean - d.bias.at(t - 1);
+      dyn_resid.noalias() -= d.weights.at(t - 1) * sm.smoothed_means.row(t - 1).transpose();
+      dyn_resid.noalias() -= d.input_weights.at(t - 1) * u;
+      llt_q.solveInPlace(dyn_resid);
+      out.inputs.row(t).noalias() += dyn_resid.transpose() * d.input_weights.at(t - 1);
     }
   }
   return out;
