@@ -97,6 +97,9 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
     if task == "filter+smoother":
         fn = jax.jit(lambda prm, y: (model.filter(prm, y), model.smoother(prm, y)))
         return lambda: jax.block_until_ready(fn(dparams, y)), lambda r: float(r[1].marginal_loglik)
+    if task == "grad":  # jax.grad of log p(y) by autodiff through dynamax's filter, jitted
+        fn = jax.jit(jax.value_and_grad(lambda prm, y: model.marginal_log_prob(prm, y)))
+        return lambda: jax.block_until_ready(fn(dparams, y)), lambda r: float(r[0])
     if task == "em":  # jit_fit: wrap fit_em in jax.jit, so that a warmed call does not recompile
         fit = lambda prm, y: model.fit_em(prm, props, y, num_iters=options["num_iters"], verbose=False)  # noqa: E731
         fit = jax.jit(fit) if options.get("jit_fit") else fit
@@ -110,7 +113,7 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
             )
         )
         return run, lambda r: from_dynamax(r[0])
-    raise ValueError(f"task: expected filter, smoother, filter+smoother, em or adam, got {task!r}")
+    raise ValueError(f"task: expected filter, smoother, filter+smoother, grad, em or adam, got {task!r}")
 
 
 # ---------------------------------------------------------------- pykalman
@@ -232,6 +235,14 @@ def lgssm_task(task: str, params, emissions, **options):
         )
     if task == "loglik":
         return lambda: model.marginal_log_prob(params, emissions), lambda r: float(np.sum(r))
+    if task == "grad":  # jax.grad of log p(y) through lgssm.jax (the C++ core's exact gradient), jitted
+        jax, _ = _dynamax()  # the same JAX setup (float64) as dynamax's row
+        import lgssm.jax as ljax
+
+        jparams = jax.tree_util.tree_map(jax.numpy.asarray, params)
+        fn = jax.jit(jax.value_and_grad(lambda prm, y: ljax.marginal_log_prob(model, prm, y)))
+        y = jax.numpy.asarray(emissions)
+        return lambda: jax.block_until_ready(fn(jparams, y)), lambda r: float(r[0])
     props = lgssm.params.default_props(params)
     if task == "em":
         return (
@@ -246,7 +257,7 @@ def lgssm_task(task: str, params, emissions, **options):
             ),
             lambda r: r[0],
         )
-    raise ValueError(f"task: expected filter, smoother, filter+smoother, loglik, em or adam, got {task!r}")
+    raise ValueError(f"task: expected filter, smoother, filter+smoother, loglik, grad, em or adam, got {task!r}")
 
 
 TASKS = {

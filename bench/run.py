@@ -288,6 +288,11 @@ class Bench:
         self.row(NOTEBOOK, label, "dynamax", label, params, y, warmup=True, name="dynamax warmed", note="jitted")
         self.row(NOTEBOOK, label, "pykalman", label, params, y)
         self.row(NOTEBOOK, label, "statsmodels", label, params, y)
+        if "dynamax" in self.contenders:  # lgssm.jax needs JAX, which comes with dynamax
+            label = "jax.value_and_grad of log p(y)"
+            note = "jitted, warmed"
+            self.row(NOTEBOOK, label, "lgssm", "grad", params, y, warmup=True, name="lgssm.jax", note=note)
+            self.row(NOTEBOOK, label, "dynamax", "grad", params, y, warmup=True, name="dynamax warmed", note=note)
         fits = (
             (f"EM, {s.em_iters} iterations", "em", {"num_iters": s.em_iters}),
             (

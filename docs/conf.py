@@ -88,6 +88,7 @@ PYTHON_MODULES = [
     "lgssm.optimizers",
     "lgssm.utils",
     "lgssm.interop",
+    "lgssm.jax",
     "lgssm.plot",
     "lgssm.io",
     "lgssm.cli",

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "lgssm/error.hpp"
+#include "linalg.hpp"
 #include "unchecked.hpp"
 #include "unconstrained.hpp"
 
@@ -67,7 +68,9 @@ void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c
   grad.bias[0] = grad_w.col(n + m);
   const Matrix inner = s.scatter(w) - s.count * Matrix(c.cov[0]);
   const Matrix half = llt.solve(inner);
-  grad.cov[0] = 0.5 * llt.solve(half.transpose());
+  MatrixMap grad_cov = grad.cov[0];
+  grad_cov = 0.5 * llt.solve(half.transpose());
+  internal::symmetrize(grad_cov);
 }
 
 // Regression statistics plus the MNIW prior's pseudo-observations.
@@ -161,33 +164,149 @@ Params from_unconstrained(const Vector& x, const Params& base, const ParamProps&
   return p;
 }
 
-Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats,
-                         const ConjugatePrior* prior) {
+namespace {
+
+// The natural-parameter gradient (log_prob_natural_gradient in learn.hpp) of
+// the groups flagged; the others keep params' values (unused by the caller).
+Params natural_gradient(const Params& params, const SufficientStats& stats, const ConjugatePrior* prior, bool initial,
+                        bool dynamics, bool emissions) {
   if (prior) validate(params, *prior);
-  if (any_trainable(props.emissions) && stats.emissions.size() != 1)
+  if (emissions && stats.emissions.size() != 1)
     throw_invalid("stats", "emission statistics pooled over time (gradients need time-invariant parameters)",
                   std::to_string(stats.emissions.size()) + " per-step entries");
-  // Gradient with respect to the natural parameters, in a Params-shaped container.
-  // Only the groups with a trainable member are differentiated.
   Params g = params;
-  if (props.initial.mean || props.initial.cov) {
+  if (initial) {
     const RegressionStats init = initial_with_prior(stats, prior);
     const auto llt0 = factor_pd("initial.cov", params.initial.cov);
     const Matrix& m0 = params.initial.mean;
     g.initial.mean = llt0.solve(init.moment(m0));
     const Matrix half = llt0.solve(init.scatter(m0) - init.count * params.initial.cov);
     g.initial.cov = 0.5 * llt0.solve(half.transpose());
+    internal::symmetrize(g.initial.cov);
   }
-  if (any_trainable(props.dynamics))
+  if (dynamics)
     regression_gradient(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), params.dynamics,
                         "dynamics", g.dynamics);
-  if (any_trainable(props.emissions))
+  if (emissions)
     regression_gradient(with_prior(stats.emissions[0], prior ? &prior->emissions : nullptr), params.emissions,
                         "emissions", g.emissions);
+  return g;
+}
 
+void check_time_invariant(const std::string& prefix, const LinearGaussianParams& c) {
+  const std::pair<const char*, const MatrixSeries*> members[] = {
+      {".weights", &c.weights}, {".bias", &c.bias}, {".input_weights", &c.input_weights}, {".cov", &c.cov}};
+  for (const auto& [name, series] : members)
+    if (series->size() != 1)
+      throw_invalid(prefix + name, "a time-invariant value (gradients over all parameters)",
+                    std::to_string(series->size()) + " per-step entries");
+}
+
+}  // namespace
+
+Params log_prob_natural_gradient(const Params& params, const SufficientStats& stats, const ConjugatePrior* prior) {
+  check_time_invariant("dynamics", params.dynamics);
+  check_time_invariant("emissions", params.emissions);
+  return natural_gradient(params, stats, prior, true, true, true);
+}
+
+Params log_prior_gradient(const Params& params, const ConjugatePrior& prior) {
+  check_time_invariant("dynamics", params.dynamics);
+  check_time_invariant("emissions", params.emissions);
+  SufficientStats none;  // no data: the prior's pseudo-observations alone
+  none.initial = RegressionStats(params.initial.mean);
+  none.dynamics.emplace_back(stacked(params.dynamics, 0));
+  none.emissions.emplace_back(stacked(params.emissions, 0));
+  return natural_gradient(params, none, &prior, true, true, true);
+}
+
+Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats,
+                         const ConjugatePrior* prior) {
+  // Only the groups with a trainable member are differentiated (a frozen
+  // covariance need not be definite).
+  const Params g = natural_gradient(params, stats, prior, props.initial.mean || props.initial.cov,
+                                    any_trainable(props.dynamics), any_trainable(props.emissions));
   // Chain rule to the unconstrained coordinates.
-  Params p = params;
-  return internal::chain(internal::trainable_slots(p, props), internal::trainable_slots(g, props));
+  Params p = params, gc = g;
+  return internal::chain(internal::trainable_slots(p, props), internal::trainable_slots(gc, props));
+}
+
+DataGradient log_prob_data_gradient(const Params& params, const Sequence& seq) {
+  validate(params);
+  validate(params, seq);
+  const Eigen::Index steps = seq.num_timesteps(), p = params.emission_dim(), m = params.input_dim();
+  const SmootherResult sm = internal::smoother_unchecked(params, seq);
+  DataGradient out{RowMatrix::Zero(steps, p), RowMatrix::Zero(steps, m)};
+  const auto& e = params.emissions;
+  const auto& d = params.dynamics;
+  // The factors of R_oo and Q, refactored only when the observed pattern or
+  // the entry changes (once per call for time-invariant parameters and no
+  // missing data).
+  Eigen::LLT<Matrix> llt_r, llt_q;
+  std::vector<Eigen::Index> observed, last_observed;
+  Eigen::Index last_r = -1, last_q = -1;
+  Vector resid(p), solved, dyn_resid(params.state_dim());
+  for (Eigen::Index t = 0; t < steps; ++t) {
+    const auto y = seq.emissions.row(t).transpose();
+    const auto mean = sm.smoothed_means.row(t).transpose();
+    const Eigen::Map<const Vector> u(m > 0 ? seq.inputs.row(t).data() : nullptr, m);
+    resid.noalias() = y - e.bias.at(t);
+    resid.noalias() -= e.weights.at(t) * mean;
+    resid.noalias() -= e.input_weights.at(t) * u;
+    observed.clear();
+    for (Eigen::Index i = 0; i < p; ++i)
+      if (!std::isnan(y(i))) observed.push_back(i);
+    const Eigen::Index r_entry = e.cov.size() == 1 ? 0 : t;
+    if (!observed.empty()) {
+      if (observed != last_observed || r_entry != last_r) {
+        llt_r = factor_pd("emissions.cov (its observed block at step " + std::to_string(t) + ")",
+                          Matrix(e.cov.at(t)(observed, observed)));
+        last_observed = observed;
+        last_r = r_entry;
+      }
+      solved = llt_r.solve(resid(observed));
+      out.emissions.row(t)(observed) = -solved.transpose();
+      if (m > 0) out.inputs.row(t).noalias() += solved.transpose() * e.input_weights.at(t)(observed, Eigen::all);
+    }
+    if (m > 0 && t >= 1) {
+      const Eigen::Index q_entry = d.cov.size() == 1 ? 0 : t - 1;
+      if (q_entry != last_q) {
+        llt_q = factor_pd("dynamics.cov", d.cov.at(t - 1));
+        last_q = q_entry;
+      }
+      dyn_resid.noalias() = mean - d.bias.at(t - 1);
+      dyn_resid.noalias() -= d.weights.at(t - 1) * sm.smoothed_means.row(t - 1).transpose();
+      dyn_resid.noalias() -= d.input_weights.at(t - 1) * u;
+      llt_q.solveInPlace(dyn_resid);
+      out.inputs.row(t).noalias() += dyn_resid.transpose() * d.input_weights.at(t - 1);
+    }
+  }
+  return out;
+}
+
+double log_det_jacobian(const Vector& x, const Params& base, const ParamProps& props, Vector& grad) {
+  Params p = base;
+  const auto slots = internal::trainable_slots(p, props);
+  return internal::log_det_jacobian(x, slots, grad);
+}
+
+double log_posterior_unconstrained(const Vector& x, const Params& base, const ParamProps& props,
+                                   const std::vector<Sequence>& seqs, const ConjugatePrior* prior, Vector& grad,
+                                   int num_threads) {
+  validate(base);
+  validate(base, seqs);
+  double f = log_det_jacobian(x, base, props, grad);
+  try {
+    const Params params = from_unconstrained(x, base, props);
+    const SufficientStats stats = sufficient_stats(params, seqs, false, num_threads);
+    grad += log_prob_gradient(params, props, stats, prior);
+    f += stats.marginal_loglik + (prior ? log_prior(params, *prior) : 0.0);
+  } catch (const invalid_argument&) {
+    f = -internal::kInf;  // parameters not valid in floating point: zero density
+  }
+  if (std::isfinite(f) && grad.allFinite()) return f;
+  grad.setZero();
+  return -internal::kInf;
 }
 
 }  // namespace lgssm

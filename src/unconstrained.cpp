@@ -141,6 +141,28 @@ void unpack(const Vector& x, std::vector<Slot>& slots) {
   }
 }
 
+double log_det_jacobian(const Vector& x, const std::vector<Slot>& slots, Vector& grad) {
+  if (x.size() != unconstrained_size(slots))
+    throw_invalid("x", std::to_string(unconstrained_size(slots)) + " unconstrained values", std::to_string(x.size()));
+  grad = Vector::Zero(x.size());
+  double out = 0.0;
+  Eigen::Index at = 0;
+  for (const auto& s : slots) {
+    const Eigen::Index n = s.value.rows(), size = unconstrained_size(s);
+    if (s.is_cov) {
+      // Full: x(at + i) = log L_ii with weight n - i + 1; diagonal and scalar: log sd with weight 2.
+      const Eigen::Index logs = s.structure == CovStructure::kFull ? n : size;
+      for (Eigen::Index i = 0; i < logs; ++i) {
+        const double w = s.structure == CovStructure::kFull ? static_cast<double>(n - i + 1) : 2.0;
+        out += std::log(2.0) + w * x(at + i);
+        grad(at + i) = w;
+      }
+    }
+    at += size;
+  }
+  return out;
+}
+
 Vector chain(const std::vector<Slot>& values, const std::vector<Slot>& gradients) {
   Vector out(unconstrained_size(values));
   Eigen::Index at = 0;

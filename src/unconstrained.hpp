@@ -40,6 +40,9 @@ void unpack(const Vector& x, std::vector<Slot>& slots);
 // slot's value (a slot list over a gradient container of the same layout).
 Vector chain(const std::vector<Slot>& values, const std::vector<Slot>& gradients);
 
+// log |det J| of the map x -> slot values and its gradient (log_det_jacobian in learn.hpp).
+double log_det_jacobian(const Vector& x, const std::vector<Slot>& slots, Vector& grad);
+
 // Throws unless `cov` has the structure `s` (diagonal: zero off-diagonal;
 // scalar: also equal diagonal entries).
 void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& cov, CovStructure s);

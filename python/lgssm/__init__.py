@@ -34,3 +34,6 @@ __all__ = [
     "priors",
     "utils",
 ]
+
+if "jax" in __import__("sys").modules:  # JAX is loaded already: register the parameters as pytrees (as lgssm.jax does)
+    from . import jax as _jax  # noqa: F401

@@ -20,6 +20,20 @@ times : array, shape (num_timesteps,) or (num_sequences, num_timesteps), or list
     emissions without their last axis. Give ``times`` or ``dt``.
 dt : float, optional
     A uniform step between observations (times 0, dt, 2 dt, ...).""",
+    "jax_sequence": """\
+model : lgssm.LinearGaussianSSM
+    The model.
+params : ParamsLGSSM
+    Its parameters, a pytree of arrays (JAX arrays, tracers, NumPy arrays).
+emissions : array, shape (num_timesteps, emission_dim)
+    One sequence, NaN where missing (``jax.vmap`` for a batch).
+inputs : array, shape (num_timesteps, input_dim), optional
+    The inputs; None means zeros.""",
+    "jax_no_derivative_raises": """\
+ValueError
+    If an array has the wrong shape (at trace time).
+TypeError
+    Under ``jax.grad`` (no derivative; see `lgssm.jax.marginal_log_prob`).""",
     "data_raises": """\
 ValueError
     If the parameters or data have the wrong shape or are not real numbers.""",

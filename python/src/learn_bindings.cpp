@@ -143,6 +143,38 @@ void bind_learn(nb::module_& m) {
   m.def("to_unconstrained", &lgssm::to_unconstrained, "params"_a, "props"_a);
   m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
   m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
+  m.def("log_prob_natural_gradient", &lgssm::log_prob_natural_gradient, "params"_a, "stats"_a, "prior"_a.none());
+  m.def("log_prior_gradient", &lgssm::log_prior_gradient, "params"_a, "prior"_a);
+  m.def(
+      "log_prob_data_gradient",
+      [](const lgssm::Params& p, RowMatrix emissions, RowMatrix inputs) {
+        lgssm::DataGradient g =
+            lgssm::log_prob_data_gradient(p, lgssm::Sequence{std::move(emissions), std::move(inputs)});
+        return std::make_tuple(std::move(g.emissions), std::move(g.inputs));
+      },
+      "params"_a, "emissions"_a, "inputs"_a);
+  m.def(
+      "log_det_jacobian",
+      [](const lgssm::Vector& x, const lgssm::Params& base, const Props& props) {
+        lgssm::Vector grad;
+        const double f = lgssm::log_det_jacobian(x, base, props, grad);
+        return std::make_tuple(f, grad);
+      },
+      "x"_a, "base"_a, "props"_a);
+  m.def(
+      "log_posterior_unconstrained",
+      [](const lgssm::Vector& x, const lgssm::Params& base, const Props& props, std::vector<RowMatrix> emissions,
+         std::vector<RowMatrix> inputs, const lgssm::ConjugatePrior* prior, int num_threads) {
+        auto seqs = to_sequences(emissions, inputs);
+        lgssm::Vector grad;
+        double f;
+        {
+          nb::gil_scoped_release release;
+          f = lgssm::log_posterior_unconstrained(x, base, props, seqs, prior, grad, num_threads);
+        }
+        return std::make_tuple(f, grad);
+      },
+      "x"_a, "base"_a, "props"_a, "emissions"_a, "inputs"_a, "prior"_a.none(), "num_threads"_a = 0);
 
   // The options structs of fit.hpp, field for field (the callback is passed
   // to each fit separately); validate() raises ValueError naming the field.

@@ -394,6 +394,31 @@ TEST_P(LearnBattery, GradientMatchesFiniteDifferences) {
         << labels[i] << ": gradient " << grad(i) << ", central difference " << fd(i);
 }
 
+// The samplers' density log p(y) + log p(params) + log |det J| over the
+// unconstrained vector: its gradient equals central differences of its value
+// (which checks the prior's and the Jacobian's gradients along with the
+// likelihood's), and its Jacobian term is log_det_jacobian's.
+TEST_P(LearnBattery, LogPosteriorGradientMatchesFiniteDifferences) {
+  const Variant& v = GetParam();
+  const Params params = make_params(v);
+  const auto seqs = make_sequences(params, v.sequences);
+  const auto labels = unconstrained_labels(params, v.props);
+  const ConjugatePrior prior = ConjugatePrior::defaults(params.state_dim(), params.emission_dim(), params.input_dim());
+  const Vector x = to_unconstrained(params, v.props);
+  Vector grad, unused;
+  const double f = log_posterior_unconstrained(x, params, v.props, seqs, &prior, grad, kThreads);
+  const double log_j = log_det_jacobian(x, params, v.props, unused);
+  EXPECT_MATRIX_NEAR(f, total_log_prob(params, seqs) + log_prior(params, prior) + log_j, 1e-12);
+  const Vector fd = central_differences(
+      [&](const Vector& xi) {
+        return log_posterior_unconstrained(xi, params, v.props, seqs, &prior, unused, kThreads);
+      },
+      x);
+  for (Index i = 0; i < x.size(); ++i)
+    EXPECT_LE(std::abs(grad(i) - fd(i)), 1e-6 * std::max(1.0, std::abs(fd(i))))
+        << labels[i] << ": gradient " << grad(i) << ", central difference " << fd(i);
+}
+
 TEST_P(LearnBattery, EmIsMonotoneKeepsFrozenParametersAndStructures) {
   const Variant& v = GetParam();
   const Params params = make_params(v);
