@@ -113,7 +113,23 @@ def dynamax_task(task: str, params, emissions, diagonal_r: bool = False, **optio
             )
         )
         return run, lambda r: from_dynamax(r[0])
-    raise ValueError(f"task: expected filter, smoother, filter+smoother, grad, em or adam, got {task!r}")
+    if task == "gibbs":  # fit_blocked_gibbs jits a fresh closure each call: a second call compiles again
+        from dynamax.linear_gaussian_ssm import LinearGaussianConjugateSSM
+
+        n, p = params.emissions.weights.shape[1], params.emissions.weights.shape[0]
+        conjugate, key = LinearGaussianConjugateSSM(n, p), jax.random.PRNGKey(0)
+        run = lambda: jax.block_until_ready(  # noqa: E731
+            conjugate.fit_blocked_gibbs(key, dparams, options["sample_size"], y)
+        )
+        return run, lambda r: gibbs_mean(from_dynamax(r))
+    raise ValueError(f"task: expected filter, smoother, filter+smoother, grad, em, adam or gibbs, got {task!r}")
+
+
+def gibbs_mean(samples):
+    """The mean of the second half of a Gibbs chain (fields with a leading sample axis)."""
+    half = len(samples.initial.mean) // 2
+    mean = lambda group: type(group)(**{k: np.mean(v[half:], axis=0) for k, v in vars(group).items()})  # noqa: E731
+    return lgssm.ParamsLGSSM(mean(samples.initial), mean(samples.dynamics), mean(samples.emissions))
 
 
 # ---------------------------------------------------------------- pykalman
@@ -257,7 +273,14 @@ def lgssm_task(task: str, params, emissions, **options):
             ),
             lambda r: r[0],
         )
-    raise ValueError(f"task: expected filter, smoother, filter+smoother, loglik, grad, em or adam, got {task!r}")
+    if task == "gibbs":
+        n, p = params.emissions.weights.shape[1], params.emissions.weights.shape[0]
+        conjugate = lgssm.LinearGaussianConjugateSSM(n, p)
+        return (
+            lambda: conjugate.fit_blocked_gibbs(0, params, options["sample_size"], emissions, verbose=False),
+            gibbs_mean,
+        )
+    raise ValueError(f"task: expected filter, smoother, filter+smoother, loglik, grad, em, adam or gibbs, got {task!r}")
 
 
 TASKS = {

@@ -40,6 +40,7 @@ class Sizes:
 
     em_iters: int = _notebook.EM_ITERS
     adam_epochs: int = _notebook.ADAM_EPOCHS
+    gibbs_samples: int = 1000
     long_steps: int = 100_000
     long_states: tuple = (4, 16)
     long_emission: int = 32
@@ -60,6 +61,7 @@ FULL = Sizes()
 SMOKE = Sizes(
     em_iters=3,
     adam_epochs=5,
+    gibbs_samples=5,
     long_steps=400,
     long_states=(4,),
     long_emission=6,
@@ -357,6 +359,22 @@ class Bench:
                     "covariances parameterized differently, so the paths differ",
                     **options,
                 )
+        label, options = f"Gibbs, {s.gibbs_samples} samples", {"sample_size": s.gibbs_samples}
+        note = "log p(y) at the mean of the chain's second half; chains differ in their random numbers"
+        self.row(NOTEBOOK, label, "lgssm", "gibbs", start, y, fit=True, warmup=True, note=note, **options)
+        self.row(
+            NOTEBOOK,
+            label,
+            "dynamax",
+            "gibbs",
+            start,
+            y,
+            fit=True,
+            warmup=True,
+            name="dynamax warmed",
+            note="a second fit_blocked_gibbs call: it jits a fresh sweep each call, so it compiles again",
+            **options,
+        )
 
     def long_sequence(self):
         s = self.sizes

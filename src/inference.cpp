@@ -291,20 +291,25 @@ SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_t
 // since the smoothed mean is linear in the data and the smoothing error is
 // independent of the data. It needs only smoothed means, so it is exact
 // wherever the smoother is (singular Q or P0, exactly observed components).
+RowMatrix internal::simulation_smoother_draw(const Params& params, const Sequence& seq, const RowMatrix& smoothed_means,
+                                             std::mt19937_64& rng) {
+  SampleResult joint = draw_joint(params, rng, seq.num_timesteps(), seq.inputs);
+  joint.emissions = seq.emissions.array().isNaN().select(seq.emissions, joint.emissions);
+  const Sequence simulated{joint.emissions, seq.inputs};
+  return joint.states + smoothed_means - smoother_impl(params, simulated, false).smoothed_means;
+}
+
+SmootherResult internal::smoothed_means_unchecked(const Params& params, const Sequence& seq) {
+  return smoother_impl(params, seq, false);
+}
+
 MatrixSeries posterior_sample(const Params& params, const Sequence& seq, std::uint64_t seed, Eigen::Index num_samples) {
   validate_all(params, seq);
   if (num_samples < 1) throw_invalid("num_samples", "an integer >= 1", std::to_string(num_samples));
-  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   const RowMatrix mean = smoother_impl(params, seq, false).smoothed_means;
-  const auto missing = seq.emissions.array().isNaN();
   std::mt19937_64 rng(seed);
-  MatrixSeries draws(num_samples, steps, n);
-  for (Eigen::Index s = 0; s < num_samples; ++s) {
-    SampleResult joint = draw_joint(params, rng, steps, seq.inputs);
-    joint.emissions = missing.select(seq.emissions, joint.emissions);
-    const Sequence simulated{joint.emissions, seq.inputs};
-    draws[s] = joint.states + mean - smoother_impl(params, simulated, false).smoothed_means;
-  }
+  MatrixSeries draws(num_samples, seq.num_timesteps(), params.state_dim());
+  for (Eigen::Index s = 0; s < num_samples; ++s) draws[s] = internal::simulation_smoother_draw(params, seq, mean, rng);
   return draws;
 }
 

@@ -23,16 +23,60 @@ Matrix project(const Matrix& cov, CovStructure s) {
   return Matrix::Identity(cov.rows(), cov.cols()) * cov.diagonal().mean();
 }
 
-namespace {
-
-// w with its columns `free` set to the least-squares solution given the
-// others: moment(w) = 0 on those columns.
-Matrix solve_free(const RegressionStats& s, Matrix w, const std::vector<Eigen::Index>& free) {
+Matrix internal::solve_free(const RegressionStats& s, Matrix w, const std::vector<Eigen::Index>& free) {
   if (free.empty()) return w;
   const Matrix g = s.moment(w);
   w(Eigen::all, free) += Eigen::LDLT<Matrix>(s.xx(free, free)).solve(g(Eigen::all, free).transpose()).transpose();
   return w;
 }
+
+std::vector<Eigen::Index> internal::free_columns(const ParamProps::Conditional& props, Eigen::Index n, Eigen::Index m) {
+  std::vector<Eigen::Index> free;
+  auto add = [&](bool trainable, Eigen::Index from, Eigen::Index count) {
+    for (Eigen::Index j = from; trainable && j < from + count; ++j) free.push_back(j);
+  };
+  add(props.weights, 0, n);
+  add(props.input_weights, n, m);
+  add(props.bias, n + m, 1);
+  return free;
+}
+
+RegressionStats internal::with_prior(const RegressionStats& s, const MniwPrior* p) {
+  if (p == nullptr) return s;
+  RegressionStats a = s;
+  const Matrix diff = p->loc - s.w0;
+  const Matrix dk = diff * p->col_precision;
+  a.xx += p->col_precision;
+  a.rx += dk;
+  a.rr += dk * diff.transpose() + p->scale;
+  a.count += p->df + static_cast<double>(p->loc.rows() + p->loc.cols()) + 1.0;
+  return a;
+}
+
+RegressionStats internal::initial_with_prior(const SufficientStats& s, const ConjugatePrior* prior) {
+  if (prior == nullptr) return s.initial;
+  const NiwPrior& p = prior->initial;
+  const MniwPrior as_mniw{p.loc, Matrix::Constant(1, 1, p.mean_concentration), p.df, p.scale};
+  return with_prior(s.initial, &as_mniw);
+}
+
+bool internal::any_trainable(const ParamProps::Conditional& c) {
+  return c.weights || c.bias || c.input_weights || c.cov;
+}
+
+const RegressionStats& internal::pooled_dynamics(const SufficientStats& s) {
+  if (s.dynamics.size() != 1)
+    throw_invalid("stats.dynamics", "one pooled group (discrete time)", std::to_string(s.dynamics.size()) + " groups");
+  return s.dynamics[0];
+}
+
+namespace {
+
+using internal::any_trainable;
+using internal::initial_with_prior;
+using internal::pooled_dynamics;
+using internal::solve_free;
+using internal::with_prior;
 
 // Conditional M-step of one regression entry (see m_step in learn.hpp).
 void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen::Index entry,
@@ -40,13 +84,7 @@ void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen:
   if (s.count <= 0.0) return;
   const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
   Matrix w = stacked(c, entry);
-  std::vector<Eigen::Index> free, fixed;
-  auto sort = [&](bool trainable, Eigen::Index from, Eigen::Index count) {
-    for (Eigen::Index j = from; j < from + count; ++j) (trainable ? free : fixed).push_back(j);
-  };
-  sort(props.weights, 0, n);
-  sort(props.input_weights, n, m);
-  sort(props.bias, n + m, 1);
+  const std::vector<Eigen::Index> free = internal::free_columns(props, n, m);
   if (!free.empty()) {
     w = solve_free(s, w, free);
     c.weights[entry] = w.leftCols(n);
@@ -71,38 +109,6 @@ void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c
   MatrixMap grad_cov = grad.cov[0];
   grad_cov = 0.5 * llt.solve(half.transpose());
   internal::symmetrize(grad_cov);
-}
-
-// Regression statistics plus the MNIW prior's pseudo-observations.
-RegressionStats with_prior(const RegressionStats& s, const MniwPrior* p) {
-  if (p == nullptr) return s;
-  RegressionStats a = s;
-  const Matrix diff = p->loc - s.w0;
-  const Matrix dk = diff * p->col_precision;
-  a.xx += p->col_precision;
-  a.rx += dk;
-  a.rr += dk * diff.transpose() + p->scale;
-  a.count += p->df + static_cast<double>(p->loc.rows() + p->loc.cols()) + 1.0;
-  return a;
-}
-
-// The initial-state statistics plus the NIW prior's pseudo-observations: the
-// one-column case of the MNIW prior (col_precision = mean_concentration;
-// df + state_dim + 2 pseudo-terms for the cov).
-RegressionStats initial_with_prior(const SufficientStats& s, const ConjugatePrior* prior) {
-  if (prior == nullptr) return s.initial;
-  const NiwPrior& p = prior->initial;
-  const MniwPrior as_mniw{p.loc, Matrix::Constant(1, 1, p.mean_concentration), p.df, p.scale};
-  return with_prior(s.initial, &as_mniw);
-}
-
-bool any_trainable(const ParamProps::Conditional& c) { return c.weights || c.bias || c.input_weights || c.cov; }
-
-// The dynamics statistics of a discrete-time model (one pooled group).
-const RegressionStats& pooled_dynamics(const SufficientStats& s) {
-  if (s.dynamics.size() != 1)
-    throw_invalid("stats.dynamics", "one pooled group (discrete time)", std::to_string(s.dynamics.size()) + " groups");
-  return s.dynamics[0];
 }
 
 }  // namespace

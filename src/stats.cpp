@@ -1,8 +1,11 @@
 #include "lgssm/stats.hpp"
 
 #include <Eigen/Cholesky>
+#include <algorithm>
 #include <cmath>
+#include <string>
 
+#include "checks.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
 #include "linalg.hpp"
@@ -126,44 +129,29 @@ bool same_weights(const LinearGaussianParams& c, Eigen::Index a, Eigen::Index b)
 
 // Step t has missing components (all other rows of `e` hold y - W0 x at the
 // posterior means). Given z_t and the observed part, the residual of the
-// missing part is r_m = K r_o + e, K = R_mo R_oo^{-1} over the observed
-// components with R_ii > 0 (exactly observed ones are uncorrelated with the
-// missing ones' noise), e ~ N(0, R_mm - K R_om). Writes E[r_m | y] into
+// missing part is r_m = K r_o + noise (missing_law). Writes E[r_m | y] into
 // `e_row`, K H_o into the missing rows of `loading` (r = E[r] - loading
 // (z_t - m_t) + noise), and adds the noise covariance to s.rr.
 void missing_terms(RegressionStats& s, const Params& params, const Sequence& seq, Eigen::Index t,
                    Eigen::Ref<RowMatrix> e_row, Matrix& loading) {
-  const Eigen::Index dim = params.emission_dim();
-  const Matrix r = params.emissions.cov.at(t);
-  std::vector<Eigen::Index> obs, mis;
-  for (Eigen::Index i = 0; i < dim; ++i) {
-    if (std::isnan(seq.emissions(t, i)))
-      mis.push_back(i);
-    else if (r(i, i) > 0.0)
-      obs.push_back(i);
-  }
-  const Eigen::Index no = obs.size(), nm = mis.size();
-  Vector e_m = Vector::Zero(nm);
-  Matrix l_m = Matrix::Zero(nm, loading.cols()), noise = r(mis, mis);
-  if (no > 0) {
-    const Matrix r_om = r(obs, mis);
-    const Matrix kt = Eigen::LLT<Matrix>(r(obs, obs)).solve(r_om);  // K^T = R_oo^{-1} R_om
-    e_m = kt.transpose() * e_row(0, obs).transpose();
-    l_m = kt.transpose() * loading(obs, Eigen::all);
-    noise -= kt.transpose() * r_om;
-  }
-  for (Eigen::Index i = 0; i < nm; ++i) {
+  const internal::MissingLaw law = internal::missing_law(params.emissions.cov.at(t), seq.emissions.row(t));
+  const auto& obs = law.observed;
+  const auto& mis = law.missing;
+  const Vector e_m = law.gain * e_row(0, obs).transpose();
+  const Matrix l_m = law.gain * loading(obs, Eigen::all);
+  for (size_t i = 0; i < mis.size(); ++i) {
     e_row(0, mis[i]) = e_m(i);
     loading.row(mis[i]) = l_m.row(i);
   }
-  s.rr(mis, mis) += noise;
+  s.rr(mis, mis) += law.noise_factor * law.noise_factor.transpose();
 }
 
+// The statistics under the posterior moments `sm` of the states (the
+// smoother's, or a known path's with zero covariances).
 template <int N>
-SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions,
-                                     const std::vector<Eigen::Index>& dynamics_groups,
-                                     Eigen::Index num_dynamics_groups) {
-  const SmootherResult sm = internal::smoother_unchecked(params, seq);
+SufficientStats stats_from_moments(const Params& params, const Sequence& seq, const SmootherResult& sm,
+                                   bool per_step_emissions, const std::vector<Eigen::Index>& dynamics_groups,
+                                   Eigen::Index num_dynamics_groups) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   const auto& means = sm.smoothed_means;
   const auto& covs = sm.smoothed_covariances;
@@ -240,11 +228,51 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
 
 }  // namespace
 
+internal::MissingLaw internal::missing_law(const Matrix& r, const Eigen::Ref<const RowMatrix>& y) {
+  MissingLaw law;
+  for (Eigen::Index i = 0; i < y.cols(); ++i) {
+    if (std::isnan(y(0, i)))
+      law.missing.push_back(i);
+    else if (r(i, i) > 0.0)
+      law.observed.push_back(i);
+  }
+  const Eigen::Index no = law.observed.size(), nm = law.missing.size();
+  std::vector<Eigen::Index> order = law.observed, noisy;  // noisy: positions in law.missing with r_ii > 0
+  for (Eigen::Index j = 0; j < nm; ++j)
+    if (r(law.missing[j], law.missing[j]) > 0.0) {
+      order.push_back(law.missing[j]);
+      noisy.push_back(j);
+    }
+  law.gain = Matrix::Zero(nm, no);
+  law.noise_factor = Matrix::Zero(nm, nm);
+  if (noisy.empty()) return law;
+  const Matrix l = Eigen::LLT<Matrix>(r(order, order)).matrixL();
+  const Eigen::Index nn = noisy.size();
+  // gain L_oo = L_mo, i.e. L_oo^T gain^T = L_mo^T.
+  const Matrix gain_t =
+      l.topLeftCorner(no, no).triangularView<Eigen::Lower>().transpose().solve(l.bottomLeftCorner(nn, no).transpose());
+  law.gain(noisy, Eigen::all) = gain_t.transpose();
+  law.noise_factor(noisy, noisy) = l.bottomRightCorner(nn, nn);
+  return law;
+}
+
+SufficientStats internal::path_stats(const Params& params, const Sequence& seq, const RowMatrix& states,
+                                     bool per_step_emissions) {
+  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
+  SmootherResult path;
+  path.smoothed_means = states;
+  path.smoothed_covariances = MatrixSeries(steps, n, n);
+  path.smoothed_cross_covariances = MatrixSeries(std::max<Eigen::Index>(steps - 1, 0), n, n);
+  return internal::dispatch_state_dim(
+      n, [&](auto dim) { return stats_from_moments<dim>(params, seq, path, per_step_emissions, {}, 1); });
+}
+
 SufficientStats internal::sufficient_stats_one(const Params& params, const Sequence& seq, bool per_step_emissions,
                                                const std::vector<Eigen::Index>& dynamics_groups,
                                                Eigen::Index num_dynamics_groups) {
   return internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
-    return ::lgssm::sufficient_stats_one<n>(params, seq, per_step_emissions, dynamics_groups, num_dynamics_groups);
+    return stats_from_moments<n>(params, seq, internal::smoother_unchecked(params, seq), per_step_emissions,
+                                 dynamics_groups, num_dynamics_groups);
   });
 }
 
@@ -274,6 +302,17 @@ SufficientStats sufficient_stats(const Params& params, const std::vector<Sequenc
   std::vector<size_t> all(seqs.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   return internal::sufficient_stats_unchecked(params, seqs, all, per_step_emissions, num_threads);
+}
+
+SufficientStats complete_data_stats(const Params& params, const Sequence& seq, const RowMatrix& states,
+                                    bool per_step_emissions) {
+  validate(params);
+  validate(params, seq);
+  if (states.rows() != seq.num_timesteps() || states.cols() != params.state_dim())
+    internal::throw_invalid("states", "shape " + internal::shape_str(seq.num_timesteps(), params.state_dim()),
+                            internal::shape_str(states.rows(), states.cols()));
+  internal::check_finite("states", states);
+  return internal::path_stats(params, seq, states, per_step_emissions);
 }
 
 }  // namespace lgssm

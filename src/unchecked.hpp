@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,53 @@ namespace lgssm::internal {
 Matrix stacked(const LinearGaussianParams& c, Eigen::Index t);
 
 SmootherResult smoother_unchecked(const Params& params, const Sequence& seq);
+// The smoother without covariances (smoothed means and log p(y) only).
+SmootherResult smoothed_means_unchecked(const Params& params, const Sequence& seq);
+
+// One draw of z ~ p(z | y) by the simulation smoother of Durbin & Koopman
+// (2002), posterior_sample's: z+ - E[z | y+] + E[z | y] for (z+, y+) drawn
+// from the model with y+ missing where y is; `smoothed_means` is E[z | y].
+RowMatrix simulation_smoother_draw(const Params& params, const Sequence& seq, const RowMatrix& smoothed_means,
+                                   std::mt19937_64& rng);
+
+// The statistics of a sequence whose states are known (smoothed means
+// `states`, zero covariances): complete-data sums (stats.hpp), with NaN
+// emission components integrated out given the states (missing_law).
+SufficientStats path_stats(const Params& params, const Sequence& seq, const RowMatrix& states, bool per_step_emissions);
+
+// The law of the NaN components m of emission row `y` given the state and the
+// observed components o (those with r_ii > 0: exactly observed ones have no
+// noise correlated with the others'), for emission covariance r: for the
+// residual e = y - (H z + D u + d),
+//   e_m | e_o ~ N(gain e_o, noise_factor noise_factor^T),
+//   gain = R_mo R_oo^{-1} = L_mo L_oo^{-1},  R_mm - R_mo R_oo^{-1} R_om = L_mm L_mm^T,
+// from the Cholesky factor L of R over [o; m] (Schur complement as a product,
+// never a difference; missing components with r_ii = 0 get zero rows).
+struct MissingLaw {
+  std::vector<Eigen::Index> observed, missing;
+  Matrix gain;          // (missing, observed)
+  Matrix noise_factor;  // (missing, missing)
+};
+MissingLaw missing_law(const Matrix& r, const Eigen::Ref<const RowMatrix>& y);
+
+// The pieces of the (MAP) M-step of learn.cpp that the Gibbs sampler shares.
+// w with its columns `free` set to the least-squares solution given the
+// others: moment(w) = 0 on those columns.
+Matrix solve_free(const RegressionStats& s, Matrix w, const std::vector<Eigen::Index>& free);
+// The columns of W = [weights, input_weights, bias] (n state, m input
+// columns) that `props` makes trainable, in order.
+std::vector<Eigen::Index> free_columns(const ParamProps::Conditional& props, Eigen::Index n, Eigen::Index m);
+// Regression statistics plus the MNIW prior's pseudo-observations (s itself
+// without a prior): xx + K, rx + (M - W0) K, rr + (M - W0) K (M - W0)^T + Psi,
+// count + df + d + k + 1, so that scatter(W) / count is the MAP covariance.
+RegressionStats with_prior(const RegressionStats& s, const MniwPrior* p);
+// The initial-state statistics plus the NIW prior's pseudo-observations: the
+// one-column case of the MNIW prior (col_precision = mean_concentration).
+RegressionStats initial_with_prior(const SufficientStats& s, const ConjugatePrior* prior);
+// Whether any member of the conditional is trainable.
+bool any_trainable(const ParamProps::Conditional& c);
+// The dynamics statistics of a discrete-time model (one pooled group).
+const RegressionStats& pooled_dynamics(const SufficientStats& s);
 
 // The E-step of one sequence; transition t-1 -> t adds to dynamics group
 // dynamics_groups[t - 1] (all to group 0 when the vector is empty).

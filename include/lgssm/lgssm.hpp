@@ -5,6 +5,7 @@
 #include "lgssm/continuous.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/fit.hpp"
+#include "lgssm/gibbs.hpp"
 #include "lgssm/inference.hpp"
 #include "lgssm/learn.hpp"
 #include "lgssm/parallel.hpp"

@@ -90,4 +90,14 @@ SufficientStats sufficient_stats(const Params& params, const Sequence& seq, bool
 SufficientStats sufficient_stats(const Params& params, const std::vector<Sequence>& seqs,
                                  bool per_step_emissions = false, int num_threads = 0);
 
+/// The statistics of a sequence whose states z_{0:T-1} are known (`states`,
+/// (num_timesteps, state_dim)): the sums above with point-mass states, i.e.
+/// the complete-data sufficient statistics of the regressions; NaN emission
+/// components are integrated out given z_t and the observed components. The
+/// conditional p(params | z, y) of a conjugate prior depends on the data only
+/// through them (Murphy 2012, Sec. 4.6.3 and 7.6); the Gibbs sampler
+/// (gibbs.hpp) uses them.
+SufficientStats complete_data_stats(const Params& params, const Sequence& seq, const RowMatrix& states,
+                                    bool per_step_emissions = false);
+
 }  // namespace lgssm

@@ -25,6 +25,7 @@ from .params import (
     default_props,
     from_core,
     props_to_core,
+    stack_params,
     to_core,
 )
 
@@ -311,10 +312,14 @@ class LinearGaussianSSM:
             if name is None:
                 raise
             raise ValueError(given[name] + message[len(name) :]) from None
+        return params, self._default_props(params)
+
+    def _default_props(self, params: ParamsLGSSM) -> ParamsLGSSM:
+        """``initialize``'s properties for ``params``: all trainable, the biases as the model has them."""
         props = default_props(params)
         props.dynamics.bias.trainable = self.has_dynamics_bias
         props.emissions.bias.trainable = self.has_emissions_bias
-        return params, props
+        return props
 
     # -- the C++ core's objects -----------------------------------------------
     def core_params(self, params: ParamsLGSSM) -> _core.Params:
@@ -1031,3 +1036,97 @@ class LinearGaussianConjugateSSM(LinearGaussianSSM):
             If the parameters or priors have the wrong shape.
         """
         return _core.log_prior(self.core_params(params), self.core_prior())
+
+    @shared
+    def fit_blocked_gibbs(
+        self,
+        key,
+        initial_params: ParamsLGSSM,
+        sample_size: int,
+        emissions,
+        inputs=None,
+        props: ParamsLGSSM | None = None,
+        verbose: bool = True,
+        return_summary: bool = False,
+    ):
+        """Sample the parameter posterior p(params | y) by blocked Gibbs sampling, as dynamax's.
+
+        Each sweep draws the states of every sequence from p(z | y, params) by the
+        simulation smoother, the missing emission components from their law given the
+        states and the observed components of their step (data augmentation), then the
+        trainable parameters from their exact conjugate conditionals given the states
+        and the completed emissions: NIW for the initial state, MNIW for
+        [weights, input_weights, bias] and cov of the dynamics and the emissions, under
+        the model's priors (those of the MAP fits, so Gibbs samples the posterior that
+        ``fit_em`` maximizes). Frozen parameters stay exactly fixed and the free ones
+        are drawn given them; diagonal and scalar covariances have inverse-gamma
+        conditionals (docs/bayesian.md gives the prior they correspond to). Batches may
+        hold sequences of different lengths and missing values. All sweeps run in C++.
+
+        Parameters
+        ----------
+        key : int, numpy.random.Generator or JAX PRNG key
+            The randomness; the chain is deterministic given an int seed.
+        initial_params : ParamsLGSSM
+            The starting parameters, returned as the first sample.
+        sample_size : int
+            The number of samples, at least 1, the initial parameters included
+            (``sample_size - 1`` sweeps).
+        %(emissions)s
+        %(inputs)s
+        props : ParamsLGSSM, optional
+            The `ParameterProperties` of each parameter: frozen ones are held fixed,
+            covariance structures kept; None for ``initialize``'s (all trainable, the
+            biases as the model has them).
+        %(progress)s
+        return_summary : bool, default False
+            Also return log p(y) per sweep and a `FitSummary`.
+
+        Returns
+        -------
+        samples : ParamsLGSSM
+            Every field with a leading (sample_size,) axis: ``samples[0]`` is
+            ``initial_params`` and entry i the parameters after sweep i, as in dynamax
+            (fewer entries when stopped, e.g. by Ctrl-C).
+        marginal_lls : array, shape (num_sweeps,)
+            Only with ``return_summary``: log p(y) at the parameters entering each sweep
+            (from the smoother of its state draw).
+        summary : FitSummary
+            Only with ``return_summary``.
+
+        Raises
+        ------
+        ValueError
+            If ``sample_size`` is not a positive integer, no emission is observed, or the
+            parameters, properties, priors or data are invalid.
+
+        References
+        ----------
+        .. [1] C. K. Carter and R. Kohn, "On Gibbs sampling for state space models",
+           *Biometrika* 81(3), 1994.
+        .. [2] J. Durbin and S. J. Koopman, "A simple and efficient simulation smoother for
+           state space time series analysis", *Biometrika* 89(3), 2002.
+        .. [3] M. A. Tanner and W. H. Wong, "The calculation of posterior distributions by
+           data augmentation", *JASA* 82(398), 1987.
+        """
+        sample_size = count("sample_size", sample_size, 1, INT_MAX)
+        verbose, return_summary = flag("verbose", verbose), flag("return_summary", return_summary)
+        core, b = self._batch(initial_params, emissions, inputs)
+        require_observed("emissions", b.emissions)
+        props = self._default_props(initial_params) if props is None else props
+        seed = seeds(key, 1)[0]
+        driver = Driver(_core.fit_blocked_gibbs, "Gibbs", sample_size - 1, _core.GibbsOptions())
+        samples, lls, summary = run_with_progress(
+            driver,
+            verbose,
+            core,
+            props_to_core(props),
+            b.emissions,
+            b.inputs,
+            self.core_prior(),
+            sample_size,
+            seed,
+        )
+        stacked = stack_params([from_core(c, initial_params) for c in samples])
+        summary = FitSummary.from_core(summary)
+        return (stacked, np.asarray(lls), summary) if return_summary else stacked

@@ -547,6 +547,29 @@ def from_core(core: _core.Params, like: ParamsLGSSM) -> ParamsLGSSM:
     )
 
 
+def stack_params(samples: list[ParamsLGSSM]) -> ParamsLGSSM:
+    """Stack parameters of one shape into one whose fields have a leading (num_samples,) axis.
+
+    Parameters
+    ----------
+    samples : list of ParamsLGSSM
+        At least one, all shaped alike.
+
+    Returns
+    -------
+    ParamsLGSSM
+        Field by field, ``np.stack`` of the samples' arrays.
+    """
+
+    def group(name: str):
+        like = getattr(samples[0], name)
+        return type(like)(
+            **{f.name: np.stack([getattr(getattr(s, name), f.name) for s in samples]) for f in dataclasses.fields(like)}
+        )
+
+    return ParamsLGSSM(initial=group("initial"), dynamics=group("dynamics"), emissions=group("emissions"))
+
+
 def conditional_from_core(src: _core.LinearGaussianParams, like, cls):
     """Convert a conditional from the core's stacks, each shaped like its counterpart in ``like``.
 

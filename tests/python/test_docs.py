@@ -13,7 +13,7 @@ def python_blocks(path):
     return re.findall(r"```python\n(.*?)```", (ROOT / path).read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("path", ["docs/guide.md", "README.md"])
+@pytest.mark.parametrize("path", ["docs/guide.md", "docs/bayesian.md", "README.md"])
 def test_python_examples_run(path, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
