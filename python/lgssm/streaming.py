@@ -18,7 +18,7 @@ import numpy as np
 from . import _core
 from ._checks import count, memory, real_array
 
-__all__ = ["FilterState", "FixedLagSmoother"]
+__all__ = ["Stream", "FilterState", "FixedLagSmoother"]
 
 _NO_INPUT = np.zeros(0)  # the core reads an empty input as zeros
 _FLOAT64 = np.dtype(np.float64)
@@ -58,10 +58,11 @@ def vector(name: str, value, size: int, optional: bool = False) -> np.ndarray:
     return a
 
 
-class _Stream:
-    """What both stream objects report: the steps taken and log p(y) so far."""
+class Stream:
+    """The steps taken and log p(y) so far: what `FilterState` and `FixedLagSmoother` both report."""
 
     __slots__ = ()
+    _core: Any  # the C++ object (a slot of the subclasses)
 
     @property
     def num_timesteps(self) -> int:
@@ -70,11 +71,11 @@ class _Stream:
 
     @property
     def marginal_loglik(self) -> float:
-        """log p(y_{0:t-1}) over the observed entries of the t steps taken (0 before the first)."""
+        """The log likelihood log p(y_{0:t-1}) over the observed entries of the t steps taken (0 before the first)."""
         return self._core.marginal_loglik
 
 
-class FilterState(_Stream):
+class FilterState(Stream):
     """The Kalman filter's state between the observations of a stream.
 
     Made by ``LinearGaussianSSM.filter_init`` and advanced in place by
@@ -107,7 +108,7 @@ class FilterState(_Stream):
         """Cov[z_{t-1} | y_{0:t-1}], shape (state_dim, state_dim); ``initial.cov`` before the first step."""
         return self._core.filtered_covariance
 
-    def core_params(self, model, params) -> Any:
+    def _converted(self, model, params) -> Any:
         """The core's parameters of ``params``, converted (and validated) once per params object.
 
         Parameters
@@ -178,7 +179,7 @@ class FilterState(_Stream):
         return f"FilterState(num_timesteps={self.num_timesteps}, state_dim={self._core.state_dim})"
 
 
-class FixedLagSmoother(_Stream):
+class FixedLagSmoother(Stream):
     """The fixed-lag smoother of a stream: smoothed moments over the last ``lag`` + 1 steps.
 
     Made by ``LinearGaussianSSM.fixed_lag_smoother``. After ``step`` observes y_t
@@ -266,7 +267,7 @@ class FixedLagSmoother(_Stream):
 def filter_init(model, params) -> FilterState:
     """Start a stream for ``model``: ``LinearGaussianSSM.filter_init``."""
     state = FilterState(None)
-    state._core = _core.filter_init(state.core_params(model, params))
+    state._core = _core.filter_init(state._converted(model, params))
     return state
 
 
@@ -288,7 +289,7 @@ def checked_state(state) -> FilterState:
 
 def filter_step(model, params, state, emission, input=None) -> tuple[FilterState, float]:
     """Advance ``state`` by one observation: ``LinearGaussianSSM.filter_step``."""
-    core = checked_state(state).core_params(model, params)
+    core = checked_state(state)._converted(model, params)
     y = vector("emission", emission, model.emission_dim)
     ll = _core.filter_step(core, state._core, y, vector("input", input, model.input_dim, optional=True))
     return state, ll
@@ -296,6 +297,6 @@ def filter_step(model, params, state, emission, input=None) -> tuple[FilterState
 
 def predict_step(model, params, state, input=None) -> FilterState:
     """Advance ``state`` by one step without observation: ``LinearGaussianSSM.predict_step``."""
-    core = checked_state(state).core_params(model, params)
+    core = checked_state(state)._converted(model, params)
     _core.predict_step(core, state._core, vector("input", input, model.input_dim, optional=True))
     return state
