@@ -129,7 +129,11 @@ bool KalmanFilter<N>::prepared_for(const LinearGaussianParams& e, Eigen::Index t
   const Eigen::Index wi = e.weights.size() == 1 ? 0 : t;
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
   if (pattern_ != last_pattern_ || ri != last_cov_ || wi != last_weights_) return false;
-  return !compare_entries_ || (prepared_h_ == e.weights.at(t) && prepared_r_ == e.cov.at(t));
+  if (!compare_entries_) return true;
+  const auto same = [](const RowMatrix& a, const ConstMatrixMap& b) {  // both row-major: contiguous
+    return std::equal(a.data(), a.data() + a.size(), b.data());
+  };
+  return same(prepared_h_, e.weights.at(t)) && same(prepared_r_, e.cov.at(t));
 }
 
 template <int N>

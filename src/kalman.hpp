@@ -40,7 +40,8 @@ namespace lgssm::internal {
 //   pattern of N) and are recomputed only when that triple changes: when the
 //   pattern or the entry indices of H_t, R_t change, and with
 //   `compare_entries` (a stream, whose params may differ between calls) also
-//   when the entries' values differ from those the factors were made from.
+//   when the entries' values differ from those the factors were made from
+//   (an O(p n + p^2) comparison); forget_factors() drops them.
 // - Exact: Hs = H_E, Rs = 0. S_E must be definite: an exactly observed
 //   component already determined by the past has no density (an error).
 // With `keep_backward`, update() also leaves the terms of the backward
@@ -73,6 +74,9 @@ class KalmanFilter {
   // large for doubles).
   double update(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& y,
                 const Eigen::Ref<const Vector>& u);
+
+  // The next update recomputes the emission factors (params changed).
+  void forget_factors() { last_weights_ = last_cov_ = -1; }
 
   const Vec& mean() const { return mean_; }
   const Mat& cov() const { return cov_; }
@@ -110,7 +114,7 @@ class KalmanFilter {
   std::vector<char> pattern_, last_pattern_;
   Eigen::Index last_weights_ = -1, last_cov_ = -1;
   bool compare_entries_;
-  Matrix prepared_h_, prepared_r_;               // with compare_entries_: the H_t, R_t of the factors
+  RowMatrix prepared_h_, prepared_r_;            // with compare_entries_: the H_t, R_t of the factors
   bool noisy_cov_is_diagonal_ = false;           // R_NN diagonal
   Matrix chol_r_;                                // (p, p): top-left |N| x |N| holds L_R
   std::vector<Eigen::Index> order_;              // rows of W by decreasing norm

@@ -78,18 +78,29 @@ void check_step(const Params& params, Eigen::Index n, Eigen::Index p, Eigen::Ind
 struct FilterState::Impl {
   Eigen::Index n, p, m, t = 0;
   double loglik = 0.0;
+  bool check_params;
   AnyFilter filter;
+  const Params* last_params = nullptr;  // without check_params: the object the factors came from
 
-  // compare_entries: the caller may pass other params at each step.
-  Impl(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim, bool keep_backward = false)
+  // With check_params the filter compares the emission entries its factors
+  // came from at each step; without, it keeps them while the params object is the same.
+  Impl(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim, bool check, bool keep_backward)
       : n(state_dim),
         p(emission_dim),
         m(input_dim),
-        filter(make_filter(state_dim, emission_dim, keep_backward, !keep_backward)) {}
+        check_params(check),
+        filter(make_filter(state_dim, emission_dim, keep_backward, check)) {}
+  // A copy's next step recomputes the factors (last_params is not copied).
+  Impl(const Impl& o)
+      : n(o.n), p(o.p), m(o.m), t(o.t), loglik(o.loglik), check_params(o.check_params), filter(o.filter) {}
 
   // Step t: predict, then (with an emission) update; the filter of kalman.hpp.
   double step(const Params& params, const Eigen::Ref<const Vector>* emission, const Eigen::Ref<const Vector>& input) {
     check_step(params, n, p, m, t, emission, input);
+    if (!check_params && &params != last_params) {
+      std::visit([](auto& kf) { kf.forget_factors(); }, filter);
+      last_params = &params;
+    }
     const double ll = std::visit(
         [&](auto& kf) {
           [[maybe_unused]] NoMallocScope no_malloc;
@@ -106,7 +117,8 @@ struct FilterState::Impl {
 FilterState::FilterState(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 FilterState::FilterState(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim,
-                         Eigen::Index num_timesteps, double marginal_loglik, const Vector& mean, const Matrix& cov) {
+                         Eigen::Index num_timesteps, double marginal_loglik, const Vector& mean, const Matrix& cov,
+                         bool check_params) {
   if (state_dim < 1) throw_invalid("state_dim", "an integer >= 1", std::to_string(state_dim));
   if (emission_dim < 1) throw_invalid("emission_dim", "an integer >= 1", std::to_string(emission_dim));
   if (input_dim < 0) throw_invalid("input_dim", "an integer >= 0", std::to_string(input_dim));
@@ -118,7 +130,7 @@ FilterState::FilterState(Eigen::Index state_dim, Eigen::Index emission_dim, Eige
   if (cov.rows() != state_dim || cov.cols() != state_dim)
     throw_invalid("cov", "shape " + shape_str(state_dim, state_dim), shape_str(cov.rows(), cov.cols()));
   internal::check_covariance("cov", cov, internal::Definiteness::kSemidefinite);
-  impl_ = std::make_unique<Impl>(state_dim, emission_dim, input_dim);
+  impl_ = std::make_unique<Impl>(state_dim, emission_dim, input_dim, check_params, false);
   impl_->t = num_timesteps;
   impl_->loglik = marginal_loglik;
   std::visit([&](auto& kf) { kf.set_moments(mean, cov); }, impl_->filter);
@@ -138,6 +150,7 @@ Eigen::Index FilterState::emission_dim() const { return impl_->p; }
 Eigen::Index FilterState::input_dim() const { return impl_->m; }
 Eigen::Index FilterState::num_timesteps() const { return impl_->t; }
 double FilterState::marginal_loglik() const { return impl_->loglik; }
+bool FilterState::check_params() const { return impl_->check_params; }
 Vector FilterState::filtered_mean() const {
   return std::visit([](const auto& kf) -> Vector { return kf.mean(); }, impl_->filter);
 }
@@ -145,9 +158,10 @@ Matrix FilterState::filtered_cov() const {
   return std::visit([](const auto& kf) -> Matrix { return kf.cov(); }, impl_->filter);
 }
 
-FilterState filter_init(const Params& params) {
+FilterState filter_init(const Params& params, bool check_params) {
   validate(params);
-  auto impl = std::make_unique<FilterState::Impl>(params.state_dim(), params.emission_dim(), params.input_dim());
+  auto impl = std::make_unique<FilterState::Impl>(params.state_dim(), params.emission_dim(), params.input_dim(),
+                                                  check_params, false);
   std::visit([&](auto& kf) { kf.set_moments(params.initial.mean, params.initial.cov); }, impl->filter);
   return FilterState(std::move(impl));
 }
@@ -224,7 +238,7 @@ struct FixedLagSmoother::Impl {
   Impl(const Params& model, Eigen::Index lag_steps)
       : params(model),
         lag(lag_steps),
-        state(model.state_dim(), model.emission_dim(), model.input_dim(), true),
+        state(model.state_dim(), model.emission_dim(), model.input_dim(), false, true),  // its own params
         window(internal::dispatch_state_dim(model.state_dim(), [&](auto dim) {
           return AnyWindow(std::in_place_type<LagWindow<dim>>, lag_steps + 1, model.state_dim());
         })) {}

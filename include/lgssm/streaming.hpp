@@ -18,6 +18,17 @@
 /// parameters (O(1)); the values of the parameters (definiteness of the
 /// covariances) are checked by filter_init and by lgssm::validate, which
 /// params passed to filter_step must pass.
+///
+/// Params may change between steps. Like the batch filter, a step reuses the
+/// factors of the emission entries (Cholesky of R_t, QR of the whitened H_t)
+/// of the step before when they are the same entry; how "the same" is decided
+/// is the state's check_params: true (the default), the entries' values are
+/// compared (O(p n + p^2) per step, which exceeds the step's own cost when
+/// emission_dim is large and R diagonal); false, the factors are kept while
+/// the step gets the same Params object (by address), so its values must not
+/// change in place between steps and another object must not take its
+/// address (the Python API, which converts each ParamsLGSSM once and keeps the
+/// converted object alive, runs so).
 #pragma once
 
 #include <memory>
@@ -36,13 +47,16 @@ class FilterState {
   /// z_{t-1} (t = num_timesteps >= 1): to resume a stream, e.g. from saved
   /// values. For t = 0 the moments are those reported before the first step
   /// (the next step starts from the initial distribution of its params).
-  /// @param state_dim, emission_dim, input_dim the model's dimensions
+  /// @param state_dim the model's state_dim
+  /// @param emission_dim its emission_dim
+  /// @param input_dim its input_dim (0 without inputs)
   /// @param num_timesteps t >= 0, the steps taken
   /// @param marginal_loglik log p(y_{0:t-1})
   /// @param mean (state_dim,) E[z_{t-1} | y_{0:t-1}]
   /// @param cov (state_dim, state_dim) Cov[z_{t-1} | y_{0:t-1}], symmetric positive semidefinite
+  /// @param check_params how steps decide that params are unchanged (see the file's comment)
   FilterState(Eigen::Index state_dim, Eigen::Index emission_dim, Eigen::Index input_dim, Eigen::Index num_timesteps,
-              double marginal_loglik, const Vector& mean, const Matrix& cov);
+              double marginal_loglik, const Vector& mean, const Matrix& cov, bool check_params = true);
   FilterState(const FilterState& other);
   FilterState(FilterState&& other) noexcept;
   FilterState& operator=(const FilterState& other);
@@ -56,6 +70,8 @@ class FilterState {
   Eigen::Index num_timesteps() const;
   /// log p(y_{0:t-1}) over the observed components (0 before the first step).
   double marginal_loglik() const;
+  /// Whether steps compare the emission entries (true) or the params object (false); see the file's comment.
+  bool check_params() const;
   /// E[z_{t-1} | y_{0:t-1}] after t >= 1 steps; initial.mean after filter_init.
   Vector filtered_mean() const;
   /// Cov[z_{t-1} | y_{0:t-1}] after t >= 1 steps; initial.cov after filter_init.
@@ -66,7 +82,7 @@ class FilterState {
   std::unique_ptr<Impl> impl_;
   explicit FilterState(std::unique_ptr<Impl> impl);
   friend class FixedLagSmoother;
-  friend FilterState filter_init(const Params& params);
+  friend FilterState filter_init(const Params& params, bool check_params);
   friend double filter_step(const Params& params, FilterState& state, const Eigen::Ref<const Vector>& emission,
                             const Eigen::Ref<const Vector>& input);
   friend void predict_step(const Params& params, FilterState& state, const Eigen::Ref<const Vector>& input);
@@ -75,9 +91,11 @@ class FilterState {
 /// The state of a stream before its first step (t = 0), for `params`
 /// (validated; lgssm::invalid_argument names the first bad parameter).
 /// @param params the model
+/// @param check_params whether steps compare the emission entries' values (true) or
+///        only the params object's address (false) to reuse factors (see the file's comment)
 /// @return a state with num_timesteps() = 0, whose next step starts from the
 ///         initial distribution N(initial.mean, initial.cov)
-FilterState filter_init(const Params& params);
+FilterState filter_init(const Params& params, bool check_params = true);
 
 /// One step t = state.num_timesteps() of the Kalman filter, in place: the
 /// prediction p(z_t | y_{0:t-1}) (Sarkka 2013, Eq. 4.20: m- = F_{t-1} m +
@@ -87,13 +105,13 @@ FilterState filter_init(const Params& params);
 /// K = P- H^T S^{-1}, m = m- + K v, P = P- - K S K^T), in the square-root
 /// array form of src/kalman.hpp (no predicted covariance inverted, the log
 /// likelihood a sum of squares); log p(y_t | y_{0:t-1}) = log N(v; 0, S)
-/// (Sec. 12.2, Eq. 12.11). Exactly lgssm::filter's step t.
+/// (Sec. 12.2). Exactly lgssm::filter's step t.
 /// @param params the model (dimensions those of the state, valid as lgssm::validate checks)
 /// @param state advanced to t + 1 steps: its filtered moments become those of z_t given y_{0:t}
 /// @param emission (emission_dim,) y_t, NaN for missing components (all NaN: a prediction step)
 /// @param input (input_dim,) u_t, or empty for zero inputs
 /// @return log p(y_t | y_{0:t-1}) over the observed components (0 if none)
-/// @note See Eq. 4.20-4.21 and 12.11 of Sarkka (2013).
+/// @note See Eq. 4.20-4.21 and Sec. 12.2 of Sarkka (2013).
 double filter_step(const Params& params, FilterState& state, const Eigen::Ref<const Vector>& emission,
                    const Eigen::Ref<const Vector>& input = Vector());
 

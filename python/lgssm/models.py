@@ -700,7 +700,7 @@ class LinearGaussianSSM:
 
         References
         ----------
-        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Eq. 4.20-4.21 and 12.11.
+        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Eq. 4.20-4.21 and Sec. 12.2.
         """
         return streaming.filter_step(self, params, state, emission, input)
 

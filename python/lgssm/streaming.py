@@ -267,7 +267,9 @@ class FixedLagSmoother(Stream):
 def filter_init(model, params) -> FilterState:
     """Start a stream for ``model``: ``LinearGaussianSSM.filter_init``."""
     state = FilterState(None)
-    state._core = _core.filter_init(state._converted(model, params))
+    # The converted params stay alive in `state` while they are used: the core may key its cached
+    # emission factors on their address (no per-step comparison of values).
+    state._core = _core.filter_init(state._converted(model, params), False)
     return state
 
 

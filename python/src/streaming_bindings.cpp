@@ -19,15 +19,17 @@ using lgssm::FilterState;
 using lgssm::FixedLagSmoother;
 using VectorRef = Eigen::Ref<const lgssm::Vector>;
 // What pickling keeps of a FilterState: the arguments of its constructor.
-using Saved = std::tuple<Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, double, lgssm::Vector, lgssm::Matrix>;
+using Saved =
+    std::tuple<Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, double, lgssm::Vector, lgssm::Matrix, bool>;
 
 }  // namespace
 
 void bind_streaming(nb::module_& m) {
   nb::class_<FilterState>(m, "FilterState")
       .def(nb::init<Eigen::Index, Eigen::Index, Eigen::Index, Eigen::Index, double, const lgssm::Vector&,
-                    const lgssm::Matrix&>(),
-           "state_dim"_a, "emission_dim"_a, "input_dim"_a, "num_timesteps"_a, "marginal_loglik"_a, "mean"_a, "cov"_a)
+                    const lgssm::Matrix&, bool>(),
+           "state_dim"_a, "emission_dim"_a, "input_dim"_a, "num_timesteps"_a, "marginal_loglik"_a, "mean"_a, "cov"_a,
+           "check_params"_a)
       .def_prop_ro("state_dim", &FilterState::state_dim)
       .def_prop_ro("emission_dim", &FilterState::emission_dim)
       .def_prop_ro("input_dim", &FilterState::input_dim)
@@ -41,13 +43,13 @@ void bind_streaming(nb::module_& m) {
       .def("__getstate__",
            [](const FilterState& s) {
              return Saved(s.state_dim(), s.emission_dim(), s.input_dim(), s.num_timesteps(), s.marginal_loglik(),
-                          s.filtered_mean(), s.filtered_cov());
+                          s.filtered_mean(), s.filtered_cov(), s.check_params());
            })
       .def("__setstate__", [](FilterState& self, const Saved& saved) {
         std::apply([&](auto&&... args) { new (&self) FilterState(args...); }, saved);
       });
 
-  m.def("filter_init", &lgssm::filter_init, "params"_a);
+  m.def("filter_init", &lgssm::filter_init, "params"_a, "check_params"_a);
   m.def(
       "filter_step",
       [](const lgssm::Params& p, FilterState& state, VectorRef emission, VectorRef input) {

@@ -169,9 +169,20 @@ TEST(StreamingParams, MayChangeBetweenSteps) {
   }
   const Sequence seq = random_sequence(a, {steps, 0.0, {}, 83});
   const FilterResult batch = filter(stacked, seq);
-  FilterState state = filter_init(a);
+  for (bool check : {true, false}) {  // values compared, or the objects (a and b are two)
+    FilterState state = filter_init(a, check);
+    for (Index t = 0; t < steps; ++t) {
+      filter_step(at(t), state, row(seq.emissions, t));
+      EXPECT_MATRIX_NEAR(state.filtered_mean(), Matrix(batch.filtered_means.row(t)), kRtol)
+          << "t = " << t << ", check_params " << check;
+    }
+  }
+  // With check_params, one object changed in place between steps is seen too.
+  Params changing = a;
+  FilterState state = filter_init(changing);
   for (Index t = 0; t < steps; ++t) {
-    filter_step(at(t), state, row(seq.emissions, t));
+    changing = at(t);
+    filter_step(changing, state, row(seq.emissions, t));
     EXPECT_MATRIX_NEAR(state.filtered_mean(), Matrix(batch.filtered_means.row(t)), kRtol) << "t = " << t;
   }
 }

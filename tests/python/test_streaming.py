@@ -129,11 +129,13 @@ def test_params_may_change_between_steps():
     per_step = [a if t % 2 == 0 else b for t in range(T)]
     y = model.sample(a, 5, T)[1]
     y[3, 1] = np.nan
-    state = model.filter_init(a)
-    means = []
+    means, fresh_means = [], []
+    state, fresh = model.filter_init(a), model.filter_init(a)
     for t in range(T):
         state, _ = model.filter_step(per_step[t], state, y[t])
         means.append(state.filtered_mean)
+        fresh, _ = model.filter_step(copy.copy(per_step[t]), fresh, y[t])  # a new object each step, then dropped
+        fresh_means.append(fresh.filtered_mean)
     stacked, _ = model.initialize(
         key=0,
         initial_mean=np.asarray(a.initial.mean),
@@ -145,7 +147,9 @@ def test_params_may_change_between_steps():
         emission_bias=np.stack([s.emissions.bias for s in per_step]),
         emission_covariance=np.stack([s.emissions.cov for s in per_step]),
     )
-    assert_close(np.array(means), model.filter(stacked, y).filtered_means, "filtered_means", RTOL)
+    expected = model.filter(stacked, y).filtered_means
+    assert_close(np.array(means), expected, "filtered_means", RTOL)
+    assert_close(np.array(fresh_means), expected, "filtered_means, new params objects", RTOL)
 
 
 @pytest.mark.parametrize("name", [name for name, v in VARIANTS.items() if v.forecast])
