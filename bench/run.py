@@ -762,7 +762,7 @@ def markdown(report: Report, sizes: Sizes, info: dict, kernels, seconds: float, 
 
     if kernels:
         table, _ = kernels
-        names = ["Filter", "Smoother", "MarginalLogProb", "EStep"]
+        names = ["Filter", "FilterStep", "Smoother", "MarginalLogProb", "EStep"]
         out += [
             "",
             "## C++ kernels (Google Benchmark, ns per time step, T = 1000, one thread)",

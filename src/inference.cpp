@@ -34,14 +34,15 @@ Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 // Runs the filter over `seq`, calling on_predicted(t, kf) and on_filtered(t, kf)
 // after each half step; returns log p(y).
 template <class Filter, class OnPredicted, class OnFiltered>
-double run_filter(Filter& kf, const Sequence& seq, OnPredicted on_predicted, OnFiltered on_filtered) {
+double run_filter(Filter& kf, const Params& params, const Sequence& seq, OnPredicted on_predicted,
+                  OnFiltered on_filtered) {
   [[maybe_unused]] NoMallocScope no_malloc;
   double loglik = 0.0;
   for (Eigen::Index t = 0; t < seq.num_timesteps(); ++t) {
     const auto u = row_at(seq.inputs, t);
-    kf.predict(t, u);
+    kf.predict(params, t, u);
     on_predicted(t, kf);
-    loglik += kf.update(t, u);
+    loglik += kf.update(params, t, row_at(seq.emissions, t), u);
     on_filtered(t, kf);
   }
   return loglik;
@@ -77,9 +78,10 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
     back->transition = internal::result_series(steps, n, n);
     if (omega) back->omega = internal::result_series(steps, n, n);
   }
-  KalmanFilter<N> kf(params, seq.emissions, back != nullptr);
+  KalmanFilter<N> kf(n, params.emission_dim(), back != nullptr);
   r.marginal_loglik = run_filter(
-      kf, seq, [&](Eigen::Index t, const auto& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
+      kf, params, seq,
+      [&](Eigen::Index t, const auto& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
       [&](Eigen::Index t, const auto& kf) {
         store(kf, t, r.filtered_means, r.filtered_covariances);
         if (!back) return;
@@ -118,28 +120,17 @@ void validate_all(const Params& params, const Sequence& seq) {
 
 double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
   return dispatch_state_dim(params.state_dim(), [&](auto n) {
-    KalmanFilter<n> kf(params, seq.emissions);
-    return run_filter(kf, seq, kNothing, kNothing);
+    KalmanFilter<n> kf(params.state_dim(), params.emission_dim());
+    return run_filter(kf, params, seq, kNothing, kNothing);
   });
 }
 
 // The smoother: the stored filter, keeping each step's backward terms, then
-// the backward recursion of Bryson & Frazier in de Jong's form (de Jong 1989,
-// Ann. Statist. 17; Durbin & Koopman 2012, Sec. 4.4), written at the filtered
-// level. r_t, N_t are the score and information about z_t carried by
-// y_{t+1:T} (r_{T-1} = 0, N_{T-1} = 0):
-//   m_{t|T} = m_{t|t} + P_{t|t} r_t,   P_{t|T} = P_{t|t} - P_{t|t} N_t P_{t|t},
-//   r^-_t = a_t + A_t^T r_t,   N^-_t = Omega_t + A_t^T N_t A_t   (the update of step t),
-//   r_{t-1} = F_{t-1}^T r^-_t,  N_{t-1} = F_{t-1}^T N^-_t F_{t-1}   (the transition),
-//   Cov[z_t, z_{t-1} | y] = (I - P_{t|t-1} N^-_t) F_{t-1} P_{t-1|t-1}.
-// No covariance is inverted: information flows backward through F^T, so
-// deterministic dynamics (singular Q) with a contracting F, whose inverse the
-// Rauch-Tung-Striebel gain P_{t|t} F^T P_{t+1|t}^{-1} would apply, lose
-// nothing. Without covariances, only the means (the simulation smoother's need).
+// the backward recursion of Bryson & Frazier in de Jong's form over the whole
+// sequence (internal::BackwardRecursion, kalman.hpp, gives the equations).
+// Without covariances, only the means (the simulation smoother's need).
 template <int N>
 SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances) {
-  using Vec = internal::VectorN<N>;
-  using Mat = internal::MatrixN<N>;
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   SmootherResult r;
   BackwardTerms back;
@@ -149,38 +140,24 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
     r.smoothed_covariances = internal::result_series(steps, n, n);
     r.smoothed_cross_covariances = internal::result_series(steps - 1, n, n);
   }
-  Vec score = Vec::Zero(n), score_minus(n);
-  Mat info = Mat::Zero(n, n), info_minus(n, n), tmp(n, n), tmp2(n, n);
+  internal::BackwardRecursion<N> recursion(n);
   [[maybe_unused]] NoMallocScope no_malloc;
   for (Eigen::Index t = steps - 1; t >= 0; --t) {
     const auto pf = sized<N, N>(std::as_const(r.filtered_covariances)[t]);
-    auto mean = sized_row<N>(r.smoothed_means, t);
-    mean = sized_row<N>(std::as_const(r.filtered_means), t);
-    mean.noalias() += pf * score;
     const auto a_mat = sized<N, N>(std::as_const(back.transition)[t]);
-    score_minus = sized_row<N>(std::as_const(back.a), t);
-    score_minus.noalias() += a_mat.transpose() * score;
-    if (covariances) {
-      tmp.noalias() = info * pf;
-      tmp2 = pf;
-      tmp2.noalias() -= pf * tmp;
-      internal::symmetrize(tmp2);
-      sized<N, N>(r.smoothed_covariances[t]) = tmp2.transpose();  // symmetric
-      tmp.noalias() = info * a_mat;
-      info_minus = sized<N, N>(std::as_const(back.omega)[t]);
-      info_minus.noalias() += a_mat.transpose() * tmp;
-    }
+    recursion.smooth_mean(sized_row<N>(std::as_const(r.filtered_means), t), pf, sized_row<N>(std::as_const(back.a), t),
+                          a_mat, sized_row<N>(r.smoothed_means, t));
+    if (covariances)
+      recursion.smooth_cov(pf, a_mat, sized<N, N>(std::as_const(back.omega)[t]),
+                           sized<N, N>(r.smoothed_covariances[t]));
     if (t == 0) break;
     const auto f = sized<N, N>(params.dynamics.weights.at(t - 1));
-    score.noalias() = f.transpose() * score_minus;
+    recursion.transition_mean(f);
     if (covariances) {
-      tmp.noalias() = info_minus * f;
-      info.noalias() = f.transpose() * tmp;
-      internal::symmetrize(info);
-      tmp2.setIdentity();
-      tmp2.noalias() -= sized<N, N>(std::as_const(r.predicted_covariances)[t]) * info_minus;
-      tmp.noalias() = f * sized<N, N>(std::as_const(r.filtered_covariances)[t - 1]);
-      sized<N, N>(r.smoothed_cross_covariances[t - 1]).noalias() = tmp2 * tmp;
+      recursion.transition_cov(f);
+      recursion.cross_cov(f, sized<N, N>(std::as_const(r.predicted_covariances)[t]),
+                          sized<N, N>(std::as_const(r.filtered_covariances)[t - 1]),
+                          sized<N, N>(r.smoothed_cross_covariances[t - 1]));
     }
   }
   return r;
@@ -354,13 +331,13 @@ ForecastResult forecast(const Params& params, const Sequence& seq, Eigen::Index 
   const auto& e = params.emissions;
   ForecastResult out{RowMatrix(k_steps, n), MatrixSeries(k_steps, n, n), RowMatrix(k_steps, p),
                      MatrixSeries(k_steps, p, p)};
-  KalmanFilter<> kf(params, seq.emissions);
-  run_filter(kf, seq, kNothing, kNothing);
+  KalmanFilter<> kf(n, p);
+  run_filter(kf, params, seq, kNothing, kNothing);
   Matrix hp(p, n);
   for (Eigen::Index k = 0; k < k_steps; ++k) {
     const Eigen::Index t = steps + k;
     const auto u = row_at(forecast_inputs, k);
-    kf.predict(t, u);
+    kf.predict(params, t, u);
     store(kf, k, out.means, out.covariances);
     const auto h = e.weights.at(t);
     out.emission_means.row(k) = (h * kf.mean() + e.bias.vec(t)).transpose();

@@ -12,13 +12,6 @@ namespace lgssm::internal {
 namespace {
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-bool is_diagonal(const ConstMatrixMap& m) {
-  for (Eigen::Index j = 0; j < m.cols(); ++j)
-    for (Eigen::Index i = 0; i < m.rows(); ++i)
-      if (i != j && m(i, j) != 0.0) return false;
-  return true;
-}
-
 // 2 sum_i log|d_i| over the diagonal of a triangular factor.
 template <class Derived>
 double log_det_of_factor(const Eigen::MatrixBase<Derived>& l) {
@@ -27,11 +20,10 @@ double log_det_of_factor(const Eigen::MatrixBase<Derived>& l) {
 }  // namespace
 
 template <int N>
-KalmanFilter<N>::KalmanFilter(const Params& params, const RowMatrix& emissions, bool keep_backward)
-    : params_(params),
-      emissions_(emissions),
-      n_(params.state_dim()),
-      p_(params.emission_dim()),
+KalmanFilter<N>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_dim, bool keep_backward,
+                              bool compare_entries)
+    : n_(state_dim),
+      p_(emission_dim),
       mean_(n_),
       cov_(n_, n_),
       factor_(n_, n_),
@@ -43,6 +35,9 @@ KalmanFilter<N>::KalmanFilter(const Params& params, const RowMatrix& emissions, 
       work_(p_ + 2 * n_),
       pattern_(p_),
       last_pattern_(p_, -1),
+      compare_entries_(compare_entries),
+      prepared_h_(compare_entries ? p_ : 0, compare_entries ? n_ : 0),
+      prepared_r_(compare_entries ? p_ : 0, compare_entries ? p_ : 0),
       chol_r_(p_, p_),
       order_(p_),
       w_(p_, n_),
@@ -61,20 +56,17 @@ KalmanFilter<N>::KalmanFilter(const Params& params, const RowMatrix& emissions, 
       back_a_(n_),
       back_omega_(n_, n_),
       back_a_mat_(n_, n_) {
-  const MatrixSeries& r = params.emissions.cov;
-  cov_is_diagonal_.resize(r.size());
-  for (Eigen::Index i = 0; i < r.size(); ++i) cov_is_diagonal_[i] = is_diagonal(r[i]);
   noisy_.reserve(p_);
   exact_.reserve(p_);
 }
 
 template <int N>
-void KalmanFilter<N>::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
+void KalmanFilter<N>::predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& u) {
   if (t == 0) {
-    mean_ = params_.initial.mean;
-    cov_ = params_.initial.cov;
+    mean_ = params.initial.mean;
+    cov_ = params.initial.cov;
   } else {
-    const LinearGaussianParams& d = params_.dynamics;
+    const LinearGaussianParams& d = params.dynamics;
     const Eigen::Index k = t - 1;  // transition z_{t-1} -> z_t
     const auto f = sized<N, N>(d.weights.at(k));
     tmp_n_.noalias() = f * mean_;
@@ -90,17 +82,19 @@ void KalmanFilter<N>::predict(Eigen::Index t, const Eigen::Ref<const Vector>& u)
 }
 
 template <int N>
-void KalmanFilter<N>::prepare(Eigen::Index t) {
-  const LinearGaussianParams& e = params_.emissions;
-  const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
+void KalmanFilter<N>::prepare(const LinearGaussianParams& e, Eigen::Index t) {
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
   if (po == 0) return;
   const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
   const auto r = e.cov.at(t);
   auto l_r = chol_r_.topLeftCorner(po, po);
-  for (Eigen::Index a = 0; a < po; ++a)
-    for (Eigen::Index b = 0; b < po; ++b) l_r(a, b) = r(noisy_[a], noisy_[b]);
-  const bool diagonal = cov_is_diagonal_[ri];
+  bool diagonal = true;
+  for (Eigen::Index b = 0; b < po; ++b)
+    for (Eigen::Index a = 0; a < po; ++a) {
+      l_r(a, b) = r(noisy_[a], noisy_[b]);
+      diagonal = diagonal && (a == b || l_r(a, b) == 0.0);
+    }
+  noisy_cov_is_diagonal_ = diagonal;
   if (diagonal) {
     l_r.diagonal() = l_r.diagonal().cwiseSqrt();
   } else {
@@ -131,15 +125,26 @@ void KalmanFilter<N>::prepare(Eigen::Index t) {
 }
 
 template <int N>
-double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u) {
-  const LinearGaussianParams& e = params_.emissions;
+bool KalmanFilter<N>::prepared_for(const LinearGaussianParams& e, Eigen::Index t) const {
   const Eigen::Index wi = e.weights.size() == 1 ? 0 : t;
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
+  if (pattern_ != last_pattern_ || ri != last_cov_ || wi != last_weights_) return false;
+  if (!compare_entries_) return true;
+  const auto same = [](const RowMatrix& a, const ConstMatrixMap& b) {  // both row-major: contiguous
+    return std::equal(a.data(), a.data() + a.size(), b.data());
+  };
+  return same(prepared_h_, e.weights.at(t)) && same(prepared_r_, e.cov.at(t));
+}
+
+template <int N>
+double KalmanFilter<N>::update(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& y,
+                               const Eigen::Ref<const Vector>& u) {
+  const LinearGaussianParams& e = params.emissions;
   const auto r = e.cov.at(t);
   noisy_.clear();
   exact_.clear();
   for (Eigen::Index i = 0; i < p_; ++i) {
-    if (std::isnan(emissions_(t, i))) {
+    if (std::isnan(y(i))) {
       pattern_[i] = 0;
     } else if (r(i, i) > 0.0) {
       pattern_[i] = 1;
@@ -155,11 +160,15 @@ double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u
     back_a_mat_.setIdentity();
   }
   if (noisy_.empty() && exact_.empty()) return 0.0;
-  if (pattern_ != last_pattern_ || ri != last_cov_ || wi != last_weights_) {
-    prepare(t);
+  if (!prepared_for(e, t)) {
+    prepare(e, t);
     last_pattern_ = pattern_;
-    last_cov_ = ri;
-    last_weights_ = wi;
+    last_cov_ = e.cov.size() == 1 ? 0 : t;
+    last_weights_ = e.weights.size() == 1 ? 0 : t;
+    if (compare_entries_) {
+      prepared_h_ = e.weights.at(t);
+      prepared_r_ = r;
+    }
   }
   // y_hat = D u + d (+ H m below).
   y_hat_ = e.bias.vec(t);
@@ -172,10 +181,10 @@ double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u
     auto resid = resid_.head(po);
     for (Eigen::Index a = 0; a < po; ++a) {
       const Eigen::Index i = noisy_[a];
-      resid(a) = emissions_(t, i) - y_hat_(i) - h.row(i).dot(mean_);
+      resid(a) = y(i) - y_hat_(i) - h.row(i).dot(mean_);
     }
     auto l_r = chol_r_.topLeftCorner(po, po);
-    if (cov_is_diagonal_[ri])
+    if (noisy_cov_is_diagonal_)
       resid.array() /= l_r.diagonal().array();
     else
       l_r.template triangularView<Eigen::Lower>().solveInPlace(resid);
@@ -212,7 +221,7 @@ double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u
     const double log_det_s = log_det_of_factor(array_.topLeftCorner(n_, n_));
     loglik += -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_s + quad);
   }
-  if (!exact_.empty()) loglik += update_exact(t);
+  if (!exact_.empty()) loglik += update_exact(e, t, y);
   cov_.noalias() = factor_ * factor_.transpose();
   symmetrize(cov_);
   // With finite inputs, a NaN can only come from overflow (|y| near 1e308).
@@ -220,9 +229,9 @@ double KalmanFilter<N>::update(Eigen::Index t, const Eigen::Ref<const Vector>& u
 }
 
 template <int N>
-double KalmanFilter<N>::update_exact(Eigen::Index t) {
+double KalmanFilter<N>::update_exact(const LinearGaussianParams& e, Eigen::Index t, const Eigen::Ref<const Vector>& y) {
   const Eigen::Index ne = static_cast<Eigen::Index>(exact_.size());
-  const auto h = sized<Eigen::Dynamic, N>(params_.emissions.weights.at(t));
+  const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
   const double scale = factor_.norm();
   const auto fail = [&](Eigen::Index i) {
     throw invalid_argument("emissions.cov: component " + std::to_string(i) + " of step " + std::to_string(t) +
@@ -240,7 +249,7 @@ double KalmanFilter<N>::update_exact(Eigen::Index t) {
   for (Eigen::Index a = 0; a < ne; ++a) {
     const Eigen::Index i = exact_[a];
     if (!(std::abs(pre(a, a)) > 64.0 * kEps * h.row(i).norm() * scale)) fail(i);
-    w(a) = emissions_(t, i) - y_hat_(i) - h.row(i).dot(mean_);
+    w(a) = y(i) - y_hat_(i) - h.row(i).dot(mean_);
   }
   const auto l = pre.topLeftCorner(ne, ne).template triangularView<Eigen::Lower>();
   l.solveInPlace(w);

@@ -10,10 +10,12 @@
 namespace lgssm::internal {
 
 // Holds the current moments (mean(), cov(), kept as a factor C with cov() = C C^T)
-// and the workspaces of one pass. Usage per step t: predict(t, u_t) turns the
-// moments into p(z_t | y_{0:t-1}) (for t = 0: the initial distribution), then
-// update(t) conditions them on the observed components of y_t and returns
-// log p(y_t | y_{0:t-1}).
+// and the workspaces of a pass: the one step of the filter, which the batch
+// functions (inference.cpp) and the streaming filter (streaming.cpp) both run.
+// Usage per step t: predict(params, t, u_t) turns the moments into
+// p(z_t | y_{0:t-1}) (for t = 0: the initial distribution), then
+// update(params, t, y_t, u_t) conditions them on the observed components of
+// y_t and returns log p(y_t | y_{0:t-1}).
 //
 // Predict: m <- F m + B u + b, P <- F P F^T + Q (a sum of semidefinite terms),
 // factored P = C C^T (Cholesky, or pivoted LDL^T when P is singular).
@@ -35,7 +37,11 @@ namespace lgssm::internal {
 //   information about z as e~ = Q1^T e = T z + noise of unit covariance, and
 //   e_perp = e - Q1 e~ carries none: Hs = T, Rs = I, r = e~, plus
 //   log|R_NN| and |e_perp|^2. Q1, T and log|R_NN| depend only on (H_t, R_t,
-//   pattern of N) and are recomputed only when that triple changes.
+//   pattern of N) and are recomputed only when that triple changes: when the
+//   pattern or the entry indices of H_t, R_t change, and with
+//   `compare_entries` (a stream, whose params may differ between calls) also
+//   when the entries' values differ from those the factors were made from
+//   (an O(p n + p^2) comparison); forget_factors() drops them.
 // - Exact: Hs = H_E, Rs = 0. S_E must be definite: an exactly observed
 //   component already determined by the past has no density (an error).
 // With `keep_backward`, update() also leaves the terms of the backward
@@ -54,29 +60,43 @@ class KalmanFilter {
   using Vec = VectorN<N>;
   using Mat = MatrixN<N>;
 
-  KalmanFilter(const Params& params, const RowMatrix& emissions, bool keep_backward = false);
+  // Workspaces for models of `state_dim` and `emission_dim`; every call takes
+  // params of these dimensions, validated.
+  KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_dim, bool keep_backward = false,
+               bool compare_entries = false);
 
-  // m <- F_t m + B_t u_t + b_t, P <- F_t P F_t^T + Q_t (t >= 1); the prior at t = 0.
-  void predict(Eigen::Index t, const Eigen::Ref<const Vector>& u);
-  // Conditions on the observed components of y_t (emission parameters of step t).
-  // Returns -inf when the terms overflow (data too large for doubles).
-  double update(Eigen::Index t, const Eigen::Ref<const Vector>& u);
+  // m <- F_{t-1} m + B_{t-1} u + b_{t-1}, P <- F_{t-1} P F_{t-1}^T + Q_{t-1}
+  // (dynamics entry t - 1: the transition into step t, t >= 1); the prior at t = 0.
+  // `u` is u_t, or empty for zero inputs.
+  void predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& u);
+  // Conditions on the observed (non-NaN) components of y (y_t, emission
+  // parameters of step t). Returns -inf when the terms overflow (data too
+  // large for doubles).
+  double update(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& y,
+                const Eigen::Ref<const Vector>& u);
+
+  // The next update recomputes the emission factors (params changed).
+  void forget_factors() { last_weights_ = last_cov_ = -1; }
 
   const Vec& mean() const { return mean_; }
   const Mat& cov() const { return cov_; }
+  // Sets the moments (the next predict(params, t >= 1, u) starts from them).
+  template <class M, class P>
+  void set_moments(const Eigen::MatrixBase<M>& mean, const Eigen::MatrixBase<P>& cov) {
+    mean_ = mean;
+    cov_ = cov;
+  }
   // The backward-recursion terms of the last update (keep_backward only).
   const Vec& backward_a() const { return back_a_; }
   const Mat& backward_omega() const { return back_omega_; }
   const Mat& backward_transition() const { return back_a_mat_; }
 
  private:
-  void prepare(Eigen::Index t);
-  double update_exact(Eigen::Index t);
+  void prepare(const LinearGaussianParams& e, Eigen::Index t);
+  bool prepared_for(const LinearGaussianParams& e, Eigen::Index t) const;
+  double update_exact(const LinearGaussianParams& e, Eigen::Index t, const Eigen::Ref<const Vector>& y);
 
-  const Params& params_;
-  const RowMatrix& emissions_;
   Eigen::Index n_, p_;
-  std::vector<char> cov_is_diagonal_;  // per emissions.cov entry
 
   Vec mean_;
   Mat cov_;
@@ -93,6 +113,9 @@ class KalmanFilter {
   std::vector<Eigen::Index> noisy_, exact_;
   std::vector<char> pattern_, last_pattern_;
   Eigen::Index last_weights_ = -1, last_cov_ = -1;
+  bool compare_entries_;
+  RowMatrix prepared_h_, prepared_r_;            // with compare_entries_: the H_t, R_t of the factors
+  bool noisy_cov_is_diagonal_ = false;           // R_NN diagonal
   Matrix chol_r_;                                // (p, p): top-left |N| x |N| holds L_R
   std::vector<Eigen::Index> order_;              // rows of W by decreasing norm
   Eigen::Matrix<double, Eigen::Dynamic, N> w_;   // (p, n): W, sorted, then the reflectors
@@ -113,6 +136,83 @@ class KalmanFilter {
   bool keep_backward_;
   Vec back_a_;
   Mat back_omega_, back_a_mat_;
+};
+
+// The backward recursion of the smoother, one step at a time: the batch
+// smoother (inference.cpp) runs it over the whole sequence, the fixed-lag
+// smoother (streaming.cpp) over its window. Bryson & Frazier's recursion on
+// information in de Jong's form (de Jong 1989, Ann. Statist. 17; Durbin &
+// Koopman 2012, Sec. 4.4), written at the filtered level. r_t, N_t are the
+// score and information about z_t carried by the data after step t (zero at
+// the last step: reset()):
+//   m_{t|T} = m_{t|t} + P_{t|t} r_t,   P_{t|T} = P_{t|t} - P_{t|t} N_t P_{t|t},
+//   r^-_t = a_t + A_t^T r_t,   N^-_t = Omega_t + A_t^T N_t A_t   (the update of step t),
+//   r_{t-1} = F_{t-1}^T r^-_t,  N_{t-1} = F_{t-1}^T N^-_t F_{t-1}   (the transition),
+//   Cov[z_t, z_{t-1} | y] = (I - P_{t|t-1} N^-_t) F_{t-1} P_{t-1|t-1},
+// with (a_t, A_t, Omega_t) the update's terms (KalmanFilter::backward_*).
+// No covariance is inverted: information flows backward through F^T, so
+// deterministic dynamics (singular Q) with a contracting F, whose inverse the
+// Rauch-Tung-Striebel gain P_{t|t} F^T P_{t+1|t}^{-1} would apply, lose
+// nothing. Per step t: smooth_mean (and smooth_cov for the covariances), then,
+// for t > 0, transition_mean (and transition_cov, cross_cov). Allocates nothing.
+template <int N = Eigen::Dynamic>
+class BackwardRecursion {
+ public:
+  using Vec = VectorN<N>;
+  using Mat = MatrixN<N>;
+
+  explicit BackwardRecursion(Eigen::Index n)
+      : score_(Vec::Zero(n)), score_minus_(n), info_(Mat::Zero(n, n)), info_minus_(n, n), tmp_(n, n), tmp2_(n, n) {}
+
+  // r = 0, N = 0: no data after the current step.
+  void reset() {
+    score_.setZero();
+    info_.setZero();
+  }
+  // out = m_{t|T}; then r^-_t.
+  template <class Mean, class Cov, class A, class AMat, class Out>
+  void smooth_mean(const Mean& filtered_mean, const Cov& filtered_cov, const A& a, const AMat& a_mat, Out&& out) {
+    out = filtered_mean;
+    out.noalias() += filtered_cov * score_;
+    score_minus_ = a;
+    score_minus_.noalias() += a_mat.transpose() * score_;
+  }
+  // out = P_{t|T} (a symmetric matrix, so it may be a row-major entry); then N^-_t.
+  template <class Cov, class AMat, class Omega, class Out>
+  void smooth_cov(const Cov& filtered_cov, const AMat& a_mat, const Omega& omega, Out&& out) {
+    tmp_.noalias() = info_ * filtered_cov;
+    tmp2_ = filtered_cov;
+    tmp2_.noalias() -= filtered_cov * tmp_;
+    symmetrize(tmp2_);
+    out = tmp2_.transpose();
+    tmp_.noalias() = info_ * a_mat;
+    info_minus_ = omega;
+    info_minus_.noalias() += a_mat.transpose() * tmp_;
+  }
+  // r_{t-1} from r^-_t through F = F_{t-1}.
+  template <class F>
+  void transition_mean(const F& f) {
+    score_.noalias() = f.transpose() * score_minus_;
+  }
+  // N_{t-1} from N^-_t through F = F_{t-1}.
+  template <class F>
+  void transition_cov(const F& f) {
+    tmp_.noalias() = info_minus_ * f;
+    info_.noalias() = f.transpose() * tmp_;
+    symmetrize(info_);
+  }
+  // After transition_cov: out = Cov[z_t, z_{t-1} | y] from F_{t-1}, P_{t|t-1} and P_{t-1|t-1}.
+  template <class F, class Predicted, class PreviousFiltered, class Out>
+  void cross_cov(const F& f, const Predicted& predicted_cov, const PreviousFiltered& previous_filtered_cov, Out&& out) {
+    tmp2_.setIdentity();
+    tmp2_.noalias() -= predicted_cov * info_minus_;
+    tmp_.noalias() = f * previous_filtered_cov;
+    out.noalias() = tmp2_ * tmp_;
+  }
+
+ private:
+  Vec score_, score_minus_;
+  Mat info_, info_minus_, tmp_, tmp2_;
 };
 
 extern template class KalmanFilter<1>;

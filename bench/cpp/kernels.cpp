@@ -1,5 +1,5 @@
 // Google Benchmark kernels of the C++ core: time per step of the filter, the
-// smoother, the log likelihood alone and the EM E-step, over (state_dim,
+// smoother, the log likelihood alone, the streaming filter's step and the EM E-step, over (state_dim,
 // emission_dim) sizes, and Eigen's dense GEMM as the machine's matrix-multiply
 // yardstick in the same build. Run by scripts/bench.sh (see bench/README.md);
 // each kernel reports items_per_second = time steps per second.
@@ -10,6 +10,7 @@
 
 #include "lgssm/inference.hpp"
 #include "lgssm/stats.hpp"
+#include "lgssm/streaming.hpp"
 
 namespace {
 
@@ -67,6 +68,15 @@ void BM_Smoother(benchmark::State& state) {
 void BM_MarginalLogProb(benchmark::State& state) {
   run(state, [](const Params& p, const Sequence& s) { return lgssm::marginal_log_prob(p, s); });
 }
+// The streaming filter over the same sequence, one filter_step per observation,
+// keyed on the params object as the Python API runs it (check_params = false).
+void BM_FilterStep(benchmark::State& state) {
+  run(state, [](const Params& p, const Sequence& s) {
+    lgssm::FilterState stream = lgssm::filter_init(p, false);
+    for (Eigen::Index t = 0; t < s.num_timesteps(); ++t) lgssm::filter_step(p, stream, s.emissions.row(t).transpose());
+    return stream.marginal_loglik();
+  });
+}
 void BM_EStep(benchmark::State& state) {
   run(state, [](const Params& p, const Sequence& s) { return lgssm::sufficient_stats(p, s); });
 }
@@ -81,6 +91,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Filter)->Apply(sizes);
 BENCHMARK(BM_Smoother)->Apply(sizes);
 BENCHMARK(BM_MarginalLogProb)->Apply(sizes);
+BENCHMARK(BM_FilterStep)->Apply(sizes);
 BENCHMARK(BM_EStep)->Apply(sizes);
 
 // C = A B for n x n matrices: 2 n^3 flops, reported as items (flops) per second.

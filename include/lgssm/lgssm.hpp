@@ -14,3 +14,4 @@
 #include "lgssm/props.hpp"
 #include "lgssm/series.hpp"
 #include "lgssm/stats.hpp"
+#include "lgssm/streaming.hpp"

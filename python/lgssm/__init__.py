@@ -1,6 +1,6 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
 
-from . import continuous, io, optimizers, priors, utils
+from . import continuous, io, optimizers, priors, streaming, utils
 from ._core import InvalidArgument
 from ._core import __version__ as __version__  # the version: CMakeLists.txt's project(VERSION)
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
@@ -32,6 +32,7 @@ __all__ = [
     "PosteriorLGSSMSmoothed",
     "optimizers",
     "priors",
+    "streaming",
     "utils",
 ]
 

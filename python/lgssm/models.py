@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, priors
+from . import _core, priors, streaming
 from ._batch import as_batch, sequences
 from ._checks import INT_MAX, count, flag, memory, nonnegative, real_array, require_observed, unscaled
 from ._docstrings import shared
@@ -646,6 +646,133 @@ class LinearGaussianSSM:
             fus = sequences(forecast_inputs, "forecast_inputs", "input_dim")[1]
         out = _core.forecast(core, b.emissions, b.inputs, k, fus)
         return tuple(b.pack([o[i] for o in out]) for i in range(4))
+
+    # -- streaming ---------------------------------------------------------
+    def filter_init(self, params: ParamsLGSSM) -> streaming.FilterState:
+        """Start a stream: the Kalman filter's state before its first step.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters, e.g. from ``initialize``.
+
+        Returns
+        -------
+        FilterState
+            The state with ``num_timesteps == 0``; its moments are the initial
+            distribution's, from which the first ``filter_step`` starts.
+
+        Raises
+        ------
+        ValueError
+            If the parameters are invalid.
+        """
+        return streaming.filter_init(self, params)
+
+    def filter_step(self, params: ParamsLGSSM, state, emission, input=None) -> tuple[streaming.FilterState, float]:
+        """Advance a stream by one observation: predict, then update on y_t.
+
+        Step t = ``state.num_timesteps`` of the batch filter (the same C++ step):
+        the prediction p(z_t | y_{0:t-1}) (at t = 0 the initial distribution;
+        else through dynamics entry t - 1, driven by u_t), then the update on the
+        observed entries of y_t. Stepping through a sequence gives ``filter``'s
+        moments and, summed, ``marginal_log_prob``. The state is advanced in place
+        and returned. Parameters are converted and validated when a different
+        ``params`` object comes; arrays changed in place are not seen.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters (they may change between steps).
+        state : FilterState
+            From ``filter_init`` (or a previous step), advanced in place.
+        emission : array, shape (emission_dim,)
+            y_t, NaN where missing (all NaN: a step without observation).
+        input : array, shape (input_dim,), optional
+            u_t; None means zeros.
+
+        Returns
+        -------
+        state : FilterState
+            ``state``, whose moments are now those of z_t given y_{0:t}.
+        log_likelihood : float
+            log p(y_t | y_{0:t-1}) over the observed entries (0 if none).
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a FilterState of this model's dimensions, or the
+            parameters, ``emission`` or ``input`` are invalid.
+
+        References
+        ----------
+        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Eq. 4.20-4.21 and Sec. 12.2.
+        """
+        return streaming.filter_step(self, params, state, emission, input)
+
+    def predict_step(self, params: ParamsLGSSM, state, input=None) -> streaming.FilterState:
+        """Advance a stream by one step without observation (prediction only).
+
+        The same as ``filter_step`` with y_t all missing: the state's moments
+        become those of p(z_t | y_{0:t-1}). Repeated calls forecast (the state
+        moments of ``forecast``).
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters.
+        state : FilterState
+            From ``filter_init`` or a previous step, advanced in place.
+        input : array, shape (input_dim,), optional
+            u_t; None means zeros.
+
+        Returns
+        -------
+        FilterState
+            ``state``, advanced.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a FilterState of this model's dimensions, or the
+            parameters or ``input`` are invalid.
+
+        References
+        ----------
+        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Eq. 4.20.
+        """
+        return streaming.predict_step(self, params, state, input)
+
+    def fixed_lag_smoother(self, params: ParamsLGSSM, lag: int) -> streaming.FixedLagSmoother:
+        """Make a fixed-lag smoother for a stream: p(z_{t-lag} | y_{0:t}) after each y_t.
+
+        Exact: each step runs the filter's step, then the batch smoother's
+        backward recursion over the last ``lag`` + 1 steps, so the window holds
+        what ``smoother`` returns for y_{0:t} there.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            The parameters (copied).
+        lag : int
+            The lag L >= 0 (0: the filter).
+
+        Returns
+        -------
+        FixedLagSmoother
+            The smoother; ``step(y_t, u_t)`` observes a step.
+
+        Raises
+        ------
+        ValueError
+            If ``lag`` is not an integer >= 0 or the parameters are invalid.
+
+        References
+        ----------
+        .. [1] S. Särkkä, *Bayesian Filtering and Smoothing*, 2013, Theorem 8.2 (the
+           smoothed moments) and Ch. 8 (fixed-lag smoothing).
+        """
+        return streaming.fixed_lag_smoother(self, params, lag)
 
     # -- learning ----------------------------------------------------------
     @shared
