@@ -493,7 +493,7 @@ def fit_hmc(
     blackjax's window adaptation (step size and diagonal mass matrix, ``warmup_steps``
     steps) then ``num_samples`` NUTS steps over the unconstrained trainable
     parameters, on the density of `unconstrained_log_posterior` (log likelihood,
-    log prior of a `lgssm.LinearGaussianConjugateSSM`, log |det J|) whose value and
+    log prior of a `lgssm.LinearGaussianConjugateSSM`, ``log |det J|``) whose value and
     gradient are computed in C++. Deterministic given ``key``.
 
     Parameters

@@ -519,7 +519,7 @@ def test_import_lgssm_registers_when_jax_is_loaded_and_never_imports_jax():
     assert [r.stdout.strip() for r in run] == ["10", "False"], [r.stderr for r in run]
 
 
-@pytest.mark.parametrize("path", ["docs/bayesian-nuts.md", "docs/from-dynamax.md"])
+@pytest.mark.parametrize("path", ["docs/bayesian.md", "docs/from-dynamax.md"])
 def test_doc_examples_run(path):
     import pathlib
     import re
