@@ -132,7 +132,9 @@ TEST(ConjugateSample, DiagonalAndScalarMatchInverseGamma) {
       const Params p = conjugate_sample(start, emissions_only(structure), stats, f.prior, 5000 + k);
       const Matrix& cov = p.emissions.cov[0];
       ASSERT_EQ((cov - Matrix(cov.diagonal().asDiagonal())).cwiseAbs().maxCoeff(), 0.0);
-      if (structure == CovStructure::kScalar) ASSERT_EQ(cov(0, 0), cov(2, 2));
+      if (structure == CovStructure::kScalar) {
+        ASSERT_EQ(cov(0, 0), cov(2, 2));
+      }
       for (Index i = 0; i < 3; ++i) v[i].push_back(cov(i, i));
     }
     for (Index i = 0; i < 3; ++i) {
