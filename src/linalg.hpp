@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <type_traits>
 #ifdef __linux__
 #include <sys/mman.h>
@@ -112,6 +113,19 @@ class PsdFactor {
  public:
   using Mat = MatrixN<N>;
   explicit PsdFactor(Eigen::Index n) : llt_(n), ldlt_(n), factor_(n, n) {}
+  // llt_ and ldlt_ are workspaces: a copy gets fresh ones (copying a
+  // decomposition Eigen never computed reads its uninitialized status).
+  PsdFactor(const PsdFactor& o) : PsdFactor(o.factor_.rows()) { factor_ = o.factor_; }
+  PsdFactor& operator=(const PsdFactor& o) {
+    if (this == &o) return *this;
+    if (o.factor_.rows() != factor_.rows()) {
+      this->~PsdFactor();
+      new (this) PsdFactor(o);
+    } else {
+      factor_ = o.factor_;
+    }
+    return *this;
+  }
 
   template <class Derived>
   const Mat& compute(const Eigen::MatrixBase<Derived>& a) {
