@@ -15,7 +15,9 @@ def rewrite(text: str) -> str:
     text = re.sub(r"Annotated\[NDArray(?:\[numpy\.float64\])?, dict\((?:[^()]|\([^()]*\))*\)\]", ARRAY, text)
     text = text.replace("numpy.ndarray[float64]", ARRAY)
     if text.count("Annotated") == 1:  # only its import is left
-        text = text.replace("from typing import Annotated\n", "")
+        text = re.sub(r"from typing import Annotated\n", "", text)
+        text = re.sub(r"(from typing import .*)\bAnnotated, ", r"\1", text)
+        text = re.sub(r"(from typing import .*), Annotated\b", r"\1", text)
     if "from numpy.typing import NDArray" not in text:
         text = "from numpy.typing import NDArray\n" + text
     if "import numpy\n" not in text:

@@ -174,7 +174,7 @@ ContinuousFitResult fit_em(const ContinuousParams& params, const ContinuousProps
   if (uniform) {  // the seed document's EM on (A, Sigma), then the matrix logarithm
     const double dt = gaps.dts.front();
     ParamProps dprops = internal::discrete_props(props);
-    dprops.dynamics = {true, false, false, true, CovStructure::kFull};
+    dprops.dynamics.weights = dprops.dynamics.cov = true;  // full cov, no bias or input weights
     EmOptions eo;
     eo.num_iters = options.num_iters;
     eo.tolerance = options.tolerance;

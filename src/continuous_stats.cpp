@@ -98,7 +98,7 @@ ParamProps discrete_props(const ContinuousProps& props) {
   ParamProps p;
   p.initial = props.initial;
   p.emissions = props.emissions;
-  p.dynamics = {false, false, false, false, CovStructure::kFull};
+  p.dynamics.weights = p.dynamics.bias = p.dynamics.input_weights = p.dynamics.cov = false;
   return p;
 }
 

@@ -188,7 +188,7 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   loop.accelerate = options.accelerate;
   loop.callback = options.callback;
   loop.remedy = ". A prior, a diagonal or scalar covariance structure, frozen parameters or fit_lbfgs may help.";
-  EmRun<Params> run = run_em(steps, params, loop);
+  EmRun<Params> run = run_em(steps, project_constraints(params, props), loop);
   return {std::move(run.params), std::move(run.history), std::move(run.summary)};
 }
 

@@ -179,9 +179,21 @@ SufficientStats augmented_stats(const Params& params, const Sequence& seq, bool 
 
 }  // namespace
 
+namespace {
+
+// The conjugate conditionals are those of whole parameters.
+void check_no_constraints(const ParamProps& props) {
+  if (has_constraints(props))
+    internal::throw_invalid("props", "no element-wise constraints (Gibbs draws whole parameters; freeze instead)",
+                            "a constraint");
+}
+
+}  // namespace
+
 Params conjugate_sample(const Params& params, const ParamProps& props, const SufficientStats& stats,
                         const ConjugatePrior& prior, std::uint64_t seed) {
   validate(params, props);
+  check_no_constraints(props);
   validate(params, prior);
   const SufficientStats empty = stats.initial.w0.size() == 0 ? no_terms(params) : SufficientStats();
   const SufficientStats& used = stats.initial.w0.size() == 0 ? empty : stats;
@@ -198,6 +210,7 @@ GibbsResult fit_blocked_gibbs(const Params& initial_params, const ParamProps& pr
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   internal::check_count("sample_size", sample_size, 1);
+  check_no_constraints(props);
   validate(initial_params, props);
   validate(initial_params, prior);
   validate(initial_params, seqs);

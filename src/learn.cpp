@@ -3,7 +3,9 @@
 #include "lgssm/learn.hpp"
 
 #include <Eigen/Cholesky>
+#include <Eigen/QR>
 #include <cmath>
+#include <tuple>
 
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
@@ -16,6 +18,7 @@ using internal::check_structure;
 using internal::factor_pd;
 using internal::stacked;
 using internal::throw_invalid;
+using internal::vec;
 
 Matrix project(const Matrix& cov, CovStructure s) {
   if (s == CovStructure::kFull) return 0.5 * (cov + cov.transpose());
@@ -72,6 +75,153 @@ const RegressionStats& internal::pooled_dynamics(const SufficientStats& s) {
 
 namespace {
 
+// The nonzero entries of one column of a design, as (row of M, column of M, value).
+struct DesignEntry {
+  Eigen::Index row, col;
+  double value;
+};
+
+std::vector<std::vector<DesignEntry>> design_entries(const Matrix& design, Eigen::Index rows) {
+  std::vector<std::vector<DesignEntry>> out(static_cast<size_t>(design.cols()));
+  for (Eigen::Index j = 0; j < design.cols(); ++j)
+    for (Eigen::Index i = 0; i < design.rows(); ++i)
+      if (design(i, j) != 0.0) out[static_cast<size_t>(j)].push_back({i % rows, i / rows, design(i, j)});
+  return out;
+}
+
+// beta = design^+ (vec(m) - fixed): the free values of the nearest matrix satisfying `a`.
+Vector free_values(const Affine& a, const Matrix& m) {
+  if (a.design.cols() == 0) return Vector();
+  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
+}
+
+Matrix constrained(const Affine& a, const Vector& beta, Eigen::Index rows, Eigen::Index cols) {
+  Vector v = a.fixed;
+  if (beta.size() > 0) v.noalias() += a.design * beta;
+  return v.reshaped(rows, cols);
+}
+
+// The rows of positive variance in `cov`; throws if a free entry lies in another row.
+std::vector<Eigen::Index> noisy_rows(const std::vector<std::vector<DesignEntry>>& entries, const Matrix& cov,
+                                     const std::string& name) {
+  std::vector<Eigen::Index> noisy;
+  for (Eigen::Index i = 0; i < cov.rows(); ++i)
+    if (cov(i, i) > 0.0) noisy.push_back(i);
+  for (const auto& column : entries)
+    for (const auto& e : column)
+      if (!(cov(e.row, e.row) > 0.0))
+        throw_invalid(name,
+                      "free entries only in rows with noise (a constrained fit of a row with zero variance is not "
+                      "defined; fix its entries)",
+                      "a free entry in row " + std::to_string(e.row) + ", whose variance is " +
+                          std::to_string(cov(e.row, e.row)));
+  return noisy;
+}
+
+}  // namespace
+
+void internal::check_noisy_rows(const Affine& a, const Matrix& cov, const std::string& name) {
+  noisy_rows(design_entries(a.design, cov.rows()), cov, name);
+}
+
+Matrix internal::solve_constrained(const RegressionStats& s, const Matrix& w, const Affine& a, const Matrix& cov,
+                                   const std::string& name) {
+  const Eigen::Index p = w.rows(), c = w.cols(), k = a.design.cols();
+  const Matrix wc = constrained(a, free_values(a, w), p, c);
+  if (k == 0) return wc;
+  const auto entries = design_entries(a.design, p);
+  const std::vector<Eigen::Index> noisy = noisy_rows(entries, cov, name);
+  const Eigen::LLT<Matrix> llt(cov(noisy, noisy));
+  if (llt.info() != Eigen::Success)
+    throw_invalid(name, "a covariance whose block over the rows with noise is positive definite (constrained M-step)",
+                  "a singular block");
+  Matrix precision = Matrix::Zero(p, p);
+  const auto k_noisy = static_cast<Eigen::Index>(noisy.size());
+  precision(noisy, noisy) = Matrix(llt.solve(Matrix::Identity(k_noisy, k_noisy)));
+  // normal = D^T (xx (x) precision) D and rhs = D^T vec(precision moment(W_c)), over the design's nonzeros.
+  Matrix normal(k, k);
+  Matrix y(p, c);
+  for (Eigen::Index j = 0; j < k; ++j) {
+    y.setZero();
+    for (const auto& e : entries[static_cast<size_t>(j)])
+      y.noalias() += e.value * precision.col(e.row) * s.xx.row(e.col);
+    for (Eigen::Index i = 0; i < k; ++i) {
+      double sum = 0.0;
+      for (const auto& e : entries[static_cast<size_t>(i)]) sum += e.value * y(e.row, e.col);
+      normal(i, j) = sum;
+    }
+  }
+  const Matrix pg = precision * s.moment(wc);
+  Vector rhs(k);
+  for (Eigen::Index i = 0; i < k; ++i) {
+    double sum = 0.0;
+    for (const auto& e : entries[static_cast<size_t>(i)]) sum += e.value * pg(e.row, e.col);
+    rhs(i) = sum;
+  }
+  const Vector step = Eigen::LDLT<Matrix>(normal).solve(rhs);
+  return wc + (a.design * step).reshaped(p, c);
+}
+
+Affine internal::stacked_constraint(const ParamProps::Conditional& props, const Matrix& w, Eigen::Index n,
+                                    Eigen::Index m) {
+  const Eigen::Index p = w.rows();
+  struct Piece {
+    bool trainable;
+    const std::optional<Affine>& constraint;
+    Eigen::Index from, count;
+  };
+  const Piece pieces[] = {{props.weights, props.weights_constraint, 0, n},
+                          {props.input_weights, props.input_weights_constraint, n, m},
+                          {props.bias, props.bias_constraint, n + m, 1}};
+  Eigen::Index free = 0;
+  for (const auto& piece : pieces)
+    if (piece.trainable) free += piece.constraint ? piece.constraint->design.cols() : p * piece.count;
+  Affine out{Vector::Zero(w.size()), Matrix::Zero(w.size(), free)};
+  Eigen::Index col = 0;
+  for (const auto& piece : pieces) {
+    const Eigen::Index at = p * piece.from, size = p * piece.count;
+    if (!piece.trainable) {
+      out.fixed.segment(at, size) = vec(w.middleCols(piece.from, piece.count));
+    } else if (piece.constraint) {
+      const Eigen::Index k = piece.constraint->design.cols();
+      out.fixed.segment(at, size) = piece.constraint->fixed;
+      out.design.block(at, col, size, k) = piece.constraint->design;
+      col += k;
+    } else {
+      out.design.block(at, col, size, size).setIdentity();
+      col += size;
+    }
+  }
+  return out;
+}
+
+bool internal::has_constraints(const ParamProps::Conditional& c) {
+  return c.weights_constraint || c.bias_constraint || c.input_weights_constraint;
+}
+
+bool has_constraints(const ParamProps& props) {
+  return props.initial.mean_constraint || internal::has_constraints(props.dynamics) ||
+         internal::has_constraints(props.emissions);
+}
+
+Params project_constraints(const Params& params, const ParamProps& props) {
+  Params out = params;
+  auto project = [](const std::optional<Affine>& a, auto&& value) {
+    if (!a) return;
+    const Matrix m = value;
+    value = constrained(*a, free_values(*a, m), m.rows(), m.cols());
+  };
+  project(props.initial.mean_constraint, out.initial.mean);
+  for (auto [c, pc] : {std::pair{&out.dynamics, &props.dynamics}, std::pair{&out.emissions, &props.emissions}}) {
+    project(pc->weights_constraint, c->weights[0]);
+    project(pc->bias_constraint, c->bias[0]);
+    project(pc->input_weights_constraint, c->input_weights[0]);
+  }
+  return out;
+}
+
+namespace {
+
 using internal::any_trainable;
 using internal::initial_with_prior;
 using internal::pooled_dynamics;
@@ -80,13 +230,15 @@ using internal::with_prior;
 
 // Conditional M-step of one regression entry (see m_step in learn.hpp).
 void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen::Index entry,
-                       const ParamProps::Conditional& props) {
+                       const ParamProps::Conditional& props, const std::string& prefix) {
   if (s.count <= 0.0) return;
   const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
   Matrix w = stacked(c, entry);
   const std::vector<Eigen::Index> free = internal::free_columns(props, n, m);
   if (!free.empty()) {
-    w = solve_free(s, w, free);
+    w = internal::has_constraints(props)
+            ? internal::solve_constrained(s, w, internal::stacked_constraint(props, w, n, m), c.cov[entry], prefix)
+            : solve_free(s, w, free);
     c.weights[entry] = w.leftCols(n);
     c.input_weights[entry] = w.middleCols(n, m);
     c.bias[entry] = w.col(n + m);
@@ -113,8 +265,53 @@ void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c
 
 }  // namespace
 
+namespace {
+
+void check_constraint(const std::string& name, const std::optional<Affine>& a, bool trainable, Eigen::Index entries,
+                      Eigen::Index size) {
+  if (!a) return;
+  const std::string where = "props." + name + ".constraint";
+  if (!trainable) throw_invalid(where, "no constraint on a frozen parameter (make it trainable)", "a constraint");
+  if (entries != 1)
+    throw_invalid(name, "a time-invariant value (it has a constraint)", std::to_string(entries) + " per-step entries");
+  if (a->fixed.size() != size)
+    throw_invalid(where + ".fixed", std::to_string(size) + " values (vec of the parameter)",
+                  std::to_string(a->fixed.size()));
+  if (a->design.rows() != size)
+    throw_invalid(where + ".design", std::to_string(size) + " rows (vec of the parameter)",
+                  std::to_string(a->design.rows()));
+  if (!a->fixed.allFinite() || !a->design.allFinite()) throw_invalid(where, "finite values", "a NaN or an infinity");
+  if (a->design.cols() > 0 && a->design.colPivHouseholderQr().rank() < a->design.cols())
+    throw_invalid(where + ".design", "full column rank (each free value identified)",
+                  "rank " + std::to_string(a->design.colPivHouseholderQr().rank()) + " with " +
+                      std::to_string(a->design.cols()) + " columns");
+}
+
+void check_constraints(const std::string& prefix, const LinearGaussianParams& c, const ParamProps::Conditional& pc) {
+  check_constraint(prefix + ".weights", pc.weights_constraint, pc.weights, c.weights.size(),
+                   c.weights.rows() * c.weights.cols());
+  check_constraint(prefix + ".bias", pc.bias_constraint, pc.bias, c.bias.size(), c.bias.rows() * c.bias.cols());
+  check_constraint(prefix + ".input_weights", pc.input_weights_constraint, pc.input_weights, c.input_weights.size(),
+                   c.input_weights.rows() * c.input_weights.cols());
+}
+
+}  // namespace
+
 void validate(const Params& params, const ParamProps& props) {
   validate(params);
+  check_constraint("initial.mean", props.initial.mean_constraint, props.initial.mean, 1, params.state_dim());
+  check_constraints("dynamics", params.dynamics, props.dynamics);
+  check_constraints("emissions", params.emissions, props.emissions);
+  // The constrained M-step's condition on the starting covariances (solve_constrained).
+  if (props.initial.mean_constraint)
+    internal::check_noisy_rows(*props.initial.mean_constraint, params.initial.cov, "initial.mean");
+  for (auto [c, pc, name] : {std::tuple{&params.dynamics, &props.dynamics, "dynamics"},
+                             std::tuple{&params.emissions, &props.emissions, "emissions"}})
+    if (internal::has_constraints(*pc)) {
+      const Matrix w = stacked(*c, 0);
+      internal::check_noisy_rows(internal::stacked_constraint(*pc, w, c->weights.cols(), c->input_weights.cols()),
+                                 c->cov[0], std::string(name) + ".weights, input_weights and bias");
+    }
   check_structure("initial.cov", params.initial.cov, props.initial.cov_structure);
   for (Eigen::Index i = 0; i < params.dynamics.cov.size(); ++i)
     check_structure("dynamics.cov", params.dynamics.cov[i], props.dynamics.cov_structure);
@@ -143,18 +340,21 @@ Params m_step(const Params& params, const ParamProps& props, const SufficientSta
   Params out = params;
   const RegressionStats init = initial_with_prior(stats, prior);
   if (init.count > 0) {
-    const Matrix m = solve_free(init, params.initial.mean,
-                                props.initial.mean ? std::vector<Eigen::Index>{0} : std::vector<Eigen::Index>{});
+    const Matrix m = props.initial.mean_constraint
+                         ? internal::solve_constrained(init, params.initial.mean, *props.initial.mean_constraint,
+                                                       params.initial.cov, "initial.mean")
+                         : solve_free(init, params.initial.mean,
+                                      props.initial.mean ? std::vector<Eigen::Index>{0} : std::vector<Eigen::Index>{});
     out.initial.mean = m;
     if (props.initial.cov) out.initial.cov = project(init.scatter(m) / init.count, props.initial.cov_structure);
   }
   if (any_trainable(props.dynamics))
     regression_m_step(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), out.dynamics, 0,
-                      props.dynamics);
+                      props.dynamics, "dynamics.weights, input_weights and bias");
   const Eigen::Index entries = std::min<Eigen::Index>(out.emissions.weights.size(), stats.emissions.size());
   for (Eigen::Index t = 0; t < entries; ++t)
     regression_m_step(with_prior(stats.emissions[t], prior ? &prior->emissions : nullptr), out.emissions, t,
-                      props.emissions);
+                      props.emissions, "emissions.weights, input_weights and bias");
   return out;
 }
 

@@ -63,6 +63,27 @@ RegressionStats with_prior(const RegressionStats& s, const MniwPrior* p);
 RegressionStats initial_with_prior(const SufficientStats& s, const ConjugatePrior* prior);
 // Whether any member of the conditional is trainable.
 bool any_trainable(const ParamProps::Conditional& c);
+// Whether any member of the conditional has an affine constraint.
+bool has_constraints(const ParamProps::Conditional& c);
+// The conditional M-step of W (d x k) under vec(W) = a.fixed + a.design beta
+// given the covariance `cov` of the noise (an ECM step, Meng & Rubin 1993;
+// Holmes 2012, Sec. 4-5, in one vec form). Maximizing
+// -1/2 sum E[(out - W x)^T cov^{-1} (out - W x)] over beta gives the normal equations
+//   (D^T (xx (x) cov^{-1}) D) beta = D^T vec(cov^{-1} moment(mat(fixed))),
+// solved as a correction about W_c, the projection of w onto the constraint:
+//   beta = beta_c + (D^T (xx (x) cov^{-1}) D)^{-1} D^T vec(cov^{-1} moment(W_c)),
+// so the right-hand side is a residual moment, small near the optimum. Free
+// entries may only lie in rows of positive variance, over which cov must be
+// positive definite (else lgssm::invalid_argument naming `name`); rows of zero
+// variance carry no information on beta. Cost O(nnz(D) d k + k nnz(D) + k^3).
+Matrix solve_constrained(const RegressionStats& s, const Matrix& w, const Affine& a, const Matrix& cov,
+                         const std::string& name);
+// Throws unless every free entry of `a` lies in a row of positive variance in `cov`.
+void check_noisy_rows(const Affine& a, const Matrix& cov, const std::string& name);
+// The constraint on vec(W), W = [weights, input_weights, bias] (n state, m
+// input columns), that `props` implies: a constrained piece as given, a free
+// one with an identity design, a frozen one fixed at its value in w.
+Affine stacked_constraint(const ParamProps::Conditional& props, const Matrix& w, Eigen::Index n, Eigen::Index m);
 // The dynamics statistics of a discrete-time model (one pooled group).
 const RegressionStats& pooled_dynamics(const SufficientStats& s);
 

@@ -1,5 +1,6 @@
 #include "unconstrained.hpp"
 
+#include <Eigen/QR>
 #include <cmath>
 
 #include "lgssm/error.hpp"
@@ -10,6 +11,7 @@ namespace {
 
 Eigen::Index unconstrained_size(const Slot& s) {
   const Eigen::Index n = s.value.rows();
+  if (s.affine) return s.affine->design.cols();
   if (!s.is_cov) return s.value.size();
   if (s.structure == CovStructure::kFull) return n * (n + 1) / 2;
   return s.structure == CovStructure::kDiagonal ? n : 1;
@@ -46,6 +48,8 @@ void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& co
     }
 }
 
+Vector vec(const Eigen::Ref<const Matrix>& m) { return m.reshaped(); }
+
 MatrixMap as_map(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
 MatrixMap as_map(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
 
@@ -56,23 +60,27 @@ std::vector<Slot> trainable_slots(Params& p, const ParamProps& props) {
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
                                   LinearGaussianParams& emissions, const ParamProps& props, bool every_entry) {
   std::vector<Slot> slots;
-  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false, CovStructure s = CovStructure::kFull) {
-    slots.push_back({name, v, is_cov, s});
+  auto add = [&](const std::string& name, MatrixMap v, bool is_cov = false, CovStructure s = CovStructure::kFull,
+                 const std::optional<Affine>& affine = std::nullopt) {
+    slots.push_back({name, v, is_cov, s, affine ? &*affine : nullptr});
   };
-  if (props.initial.mean) add("initial.mean", as_map(initial.mean));
+  if (props.initial.mean)
+    add("initial.mean", as_map(initial.mean), false, CovStructure::kFull, props.initial.mean_constraint);
   if (props.initial.cov) add("initial.cov", as_map(initial.cov), true, props.initial.cov_structure);
   auto add_series = [&](const std::string& name, MatrixSeries& s, bool is_cov = false,
-                        CovStructure structure = CovStructure::kFull) {
-    if (s.size() == 1) return add(name, s[0], is_cov, structure);
+                        CovStructure structure = CovStructure::kFull,
+                        const std::optional<Affine>& affine = std::nullopt) {
+    if (s.size() == 1) return add(name, s[0], is_cov, structure, affine);
     if (!every_entry)
       throw_invalid(name, "a time-invariant value for gradient-based fitting (or freeze it)",
                     std::to_string(s.size()) + " per-step entries");
     for (Eigen::Index k = 0; k < s.size(); ++k) add(name + "[" + std::to_string(k) + "]", s[k], is_cov, structure);
   };
   auto conditional = [&](const std::string& prefix, LinearGaussianParams& c, const ParamProps::Conditional& pr) {
-    if (pr.weights) add_series(prefix + ".weights", c.weights);
-    if (pr.bias) add_series(prefix + ".bias", c.bias);
-    if (pr.input_weights && c.input_weights.cols() > 0) add_series(prefix + ".input_weights", c.input_weights);
+    if (pr.weights) add_series(prefix + ".weights", c.weights, false, CovStructure::kFull, pr.weights_constraint);
+    if (pr.bias) add_series(prefix + ".bias", c.bias, false, CovStructure::kFull, pr.bias_constraint);
+    if (pr.input_weights && c.input_weights.cols() > 0)
+      add_series(prefix + ".input_weights", c.input_weights, false, CovStructure::kFull, pr.input_weights_constraint);
     if (pr.cov) add_series(prefix + ".cov", c.cov, true, pr.cov_structure);
   };
   if (dynamics) conditional("dynamics", *dynamics, props.dynamics);
@@ -95,7 +103,11 @@ Vector pack(const std::vector<Slot>& slots) {
   Eigen::Index at = 0;
   for (const auto& s : slots) {
     const Eigen::Index n = s.value.rows();
-    if (!s.is_cov) {
+    if (s.affine) {
+      const Eigen::Index k = s.affine->design.cols();
+      if (k > 0) x.segment(at, k) = s.affine->design.colPivHouseholderQr().solve(vec(s.value) - s.affine->fixed);
+      at += k;
+    } else if (!s.is_cov) {
       for (Eigen::Index i = 0; i < s.value.rows(); ++i)
         for (Eigen::Index j = 0; j < s.value.cols(); ++j) x(at++) = s.value(i, j);
     } else if (s.structure == CovStructure::kFull) {
@@ -121,7 +133,13 @@ void unpack(const Vector& x, std::vector<Slot>& slots) {
   Eigen::Index at = 0;
   for (auto& s : slots) {
     const Eigen::Index n = s.value.rows();
-    if (!s.is_cov) {
+    if (s.affine) {
+      const Eigen::Index k = s.affine->design.cols();
+      Vector v = s.affine->fixed;
+      if (k > 0) v.noalias() += s.affine->design * x.segment(at, k);
+      s.value = v.reshaped(s.value.rows(), s.value.cols());
+      at += k;
+    } else if (!s.is_cov) {
       for (Eigen::Index i = 0; i < s.value.rows(); ++i)
         for (Eigen::Index j = 0; j < s.value.cols(); ++j) s.value(i, j) = x(at++);
     } else if (s.structure == CovStructure::kFull) {
@@ -170,7 +188,11 @@ Vector chain(const std::vector<Slot>& values, const std::vector<Slot>& gradients
     const auto& s = values[k];
     const auto& gs = gradients[k].value;
     const Eigen::Index n = s.value.rows();
-    if (!s.is_cov) {
+    if (s.affine) {  // d/dbeta = D^T vec(d/dM)
+      const Eigen::Index size = s.affine->design.cols();
+      out.segment(at, size).noalias() = s.affine->design.transpose() * vec(gs);
+      at += size;
+    } else if (!s.is_cov) {
       for (Eigen::Index i = 0; i < gs.rows(); ++i)
         for (Eigen::Index j = 0; j < gs.cols(); ++j) out(at++) = gs(i, j);
     } else if (s.structure == CovStructure::kFull) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Cholesky>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,15 +13,20 @@
 namespace lgssm::internal {
 
 // A trainable parameter: its name, its value (covariances are symmetric, so a
-// row-major view of a column-major matrix is the same matrix), and its kind.
+// row-major view of a column-major matrix is the same matrix), its kind, and
+// its affine constraint if it has one (then its unconstrained values are the
+// constraint's free values beta: value = mat(fixed + design beta)).
 struct Slot {
   std::string name;
   MatrixMap value;
   bool is_cov;
   CovStructure structure;
+  const Affine* affine = nullptr;
 };
 
 MatrixMap as_map(Vector& v);
+// The entries of m stacked column by column (MARSS's vec).
+Vector vec(const Eigen::Ref<const Matrix>& m);
 MatrixMap as_map(Matrix& m);
 
 // The trainable parameters of `p`, in a fixed order; throws for a trainable

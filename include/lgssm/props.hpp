@@ -3,6 +3,8 @@
 /// each covariance keeps.
 #pragma once
 
+#include <optional>
+
 #include "lgssm/params.hpp"
 
 namespace lgssm {
@@ -16,6 +18,20 @@ enum class CovStructure { kFull, kDiagonal, kScalar };
 /// covariance update (m_step in learn.hpp); no argument checks.
 Matrix project(const Matrix& cov, CovStructure structure);
 
+/// An affine constraint on the entries of a parameter matrix M (rows x cols),
+/// MARSS's form (Holmes 2012, "Derivation of an EM algorithm for constrained
+/// and unconstrained multivariate autoregressive state-space (MARSS) models",
+/// Sec. 2):
+///   vec(M) = fixed + design * beta,
+/// with vec stacking the columns. beta holds the free values a fit changes:
+/// an entry whose row of `design` is zero is fixed at its `fixed` value, and
+/// entries that share one column of `design` share one value. `design` must
+/// have full column rank.
+struct Affine {
+  Vector fixed;   ///< (rows * cols,)
+  Matrix design;  ///< (rows * cols, number of free values)
+};
+
 /// Which parameters are fitted (true) or frozen (false), and the structure of
 /// each covariance. A frozen parameter is never changed; the others are fitted
 /// given it (conditional M-steps; no gradient component for it).
@@ -24,6 +40,7 @@ struct ParamProps {
     bool mean = true;
     bool cov = true;
     CovStructure cov_structure = CovStructure::kFull;
+    std::optional<Affine> mean_constraint;  ///< with `mean` trainable: the entries it fits
   };
   struct Conditional {
     bool weights = true;
@@ -31,6 +48,8 @@ struct ParamProps {
     bool input_weights = true;
     bool cov = true;
     CovStructure cov_structure = CovStructure::kFull;
+    /// With the parameter trainable: the entries a fit changes (unset: all of them).
+    std::optional<Affine> weights_constraint, bias_constraint, input_weights_constraint;
   };
   Initial initial;
   Conditional dynamics;
@@ -39,7 +58,16 @@ struct ParamProps {
 
 /// Checks `props` against `params`: a structured covariance must have that
 /// structure; trainable dynamics parameters must be time-invariant; emission
-/// parameters are either all time-invariant or all per step (learned per step).
+/// parameters are either all time-invariant or all per step (learned per step);
+/// a constraint belongs to a trainable, time-invariant parameter, has the
+/// parameter's size, finite entries and a design of full column rank.
 void validate(const Params& params, const ParamProps& props);
+
+/// Whether any parameter of `props` has an affine constraint.
+bool has_constraints(const ParamProps& props);
+
+/// `params` with every constrained parameter moved to the nearest matrix that
+/// satisfies its constraint (least squares in vec(M): beta = design^+ (vec(M) - fixed)).
+Params project_constraints(const Params& params, const ParamProps& props);
 
 }  // namespace lgssm

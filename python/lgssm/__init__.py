@@ -1,6 +1,6 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
 
-from . import continuous, io, optimizers, priors, streaming, utils
+from . import constraints, continuous, io, optimizers, priors, streaming, utils
 from ._core import InvalidArgument
 from ._core import __version__ as __version__  # the version: CMakeLists.txt's project(VERSION)
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
@@ -17,6 +17,7 @@ __all__ = [
     "ContinuousTimeSSM",
     "ParamsCTDynamics",
     "ParamsCTSSM",
+    "constraints",
     "continuous",
     "io",
     "FitSummary",

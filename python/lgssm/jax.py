@@ -88,7 +88,7 @@ def _register_pytrees():
         jax.tree_util.register_dataclass(cls, data_fields=fields, meta_fields=[])
     jax.tree_util.register_pytree_node(
         ParameterProperties,
-        lambda p: ((), (p.trainable, p.constrainer, p.structure)),
+        lambda p: ((), (p.trainable, p.constrainer, p.structure, p.constraint)),
         lambda aux, _: ParameterProperties(*aux),
     )
 

@@ -29,11 +29,16 @@ class ParameterProperties:
         Exists for dynamax compatibility and is not used.
     structure : str, default "full"
         For a covariance: ``"full"``, ``"diagonal"`` or ``"scalar"`` (c I), kept by every fit.
+    constraint : lgssm.constraints.Constraint, optional
+        For a mean, weights, bias or input weights of a trainable parameter: the
+        entries a fit changes (`lgssm.constraints.pattern`, `lgssm.constraints.linear`);
+        None (default) frees every entry.
     """
 
     trainable: bool = True
     constrainer: Any = None
     structure: str = "full"
+    constraint: Any = None
 
 
 @dataclass
@@ -445,6 +450,48 @@ def trainable(name: str, prop) -> bool:
     return flag(f"props.{name}.trainable", prop.trainable)
 
 
+def core_constraint(name: str, prop):
+    """The core's form of ``prop.constraint`` (None when there is none).
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for error messages.
+    prop : ParameterProperties
+        Its properties.
+
+    Returns
+    -------
+    lgssm._core.Affine or None
+        The constraint's ``fixed`` and ``design``.
+
+    Raises
+    ------
+    ValueError
+        If the constraint is not a `lgssm.constraints.Constraint`.
+    """
+    from .constraints import Constraint
+
+    c = getattr(prop, "constraint", None)
+    if c is None:
+        return None
+    if not isinstance(c, Constraint):
+        raise ValueError(
+            f"props.{name}.constraint: expected an lgssm.constraints.Constraint "
+            f"(lgssm.constraints.pattern or linear) or None, got {type(c).__name__}"
+        )
+    return c.to_core()
+
+
+def _no_constraint(name: str, prop) -> None:
+    """Refuse a constraint on a covariance (it keeps its ``structure``)."""
+    if getattr(prop, "constraint", None) is not None:
+        raise ValueError(
+            f"props.{name}.constraint: expected None (a covariance is constrained by its "
+            f"structure: 'full', 'diagonal' or 'scalar'), got a constraint"
+        )
+
+
 def core_initial_props(props) -> _core.InitialProps:
     """Convert the initial state's properties for the C++ core.
 
@@ -468,6 +515,8 @@ def core_initial_props(props) -> _core.InitialProps:
     out.mean = trainable("initial.mean", getattr(initial, "mean", None))
     out.cov = trainable("initial.cov", getattr(initial, "cov", None))
     out.cov_structure = core_structure("initial.cov", initial.cov)
+    out.mean_constraint = core_constraint("initial.mean", initial.mean)
+    _no_constraint("initial.cov", initial.cov)
     return out
 
 
@@ -495,6 +544,9 @@ def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
     for name in ("weights", "bias", "input_weights", "cov"):
         setattr(out, name, trainable(f"{prefix}.{name}", getattr(group, name, None)))
     out.cov_structure = core_structure(f"{prefix}.cov", group.cov)
+    for name in ("weights", "bias", "input_weights"):
+        setattr(out, f"{name}_constraint", core_constraint(f"{prefix}.{name}", getattr(group, name)))
+    _no_constraint(f"{prefix}.cov", group.cov)
     return out
 
 

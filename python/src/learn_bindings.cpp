@@ -56,18 +56,32 @@ void bind_learn(nb::module_& m) {
       .value("stopped", lgssm::Termination::kStopped);
 
   using Props = lgssm::ParamProps;
+  nb::class_<lgssm::Affine>(m, "Affine")
+      .def(nb::init<>())
+      .def(
+          "__init__",
+          [](lgssm::Affine* a, lgssm::Vector fixed, lgssm::Matrix design) {
+            new (a) lgssm::Affine{std::move(fixed), std::move(design)};
+          },
+          "fixed"_a, "design"_a)
+      .def_rw("fixed", &lgssm::Affine::fixed)
+      .def_rw("design", &lgssm::Affine::design);
   nb::class_<Props::Initial>(m, "InitialProps")
       .def(nb::init<>())
       .def_rw("mean", &Props::Initial::mean)
       .def_rw("cov", &Props::Initial::cov)
-      .def_rw("cov_structure", &Props::Initial::cov_structure);
+      .def_rw("cov_structure", &Props::Initial::cov_structure)
+      .def_rw("mean_constraint", &Props::Initial::mean_constraint, nb::arg().none());
   nb::class_<Props::Conditional>(m, "ConditionalProps")
       .def(nb::init<>())
       .def_rw("weights", &Props::Conditional::weights)
       .def_rw("bias", &Props::Conditional::bias)
       .def_rw("input_weights", &Props::Conditional::input_weights)
       .def_rw("cov", &Props::Conditional::cov)
-      .def_rw("cov_structure", &Props::Conditional::cov_structure);
+      .def_rw("cov_structure", &Props::Conditional::cov_structure)
+      .def_rw("weights_constraint", &Props::Conditional::weights_constraint, nb::arg().none())
+      .def_rw("bias_constraint", &Props::Conditional::bias_constraint, nb::arg().none())
+      .def_rw("input_weights_constraint", &Props::Conditional::input_weights_constraint, nb::arg().none());
   nb::class_<Props>(m, "ParamProps")
       .def(nb::init<>())
       .def_rw("initial", &Props::initial)
@@ -140,6 +154,7 @@ void bind_learn(nb::module_& m) {
       "params"_a, "emissions"_a, "inputs"_a, "per_step_emissions"_a, "num_threads"_a = 0);
   m.def("validate_props", [](const lgssm::Params& p, const Props& props) { lgssm::validate(p, props); });
   m.def("m_step", &lgssm::m_step, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
+  m.def("project_constraints", &lgssm::project_constraints, "params"_a, "props"_a);
   m.def("to_unconstrained", &lgssm::to_unconstrained, "params"_a, "props"_a);
   m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
   m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a, "prior"_a.none());

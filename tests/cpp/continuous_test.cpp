@@ -380,8 +380,8 @@ TEST(ContinuousGradient, StiffDriftMatchesFiniteDifferences) {
 ContinuousProps all_trainable() { return ContinuousProps{}; }
 ContinuousProps dynamics_only() {
   ContinuousProps p;
-  p.initial = {false, false, CovStructure::kFull};
-  p.emissions = {false, false, false, false, CovStructure::kFull};
+  p.initial.mean = p.initial.cov = false;
+  p.emissions.weights = p.emissions.bias = p.emissions.input_weights = p.emissions.cov = false;
   return p;
 }
 ContinuousProps drift_frozen_diagonal() {
@@ -502,7 +502,7 @@ TEST(ContinuousEm, UniformStepsUseTheClosedFormEmAndMatchDiscreteEm) {
   const ContinuousFitResult r = fit_em(start, ContinuousProps{}, seqs, options);
   // The same EM on the equivalent discrete model, then the inverse map.
   ParamProps dprops;
-  dprops.dynamics = {true, false, false, true, CovStructure::kFull};
+  dprops.dynamics.bias = dprops.dynamics.input_weights = false;  // weights and cov trainable, full
   std::vector<Sequence> plain;
   for (const auto& s : seqs) plain.push_back(s.seq);
   EmOptions eo;

@@ -70,8 +70,8 @@ Mniw emission_posterior(const Fixture& f) {
 
 ParamProps emissions_only(CovStructure s) {
   ParamProps props;
-  props.initial = {false, false, CovStructure::kFull};
-  props.dynamics = {false, false, false, false, CovStructure::kFull};
+  props.initial.mean = props.initial.cov = false;
+  props.dynamics.weights = props.dynamics.bias = props.dynamics.input_weights = props.dynamics.cov = false;
   props.emissions.cov_structure = s;
   return props;
 }

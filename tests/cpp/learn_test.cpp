@@ -663,6 +663,61 @@ TEST(Learn, MStepMaximizesExpectedCompleteLogLikelihood) {
   }
 }
 
+// An affine constraint from a pattern: entry (i, j) of M is free value
+// ids(i, j) >= 0 or fixed at 0.5 (ids < 0); vec stacks the columns.
+Affine pattern(const Eigen::MatrixXi& ids, Index num_free) {
+  Affine a{Vector::Constant(ids.size(), 0.5), Matrix::Zero(ids.size(), num_free)};
+  for (Index j = 0; j < ids.cols(); ++j)
+    for (Index i = 0; i < ids.rows(); ++i)
+      if (ids(i, j) >= 0) {
+        a.fixed(j * ids.rows() + i) = 0.0;
+        a.design(j * ids.rows() + i, ids(i, j)) = 1.0;
+      }
+  return a;
+}
+
+// The constrained M-step (solve_constrained): with the covariances held, it
+// maximizes the expected complete-data log likelihood over beta, and its
+// output satisfies the constraints; the identity constraint is the
+// unconstrained M-step.
+TEST(Learn, ConstrainedMStepMaximizesOverBeta) {
+  Params params = random_params({2, 3, 2, 0, true, false, -1, -1, 91});
+  const Params other = random_params({2, 3, 2, 0, true, false, -1, -1, 92});
+  const auto seqs = make_sequences(other, {{12, 0.2, {}, 93}, {9, 0.0, {4}, 94}});
+  const SufficientStats stats = sufficient_stats(other, seqs, false, kThreads);
+  ParamProps props = freeze(ParamProps(), {"initial.cov", "dynamics.cov", "emissions.cov"});
+  Eigen::MatrixXi h(3, 2), f(2, 2), d(3, 1), b(2, 2);
+  h << 0, -1, 1, 2, 1, 3;  // lower-triangular loadings, rows 1 and 2 tied in column 0
+  f << 0, -1, -1, 0;       // F = diag(f, f) + 0.5 off the diagonal
+  d << 0, 0, 1;
+  b << 0, 1, -1, 2;
+  props.emissions.weights_constraint = pattern(h, 4);
+  props.dynamics.weights_constraint = pattern(f, 1);
+  props.emissions.bias_constraint = pattern(d, 2);
+  props.dynamics.input_weights_constraint = pattern(b, 3);
+  props.initial.mean_constraint = Affine{Vector::Zero(2), Matrix::Constant(2, 1, 1.0)};
+  params = project_constraints(params, props);
+
+  const Params best = m_step(params, props, stats);
+  expect_params_near(project_constraints(best, props), best, 1e-12);
+  const double q_best = expected_complete_loglik(best, stats);
+  const Vector x = to_unconstrained(best, props);
+  EXPECT_EQ(x.size(), 1 + (1 + 2 + 3) + (4 + 2 + 6));  // mean; F, b, B; H, d, D (b and D free)
+  std::mt19937_64 rng(95);
+  for (double scale : {1e-4, 1e-2, 0.3})
+    for (int k = 0; k < 20; ++k) {
+      const Params moved = from_unconstrained(x + random_matrix(rng, x.size(), 1, scale), best, props);
+      EXPECT_LT(expected_complete_loglik(moved, stats), q_best) << "scale " << scale << ", draw " << k;
+    }
+  const Vector g = log_prob_gradient(best, props, stats);
+  EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-8 * log_prob_gradient(params, props, stats).lpNorm<Eigen::Infinity>());
+
+  ParamProps identity;  // every entry free, through the constrained path
+  identity.emissions.weights_constraint = Affine{Vector::Zero(6), Matrix::Identity(6, 6)};
+  identity.initial.mean_constraint = Affine{Vector::Zero(2), Matrix::Identity(2, 2)};
+  expect_params_near(m_step(params, identity, stats), m_step(params, ParamProps(), stats), 1e-12);
+}
+
 // ---------------------------------------------------------------------------
 // Errors name the offending argument.
 

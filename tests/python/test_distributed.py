@@ -13,6 +13,7 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 db = pytest.importorskip("dask.bag")
 
+import lgssm  # noqa: E402
 from lgssm import ContinuousTimeSSM, LinearGaussianConjugateSSM, LinearGaussianSSM, io  # noqa: E402
 from lgssm import distributed as ld  # noqa: E402
 from lgssm.distributed._engines import worker_threads  # noqa: E402
@@ -71,9 +72,12 @@ def assert_params_close(actual, expected, rtol=RTOL):
             assert_close(np.asarray(getattr(getattr(actual, group), name)), value, f"{group}.{name}", rtol=rtol)
 
 
-def test_em_equals_single_process_em(client, data):
+@pytest.mark.parametrize("constrained", [False, True])
+def test_em_equals_single_process_em(client, data, constrained):
     model = LinearGaussianSSM(STATE, P, M)
     params, props = model.initialize(3)
+    if constrained:  # lower-triangular loadings; the start breaks it and is projected by both
+        props.emissions.weights.constraint = lgssm.constraints.pattern([["a", 0.0], ["b", "c"], ["d", "e"]])
     expected, expected_lls = model.fit_em(params, props, data[2], data[3], num_iters=20, verbose=False)
     y, u = as_dask(data)
     fitted, lls = ld.fit_em(model, params, props, y, inputs=u, client=client, num_iters=20, verbose=False)

@@ -56,6 +56,12 @@ def add_arguments(p):
         choices=STRUCTURES,
         help="structure of emissions.cov kept by the fit (default: full, or as in --init)",
     )
+    p.add_argument(
+        "--constraints",
+        metavar="FILE.json",
+        help="element-wise constraints: a JSON object from parameter name (e.g. emissions.weights) to a "
+        'pattern (nested lists of numbers, fixed, and names, free; equal names tied) or {"fixed", "design", "names"}',
+    )
     p.add_argument("--init", metavar="MODEL.json", help="start from this model (and its frozen parameters)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialization and of SGD (default 0)")
     p.add_argument("--out", required=True, metavar="MODEL.json", help="where to write the fitted model")
@@ -96,6 +102,8 @@ def run(args) -> int:
         props.emissions.cov.structure = args.emission_cov
         params.emissions.cov = project_covariance(params.emissions.cov, args.emission_cov)
     _freeze(props, args.freeze)
+    if args.constraints is not None:
+        _constrain(props, args.constraints)
 
     method, label = args.method, METHOD_LABELS[args.method]
     if not hasattr(model, f"fit_{method}"):
@@ -246,6 +254,44 @@ def _columns(args, data: io.Data, times_column) -> dict | None:
         "sequence": args.sequence_column,
         "header": args.header,
     }
+
+
+def _constrain(props, path):
+    """Set the constraints of --constraints FILE on ``props``."""
+    import json
+
+    from ..constraints import linear, pattern
+
+    where = f"--constraints {path}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as err:
+        raise CommandError(f"{where}: cannot read it ({err.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CommandError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise CommandError(f"{where}: expected a JSON object from parameter name to constraint")
+    groups = {g: field_names(v) for g, v in param_groups(props)}
+    valid = [f"{g}.{f}" for g, fs in groups.items() for f in fs]
+    for name, spec in doc.items():
+        if name not in valid:
+            raise CommandError(f"{where}: unknown parameter {name!r} (expected one of {', '.join(valid)})")
+        group, _, field = name.partition(".")
+        try:
+            if isinstance(spec, list):
+                constraint = pattern(spec)
+            elif (
+                isinstance(spec, dict)
+                and set(spec) <= {"fixed", "design", "names"}
+                and {"fixed", "design"} <= set(spec)
+            ):
+                constraint = linear(spec["fixed"], spec["design"], spec.get("names"))
+            else:
+                raise ValueError('expected a pattern (nested lists) or {"fixed", "design", "names"}')
+        except ValueError as err:
+            raise CommandError(f"{where}: {name}: {err}") from None
+        getattr(getattr(props, group), field).constraint = constraint
 
 
 def _freeze(props, names):

@@ -87,6 +87,21 @@ class Engine:
         """
         return 0.0
 
+    def start(self, params):
+        """Where EM starts from ``params``.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM or ParamsCTSSM
+            The given starting parameters.
+
+        Returns
+        -------
+        ParamsLGSSM or ParamsCTSSM
+            ``params`` (the discrete engine projects them onto the constraints, as ``model.fit_em`` does).
+        """
+        return params
+
     def m_step(self, params, stats):
         """The M-step over the trainable parameters.
 
@@ -194,6 +209,10 @@ class DiscreteEM(Engine):
 
     def log_prior(self, params) -> float:
         return self.model.log_prior(params)
+
+    def start(self, params):
+        core = _core.project_constraints(self.model.core_params(params), props_to_core(self.props))
+        return from_core(core, params)
 
     def m_step(self, params, stats):
         fitted = self.model.m_step(params, self.props, stats)

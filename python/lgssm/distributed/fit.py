@@ -145,6 +145,8 @@ def fit_em(
     if resumed is not None:
         params, state = resumed
         history = list(state["history"])
+    else:
+        params = engine.start(params)
     bar = ProgressBar(num_iters, "EM", verbose)
 
     def record(it, lp):

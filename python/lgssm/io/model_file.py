@@ -113,7 +113,16 @@ def model_to_json(model, params, props=None, metadata: dict | None = None) -> di
         doc["props"][group] = {}
         for f in field_names(values):
             prop = getattr(values, f)
-            doc["props"][group][f] = {"trainable": bool(prop.trainable), "structure": str(prop.structure)}
+            entry = {"trainable": bool(prop.trainable), "structure": str(prop.structure)}
+            c = getattr(prop, "constraint", None)
+            if c is not None:
+                entry["constraint"] = {
+                    "shape": list(c.shape),
+                    "fixed": _floats(c.fixed),
+                    "design": _floats(c.design),
+                    "names": list(c.names),
+                }
+            doc["props"][group][f] = entry
     if metadata:
         doc["metadata"] = _jsonable(metadata, "metadata")
     return doc
@@ -171,6 +180,21 @@ def _expect(doc: dict, key: str, kind: type, where: str, file: str):
 
 
 _TYPE_NAMES = {dict: "an object", str: "a string", int: "an integer", bool: "true or false", list: "a list"}
+
+
+def _constraint(doc, where: str, file: str):
+    """A props entry's ``constraint`` object: shape, fixed (vec), design (rows), names."""
+    from ..constraints import linear
+
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{file}: {where + 'constraint'!r} must be an object, got {json.dumps(doc)[:40]}")
+    keys = ("shape", "fixed", "design", "names")
+    _unexpected(doc, keys, where + "constraint.", file)
+    shape, fixed, design, names = (_expect(doc, k, list, where + "constraint.", file) for k in keys)
+    try:
+        return linear(np.reshape(np.asarray(fixed, dtype=float), shape, order="F"), design, names)
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(f"{file}: {where}constraint: {err}") from None
 
 
 def _unexpected(mapping: dict, allowed, where: str, file: str):
@@ -274,7 +298,7 @@ def model_from_json(doc, file: str = "<model>"):
                     continue
                 prop = _expect(values, f, dict, f"props.{group}.", file)
                 where = f"props.{group}.{f}."
-                _unexpected(prop, ("trainable", "structure"), where, file)
+                _unexpected(prop, ("trainable", "structure", "constraint"), where, file)
                 current = getattr(template, f)
                 trainable = _expect(prop, "trainable", bool, where, file) if "trainable" in prop else current.trainable
                 structure = _expect(prop, "structure", str, where, file) if "structure" in prop else current.structure
@@ -282,7 +306,14 @@ def model_from_json(doc, file: str = "<model>"):
                     raise ModelFileError(
                         f"{file}: {where}structure must be 'full', 'diagonal' or 'scalar', got {structure!r}"
                     )
-                setattr(template, f, dataclasses.replace(current, trainable=trainable, structure=structure))
+                constraint = (
+                    _constraint(prop["constraint"], where, file) if "constraint" in prop else current.constraint
+                )
+                setattr(
+                    template,
+                    f,
+                    dataclasses.replace(current, trainable=trainable, structure=structure, constraint=constraint),
+                )
     return model, params, props
 
 

@@ -1,0 +1,224 @@
+"""Element-wise constraints on parameter matrices, in MARSS's form.
+
+A constraint says which entries of a parameter M a fit may change, as
+
+    vec(M) = fixed + design @ beta,
+
+with vec stacking the columns (Holmes 2012, "Derivation of an EM algorithm for
+constrained and unconstrained multivariate autoregressive state-space (MARSS)
+models", Sec. 2). beta holds the free values: an entry whose row of ``design``
+is zero is fixed, and entries that share a column share one value. Attach one
+to a parameter's properties::
+
+    props.emissions.weights.constraint = lgssm.constraints.pattern([["a", 0], ["b", "a"]])
+
+`pattern` writes it as MARSS's mixed matrices do (numbers fixed, names free,
+equal names tied); `linear` takes ``fixed`` and ``design`` as they are. EM
+honours a constraint in closed form (the constrained M-step of
+``src/unchecked.hpp``), and the gradient fits (``fit_lbfgs``, ``fit_sgd``) and
+``log_prob_gradient`` work over beta. Means, weights, biases and input weights
+can be constrained; covariances keep their ``structure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from ._checks import real_array
+
+__all__ = ["Constraint", "linear", "pattern"]
+
+
+@dataclass(frozen=True, eq=False)
+class Constraint:
+    """The affine constraint vec(M) = fixed + design @ beta on a parameter M.
+
+    Make one with `pattern` or `linear`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of M, ``(rows, cols)`` or ``(size,)`` for a vector.
+    fixed : ndarray, shape (rows * cols,)
+        vec(M) at beta = 0.
+    design : ndarray, shape (rows * cols, k)
+        How the k free values enter vec(M) (full column rank).
+    names : tuple of str
+        A name for each free value (column of ``design``).
+    """
+
+    shape: tuple
+    fixed: np.ndarray
+    design: np.ndarray
+    names: tuple
+
+    def __eq__(self, other) -> bool:
+        return (
+            isinstance(other, Constraint)
+            and self.shape == other.shape
+            and self.names == other.names
+            and np.array_equal(self.fixed, other.fixed)
+            and np.array_equal(self.design, other.design)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.names, self.fixed.tobytes(), self.design.tobytes()))
+
+    @property
+    def num_free(self) -> int:
+        """The number of free values k."""
+        return self.design.shape[1]
+
+    def matrix(self, beta) -> np.ndarray:
+        """M for the free values ``beta``.
+
+        Parameters
+        ----------
+        beta : array_like, shape (k,)
+            The free values, in the order of `names`.
+
+        Returns
+        -------
+        ndarray
+            M, of shape `shape`.
+
+        Raises
+        ------
+        ValueError
+            If ``beta`` does not have k finite entries.
+        """
+        b = _finite("beta", beta)
+        if b.shape != (self.num_free,):
+            raise ValueError(f"beta: expected shape ({self.num_free},), got {b.shape}")
+        return (self.fixed + self.design @ b).reshape(self.shape, order="F")
+
+    def to_core(self) -> _core.Affine:
+        """The core's form of the constraint.
+
+        Returns
+        -------
+        lgssm._core.Affine
+            ``fixed`` and ``design``.
+        """
+        return _core.Affine(self.fixed, self.design)
+
+
+def _finite(name: str, value) -> np.ndarray:
+    a = real_array(name, value)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: expected finite values, got a NaN or an infinity")
+    return a
+
+
+def _shape(name: str, a: np.ndarray) -> tuple:
+    if a.ndim not in (1, 2) or a.size == 0:
+        raise ValueError(f"{name}: expected a non-empty vector or matrix, got shape {a.shape}")
+    return a.shape
+
+
+def pattern(entries) -> Constraint:
+    """A constraint written entry by entry: numbers are fixed, names are free.
+
+    Entries with the same name share one free value (MARSS's character
+    matrices). The free values are ordered by first appearance, column by column.
+
+    Parameters
+    ----------
+    entries : nested sequence of float or str
+        A vector or a matrix shaped like the parameter, for example
+        ``[["a", 0], ["b", "a"]]`` for a 2 x 2 matrix with a fixed zero and a
+        tied diagonal.
+
+    Returns
+    -------
+    Constraint
+        The constraint, with ``names`` the distinct names.
+
+    Raises
+    ------
+    ValueError
+        If an entry is neither a finite number nor a non-empty string, or the
+        entries do not form a vector or matrix.
+
+    Examples
+    --------
+    >>> c = pattern([["a", 0.0], ["b", "a"]])
+    >>> c.names
+    ('a', 'b')
+    >>> c.matrix([2.0, 3.0])
+    array([[2., 0.],
+           [3., 2.]])
+    """
+    grid = np.array(entries, dtype=object)
+    shape = _shape("entries", grid)
+    flat = grid.reshape(-1, order="F")
+    names: list[str] = []
+    fixed = np.zeros(flat.size)
+    columns: list[int] = []
+    for i, e in enumerate(flat):
+        if isinstance(e, str):
+            if not e:
+                raise ValueError(f"entries: expected a number or a non-empty name, got an empty string at {i}")
+            if e not in names:
+                names.append(e)
+            columns.append(names.index(e))
+        elif isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool) and np.isfinite(e):
+            fixed[i] = float(e)
+            columns.append(-1)
+        else:
+            raise ValueError(f"entries: expected a finite number or a name, got {e!r}")
+    design = np.zeros((flat.size, len(names)))
+    for i, j in enumerate(columns):
+        if j >= 0:
+            design[i, j] = 1.0
+    return Constraint(shape, fixed, design, tuple(names))
+
+
+def linear(fixed, design, names=None) -> Constraint:
+    """The constraint vec(M) = vec(fixed) + design @ beta, as given.
+
+    Parameters
+    ----------
+    fixed : array_like
+        M at beta = 0, a vector or a matrix shaped like the parameter.
+    design : array_like, shape (fixed.size, k)
+        How the free values enter vec(M), vec stacking the columns of M; full
+        column rank.
+    names : sequence of str, optional
+        A name for each free value (default ``beta[0]``, ``beta[1]``, ...).
+
+    Returns
+    -------
+    Constraint
+        The constraint.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not finite, their sizes do not match, the design is
+        rank deficient, or the names are not k distinct strings.
+
+    Examples
+    --------
+    A 2 x 2 matrix [[a, 0], [0, 2 a]]:
+
+    >>> c = linear([[0.0, 0.0], [0.0, 0.0]], [[1.0], [0.0], [0.0], [2.0]], names=["a"])
+    >>> c.matrix([1.5])
+    array([[1.5, 0. ],
+           [0. , 3. ]])
+    """
+    f = _finite("fixed", fixed)
+    shape = _shape("fixed", f)
+    d = _finite("design", design)
+    if d.ndim != 2 or d.shape[0] != f.size:
+        raise ValueError(f"design: expected shape ({f.size}, k), got {d.shape}")
+    if d.shape[1] > 0 and np.linalg.matrix_rank(d) < d.shape[1]:
+        raise ValueError(f"design: expected full column rank, got rank {np.linalg.matrix_rank(d)} of {d.shape[1]}")
+    k = d.shape[1]
+    labels = tuple(f"beta[{i}]" for i in range(k)) if names is None else tuple(names)
+    if len(labels) != k or len(set(labels)) != k or not all(isinstance(n, str) and n for n in labels):
+        raise ValueError(f"names: expected {k} distinct non-empty strings, got {names!r}")
+    return Constraint(shape, f.reshape(-1, order="F"), np.array(d, dtype=float), labels)
