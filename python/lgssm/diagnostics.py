@@ -545,6 +545,11 @@ class FitResult:
     def _innovations_list(self) -> list:
         if "innovations" not in self._cache:
             core, b = self.model._batch(self.params, self.emissions, self.inputs, covariances=0)
+            shortest = min(len(y) for y in b.emissions)
+            if self.burn >= shortest:
+                raise ValueError(
+                    f"burn: expected fewer than the {shortest} steps of the shortest sequence, got {self.burn}"
+                )
             self._cache["innovations"] = [Innovations(**d) for d in _core.innovations(core, b.emissions, b.inputs)]
         return self._cache["innovations"]
 

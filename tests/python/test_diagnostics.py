@@ -353,3 +353,63 @@ def test_bad_arguments():
         dg.smoothed_autocovariances(model, params, y, 100)
     with pytest.raises(ValueError, match="nobs"):
         dg.information_criteria(0.0, 0, 1)
+
+
+def test_cli_diagnose_and_fit_report(tmp_path, capsys):
+    import json
+    import os
+
+    from lgssm import cli
+
+    model, params, y = dynamic_factor()
+    np.save(tmp_path / "y.npy", y)
+
+    def run(*argv):
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, _, err = run(
+        "fit",
+        tmp_path / "y.npy",
+        "--state-dim",
+        1,
+        "--iters",
+        5,
+        "-q",
+        "--out",
+        tmp_path / "m.json",
+        "--report",
+        tmp_path / "fit.txt",
+    )
+    assert code == 0, err
+    assert "lgssm fit summary" in (tmp_path / "fit.txt").read_text()
+    code, out, err = run(
+        "diagnose",
+        tmp_path / "m.json",
+        tmp_path / "y.npy",
+        "--out",
+        tmp_path / "d.json",
+        "--figure",
+        tmp_path / "d.png",
+        "--variable",
+        2,
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "d.json").read_text())
+    fitted_model, fitted, props = lgssm.io.load_model(tmp_path / "m.json")
+    expected = dg.FitResult(fitted_model, fitted, props, y)
+    assert_close(report["bic"], expected.bic, "report bic")
+    assert len(report["tests"]["jarque_bera"]) == 3 and "Jarque-Bera" in out
+    assert (tmp_path / "d.png").stat().st_size > 0
+    before = set(os.listdir(tmp_path))
+    for argv, message in [
+        (["--burn", 90], "--burn: expected fewer than the 90 steps"),
+        (["--variable", 3], "--variable: expected an integer in [0, 2]"),
+        (["--figure", tmp_path / "f.bmp"], "--figure: unknown format"),
+        (["--out", tmp_path / "r.csv"], "--out: unknown format"),
+    ]:
+        code, out, err = run("diagnose", tmp_path / "m.json", tmp_path / "y.npy", *argv)
+        assert code == 2 and err.startswith("lgssm diagnose: error: " + message), err
+        assert "Traceback" not in err and err.count("\n") == 1
+    assert set(os.listdir(tmp_path)) == before
