@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -534,9 +534,9 @@ class FitResult:
     fit_summary: Any = None
     burn: int = 0
     name: str | None = None
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
+        self._cache = {}  # the innovations, computed once
         self.burn = count("burn", self.burn)
         if self.name is None:
             m = self.model
@@ -597,42 +597,42 @@ class FitResult:
 
     @property
     def loglik(self) -> float:
-        """float: log p(y) at the fitted parameters, summed over the sequences."""
+        """The log likelihood log p(y) at the fitted parameters, summed over the sequences (float)."""
         return float(sum(i.marginal_loglik for i in self._innovations_list()))
 
     @property
     def num_params(self) -> int:
-        """int: the number of free parameters (`num_parameters`)."""
+        """The number of free parameters, k (int; `num_parameters`)."""
         return num_parameters(self.model, self.params, self.props)
 
     @property
     def nobs(self) -> int:
-        """int: the number of time steps, summed over the sequences, less the burn-in (statsmodels' nobs_effective)."""
+        """The number of time steps, summed over the sequences, less the burn-in (int; statsmodels' nobs_effective)."""
         return sum(max(len(i.step_logliks) - self.burn, 0) for i in self._innovations_list())
 
     @property
     def criteria(self) -> dict:
-        """dict: AIC, AICc, BIC and HQIC (`information_criteria`)."""
+        """The information criteria AIC, AICc, BIC and HQIC (dict; `information_criteria`)."""
         return information_criteria(self.loglik, self.nobs, self.num_params)
 
     @property
     def aic(self) -> float:
-        """float: Akaike's information criterion, -2 loglik + 2 k."""
+        """Akaike's information criterion, -2 loglik + 2 k (float)."""
         return self.criteria["aic"]
 
     @property
     def aicc(self) -> float:
-        """float: AIC with the small-sample correction."""
+        """AIC with the small-sample correction (float)."""
         return self.criteria["aicc"]
 
     @property
     def bic(self) -> float:
-        """float: the Bayes information criterion, -2 loglik + k log(nobs)."""
+        """The Bayes information criterion, -2 loglik + k log(nobs) (float)."""
         return self.criteria["bic"]
 
     @property
     def hqic(self) -> float:
-        """float: the Hannan-Quinn information criterion."""
+        """The Hannan-Quinn information criterion, -2 loglik + 2 k log(log(nobs)) (float)."""
         return self.criteria["hqic"]
 
     def test_serial_correlation(self, lags=None, sequence: int = 0) -> np.ndarray:
@@ -1082,7 +1082,14 @@ class ModelComparison:
 
 @shared
 def compare(
-    candidates, emissions, inputs=None, fit: str = "em", num_iters: int = 100, num_heldout: int = 0, key=0
+    candidates,
+    emissions,
+    inputs=None,
+    fit: str = "em",
+    num_iters: int = 100,
+    num_heldout: int = 0,
+    key=0,
+    names=None,
 ) -> ModelComparison:
     """Fit each candidate model to the same data and tabulate log likelihood, parameters and criteria.
 
@@ -1105,6 +1112,9 @@ def compare(
         ``heldout_loglik``; the criteria are then those of the shorter fit.
     key : int, default 0
         The randomness of ``initialize`` for bare models.
+    names : list of str, optional
+        The candidates' labels in the table (default: a FitResult's name, else the
+        model's class and dimensions).
 
     Returns
     -------
@@ -1120,6 +1130,8 @@ def compare(
     if not isinstance(candidates, (list, tuple)) or len(candidates) == 0:
         raise ValueError("candidates: expected a non-empty list of models, (model, params, props) or FitResult")
     num_heldout = count("num_heldout", num_heldout)
+    if names is not None and (not isinstance(names, (list, tuple)) or len(names) != len(candidates)):
+        raise ValueError(f"names: expected a list of {len(candidates)} labels, got {names!r}")
     full_emissions, full_inputs = emissions, inputs
     if num_heldout:
         y = np.asarray(emissions, dtype=np.float64)
@@ -1151,6 +1163,8 @@ def compare(
                 )
             fitted, summary = _fit(model, params, props, emissions, inputs, fit, num_iters)
             result = FitResult(model, fitted, props, emissions, inputs, fit_summary=summary)
+        if names is not None:
+            result.name = str(names[i])
         row = {
             "name": result.name,
             "state_dim": result.model.state_dim,
