@@ -413,3 +413,25 @@ def test_cli_diagnose_and_fit_report(tmp_path, capsys):
         assert code == 2 and err.startswith("lgssm diagnose: error: " + message), err
         assert "Traceback" not in err and err.count("\n") == 1
     assert set(os.listdir(tmp_path)) == before
+
+
+def test_layouts_batch_and_list():
+    """A padded batch and a list give each sequence's own results."""
+    model, params, y = dynamic_factor()
+    ys = [y[:30], y[30:55]]
+    one = [dg.innovations(model, params, s) for s in ys]
+    listed = dg.innovations(model, params, ys)
+    padded = np.full((2, 30, 3), np.nan)
+    padded[0], padded[1, :25] = ys[0], ys[1]
+    batch = dg.innovations(model, params, padded)
+    for i, s in enumerate(ys):
+        assert_close(listed[i].standardized_innovations, one[i].standardized_innovations, f"list {i}")
+        assert_close(batch.standardized_innovations[i, : len(s)], one[i].standardized_innovations, f"batch {i}")
+    assert_close(batch.marginal_loglik, np.array([o.marginal_loglik for o in one]), "batch loglik")
+    dist = dg.disturbances(model, params, padded)
+    assert dist.dynamics_disturbances.shape == (2, 29, 1) and np.isnan(dist.dynamics_disturbances[1, 24:]).all()
+    ac = dg.smoothed_autocovariances(model, params, ys, 2)
+    assert [a.shape for a in ac] == [(28, 1, 1), (23, 1, 1)]
+    fit = dg.FitResult(model, params, frozen_props(params), ys, burn=2)
+    assert fit.nobs == 51
+    assert_close(fit.test_normality(sequence=1), dg.test_normality(one[1].standardized_innovations, burn=2), "seq 1")
