@@ -435,3 +435,26 @@ def test_layouts_batch_and_list():
     fit = dg.FitResult(model, params, frozen_props(params), ys, burn=2)
     assert fit.nobs == 51
     assert_close(fit.test_normality(sequence=1), dg.test_normality(one[1].standardized_innovations, burn=2), "seq 1")
+
+
+def test_information_criteria_dynamic_factor_vs_statsmodels():
+    """statsmodels' DynamicFactor (one AR(1) factor of unit variance, three series, diagonal R):
+    7 parameters, as lgssm counts loadings, a diagonal emission covariance and the AR weight."""
+    from statsmodels.tsa.statespace.dynamic_factor import DynamicFactor
+
+    _, params, y = dynamic_factor()
+    params.emissions.bias = np.zeros(3)
+    params.dynamics.cov = np.eye(1)
+    params.initial.cov = np.array([[1.0 / (1.0 - 0.8**2)]])
+    mod = DynamicFactor(y, k_factors=1, factor_order=1)
+    mod.ssm.initialize_known(params.initial.mean, params.initial.cov)
+    mod.ssm.loglikelihood_burn = 0
+    res = mod.smooth(np.r_[params.emissions.weights[:, 0], np.diag(params.emissions.cov), 0.8])
+    model = lgssm.LinearGaussianSSM(1, 3)
+    props = frozen_props(params, free=("emissions.weights", "emissions.cov", "dynamics.weights"))
+    props.emissions.cov.structure = "diagonal"
+    fit = dg.FitResult(model, params, props, y)
+    assert fit.num_params == res.df_model == 7
+    assert_close(fit.loglik, res.llf, "loglik", rtol=1e-10)
+    for key in ("aic", "aicc", "bic", "hqic"):
+        assert_close(getattr(fit, key), getattr(res, key), key, rtol=1e-8)
