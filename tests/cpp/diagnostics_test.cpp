@@ -78,7 +78,9 @@ TEST(Diagnostics, InnovationsMatchTheDenseJoint) {
         const Matrix l = f.llt().matrixL();
         EXPECT_MATRIX_NEAR(Vector(l * white), v, 1e-9);
       }
-      if (k < params.emission_dim()) EXPECT_TRUE(r.innovations.row(t).array().isNaN().any());
+      if (k < params.emission_dim()) {
+        EXPECT_TRUE(r.innovations.row(t).array().isNaN().any());
+      }
     }
   }
 }
@@ -109,7 +111,9 @@ TEST(Diagnostics, DisturbancesAndAutocovariancesMatchTheDenseJoint) {
       const Matrix r = e.cov.at(t);
       for (Index i = 0; i < p; ++i) {
         const double var_hat = r(i, i) - cov(i, i);  // Var(E[eps | y]) = Var(eps) - E[Cov[eps | y]]
-        if (var_hat > 1e-10) EXPECT_NEAR(d.emission_auxiliary_residuals(t, i), mean(i) / std::sqrt(var_hat), 1e-6);
+        if (var_hat > 1e-10) {
+          EXPECT_NEAR(d.emission_auxiliary_residuals(t, i), mean(i) / std::sqrt(var_hat), 1e-6);
+        }
       }
       if (t + 1 == steps) continue;
       // eta_t = z_{t+1} - F_t z_t - B_t u_{t+1} - b_t.
