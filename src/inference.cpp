@@ -129,8 +129,10 @@ double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
 // the backward recursion of Bryson & Frazier in de Jong's form over the whole
 // sequence (internal::BackwardRecursion, kalman.hpp, gives the equations).
 // Without covariances, only the means (the simulation smoother's need).
+// With `trace`, also what the recursion used at each step (internal::BackwardTrace).
 template <int N>
-SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances) {
+SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances,
+                             internal::BackwardTrace* trace = nullptr) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   SmootherResult r;
   BackwardTerms back;
@@ -139,6 +141,10 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
   if (covariances) {
     r.smoothed_covariances = internal::result_series(steps, n, n);
     r.smoothed_cross_covariances = internal::result_series(steps - 1, n, n);
+  }
+  if (trace) {
+    internal::resize_result(trace->score, steps, n);
+    trace->info = internal::result_series(steps, n, n);
   }
   internal::BackwardRecursion<N> recursion(n);
   [[maybe_unused]] NoMallocScope no_malloc;
@@ -150,6 +156,10 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
     if (covariances)
       recursion.smooth_cov(pf, a_mat, sized<N, N>(std::as_const(back.omega)[t]),
                            sized<N, N>(r.smoothed_covariances[t]));
+    if (trace) {
+      sized_row<N>(trace->score, t) = recursion.score_minus();
+      sized<N, N>(trace->info[t]) = recursion.info_minus();  // symmetric: a straight copy
+    }
     if (t == 0) break;
     const auto f = sized<N, N>(params.dynamics.weights.at(t - 1));
     recursion.transition_mean(f);
@@ -160,6 +170,7 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
                           sized<N, N>(r.smoothed_cross_covariances[t - 1]));
     }
   }
+  if (trace) trace->transition = std::move(back.transition);
   return r;
 }
 
@@ -208,6 +219,10 @@ std::vector<SmootherResult> smoother(const Params& params, const std::vector<Seq
 
 SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {
   return smoother_impl(params, seq, true);
+}
+
+SmootherResult internal::smoother_traced(const Params& params, const Sequence& seq, BackwardTrace& trace) {
+  return dispatch_state_dim(params.state_dim(), [&](auto n) { return smoother_impl<n>(params, seq, true, &trace); });
 }
 
 namespace {

@@ -189,6 +189,9 @@ class BackwardRecursion {
     info_minus_ = omega;
     info_minus_.noalias() += a_mat.transpose() * tmp_;
   }
+  // r^-_t after smooth_mean, N^-_t after smooth_cov.
+  const Vec& score_minus() const { return score_minus_; }
+  const Mat& info_minus() const { return info_minus_; }
   // r_{t-1} from r^-_t through F = F_{t-1}.
   template <class F>
   void transition_mean(const F& f) {

@@ -18,6 +18,17 @@ namespace lgssm::internal {
 Matrix stacked(const LinearGaussianParams& c, Eigen::Index t);
 
 SmootherResult smoother_unchecked(const Params& params, const Sequence& seq);
+
+// What the smoother's backward recursion (BackwardRecursion, kalman.hpp) used
+// at each step t: r^-_t and N^-_t, the score and information about z_t carried
+// by y_{t:T-1}, and A_t, the update's transition term.
+struct BackwardTrace {
+  RowMatrix score;          // (num_timesteps, state_dim): r^-_t
+  MatrixSeries info;        // (num_timesteps, state_dim, state_dim): N^-_t
+  MatrixSeries transition;  // (num_timesteps, state_dim, state_dim): A_t
+};
+// smoother_unchecked, also filling `trace` (the diagnostics' disturbance smoother).
+SmootherResult smoother_traced(const Params& params, const Sequence& seq, BackwardTrace& trace);
 // The smoother without covariances (smoothed means and log p(y) only).
 SmootherResult smoothed_means_unchecked(const Params& params, const Sequence& seq);
 

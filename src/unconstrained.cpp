@@ -7,8 +7,6 @@
 
 namespace lgssm::internal {
 
-namespace {
-
 Eigen::Index unconstrained_size(const Slot& s) {
   const Eigen::Index n = s.value.rows();
   if (s.affine) return s.affine->design.cols();
@@ -22,6 +20,8 @@ Eigen::Index unconstrained_size(const std::vector<Slot>& slots) {
   for (const auto& s : slots) size += unconstrained_size(s);
   return size;
 }
+
+namespace {
 
 const char* structure_name(CovStructure s) {
   switch (s) {

@@ -38,6 +38,12 @@ std::vector<Slot> trainable_slots(Params& p, const ParamProps& props);
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
                                   LinearGaussianParams& emissions, const ParamProps& props, bool every_entry = false);
 
+// The number of unconstrained values of a slot (full covariance n (n + 1) / 2,
+// diagonal n, scalar 1, other parameters their entries), and of a slot list:
+// the length of pack's vector.
+Eigen::Index unconstrained_size(const Slot& s);
+Eigen::Index unconstrained_size(const std::vector<Slot>& slots);
+
 // The slots' values as one unconstrained vector (see to_unconstrained in learn.hpp).
 Vector pack(const std::vector<Slot>& slots);
 // Writes the values of `x` (as laid out by pack) into the slots.

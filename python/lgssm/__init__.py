@@ -1,9 +1,10 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
 
-from . import constraints, continuous, io, optimizers, priors, streaming, utils
+from . import constraints, continuous, diagnostics, io, optimizers, priors, streaming, utils
 from ._core import InvalidArgument
 from ._core import __version__ as __version__  # the version: CMakeLists.txt's project(VERSION)
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
+from .diagnostics import FitResult, compare
 from .models import (
     FitSummary,
     LinearGaussianConjugateSSM,
@@ -17,9 +18,12 @@ __all__ = [
     "ContinuousTimeSSM",
     "ParamsCTDynamics",
     "ParamsCTSSM",
+    "compare",
     "constraints",
     "continuous",
+    "diagnostics",
     "io",
+    "FitResult",
     "FitSummary",
     "InvalidArgument",
     "LinearGaussianConjugateSSM",

@@ -10,6 +10,7 @@ void bind_learn(nb::module_& m);
 void bind_continuous(nb::module_& m);
 void bind_gibbs(nb::module_& m);
 void bind_streaming(nb::module_& m);
+void bind_diagnostics(nb::module_& m);
 
 NB_MODULE(_core, m) {
   m.doc() = "lgssm's C++ core (private; use the lgssm package).";
@@ -22,4 +23,5 @@ NB_MODULE(_core, m) {
   bind_continuous(m);
   bind_gibbs(m);
   bind_streaming(m);
+  bind_diagnostics(m);
 }

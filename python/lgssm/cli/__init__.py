@@ -2,11 +2,12 @@
 
     lgssm fit DATA --state-dim N [--method em|sgd|lbfgs] [--iters K] [--learning-rate LR]
               [--freeze NAME ...] [--emission-cov full|diagonal|scalar] [--init MODEL.json]
-              [--times COLUMN] [--seed S] --out MODEL.json
+              [--times COLUMN] [--seed S] --out MODEL.json [--report REPORT.txt|REPORT.json]
     lgssm smooth MODEL.json DATA --out OUT.npz|OUT.csv
     lgssm forecast MODEL.json DATA --steps K [--forecast-dt DT] --out OUT.npz|OUT.csv
     lgssm simulate MODEL.json --steps T [--num-sequences N] [--seed S] [--dt DT] --out OUT.npz|OUT.csv
     lgssm loglik MODEL.json DATA [--out OUT.npz|OUT.csv]
+    lgssm diagnose MODEL.json DATA [--out REPORT.json|REPORT.txt] [--figure FIG.png] [--burn B]
     lgssm demo [--out DIR] [--small]
 
 ``fit`` remembers in the model file the CSV columns it used (emissions, inputs,
@@ -29,7 +30,7 @@ error or bad input; errors are one line on stderr. Outputs are written
 atomically and only on success.
 
 Each command group is a module of this package (fit, smooth_forecast, simulate,
-loglik, demo) with each command's ``add_arguments(parser)`` and run function
+loglik, diagnose, demo) with each command's ``add_arguments(parser)`` and run function
 ``(args) -> int``; ``parser.COMMANDS`` lists the commands.
 
 Call ``main(argv)`` to run in-process; it returns the exit code.

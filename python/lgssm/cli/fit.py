@@ -15,6 +15,7 @@ from ..params import field_names, param_groups, project_covariance
 from ._data import add_data_arguments, check_model_data, read_data_file, sequences, time_kwargs
 from ._messages import note, warn
 from ._results import check_out
+from .diagnose import REPORT_SUFFIXES, fit_result, write_report
 from .errors import EXIT_OK, CommandError, NumericalFailure, check_at_least
 
 STRUCTURES = ("full", "diagonal", "scalar")
@@ -65,10 +66,16 @@ def add_arguments(p):
     p.add_argument("--init", metavar="MODEL.json", help="start from this model (and its frozen parameters)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialization and of SGD (default 0)")
     p.add_argument("--out", required=True, metavar="MODEL.json", help="where to write the fitted model")
+    p.add_argument(
+        "--report",
+        metavar="REPORT",
+        help="also write the fit's summary: .txt (the table of parameters, criteria and residual tests) or .json",
+    )
 
 
 def run(args) -> int:
     out = check_out(args.out, (".json",))
+    report = None if args.report is None else check_out(args.report, REPORT_SUFFIXES, "--report")
     check_at_least("--iters", args.iters, 0)
     if args.learning_rate is not None and args.method != "sgd":
         raise CommandError("--learning-rate applies to --method sgd only")
@@ -80,6 +87,8 @@ def run(args) -> int:
     data, times_column = _time_like_column(args, read_data_file(args))
     ys, us, ts = sequences(data)
     require_observed(args.data, ys)
+    if report is not None and ts is not None:
+        raise CommandError("--report: the summary is available for discrete-time models only (no --times)")
     emission_dim, input_dim = ys[0].shape[1], 0 if us is None else us[0].shape[1]
 
     if args.init is not None:
@@ -177,7 +186,13 @@ def run(args) -> int:
         },
         "marginal_loglik": loglik,
     }
+    result = None
+    if report is not None:
+        result = fit_result(model, fitted, props, ys, us, 0, fit_summary=summary)
+        result.summary()  # everything computed before any file is written
     io.save_model(out, model, fitted, props, metadata=metadata)
+    if result is not None:
+        write_report(report, result)
     note(
         args,
         f"{label}: {summary.iterations} iterations ({summary.termination}); marginal log likelihood "

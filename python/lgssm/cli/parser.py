@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from . import demo, fit, loglik, simulate, smooth_forecast
+from . import demo, diagnose, fit, loglik, simulate, smooth_forecast
 from ._messages import one_line
 from .errors import EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, CommandError
 
@@ -45,6 +45,13 @@ COMMANDS: dict[str, Command] = {
         ),
         Command("simulate", "sample states and emissions from a model", simulate.add_arguments, simulate.run),
         Command("loglik", "print the marginal log likelihood log p(data)", loglik.add_arguments, loglik.run),
+        Command(
+            "diagnose",
+            "residual tests (Ljung-Box, Jarque-Bera, heteroskedasticity) and information criteria of a model "
+            "on data; writes the report and the diagnostic figure",
+            diagnose.add_arguments,
+            diagnose.run,
+        ),
         Command(
             "demo",
             "run the built-in demo (dynamax's LG-SSM EM/SGD notebook and EM for an SDE-based SSM); "
