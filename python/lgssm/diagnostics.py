@@ -458,7 +458,7 @@ def test_heteroskedasticity(residuals, burn: int = 0, alternative: str = "two-si
     return out
 
 
-def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, float]]:
+def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, Any]]:
     """The free entries of one trainable parameter as (label, value): all entries of a
     mean, bias or weight matrix; the lower triangle of a full covariance, the diagonal
     of a diagonal one, the (0, 0) entry of a scalar one."""
@@ -477,7 +477,7 @@ def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, float]]:
 def parameter_table(params, props) -> list[tuple[str, Any]]:
     """The fitted parameters' free entries as (label, estimate), in the order of the
     unconstrained vector; a trainable per-step series is one row (its estimate a note)."""
-    rows = []
+    rows: list[tuple[str, Any]] = []
     for (group, values), (_, group_props) in zip(param_groups(params), param_groups(props)):
         for name, prop in vars(group_props).items():
             if not prop.trainable:
@@ -749,7 +749,7 @@ class FitResult:
             (label, value if isinstance(value, str) else f"{value:.6g}") + (_DASH,) * 5
             for label, value in parameter_table(self.params, self.props)
         ]
-        tests = []
+        tests: list[tuple[str, ...]] = []
         try:
             t = self.tests()
         except ValueError as err:  # too few residuals for a test
@@ -957,7 +957,8 @@ def heldout_log_prob(model, params, emissions, num_heldout: int, inputs=None) ->
         raise ValueError("emissions: expected one sequence, an array of shape (num_timesteps, emission_dim)")
     steps = b.emissions[0].shape[0]
     h = count("num_heldout", num_heldout, 1, steps)
-    return float(np.sum(_core.innovations(core, b.emissions, b.inputs)[0]["step_logliks"][steps - h :]))
+    terms: Any = _core.innovations(core, b.emissions, b.inputs)[0]
+    return float(np.sum(terms["step_logliks"][steps - h :]))
 
 
 @shared

@@ -191,7 +191,7 @@ def run(args) -> int:
         result = fit_result(model, fitted, props, ys, us, 0, fit_summary=summary)
         result.summary()  # everything computed before any file is written
     io.save_model(out, model, fitted, props, metadata=metadata)
-    if result is not None:
+    if report is not None and result is not None:
         write_report(report, result)
     note(
         args,
