@@ -26,8 +26,8 @@ Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 }
 
 // The innovation of one step from the predicted moments (m, P) = (m_{t|t-1}, P_{t|t-1}):
-// the observed components o, v_o = y_o - H_o m - D_o u - d_o, F = H_o P H_o^T + R_oo
-// and its Cholesky factor, and P H_o^T.
+// the observed components o, the prediction y^_o = H_o m + D_o u + d_o, v_o = y_o - y^_o,
+// F = H_o P H_o^T + R_oo and its Cholesky factor, and P H_o^T.
 class InnovationStep {
  public:
   template <class Mean, class Cov>
@@ -40,7 +40,7 @@ class InnovationStep {
     if (observed.empty()) return;
     const auto h = e.weights.at(t);
     const Matrix h_o = h(observed, Eigen::all);
-    Vector y_hat = h_o * m + e.bias.vec(t)(observed);
+    y_hat = h_o * m + e.bias.vec(t)(observed);
     if (u.size() > 0) y_hat.noalias() += e.input_weights.at(t)(observed, Eigen::all) * u;
     v = y(observed) - y_hat;
     ph = p * h_o.transpose();
@@ -54,7 +54,7 @@ class InnovationStep {
                                "determined by the past); give them larger variances");
   }
   std::vector<Eigen::Index> observed;
-  Vector v;
+  Vector y_hat, v;
   Matrix ph, f;
   Eigen::LLT<Matrix> llt;
 };
@@ -100,6 +100,39 @@ InnovationsResult innovations(const Params& params, const Sequence& seq) {
   validate(params);
   validate(params, seq);
   return innovations_unchecked(params, seq);
+}
+
+RowMatrix emissions_from_innovations(const Params& params, const Sequence& seq, const RowMatrix& standardized) {
+  validate(params);
+  validate(params, seq);
+  const Eigen::Index n = params.state_dim(), p = params.emission_dim(), steps = seq.num_timesteps();
+  if (standardized.rows() != steps || standardized.cols() != p)
+    throw invalid_argument("standardized: expected shape (" + std::to_string(steps) + ", " + std::to_string(p) +
+                           "), got (" + std::to_string(standardized.rows()) + ", " +
+                           std::to_string(standardized.cols()) + ")");
+  RowMatrix out = RowMatrix::Constant(steps, p, kNaN);
+  internal::KalmanFilter<> kf(n, p);
+  InnovationStep step;
+  Vector y_new(p);
+  for (Eigen::Index t = 0; t < steps; ++t) {
+    const auto u = row_at(seq.inputs, t);
+    kf.predict(params, t, u);
+    step.compute(params, t, row_at(seq.emissions, t), u, kf.mean(), kf.cov());
+    const auto& o = step.observed;
+    y_new.setConstant(kNaN);
+    if (!o.empty()) {
+      const Vector w = standardized.row(t)(o).transpose();
+      if (!w.allFinite())
+        throw invalid_argument("standardized: expected finite values at the observed components of step " +
+                               std::to_string(t) + ", got a NaN or infinite value");
+      Vector made = step.y_hat;
+      made.noalias() += step.llt.matrixL() * w;
+      y_new(o) = made;
+      out(t, o) = made.transpose();
+    }
+    kf.update(params, t, y_new, u);
+  }
+  return out;
 }
 
 DisturbancesResult disturbances(const Params& params, const Sequence& seq) {

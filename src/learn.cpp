@@ -16,6 +16,7 @@ namespace lgssm {
 
 using internal::check_structure;
 using internal::factor_pd;
+using internal::free_values;
 using internal::stacked;
 using internal::throw_invalid;
 using internal::vec;
@@ -87,12 +88,6 @@ std::vector<std::vector<DesignEntry>> design_entries(const Matrix& design, Eigen
     for (Eigen::Index i = 0; i < design.rows(); ++i)
       if (design(i, j) != 0.0) out[static_cast<size_t>(j)].push_back({i % rows, i / rows, design(i, j)});
   return out;
-}
-
-// beta = design^+ (vec(m) - fixed): the free values of the nearest matrix satisfying `a`.
-Vector free_values(const Affine& a, const Matrix& m) {
-  if (a.design.cols() == 0) return Vector();
-  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
 }
 
 Matrix constrained(const Affine& a, const Vector& beta, Eigen::Index rows, Eigen::Index cols) {
@@ -281,10 +276,11 @@ void check_constraint(const std::string& name, const std::optional<Affine>& a, b
     throw_invalid(where + ".design", std::to_string(size) + " rows (vec of the parameter)",
                   std::to_string(a->design.rows()));
   if (!a->fixed.allFinite() || !a->design.allFinite()) throw_invalid(where, "finite values", "a NaN or an infinity");
-  if (a->design.cols() > 0 && a->design.colPivHouseholderQr().rank() < a->design.cols())
+  if (a->design.cols() == 0) return;
+  const Eigen::Index rank = a->design.colPivHouseholderQr().rank();
+  if (rank < a->design.cols())
     throw_invalid(where + ".design", "full column rank (each free value identified)",
-                  "rank " + std::to_string(a->design.colPivHouseholderQr().rank()) + " with " +
-                      std::to_string(a->design.cols()) + " columns");
+                  "rank " + std::to_string(rank) + " with " + std::to_string(a->design.cols()) + " columns");
 }
 
 void check_constraints(const std::string& prefix, const LinearGaussianParams& c, const ParamProps::Conditional& pc) {

@@ -50,6 +50,11 @@ void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& co
 
 Vector vec(const Eigen::Ref<const Matrix>& m) { return m.reshaped(); }
 
+Vector free_values(const Affine& a, const Eigen::Ref<const Matrix>& m) {
+  if (a.design.cols() == 0) return Vector();
+  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
+}
+
 MatrixMap as_map(Vector& v) { return MatrixMap(v.data(), v.size(), 1); }
 MatrixMap as_map(Matrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); }
 
@@ -105,7 +110,7 @@ Vector pack(const std::vector<Slot>& slots) {
     const Eigen::Index n = s.value.rows();
     if (s.affine) {
       const Eigen::Index k = s.affine->design.cols();
-      if (k > 0) x.segment(at, k) = s.affine->design.colPivHouseholderQr().solve(vec(s.value) - s.affine->fixed);
+      x.segment(at, k) = free_values(*s.affine, s.value);
       at += k;
     } else if (!s.is_cov) {
       for (Eigen::Index i = 0; i < s.value.rows(); ++i)
