@@ -459,10 +459,15 @@ def test_heteroskedasticity(residuals, burn: int = 0, alternative: str = "two-si
 
 
 def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, Any]]:
-    """The free entries of one trainable parameter as (label, value): all entries of a
-    mean, bias or weight matrix; the lower triangle of a full covariance, the diagonal
-    of a diagonal one, the (0, 0) entry of a scalar one."""
+    """The free entries of one trainable parameter as (label, value): a constraint's
+    free values by name; else all entries of a mean, bias or weight matrix, the lower
+    triangle of a full covariance, the diagonal of a diagonal one, the (0, 0) entry of
+    a scalar one."""
     a = np.asarray(value, dtype=np.float64)
+    c = getattr(prop, "constraint", None)
+    if c is not None:  # the free values beta, by the constraint's names
+        beta = np.linalg.lstsq(c.design, a.reshape(-1, order="F") - c.fixed, rcond=None)[0]
+        return [(f"{name}.{label}", float(b)) for label, b in zip(c.names, beta)]
     if a.ndim == 1:
         return [(f"{name}[{i}]", float(a[i])) for i in range(a.shape[0])]
     if not name.endswith(".cov"):
