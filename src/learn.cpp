@@ -89,12 +89,6 @@ std::vector<std::vector<DesignEntry>> design_entries(const Matrix& design, Eigen
   return out;
 }
 
-// beta = design^+ (vec(m) - fixed): the free values of the nearest matrix satisfying `a`.
-Vector free_values(const Affine& a, const Matrix& m) {
-  if (a.design.cols() == 0) return Vector();
-  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
-}
-
 Matrix constrained(const Affine& a, const Vector& beta, Eigen::Index rows, Eigen::Index cols) {
   Vector v = a.fixed;
   if (beta.size() > 0) v.noalias() += a.design * beta;
@@ -193,6 +187,11 @@ Affine internal::stacked_constraint(const ParamProps::Conditional& props, const 
     }
   }
   return out;
+}
+
+Vector free_values(const Affine& a, const Matrix& m) {
+  if (a.design.cols() == 0) return Vector();
+  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
 }
 
 bool internal::has_constraints(const ParamProps::Conditional& c) {
