@@ -24,7 +24,6 @@ from ._docstrings import shared
 from .params import param_groups, props_to_core
 
 __all__ = [
-    "COV_TYPES",
     "Disturbances",
     "FitResult",
     "Information",
@@ -39,6 +38,7 @@ __all__ = [
     "information_criteria",
     "innovations",
     "num_parameters",
+    "parameter_table",
     "smoothed_autocovariances",
     "test_heteroskedasticity",
     "test_normality",

@@ -401,6 +401,10 @@ def test_cli_diagnose_and_fit_report(tmp_path, capsys):
     fitted_model, fitted, props = lgssm.io.load_model(tmp_path / "m.json")
     expected = dg.FitResult(fitted_model, fitted, props, y)
     assert_close(report["bic"], expected.bic, "report bic")
+    assert [r["name"] for r in report["parameters"]] == expected.param_names
+    with pytest.raises(ValueError, match="not a maximum"):  # a few EM iterations, initial.cov free
+        expected.cov_params()
+    assert all(r["std_err"] is None for r in report["parameters"])
     assert len(report["tests"]["jarque_bera"]) == 3 and "Jarque-Bera" in out
     assert (tmp_path / "d.png").stat().st_size > 0
     before = set(os.listdir(tmp_path))
