@@ -159,9 +159,13 @@ class Sensitivities {
     d2m_ = d2a_;
     d2p_.assign(np, Matrix::Zero(n_, n_));
     d2pf_ = d2p_;
+    fpf_.resize(n_, n_);
+    tmp_.resize(n_, n_);
+    x_.resize(n_, n_);
     dv_.resize(nk);
     e_.resize(nk);
     dw_.resize(nk);
+    sdv_.resize(nk);
     ds_.resize(nk);
     u_.resize(nk);
     v_.resize(nk);
@@ -223,9 +227,11 @@ class Sensitivities {
   // a' = F m + B u + b, P' = F Pf F^T + Q differentiated (transition into step t).
   void predict(Eigen::Index t, const Eigen::Ref<const Vector>& u, const Vector& m, const Matrix& pf) {
     const auto& dyn = params_.dynamics;
-    const Matrix f = dyn.weights.at(t - 1);
-    const Matrix fpf = f * pf;
-    Matrix tmp(n_, n_), x(n_, n_);
+    const auto f = dyn.weights.at(t - 1);
+    Matrix& fpf = fpf_;
+    Matrix& tmp = tmp_;
+    Matrix& x = x_;
+    fpf.noalias() = f * pf;
     for (Eigen::Index k = 0; k < k_; ++k) {
       const Direction& dir = dirs_[k];
       da_[k].noalias() = f * dm_[k];
@@ -302,6 +308,7 @@ class Sensitivities {
       e_[k] = dv_[k];
       e_[k].noalias() -= ds_[k] * w;
       dw_[k].noalias() = sinv * e_[k];
+      sdv_[k].noalias() = sinv * dv_[k];
       u_[k] = dg;
       u_[k].noalias() -= gain * ds_[k];
       v_[k].noalias() = u_[k] * sinv;
@@ -321,7 +328,7 @@ class Sensitivities {
     out.opg.noalias() += s * s.transpose();
     for (Eigen::Index k = 0; k < k_; ++k)
       for (Eigen::Index l = 0; l <= k; ++l) {
-        const double value = 0.5 * a_[k].cwiseProduct(a_[l].transpose()).sum() + dv_[k].dot(sinv * dv_[l]);
+        const double value = 0.5 * a_[k].cwiseProduct(a_[l].transpose()).sum() + dv_[k].dot(sdv_[l]);
         out.harvey(k, l) += value;
         if (l != k) out.harvey(l, k) += value;
       }
@@ -383,9 +390,10 @@ class Sensitivities {
   // Predicted (a, P) and filtered (m, Pf) sensitivities.
   std::vector<Vector> da_, dm_, d2a_, d2m_;
   std::vector<Matrix> dp_, dpf_, d2p_, d2pf_;
-  // Per-step terms of each parameter: v_k, e_k, S^{-1} e_k, S_k, U_k, U_k S^{-1}, S^{-1} S_k, H_o,k.
-  std::vector<Vector> dv_, e_, dw_;
+  // Per-step terms of each parameter: v_k, e_k, S^{-1} e_k, S^{-1} v_k, S_k, U_k, U_k S^{-1}, S^{-1} S_k, H_o,k.
+  std::vector<Vector> dv_, e_, dw_, sdv_;
   std::vector<Matrix> ds_, u_, v_, a_, dh_;
+  Matrix fpf_, tmp_, x_;  // workspaces of predict()
 };
 
 // x with 3 significant digits, for messages.
