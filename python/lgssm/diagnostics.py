@@ -638,8 +638,8 @@ def information(
     Raises
     ------
     ValueError
-        If the parameters, properties or data are invalid, or a trainable parameter
-        varies per step.
+        If the parameters, properties or data are invalid, a trainable parameter
+        varies per step, or the Hessian's workspaces would not fit in memory.
     RuntimeError
         If an innovation covariance is not numerically positive definite.
 
@@ -845,17 +845,25 @@ class FitResult:
         i = count("sequence", sequence, 0, len(inn) - 1)
         return np.asarray(inn[i].standardized_innovations)
 
-    def information(self) -> Information:
+    def information(self, hessian: bool = True) -> Information:
         """Compute the score, the exact Hessian, OPG and Harvey's information at the fit (`information`).
+
+        Parameters
+        ----------
+        hessian : bool, default True
+            Whether the Hessian is needed (the only part whose cost grows with the square
+            of the number of parameters).
 
         Returns
         -------
         Information
-            Computed once per FitResult.
+            Computed once per FitResult (again only to add the Hessian).
         """
-        if "information" not in self._cache:
-            self._cache["information"] = information(self.model, self.params, self.props, self.emissions, self.inputs)
-        return self._cache["information"]
+        info = self._cache.get("information")
+        if info is None or (hessian and info.hessian is None):
+            info = information(self.model, self.params, self.props, self.emissions, self.inputs, hessian=hessian)
+            self._cache["information"] = info
+        return info
 
     @property
     def param_names(self) -> list:
@@ -865,7 +873,7 @@ class FitResult:
     @property
     def estimates(self) -> np.ndarray:
         """The free parameters theta on the user's scale (array, shape (num_params,))."""
-        return self.information().estimates
+        return self.information(hessian=False).estimates
 
     def cov_params(self, cov_type: str | None = None) -> np.ndarray:
         """Compute the covariance of the estimates (`Information.cov_params`).
@@ -886,7 +894,8 @@ class FitResult:
             If ``cov_type`` is unknown or the information is not positive definite (the
             message names the parameter the data do not determine).
         """
-        return self.information().cov_params(self.cov_type if cov_type is None else cov_type)
+        cov_type = self.cov_type if cov_type is None else cov_type
+        return self.information(hessian=cov_type in ("hessian", "robust")).cov_params(cov_type)
 
     @property
     def bse(self) -> np.ndarray:
