@@ -67,6 +67,39 @@ InnovationsResult innovations(const Params& params, const Sequence& seq) {
   return innovations_unchecked(params, seq);
 }
 
+RowMatrix emissions_from_innovations(const Params& params, const Sequence& seq, const RowMatrix& standardized) {
+  validate(params);
+  validate(params, seq);
+  const Eigen::Index n = params.state_dim(), p = params.emission_dim(), steps = seq.num_timesteps();
+  if (standardized.rows() != steps || standardized.cols() != p)
+    throw invalid_argument("standardized: expected shape (" + std::to_string(steps) + ", " + std::to_string(p) +
+                           "), got (" + std::to_string(standardized.rows()) + ", " +
+                           std::to_string(standardized.cols()) + ")");
+  RowMatrix out = RowMatrix::Constant(steps, p, kNaN);
+  internal::KalmanFilter<> kf(n, p);
+  InnovationStep step;
+  Vector y_new(p);
+  for (Eigen::Index t = 0; t < steps; ++t) {
+    const auto u = row_at(seq.inputs, t);
+    kf.predict(params, t, u);
+    step.compute(params, t, row_at(seq.emissions, t), u, kf.mean(), kf.cov());
+    const auto& o = step.observed;
+    y_new.setConstant(kNaN);
+    if (!o.empty()) {
+      const Vector w = standardized.row(t)(o).transpose();
+      if (!w.allFinite())
+        throw invalid_argument("standardized: expected finite values at the observed components of step " +
+                               std::to_string(t) + ", got a NaN or infinite value");
+      Vector made = step.y_hat;
+      made.noalias() += step.llt.matrixL() * w;
+      y_new(o) = made;
+      out(t, o) = made.transpose();
+    }
+    kf.update(params, t, y_new, u);
+  }
+  return out;
+}
+
 DisturbancesResult disturbances(const Params& params, const Sequence& seq) {
   validate(params);
   validate(params, seq);

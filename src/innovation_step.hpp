@@ -22,9 +22,9 @@ inline Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 }
 
 // The innovation of one step from the predicted moments (m, P) = (m_{t|t-1}, P_{t|t-1}):
-// the observed components o, H_o, v_o = y_o - H_o m - D_o u - d_o, F = H_o P H_o^T + R_oo
-// and its Cholesky factor, and P H_o^T. `caller` prefixes the error raised when
-// F is not numerically positive definite.
+// the observed components o, H_o, the prediction y^_o = H_o m + D_o u + d_o,
+// v_o = y_o - y^_o, F = H_o P H_o^T + R_oo and its Cholesky factor, and P H_o^T. `caller` prefixes the error raised
+// when F is not numerically positive definite.
 class InnovationStep {
  public:
   explicit InnovationStep(std::string caller = "innovations") : caller_(std::move(caller)) {}
@@ -38,7 +38,7 @@ class InnovationStep {
       if (!std::isnan(y(i))) observed.push_back(i);
     if (observed.empty()) return;
     h_o = e.weights.at(t)(observed, Eigen::all);
-    Vector y_hat = h_o * m + e.bias.vec(t)(observed);
+    y_hat = h_o * m + e.bias.vec(t)(observed);
     if (u.size() > 0) y_hat.noalias() += e.input_weights.at(t)(observed, Eigen::all) * u;
     v = y(observed) - y_hat;
     ph = p * h_o.transpose();
@@ -53,7 +53,7 @@ class InnovationStep {
   }
   std::vector<Eigen::Index> observed;
   Matrix h_o;
-  Vector v;
+  Vector y_hat, v;
   Matrix ph, f;
   Eigen::LLT<Matrix> llt;
 

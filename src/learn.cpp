@@ -280,10 +280,11 @@ void check_constraint(const std::string& name, const std::optional<Affine>& a, b
     throw_invalid(where + ".design", std::to_string(size) + " rows (vec of the parameter)",
                   std::to_string(a->design.rows()));
   if (!a->fixed.allFinite() || !a->design.allFinite()) throw_invalid(where, "finite values", "a NaN or an infinity");
-  if (a->design.cols() > 0 && a->design.colPivHouseholderQr().rank() < a->design.cols())
+  if (a->design.cols() == 0) return;
+  const Eigen::Index rank = a->design.colPivHouseholderQr().rank();
+  if (rank < a->design.cols())
     throw_invalid(where + ".design", "full column rank (each free value identified)",
-                  "rank " + std::to_string(a->design.colPivHouseholderQr().rank()) + " with " +
-                      std::to_string(a->design.cols()) + " columns");
+                  "rank " + std::to_string(rank) + " with " + std::to_string(a->design.cols()) + " columns");
 }
 
 void check_constraints(const std::string& prefix, const LinearGaussianParams& c, const ParamProps::Conditional& pc) {

@@ -104,7 +104,7 @@ Vector pack(const std::vector<Slot>& slots) {
     const Eigen::Index n = s.value.rows();
     if (s.affine) {
       const Eigen::Index k = s.affine->design.cols();
-      if (k > 0) x.segment(at, k) = free_values(*s.affine, s.value);
+      x.segment(at, k) = free_values(*s.affine, s.value);
       at += k;
     } else if (!s.is_cov) {
       for (Eigen::Index i = 0; i < s.value.rows(); ++i)

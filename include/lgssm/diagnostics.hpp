@@ -57,6 +57,24 @@ struct DisturbancesResult {
 /// @note See Sec. 4.3 and 7.5 of Durbin & Koopman (2012).
 InnovationsResult innovations(const Params& params, const Sequence& seq);
 
+/// The emissions whose standardized innovations (innovations() above) are
+/// `standardized`: the innovations form of the filter (Stoffer & Wall 1991,
+/// JASA 86, "Bootstrapping state-space models", Sec. 3), run forward on the
+/// emissions it makes. With (m_{t|t-1}, P_{t|t-1}) the predicted moments given
+/// the emissions made so far, o the observed components of seq's step t and
+/// F_t = L_t L_t^T as in innovations():
+///   y*_t,o = H_o m_{t|t-1} + D_o u_t + d_o + L_t w_t,o,
+/// then the filter's update on y*_t. The gains and F_t do not depend on the
+/// data, so the standardized innovations of the result are w exactly, and w =
+/// the standardized innovations of seq gives back seq's emissions. Resampling
+/// the rows of w gives Stoffer & Wall's innovations bootstrap.
+/// @param params the model
+/// @param seq the emissions (only their missing pattern is used: NaN stays NaN) and inputs
+/// @param standardized (num_timesteps, emission_dim): w_t at the observed components (others ignored)
+/// @return (num_timesteps, emission_dim): y*, NaN where seq is missing
+/// @note See Sec. 3 of Stoffer & Wall (1991).
+RowMatrix emissions_from_innovations(const Params& params, const Sequence& seq, const RowMatrix& standardized);
+
 /// The disturbance smoother (Durbin & Koopman 2012, Sec. 4.5; de Jong &
 /// Penzer 1998, JASA 93, for the auxiliary residuals), from the
 /// smoother's backward recursion (kalman.hpp), with r_t = F_t^T r^-_{t+1} and

@@ -1088,6 +1088,56 @@ class FitResult:
             "heteroskedasticity": [{"statistic": num(r[0]), "pvalue": num(r[1])} for r in het],
         }
 
+    def bootstrap(
+        self,
+        num_replicates: int = 200,
+        method: str = "parametric",
+        fit: str = "lbfgs",
+        num_iters: int = 1000,
+        key=0,
+        num_workers: int | None = None,
+        client=None,
+        progress: bool = False,
+    ):
+        """Bootstrap the free parameters: refit data made like the original, ``num_replicates`` times.
+
+        Parameters
+        ----------
+        num_replicates : int, default 200
+            The number of refits, at least 2.
+        method : {"parametric", "innovations"}, default "parametric"
+            Draw the data from the fitted model, or resample the standardized
+            innovations (Stoffer & Wall 1991; each step's from the steps observed in the
+            same components; the first ``burn`` steps keep theirs).
+        fit : {"lbfgs", "em"}, default "lbfgs"
+            How each replicate is refitted, starting from the fitted parameters.
+        num_iters : int, default 1000
+            The refit's iterations at most.
+        key : int or numpy.random.Generator, default 0
+            The randomness; replicate r uses the r-th spawned seed, however the work is spread.
+        num_workers : int, optional
+            Threads running refits at once (default: every core).
+        client : dask.distributed.Client, optional
+            Run one task per replicate on this cluster instead.
+        progress : bool, default False
+            Show a progress bar on stderr.
+
+        Returns
+        -------
+        lgssm.bootstrap.BootstrapResult
+            The replicates' estimates, ``standard_errors`` and percentile ``intervals(level)``.
+
+        Raises
+        ------
+        ValueError
+            If an argument is invalid.
+        RuntimeError
+            If fewer than 2 refits succeed.
+        """
+        from .bootstrap import bootstrap
+
+        return bootstrap(self, num_replicates, method, fit, num_iters, key, num_workers, client, progress)
+
     def _sections(self) -> tuple[list, list, list]:
         """(fit statistics, parameter rows, test rows) of the summary, as strings."""
         crit = self.criteria
@@ -1293,18 +1343,22 @@ class FitResult:
         return _finish(fig, path)
 
 
+def _check_fit(method) -> None:
+    if method not in ("em", "lbfgs"):
+        raise ValueError(f"fit: expected 'em' or 'lbfgs', got {method!r}")
+
+
 def _fit(model, params, props, emissions, inputs, method: str, num_iters: int):
     """(params, FitSummary) of ``model.fit_em`` or ``model.fit_lbfgs``, silent."""
+    _check_fit(method)
     if method == "em":
         fitted, _, summary = model.fit_em(
             params, props, emissions, inputs, num_iters=num_iters, verbose=False, return_summary=True
         )
-    elif method == "lbfgs":
+    else:
         fitted, _, summary = model.fit_lbfgs(
             params, props, emissions, inputs, max_iters=num_iters, verbose=False, return_summary=True
         )
-    else:
-        raise ValueError(f"fit: expected 'em' or 'lbfgs', got {method!r}")
     return fitted, summary
 
 

@@ -1,12 +1,16 @@
 // Diagnostics: innovations, disturbances and smoothed autocovariances per
 // sequence (validated, then in parallel without the GIL), and the number of
-// free parameters.
+// free parameters; the innovations form that makes emissions from standardized
+// innovations (the innovations bootstrap).
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/vector.h>
 
+#include <string>
+
 #include "fit_common.hpp"
 #include "lgssm/diagnostics.hpp"
+#include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
 #include "series_caster.hpp"
 
@@ -86,6 +90,24 @@ void bind_diagnostics(nb::module_& m) {
         return out;
       },
       "params"_a, "emissions"_a, "inputs"_a, "lag"_a);
+
+  m.def(
+      "emissions_from_innovations",
+      [](const lgssm::Params& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
+         const std::vector<RowMatrix>& standardized) {
+        if (standardized.size() != emissions.size())
+          throw lgssm::invalid_argument("standardized: expected one array per sequence (" +
+                                        std::to_string(emissions.size()) + "), got " +
+                                        std::to_string(standardized.size()));
+        auto seqs = lgssm::bindings::to_sequences(emissions, inputs);
+        nb::gil_scoped_release release;
+        std::vector<RowMatrix> out(seqs.size());
+        lgssm::parallel_for(static_cast<Eigen::Index>(seqs.size()), [&](Eigen::Index i) {
+          out[i] = lgssm::emissions_from_innovations(p, seqs[i], standardized[i]);
+        });
+        return out;
+      },
+      "params"_a, "emissions"_a, "inputs"_a, "standardized"_a);
 
   m.def("num_free_parameters", &lgssm::num_free_parameters, "params"_a, "props"_a);
 }
