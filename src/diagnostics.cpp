@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "innovation_step.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
@@ -20,44 +21,8 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
-  if (m.size() == 0) return Eigen::Map<const Vector>(nullptr, 0);
-  return Eigen::Map<const Vector>(m.row(t).data(), m.cols());
-}
-
-// The innovation of one step from the predicted moments (m, P) = (m_{t|t-1}, P_{t|t-1}):
-// the observed components o, the prediction y^_o = H_o m + D_o u + d_o, v_o = y_o - y^_o,
-// F = H_o P H_o^T + R_oo and its Cholesky factor, and P H_o^T.
-class InnovationStep {
- public:
-  template <class Mean, class Cov>
-  void compute(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& y,
-               const Eigen::Ref<const Vector>& u, const Mean& m, const Cov& p) {
-    const auto& e = params.emissions;
-    observed.clear();
-    for (Eigen::Index i = 0; i < y.size(); ++i)
-      if (!std::isnan(y(i))) observed.push_back(i);
-    if (observed.empty()) return;
-    const auto h = e.weights.at(t);
-    const Matrix h_o = h(observed, Eigen::all);
-    y_hat = h_o * m + e.bias.vec(t)(observed);
-    if (u.size() > 0) y_hat.noalias() += e.input_weights.at(t)(observed, Eigen::all) * u;
-    v = y(observed) - y_hat;
-    ph = p * h_o.transpose();
-    f = h_o * ph;
-    f += e.cov.at(t)(observed, observed);
-    internal::symmetrize(f);
-    llt.compute(f);
-    if (llt.info() != Eigen::Success)
-      throw std::runtime_error("innovations: the innovation covariance of step " + std::to_string(t) +
-                               " is not numerically positive definite (the observed components are nearly "
-                               "determined by the past); give them larger variances");
-  }
-  std::vector<Eigen::Index> observed;
-  Vector y_hat, v;
-  Matrix ph, f;
-  Eigen::LLT<Matrix> llt;
-};
+using internal::InnovationStep;
+using internal::row_at;
 
 InnovationsResult innovations_unchecked(const Params& params, const Sequence& seq) {
   const Eigen::Index n = params.state_dim(), p = params.emission_dim(), steps = seq.num_timesteps();

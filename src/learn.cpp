@@ -18,7 +18,6 @@ namespace lgssm {
 
 using internal::check_structure;
 using internal::factor_pd;
-using internal::free_values;
 using internal::stacked;
 using internal::throw_invalid;
 using internal::vec;
@@ -190,6 +189,11 @@ Affine internal::stacked_constraint(const ParamProps::Conditional& props, const 
     }
   }
   return out;
+}
+
+Vector free_values(const Affine& a, const Matrix& m) {
+  if (a.design.cols() == 0) return Vector();
+  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
 }
 
 bool internal::has_constraints(const ParamProps::Conditional& c) {

@@ -51,11 +51,6 @@ void check_structure(const std::string& name, const Eigen::Ref<const Matrix>& co
 
 Vector vec(const Eigen::Ref<const Matrix>& m) { return m.reshaped(); }
 
-Vector free_values(const Affine& a, const Eigen::Ref<const Matrix>& m) {
-  if (a.design.cols() == 0) return Vector();
-  return a.design.colPivHouseholderQr().solve(vec(m) - a.fixed);
-}
-
 bool holds_variances(const Slot& s) {
   if (!s.is_cov || !s.affine) return false;
   const Eigen::Index n = s.value.rows();

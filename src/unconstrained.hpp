@@ -27,9 +27,6 @@ struct Slot {
 MatrixMap as_map(Vector& v);
 // The entries of m stacked column by column (MARSS's vec).
 Vector vec(const Eigen::Ref<const Matrix>& m);
-// beta = design^+ (vec(m) - fixed) (least squares): the free values of the matrix
-// nearest to m that satisfies `a` (empty when `a` has no free values).
-Vector free_values(const Affine& a, const Eigen::Ref<const Matrix>& m);
 MatrixMap as_map(Matrix& m);
 
 // The trainable parameters of `p`, in a fixed order; throws for a trainable

@@ -7,6 +7,7 @@
 #include "lgssm/fit.hpp"
 #include "lgssm/gibbs.hpp"
 #include "lgssm/inference.hpp"
+#include "lgssm/information.hpp"
 #include "lgssm/learn.hpp"
 #include "lgssm/parallel.hpp"
 #include "lgssm/params.hpp"

@@ -52,6 +52,11 @@ struct Affine {
   Matrix design;  ///< (rows * cols, number of free values)
 };
 
+/// The free values beta = design^+ (vec(m) - fixed) of the matrix nearest `m`
+/// (least squares in vec(m), by a column-pivoted QR of the design) that
+/// satisfies `a`; `m` itself when it satisfies it. No argument checks.
+Vector free_values(const Affine& a, const Matrix& m);
+
 /// Which parameters are fitted (true) or frozen (false), and the structure of
 /// each covariance. A frozen parameter is never changed; the others are fitted
 /// given it (conditional M-steps; no gradient component for it).

@@ -107,6 +107,32 @@ class Constraint:
             raise ValueError(f"beta: expected shape ({self.num_free},), got {b.shape}")
         return (self.fixed + self.design @ b).reshape(self.shape, order="F")
 
+    def free_values(self, matrix) -> np.ndarray:
+        """The free values beta of the matrix nearest ``matrix`` that satisfies the constraint.
+
+        Least squares in vec(M) (``lgssm::free_values`` of the C++ core); for a matrix
+        that satisfies the constraint, its own free values.
+
+        Parameters
+        ----------
+        matrix : array_like
+            M, of shape `shape`.
+
+        Returns
+        -------
+        ndarray, shape (k,)
+            beta, in the order of `names`.
+
+        Raises
+        ------
+        ValueError
+            If ``matrix`` is not finite or not of shape `shape`.
+        """
+        m = _finite("matrix", matrix)
+        if m.shape != self.shape:
+            raise ValueError(f"matrix: expected shape {self.shape}, got {m.shape}")
+        return np.array(_core.free_values(self.to_core(), m.reshape(self.shape[0], -1)), dtype=np.float64).reshape(-1)
+
     def to_core(self) -> _core.Affine:
         """The core's form of the constraint.
 

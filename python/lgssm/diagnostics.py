@@ -12,28 +12,33 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._checks import count, flag
+from ._checks import count, flag, memory
 from ._docstrings import shared
 from .params import param_groups, props_to_core
 
 __all__ = [
     "Disturbances",
     "FitResult",
+    "Information",
     "Innovations",
     "ModelComparison",
     "compare",
     "cross_validate",
+    "delta_method",
     "disturbances",
     "heldout_log_prob",
+    "information",
     "information_criteria",
     "innovations",
     "num_parameters",
+    "parameter_table",
     "smoothed_autocovariances",
     "test_heteroskedasticity",
     "test_normality",
@@ -459,15 +464,14 @@ def test_heteroskedasticity(residuals, burn: int = 0, alternative: str = "two-si
 
 
 def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, Any]]:
-    """The free entries of one trainable parameter as (label, value): a constraint's
-    free values by name; else all entries of a mean, bias or weight matrix, the lower
-    triangle of a full covariance, the diagonal of a diagonal one, the (0, 0) entry of
-    a scalar one."""
+    """The free entries of one trainable parameter as (label, value): the free values of a
+    constrained parameter (labelled by the constraint's names); all entries of a mean,
+    bias or weight matrix; the lower triangle of a full covariance, the diagonal of a
+    diagonal one, the (0, 0) entry of a scalar one."""
     a = np.asarray(value, dtype=np.float64)
-    c = getattr(prop, "constraint", None)
-    if c is not None:  # the free values beta, by the constraint's names
-        beta = np.linalg.lstsq(c.design, a.reshape(-1, order="F") - c.fixed, rcond=None)[0]
-        return [(f"{name}.{label}", float(b)) for label, b in zip(c.names, beta)]
+    if prop.constraint is not None:
+        beta = prop.constraint.free_values(a)
+        return [(f"{name}.{n}", float(b)) for n, b in zip(prop.constraint.names, beta)]
     if a.ndim == 1:
         return [(f"{name}[{i}]", float(a[i])) for i in range(a.shape[0])]
     if not name.endswith(".cov"):
@@ -480,8 +484,24 @@ def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, Any]]:
 
 
 def parameter_table(params, props) -> list[tuple[str, Any]]:
-    """The fitted parameters' free entries as (label, estimate), in the order of the
-    unconstrained vector; a trainable per-step series is one row (its estimate a note)."""
+    """List the fitted parameters' free entries as (label, estimate), in the order of `information`.
+
+    A constrained parameter contributes its free values, labelled
+    ``"group.name.<constraint name>"``; a trainable per-step series is one row (its
+    estimate a note).
+
+    Parameters
+    ----------
+    params : ParamsLGSSM
+        The parameters.
+    props : ParamsLGSSM
+        Their `ParameterProperties`.
+
+    Returns
+    -------
+    list of (str, float or str)
+        (label, estimate) per free parameter.
+    """
     rows: list[tuple[str, Any]] = []
     for (group, values), (_, group_props) in zip(param_groups(params), param_groups(props)):
         for name, prop in vars(group_props).items():
@@ -499,6 +519,224 @@ def parameter_table(params, props) -> list[tuple[str, Any]]:
     return rows
 
 
+COV_TYPES = ("hessian", "oim", "opg", "robust", "robust_oim")
+_COV_NOTES = {
+    "hessian": "the exact observed information",
+    "oim": "Harvey's information matrix, statsmodels' oim",
+    "opg": "outer product of the per-step scores",
+    "robust": "sandwich of the exact Hessian and the OPG",
+    "robust_oim": "sandwich of Harvey's matrix and the OPG, statsmodels' robust",
+}
+
+
+@dataclass
+class Information:
+    """The score and information matrices of log p(y) over the free parameters (`information`).
+
+    The free parameters theta are on the user's scale: the free values of a
+    constrained parameter, every entry of another mean, bias or weight matrix (row by
+    row), the lower triangle of a full covariance (row by row), the diagonal of a
+    diagonal one, the variance of a scalar one; frozen parameters are left out
+    (`parameter_table` lists them in this order).
+
+    Parameters
+    ----------
+    names : list of str
+        The parameters' labels, (num_params,).
+    estimates : array, shape (num_params,)
+        theta.
+    marginal_loglik : float
+        log p(y), summed over the sequences.
+    score : array, shape (num_params,)
+        d log p(y) / d theta.
+    hessian : array, shape (num_params, num_params), or None
+        The exact d^2 log p(y) / d theta d theta^T (None when not computed).
+    opg : array, shape (num_params, num_params)
+        The sum over steps of s_t s_t^T, s_t the score of log p(y_t | y_{0:t-1}).
+    oim : array, shape (num_params, num_params)
+        Harvey's information matrix (1989, eq. 3.4.69), statsmodels' ``oim``.
+    """
+
+    names: list
+    estimates: Any
+    marginal_loglik: float
+    score: Any
+    hessian: Any
+    opg: Any
+    oim: Any
+
+    def cov_params(self, cov_type: str = "hessian") -> np.ndarray:
+        """Compute the covariance of the estimates.
+
+        ``"hessian"``: (-H)^{-1} for the exact Hessian H (the observed information);
+        ``"oim"``: Harvey's information matrix inverted (statsmodels' ``cov_type="oim"``);
+        ``"opg"``: the OPG inverted (statsmodels' ``"opg"``); ``"robust"``: the sandwich
+        (-H)^{-1} OPG (-H)^{-1} (Huber 1967; White 1982); ``"robust_oim"``: the sandwich
+        with Harvey's matrix as the bread (statsmodels' ``"robust"``). Computed by
+        Cholesky solves, never by inverting a matrix that may be singular.
+
+        Parameters
+        ----------
+        cov_type : {"hessian", "oim", "opg", "robust", "robust_oim"}, default "hessian"
+            The estimator.
+
+        Returns
+        -------
+        array, shape (num_params, num_params)
+            The covariance of theta.
+
+        Raises
+        ------
+        ValueError
+            If ``cov_type`` is unknown, the Hessian was not computed, or the information
+            is not positive definite (not a maximum, or a parameter the data do not
+            determine: the message names it).
+        """
+        if cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type: expected one of {', '.join(COV_TYPES)}, got {cov_type!r}")
+        if cov_type in ("hessian", "robust") and self.hessian is None:
+            raise ValueError(f"cov_type: {cov_type!r} needs the Hessian (information(..., hessian=True))")
+        bread = -self.hessian if cov_type in ("hessian", "robust") else (self.opg if cov_type == "opg" else self.oim)
+        meat = self.opg if cov_type.startswith("robust") else None
+        return np.asarray(_core.information_covariance(bread, meat, list(self.names)))
+
+
+def information(
+    model, params, props, emissions, inputs=None, hessian: bool = True, num_threads: int = 0
+) -> Information:
+    """Compute the exact score, Hessian, OPG and Harvey's information of log p(y).
+
+    Over the free parameters (`Information`), by forward sensitivity recursions of
+    the Kalman filter (``lgssm/information.hpp`` gives the equations): exact, with
+    missing data handled exactly, for any model whose trainable parameters are
+    time-invariant (frozen ones may vary per step).
+
+    Parameters
+    ----------
+    model : lgssm.LinearGaussianSSM
+        The model.
+    params : ParamsLGSSM
+        The parameters (usually the fitted ones).
+    props : ParamsLGSSM
+        The `ParameterProperties`: which parameters are free, their structures and
+        constraints.
+    emissions : array or list
+        The data, as the fits take them.
+    inputs : array or list, optional
+        The inputs; None means zeros.
+    hessian : bool, default True
+        Also the Hessian (its cost grows with the square of the number of parameters;
+        the rest linearly).
+    num_threads : int, default 0
+        Threads over sequences (0: all cores).
+
+    Returns
+    -------
+    Information
+        The matrices, and the parameters' labels and values.
+
+    Raises
+    ------
+    ValueError
+        If the parameters, properties or data are invalid, a trainable parameter
+        varies per step, or the Hessian's workspaces would not fit in memory.
+    RuntimeError
+        If an innovation covariance is not numerically positive definite.
+
+    References
+    ----------
+    .. [1] A. C. Harvey, *Forecasting, Structural Time Series Models and the Kalman
+       Filter*, Cambridge University Press, 1989, Sec. 3.4.5-3.4.6.
+    """
+    hessian = flag("hessian", hessian)
+    num_threads = count("num_threads", num_threads)
+    core, b = model._batch(params, emissions, inputs, covariances=0)
+    if hessian:  # second-order sensitivities: (n + n^2) floats per pair, four sets per sequence in flight
+        k, n = num_parameters(model, params, props), model.state_dim
+        memory(
+            "hessian",
+            True,
+            4 * min(num_threads or os.cpu_count() or 1, len(b.emissions)) * k * (k + 1) // 2 * (n + n * n),
+            f"the second-order sensitivities of {k} parameters",
+            "hessian=False (cov_type 'oim' or 'opg'), or fewer free parameters",
+        )
+    out: Any = _core.information(core, props_to_core(props), b.emissions, b.inputs, hessian, num_threads)
+    names = [label for label, _ in parameter_table(params, props)]
+    if len(names) != len(out["free_parameters"]):  # a per-step trainable series is refused by the core first
+        raise ValueError(f"props: expected {len(out['free_parameters'])} labelled free parameters, got {len(names)}")
+    return Information(
+        names=names,
+        estimates=np.asarray(out["free_parameters"]),
+        marginal_loglik=float(out["marginal_loglik"]),
+        score=np.asarray(out["score"]),
+        hessian=np.asarray(out["hessian"]) if hessian else None,
+        opg=np.asarray(out["opg"]),
+        oim=np.asarray(out["harvey"]),
+    )
+
+
+def delta_method(fn, estimates, cov, step: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Propagate a parameter covariance to derived quantities g(theta) by the delta method.
+
+    Cov[g] = J Cov[theta] J^T with J = dg/dtheta at the estimates, by central
+    differences with one Richardson extrapolation (error O(step^4)), steps
+    ``step * max(1, |theta_i|)``.
+
+    Parameters
+    ----------
+    fn : callable
+        theta (num_params,) -> g, an array-like of shape (num_outputs,) or a float.
+    estimates : array_like, shape (num_params,)
+        theta.
+    cov : array_like, shape (num_params, num_params)
+        Its covariance (e.g. `FitResult.cov_params`).
+    step : float, default 1e-3
+        The relative difference step, > 0.
+
+    Returns
+    -------
+    (array, shape (num_outputs,), array, shape (num_outputs, num_outputs))
+        g(theta) and its covariance.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, ``step`` is not positive, or ``fn`` gives non-finite values.
+    """
+    theta = np.asarray(estimates, dtype=np.float64).reshape(-1)
+    c = np.asarray(cov, dtype=np.float64)
+    if c.shape != (theta.size, theta.size):
+        raise ValueError(f"cov: expected shape ({theta.size}, {theta.size}), got {c.shape}")
+    if not (isinstance(step, (int, float)) and step > 0):
+        raise ValueError(f"step: expected a positive number, got {step!r}")
+
+    def g(x):
+        out = np.asarray(fn(x), dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(out)):
+            raise ValueError("fn: expected finite values near the estimates, got a NaN or an infinity")
+        return out
+
+    jac = _richardson_jacobian(g, theta, step)
+    out = jac @ c @ jac.T
+    return g(theta), 0.5 * (out + out.T)
+
+
+def _richardson_jacobian(f, x: np.ndarray, step: float) -> np.ndarray:
+    """d f / d x of f: (n,) -> (m,) by central differences with one Richardson extrapolation,
+    (4 D(h / 2) - D(h)) / 3 with h = step * max(1, |x_i|): error O(h^4)."""
+    cols = []
+    for i in range(x.size):
+        h = step * max(1.0, abs(x[i]))
+
+        def central(d, i=i):
+            e = np.zeros_like(x)
+            e[i] = d
+            return (f(x + e) - f(x - e)) / (2.0 * d)
+
+        cols.append((4.0 * central(h / 2.0) - central(h)) / 3.0)
+    return np.column_stack(cols)
+
+
 _DASH = "\u2014"
 
 
@@ -506,9 +744,10 @@ _DASH = "\u2014"
 class FitResult:
     """A fitted model with its data: residuals, tests, information criteria, summary and plots.
 
-    statsmodels' ``MLEResults`` for lgssm: ``summary()`` prints the parameters and the
-    fit statistics, ``plot_diagnostics()`` draws statsmodels' four panels. Standard
-    errors are not computed yet: their columns show a dash.
+    statsmodels' ``MLEResults`` for lgssm: ``summary()`` prints the parameters with
+    their standard errors and the fit statistics, ``plot_diagnostics()`` draws
+    statsmodels' four panels; `bse`, `cov_params`, `conf_int` and `delta_method` give
+    the uncertainty of the estimates.
 
     Parameters
     ----------
@@ -529,6 +768,9 @@ class FitResult:
         (statsmodels' ``loglikelihood_burn``; 0 for a known initial distribution).
     name : str, optional
         A label for tables (default: the model's class and dimensions).
+    cov_type : {"hessian", "oim", "opg", "robust", "robust_oim"}, default "hessian"
+        The covariance of `bse`, `pvalues`, `conf_int` and the summary
+        (`Information.cov_params`).
     """
 
     model: Any
@@ -539,10 +781,13 @@ class FitResult:
     fit_summary: Any = None
     burn: int = 0
     name: str | None = None
+    cov_type: str = "hessian"
 
     def __post_init__(self):
-        self._cache = {}  # the innovations, computed once
+        self._cache = {}  # the innovations and the information, computed once
         self.burn = count("burn", self.burn)
+        if self.cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type: expected one of {', '.join(COV_TYPES)}, got {self.cov_type!r}")
         if self.name is None:
             m = self.model
             self.name = f"{type(m).__name__}(state_dim={m.state_dim}, emission_dim={m.emission_dim})"
@@ -599,6 +844,117 @@ class FitResult:
         inn = self._innovations_list()
         i = count("sequence", sequence, 0, len(inn) - 1)
         return np.asarray(inn[i].standardized_innovations)
+
+    def information(self, hessian: bool = True) -> Information:
+        """Compute the score, the exact Hessian, OPG and Harvey's information at the fit (`information`).
+
+        Parameters
+        ----------
+        hessian : bool, default True
+            Whether the Hessian is needed (the only part whose cost grows with the square
+            of the number of parameters).
+
+        Returns
+        -------
+        Information
+            Computed once per FitResult (again only to add the Hessian).
+        """
+        info = self._cache.get("information")
+        if info is None or (hessian and info.hessian is None):
+            info = information(self.model, self.params, self.props, self.emissions, self.inputs, hessian=hessian)
+            self._cache["information"] = info
+        return info
+
+    @property
+    def param_names(self) -> list:
+        """The free parameters' labels (list of str; `parameter_table`)."""
+        return [label for label, _ in parameter_table(self.params, self.props)]
+
+    @property
+    def estimates(self) -> np.ndarray:
+        """The free parameters theta on the user's scale (array, shape (num_params,))."""
+        return self.information(hessian=False).estimates
+
+    def cov_params(self, cov_type: str | None = None) -> np.ndarray:
+        """Compute the covariance of the estimates (`Information.cov_params`).
+
+        Parameters
+        ----------
+        cov_type : {"hessian", "oim", "opg", "robust", "robust_oim"}, optional
+            The estimator; None for this result's ``cov_type``.
+
+        Returns
+        -------
+        array, shape (num_params, num_params)
+            The covariance, in the order of `param_names`.
+
+        Raises
+        ------
+        ValueError
+            If ``cov_type`` is unknown or the information is not positive definite (the
+            message names the parameter the data do not determine).
+        """
+        cov_type = self.cov_type if cov_type is None else cov_type
+        return self.information(hessian=cov_type in ("hessian", "robust")).cov_params(cov_type)
+
+    @property
+    def bse(self) -> np.ndarray:
+        """The standard errors of the estimates under ``cov_type`` (array, shape (num_params,))."""
+        return np.sqrt(np.diag(self.cov_params()))
+
+    @property
+    def zvalues(self) -> np.ndarray:
+        """The Wald statistics estimate / std err (array, shape (num_params,))."""
+        return self.estimates / self.bse
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        """The two-sided p-values of the Wald statistics against N(0, 1) (array, shape (num_params,))."""
+        from scipy import stats
+
+        return 2.0 * stats.norm.sf(np.abs(self.zvalues))
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """Compute the Wald intervals estimate -+ z_{1 - alpha/2} std err.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            One minus the coverage, in (0, 1).
+
+        Returns
+        -------
+        array, shape (num_params, 2)
+            Lower and upper limits.
+
+        Raises
+        ------
+        ValueError
+            If ``alpha`` is not in (0, 1), or as `cov_params`.
+        """
+        from scipy import stats
+
+        if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
+            raise ValueError(f"alpha: expected a number in (0, 1), got {alpha!r}")
+        half = stats.norm.ppf(1.0 - alpha / 2.0) * self.bse
+        return np.column_stack([self.estimates - half, self.estimates + half])
+
+    def delta_method(self, fn, cov_type: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate derived quantities g(theta) and their covariance (`delta_method`).
+
+        Parameters
+        ----------
+        fn : callable
+            theta (num_params,), in the order of `param_names` -> g (num_outputs,) or a float.
+        cov_type : str, optional
+            As `cov_params`.
+
+        Returns
+        -------
+        (array, shape (num_outputs,), array, shape (num_outputs, num_outputs))
+            g(theta) and its covariance; ``np.sqrt(np.diag(cov))`` are the standard errors.
+        """
+        return delta_method(fn, self.estimates, self.cov_params(cov_type))
 
     @property
     def loglik(self) -> float:
@@ -800,10 +1156,28 @@ class FitResult:
             fit.insert(2, ("Burn-in steps", str(self.burn)))
         if fs is not None:
             fit.append(("Fit", f"{fs.termination} after {fs.iterations} iterations"))
-        params = [
-            (label, value if isinstance(value, str) else f"{value:.6g}") + (_DASH,) * 5
-            for label, value in parameter_table(self.params, self.props)
-        ]
+        table = parameter_table(self.params, self.props)
+        try:
+            bse = self.bse
+        except (ValueError, RuntimeError) as err:  # no standard errors here: dashes, and why
+            self._cache["bse_error"] = str(err)
+            params = [
+                (label, value if isinstance(value, str) else f"{value:.6g}") + (_DASH,) * 5 for label, value in table
+            ]
+        else:
+            z, p, ci = self.estimates / bse, self.pvalues, self.conf_int()
+            params = [
+                (
+                    label,
+                    f"{value:.6g}",
+                    f"{bse[i]:.6g}",
+                    f"{z[i]:.3f}",
+                    f"{p[i]:.3f}",
+                    f"{ci[i, 0]:.6g}",
+                    f"{ci[i, 1]:.6g}",
+                )
+                for i, (label, value) in enumerate(table)
+            ]
         tests: list[tuple[str, ...]] = []
         try:
             t = self.tests()
@@ -830,9 +1204,10 @@ class FitResult:
     def summary(self) -> str:
         """Write the fit as a plain-text table: fit statistics, parameters, residual tests.
 
-        Each free parameter entry is listed by name with its estimate; the columns std
-        err, z, P>|z| and the 95% interval show a dash until lgssm computes standard
-        errors. The tests are on the standardized innovations of the first sequence.
+        Each free parameter is listed by name with its estimate, standard error (under
+        ``cov_type``), Wald statistic, two-sided p-value and 95% Wald interval (dashes,
+        with the reason below the table, where the information is not positive
+        definite). The tests are on the standardized innovations of the first sequence.
 
         Returns
         -------
@@ -843,15 +1218,21 @@ class FitResult:
         width = 78
         rule, thin = "=" * width, "-" * width
         lines = [" lgssm fit summary ".center(width, "="), *(f"{k:<22}{v}" for k, v in fit), rule]
-        cols = [max(len(r[0]) for r in [self._PARAM_HEADER, *params]) + 2, 12, 9, 6, 7, 9, 9]
+        cols = [max(len(r[0]) for r in [self._PARAM_HEADER, *params]) + 2, 11, 10, 8, 7, 10, 10]
 
         def row(r):
             return r[0].ljust(cols[0]) + "".join(str(x).rjust(c) for x, c in zip(r[1:], cols[1:]))
 
         lines += [row(self._PARAM_HEADER), thin, *(row(r) for r in params), rule]
         lines += [f"{r[0]:<34}{r[1]:>12}    {r[2] if len(r) > 2 else ''}" for r in tests]
-        lines += [rule, "Standard errors are not computed yet (" + _DASH + ")."]
+        lines += [rule, self._covariance_note()]
         return "\n".join(lines)
+
+    def _covariance_note(self) -> str:
+        """The summary's last line: the covariance type, or why there are no standard errors."""
+        if "bse_error" in self._cache:
+            return f"Standard errors not available ({_DASH}): {self._cache['bse_error']}"
+        return f"Covariance type: {self.cov_type} ({_COV_NOTES[self.cov_type]})."
 
     def __str__(self) -> str:
         return self.summary()
@@ -871,7 +1252,7 @@ class FitResult:
             + table(None, fit)
             + table(self._PARAM_HEADER, params)
             + table(None, tests)
-            + f"<p>Standard errors are not computed yet ({_DASH}).</p></div>"
+            + f"<p>{esc(self._covariance_note())}</p></div>"
         )
 
     def plot_diagnostics(self, variable: int = 0, lags: int = 10, sequence: int = 0, fig=None, figsize=None, path=None):

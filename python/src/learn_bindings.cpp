@@ -157,6 +157,7 @@ void bind_learn(nb::module_& m) {
   m.def("validate_props", [](const lgssm::Params& p, const Props& props) { lgssm::validate(p, props); });
   m.def("m_step", &lgssm::m_step, "params"_a, "props"_a, "stats"_a, "prior"_a.none());
   m.def("project_constraints", &lgssm::project_constraints, "params"_a, "props"_a);
+  m.def("free_values", &lgssm::free_values, "constraint"_a, "matrix"_a);
   m.def("to_unconstrained", &lgssm::to_unconstrained, "params"_a, "props"_a);
   m.def("from_unconstrained", &lgssm::from_unconstrained, "x"_a, "base"_a, "props"_a);
   m.def("log_prob_gradient", &lgssm::log_prob_gradient, "params"_a, "props"_a, "stats"_a, "prior"_a.none());

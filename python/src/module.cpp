@@ -11,6 +11,7 @@ void bind_continuous(nb::module_& m);
 void bind_gibbs(nb::module_& m);
 void bind_streaming(nb::module_& m);
 void bind_diagnostics(nb::module_& m);
+void bind_information(nb::module_& m);
 
 NB_MODULE(_core, m) {
   m.doc() = "lgssm's C++ core (private; use the lgssm package).";
@@ -24,4 +25,5 @@ NB_MODULE(_core, m) {
   bind_gibbs(m);
   bind_streaming(m);
   bind_diagnostics(m);
+  bind_information(m);
 }

@@ -333,7 +333,8 @@ def test_summary_and_plot(tmp_path):
     text = fit.summary()
     for needle in ("dynamics.cov[0,0]", "emissions.cov[0,0]", "AIC", "BIC", "HQIC", "Ljung-Box", "Jarque-Bera"):
         assert needle in text
-    assert "std err" in text and "\u2014" in text
+    assert "std err" in text and "Covariance type: hessian" in text
+    assert f"{fit.bse[1]:.6g}" in text and f"{fit.conf_int()[1, 1]:.6g}" in text
     assert "<table>" in fit._repr_html_()
     fig = fit.plot_diagnostics(path=tmp_path / "diag.png")
     assert len(fig.axes) == 4 and (tmp_path / "diag.png").stat().st_size > 0
@@ -400,6 +401,10 @@ def test_cli_diagnose_and_fit_report(tmp_path, capsys):
     fitted_model, fitted, props = lgssm.io.load_model(tmp_path / "m.json")
     expected = dg.FitResult(fitted_model, fitted, props, y)
     assert_close(report["bic"], expected.bic, "report bic")
+    assert [r["name"] for r in report["parameters"]] == expected.param_names
+    with pytest.raises(ValueError, match="not a maximum"):  # a few EM iterations, initial.cov free
+        expected.cov_params()
+    assert all(r["std_err"] is None for r in report["parameters"])
     assert len(report["tests"]["jarque_bera"]) == 3 and "Jarque-Bera" in out
     assert (tmp_path / "d.png").stat().st_size > 0
     before = set(os.listdir(tmp_path))
@@ -437,22 +442,30 @@ def test_layouts_batch_and_list():
     assert_close(fit.test_normality(sequence=1), dg.test_normality(one[1].standardized_innovations, burn=2), "seq 1")
 
 
-def test_information_criteria_dynamic_factor_vs_statsmodels():
-    """statsmodels' DynamicFactor (one AR(1) factor of unit variance, three series, diagonal R):
-    7 parameters, as lgssm counts loadings, a diagonal emission covariance and the AR weight."""
+def dynamic_factor_statsmodels(missing=True):
+    """The dynamic factor model as statsmodels' DynamicFactor (one AR(1) factor of unit variance,
+    three series, diagonal R, the same known initial distribution) and as lgssm: (statsmodels
+    model, its parameters, lgssm model, params, props, data). lgssm's free parameters: the AR
+    weight, the loadings, the variances; statsmodels': loadings, variances, AR weight."""
     from statsmodels.tsa.statespace.dynamic_factor import DynamicFactor
 
-    _, params, y = dynamic_factor()
+    _, params, y = dynamic_factor(missing)
     params.emissions.bias = np.zeros(3)
     params.dynamics.cov = np.eye(1)
     params.initial.cov = np.array([[1.0 / (1.0 - 0.8**2)]])
     mod = DynamicFactor(y, k_factors=1, factor_order=1)
     mod.ssm.initialize_known(params.initial.mean, params.initial.cov)
     mod.ssm.loglikelihood_burn = 0
-    res = mod.smooth(np.r_[params.emissions.weights[:, 0], np.diag(params.emissions.cov), 0.8])
-    model = lgssm.LinearGaussianSSM(1, 3)
+    sm_params = np.r_[params.emissions.weights[:, 0], np.diag(params.emissions.cov), 0.8]
     props = frozen_props(params, free=("emissions.weights", "emissions.cov", "dynamics.weights"))
     props.emissions.cov.structure = "diagonal"
+    return mod, sm_params, lgssm.LinearGaussianSSM(1, 3), params, props, y
+
+
+def test_information_criteria_dynamic_factor_vs_statsmodels():
+    """7 parameters, as lgssm counts loadings, a diagonal emission covariance and the AR weight."""
+    mod, sm_params, model, params, props, y = dynamic_factor_statsmodels()
+    res = mod.smooth(sm_params)
     fit = dg.FitResult(model, params, props, y)
     assert fit.num_params == res.df_model == 7
     assert_close(fit.loglik, res.llf, "loglik", rtol=1e-10)

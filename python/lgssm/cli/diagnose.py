@@ -6,7 +6,7 @@ import json
 import os
 
 from .. import ContinuousTimeSSM, io
-from ..diagnostics import FitResult
+from ..diagnostics import FitResult, parameter_table
 from ._data import add_model_data_arguments, load_model_and_data
 from ._results import check_out
 from .errors import EXIT_OK, CommandError, check_at_least
@@ -30,6 +30,18 @@ def fit_result(model, params, props, ys, us, burn: int, fit_summary=None) -> Fit
     return FitResult(model, params, props, ys, us, fit_summary=fit_summary, burn=burn)
 
 
+def parameters(result: FitResult) -> list:
+    """Each free parameter's name, estimate and standard error (None where the information
+    is not positive definite), under the result's cov_type."""
+    table = parameter_table(result.params, result.props)
+    bse: list[float | None]
+    try:
+        bse = [float(x) for x in result.bse]
+    except (ValueError, RuntimeError):
+        bse = [None] * len(table)
+    return [{"name": name, "estimate": value, "std_err": se} for (name, value), se in zip(table, bse)]
+
+
 def report(result: FitResult) -> dict:
     """The numbers of the report (JSON-ready)."""
     return {
@@ -38,6 +50,8 @@ def report(result: FitResult) -> dict:
         "nobs": result.nobs,
         **{k: (None if v != v or v in (float("inf"), float("-inf")) else v) for k, v in result.criteria.items()},
         "burn": result.burn,
+        "cov_type": result.cov_type,
+        "parameters": parameters(result),
         "tests": result.tests(),
     }
 
