@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "diffuse.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
@@ -70,7 +71,20 @@ InnovationsResult innovations_unchecked(const Params& params, const Sequence& se
   out.scaled_innovations = out.innovations;
   internal::KalmanFilter<> kf(n, p);
   InnovationStep step;
-  for (Eigen::Index t = 0; t < steps; ++t) {
+  Eigen::Index t = 0;
+  if (params.initial.is_diffuse()) {
+    // The diffuse period: its innovations have infinite variance (NaN here, as
+    // statsmodels leaves them out); the log-likelihood terms are the diffuse ones.
+    internal::DiffuseFilter df(n, p);
+    t = internal::run_diffuse_period(
+        df, params, seq, [](Eigen::Index, const internal::DiffuseFilter&) {},
+        [&](Eigen::Index k, const internal::DiffuseFilter& f, double step_loglik) {
+          out.step_logliks(k) = step_loglik;
+          kf.set_moments(f.mean(), f.cov());
+        });
+    out.num_diffuse_timesteps = t;
+  }
+  for (; t < steps; ++t) {
     const auto u = row_at(seq.inputs, t);
     const auto y = row_at(seq.emissions, t);
     kf.predict(params, t, u);

@@ -257,3 +257,28 @@ def test_stationary_initialization():
     assert_close(p, f @ p @ f.T + q, "P", rtol=1e-12)
     with pytest.raises(ValueError, match="dynamics.weights.*stable"):
         lgssm.stationary_initialization(np.array([[1.0]]), np.eye(1))
+
+
+@pytest.mark.parametrize("initialization", ["diffuse", "known", np.array([[1.0], [0.0]])])
+def test_model_file_round_trip(initialization, tmp_path):
+    model = lgssm.LinearGaussianSSM(2, 1, initialization=initialization)
+    params, props = model.initialize(key=3)
+    path = tmp_path / "model.json"
+    lgssm.io.save_model(path, model, params, props)
+    loaded, loaded_params, loaded_props = lgssm.io.load_model(path)
+    assert loaded.is_diffuse == model.is_diffuse
+    assert loaded_props.initial.mean.trainable == (not model.is_diffuse)
+    y = np.random.default_rng(1).standard_normal((15, 1))
+    assert loaded.marginal_log_prob(loaded_params, y) == model.marginal_log_prob(params, y)
+
+
+def test_information_criteria_count_diffuse_states():
+    """statsmodels' df_model = free parameters + diffuse states (DK 2012, Sec. 7.4)."""
+    model, params, props = _nile_model(15099.0, 1469.1)
+    y = NILE[:, None]
+    res = UnobservedComponents(NILE, "llevel", use_exact_diffuse=True).smooth([15099.0, 1469.1])
+    fit = lgssm.FitResult(model, params, props, y)
+    assert fit.num_params == res.df_model
+    assert fit.aic == pytest.approx(res.aic, rel=1e-10)
+    assert fit.bic == pytest.approx(res.bic, rel=1e-10)
+    assert fit.test_normality()[0, 0] == pytest.approx(res.test_normality("jarquebera")[0, 0], rel=1e-8)
