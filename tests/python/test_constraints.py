@@ -13,7 +13,7 @@ from lgssm import LinearGaussianSSM, _core
 from lgssm.constraints import linear, pattern
 from lgssm.params import from_core, props_to_core
 
-from conftest import assert_close
+from conftest import assert_close, central_differences
 from peer_models import inputs_case
 
 
@@ -144,12 +144,7 @@ def test_beta_gradient_matches_finite_differences():
     stats = _core.sufficient_stats(base, [y], [u], False)
     g = np.asarray(_core.log_prob_gradient(base, core_props, stats, None))
     k = props.emissions.weights.constraint.num_free + props.initial.mean.constraint.num_free
-    fd = np.empty(x.size)
-    for i in range(x.size):
-        h = 1e-5 * max(1.0, abs(x[i]))
-        e = np.zeros(x.size)
-        e[i] = h
-        fd[i] = (ll(x + e) - ll(x - e)) / (2 * h)
+    fd = central_differences(ll, x)
     assert x.size > k
     assert_close(g, fd, "gradient", rtol=1e-6, atol=1e-6 * np.abs(fd).max())
 

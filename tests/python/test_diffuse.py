@@ -11,7 +11,7 @@ import pytest
 
 import lgssm
 
-from conftest import assert_close
+from conftest import assert_close, central_differences
 from mp_reference import MpReference
 
 sm = pytest.importorskip(
@@ -282,3 +282,27 @@ def test_information_criteria_count_diffuse_states():
     assert fit.aic == pytest.approx(res.aic, rel=1e-10)
     assert fit.bic == pytest.approx(res.bic, rel=1e-10)
     assert fit.test_normality()[0, 0] == pytest.approx(res.test_normality("jarquebera")[0, 0], rel=1e-8)
+
+
+def test_gradient_matches_finite_differences():
+    """Fisher's identity on the exact diffuse smoother's moments: the gradient of the
+    diffuse log likelihood over F, Q, H, R (local linear trend, missing data; the
+    gradient fits need a definite Q, which the seasonal model's is not)."""
+    from lgssm import _core
+    from lgssm.params import from_core, props_to_core
+
+    _, y, uc_args, values = CASES[3]
+    _, model, params, _ = _case_model(y[:30], uc_args, values)
+    y = y[:30, None]
+    props = model._default_props(params)
+    props.dynamics.bias.trainable = props.emissions.bias.trainable = False
+    core, core_props = model.core_params(params), props_to_core(props)
+    x = np.asarray(_core.to_unconstrained(core, core_props))
+
+    def ll(v):
+        return model.marginal_log_prob(from_core(_core.from_unconstrained(v, core, core_props), params), y)
+
+    stats = _core.sufficient_stats(core, [y], [np.zeros((30, 0))], False)
+    g = np.asarray(_core.log_prob_gradient(core, core_props, stats, None))
+    fd = central_differences(ll, x)
+    assert_close(g, fd, "gradient", rtol=1e-6, atol=1e-6 * np.abs(fd).max())
