@@ -109,6 +109,12 @@ bool internal::is_covariance(const Eigen::Ref<const Matrix>& m, Definiteness kin
   return m.allFinite() && !covariance_problem(m, kind);
 }
 
+void internal::check_known_initial(const Params& params, const std::string& what) {
+  if (params.initial.is_diffuse())
+    throw_invalid("initial.diffuse", "no diffuse part (" + what + " takes a known initial distribution)",
+                  std::to_string(params.initial.diffuse.cols()) + " diffuse column(s)");
+}
+
 bool internal::has_valid_values(const Params& params) {
   const auto finite = [](const MatrixSeries& s) { return s.flat().allFinite(); };
   const auto covs_ok = [](const MatrixSeries& covs, internal::Definiteness kind) {
@@ -118,9 +124,10 @@ bool internal::has_valid_values(const Params& params) {
   };
   const auto& d = params.dynamics;
   const auto& e = params.emissions;
-  return params.initial.mean.allFinite() && params.initial.cov.allFinite() && finite(d.weights) && finite(d.bias) &&
-         finite(d.input_weights) && finite(d.cov) && finite(e.weights) && finite(e.bias) && finite(e.input_weights) &&
-         finite(e.cov) && !covariance_problem(params.initial.cov, internal::Definiteness::kSemidefinite) &&
+  return params.initial.mean.allFinite() && params.initial.cov.allFinite() && params.initial.diffuse.allFinite() &&
+         finite(d.weights) && finite(d.bias) && finite(d.input_weights) && finite(d.cov) && finite(e.weights) &&
+         finite(e.bias) && finite(e.input_weights) && finite(e.cov) &&
+         !covariance_problem(params.initial.cov, internal::Definiteness::kSemidefinite) &&
          covs_ok(d.cov, internal::Definiteness::kSemidefinite) &&
          covs_ok(e.cov, internal::Definiteness::kZeroRowsOrDefinite);
 }

@@ -15,6 +15,10 @@ void check_series_lengths(const Params& params, Eigen::Index num_timesteps);
 // `inputs` must be (num_timesteps, input_dim) and finite, or empty when input_dim is 0.
 void check_inputs(const Params& params, const RowMatrix& inputs, Eigen::Index num_timesteps, const std::string& name);
 
+// Throws lgssm::invalid_argument naming initial.diffuse when the initial
+// state has a diffuse part: `what` (e.g. "filter_init") takes known ones only.
+void check_known_initial(const Params& params, const std::string& what);
+
 // Option checks, naming the option: a count >= low (printed as an integer), a
 // finite tolerance >= 0, a finite value > 0, a value in [0, 1).
 void check_count(const char* name, int value, int low);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "checks.hpp"
+#include "diffuse.hpp"
 #include "innovation_step.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
@@ -35,7 +37,20 @@ InnovationsResult innovations_unchecked(const Params& params, const Sequence& se
   out.scaled_innovations = out.innovations;
   internal::KalmanFilter<> kf(n, p);
   InnovationStep step;
-  for (Eigen::Index t = 0; t < steps; ++t) {
+  Eigen::Index t = 0;
+  if (params.initial.is_diffuse()) {
+    // The diffuse period: its innovations have infinite variance (NaN here, as
+    // statsmodels leaves them out); the log-likelihood terms are the diffuse ones.
+    internal::DiffuseFilter df(n, p);
+    t = internal::run_diffuse_period(
+        df, params, seq, [](Eigen::Index, const internal::DiffuseFilter&) {},
+        [&](Eigen::Index k, const internal::DiffuseFilter& f, double step_loglik) {
+          out.step_logliks(k) = step_loglik;
+          kf.set_moments(f.mean(), f.cov());
+        });
+    out.num_diffuse_timesteps = t;
+  }
+  for (; t < steps; ++t) {
     const auto u = row_at(seq.inputs, t);
     const auto y = row_at(seq.emissions, t);
     kf.predict(params, t, u);
@@ -70,6 +85,7 @@ InnovationsResult innovations(const Params& params, const Sequence& seq) {
 RowMatrix emissions_from_innovations(const Params& params, const Sequence& seq, const RowMatrix& standardized) {
   validate(params);
   validate(params, seq);
+  internal::check_known_initial(params, "emissions_from_innovations (the innovations bootstrap)");
   const Eigen::Index n = params.state_dim(), p = params.emission_dim(), steps = seq.num_timesteps();
   if (standardized.rows() != steps || standardized.cols() != p)
     throw invalid_argument("standardized: expected shape (" + std::to_string(steps) + ", " + std::to_string(p) +

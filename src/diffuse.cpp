@@ -15,10 +15,6 @@ namespace lgssm::internal {
 namespace {
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-Eigen::Map<const Vector> row_of(const RowMatrix& m, Eigen::Index t) {
-  if (m.size() == 0) return Eigen::Map<const Vector>(nullptr, 0);
-  return Eigen::Map<const Vector>(m.row(t).data(), m.cols());
-}
 }  // namespace
 
 Matrix compress_diffuse(const Matrix& a) {
@@ -211,8 +207,8 @@ void diffuse_smoother(const Params& params, const Sequence& seq, const DiffuseTr
     const Matrix ps = predicted_covariances[t];
     const Matrix& ai = trace.predicted_diffuse[t];
     replay.set_state(a, ps, ai);
-    const auto u = row_of(seq.inputs, t);
-    replay.update(params, t, row_of(seq.emissions, t), u, &terms);
+    const auto u = sequence_row(seq.inputs, t);
+    replay.update(params, t, sequence_row(seq.emissions, t), u, &terms);
     for (Eigen::Index j = terms.count - 1; j >= 0; --j) {
       const auto z = terms.z.row(j).transpose();
       const auto k0 = terms.k0.col(j);

@@ -134,6 +134,34 @@ void diffuse_smoother(const Params& params, const Sequence& seq, const DiffuseTr
                       bool covariances, RowMatrix& smoothed_means, MatrixSeries* smoothed_covariances,
                       MatrixSeries* smoothed_cross_covariances);
 
+// Row t of a (num_timesteps, dim) array as a vector; empty when it has no columns.
+inline Eigen::Map<const Vector> sequence_row(const RowMatrix& m, Eigen::Index t) {
+  if (m.size() == 0) return Eigen::Map<const Vector>(nullptr, 0);
+  return Eigen::Map<const Vector>(m.row(t).data(), m.cols());
+}
+
+// Runs the exact initial filter `df` over the diffuse period of `seq` (steps
+// 0..d-1, while P_inf != 0): per step t, on_predicted(t, df) after the
+// prediction, then on_filtered(t, df, the step's log-likelihood terms) after
+// the update. Returns d; the steps from d on are ordinary (known-period) ones,
+// starting from df's moments if it updated at d - 1 (a predict that removed
+// the last diffuse directions is not kept).
+template <class OnPredicted, class OnFiltered>
+Eigen::Index run_diffuse_period(DiffuseFilter& df, const Params& params, const Sequence& seq, OnPredicted on_predicted,
+                                OnFiltered on_filtered) {
+  df.start(params);
+  Eigen::Index t = 0;
+  for (; t < seq.num_timesteps() && df.rank() > 0; ++t) {
+    const auto u = sequence_row(seq.inputs, t);
+    if (t > 0) df.predict(params, t, u);
+    if (df.rank() == 0) break;  // F removed the diffuse directions
+    on_predicted(t, df);
+    const double loglik = df.update(params, t, sequence_row(seq.emissions, t), u);
+    on_filtered(t, df, loglik);
+  }
+  return t;
+}
+
 // Throws lgssm::invalid_argument naming `what` when the diffuse part is not
 // identified by the data (the period did not end).
 void check_diffuse_identified(const DiffuseTrace& trace, const char* what);

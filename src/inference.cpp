@@ -51,19 +51,19 @@ double run_filter(Filter& kf, const Params& params, const Sequence& seq, OnPredi
   dt = internal::DiffuseTrace();
   if (params.initial.is_diffuse()) {
     internal::DiffuseFilter df(params.state_dim(), params.emission_dim());
-    df.start(params);
-    for (; t < steps && df.rank() > 0; ++t) {
-      const auto u = row_at(seq.inputs, t);
-      if (t > 0) df.predict(params, t, u);
-      if (df.rank() == 0) break;  // F removed the diffuse directions
-      if (trace) trace->predicted_diffuse.push_back(df.diffuse());
-      kf.set_moments(df.mean(), df.cov());
-      on_predicted(t, kf);
-      loglik += df.update(params, t, row_at(seq.emissions, t), u);
-      kf.set_moments(df.mean(), df.cov());
-      on_filtered(t, kf);
-      if (trace) trace->filtered_diffuse.push_back(df.diffuse());
-    }
+    t = internal::run_diffuse_period(
+        df, params, seq,
+        [&](Eigen::Index step, const internal::DiffuseFilter& f) {
+          if (trace) trace->predicted_diffuse.push_back(f.diffuse());
+          kf.set_moments(f.mean(), f.cov());
+          on_predicted(step, kf);
+        },
+        [&](Eigen::Index step, const internal::DiffuseFilter& f, double step_loglik) {
+          loglik += step_loglik;
+          kf.set_moments(f.mean(), f.cov());
+          on_filtered(step, kf);
+          if (trace) trace->filtered_diffuse.push_back(f.diffuse());
+        });
     dt.num_steps = t;
     dt.final_rank = df.rank();
   }

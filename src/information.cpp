@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "checks.hpp"
 #include "innovation_step.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
@@ -426,6 +427,7 @@ InformationResult information(const Params& params, const ParamProps& props, con
                               bool with_hessian, int num_threads) {
   const Layout layout = layout_of(params, props);
   validate(params, seqs);
+  internal::check_known_initial(params, "the information matrices (standard errors)");
   const auto sums = parallel_map(
       seqs, [&](const Sequence& seq) { return Sensitivities(params, layout.directions, with_hessian).run(seq); },
       num_threads);

@@ -160,6 +160,7 @@ Matrix FilterState::filtered_cov() const {
 
 FilterState filter_init(const Params& params, bool check_params) {
   validate(params);
+  internal::check_known_initial(params, "filter_init (the streaming filter)");
   auto impl = std::make_unique<FilterState::Impl>(params.state_dim(), params.emission_dim(), params.input_dim(),
                                                   check_params, false);
   std::visit([&](auto& kf) { kf.set_moments(params.initial.mean, params.initial.cov); }, impl->filter);
@@ -249,6 +250,7 @@ struct FixedLagSmoother::Impl {
 
 FixedLagSmoother::FixedLagSmoother(const Params& params, Eigen::Index lag) {
   validate(params);
+  internal::check_known_initial(params, "the fixed-lag smoother");
   if (lag < 0) throw_invalid("lag", "an integer >= 0", std::to_string(lag));
   impl_ = std::make_unique<Impl>(params, lag);
 }

@@ -30,6 +30,10 @@ struct InnovationsResult {
       innovation_covariances;  ///< (num_timesteps, emission_dim, emission_dim): F_t (NaN off the observed block)
   RowMatrix standardized_innovations;  ///< (num_timesteps, emission_dim): L_t^{-1} v_t
   RowMatrix scaled_innovations;        ///< (num_timesteps, emission_dim): v_t,i / sqrt(F_t,ii)
+  /// With a diffuse initial state, the steps of the diffuse period, whose
+  /// innovations have infinite variance (NaN here; step_logliks hold the
+  /// diffuse terms). Residual tests leave them out (statsmodels' nobs_diffuse).
+  Eigen::Index num_diffuse_timesteps = 0;
 };
 
 /// The smoothed disturbances, their conditional variances and the auxiliary
@@ -72,6 +76,7 @@ InnovationsResult innovations(const Params& params, const Sequence& seq);
 /// @param seq the emissions (only their missing pattern is used: NaN stays NaN) and inputs
 /// @param standardized (num_timesteps, emission_dim): w_t at the observed components (others ignored)
 /// @return (num_timesteps, emission_dim): y*, NaN where seq is missing
+/// Throws for a diffuse initial state (the known filter only).
 /// @note See Sec. 3 of Stoffer & Wall (1991).
 RowMatrix emissions_from_innovations(const Params& params, const Sequence& seq, const RowMatrix& standardized);
 

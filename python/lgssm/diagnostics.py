@@ -69,6 +69,9 @@ class Innovations:
         components (statsmodels' ``standardized_forecasts_error``).
     scaled_innovations : array, shape (num_timesteps, emission_dim)
         v_t,i / sqrt(F_t,ii), component by component.
+    num_diffuse_timesteps : int or array, shape (num_sequences,), default 0
+        With a diffuse initialization, the steps of the diffuse period (statsmodels'
+        ``nobs_diffuse``): their innovations have infinite variance and are NaN.
     """
 
     marginal_loglik: Any
@@ -77,6 +80,7 @@ class Innovations:
     innovation_covariances: Any
     standardized_innovations: Any
     scaled_innovations: Any
+    num_diffuse_timesteps: Any = 0
 
 
 @dataclass
@@ -120,7 +124,9 @@ def _pack(b, cls, dicts: list):
         return [cls(**d) for d in dicts]
 
     def offset(key):
-        return None if key == "marginal_loglik" else (-1 if key.startswith("dynamics_") else 0)
+        if key in ("marginal_loglik", "num_diffuse_timesteps"):
+            return None
+        return -1 if key.startswith("dynamics_") else 0
 
     return cls(**{key: b.pack([d[key] for d in dicts], offset(key)) for key in dicts[0]})
 
@@ -230,7 +236,9 @@ def num_parameters(model, params, props) -> int:
 
     The length of the unconstrained vector over the trainable parameters: a full
     covariance counts n (n + 1) / 2, a diagonal one n, a scalar one 1, any other
-    parameter its entries, a frozen parameter 0.
+    parameter its entries, a frozen parameter 0; plus, with a diffuse
+    initialization, the number q of diffuse directions (statsmodels' df_model =
+    free parameters + k_diffuse_states, after Durbin & Koopman 2012, Sec. 7.4).
 
     Parameters
     ----------
@@ -252,7 +260,10 @@ def num_parameters(model, params, props) -> int:
     ValueError
         If the parameters or properties are invalid.
     """
-    return int(_core.num_free_parameters(model.core_params(params), props_to_core(props)))
+    core = model.core_params(params)
+    diffuse = np.asarray(core.initial_diffuse)
+    q = int(np.linalg.matrix_rank(diffuse)) if diffuse.size else 0
+    return int(_core.num_free_parameters(core, props_to_core(props))) + q
 
 
 def information_criteria(loglik: float, nobs: int, num_params: int) -> dict:
@@ -766,6 +777,8 @@ class FitResult:
     burn : int, default 0
         Leading time steps of each sequence left out of the tests and of nobs
         (statsmodels' ``loglikelihood_burn``; 0 for a known initial distribution).
+        With a diffuse initialization the tests leave out at least the diffuse
+        period, ``max(burn, num_diffuse_timesteps)`` steps, as statsmodels does.
     name : str, optional
         A label for tables (default: the model's class and dimensions).
     cov_type : {"hessian", "oim", "opg", "robust", "robust_oim"}, default "hessian"
@@ -822,6 +835,11 @@ class FitResult:
             As `lgssm.diagnostics.disturbances` returns them for this fit's data.
         """
         return disturbances(self.model, self.params, self.emissions, self.inputs)
+
+    def _test_burn(self, sequence: int = 0) -> int:
+        """The steps the residual tests leave out: max(burn, the diffuse period) (statsmodels)."""
+        inn = self._innovations_list()[count("sequence", sequence, 0, len(self._innovations_list()) - 1)]
+        return max(self.burn, int(inn.num_diffuse_timesteps))
 
     def standardized_residuals(self, sequence: int = 0) -> np.ndarray:
         """Give the standardized innovations of one sequence (Cholesky), the burn-in included.
@@ -1011,7 +1029,7 @@ class FitResult:
         array, shape (emission_dim, 2, lags)
             Statistics and p-values per component and lag.
         """
-        return test_serial_correlation(self.standardized_residuals(sequence), lags=lags, burn=self.burn)
+        return test_serial_correlation(self.standardized_residuals(sequence), lags=lags, burn=self._test_burn(sequence))
 
     def test_normality(self, sequence: int = 0) -> np.ndarray:
         """Jarque-Bera test on the standardized residuals (`lgssm.diagnostics.test_normality`).
@@ -1026,7 +1044,7 @@ class FitResult:
         array, shape (emission_dim, 4)
             Statistic, p-value, skewness, kurtosis per component.
         """
-        return test_normality(self.standardized_residuals(sequence), burn=self.burn)
+        return test_normality(self.standardized_residuals(sequence), burn=self._test_burn(sequence))
 
     def test_heteroskedasticity(self, alternative: str = "two-sided", use_f: bool = True, sequence: int = 0):
         """Harvey's test of a break in variance (`lgssm.diagnostics.test_heteroskedasticity`).
@@ -1046,7 +1064,7 @@ class FitResult:
             Statistic and p-value per component.
         """
         return test_heteroskedasticity(
-            self.standardized_residuals(sequence), burn=self.burn, alternative=alternative, use_f=use_f
+            self.standardized_residuals(sequence), burn=self._test_burn(sequence), alternative=alternative, use_f=use_f
         )
 
     def tests(self, sequence: int = 0) -> dict:
@@ -1292,7 +1310,8 @@ class FitResult:
 
         from .plot import _finish, _pyplot
 
-        resid = self.standardized_residuals(sequence)[self.burn :]
+        burn = self._test_burn(sequence)
+        resid = self.standardized_residuals(sequence)[burn:]
         variable = count("variable", variable, 0, resid.shape[1] - 1)
         x = resid[:, variable]
         observed = x[~np.isnan(x)]
@@ -1305,7 +1324,7 @@ class FitResult:
         else:
             fig.clf()
         axes = fig.subplots(2, 2)
-        t = np.arange(self.burn, self.burn + len(x))
+        t = np.arange(burn, burn + len(x))
         ax = axes[0, 0]
         ax.plot(t, x)
         ax.axhline(0, color="k", linewidth=0.5)

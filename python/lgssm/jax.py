@@ -329,11 +329,22 @@ def _posterior(method: str, model, params, emissions, inputs):
     dtype = _dtype((params, emissions, inputs))
     t, n = emissions.shape[0], model.state_dim
     means, covs = jax.ShapeDtypeStruct((t, n), dtype), jax.ShapeDtypeStruct((t, n, n), dtype)
-    fields = [jax.ShapeDtypeStruct((), dtype), means, covs, means, covs]
+    fields = dict(
+        marginal_loglik=jax.ShapeDtypeStruct((), dtype),
+        filtered_means=means,
+        filtered_covariances=covs,
+        predicted_means=means,
+        predicted_covariances=covs,
+        num_diffuse_timesteps=jax.ShapeDtypeStruct((), np.int32),
+    )
     if method == "smoother":
-        fields += [means, covs, jax.ShapeDtypeStruct((max(t - 1, 0), n, n), dtype)]
+        fields.update(
+            smoothed_means=means,
+            smoothed_covariances=covs,
+            smoothed_cross_covariances=jax.ShapeDtypeStruct((max(t - 1, 0), n, n), dtype),
+        )
     cls = PosteriorLGSSMSmoothed if method == "smoother" else PosteriorLGSSMFiltered
-    return _no_derivative(method, getattr(model, method), cls(*fields), (params, emissions, inputs))
+    return _no_derivative(method, getattr(model, method), cls(**fields), (params, emissions, inputs))
 
 
 @shared

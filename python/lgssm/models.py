@@ -221,7 +221,8 @@ class LinearGaussianSSM:
         self.state_dim, self.emission_dim, self.input_dim = n, p, m
         self.has_dynamics_bias = flag("has_dynamics_bias", has_dynamics_bias)
         self.has_emissions_bias = flag("has_emissions_bias", has_emissions_bias)
-        self.initialization = initialization_factor(initialization, n)
+        self._diffuse = initialization_factor(initialization, n)  # A, P_inf = A A^T; (n, 0) if known
+        self.initialization = initialization if isinstance(initialization, str) else self._diffuse
 
     def initialize(
         self,
@@ -341,7 +342,7 @@ class LinearGaussianSSM:
     @property
     def is_diffuse(self) -> bool:
         """Whether the initial state has a diffuse part (``initialization`` not ``"known"``)."""
-        return self.initialization.shape[1] > 0
+        return self._diffuse.shape[1] > 0
 
     # -- the C++ core's objects -----------------------------------------------
     def core_params(self, params: ParamsLGSSM) -> _core.Params:
@@ -365,7 +366,7 @@ class LinearGaussianSSM:
             When a parameter has the wrong shape or is not valid (a covariance that is
             not symmetric positive definite, a non-finite entry); the message names it.
         """
-        return to_core(params, self.state_dim, self.emission_dim, self.input_dim, self.initialization)
+        return to_core(params, self.state_dim, self.emission_dim, self.input_dim, self._diffuse)
 
     def core_prior(self) -> _core.ConjugatePrior | None:
         """The C++ core's prior on the parameters: None, as this model has none.

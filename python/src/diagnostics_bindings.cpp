@@ -55,6 +55,7 @@ void bind_diagnostics(nb::module_& m) {
           d["innovation_covariances"] = nb::cast(std::move(r.innovation_covariances));
           d["standardized_innovations"] = nb::cast(std::move(r.standardized_innovations));
           d["scaled_innovations"] = nb::cast(std::move(r.scaled_innovations));
+          d["num_diffuse_timesteps"] = r.num_diffuse_timesteps;
           return d;
         });
       },

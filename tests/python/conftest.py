@@ -79,6 +79,17 @@ def assert_close(actual, expected, name, rtol=RTOL, atol=None):
 # Random building blocks.
 
 
+def central_differences(f, x, step=1e-5):
+    """The central-difference gradient of a scalar f at x, steps step * max(1, |x_i|)."""
+    fd = np.empty(x.size)
+    for i in range(x.size):
+        h = step * max(1.0, abs(x[i]))
+        e = np.zeros(x.size)
+        e[i] = h
+        fd[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return fd
+
+
 def spd(rng, d, scale=1.0, rank=None):
     """A random symmetric positive (semi)definite d x d matrix."""
     if rank is not None:
@@ -291,16 +302,3 @@ def pytest_generate_tests(metafunc):
     elif "forecast_variant" in names and "form" in names:
         cases = [(v, f) for v in VARIANTS.values() if v.forecast for f in FORMS if f == "single" or v.batch]
         metafunc.parametrize("forecast_variant,form", cases, ids=[f"{v.name}-{f}" for v, f in cases])
-
-
-def central_differences(f, x, rel_step=1e-5):
-    """The gradient of the scalar function f at x by central differences, step
-    rel_step * max(1, |x_i|) per coordinate."""
-    x = np.asarray(x, dtype=float)
-    out = np.empty(x.size)
-    for i in range(x.size):
-        h = rel_step * max(1.0, abs(x[i]))
-        e = np.zeros(x.size)
-        e[i] = h
-        out[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return out

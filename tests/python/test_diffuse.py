@@ -11,7 +11,7 @@ import pytest
 
 import lgssm
 
-from conftest import assert_close
+from conftest import assert_close, central_differences
 from mp_reference import MpReference
 
 sm = pytest.importorskip(
@@ -257,3 +257,52 @@ def test_stationary_initialization():
     assert_close(p, f @ p @ f.T + q, "P", rtol=1e-12)
     with pytest.raises(ValueError, match="dynamics.weights.*stable"):
         lgssm.stationary_initialization(np.array([[1.0]]), np.eye(1))
+
+
+@pytest.mark.parametrize("initialization", ["diffuse", "known", np.array([[1.0], [0.0]])])
+def test_model_file_round_trip(initialization, tmp_path):
+    model = lgssm.LinearGaussianSSM(2, 1, initialization=initialization)
+    params, props = model.initialize(key=3)
+    path = tmp_path / "model.json"
+    lgssm.io.save_model(path, model, params, props)
+    loaded, loaded_params, loaded_props = lgssm.io.load_model(path)
+    assert loaded.is_diffuse == model.is_diffuse
+    assert loaded_props.initial.mean.trainable == (not model.is_diffuse)
+    y = np.random.default_rng(1).standard_normal((15, 1))
+    assert loaded.marginal_log_prob(loaded_params, y) == model.marginal_log_prob(params, y)
+
+
+def test_information_criteria_count_diffuse_states():
+    """statsmodels' df_model = free parameters + diffuse states (DK 2012, Sec. 7.4)."""
+    model, params, props = _nile_model(15099.0, 1469.1)
+    y = NILE[:, None]
+    res = UnobservedComponents(NILE, "llevel", use_exact_diffuse=True).smooth([15099.0, 1469.1])
+    fit = lgssm.FitResult(model, params, props, y)
+    assert fit.num_params == res.df_model
+    assert fit.aic == pytest.approx(res.aic, rel=1e-10)
+    assert fit.bic == pytest.approx(res.bic, rel=1e-10)
+    assert fit.test_normality()[0, 0] == pytest.approx(res.test_normality("jarquebera")[0, 0], rel=1e-8)
+
+
+def test_gradient_matches_finite_differences():
+    """Fisher's identity on the exact diffuse smoother's moments: the gradient of the
+    diffuse log likelihood over F, Q, H, R (local linear trend, missing data; the
+    gradient fits need a definite Q, which the seasonal model's is not)."""
+    from lgssm import _core
+    from lgssm.params import from_core, props_to_core
+
+    _, y, uc_args, values = CASES[3]
+    _, model, params, _ = _case_model(y[:30], uc_args, values)
+    y = y[:30, None]
+    props = model._default_props(params)
+    props.dynamics.bias.trainable = props.emissions.bias.trainable = False
+    core, core_props = model.core_params(params), props_to_core(props)
+    x = np.asarray(_core.to_unconstrained(core, core_props))
+
+    def ll(v):
+        return model.marginal_log_prob(from_core(_core.from_unconstrained(v, core, core_props), params), y)
+
+    stats = _core.sufficient_stats(core, [y], [np.zeros((30, 0))], False)
+    g = np.asarray(_core.log_prob_gradient(core, core_props, stats, None))
+    fd = central_differences(ll, x)
+    assert_close(g, fd, "gradient", rtol=1e-6, atol=1e-6 * np.abs(fd).max())

@@ -59,7 +59,11 @@ def _lgssm_attr(name: str) -> Callable[[], type]:
 
 
 register_kind(
-    ModelKind("discrete", _lgssm_attr("LinearGaussianSSM"), options=("has_dynamics_bias", "has_emissions_bias"))
+    ModelKind(
+        "discrete",
+        _lgssm_attr("LinearGaussianSSM"),
+        options=("has_dynamics_bias", "has_emissions_bias", "initialization"),
+    )
 )
 register_kind(ModelKind("continuous", _lgssm_attr("ContinuousTimeSSM"), options=("has_emissions_bias",)))
 
