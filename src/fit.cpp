@@ -95,6 +95,15 @@ void validate_fit(const Params& params, const ParamProps& props, const std::vect
   validate(params, seqs);
 }
 
+// Validates the arguments of a gradient-based fit (the objective treats an
+// error at a trial point as a point outside the domain).
+void validate_gradient_fit(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                           const ConjugatePrior* prior) {
+  validate_fit(params, props, seqs);
+  internal::check_gradient_rows(params, props);
+  if (prior) validate(params, *prior);
+}
+
 // Every trainable entry (per-step ones included) as slots: the vector SQUAREM
 // extrapolates on.
 std::vector<internal::Slot> every_entry_slots(Params& p, const ParamProps& props) {
@@ -133,7 +142,11 @@ struct Objective {
     const Params p = from_unconstrained(x, base, props);
     if (!internal::has_valid_values(p)) return kInf;
     const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
-    return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
+    try {
+      return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
+    } catch (const invalid_argument&) {  // a trainable covariance that underflows to singular
+      return kInf;
+    }
   }
 };
 
@@ -309,8 +322,7 @@ SgdRun run_sgd(const SgdSteps& steps, size_t num_sequences, Vector x, AdamState 
 FitResult fit_sgd(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                   const SgdOptions& options) {
   options.validate();
-  validate_fit(params, props, seqs);
-  if (options.prior) validate(params, *options.prior);
+  validate_gradient_fit(params, props, seqs, options.prior ? &*options.prior : nullptr);
   const Objective objective{
       params, props, seqs, num_entries(params, seqs), options.num_threads, options.prior ? &*options.prior : nullptr};
   SgdSteps steps;
@@ -335,8 +347,7 @@ void LbfgsOptions::validate() const {
 FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                     const LbfgsOptions& options) {
   options.validate();
-  validate_fit(params, props, seqs);
-  if (options.prior) validate(params, *options.prior);
+  validate_gradient_fit(params, props, seqs, options.prior ? &*options.prior : nullptr);
   const double scale = num_entries(params, seqs);
   const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
   const auto all = iota(seqs.size());

@@ -4,9 +4,11 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/QR>
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
+#include "checks.hpp"
 #include "lgssm/error.hpp"
 #include "linalg.hpp"
 #include "unchecked.hpp"
@@ -199,8 +201,13 @@ bool internal::has_constraints(const ParamProps::Conditional& c) {
 }
 
 bool has_constraints(const ParamProps& props) {
-  return props.initial.mean_constraint || internal::has_constraints(props.dynamics) ||
+  return props.initial.mean_constraint || props.initial.cov_constraint || props.dynamics.cov_constraint ||
+         props.emissions.cov_constraint || internal::has_constraints(props.dynamics) ||
          internal::has_constraints(props.emissions);
+}
+
+Matrix internal::project_cov(const Affine& a, const Matrix& cov) {
+  return constrained(a, free_values(a, cov), cov.rows(), cov.cols());
 }
 
 Params project_constraints(const Params& params, const ParamProps& props) {
@@ -211,10 +218,12 @@ Params project_constraints(const Params& params, const ParamProps& props) {
     value = constrained(*a, free_values(*a, m), m.rows(), m.cols());
   };
   project(props.initial.mean_constraint, out.initial.mean);
+  project(props.initial.cov_constraint, out.initial.cov);
   for (auto [c, pc] : {std::pair{&out.dynamics, &props.dynamics}, std::pair{&out.emissions, &props.emissions}}) {
     project(pc->weights_constraint, c->weights[0]);
     project(pc->bias_constraint, c->bias[0]);
     project(pc->input_weights_constraint, c->input_weights[0]);
+    project(pc->cov_constraint, c->cov[0]);
   }
   return out;
 }
@@ -226,6 +235,12 @@ using internal::initial_with_prior;
 using internal::pooled_dynamics;
 using internal::solve_free;
 using internal::with_prior;
+
+// The M-step of a covariance given the mean scatter: its projection onto the
+// structure, or onto the constraint (the MLE there; see Affine in props.hpp).
+Matrix covariance_update(const Matrix& scatter, CovStructure structure, const std::optional<Affine>& constraint) {
+  return constraint ? internal::project_cov(*constraint, scatter) : project(scatter, structure);
+}
 
 // Conditional M-step of one regression entry (see m_step in learn.hpp).
 void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen::Index entry,
@@ -242,24 +257,63 @@ void regression_m_step(const RegressionStats& s, LinearGaussianParams& c, Eigen:
     c.input_weights[entry] = w.middleCols(n, m);
     c.bias[entry] = w.col(n + m);
   }
-  if (props.cov) c.cov[entry] = project(s.scatter(w) / s.count, props.cov_structure);
+  if (props.cov) c.cov[entry] = covariance_update(s.scatter(w) / s.count, props.cov_structure, props.cov_constraint);
 }
 
-// Gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov.
+// The components of a covariance without noise by construction: of a frozen
+// one, those of zero variance; of a constrained one, its fixed components of
+// zero fixed variance; of a free one none (a variance that underflows to zero
+// is a point outside the domain, not a deterministic component).
+std::vector<Eigen::Index> deterministic_components(const Matrix& cov, bool trainable,
+                                                   const std::optional<Affine>& constraint) {
+  const Eigen::Index n = cov.rows();
+  std::vector<Eigen::Index> out, free;
+  if (trainable && constraint) free = internal::free_components(*constraint, n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const bool zero = trainable ? constraint && constraint->fixed(i + i * n) == 0.0 &&
+                                      std::find(free.begin(), free.end(), i) == free.end()
+                                : cov(i, i) <= 0.0;
+    if (zero) out.push_back(i);
+  }
+  return out;
+}
+
+// The gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov (moment and
+// scatter from `s`), over the components other than `deterministic` (zero
+// rows and columns of cov); the others' rows of both gradients are zero: the
+// complete-data density of a deterministic component does not depend on the
+// free values (check_gradient_rows). cov must be positive definite over the rest.
+void gaussian_gradient(const RegressionStats& s, const Matrix& w, const Matrix& cov, const std::string& name,
+                       const std::vector<Eigen::Index>& deterministic, Matrix& grad_w, Matrix& grad_cov) {
+  std::vector<Eigen::Index> noisy;
+  for (Eigen::Index i = 0; i < cov.rows(); ++i)
+    if (std::find(deterministic.begin(), deterministic.end(), i) == deterministic.end()) noisy.push_back(i);
+  const auto llt = factor_pd(name, cov(noisy, noisy));
+  grad_w = Matrix::Zero(w.rows(), w.cols());
+  grad_w(noisy, Eigen::all) = Matrix(llt.solve(Matrix(s.moment(w)(noisy, Eigen::all))));
+  const Matrix inner = s.scatter(w)(noisy, noisy) - s.count * cov(noisy, noisy);
+  const Matrix half = llt.solve(inner);
+  grad_cov = Matrix::Zero(cov.rows(), cov.cols());
+  grad_cov(noisy, noisy) = Matrix(0.5 * llt.solve(half.transpose()));
+  internal::symmetrize(grad_cov);
+}
+
+// The components `props` makes deterministic in a conditional (none without props).
+std::vector<Eigen::Index> deterministic_components(const LinearGaussianParams& c,
+                                                   const ParamProps::Conditional* props) {
+  if (props == nullptr) return {};
+  return deterministic_components(c.cov[0], props->cov, props->cov_constraint);
+}
+
 void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c, const std::string& prefix,
-                         LinearGaussianParams& grad) {
+                         const ParamProps::Conditional* props, LinearGaussianParams& grad) {
   const Eigen::Index n = c.weights.cols(), m = c.input_weights.cols();
-  const Matrix w = stacked(c, 0);
-  const auto llt = factor_pd(prefix + ".cov", c.cov[0]);
-  const Matrix grad_w = llt.solve(s.moment(w));
+  Matrix grad_w, grad_cov;
+  gaussian_gradient(s, stacked(c, 0), c.cov[0], prefix + ".cov", deterministic_components(c, props), grad_w, grad_cov);
   grad.weights[0] = grad_w.leftCols(n);
   grad.input_weights[0] = grad_w.middleCols(n, m);
   grad.bias[0] = grad_w.col(n + m);
-  const Matrix inner = s.scatter(w) - s.count * Matrix(c.cov[0]);
-  const Matrix half = llt.solve(inner);
-  MatrixMap grad_cov = grad.cov[0];
-  grad_cov = 0.5 * llt.solve(half.transpose());
-  internal::symmetrize(grad_cov);
+  grad.cov[0] = grad_cov;
 }
 
 }  // namespace
@@ -287,12 +341,67 @@ void check_constraint(const std::string& name, const std::optional<Affine>& a, b
                   "rank " + std::to_string(rank) + " with " + std::to_string(a->design.cols()) + " columns");
 }
 
+// A covariance constraint (n x n) of the form Affine describes in props.hpp:
+// symmetric, block diagonal between free and fixed components, a positive
+// semidefinite fixed block, and a free span closed under X Y + Y X.
+void check_cov_constraint(const std::string& name, const std::optional<Affine>& a, bool trainable, Eigen::Index entries,
+                          Eigen::Index n, CovStructure structure) {
+  check_constraint(name, a, trainable, entries, n * n);
+  if (!a) return;
+  const std::string where = "props." + name + ".constraint";
+  if (structure != CovStructure::kFull)
+    throw_invalid("props." + name + ".structure", "'full' (a constraint replaces the structure)",
+                  structure == CovStructure::kDiagonal ? "'diagonal'" : "'scalar'");
+  const Matrix fixed = a->fixed.reshaped(n, n);
+  auto at = [n](Eigen::Index i, Eigen::Index j) { return i + j * n; };  // the vec index of (i, j)
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < n; ++j)
+      if (fixed(i, j) != fixed(j, i) || a->design.row(at(i, j)) != a->design.row(at(j, i)))
+        throw_invalid(where, "a symmetric constraint (the same fixed value and design row at (i, j) and (j, i))",
+                      "a difference at (" + std::to_string(i) + ", " + std::to_string(j) + ")");
+  const std::vector<Eigen::Index> free = internal::free_components(*a, n);
+  std::vector<Eigen::Index> held;
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (std::find(free.begin(), free.end(), i) == free.end()) held.push_back(i);
+  for (Eigen::Index i : free)
+    for (Eigen::Index j = 0; j < n; ++j)
+      if (fixed(i, j) != 0.0)
+        throw_invalid(where + ".fixed",
+                      "zero fixed entries in the rows of components with a free value (a block-diagonal "
+                      "covariance: fixed block and free block)",
+                      std::to_string(fixed(i, j)) + " at (" + std::to_string(i) + ", " + std::to_string(j) + ")");
+  if (!held.empty())
+    internal::check_covariance(where + ".fixed (its block of fixed components)", fixed(held, held),
+                               internal::Definiteness::kSemidefinite);
+  // The Jordan-algebra condition, on the free block: each B_k B_l + B_l B_k in the span.
+  const Eigen::Index k = a->design.cols(), f = static_cast<Eigen::Index>(free.size());
+  std::vector<Matrix> basis;
+  Matrix span(f * f, k);
+  for (Eigen::Index c = 0; c < k; ++c) {
+    basis.push_back(Matrix(a->design.col(c).reshaped(n, n))(free, free));
+    span.col(c) = basis.back().reshaped();
+  }
+  const auto qr = span.colPivHouseholderQr();
+  for (Eigen::Index c = 0; c < k; ++c)
+    for (Eigen::Index d = c; d < k; ++d) {
+      const Matrix j = basis[c] * basis[d] + basis[d] * basis[c];
+      const Vector jv = j.reshaped();
+      const double residual = (jv - span * qr.solve(jv)).norm();
+      if (residual > 1e-10 * basis[c].norm() * basis[d].norm())
+        throw_invalid(where + ".design",
+                      "free values whose span is closed under X Y + Y X (diagonal, block-diagonal, equal-variance "
+                      "or equal-variance-and-covariance blocks), for which the M-step is closed form",
+                      "free values " + std::to_string(c) + " and " + std::to_string(d) + " whose product leaves it");
+    }
+}
+
 void check_constraints(const std::string& prefix, const LinearGaussianParams& c, const ParamProps::Conditional& pc) {
   check_constraint(prefix + ".weights", pc.weights_constraint, pc.weights, c.weights.size(),
                    c.weights.rows() * c.weights.cols());
   check_constraint(prefix + ".bias", pc.bias_constraint, pc.bias, c.bias.size(), c.bias.rows() * c.bias.cols());
   check_constraint(prefix + ".input_weights", pc.input_weights_constraint, pc.input_weights, c.input_weights.size(),
                    c.input_weights.rows() * c.input_weights.cols());
+  check_cov_constraint(prefix + ".cov", pc.cov_constraint, pc.cov, c.cov.size(), c.cov.rows(), pc.cov_structure);
 }
 
 }  // namespace
@@ -300,6 +409,8 @@ void check_constraints(const std::string& prefix, const LinearGaussianParams& c,
 void validate(const Params& params, const ParamProps& props) {
   validate(params);
   check_constraint("initial.mean", props.initial.mean_constraint, props.initial.mean, 1, params.state_dim());
+  check_cov_constraint("initial.cov", props.initial.cov_constraint, props.initial.cov, 1, params.state_dim(),
+                       props.initial.cov_structure);
   check_constraints("dynamics", params.dynamics, props.dynamics);
   check_constraints("emissions", params.emissions, props.emissions);
   // The constrained M-step's condition on the starting covariances (solve_constrained).
@@ -346,7 +457,9 @@ Params m_step(const Params& params, const ParamProps& props, const SufficientSta
                          : solve_free(init, params.initial.mean,
                                       props.initial.mean ? std::vector<Eigen::Index>{0} : std::vector<Eigen::Index>{});
     out.initial.mean = m;
-    if (props.initial.cov) out.initial.cov = project(init.scatter(m) / init.count, props.initial.cov_structure);
+    if (props.initial.cov)
+      out.initial.cov =
+          covariance_update(init.scatter(m) / init.count, props.initial.cov_structure, props.initial.cov_constraint);
   }
   if (any_trainable(props.dynamics))
     regression_m_step(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), out.dynamics, 0,
@@ -374,28 +487,30 @@ namespace {
 
 // The natural-parameter gradient (log_prob_natural_gradient in learn.hpp) of
 // the groups flagged; the others keep params' values (unused by the caller).
+// Given props, over the components it does not make deterministic
+// (gaussian_gradient); else every covariance must be positive definite.
 Params natural_gradient(const Params& params, const SufficientStats& stats, const ConjugatePrior* prior, bool initial,
-                        bool dynamics, bool emissions) {
+                        bool dynamics, bool emissions, const ParamProps* props) {
   if (prior) validate(params, *prior);
   if (emissions && stats.emissions.size() != 1)
     throw_invalid("stats", "emission statistics pooled over time (gradients need time-invariant parameters)",
                   std::to_string(stats.emissions.size()) + " per-step entries");
   Params g = params;
   if (initial) {
-    const RegressionStats init = initial_with_prior(stats, prior);
-    const auto llt0 = factor_pd("initial.cov", params.initial.cov);
-    const Matrix& m0 = params.initial.mean;
-    g.initial.mean = llt0.solve(init.moment(m0));
-    const Matrix half = llt0.solve(init.scatter(m0) - init.count * params.initial.cov);
-    g.initial.cov = 0.5 * llt0.solve(half.transpose());
-    internal::symmetrize(g.initial.cov);
+    Matrix grad_mean;
+    gaussian_gradient(
+        initial_with_prior(stats, prior), params.initial.mean, params.initial.cov, "initial.cov",
+        props ? deterministic_components(params.initial.cov, props->initial.cov, props->initial.cov_constraint)
+              : std::vector<Eigen::Index>{},
+        grad_mean, g.initial.cov);
+    g.initial.mean = grad_mean.col(0);
   }
   if (dynamics)
     regression_gradient(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), params.dynamics,
-                        "dynamics", g.dynamics);
+                        "dynamics", props ? &props->dynamics : nullptr, g.dynamics);
   if (emissions)
     regression_gradient(with_prior(stats.emissions[0], prior ? &prior->emissions : nullptr), params.emissions,
-                        "emissions", g.emissions);
+                        "emissions", props ? &props->emissions : nullptr, g.emissions);
   return g;
 }
 
@@ -410,10 +525,52 @@ void check_time_invariant(const std::string& prefix, const LinearGaussianParams&
 
 }  // namespace
 
+// Throws unless every free value of a trainable mean, weight, bias or input
+// weight lies in a component that `props` does not make deterministic: the
+// gradient over those is not the complete-data one (a deterministic state's
+// row, an exactly observed emission's).
+void internal::check_gradient_rows(const Params& params, const ParamProps& props) {
+  // A differentiated group's covariance: positive definite over its components
+  // with noise; its free means or weights: none in a deterministic row.
+  auto check = [](const Matrix& cov, const std::vector<Eigen::Index>& deterministic, const std::string& name,
+                  const Affine* free) {
+    std::vector<Eigen::Index> noisy;
+    for (Eigen::Index i = 0; i < cov.rows(); ++i)
+      if (std::find(deterministic.begin(), deterministic.end(), i) == deterministic.end()) noisy.push_back(i);
+    factor_pd(name + ".cov", cov(noisy, noisy));
+    if (free == nullptr || deterministic.empty()) return;
+    for (const auto& column : design_entries(free->design, cov.rows()))
+      for (const auto& e : column)
+        if (std::find(deterministic.begin(), deterministic.end(), e.row) != deterministic.end())
+          throw_invalid(name == "initial" ? "initial.mean" : name + ".weights, input_weights and bias",
+                        "free entries only in rows with noise for gradient-based fitting (the row of a component "
+                        "without noise is not identified by the complete-data likelihood; fix its entries)",
+                        "a free entry in row " + std::to_string(e.row) + ", whose variance is fixed at 0");
+  };
+  const Eigen::Index n = params.state_dim();
+  if (props.initial.mean || props.initial.cov) {
+    const Affine all{Vector::Zero(n), Matrix::Identity(n, n)};
+    const Affine* mean =
+        props.initial.mean ? (props.initial.mean_constraint ? &*props.initial.mean_constraint : &all) : nullptr;
+    check(params.initial.cov,
+          deterministic_components(params.initial.cov, props.initial.cov, props.initial.cov_constraint), "initial",
+          mean);
+  }
+  for (auto [c, pc, name] : {std::tuple{&params.dynamics, &props.dynamics, "dynamics"},
+                             std::tuple{&params.emissions, &props.emissions, "emissions"}}) {
+    if (!any_trainable(*pc)) continue;
+    const auto deterministic = deterministic_components(*c, pc);
+    std::optional<Affine> free;
+    if (!deterministic.empty() && (pc->weights || pc->bias || pc->input_weights))
+      free = internal::stacked_constraint(*pc, stacked(*c, 0), c->weights.cols(), c->input_weights.cols());
+    check(c->cov[0], deterministic, name, free ? &*free : nullptr);
+  }
+}
+
 Params log_prob_natural_gradient(const Params& params, const SufficientStats& stats, const ConjugatePrior* prior) {
   check_time_invariant("dynamics", params.dynamics);
   check_time_invariant("emissions", params.emissions);
-  return natural_gradient(params, stats, prior, true, true, true);
+  return natural_gradient(params, stats, prior, true, true, true, nullptr);
 }
 
 Params log_prior_gradient(const Params& params, const ConjugatePrior& prior) {
@@ -423,15 +580,16 @@ Params log_prior_gradient(const Params& params, const ConjugatePrior& prior) {
   none.initial = RegressionStats(params.initial.mean);
   none.dynamics.emplace_back(stacked(params.dynamics, 0));
   none.emissions.emplace_back(stacked(params.emissions, 0));
-  return natural_gradient(params, none, &prior, true, true, true);
+  return natural_gradient(params, none, &prior, true, true, true, nullptr);
 }
 
 Vector log_prob_gradient(const Params& params, const ParamProps& props, const SufficientStats& stats,
                          const ConjugatePrior* prior) {
   // Only the groups with a trainable member are differentiated (a frozen
-  // covariance need not be definite).
+  // covariance need not be definite), over their components with noise.
+  internal::check_gradient_rows(params, props);
   const Params g = natural_gradient(params, stats, prior, props.initial.mean || props.initial.cov,
-                                    any_trainable(props.dynamics), any_trainable(props.emissions));
+                                    any_trainable(props.dynamics), any_trainable(props.emissions), &props);
   // Chain rule to the unconstrained coordinates.
   Params p = params, gc = g;
   return internal::chain(internal::trainable_slots(p, props), internal::trainable_slots(gc, props));
@@ -501,6 +659,7 @@ double log_posterior_unconstrained(const Vector& x, const Params& base, const Pa
                                    int num_threads) {
   validate(base);
   validate(base, seqs);
+  internal::check_gradient_rows(base, props);  // a structural error, not a point outside the domain
   double f = log_det_jacobian(x, base, props, grad);
   try {
     const Params params = from_unconstrained(x, base, props);

@@ -89,6 +89,14 @@ bool has_constraints(const ParamProps::Conditional& c);
 // variance carry no information on beta. Cost O(nnz(D) d k + k nnz(D) + k^3).
 Matrix solve_constrained(const RegressionStats& s, const Matrix& w, const Affine& a, const Matrix& cov,
                          const std::string& name);
+// The covariance constraint's MLE given the mean scatter `cov`: its Frobenius
+// projection onto the constraint (see Affine in props.hpp); no checks.
+Matrix project_cov(const Affine& a, const Matrix& cov);
+// Throws unless every free value of a trainable mean, weight, bias or input
+// weight lies in a component that `props` does not make deterministic (a
+// frozen zero variance, a covariance constraint's fixed zero): the gradient's
+// condition (log_prob_gradient).
+void check_gradient_rows(const Params& params, const ParamProps& props);
 // Throws unless every free entry of `a` lies in a row of positive variance in `cov`.
 void check_noisy_rows(const Affine& a, const Matrix& cov, const std::string& name);
 // The constraint on vec(W), W = [weights, input_weights, bias] (n state, m

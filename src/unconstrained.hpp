@@ -38,6 +38,15 @@ std::vector<Slot> trainable_slots(Params& p, const ParamProps& props);
 std::vector<Slot> trainable_slots(InitialParams& initial, LinearGaussianParams* dynamics,
                                   LinearGaussianParams& emissions, const ParamProps& props, bool every_entry = false);
 
+// Whether the slot is a covariance with a constraint whose free values are
+// variances (positive design entries on diagonal positions only, at most one
+// per entry): those are mapped as x = log(beta) / 2. The other constrained
+// covariances are mapped by the exponential map of their free block (x the
+// coordinates of logm, unconstrained.cpp).
+bool holds_variances(const Slot& s);
+// The components of an n x n covariance constraint that a free value enters.
+std::vector<Eigen::Index> free_components(const Affine& a, Eigen::Index n);
+
 // The number of unconstrained values of a slot (full covariance n (n + 1) / 2,
 // diagonal n, scalar 1, other parameters their entries), and of a slot list:
 // the length of pack's vector.

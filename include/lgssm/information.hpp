@@ -7,10 +7,11 @@
 /// The free parameters theta are on the user's scale, in the order of the
 /// trainable parameters (initial.mean, initial.cov, dynamics.weights, .bias,
 /// .input_weights, .cov, then the emissions' likewise; frozen ones excluded):
-///   - a constrained mean, weight, bias or input weight matrix M,
-///     vec(M) = fixed + design beta (props.hpp): its free values beta;
+///   - a constrained parameter M (a mean, weight, bias, input weight or
+///     covariance matrix), vec(M) = fixed + design beta (props.hpp): its free
+///     values beta;
 ///   - any other of those: its entries, row by row;
-///   - a full covariance: its lower triangle row by row, (0,0), (1,0), (1,1),
+///   - an unconstrained full covariance: its lower triangle row by row, (0,0), (1,0), (1,1),
 ///     (2,0), ...; a diagonal one its diagonal; a scalar one its one variance.
 /// Every model matrix is then affine in theta, so d(matrix)/d theta_k is a
 /// constant matrix and every second derivative of a model matrix is zero.

@@ -27,6 +27,26 @@ Matrix project(const Matrix& cov, CovStructure structure);
 /// an entry whose row of `design` is zero is fixed at its `fixed` value, and
 /// entries that share one column of `design` share one value. `design` must
 /// have full column rank.
+///
+/// On a covariance (n x n) the constraint must keep it a covariance whose
+/// maximum-likelihood update is closed form:
+/// - symmetric: the entries (i, j) and (j, i) have the same fixed value and
+///   the same row of `design`;
+/// - the components split into free ones (a free value enters their row) and
+///   fixed ones; every fixed entry in the row of a free component is zero, so
+///   the covariance is block diagonal: a fixed block (zero for components
+///   without noise: deterministic states, exactly observed emissions) and a
+///   free block;
+/// - on the free block, the span V of the design's columns is a Jordan
+///   algebra: X Y + Y X lies in V for X, Y in V (diagonal with free or shared
+///   variances, block diagonal with full, diagonal, equal-variance or
+///   equal-variance-and-covariance blocks, any of these tied across blocks).
+/// Then the MLE over V of a Gaussian covariance with scatter S is the
+/// Frobenius projection of S onto V (Sigma^-1 X Sigma^-1 lies in V for X and
+/// Sigma in V, so the stationarity condition tr(Sigma^-1 (S - Sigma) Sigma^-1 X)
+/// = 0 for all X in V is the projection's); Holmes (2012), Sec. 5, gives the
+/// update for the diagonal and equal-variance cases. The constraint replaces
+/// the covariance's structure (leave it kFull).
 struct Affine {
   Vector fixed;   ///< (rows * cols,)
   Matrix design;  ///< (rows * cols, number of free values)
@@ -46,6 +66,7 @@ struct ParamProps {
     bool cov = true;
     CovStructure cov_structure = CovStructure::kFull;
     std::optional<Affine> mean_constraint;  ///< with `mean` trainable: the entries it fits
+    std::optional<Affine> cov_constraint;   ///< with `cov` trainable: a covariance constraint (see Affine)
   };
   struct Conditional {
     bool weights = true;
@@ -55,6 +76,8 @@ struct ParamProps {
     CovStructure cov_structure = CovStructure::kFull;
     /// With the parameter trainable: the entries a fit changes (unset: all of them).
     std::optional<Affine> weights_constraint, bias_constraint, input_weights_constraint;
+    /// With `cov` trainable and time-invariant: a covariance constraint (see Affine).
+    std::optional<Affine> cov_constraint;
   };
   Initial initial;
   Conditional dynamics;
@@ -65,7 +88,9 @@ struct ParamProps {
 /// structure; trainable dynamics parameters must be time-invariant; emission
 /// parameters are either all time-invariant or all per step (learned per step);
 /// a constraint belongs to a trainable, time-invariant parameter, has the
-/// parameter's size, finite entries and a design of full column rank.
+/// parameter's size, finite entries and a design of full column rank; a
+/// covariance constraint has the form Affine describes, its covariance the
+/// structure kFull and a value that satisfies it.
 void validate(const Params& params, const ParamProps& props);
 
 /// Whether any parameter of `props` has an affine constraint.

@@ -16,8 +16,20 @@ to a parameter's properties::
 equal names tied); `linear` takes ``fixed`` and ``design`` as they are. EM
 honours a constraint in closed form (the constrained M-step of
 ``src/unchecked.hpp``), and the gradient fits (``fit_lbfgs``, ``fit_sgd``) and
-``log_prob_gradient`` work over beta. Means, weights, biases and input weights
-can be constrained; covariances keep their ``structure``.
+``log_prob_gradient`` work over beta.
+
+Every parameter can be constrained. A covariance's constraint (it replaces the
+``structure``) must be symmetric and block diagonal between the components with a
+free value and the others (zero rows for states without noise, exactly observed
+emissions, or a known fixed block), with free values whose span is closed under
+X Y + Y X: diagonal variances, free or shared, block-diagonal combinations of full,
+diagonal and equal-variance-and-covariance blocks. For those the M-step is the
+projection of the expected scatter onto the constraint, the exact maximizer
+(``props.hpp``). `diagonal`, `equalvarcov`, `unconstrained` and `block_diagonal`
+build them; `pattern` writes any other, e.g. ``pattern([["v", 0], [0, 0]])`` for a
+variance and a deterministic second state. The gradient fits map free variances
+(free values on the diagonal only) through log standard deviations and others
+linearly.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import numpy as np
 from . import _core
 from ._checks import real_array
 
-__all__ = ["Constraint", "linear", "pattern"]
+__all__ = ["Constraint", "block_diagonal", "diagonal", "equalvarcov", "linear", "pattern", "unconstrained"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,3 +260,159 @@ def linear(fixed, design, names=None) -> Constraint:
     if len(labels) != k or len(set(labels)) != k or not all(isinstance(n, str) and n for n in labels):
         raise ValueError(f"names: expected {k} distinct non-empty strings, got {names!r}")
     return Constraint(shape, f.reshape(-1, order="F"), np.array(d, dtype=float), labels)
+
+
+def diagonal(entries) -> Constraint:
+    """A diagonal covariance, entry by entry: names are free variances, numbers fixed.
+
+    Parameters
+    ----------
+    entries : int or sequence of float or str
+        The diagonal, for example ``["level", "slope", 0.0]`` (a deterministic third
+        state) or ``["v", "v"]`` (equal variances); an int n gives n distinct variances
+        ``var[0]``, ..., ``var[n-1]``.
+
+    Returns
+    -------
+    Constraint
+        The n x n constraint, zero off the diagonal.
+
+    Raises
+    ------
+    ValueError
+        If an entry is neither a finite number nor a non-empty name.
+
+    Examples
+    --------
+    >>> diagonal(["a", 0.0, "a"]).matrix([2.0])
+    array([[2., 0., 0.],
+           [0., 0., 0.],
+           [0., 0., 2.]])
+    """
+    if isinstance(entries, (int, np.integer)) and not isinstance(entries, bool):
+        entries = [f"var[{i}]" for i in range(int(entries))]
+    diag = list(entries) if isinstance(entries, (list, tuple, np.ndarray)) else None
+    if not diag:
+        raise ValueError(f"entries: expected a positive int or a non-empty sequence, got {entries!r}")
+    grid: list = [[0.0] * len(diag) for _ in diag]
+    for i, e in enumerate(diag):
+        grid[i][i] = e
+    return pattern(grid)
+
+
+def equalvarcov(n: int, variance: str = "variance", covariance: str = "covariance") -> Constraint:
+    """An n x n covariance with one variance on the diagonal and one covariance off it (MARSS's "equalvarcov").
+
+    Parameters
+    ----------
+    n : int
+        The dimension, at least 1.
+    variance, covariance : str
+        The two free values' names.
+
+    Returns
+    -------
+    Constraint
+        The constraint (with n = 1 only the variance).
+
+    Raises
+    ------
+    ValueError
+        If n is not a positive int or the names are not distinct non-empty strings.
+    """
+    from ._checks import count
+
+    n = count("n", n, 1)
+    if variance == covariance:
+        raise ValueError(f"covariance: expected a name other than the variance's, got {covariance!r}")
+    return pattern([[variance if i == j else covariance for j in range(n)] for i in range(n)])
+
+
+def unconstrained(n: int, name: str = "cov") -> Constraint:
+    """An n x n covariance with every entry free: ``name[i,j]`` for i >= j, shared with (j, i).
+
+    Parameters
+    ----------
+    n : int
+        The dimension, at least 1.
+    name : str
+        The prefix of the free values' names.
+
+    Returns
+    -------
+    Constraint
+        The constraint, n (n + 1) / 2 free values (a block for `block_diagonal`).
+
+    Raises
+    ------
+    ValueError
+        If n is not a positive int.
+    """
+    from ._checks import count
+
+    n = count("n", n, 1)
+    return pattern([[f"{name}[{max(i, j)},{min(i, j)}]" for j in range(n)] for i in range(n)])
+
+
+def block_diagonal(*blocks) -> Constraint:
+    """A block-diagonal covariance from square blocks: constraints, or fixed matrices.
+
+    Free values with the same name in different blocks are tied.
+
+    Parameters
+    ----------
+    *blocks : Constraint or array_like
+        Square constraints (`diagonal`, `unconstrained`, `pattern`, ...) or square
+        arrays of fixed values (a known block, zeros for deterministic states).
+
+    Returns
+    -------
+    Constraint
+        The constraint over the whole matrix, zero between blocks.
+
+    Raises
+    ------
+    ValueError
+        If no block is given or a block is not square.
+
+    Examples
+    --------
+    >>> c = block_diagonal(diagonal(["level"]), np.zeros((2, 2)), unconstrained(2, "ar"))
+    >>> c.shape, c.names
+    ((5, 5), ('level', 'ar[0,0]', 'ar[1,0]', 'ar[1,1]'))
+    """
+    if not blocks:
+        raise ValueError("blocks: expected at least one block, got none")
+    grids = []
+    for k, b in enumerate(blocks):
+        if isinstance(b, Constraint):
+            if len(b.shape) != 2 or b.shape[0] != b.shape[1]:
+                raise ValueError(f"blocks[{k}]: expected a square constraint, got shape {b.shape}")
+            grids.append(_entries_of(b))
+        else:
+            a = _finite(f"blocks[{k}]", b)
+            if a.ndim != 2 or a.shape[0] != a.shape[1] or a.size == 0:
+                raise ValueError(f"blocks[{k}]: expected a square matrix, got shape {a.shape}")
+            grids.append(a.astype(object))
+    n = sum(g.shape[0] for g in grids)
+    whole = np.zeros((n, n), dtype=object)
+    at = 0
+    for g in grids:
+        whole[at : at + g.shape[0], at : at + g.shape[0]] = g
+        at += g.shape[0]
+    return pattern(whole.tolist())
+
+
+def _entries_of(c: Constraint) -> np.ndarray:
+    """A pattern's entries back from the constraint (names where one free value enters with weight 1)."""
+    flat = np.array(c.fixed, dtype=object)
+    for j, name in enumerate(c.names):
+        rows = np.flatnonzero(c.design[:, j])
+        if (
+            not np.all(c.design[rows, j] == 1.0)
+            or np.count_nonzero(c.design[rows]) != rows.size
+            or np.any(c.fixed[rows] != 0.0)
+        ):
+            raise ValueError(f"blocks: expected a pattern constraint (free values with weight 1), got {name!r}")
+        flat[rows] = name
+    return flat.reshape(c.shape, order="F")

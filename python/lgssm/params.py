@@ -30,9 +30,11 @@ class ParameterProperties:
     structure : str, default "full"
         For a covariance: ``"full"``, ``"diagonal"`` or ``"scalar"`` (c I), kept by every fit.
     constraint : lgssm.constraints.Constraint, optional
-        For a mean, weights, bias or input weights of a trainable parameter: the
-        entries a fit changes (`lgssm.constraints.pattern`, `lgssm.constraints.linear`);
-        None (default) frees every entry.
+        For a trainable parameter: the entries a fit changes
+        (`lgssm.constraints.pattern`, `lgssm.constraints.linear`, and for a
+        covariance `lgssm.constraints.diagonal`, `equalvarcov`, `unconstrained`,
+        `block_diagonal`); None (default) frees every entry. A covariance's
+        constraint replaces its ``structure`` (leave it "full").
     """
 
     trainable: bool = True
@@ -483,15 +485,6 @@ def core_constraint(name: str, prop):
     return c.to_core()
 
 
-def _no_constraint(name: str, prop) -> None:
-    """Refuse a constraint on a covariance (it keeps its ``structure``)."""
-    if getattr(prop, "constraint", None) is not None:
-        raise ValueError(
-            f"props.{name}.constraint: expected None (a covariance is constrained by its "
-            f"structure: 'full', 'diagonal' or 'scalar'), got a constraint"
-        )
-
-
 def core_initial_props(props) -> _core.InitialProps:
     """Convert the initial state's properties for the C++ core.
 
@@ -516,7 +509,7 @@ def core_initial_props(props) -> _core.InitialProps:
     out.cov = trainable("initial.cov", getattr(initial, "cov", None))
     out.cov_structure = core_structure("initial.cov", initial.cov)
     out.mean_constraint = core_constraint("initial.mean", initial.mean)
-    _no_constraint("initial.cov", initial.cov)
+    out.cov_constraint = core_constraint("initial.cov", initial.cov)
     return out
 
 
@@ -544,9 +537,8 @@ def core_conditional_props(prefix: str, group) -> _core.ConditionalProps:
     for name in ("weights", "bias", "input_weights", "cov"):
         setattr(out, name, trainable(f"{prefix}.{name}", getattr(group, name, None)))
     out.cov_structure = core_structure(f"{prefix}.cov", group.cov)
-    for name in ("weights", "bias", "input_weights"):
+    for name in ("weights", "bias", "input_weights", "cov"):
         setattr(out, f"{name}_constraint", core_constraint(f"{prefix}.{name}", getattr(group, name)))
-    _no_constraint(f"{prefix}.cov", group.cov)
     return out
 
 

@@ -71,7 +71,8 @@ void bind_learn(nb::module_& m) {
       .def_rw("mean", &Props::Initial::mean)
       .def_rw("cov", &Props::Initial::cov)
       .def_rw("cov_structure", &Props::Initial::cov_structure)
-      .def_rw("mean_constraint", &Props::Initial::mean_constraint, nb::arg().none());
+      .def_rw("mean_constraint", &Props::Initial::mean_constraint, nb::arg().none())
+      .def_rw("cov_constraint", &Props::Initial::cov_constraint, nb::arg().none());
   nb::class_<Props::Conditional>(m, "ConditionalProps")
       .def(nb::init<>())
       .def_rw("weights", &Props::Conditional::weights)
@@ -81,7 +82,8 @@ void bind_learn(nb::module_& m) {
       .def_rw("cov_structure", &Props::Conditional::cov_structure)
       .def_rw("weights_constraint", &Props::Conditional::weights_constraint, nb::arg().none())
       .def_rw("bias_constraint", &Props::Conditional::bias_constraint, nb::arg().none())
-      .def_rw("input_weights_constraint", &Props::Conditional::input_weights_constraint, nb::arg().none());
+      .def_rw("input_weights_constraint", &Props::Conditional::input_weights_constraint, nb::arg().none())
+      .def_rw("cov_constraint", &Props::Conditional::cov_constraint, nb::arg().none());
   nb::class_<Props>(m, "ParamProps")
       .def(nb::init<>())
       .def_rw("initial", &Props::initial)

@@ -676,6 +676,19 @@ Affine pattern(const Eigen::MatrixXi& ids, Index num_free) {
   return a;
 }
 
+// Random moves of the unconstrained values away from `best` (three scales)
+// lower the expected complete-data log likelihood.
+void expect_maximum_over_x(const Params& best, const ParamProps& props, const SufficientStats& stats, unsigned seed) {
+  const double q_best = expected_complete_loglik(best, stats);
+  const Vector x = to_unconstrained(best, props);
+  std::mt19937_64 rng(seed);
+  for (double scale : {1e-4, 1e-2, 0.3})
+    for (int k = 0; k < 20; ++k) {
+      const Params moved = from_unconstrained(x + random_matrix(rng, x.size(), 1, scale), best, props);
+      EXPECT_LT(expected_complete_loglik(moved, stats), q_best) << "scale " << scale << ", draw " << k;
+    }
+}
+
 // The constrained M-step (solve_constrained): with the covariances held, it
 // maximizes the expected complete-data log likelihood over beta, and its
 // output satisfies the constraints; the identity constraint is the
@@ -700,15 +713,9 @@ TEST(Learn, ConstrainedMStepMaximizesOverBeta) {
 
   const Params best = m_step(params, props, stats);
   expect_params_near(project_constraints(best, props), best, 1e-12);
-  const double q_best = expected_complete_loglik(best, stats);
   const Vector x = to_unconstrained(best, props);
   EXPECT_EQ(x.size(), 1 + (1 + 2 + 3) + (4 + 2 + 6));  // mean; F, b, B; H, d, D (b and D free)
-  std::mt19937_64 rng(95);
-  for (double scale : {1e-4, 1e-2, 0.3})
-    for (int k = 0; k < 20; ++k) {
-      const Params moved = from_unconstrained(x + random_matrix(rng, x.size(), 1, scale), best, props);
-      EXPECT_LT(expected_complete_loglik(moved, stats), q_best) << "scale " << scale << ", draw " << k;
-    }
+  expect_maximum_over_x(best, props, stats, 95);
   const Vector g = log_prob_gradient(best, props, stats);
   EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-8 * log_prob_gradient(params, props, stats).lpNorm<Eigen::Infinity>());
 
@@ -716,6 +723,39 @@ TEST(Learn, ConstrainedMStepMaximizesOverBeta) {
   identity.emissions.weights_constraint = Affine{Vector::Zero(6), Matrix::Identity(6, 6)};
   identity.initial.mean_constraint = Affine{Vector::Zero(2), Matrix::Identity(2, 2)};
   expect_params_near(m_step(params, identity, stats), m_step(params, ParamProps(), stats), 1e-12);
+}
+
+// The covariance M-step under a constraint (project_cov): with the weights
+// held it maximizes the expected complete-data log likelihood over the free
+// values, through both maps of the gradient fits (log standard deviations for
+// Q = diag(a, a); the exponential map for R = blockdiag([[v, c], [c, v]], w)).
+TEST(Learn, ConstrainedCovarianceMStepMaximizesOverBeta) {
+  Params params = random_params({2, 3, 2, 0, true, false, -1, -1, 96});
+  const Params other = random_params({2, 3, 2, 0, true, false, -1, -1, 97});
+  const auto seqs = make_sequences(other, {{12, 0.2, {}, 98}, {9, 0.0, {4}, 99}});
+  const SufficientStats stats = sufficient_stats(other, seqs, false, kThreads);
+  ParamProps props = freeze(
+      ParamProps(), {"initial.mean", "initial.cov", "dynamics.weights", "dynamics.bias", "dynamics.input_weights",
+                     "emissions.weights", "emissions.bias", "emissions.input_weights"});
+  Affine q{Vector::Zero(4), Matrix::Zero(4, 1)};
+  q.design(0, 0) = q.design(3, 0) = 1.0;
+  Affine r{Vector::Zero(9), Matrix::Zero(9, 3)};
+  r.design(0, 0) = r.design(4, 0) = 1.0;  // v at (0, 0) and (1, 1)
+  r.design(1, 1) = r.design(3, 1) = 1.0;  // c at (1, 0) and (0, 1)
+  r.design(8, 2) = 1.0;                   // w at (2, 2)
+  props.dynamics.cov_constraint = q;
+  props.emissions.cov_constraint = r;
+  params = project_constraints(params, props);
+
+  const Params best = m_step(params, props, stats);
+  expect_params_near(project_constraints(best, props), best, 1e-12);
+  EXPECT_EQ(best.emissions.cov[0](2, 0), 0.0);
+  const Vector x = to_unconstrained(best, props);
+  ASSERT_EQ(x.size(), 4);
+  expect_params_near(from_unconstrained(x, params, props), best, 1e-12);
+  expect_maximum_over_x(best, props, stats, 100);
+  const Vector g = log_prob_gradient(best, props, stats);
+  EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-8 * log_prob_gradient(params, props, stats).lpNorm<Eigen::Infinity>());
 }
 
 // ---------------------------------------------------------------------------

@@ -291,3 +291,16 @@ def pytest_generate_tests(metafunc):
     elif "forecast_variant" in names and "form" in names:
         cases = [(v, f) for v in VARIANTS.values() if v.forecast for f in FORMS if f == "single" or v.batch]
         metafunc.parametrize("forecast_variant,form", cases, ids=[f"{v.name}-{f}" for v, f in cases])
+
+
+def central_differences(f, x, rel_step=1e-5):
+    """The gradient of the scalar function f at x by central differences, step
+    rel_step * max(1, |x_i|) per coordinate."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty(x.size)
+    for i in range(x.size):
+        h = rel_step * max(1.0, abs(x[i]))
+        e = np.zeros(x.size)
+        e[i] = h
+        out[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return out

@@ -13,7 +13,7 @@ from lgssm import LinearGaussianSSM, _core
 from lgssm.constraints import linear, pattern
 from lgssm.params import from_core, props_to_core
 
-from conftest import assert_close
+from conftest import assert_close, central_differences
 from peer_models import inputs_case
 
 
@@ -144,12 +144,7 @@ def test_beta_gradient_matches_finite_differences():
     stats = _core.sufficient_stats(base, [y], [u], False)
     g = np.asarray(_core.log_prob_gradient(base, core_props, stats, None))
     k = props.emissions.weights.constraint.num_free + props.initial.mean.constraint.num_free
-    fd = np.empty(x.size)
-    for i in range(x.size):
-        h = 1e-5 * max(1.0, abs(x[i]))
-        e = np.zeros(x.size)
-        e[i] = h
-        fd[i] = (ll(x + e) - ll(x - e)) / (2 * h)
+    fd = central_differences(ll, x)
     assert x.size > k
     assert_close(g, fd, "gradient", rtol=1e-6, atol=1e-6 * np.abs(fd).max())
 
@@ -169,7 +164,25 @@ def test_json_round_trip(tmp_path):
     [
         (lambda p: setattr(p.emissions.weights, "constraint", "lower"), "props.emissions.weights.constraint: expected"),
         (lambda p: setattr(p.emissions.weights, "constraint", pattern([["a", 0.0]])), r"constraint.fixed: expected 8"),
-        (lambda p: setattr(p.dynamics.cov, "constraint", pattern([["a", 0.0], [0.0, "a"]])), "props.dynamics.cov"),
+        (
+            lambda p: setattr(p.dynamics.cov, "constraint", pattern([["a", "c"], ["c", 1.0]])),
+            r"props.dynamics.cov.constraint.fixed: expected zero fixed entries in the rows of components with a free",
+        ),
+        (
+            lambda p: setattr(p.dynamics.cov, "constraint", linear(np.zeros(4), [[1, 0], [0, 1], [0, 1], [2, 0]])),
+            r"props.dynamics.cov.constraint.design: expected free values whose span is closed under X Y \+ Y X",
+        ),
+        (
+            lambda p: setattr(p.dynamics.cov, "constraint", linear(np.zeros(4), [[1], [1], [0], [1]])),
+            r"props.dynamics.cov.constraint: expected a symmetric constraint",
+        ),
+        (
+            lambda p: (
+                setattr(p.dynamics.cov, "constraint", pattern([["a", 0.0], [0.0, "a"]])),
+                setattr(p.dynamics.cov, "structure", "diagonal"),
+            ),
+            r"props.dynamics.cov.structure: expected 'full' \(a constraint replaces the structure\), got 'diagonal'",
+        ),
         (
             lambda p: (
                 setattr(p.dynamics.weights, "constraint", pattern([["a", 0.0], [0.0, "a"]])),
