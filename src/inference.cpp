@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "checks.hpp"
+#include "diffuse.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
@@ -32,15 +33,44 @@ Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 }
 
 // Runs the filter over `seq`, calling on_predicted(t, kf) and on_filtered(t, kf)
-// after each half step; returns log p(y).
+// after each half step; returns log p(y) (the diffuse log likelihood with a
+// diffuse initial state). With a diffuse initial state, the steps of the
+// diffuse period run the exact initial filter (DiffuseFilter, diffuse.hpp),
+// whose moments (a, P_*) are handed to kf (its moments during those steps),
+// and kf takes over once P_inf = 0; `trace` (if given) receives what the
+// smoother needs of that period. The diffuse period may allocate; the time
+// loop after it does not.
 template <class Filter, class OnPredicted, class OnFiltered>
 double run_filter(Filter& kf, const Params& params, const Sequence& seq, OnPredicted on_predicted,
-                  OnFiltered on_filtered) {
-  [[maybe_unused]] NoMallocScope no_malloc;
+                  OnFiltered on_filtered, internal::DiffuseTrace* trace = nullptr) {
   double loglik = 0.0;
-  for (Eigen::Index t = 0; t < seq.num_timesteps(); ++t) {
+  Eigen::Index t = 0;
+  const Eigen::Index steps = seq.num_timesteps();
+  internal::DiffuseTrace local;
+  internal::DiffuseTrace& dt = trace ? *trace : local;
+  dt = internal::DiffuseTrace();
+  if (params.initial.is_diffuse()) {
+    internal::DiffuseFilter df(params.state_dim(), params.emission_dim());
+    df.start(params);
+    for (; t < steps && df.rank() > 0; ++t) {
+      const auto u = row_at(seq.inputs, t);
+      if (t > 0) df.predict(params, t, u);
+      if (df.rank() == 0) break;  // F removed the diffuse directions
+      if (trace) trace->predicted_diffuse.push_back(df.diffuse());
+      kf.set_moments(df.mean(), df.cov());
+      on_predicted(t, kf);
+      loglik += df.update(params, t, row_at(seq.emissions, t), u);
+      kf.set_moments(df.mean(), df.cov());
+      on_filtered(t, kf);
+      if (trace) trace->filtered_diffuse.push_back(df.diffuse());
+    }
+    dt.num_steps = t;
+    dt.final_rank = df.rank();
+  }
+  [[maybe_unused]] NoMallocScope no_malloc;
+  for (; t < steps; ++t) {
     const auto u = row_at(seq.inputs, t);
-    kf.predict(params, t, u);
+    kf.predict(params, t, u);  // t = 0: the initial moments (also with a rank-0 diffuse part)
     on_predicted(t, kf);
     loglik += kf.update(params, t, row_at(seq.emissions, t), u);
     on_filtered(t, kf);
@@ -66,7 +96,7 @@ struct BackwardTerms {
 
 template <int N>
 FilterResult run_stored_filter(const Params& params, const Sequence& seq, BackwardTerms* back = nullptr,
-                               bool omega = false) {
+                               bool omega = false, internal::DiffuseTrace* diffuse = nullptr) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   FilterResult r;
   internal::resize_result(r.filtered_means, steps, n);
@@ -79,6 +109,7 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
     if (omega) back->omega = internal::result_series(steps, n, n);
   }
   KalmanFilter<N> kf(n, params.emission_dim(), back != nullptr);
+  internal::DiffuseTrace trace;
   r.marginal_loglik = run_filter(
       kf, params, seq,
       [&](Eigen::Index t, const auto& kf) { store(kf, t, r.predicted_means, r.predicted_covariances); },
@@ -88,7 +119,10 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
         sized_row<N>(back->a, t) = kf.backward_a();
         sized<N, N>(back->transition[t]) = kf.backward_transition();
         if (omega) sized<N, N>(back->omega[t]) = kf.backward_omega();
-      });
+      },
+      &trace);
+  r.num_diffuse_timesteps = trace.num_steps;
+  if (diffuse) *diffuse = std::move(trace);
   return r;
 }
 
@@ -136,7 +170,10 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
   SmootherResult r;
   BackwardTerms back;
-  static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq, &back, covariances);
+  internal::DiffuseTrace diffuse;
+  static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq, &back, covariances, &diffuse);
+  internal::check_diffuse_identified(diffuse, "smoother");
+  const Eigen::Index d = diffuse.num_steps;
   internal::resize_result(r.smoothed_means, steps, n);
   if (covariances) {
     r.smoothed_covariances = internal::result_series(steps, n, n);
@@ -147,27 +184,41 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
     trace->info = internal::result_series(steps, n, n);
   }
   internal::BackwardRecursion<N> recursion(n);
-  [[maybe_unused]] NoMallocScope no_malloc;
-  for (Eigen::Index t = steps - 1; t >= 0; --t) {
-    const auto pf = sized<N, N>(std::as_const(r.filtered_covariances)[t]);
-    const auto a_mat = sized<N, N>(std::as_const(back.transition)[t]);
-    recursion.smooth_mean(sized_row<N>(std::as_const(r.filtered_means), t), pf, sized_row<N>(std::as_const(back.a), t),
-                          a_mat, sized_row<N>(r.smoothed_means, t));
-    if (covariances)
-      recursion.smooth_cov(pf, a_mat, sized<N, N>(std::as_const(back.omega)[t]),
-                           sized<N, N>(r.smoothed_covariances[t]));
-    if (trace) {
-      sized_row<N>(trace->score, t) = recursion.score_minus();
-      sized<N, N>(trace->info[t]) = recursion.info_minus();  // symmetric: a straight copy
+  {
+    [[maybe_unused]] NoMallocScope no_malloc;
+    for (Eigen::Index t = steps - 1; t >= d; --t) {
+      const auto pf = sized<N, N>(std::as_const(r.filtered_covariances)[t]);
+      const auto a_mat = sized<N, N>(std::as_const(back.transition)[t]);
+      recursion.smooth_mean(sized_row<N>(std::as_const(r.filtered_means), t), pf,
+                            sized_row<N>(std::as_const(back.a), t), a_mat, sized_row<N>(r.smoothed_means, t));
+      if (covariances)
+        recursion.smooth_cov(pf, a_mat, sized<N, N>(std::as_const(back.omega)[t]),
+                             sized<N, N>(r.smoothed_covariances[t]));
+      if (trace) {
+        sized_row<N>(trace->score, t) = recursion.score_minus();
+        sized<N, N>(trace->info[t]) = recursion.info_minus();  // symmetric: a straight copy
+      }
+      if (t == 0) break;
+      const auto f = sized<N, N>(params.dynamics.weights.at(t - 1));
+      recursion.transition_mean(f);
+      if (covariances) {
+        recursion.transition_cov(f);
+        recursion.cross_cov(f, sized<N, N>(std::as_const(r.predicted_covariances)[t]),
+                            sized<N, N>(std::as_const(r.filtered_covariances)[t - 1]),
+                            sized<N, N>(r.smoothed_cross_covariances[t - 1]));
+      }
     }
-    if (t == 0) break;
-    const auto f = sized<N, N>(params.dynamics.weights.at(t - 1));
-    recursion.transition_mean(f);
-    if (covariances) {
-      recursion.transition_cov(f);
-      recursion.cross_cov(f, sized<N, N>(std::as_const(r.predicted_covariances)[t]),
-                          sized<N, N>(std::as_const(r.filtered_covariances)[t - 1]),
-                          sized<N, N>(r.smoothed_cross_covariances[t - 1]));
+  }
+  if (d > 0) {
+    // The exact initial smoother over the diffuse period, from the score and
+    // information about z_{d-1} (filtered level) that the loop above left.
+    internal::diffuse_smoother(params, seq, diffuse, r.predicted_means, r.predicted_covariances, r.filtered_covariances,
+                               recursion.score(), recursion.info(), covariances, r.smoothed_means,
+                               covariances ? &r.smoothed_covariances : nullptr,
+                               covariances ? &r.smoothed_cross_covariances : nullptr);
+    if (trace) {  // the diffuse steps have no known-initialization backward terms
+      trace->score.topRows(d).setConstant(std::numeric_limits<double>::quiet_NaN());
+      for (Eigen::Index t = 0; t < d; ++t) trace->info[t].setConstant(std::numeric_limits<double>::quiet_NaN());
     }
   }
   if (trace) trace->transition = std::move(back.transition);
@@ -270,6 +321,11 @@ SampleResult draw_joint(const Params& params, std::mt19937_64& rng, Eigen::Index
 
 SampleResult sample(const Params& params, std::uint64_t seed, Eigen::Index num_timesteps, const RowMatrix& inputs) {
   validate(params);
+  if (params.initial.is_diffuse())
+    throw_invalid("initial.diffuse",
+                  "no diffuse part (a diffuse initial state has no distribution to sample from; "
+                  "give a known initial mean and covariance)",
+                  "a diffuse part of " + std::to_string(params.initial.diffuse.cols()) + " column(s)");
   if (num_timesteps < 1) throw_invalid("num_timesteps", "an integer >= 1", std::to_string(num_timesteps));
   internal::check_inputs(params, inputs, num_timesteps, "inputs");
   internal::check_series_lengths(params, num_timesteps);
@@ -347,7 +403,9 @@ ForecastResult forecast(const Params& params, const Sequence& seq, Eigen::Index 
   ForecastResult out{RowMatrix(k_steps, n), MatrixSeries(k_steps, n, n), RowMatrix(k_steps, p),
                      MatrixSeries(k_steps, p, p)};
   KalmanFilter<> kf(n, p);
-  run_filter(kf, params, seq, kNothing, kNothing);
+  internal::DiffuseTrace diffuse;
+  run_filter(kf, params, seq, kNothing, kNothing, &diffuse);
+  internal::check_diffuse_identified(diffuse, "forecast");
   Matrix hp(p, n);
   for (Eigen::Index k = 0; k < k_steps; ++k) {
     const Eigen::Index t = steps + k;

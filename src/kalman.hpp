@@ -189,6 +189,9 @@ class BackwardRecursion {
     info_minus_ = omega;
     info_minus_.noalias() += a_mat.transpose() * tmp_;
   }
+  // r_{t-1}, N_{t-1} after transition_mean / transition_cov (zero after reset()).
+  const Vec& score() const { return score_; }
+  const Mat& info() const { return info_; }
   // r^-_t after smooth_mean, N^-_t after smooth_cov.
   const Vec& score_minus() const { return score_minus_; }
   const Mat& info_minus() const { return info_minus_; }

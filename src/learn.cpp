@@ -408,6 +408,11 @@ void check_constraints(const std::string& prefix, const LinearGaussianParams& c,
 
 void validate(const Params& params, const ParamProps& props) {
   validate(params);
+  if (params.initial.is_diffuse() && (props.initial.mean || props.initial.cov || props.initial.mean_constraint))
+    throw_invalid(props.initial.cov ? "initial.cov" : "initial.mean",
+                  "frozen with a diffuse initialization (the diffuse likelihood does not depend on the initial "
+                  "mean and covariance of the diffuse directions; freeze initial.mean and initial.cov)",
+                  "trainable");
   check_constraint("initial.mean", props.initial.mean_constraint, props.initial.mean, 1, params.state_dim());
   check_cov_constraint("initial.cov", props.initial.cov_constraint, props.initial.cov, 1, params.state_dim(),
                        props.initial.cov_structure);

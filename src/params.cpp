@@ -72,11 +72,41 @@ void validate(const Params& params) {
     throw_invalid("initial.cov", "shape " + shape_str(n, n),
                   shape_str(params.initial.cov.rows(), params.initial.cov.cols()));
   internal::check_covariance("initial.cov", params.initial.cov, internal::Definiteness::kSemidefinite);
+  if (params.initial.is_diffuse()) {
+    if (params.initial.diffuse.rows() != n)
+      throw_invalid("initial.diffuse", "shape (state_dim = " + std::to_string(n) + ", q)",
+                    shape_str(params.initial.diffuse.rows(), params.initial.diffuse.cols()));
+    internal::check_finite("initial.diffuse", params.initial.diffuse);
+  }
   const Eigen::Index m = params.dynamics.input_weights.cols();
   check_conditional("dynamics", params.dynamics, n, n, m, internal::Definiteness::kSemidefinite);
   const Eigen::Index p = params.emissions.weights.rows();
   if (p < 1) throw_invalid("emissions.weights", "emission_dim >= 1 rows", shape_str(p, n));
   check_conditional("emissions", params.emissions, p, n, m, internal::Definiteness::kZeroRowsOrDefinite);
+}
+
+Matrix stationary_initial(const Matrix& weights, const Matrix& cov) {
+  const Eigen::Index n = weights.rows();
+  if (n < 1 || weights.cols() != n)
+    throw_invalid("dynamics.weights", "a square matrix", shape_str(weights.rows(), weights.cols()));
+  internal::check_finite("dynamics.weights", weights);
+  if (cov.rows() != n || cov.cols() != n)
+    throw_invalid("dynamics.cov", "shape " + shape_str(n, n), shape_str(cov.rows(), cov.cols()));
+  internal::check_covariance("dynamics.cov", cov, internal::Definiteness::kSemidefinite);
+  const double radius = weights.eigenvalues().cwiseAbs().maxCoeff();
+  if (!(radius < 1.0))
+    throw_invalid("dynamics.weights",
+                  "a stable matrix (all eigenvalues inside the unit circle) for a stationary distribution",
+                  "spectral radius " + number(radius));
+  Matrix p = cov, a = weights;
+  for (int j = 0; j < 200; ++j) {
+    const Matrix term = a * p * a.transpose();
+    p += term;
+    a = a * a;
+    if (term.norm() <= 1e-16 * p.norm()) break;
+  }
+  p = 0.5 * (p + p.transpose()).eval();
+  return p;
 }
 
 void internal::check_series_lengths(const Params& params, Eigen::Index num_timesteps) {

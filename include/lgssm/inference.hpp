@@ -30,13 +30,18 @@
 
 namespace lgssm {
 
-/// The Kalman filter's moments and log likelihood.
+/// The Kalman filter's moments and log likelihood. With a diffuse initial
+/// state (InitialParams::diffuse), marginal_loglik is the diffuse log
+/// likelihood and, over the first num_diffuse_timesteps steps (the diffuse
+/// period, while P_inf != 0), the covariances hold the finite part P_* of
+/// P_* + kappa P_inf (statsmodels' and KFAS's convention); the means are exact.
 struct FilterResult {
-  double marginal_loglik = 0.0;        ///< log p(y_{0:T-1}) over the observed components
-  RowMatrix filtered_means;            ///< (num_timesteps, state_dim): E[z_t | y_{0:t}]
-  MatrixSeries filtered_covariances;   ///< (num_timesteps, state_dim, state_dim)
-  RowMatrix predicted_means;           ///< (num_timesteps, state_dim): E[z_t | y_{0:t-1}]
-  MatrixSeries predicted_covariances;  ///< (num_timesteps, state_dim, state_dim)
+  double marginal_loglik = 0.0;            ///< log p(y_{0:T-1}) over the observed components
+  Eigen::Index num_diffuse_timesteps = 0;  ///< steps with a diffuse part (statsmodels' nobs_diffuse); 0 if known
+  RowMatrix filtered_means;                ///< (num_timesteps, state_dim): E[z_t | y_{0:t}]
+  MatrixSeries filtered_covariances;       ///< (num_timesteps, state_dim, state_dim)
+  RowMatrix predicted_means;               ///< (num_timesteps, state_dim): E[z_t | y_{0:t-1}]
+  MatrixSeries predicted_covariances;      ///< (num_timesteps, state_dim, state_dim)
 };
 
 /// The filter's results and the smoothed moments.

@@ -27,10 +27,21 @@
 
 namespace lgssm {
 
-/// z_0 ~ N(mean, cov).
+/// z_0 ~ N(mean, cov), or with a diffuse part z_0 ~ N(mean, cov + kappa A A^T),
+/// kappa -> infinity (Durbin & Koopman 2012, Sec. 5.1: P_* = cov, P_inf = A A^T).
+/// The diffuse directions (the columns of A = `diffuse`) carry no prior
+/// information; inference takes the limit exactly (the exact initial Kalman
+/// filter and smoother, src/diffuse.hpp) and the log likelihood is the diffuse
+/// one, lim_{kappa -> inf} log p(y) + (q/2) log kappa (Durbin & Koopman 2012,
+/// Sec. 7.2.2), q = rank A. An empty `diffuse` (no columns) is a known
+/// initial distribution.
 struct InitialParams {
-  Vector mean;  ///< (state_dim,)
-  Matrix cov;   ///< (state_dim, state_dim), symmetric positive semidefinite
+  Vector mean;       ///< (state_dim,)
+  Matrix cov;        ///< (state_dim, state_dim), symmetric positive semidefinite
+  Matrix diffuse{};  ///< (state_dim, q): A, with P_inf = A A^T; q = 0 (empty): known initialization
+
+  /// Whether the initial distribution has a diffuse part (A has a column).
+  bool is_diffuse() const { return diffuse.cols() > 0; }
 };
 
 /// The conditional Gaussian N(weights x + input_weights u + bias, cov): the
@@ -68,6 +79,17 @@ struct Sequence {
   RowMatrix inputs;
   Eigen::Index num_timesteps() const { return emissions.rows(); }
 };
+
+/// The stationary covariance P of z_t = F z_{t-1} + noise(Q): the solution of the
+/// discrete Lyapunov equation P = F P F^T + Q, by the doubling algorithm
+/// (P = sum_k F^k Q F^kT summed as P_{j+1} = P_j + A_j P_j A_j^T, A_{j+1} = A_j^2,
+/// Anderson & Moore 1979, "Optimal Filtering", Sec. 6.7; a sum of semidefinite
+/// terms, so P is semidefinite), until the added term is below 1e-16 relative.
+/// For `initial.cov` of a stationary model (or its stationary block with the rest
+/// diffuse); it is computed once, not tracked as F and Q change during a fit.
+/// Throws lgssm::invalid_argument unless F is square and stable (spectral radius
+/// < 1) and Q a symmetric positive semidefinite matrix of F's size.
+Matrix stationary_initial(const Matrix& weights, const Matrix& cov);
 
 /// Checks `seq` against already validated `params` (shapes, finite inputs, no
 /// infinite emissions, per-step parameters long enough); `name` prefixes the

@@ -12,7 +12,14 @@ from .models import (
     PosteriorLGSSMFiltered,
     PosteriorLGSSMSmoothed,
 )
-from .params import ParameterProperties, ParamsLGSSM, ParamsLGSSMDynamics, ParamsLGSSMEmissions, ParamsLGSSMInitial
+from .params import (
+    ParameterProperties,
+    ParamsLGSSM,
+    ParamsLGSSMDynamics,
+    ParamsLGSSMEmissions,
+    ParamsLGSSMInitial,
+    stationary_initialization,
+)
 
 __all__ = [
     "ContinuousTimeSSM",
@@ -37,6 +44,7 @@ __all__ = [
     "PosteriorLGSSMSmoothed",
     "optimizers",
     "priors",
+    "stationary_initialization",
     "streaming",
     "utils",
 ]

@@ -16,7 +16,7 @@ from ._checks import real_array
 _SHAPES = "(num_timesteps, {d}), (num_sequences, num_timesteps, {d}) or a list of 2-D arrays"
 
 # The time offset (as Batch.pack takes it) of the posterior fields that are not per step.
-_FIELD_TIME_OFFSETS = {"marginal_loglik": None, "smoothed_cross_covariances": -1}
+_FIELD_TIME_OFFSETS = {"marginal_loglik": None, "num_diffuse_timesteps": None, "smoothed_cross_covariances": -1}
 
 
 @dataclass

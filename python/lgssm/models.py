@@ -24,6 +24,7 @@ from .params import (
     ParamsLGSSMInitial,
     default_props,
     from_core,
+    initialization_factor,
     props_to_core,
     stack_params,
     to_core,
@@ -50,6 +51,9 @@ class PosteriorLGSSMFiltered:
         E[z_t | y_{0:t-1}] (the initial mean at t = 0).
     predicted_covariances : array, shape (num_timesteps, state_dim, state_dim)
         Cov[z_t | y_{0:t-1}].
+    num_diffuse_timesteps : int or array, shape (num_sequences,), default 0
+        With a diffuse initialization, the steps of the diffuse period (statsmodels'
+        ``nobs_diffuse``), over which the covariances hold the finite part P_* only.
     """
 
     marginal_loglik: Any  # float, or (num_sequences,)
@@ -57,6 +61,7 @@ class PosteriorLGSSMFiltered:
     filtered_covariances: Any  # (num_timesteps, state_dim, state_dim)
     predicted_means: Any  # (num_timesteps, state_dim): E[z_t | y_{0:t-1}]
     predicted_covariances: Any  # (num_timesteps, state_dim, state_dim)
+    num_diffuse_timesteps: Any = 0  # int, or (num_sequences,): statsmodels' nobs_diffuse
 
 
 @dataclass
@@ -170,12 +175,20 @@ class LinearGaussianSSM:
         Whether the dynamics bias b is trained (False: it stays as initialized, zero by default).
     has_emissions_bias : bool, default True
         Whether the emission bias d is trained.
+    initialization : {"known", "diffuse"} or array, shape (state_dim, q), default "known"
+        The initial state's distribution: ``"known"``, N(m, S); ``"diffuse"``, every
+        direction diffuse, z_0 ~ N(m, S + kappa I) with kappa -> infinity (Durbin &
+        Koopman 2012, Sec. 5.1; m and S then do not matter); an array A, the
+        directions A diffuse: N(m, S + kappa A A^T). With a diffuse part, the filter
+        and smoother are the exact initial ones, ``marginal_log_prob`` is the diffuse
+        log likelihood (statsmodels' and KFAS's), the initial mean and covariance are
+        not learned and ``sample`` is refused (docs/initialization.md).
 
     Raises
     ------
     ValueError
-        If a dimension is not an integer in range, a flag not a bool, or the
-        parameters would not fit in memory.
+        If a dimension is not an integer in range, a flag not a bool, the
+        initialization not one of the above, or the parameters would not fit in memory.
 
     References
     ----------
@@ -191,6 +204,7 @@ class LinearGaussianSSM:
         input_dim: int = 0,
         has_dynamics_bias: bool = True,
         has_emissions_bias: bool = True,
+        initialization="known",
     ):
         n, p, m = (
             count("state_dim", state_dim, 1),
@@ -207,6 +221,7 @@ class LinearGaussianSSM:
         self.state_dim, self.emission_dim, self.input_dim = n, p, m
         self.has_dynamics_bias = flag("has_dynamics_bias", has_dynamics_bias)
         self.has_emissions_bias = flag("has_emissions_bias", has_emissions_bias)
+        self.initialization = initialization_factor(initialization, n)
 
     def initialize(
         self,
@@ -319,7 +334,14 @@ class LinearGaussianSSM:
         props = default_props(params)
         props.dynamics.bias.trainable = self.has_dynamics_bias
         props.emissions.bias.trainable = self.has_emissions_bias
+        if self.is_diffuse:
+            props.initial.mean.trainable = props.initial.cov.trainable = False
         return props
+
+    @property
+    def is_diffuse(self) -> bool:
+        """Whether the initial state has a diffuse part (``initialization`` not ``"known"``)."""
+        return self.initialization.shape[1] > 0
 
     # -- the C++ core's objects -----------------------------------------------
     def core_params(self, params: ParamsLGSSM) -> _core.Params:
@@ -343,7 +365,7 @@ class LinearGaussianSSM:
             When a parameter has the wrong shape or is not valid (a covariance that is
             not symmetric positive definite, a non-finite entry); the message names it.
         """
-        return to_core(params, self.state_dim, self.emission_dim, self.input_dim)
+        return to_core(params, self.state_dim, self.emission_dim, self.input_dim, self.initialization)
 
     def core_prior(self) -> _core.ConjugatePrior | None:
         """The C++ core's prior on the parameters: None, as this model has none.

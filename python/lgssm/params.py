@@ -327,7 +327,76 @@ def core_initial(initial: ParamsLGSSMInitial, shapes: dict) -> tuple[np.ndarray,
     )
 
 
-def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int) -> _core.Params:
+def initialization_factor(initialization, state_dim: int) -> np.ndarray:
+    """The factor A of the diffuse part P_inf = A A^T of an initialization.
+
+    Parameters
+    ----------
+    initialization : {"known", "diffuse"} or array, shape (state_dim, q)
+        ``"known"``: no diffuse part; ``"diffuse"``: all directions (A = I); an array: A.
+    state_dim : int
+        The model's state dimension.
+
+    Returns
+    -------
+    array, shape (state_dim, q)
+        A, float64 (q = 0 for ``"known"``).
+
+    Raises
+    ------
+    ValueError
+        If ``initialization`` is another string, or an array of the wrong shape or not finite.
+    """
+    if isinstance(initialization, str):
+        if initialization == "known":
+            return np.zeros((state_dim, 0))
+        if initialization == "diffuse":
+            return np.eye(state_dim)
+        raise ValueError(
+            f'initialization: expected "known", "diffuse" or an array (state_dim, q), got {initialization!r}'
+        )
+    a = real_array("initialization", initialization)
+    if a.ndim != 2 or a.shape[0] != state_dim or not np.isfinite(a).all():
+        raise ValueError(
+            f"initialization: expected a finite array of shape (state_dim = {state_dim}, q), "
+            f"got shape {a.shape}" + ("" if np.isfinite(a).all() else " with non-finite entries")
+        )
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def stationary_initialization(weights, cov) -> np.ndarray:
+    """The stationary covariance P of z_t = F z_{t-1} + noise(Q): P = F P F^T + Q.
+
+    Solved by the doubling algorithm in the C++ core (a sum of semidefinite terms, so P
+    is semidefinite); use it as ``initial_covariance`` of a stationary model, or of the
+    stationary block of a model whose other states are diffuse (docs/initialization.md).
+    It is computed once: a fit does not track it as F and Q change.
+
+    Parameters
+    ----------
+    weights : array, shape (state_dim, state_dim)
+        F, stable (all eigenvalues inside the unit circle).
+    cov : array, shape (state_dim, state_dim)
+        Q, symmetric positive semidefinite.
+
+    Returns
+    -------
+    array, shape (state_dim, state_dim)
+        P.
+
+    Raises
+    ------
+    ValueError
+        If F is not square and stable or Q not a covariance of F's size.
+    """
+    f = np.atleast_2d(real_array("weights", weights))
+    q = np.atleast_2d(real_array("cov", cov))
+    return np.asarray(_core.stationary_initial(f, q))
+
+
+def to_core(
+    params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: int, diffuse: np.ndarray | None = None
+) -> _core.Params:
     """Check ``params`` against the model's dimensions and convert them for the C++ core.
 
     Parameters
@@ -336,6 +405,9 @@ def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: i
         The parameters.
     state_dim, emission_dim, input_dim : int
         The model's dimensions.
+    diffuse : array, shape (state_dim, q), optional
+        The factor A of the diffuse initial part P_inf = A A^T (`initialization_factor`);
+        None or q = 0: a known initial distribution.
 
     Returns
     -------
@@ -354,6 +426,7 @@ def to_core(params: ParamsLGSSM, state_dim: int, emission_dim: int, input_dim: i
         *core_initial(initial, table),
         core_conditional("dynamics", dynamics, table),
         core_conditional("emissions", emissions, table),
+        np.zeros((state_dim, 0)) if diffuse is None else diffuse,
     )
     core.validate()
     return core

@@ -40,6 +40,7 @@ using lgssm::bindings::Dict;
 Dict filter_dict(lgssm::FilterResult&& r) {
   Dict d;
   d["marginal_loglik"] = r.marginal_loglik;
+  d["num_diffuse_timesteps"] = r.num_diffuse_timesteps;
   d["filtered_means"] = nb::cast(std::move(r.filtered_means));
   d["filtered_covariances"] = nb::cast(std::move(r.filtered_covariances));
   d["predicted_means"] = nb::cast(std::move(r.predicted_means));

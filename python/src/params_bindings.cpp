@@ -23,14 +23,19 @@ void bind_params(nb::module_& m) {
       .def(
           "__init__",
           [](lgssm::Params* self, lgssm::Vector initial_mean, lgssm::Matrix initial_cov,
-             lgssm::LinearGaussianParams dynamics, lgssm::LinearGaussianParams emissions) {
-            new (self) lgssm::Params{
-                {std::move(initial_mean), std::move(initial_cov)}, std::move(dynamics), std::move(emissions)};
+             lgssm::LinearGaussianParams dynamics, lgssm::LinearGaussianParams emissions,
+             lgssm::Matrix initial_diffuse) {
+            new (self) lgssm::Params{{std::move(initial_mean), std::move(initial_cov), std::move(initial_diffuse)},
+                                     std::move(dynamics),
+                                     std::move(emissions)};
           },
-          "initial_mean"_a, "initial_cov"_a, "dynamics"_a, "emissions"_a)
+          "initial_mean"_a, "initial_cov"_a, "dynamics"_a, "emissions"_a, "initial_diffuse"_a = lgssm::Matrix())
       .def_prop_ro("initial_mean", [](const lgssm::Params& p) { return p.initial.mean; })
       .def_prop_ro("initial_cov", [](const lgssm::Params& p) { return p.initial.cov; })
+      .def_prop_ro("initial_diffuse", [](const lgssm::Params& p) { return p.initial.diffuse; })
       .def_rw("dynamics", &lgssm::Params::dynamics)
       .def_rw("emissions", &lgssm::Params::emissions)
       .def("validate", [](const lgssm::Params& p) { lgssm::validate(p); });
+
+  m.def("stationary_initial", &lgssm::stationary_initial, "weights"_a, "cov"_a);
 }

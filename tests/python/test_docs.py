@@ -13,9 +13,11 @@ def python_blocks(path):
     return re.findall(r"```python\n(.*?)```", (ROOT / path).read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("path", ["docs/guide.md", "docs/bayesian.md", "docs/diagnostics.md", "README.md"])
+@pytest.mark.parametrize(
+    "path", ["docs/guide.md", "docs/bayesian.md", "docs/diagnostics.md", "docs/initialization.md", "README.md"]
+)
 def test_python_examples_run(path, tmp_path, monkeypatch):
-    if path == "docs/diagnostics.md":  # its data come from statsmodels.datasets
+    if path in ("docs/diagnostics.md", "docs/initialization.md"):  # data from statsmodels.datasets
         pytest.importorskip("statsmodels", exc_type=ImportError, reason="statsmodels (extra `peers`) is missing")
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
