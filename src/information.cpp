@@ -426,6 +426,11 @@ InformationResult information(const Params& params, const ParamProps& props, con
                               bool with_hessian, int num_threads) {
   const Layout layout = layout_of(params, props);
   validate(params, seqs);
+  if (params.initial.is_diffuse())
+    throw_invalid("params.initial.diffuse",
+                  "a known initial distribution (no diffuse part: the score and information recursions start "
+                  "from a known mean and covariance)",
+                  std::to_string(params.initial.diffuse.cols()) + " diffuse directions");
   const auto sums = parallel_map(
       seqs, [&](const Sequence& seq) { return Sensitivities(params, layout.directions, with_hessian).run(seq); },
       num_threads);

@@ -372,3 +372,11 @@ def test_wald_intervals_cover_the_truth():
     print("coverage of the 95% Wald intervals:", rates)
     for cov_type, rate in rates.items():
         assert np.all(np.abs(rate - 0.95) <= 0.035), (cov_type, rate)
+
+
+def test_diffuse_initialization_is_refused():
+    model = lgssm.LinearGaussianSSM(1, 1, initialization="diffuse")
+    params, props = model.initialize(0)
+    y = np.linspace(0.0, 1.0, 10)[:, None]
+    with pytest.raises(ValueError, match="diffuse"):
+        dg.information(model, params, props, y)
