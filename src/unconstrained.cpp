@@ -1,7 +1,6 @@
 #include "unconstrained.hpp"
 
 #include <Eigen/Eigenvalues>
-#include <Eigen/QR>
 #include <cmath>
 
 #include "lgssm/error.hpp"

@@ -7,10 +7,11 @@
 /// The free parameters theta are on the user's scale, in the order of the
 /// trainable parameters (initial.mean, initial.cov, dynamics.weights, .bias,
 /// .input_weights, .cov, then the emissions' likewise; frozen ones excluded):
-///   - a constrained mean, weight, bias or input weight matrix M,
-///     vec(M) = fixed + design beta (props.hpp): its free values beta;
+///   - a constrained parameter M (a mean, weight, bias, input weight or
+///     covariance matrix), vec(M) = fixed + design beta (props.hpp): its free
+///     values beta;
 ///   - any other of those: its entries, row by row;
-///   - a full covariance: its lower triangle row by row, (0,0), (1,0), (1,1),
+///   - an unconstrained full covariance: its lower triangle row by row, (0,0), (1,0), (1,1),
 ///     (2,0), ...; a diagonal one its diagonal; a scalar one its one variance.
 /// Every model matrix is then affine in theta, so d(matrix)/d theta_k is a
 /// constant matrix and every second derivative of a model matrix is zero.
@@ -80,7 +81,8 @@ struct InformationResult {
 ///   a'_k = F m_k + F_k m + B_k u + b_k,  P'_k = F Pf_k F^T + F_k Pf F^T + F Pf F_k^T + Q_k,
 ///   a'_kl = F m_kl + F_k m_l + F_l m_k,  P'_kl = F Pf_kl F^T + Y + Y^T,
 ///   Y = F_k Pf_l F^T + F_l Pf_k F^T + F_k Pf F_l^T,
-/// starting from a_k = initial.mean_k, P_k = initial.cov_k, second derivatives 0.
+/// starting from a_k = initial.mean_k, P_k = initial.cov_k, second derivatives 0
+/// (a known initial distribution: a diffuse one, params.hpp, is refused).
 /// Missing components are left out exactly (only o enters each step); frozen
 /// parameters may vary per step. Cost per step O(K n^2 (n + p)) for the score,
 /// OPG and Harvey's matrix, O(K^2 n^2 (n + p)) with the Hessian, K = num_params;

@@ -475,14 +475,14 @@ def test_heteroskedasticity(residuals, burn: int = 0, alternative: str = "two-si
 
 
 def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, Any]]:
-    """The free entries of one trainable parameter as (label, value): the free values of a
-    constrained parameter (labelled by the constraint's names); all entries of a mean,
-    bias or weight matrix; the lower triangle of a full covariance, the diagonal of a
-    diagonal one, the (0, 0) entry of a scalar one."""
+    """The free entries of one trainable parameter as (label, value): a constraint's
+    free values by name; else all entries of a mean, bias or weight matrix, the lower
+    triangle of a full covariance, the diagonal of a diagonal one, the (0, 0) entry of
+    a scalar one."""
     a = np.asarray(value, dtype=np.float64)
-    if prop.constraint is not None:
-        beta = prop.constraint.free_values(a)
-        return [(f"{name}.{n}", float(b)) for n, b in zip(prop.constraint.names, beta)]
+    c = getattr(prop, "constraint", None)
+    if c is not None:  # the free values beta, by the constraint's names
+        return [(f"{name}.{label}", float(b)) for label, b in zip(c.names, c.free_values(a))]
     if a.ndim == 1:
         return [(f"{name}[{i}]", float(a[i])) for i in range(a.shape[0])]
     if not name.endswith(".cov"):
@@ -691,7 +691,7 @@ def delta_method(fn, estimates, cov, step: float = 1e-3) -> tuple[np.ndarray, np
 
     Cov[g] = J Cov[theta] J^T with J = dg/dtheta at the estimates, by central
     differences with one Richardson extrapolation (error O(step^4)), steps
-    ``step * max(1, |theta_i|)``.
+    ``step * |theta_i|`` (``step`` where theta_i = 0).
 
     Parameters
     ----------
@@ -734,10 +734,10 @@ def delta_method(fn, estimates, cov, step: float = 1e-3) -> tuple[np.ndarray, np
 
 def _richardson_jacobian(f, x: np.ndarray, step: float) -> np.ndarray:
     """d f / d x of f: (n,) -> (m,) by central differences with one Richardson extrapolation,
-    (4 D(h / 2) - D(h)) / 3 with h = step * max(1, |x_i|): error O(h^4)."""
+    (4 D(h / 2) - D(h)) / 3 with h = step |x_i| (step where x_i = 0): error O(h^4)."""
     cols = []
     for i in range(x.size):
-        h = step * max(1.0, abs(x[i]))
+        h = step * (abs(x[i]) if x[i] != 0.0 else 1.0)
 
         def central(d, i=i):
             e = np.zeros_like(x)

@@ -1,7 +1,7 @@
 // The score and information recursions (information.hpp) against independent
 // references over a battery of variants (inputs, biases, full, diagonal and
 // scalar covariances, missing components and steps, several sequences, frozen
-// and constrained parameters, frozen per-step emissions):
+// and constrained parameters, a constrained covariance, frozen per-step emissions):
 //   - the score equals Fisher's identity (log_prob_natural_gradient) mapped to theta;
 //   - the Hessian equals Richardson-extrapolated central differences of the score;
 //   - the OPG equals the sum of outer products of per-step scores, each the
@@ -93,6 +93,18 @@ std::vector<Variant> variants() {
     p.initial.cov = Matrix(p.initial.cov.diagonal().asDiagonal());
     p = project_constraints(p, props);
     out.push_back({"constraints", p, props, sequences(p, {8, 5}, 0.15)});
+  }
+  {  // A covariance constraint: R = [[v, c], [c, v]] (equal variances and covariances).
+    ModelSpec spec;
+    spec.state_dim = 2, spec.emission_dim = 2, spec.biases = true, spec.seed = 5;
+    Params p = random_params(spec);
+    p.emissions.cov[0] = (Matrix(2, 2) << 0.6, 0.2, 0.2, 0.6).finished();
+    Matrix design = Matrix::Zero(4, 2);  // vec(R) = (R00, R10, R01, R11)
+    design(0, 0) = design(3, 0) = 1.0, design(1, 1) = design(2, 1) = 1.0;
+    ParamProps props;
+    props.emissions.cov_constraint = pattern_affine(design, Vector::Zero(4));
+    props.initial.mean = props.initial.cov = false;
+    out.push_back({"covariance constraint", p, props, sequences(p, {8, 6}, 0.2)});
   }
   {  // Frozen per-step emissions, trainable time-invariant dynamics.
     ModelSpec spec;
@@ -254,7 +266,7 @@ TEST_P(InformationBattery, HarveysMatrixIsItsFormula) {
   EXPECT_MATRIX_NEAR(r.harvey, expected, 1e-6) << v.name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, InformationBattery, ::testing::Range(0, 4));
+INSTANTIATE_TEST_SUITE_P(Variants, InformationBattery, ::testing::Range(0, 5));
 
 TEST(Information, FreeParametersRoundTrip) {
   for (const Variant& v : variants()) {

@@ -173,3 +173,12 @@ def test_bootstrap_rejects_bad_arguments():
         result.bootstrap(3, fit="newton")
     with pytest.raises(ValueError, match="level: expected a number in"):
         result.bootstrap(3).intervals(1.5)
+
+
+def test_innovations_form_refuses_a_diffuse_initial_state():
+    model = lgssm.LinearGaussianSSM(1, 1, initialization="diffuse")
+    params, _ = model.initialize(0)
+    y = np.ones((5, 1))
+    core = model.core_params(params)
+    with pytest.raises(ValueError, match="initial.diffuse: expected no diffuse part"):
+        _core.emissions_from_innovations(core, [y], [np.zeros((5, 0))], [np.zeros((5, 1))])

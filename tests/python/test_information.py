@@ -14,7 +14,7 @@ import pytest
 import lgssm
 from lgssm import _core
 from lgssm import diagnostics as dg
-from lgssm.constraints import pattern
+from lgssm.constraints import diagonal, pattern
 from lgssm.params import default_props, param_groups, props_to_core
 from test_constraints import constrained_case
 
@@ -48,7 +48,21 @@ def variant_case(name, structure=None, frozen=()):
 def cases():
     model, params, props, y, u = constrained_case()
     params = lgssm.params.from_core(_core.project_constraints(model.core_params(params), props_to_core(props)), params)
+    from test_cov_constraints import trend_ar_case
+
+    ar = trend_ar_case()
+    deterministic = (ar[0], ar[1], ar[2], ar[3][:60], None)  # Q = diag(level, 0, ar): a fixed zero variance
+    m, truth, p = ar[0], ar[1], ar[2]
+    noisy = lgssm.params.from_core(m.core_params(truth), truth)
+    noisy.dynamics.cov = np.diag([0.05, 0.01, 0.3])
+    p_noisy = default_props(noisy)
+    for group, g in param_groups(p):
+        for field, prop in vars(g).items():
+            setattr(getattr(p_noisy, group), field, prop)
+    p_noisy.dynamics.cov = lgssm.params.ParameterProperties(constraint=diagonal(["level", "slope", "ar"]))
     return {
+        "cov_constraints": (m, noisy, p_noisy, ar[3][:60], None),
+        "cov_constraints_deterministic": deterministic,
         "inputs_and_biases": variant_case("inputs_and_biases"),
         "diagonal_R_frozen": variant_case("diagonal_R", "diagonal", frozen=("initial.mean", "emissions.weights")),
         "missing_components": variant_case("missing_components"),
@@ -65,7 +79,7 @@ def with_theta(model, params, props, theta):
     return lgssm.params.from_core(core, params)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [n for n in CASES if n != "cov_constraints_deterministic"])  # PD covariances
 def test_score_is_fishers_identity(name):
     """score_k = <natural gradient, d params / d theta_k> (the affine map's columns)."""
     model, params, props, y, u = CASES[name]
@@ -358,3 +372,11 @@ def test_wald_intervals_cover_the_truth():
     print("coverage of the 95% Wald intervals:", rates)
     for cov_type, rate in rates.items():
         assert np.all(np.abs(rate - 0.95) <= 0.035), (cov_type, rate)
+
+
+def test_diffuse_initialization_is_refused():
+    model = lgssm.LinearGaussianSSM(1, 1, initialization="diffuse")
+    params, props = model.initialize(0)
+    y = np.linspace(0.0, 1.0, 10)[:, None]
+    with pytest.raises(ValueError, match="diffuse"):
+        dg.information(model, params, props, y)
