@@ -182,3 +182,32 @@ def test_innovations_form_refuses_a_diffuse_initial_state():
     core = model.core_params(params)
     with pytest.raises(ValueError, match="initial.diffuse: expected no diffuse part"):
         _core.emissions_from_innovations(core, [y], [np.zeros((5, 0))], [np.zeros((5, 1))])
+
+
+def test_bootstrap_intervals_cover_the_truth():
+    """Over 200 simulated data sets (fixed seeds) of an AR(1) plus noise, T = 400 (the
+    model of test_information's Wald coverage), the 95% parametric-bootstrap percentile
+    intervals (200 refits each) cover each true parameter 95% +- 3.5% of the time.
+    Measured: 0.945, 0.945 and 0.92 (AR coefficient, its noise variance, the
+    observation variance); the innovations bootstrap gave 0.955, 0.935 and 0.93."""
+    model = lgssm.LinearGaussianSSM(1, 1, has_dynamics_bias=False, has_emissions_bias=False)
+    truth, props = model.initialize(
+        initial_mean=np.zeros(1),
+        initial_covariance=np.eye(1),
+        dynamics_weights=0.8 * np.eye(1),
+        dynamics_covariance=np.array([[0.5]]),
+        emission_weights=np.eye(1),
+        emission_covariance=np.array([[0.3]]),
+    )
+    for p in (props.initial.mean, props.initial.cov, props.emissions.weights):
+        p.trainable = False
+    theta = np.array([0.8, 0.5, 0.3])
+    hits = np.zeros(3)
+    for i in range(200):
+        _, y = model.sample(truth, 1000 + i, 400)
+        fitted, _ = model.fit_lbfgs(truth, props, y, verbose=False, max_iters=200)
+        ci = dg.FitResult(model, fitted, props, y).bootstrap(200, key=i).intervals(0.95)
+        hits += (ci[:, 0] <= theta) & (theta <= ci[:, 1])
+    rate = hits / 200
+    print("coverage of the 95% bootstrap percentile intervals:", rate)
+    assert np.all(np.abs(rate - 0.95) <= 0.035), rate
