@@ -1236,7 +1236,11 @@ class FitResult:
         width = 78
         rule, thin = "=" * width, "-" * width
         lines = [" lgssm fit summary ".center(width, "="), *(f"{k:<22}{v}" for k, v in fit), rule]
-        cols = [max(len(r[0]) for r in [self._PARAM_HEADER, *params]) + 2, 11, 10, 8, 7, 10, 10]
+        # Each column at least its default width, and two wider than its longest entry.
+        table = [self._PARAM_HEADER, *params]
+        cols = [max(len(r[0]) for r in table) + 2] + [
+            max(c, 2 + max(len(str(r[k])) for r in table)) for k, c in enumerate((11, 10, 8, 7, 10, 10), start=1)
+        ]
 
         def row(r):
             return r[0].ljust(cols[0]) + "".join(str(x).rjust(c) for x, c in zip(r[1:], cols[1:]))
