@@ -302,3 +302,23 @@ def pytest_generate_tests(metafunc):
     elif "forecast_variant" in names and "form" in names:
         cases = [(v, f) for v in VARIANTS.values() if v.forecast for f in FORMS if f == "single" or v.batch]
         metafunc.parametrize("forecast_variant,form", cases, ids=[f"{v.name}-{f}" for v, f in cases])
+
+
+def ar1_plus_noise():
+    """The coverage studies' model: an AR(1) state (coefficient 0.8, noise variance
+    0.5) seen with noise of variance 0.3, its initial state known; returns (model,
+    truth, props with the three free, their true values in parameter_table's order)."""
+    import lgssm
+
+    model = lgssm.LinearGaussianSSM(1, 1, has_dynamics_bias=False, has_emissions_bias=False)
+    truth, props = model.initialize(
+        initial_mean=np.zeros(1),
+        initial_covariance=np.eye(1),
+        dynamics_weights=0.8 * np.eye(1),
+        dynamics_covariance=np.array([[0.5]]),
+        emission_weights=np.eye(1),
+        emission_covariance=np.array([[0.3]]),
+    )
+    for p in (props.initial.mean, props.initial.cov, props.emissions.weights):
+        p.trainable = False
+    return model, truth, props, np.array([0.8, 0.5, 0.3])

@@ -15,7 +15,7 @@ import lgssm
 from lgssm import _core
 from lgssm import diagnostics as dg
 
-from conftest import assert_close
+from conftest import ar1_plus_noise, assert_close
 
 
 def correlated_model():
@@ -190,18 +190,7 @@ def test_bootstrap_intervals_cover_the_truth():
     intervals (200 refits each) cover each true parameter 95% +- 3.5% of the time.
     Measured: 0.945, 0.945 and 0.92 (AR coefficient, its noise variance, the
     observation variance); the innovations bootstrap gave 0.955, 0.935 and 0.93."""
-    model = lgssm.LinearGaussianSSM(1, 1, has_dynamics_bias=False, has_emissions_bias=False)
-    truth, props = model.initialize(
-        initial_mean=np.zeros(1),
-        initial_covariance=np.eye(1),
-        dynamics_weights=0.8 * np.eye(1),
-        dynamics_covariance=np.array([[0.5]]),
-        emission_weights=np.eye(1),
-        emission_covariance=np.array([[0.3]]),
-    )
-    for p in (props.initial.mean, props.initial.cov, props.emissions.weights):
-        p.trainable = False
-    theta = np.array([0.8, 0.5, 0.3])
+    model, truth, props, theta = ar1_plus_noise()
     hits = np.zeros(3)
     for i in range(200):
         _, y = model.sample(truth, 1000 + i, 400)

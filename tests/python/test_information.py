@@ -18,7 +18,7 @@ from lgssm.constraints import diagonal, pattern
 from lgssm.params import default_props, param_groups, props_to_core
 from test_constraints import constrained_case
 
-from conftest import VARIANTS, assert_close
+from conftest import VARIANTS, ar1_plus_noise, assert_close
 
 RTOL_SM = 1e-6  # statsmodels differentiates numerically (complex step); 4 significant digits asked, ~1e-8 seen
 
@@ -346,18 +346,7 @@ def test_wald_intervals_cover_the_truth():
     """Over 200 simulated data sets (fixed seeds) of an AR(1) plus noise, T = 400, fitted by L-BFGS,
     the 95% Wald intervals of every cov_type cover each true parameter 95% +- 3.5% of the time
     (0.94-0.95 seen for hessian, oim and opg)."""
-    model = lgssm.LinearGaussianSSM(1, 1, has_dynamics_bias=False, has_emissions_bias=False)
-    truth, props = model.initialize(
-        initial_mean=np.zeros(1),
-        initial_covariance=np.eye(1),
-        dynamics_weights=0.8 * np.eye(1),
-        dynamics_covariance=np.array([[0.5]]),
-        emission_weights=np.eye(1),
-        emission_covariance=np.array([[0.3]]),
-    )
-    for p in (props.initial.mean, props.initial.cov, props.emissions.weights):
-        p.trainable = False
-    theta = np.array([0.8, 0.5, 0.3])
+    model, truth, props, theta = ar1_plus_noise()
     num = 200
     hits = {c: np.zeros(3) for c in ("hessian", "oim", "opg")}
     for i in range(num):
