@@ -1,6 +1,9 @@
 #include <nanobind/eigen/dense.h>
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+
+#include <optional>
 
 #include "lgssm/error.hpp"
 #include "lgssm/params.hpp"
@@ -24,12 +27,14 @@ void bind_params(nb::module_& m) {
           "__init__",
           [](lgssm::Params* self, lgssm::Vector initial_mean, lgssm::Matrix initial_cov,
              lgssm::LinearGaussianParams dynamics, lgssm::LinearGaussianParams emissions,
-             lgssm::Matrix initial_diffuse) {
-            new (self) lgssm::Params{{std::move(initial_mean), std::move(initial_cov), std::move(initial_diffuse)},
+             std::optional<lgssm::Matrix> initial_diffuse) {
+            // None: a known initial distribution (a default array would need NumPy when the module loads).
+            new (self) lgssm::Params{{std::move(initial_mean), std::move(initial_cov),
+                                      initial_diffuse ? std::move(*initial_diffuse) : lgssm::Matrix()},
                                      std::move(dynamics),
                                      std::move(emissions)};
           },
-          "initial_mean"_a, "initial_cov"_a, "dynamics"_a, "emissions"_a, "initial_diffuse"_a = lgssm::Matrix())
+          "initial_mean"_a, "initial_cov"_a, "dynamics"_a, "emissions"_a, "initial_diffuse"_a = nb::none())
       .def_prop_ro("initial_mean", [](const lgssm::Params& p) { return p.initial.mean; })
       .def_prop_ro("initial_cov", [](const lgssm::Params& p) { return p.initial.cov; })
       .def_prop_ro("initial_diffuse", [](const lgssm::Params& p) { return p.initial.diffuse; })
