@@ -34,6 +34,8 @@ from . import _core
 from ._checks import count
 from ._progress import ProgressBar
 
+__all__ = ["BootstrapResult"]
+
 _METHODS = ("parametric", "innovations")
 _PENDING = object()
 
@@ -146,7 +148,7 @@ def _replicate(model, params, props, emissions, inputs, fit, num_iters, method, 
     return _free_values(fitted, props)[1]
 
 
-def bootstrap(
+def run(
     result,
     num_replicates: int = 200,
     method: str = "parametric",
@@ -157,7 +159,7 @@ def bootstrap(
     client=None,
     progress: bool = False,
 ) -> BootstrapResult:
-    """Bootstrap the free parameters of a fit (``FitResult.bootstrap``; see the module's docstring)."""
+    """``FitResult.bootstrap`` (documented there; see also the module's docstring)."""
     from ._keys import as_generator
     from .diagnostics import _check_fit
 

@@ -1152,9 +1152,9 @@ class FitResult:
         RuntimeError
             If fewer than 2 refits succeed.
         """
-        from .bootstrap import bootstrap
+        from . import bootstrap
 
-        return bootstrap(self, num_replicates, method, fit, num_iters, key, num_workers, client, progress)
+        return bootstrap.run(self, num_replicates, method, fit, num_iters, key, num_workers, client, progress)
 
     def _sections(self) -> tuple[list, list, list]:
         """(fit statistics, parameter rows, test rows) of the summary, as strings."""

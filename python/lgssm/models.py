@@ -70,7 +70,7 @@ class PosteriorLGSSMSmoothed(PosteriorLGSSMFiltered):
 
     Parameters
     ----------
-    marginal_loglik, filtered_means, filtered_covariances, predicted_means, predicted_covariances
+    marginal_loglik, filtered_means, filtered_covariances, predicted_means, predicted_covariances, num_diffuse_timesteps
         As in `PosteriorLGSSMFiltered`.
     smoothed_means : array, shape (num_timesteps, state_dim)
         E[z_t | y_{0:T-1}].
