@@ -9,6 +9,7 @@
 #include <cmath>
 #include <iomanip>
 #include <limits>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -16,12 +17,14 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "continuous_stats.hpp"
 #include "innovation_step.hpp"
 #include "kalman.hpp"
 #include "lgssm/error.hpp"
 #include "lgssm/parallel.hpp"
 #include "linalg.hpp"
 #include "unconstrained.hpp"
+#include "vanloan.hpp"
 
 namespace lgssm {
 
@@ -43,7 +46,9 @@ enum class Member {
   kEmissionsWeights,
   kEmissionsBias,
   kEmissionsInputWeights,
-  kEmissionsCov
+  kEmissionsCov,
+  kDrift,         // continuous time: moves the transitions through TransitionSensitivities
+  kDiffusionCov,  // likewise
 };
 
 Member member_of(const std::string& slot_name) {
@@ -56,7 +61,9 @@ Member member_of(const std::string& slot_name) {
                                                           {"emissions.weights", Member::kEmissionsWeights},
                                                           {"emissions.bias", Member::kEmissionsBias},
                                                           {"emissions.input_weights", Member::kEmissionsInputWeights},
-                                                          {"emissions.cov", Member::kEmissionsCov}};
+                                                          {"emissions.cov", Member::kEmissionsCov},
+                                                          {"dynamics.drift", Member::kDrift},
+                                                          {"dynamics.diffusion_cov", Member::kDiffusionCov}};
   for (const auto& [name, member] : kNames)
     if (slot_name == name) return member;
   throw std::logic_error("information: unknown parameter " + slot_name);
@@ -142,15 +149,39 @@ struct Sums {
         harvey(Matrix::Zero(k, k)) {}
 };
 
+// The pairs k <= l of K parameters, in the order of the second derivatives.
+std::vector<std::pair<Eigen::Index, Eigen::Index>> pairs_of(Eigen::Index k) {
+  std::vector<std::pair<Eigen::Index, Eigen::Index>> out;
+  for (Eigen::Index i = 0; i < k; ++i)
+    for (Eigen::Index j = i; j < k; ++j) out.emplace_back(i, j);
+  return out;
+}
+
+// The derivatives of the transitions (F_g, Q_g) of a continuous-time model,
+// one set per transition group g (a distinct gap), where the free parameters
+// move them nonlinearly: weights[g][k] = dF_g / d theta_k and cov[g][k] =
+// dQ_g / d theta_k (empty: zero), weights2[g][q] and cov2[g][q] the second
+// derivatives of the pair q = (k, l) (empty: zero).
+struct TransitionSensitivities {
+  std::vector<std::vector<Matrix>> weights, cov, weights2, cov2;
+};
+
 // The recursions of information.hpp over one sequence. Suffixes: d* the first
-// derivatives (one per parameter), d2* the second (one per pair k <= l).
+// derivatives (one per parameter), d2* the second (one per pair k <= l). With
+// `trans`, the transitions' derivatives come from it (the transition into step
+// t from group groups[t - 1]) and second derivatives of the transition enter
+// the prediction: a'_kl += F_kl m, P'_kl += F_kl Pf F^T + F Pf F_kl^T + Q_kl.
 class Sensitivities {
  public:
-  Sensitivities(const Params& params, const std::vector<Direction>& dirs, bool with_hessian)
-      : params_(params), dirs_(dirs), n_(params.state_dim()), k_(static_cast<Eigen::Index>(dirs.size())) {
-    if (with_hessian)
-      for (Eigen::Index k = 0; k < k_; ++k)
-        for (Eigen::Index l = k; l < k_; ++l) pairs_.emplace_back(k, l);
+  Sensitivities(const Params& params, const std::vector<Direction>& dirs, bool with_hessian,
+                const TransitionSensitivities* trans = nullptr, const std::vector<Eigen::Index>* groups = nullptr)
+      : params_(params),
+        dirs_(dirs),
+        trans_(trans),
+        groups_(groups),
+        n_(params.state_dim()),
+        k_(static_cast<Eigen::Index>(dirs.size())) {
+    if (with_hessian) pairs_ = pairs_of(k_);
     const size_t np = pairs_.size(), nk = dirs.size();
     da_.assign(nk, Vector::Zero(n_));
     dm_ = da_;
@@ -225,10 +256,18 @@ class Sensitivities {
     }
   }
 
+  // d(member)/d theta_k for the transition of group g, or null for zero.
+  const Matrix* transition_direction(Eigen::Index k, Member member, Eigen::Index g) const {
+    if (!trans_) return dirs_[k].of(member);
+    const Matrix& d = (member == Member::kDynamicsWeights ? trans_->weights : trans_->cov)[g][k];
+    return d.size() > 0 ? &d : nullptr;
+  }
+
   // a' = F m + B u + b, P' = F Pf F^T + Q differentiated (transition into step t).
   void predict(Eigen::Index t, const Eigen::Ref<const Vector>& u, const Vector& m, const Matrix& pf) {
     const auto& dyn = params_.dynamics;
     const auto f = dyn.weights.at(t - 1);
+    const Eigen::Index g = groups_ ? (*groups_)[t - 1] : 0;
     Matrix& fpf = fpf_;
     Matrix& tmp = tmp_;
     Matrix& x = x_;
@@ -238,22 +277,30 @@ class Sensitivities {
       da_[k].noalias() = f * dm_[k];
       tmp.noalias() = f * dpf_[k];
       dp_[k].noalias() = tmp * f.transpose();
-      if (const Matrix* df = dir.of(Member::kDynamicsWeights)) {
+      if (const Matrix* df = transition_direction(k, Member::kDynamicsWeights, g)) {
         da_[k].noalias() += *df * m;
         x.noalias() = *df * fpf.transpose();
         dp_[k] += x + x.transpose();
       }
       if (const Matrix* db = dir.of(Member::kDynamicsInputWeights); db && u.size() > 0) da_[k].noalias() += *db * u;
       if (const Matrix* db = dir.of(Member::kDynamicsBias)) da_[k] += db->col(0);
-      if (const Matrix* dq = dir.of(Member::kDynamicsCov)) dp_[k] += *dq;
+      if (const Matrix* dq = transition_direction(k, Member::kDynamicsCov, g)) dp_[k] += *dq;
     }
     for (size_t q = 0; q < pairs_.size(); ++q) {
       const auto [k, l] = pairs_[q];
-      const Matrix* dfk = dirs_[k].of(Member::kDynamicsWeights);
-      const Matrix* dfl = dirs_[l].of(Member::kDynamicsWeights);
+      const Matrix* dfk = transition_direction(k, Member::kDynamicsWeights, g);
+      const Matrix* dfl = transition_direction(l, Member::kDynamicsWeights, g);
       d2a_[q].noalias() = f * d2m_[q];
       tmp.noalias() = f * d2pf_[q];
       d2p_[q].noalias() = tmp * f.transpose();
+      if (trans_) {
+        if (const Matrix& f2 = trans_->weights2[g][q]; f2.size() > 0) {
+          d2a_[q].noalias() += f2 * m;
+          x.noalias() = f2 * fpf.transpose();
+          d2p_[q] += x + x.transpose();
+        }
+        if (const Matrix& q2 = trans_->cov2[g][q]; q2.size() > 0) d2p_[q] += q2;
+      }
       if (!dfk && !dfl) continue;
       x.setZero();
       if (dfk) {
@@ -386,6 +433,8 @@ class Sensitivities {
 
   const Params& params_;
   const std::vector<Direction>& dirs_;
+  const TransitionSensitivities* trans_;
+  const std::vector<Eigen::Index>* groups_;
   Eigen::Index n_, k_;
   std::vector<std::pair<Eigen::Index, Eigen::Index>> pairs_;
   // Predicted (a, P) and filtered (m, Pf) sensitivities.
@@ -423,14 +472,10 @@ Params with_free_parameters(const Vector& theta, const Params& base, const Param
   return p;
 }
 
-InformationResult information(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
-                              bool with_hessian, int num_threads) {
-  const Layout layout = layout_of(params, props);
-  validate(params, seqs);
-  internal::check_known_initial(params, "the information matrices (standard errors)");
-  const auto sums = parallel_map(
-      seqs, [&](const Sequence& seq) { return Sensitivities(params, layout.directions, with_hessian).run(seq); },
-      num_threads);
+namespace {
+
+// The per-sequence sums added up, in sequence order (parallel.hpp).
+InformationResult summed(const Layout& layout, const std::vector<Sums>& sums, bool with_hessian) {
   const Eigen::Index k = layout.theta.size();
   InformationResult out;
   out.free_parameters = layout.theta;
@@ -448,6 +493,108 @@ InformationResult information(const Params& params, const ParamProps& props, con
   out.opg = std::move(total.opg);
   out.harvey = std::move(total.harvey);
   return out;
+}
+
+bool moves_transitions(const Direction& d) { return d.member == Member::kDrift || d.member == Member::kDiffusionCov; }
+
+// The transitions' derivatives over the distinct gaps `dts` (transition_derivatives
+// per gap and pair of drift and diffusion parameters; only the pairs (k, k)
+// without the Hessian).
+TransitionSensitivities transition_sensitivities(const ContinuousDynamics& dyn, const std::vector<Direction>& dirs,
+                                                 const std::vector<double>& dts, bool with_hessian, int num_threads) {
+  const Eigen::Index k = static_cast<Eigen::Index>(dirs.size()), n = dyn.drift.rows();
+  const auto pairs = pairs_of(k);
+  const Matrix zero = Matrix::Zero(n, n);
+  auto drift_of = [&](const Direction& d) -> const Matrix& { return d.member == Member::kDrift ? d.d : zero; };
+  auto diffusion_of = [&](const Direction& d) -> const Matrix& {
+    return d.member == Member::kDiffusionCov ? d.d : zero;
+  };
+  struct Gap {
+    std::vector<Matrix> weights, cov, weights2, cov2;
+  };
+  const auto per_gap = parallel_map(
+      dts,
+      [&](double dt) {
+        Gap out{std::vector<Matrix>(k), std::vector<Matrix>(k), std::vector<Matrix>(with_hessian ? pairs.size() : 0),
+                std::vector<Matrix>(with_hessian ? pairs.size() : 0)};
+        for (size_t q = 0; q < pairs.size(); ++q) {
+          const auto [i, j] = pairs[q];
+          if (!moves_transitions(dirs[i]) || !moves_transitions(dirs[j]) || (!with_hessian && i != j)) continue;
+          internal::TransitionDerivatives d =
+              internal::transition_derivatives(dyn.drift, dyn.diffusion_cov, drift_of(dirs[i]), diffusion_of(dirs[i]),
+                                               drift_of(dirs[j]), diffusion_of(dirs[j]), dt);
+          if (i == j) {
+            out.weights[i] = std::move(d.weights_k);
+            out.cov[i] = std::move(d.cov_k);
+          }
+          if (with_hessian) {
+            out.weights2[q] = std::move(d.weights_kl);
+            out.cov2[q] = std::move(d.cov_kl);
+          }
+        }
+        return out;
+      },
+      num_threads);
+  TransitionSensitivities out;
+  for (const Gap& g : per_gap) {
+    out.weights.push_back(g.weights);
+    out.cov.push_back(g.cov);
+    out.weights2.push_back(g.weights2);
+    out.cov2.push_back(g.cov2);
+  }
+  return out;
+}
+
+}  // namespace
+
+InformationResult information(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
+                              bool with_hessian, int num_threads) {
+  const Layout layout = layout_of(params, props);
+  validate(params, seqs);
+  internal::check_known_initial(params, "the information matrices (standard errors)");
+  const auto sums = parallel_map(
+      seqs, [&](const Sequence& seq) { return Sensitivities(params, layout.directions, with_hessian).run(seq); },
+      num_threads);
+  return summed(layout, sums, with_hessian);
+}
+
+InformationResult information(const ContinuousParams& params, const ContinuousProps& props,
+                              const std::vector<TimedSequence>& seqs, bool with_hessian, int num_threads) {
+  internal::validate_fit(params, props, seqs);
+  ContinuousParams p = params;  // the slots view its values
+  // The initial state's slots, the dynamics', the emissions' (built by copies:
+  // assigning a Slot would copy into the values it views).
+  const auto rest = internal::trainable_slots(p.initial, nullptr, p.emissions, internal::discrete_props(props));
+  const auto initial = [](const internal::Slot& s) { return s.name.rfind("initial.", 0) == 0; };
+  // The drift row-major, as the theta layout (and its labels) has it; as_map
+  // views a (column-major) Matrix transposed.
+  RowMatrix drift = p.dynamics.drift, diffusion = p.dynamics.diffusion_cov;
+  std::vector<internal::Slot> slots;
+  for (const auto& s : rest)
+    if (initial(s)) slots.push_back(s);
+  if (props.drift)
+    slots.push_back(
+        {"dynamics.drift", MatrixMap(drift.data(), drift.rows(), drift.cols()), false, CovStructure::kFull});
+  if (props.diffusion_cov)
+    slots.push_back({"dynamics.diffusion_cov", MatrixMap(diffusion.data(), diffusion.rows(), diffusion.cols()), true,
+                     props.diffusion_cov_structure});
+  for (const auto& s : rest)
+    if (!initial(s)) slots.push_back(s);
+  const Layout layout = layout_of(slots);
+  const internal::GapGroups gaps = internal::group_gaps(seqs);
+  const std::vector<Discretization> discs = internal::discretize_all(params, gaps.dts);
+  const TransitionSensitivities trans =
+      transition_sensitivities(params.dynamics, layout.directions, gaps.dts, with_hessian, num_threads);
+  std::vector<size_t> index(seqs.size());
+  std::iota(index.begin(), index.end(), size_t{0});
+  const auto sums = parallel_map(
+      index,
+      [&](size_t i) {
+        const Params discrete = internal::assemble(params, discs, gaps.of_sequence[i]);
+        return Sensitivities(discrete, layout.directions, with_hessian, &trans, &gaps.of_sequence[i]).run(seqs[i].seq);
+      },
+      num_threads);
+  return summed(layout, sums, with_hessian);
 }
 
 Matrix information_covariance(const Matrix& information, const Matrix* meat, const std::vector<std::string>& names) {

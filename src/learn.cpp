@@ -278,6 +278,14 @@ std::vector<Eigen::Index> deterministic_components(const Matrix& cov, bool train
   return out;
 }
 
+// The indices 0 .. n-1 not in `some`, ascending.
+std::vector<Eigen::Index> complement(const std::vector<Eigen::Index>& some, Eigen::Index n) {
+  std::vector<Eigen::Index> out;
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (std::find(some.begin(), some.end(), i) == some.end()) out.push_back(i);
+  return out;
+}
+
 // The gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov (moment and
 // scatter from `s`), over the components other than `deterministic` (zero
 // rows and columns of cov); the others' rows of both gradients are zero: the
@@ -285,9 +293,7 @@ std::vector<Eigen::Index> deterministic_components(const Matrix& cov, bool train
 // free values (check_gradient_rows). cov must be positive definite over the rest.
 void gaussian_gradient(const RegressionStats& s, const Matrix& w, const Matrix& cov, const std::string& name,
                        const std::vector<Eigen::Index>& deterministic, Matrix& grad_w, Matrix& grad_cov) {
-  std::vector<Eigen::Index> noisy;
-  for (Eigen::Index i = 0; i < cov.rows(); ++i)
-    if (std::find(deterministic.begin(), deterministic.end(), i) == deterministic.end()) noisy.push_back(i);
+  const std::vector<Eigen::Index> noisy = complement(deterministic, cov.rows());
   const auto llt = factor_pd(name, cov(noisy, noisy));
   grad_w = Matrix::Zero(w.rows(), w.cols());
   grad_w(noisy, Eigen::all) = Matrix(llt.solve(Matrix(s.moment(w)(noisy, Eigen::all))));
@@ -539,9 +545,7 @@ void internal::check_gradient_rows(const Params& params, const ParamProps& props
   // with noise; its free means or weights: none in a deterministic row.
   auto check = [](const Matrix& cov, const std::vector<Eigen::Index>& deterministic, const std::string& name,
                   const Affine* free) {
-    std::vector<Eigen::Index> noisy;
-    for (Eigen::Index i = 0; i < cov.rows(); ++i)
-      if (std::find(deterministic.begin(), deterministic.end(), i) == deterministic.end()) noisy.push_back(i);
+    const std::vector<Eigen::Index> noisy = complement(deterministic, cov.rows());
     factor_pd(name + ".cov", cov(noisy, noisy));
     if (free == nullptr || deterministic.empty()) return;
     for (const auto& column : design_entries(free->design, cov.rows()))

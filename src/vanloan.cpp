@@ -62,6 +62,23 @@ Discretization discretize_unchecked(const Matrix& drift, const Matrix& diffusion
                   : discretize_in<double>(drift, diffusion_cov, dt);
 }
 
+TransitionDerivatives transition_derivatives(const Matrix& drift, const Matrix& diffusion_cov, const Matrix& drift_k,
+                                             const Matrix& diffusion_k, const Matrix& drift_l,
+                                             const Matrix& diffusion_l, double dt) {
+  const Eigen::Index n = drift.rows();
+  Matrix f = Matrix::Zero(4 * n, 4 * n), q = Matrix::Zero(4 * n, 4 * n);
+  for (Eigen::Index i = 0; i < 4; ++i) f.block(i * n, i * n, n, n) = drift;
+  f.block(0, n, n, n) = f.block(2 * n, 3 * n, n, n) = drift_k;
+  f.block(0, 2 * n, n, n) = f.block(n, 3 * n, n, n) = drift_l;
+  // lift(Q, Q_k, Q_l, 0) J: Q on the anti-diagonal, Q_l at (0, 1) and (1, 0), Q_k at (0, 2) and (2, 0).
+  for (Eigen::Index i = 0; i < 4; ++i) q.block(i * n, (3 - i) * n, n, n) = diffusion_cov;
+  q.block(0, n, n, n) = q.block(n, 0, n, n) = diffusion_l;
+  q.block(0, 2 * n, n, n) = q.block(2 * n, 0, n, n) = diffusion_k;
+  const Discretization d = discretize_unchecked(f, q, dt);
+  return {d.weights.block(0, n, n, n), d.weights.block(0, 2 * n, n, n), d.weights.block(0, 3 * n, n, n),
+          d.cov.block(0, 2 * n, n, n), d.cov.block(0, n, n, n),         d.cov.block(0, 0, n, n)};
+}
+
 }  // namespace internal
 
 namespace {

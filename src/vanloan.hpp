@@ -138,4 +138,26 @@ void transition_adjoint(const Transition& t, const std::vector<Matrix>& series, 
 // |F|_1 dt > kExtendedFrom; not finite only where exp(F dt) overflows.
 Discretization discretize_unchecked(const Matrix& drift, const Matrix& diffusion_cov, double dt);
 
+// The derivatives of (A_dt, Sigma_dt) at (F, Q) along two directions
+// (F_k, Q_k) and (F_l, Q_l): the first along each and the mixed second
+// d^2 / dk dl, exact derivatives of the computed map. They are blocks of the
+// same scaling and squaring (discretize_unchecked) applied to the hyper-dual
+// numbers F + e1 F_k + e2 F_l, Q + e1 Q_k + e2 Q_l (e1^2 = e2^2 = 0, e1 e2 != 0;
+// Fike & Alonso 2011) in their matrix representation
+//   lift(X, X1, X2, X12) = [[X, X1, X2, X12], [0, X, 0, X2], [0, 0, X, X1], [0, 0, 0, X]],
+// an algebra homomorphism (lift(X Y) = lift(X) lift(Y)), so exp(lift(F) dt) =
+// lift(A, A_k, A_l, A_kl). With J the block reversal, lift(X^T) = J lift(X)^T J,
+// hence Sigma's lift times J is the covariance of the lifted drift and the
+// (symmetric, indefinite) lifted Q = lift(Q, Q_k, Q_l, 0) J:
+//   lift(Sigma, Sigma_k, Sigma_l, Sigma_kl) J = int_0^dt e^{lift(F) u} lift(Q) J e^{lift(F)^T u} du,
+// whose first block row is [Sigma_kl, Sigma_l, Sigma_k, Sigma]. k = l gives the
+// first derivatives along one direction and the second along it.
+struct TransitionDerivatives {
+  Matrix weights_k, weights_l, weights_kl;  // A_k, A_l, A_kl
+  Matrix cov_k, cov_l, cov_kl;              // Sigma_k, Sigma_l, Sigma_kl
+};
+TransitionDerivatives transition_derivatives(const Matrix& drift, const Matrix& diffusion_cov, const Matrix& drift_k,
+                                             const Matrix& diffusion_k, const Matrix& drift_l,
+                                             const Matrix& diffusion_l, double dt);
+
 }  // namespace lgssm::internal

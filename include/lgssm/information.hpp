@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "lgssm/continuous.hpp"
 #include "lgssm/params.hpp"
 #include "lgssm/props.hpp"
 
@@ -96,6 +97,24 @@ struct InformationResult {
 /// @return theta, log p(y), the score, the Hessian, OPG and Harvey's matrix
 InformationResult information(const Params& params, const ParamProps& props, const std::vector<Sequence>& seqs,
                               bool with_hessian = true, int num_threads = 0);
+
+/// The same for a continuous-time model (continuous.hpp) observed at each
+/// sequence's times. theta: the trainable initial-state parameters, then the
+/// drift F (its entries, row by row), then the diffusion covariance Q_c (by its
+/// structure: the lower triangle row by row, the diagonal, or the one
+/// variance), then the emissions' parameters, each as in the file comment.
+/// The model is the discrete-time one of its observation times (to_discrete),
+/// so the recursions are those above with the transition (A_s, Sigma_s) of
+/// each gap s, which moves nonlinearly with F and Q_c: its first and second
+/// derivatives (A_s,k, Sigma_s,k, A_s,kl, Sigma_s,kl) are those of the computed
+/// discretization, from the same scaling and squaring on hyper-dual numbers
+/// (src/vanloan.hpp, transition_derivatives; per distinct gap and pair of
+/// dynamics parameters), and the second-order prediction gains the terms
+///   a'_kl += A_kl m,   P'_kl += A_kl Pf A^T + A Pf A_kl^T + Sigma_kl.
+/// Throws lgssm::invalid_argument as the fits do for invalid parameters,
+/// properties, data or times.
+InformationResult information(const ContinuousParams& params, const ContinuousProps& props,
+                              const std::vector<TimedSequence>& seqs, bool with_hessian = true, int num_threads = 0);
 
 /// A parameter covariance from an information matrix A (symmetric, positive
 /// definite at a regular maximum): A^{-1}, or with `meat` B the sandwich

@@ -128,21 +128,34 @@ def _resampled(standardized: list, burn: int, rng: np.random.Generator) -> list:
     return out
 
 
-def _replicate(model, params, props, emissions, inputs, fit, num_iters, method, seed, standardized, burn):
-    """One replicate: the refit's free values, or None when the refit fails."""
+def _replicate(model, params, props, emissions, inputs, times, fit, num_iters, method, seed, standardized, burn):
+    """One replicate: the refit's free values, or None when the refit fails. ``times``: a
+    continuous-time model's per-sequence times (None in discrete time)."""
     from .diagnostics import _fit
 
     rng = np.random.default_rng(seed)
+    step = {} if times is None else {"times": times}
     if method == "parametric":
         data = []
-        for y, u in zip(emissions, inputs):
-            _, sim = model.sample(params, rng, y.shape[0], u)
+        for i, (y, u) in enumerate(zip(emissions, inputs)):
+            if times is None:
+                _, sim = model.sample(params, rng, y.shape[0], u)
+            else:
+                _, sim = model.sample(params, rng, times=times[i], inputs=u)
             data.append(np.where(np.isnan(y), np.nan, sim))
     else:
-        core = model.core_params(params)
-        data = _core.emissions_from_innovations(core, emissions, inputs, _resampled(standardized, burn, rng))
+        resampled = _resampled(standardized, burn, rng)
+        if times is None:
+            data = _core.emissions_from_innovations(model.core_params(params), emissions, inputs, resampled)
+        else:  # each sequence through the discrete-time model of its times
+            data = [
+                _core.emissions_from_innovations(
+                    model._discrete.core_params(model.discrete_params(params, t)), [y], [u], [w]
+                )[0]
+                for y, u, t, w in zip(emissions, inputs, times, resampled)
+            ]
     try:
-        fitted, _ = _fit(model, params, props, data, inputs, fit, num_iters)
+        fitted, _ = _fit(model, params, props, data, inputs, fit, num_iters, **step)
     except (ValueError, RuntimeError):  # e.g. a replicate whose fit reaches a singular covariance
         return None
     return _free_values(fitted, props)[1]
@@ -171,16 +184,15 @@ def run(
     num_iters = count("num_iters", num_iters, 1)
     workers = count("num_workers", num_workers, 1) if num_workers is not None else (os.cpu_count() or 1)
     model, params, props = result.model, result.params, result.props
-    _, b = model._batch(params, result.emissions, result.inputs, covariances=0)
+    b, times = result._sequences()
     emissions, inputs = list(b.emissions), list(b.inputs)
     standardized = None
     if method == "innovations":
-        core = model.core_params(params)
-        standardized = [d["standardized_innovations"] for d in _core.innovations(core, emissions, inputs)]
+        standardized = [np.asarray(i.standardized_innovations) for i in result._innovations_list()]
     names, estimates = _free_values(params, props)
     seed_seq = np.random.SeedSequence(int(as_generator(key).integers(0, 2**63 - 1)))
     seeds = [np.random.default_rng(s) for s in seed_seq.spawn(num_replicates)]
-    args = (model, params, props, emissions, inputs, fit, num_iters, method)
+    args = (model, params, props, emissions, inputs, times, fit, num_iters, method)
     bar = ProgressBar(num_replicates, f"bootstrap ({method}), failed:", enabled=progress)
     outcomes: list = [_PENDING] * num_replicates
     try:

@@ -10,6 +10,7 @@ definitions exactly, so the numbers can be compared one for one.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import os
@@ -21,6 +22,7 @@ import numpy as np
 from . import _core
 from ._checks import count, flag, memory
 from ._docstrings import shared
+from .continuous import ContinuousTimeSSM
 from .params import param_groups, props_to_core
 
 __all__ = [
@@ -242,11 +244,11 @@ def num_parameters(model, params, props) -> int:
 
     Parameters
     ----------
-    model : lgssm.LinearGaussianSSM
+    model : lgssm.LinearGaussianSSM or lgssm.ContinuousTimeSSM
         The model.
-    params : ParamsLGSSM
+    params : ParamsLGSSM or ParamsCTSSM
         Its parameters (their shapes).
-    props : ParamsLGSSM
+    props : ParamsLGSSM or ParamsCTSSM
         The `ParameterProperties`: which parameters are trainable, which structure
         each covariance keeps.
 
@@ -260,6 +262,8 @@ def num_parameters(model, params, props) -> int:
     ValueError
         If the parameters or properties are invalid.
     """
+    if isinstance(model, ContinuousTimeSSM):  # known initial state; the unconstrained vector's length
+        return int(_core.continuous_to_unconstrained(model.core_params(params), model.core_props(props)).size)
     core = model.core_params(params)
     diffuse = np.asarray(core.initial_diffuse)
     q = int(np.linalg.matrix_rank(diffuse)) if diffuse.size else 0
@@ -485,7 +489,7 @@ def _entries(name: str, value: np.ndarray, prop) -> list[tuple[str, Any]]:
         return [(f"{name}.{label}", float(b)) for label, b in zip(c.names, c.free_values(a))]
     if a.ndim == 1:
         return [(f"{name}[{i}]", float(a[i])) for i in range(a.shape[0])]
-    if not name.endswith(".cov"):
+    if not name.endswith("cov"):  # initial.cov, dynamics.cov or .diffusion_cov, emissions.cov
         return [(f"{name}[{i},{j}]", float(a[i, j])) for i in range(a.shape[0]) for j in range(a.shape[1])]
     if prop.structure == "scalar":
         return [(f"{name} (scalar)", float(a[0, 0]))]
@@ -613,22 +617,24 @@ class Information:
 
 
 def information(
-    model, params, props, emissions, inputs=None, hessian: bool = True, num_threads: int = 0
+    model, params, props, emissions, inputs=None, hessian: bool = True, num_threads: int = 0, times=None, dt=None
 ) -> Information:
     """Compute the exact score, Hessian, OPG and Harvey's information of log p(y).
 
     Over the free parameters (`Information`), by forward sensitivity recursions of
     the Kalman filter (``lgssm/information.hpp`` gives the equations): exact, with
     missing data handled exactly, for any model whose trainable parameters are
-    time-invariant (frozen ones may vary per step).
+    time-invariant (frozen ones may vary per step). For a continuous-time model the
+    free parameters include the drift's entries and the diffusion covariance's, and
+    the transition over each gap enters with its exact first and second derivatives.
 
     Parameters
     ----------
-    model : lgssm.LinearGaussianSSM
+    model : lgssm.LinearGaussianSSM or lgssm.ContinuousTimeSSM
         The model.
-    params : ParamsLGSSM
+    params : ParamsLGSSM or ParamsCTSSM
         The parameters (usually the fitted ones).
-    props : ParamsLGSSM
+    props : ParamsLGSSM or ParamsCTSSM
         The `ParameterProperties`: which parameters are free, their structures and
         constraints.
     emissions : array or list
@@ -640,6 +646,11 @@ def information(
         the rest linearly).
     num_threads : int, default 0
         Threads over sequences (0: all cores).
+    times : array or list, optional
+        A continuous-time model's observation times, as its fits take them.
+    dt : float, optional
+        Instead of ``times``: one uniform step (exactly one of the two, for a
+        continuous-time model only).
 
     Returns
     -------
@@ -661,7 +672,16 @@ def information(
     """
     hessian = flag("hessian", hessian)
     num_threads = count("num_threads", num_threads)
-    core, b = model._batch(params, emissions, inputs, covariances=0)
+    if isinstance(model, ContinuousTimeSSM):
+        b, ts = model._sequences(emissions, inputs, times, dt)
+        compute = functools.partial(
+            _core.continuous_information, model.core_params(params), model.core_props(props), b.emissions, b.inputs, ts
+        )
+    else:
+        if times is not None or dt is not None:
+            raise ValueError(f"times, dt: expected None for a {type(model).__name__} (a discrete-time model)")
+        core, b = model._batch(params, emissions, inputs, covariances=0)
+        compute = functools.partial(_core.information, core, props_to_core(props), b.emissions, b.inputs)
     if hessian:  # second-order sensitivities: (n + n^2) floats per pair, four sets per sequence in flight
         k, n = num_parameters(model, params, props), model.state_dim
         memory(
@@ -671,7 +691,7 @@ def information(
             f"the second-order sensitivities of {k} parameters",
             "hessian=False (cov_type 'oim' or 'opg'), or fewer free parameters",
         )
-    out: Any = _core.information(core, props_to_core(props), b.emissions, b.inputs, hessian, num_threads)
+    out: Any = compute(hessian, num_threads)
     names = [label for label, _ in parameter_table(params, props)]
     if len(names) != len(out["free_parameters"]):  # a per-step trainable series is refused by the core first
         raise ValueError(f"props: expected {len(out['free_parameters'])} labelled free parameters, got {len(names)}")
@@ -760,13 +780,19 @@ class FitResult:
     statsmodels' four panels; `bse`, `cov_params`, `conf_int` and `delta_method` give
     the uncertainty of the estimates.
 
+    A continuous-time model is given with its observation times (``times`` or
+    ``dt``): its residuals, tests and disturbances are those of the discrete-time
+    model of each sequence's times (`lgssm.ContinuousTimeSSM.discrete_params`), its
+    free parameters and their standard errors are the drift's and the diffusion
+    covariance's entries with the initial state's and the emissions'.
+
     Parameters
     ----------
-    model : lgssm.LinearGaussianSSM
+    model : lgssm.LinearGaussianSSM or lgssm.ContinuousTimeSSM
         The model.
-    params : ParamsLGSSM
+    params : ParamsLGSSM or ParamsCTSSM
         The fitted parameters.
-    props : ParamsLGSSM
+    props : ParamsLGSSM or ParamsCTSSM
         The `ParameterProperties` of the fit (which parameters were free).
     emissions : array or list
         The data the model was fitted to, as the fits take them.
@@ -784,6 +810,11 @@ class FitResult:
     cov_type : {"hessian", "oim", "opg", "robust", "robust_oim"}, default "hessian"
         The covariance of `bse`, `pvalues`, `conf_int` and the summary
         (`Information.cov_params`).
+    times : array or list, optional
+        A continuous-time model's observation times, as its fits take them.
+    dt : float, optional
+        Instead of ``times``: one uniform step (exactly one of the two, for a
+        continuous-time model only).
     """
 
     model: Any
@@ -795,6 +826,8 @@ class FitResult:
     burn: int = 0
     name: str | None = None
     cov_type: str = "hessian"
+    times: Any = None
+    dt: Any = None
 
     def __post_init__(self):
         self._cache = {}  # the innovations and the information, computed once
@@ -804,17 +837,52 @@ class FitResult:
         if self.name is None:
             m = self.model
             self.name = f"{type(m).__name__}(state_dim={m.state_dim}, emission_dim={m.emission_dim})"
+        if isinstance(self.model, ContinuousTimeSSM):
+            self._sequences()  # checks the times
+        elif self.times is not None or self.dt is not None:
+            raise ValueError(f"times, dt: expected None for a {type(self.model).__name__} (a discrete-time model)")
+
+    @property
+    def _step(self) -> dict:
+        """The observation times as the continuous-time model's methods take them (empty for discrete time)."""
+        return {"times": self.times, "dt": self.dt} if isinstance(self.model, ContinuousTimeSSM) else {}
+
+    def _sequences(self) -> tuple:
+        """(batch, per-sequence times or None) of the data."""
+        if isinstance(self.model, ContinuousTimeSSM):
+            return self.model._sequences(self.emissions, self.inputs, self.times, self.dt)
+        return self.model._batch(self.params, self.emissions, self.inputs, covariances=0)[1], None
+
+    def _per_sequence(self, fn) -> list:
+        """fn(discrete-time model, its params, emissions, inputs) for each sequence of a continuous-time
+        model (the discrete-time model of its times), or once over all for a discrete-time one."""
+        if not isinstance(self.model, ContinuousTimeSSM):
+            return [fn(self.model, self.params, self.emissions, self.inputs)]
+        b, ts = self._sequences()
+        d = self.model._discrete
+        return [fn(d, self.model.discrete_params(self.params, t), y, u) for y, u, t in zip(b.emissions, b.inputs, ts)]
 
     def _innovations_list(self) -> list:
         if "innovations" not in self._cache:
-            core, b = self.model._batch(self.params, self.emissions, self.inputs, covariances=0)
-            shortest = min(len(y) for y in b.emissions)
+
+            def each(model, params, y, u):
+                core, b = model._batch(params, y, u, covariances=0)
+                return [Innovations(**d) for d in _core.innovations(core, b.emissions, b.inputs)]
+
+            inn = [i for part in self._per_sequence(each) for i in part]
+            shortest = min(len(i.step_logliks) for i in inn)
             if self.burn >= shortest:
                 raise ValueError(
                     f"burn: expected fewer than the {shortest} steps of the shortest sequence, got {self.burn}"
                 )
-            self._cache["innovations"] = [Innovations(**d) for d in _core.innovations(core, b.emissions, b.inputs)]
+            self._cache["innovations"] = inn
         return self._cache["innovations"]
+
+    def _unwrapped(self, parts: list):
+        """One result per sequence of a continuous-time model, as the discrete-time functions return them."""
+        if not isinstance(self.model, ContinuousTimeSSM):
+            return parts[0]
+        return parts[0] if self._sequences()[0].kind == "single" else parts
 
     def innovations(self) -> Innovations | list:
         """Compute the one-step innovations (`lgssm.diagnostics.innovations`).
@@ -824,7 +892,7 @@ class FitResult:
         Innovations or list of Innovations
             As `lgssm.diagnostics.innovations` returns them for this fit's data.
         """
-        return innovations(self.model, self.params, self.emissions, self.inputs)
+        return self._unwrapped(self._per_sequence(innovations))
 
     def disturbances(self) -> Disturbances | list:
         """Run the disturbance smoother (`lgssm.diagnostics.disturbances`).
@@ -834,7 +902,7 @@ class FitResult:
         Disturbances or list of Disturbances
             As `lgssm.diagnostics.disturbances` returns them for this fit's data.
         """
-        return disturbances(self.model, self.params, self.emissions, self.inputs)
+        return self._unwrapped(self._per_sequence(disturbances))
 
     def _test_burn(self, sequence: int = 0) -> int:
         """The steps the residual tests leave out: max(burn, the diffuse period) (statsmodels)."""
@@ -879,7 +947,9 @@ class FitResult:
         """
         info = self._cache.get("information")
         if info is None or (hessian and info.hessian is None):
-            info = information(self.model, self.params, self.props, self.emissions, self.inputs, hessian=hessian)
+            info = information(
+                self.model, self.params, self.props, self.emissions, self.inputs, hessian=hessian, **self._step
+            )
             self._cache["information"] = info
         return info
 
@@ -1371,16 +1441,17 @@ def _check_fit(method) -> None:
         raise ValueError(f"fit: expected 'em' or 'lbfgs', got {method!r}")
 
 
-def _fit(model, params, props, emissions, inputs, method: str, num_iters: int):
-    """(params, FitSummary) of ``model.fit_em`` or ``model.fit_lbfgs``, silent."""
+def _fit(model, params, props, emissions, inputs, method: str, num_iters: int, **step):
+    """(params, FitSummary) of ``model.fit_em`` or ``model.fit_lbfgs``, silent; ``step``: a
+    continuous-time model's ``times`` or ``dt``."""
     _check_fit(method)
     if method == "em":
         fitted, _, summary = model.fit_em(
-            params, props, emissions, inputs, num_iters=num_iters, verbose=False, return_summary=True
+            params, props, emissions, inputs=inputs, num_iters=num_iters, verbose=False, return_summary=True, **step
         )
     else:
         fitted, _, summary = model.fit_lbfgs(
-            params, props, emissions, inputs, max_iters=num_iters, verbose=False, return_summary=True
+            params, props, emissions, inputs=inputs, max_iters=num_iters, verbose=False, return_summary=True, **step
         )
     return fitted, summary
 

@@ -9,6 +9,7 @@
 #include "fit_common.hpp"
 #include "lgssm/continuous.hpp"
 #include "series_caster.hpp"
+#include "timed_common.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -16,21 +17,12 @@ using lgssm::RowMatrix;
 
 namespace {
 
-std::vector<lgssm::TimedSequence> to_timed(std::vector<RowMatrix>& emissions, std::vector<RowMatrix>& inputs,
-                                           std::vector<lgssm::Vector>& times) {
-  std::vector<lgssm::Sequence> plain = lgssm::bindings::to_sequences(emissions, inputs);
-  std::vector<lgssm::TimedSequence> seqs(plain.size());
-  for (size_t i = 0; i < seqs.size(); ++i)
-    seqs[i] = {std::move(plain[i]), i < times.size() ? std::move(times[i]) : lgssm::Vector()};
-  return seqs;
-}
-
 // Runs fit(params, props, seqs, options) without the GIL: (params, history, summary, psd_correction).
 template <class Options, class Fit>
 auto run_fit(const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix>& emissions,
              std::vector<RowMatrix>& inputs, std::vector<lgssm::Vector>& times, Options options, nb::object callback,
              Fit fit) {
-  auto seqs = to_timed(emissions, inputs, times);
+  auto seqs = lgssm::bindings::to_timed(emissions, inputs, times);
   options.callback = lgssm::bindings::wrap_callback(callback);
   lgssm::ContinuousFitResult r;
   {
@@ -84,7 +76,7 @@ void bind_continuous(nb::module_& m) {
       "continuous_sufficient_stats",
       [](const lgssm::ContinuousParams& p, std::vector<RowMatrix> emissions, std::vector<RowMatrix> inputs,
          std::vector<lgssm::Vector> times, int num_threads) {
-        auto seqs = to_timed(emissions, inputs, times);
+        auto seqs = lgssm::bindings::to_timed(emissions, inputs, times);
         nb::gil_scoped_release release;
         return lgssm::sufficient_stats(p, seqs, num_threads);
       },
@@ -126,7 +118,7 @@ void bind_continuous(nb::module_& m) {
       "continuous_log_prob_and_gradient",
       [](const lgssm::ContinuousParams& p, const lgssm::ContinuousProps& props, std::vector<RowMatrix> emissions,
          std::vector<RowMatrix> inputs, std::vector<lgssm::Vector> times) {
-        auto seqs = to_timed(emissions, inputs, times);
+        auto seqs = lgssm::bindings::to_timed(emissions, inputs, times);
         lgssm::Vector grad;
         double ll;
         {

@@ -14,7 +14,15 @@ def python_blocks(path):
 
 
 @pytest.mark.parametrize(
-    "path", ["docs/guide.md", "docs/bayesian.md", "docs/diagnostics.md", "docs/initialization.md", "README.md"]
+    "path",
+    [
+        "docs/guide.md",
+        "docs/bayesian.md",
+        "docs/diagnostics.md",
+        "docs/initialization.md",
+        "docs/continuous-time.md",
+        "README.md",
+    ],
 )
 def test_python_examples_run(path, tmp_path, monkeypatch):
     if path in ("docs/diagnostics.md", "docs/initialization.md"):  # data from statsmodels.datasets
