@@ -455,6 +455,16 @@ class Bench:
             subset=s.many_subset,
             note="no batch EM; its smoother, one sequence at a time",
         )
+        self.row(
+            case,
+            "smoother (E-step part)",
+            "simdkalman",
+            "smoother",
+            start,
+            y,
+            note="its batched smoother: every step vectorized over all sequences in NumPy, with the lag-one "
+            "covariances (its compute(gains=True), as its EM's E-step) and the log likelihood",
+        )
 
     def high_emission(self):
         s = self.sizes
@@ -595,7 +605,7 @@ def machine() -> dict:
     except (OSError, StopIteration):
         ram = "unknown"
     versions = {"python": platform.python_version(), "lgssm": lgssm.__version__}
-    for module in ("numpy", "jax", "dynamax", "pykalman", "statsmodels", "filterpy"):
+    for module in ("numpy", "jax", "dynamax", "pykalman", "statsmodels", "filterpy", "simdkalman"):
         versions[module] = peers.version(module)
     return {
         "cpu": cpu,
