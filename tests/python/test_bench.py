@@ -88,3 +88,11 @@ def test_simdkalman_smoother_equals_lgssms():
     cross = out.pairwise_covariances[:, :-1]  # entry t: Cov[z_{t+1}, z_t | y]; its last one is unused (zeros)
     assert_close(cross, np.asarray(ours.smoothed_cross_covariances), "lag-one covariances", rtol=1e-8)
     assert value(out) == pytest.approx(float(np.sum(ours.marginal_loglik)), rel=1e-10)
+
+
+def test_simdkalman_target_is_measured(smoke):
+    """Issue 17's target against simdkalman's batched smoother gets a value from the run's rows."""
+    pytest.importorskip("simdkalman", exc_type=ImportError, reason="simdkalman (extra `peers`) cannot be imported")
+    _, report = smoke
+    measured = {label: value for label, value, _, _ in run.targets(report, run.SMOKE)}
+    assert measured["many sequences: lgssm's EM iteration vs simdkalman's batched smoother"] > 0
