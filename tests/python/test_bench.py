@@ -4,6 +4,7 @@ that every contender got the same model and data (their log likelihoods agree
 with lgssm's) and that the report has every section. dynamax is left out (its
 compilations would take most of a minute); the peers that are installed run."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -88,6 +89,9 @@ def test_simdkalman_smoother_equals_lgssms():
     cross = out.pairwise_covariances[:, :-1]  # entry t: Cov[z_{t+1}, z_t | y]; its last one is unused (zeros)
     assert_close(cross, np.asarray(ours.smoothed_cross_covariances), "lag-one covariances", rtol=1e-8)
     assert value(out) == pytest.approx(float(np.sum(ours.marginal_loglik)), rel=1e-10)
+    biased = dataclasses.replace(start, emissions=dataclasses.replace(start.emissions, bias=np.ones(8)))
+    with pytest.raises(ValueError, match="params.emissions.bias: expected zeros"):
+        peers.simdkalman_task("smoother", biased, y)
 
 
 def test_simdkalman_target_is_measured(smoke):
