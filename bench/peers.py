@@ -24,12 +24,13 @@ from lgssm.interop import from_dynamax, to_dynamax
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # dynamax in float64, as lgssm
 
-PEERS = ("dynamax", "pykalman", "statsmodels", "filterpy")
+PEERS = ("dynamax", "pykalman", "statsmodels", "filterpy", "simdkalman")
 _MODULES = {
     "dynamax": "dynamax.linear_gaussian_ssm",
     "pykalman": "pykalman",
     "statsmodels": "statsmodels.tsa.statespace.kalman_smoother",
     "filterpy": "filterpy.kalman",
+    "simdkalman": "simdkalman",
 }
 
 
@@ -237,6 +238,46 @@ def filterpy_task(task: str, params, emissions, **options):
     return run, float
 
 
+# ---------------------------------------------------------------- simdkalman
+def simdkalman_task(task: str, params, emissions, **options):
+    """simdkalman's KalmanFilter (NumPy, every step vectorized over the
+    sequences) on a (num_sequences, num_timesteps, emission_dim) batch. Its
+    smoother is timed computing what lgssm's returns: ``compute(smoothed=True,
+    gains=True, log_likelihood=True)``, i.e. ``smooth()`` plus the lag-one
+    covariances (``pairwise_covariances``, as its own EM's E-step) and the log
+    likelihood, without its default smoothed observations. Its model has no
+    biases, and ``initial_value`` / ``initial_covariance`` are the law of the
+    first state (it updates before it predicts), as in lgssm. Its log
+    likelihood leaves out the -emission_dim / 2 log(2 pi) of each step, which
+    is added back."""
+    import simdkalman
+
+    if task != "smoother":
+        raise ValueError(f"task: expected smoother, got {task!r}")
+    d, e = params.dynamics, params.emissions
+    for name, bias in (("params.dynamics.bias", d.bias), ("params.emissions.bias", e.bias)):
+        if np.any(bias != 0):
+            raise ValueError(f"{name}: expected zeros (simdkalman's model has no biases), got {bias}")
+    y = emissions if emissions.ndim == 3 else emissions[None]
+    kf = simdkalman.KalmanFilter(
+        state_transition=d.weights, process_noise=d.cov, observation_model=e.weights, observation_noise=e.cov
+    )
+    run = lambda: kf.compute(  # noqa: E731
+        y,
+        0,
+        initial_value=params.initial.mean,
+        initial_covariance=params.initial.cov,
+        smoothed=True,
+        states=True,
+        covariances=True,
+        observations=False,
+        gains=True,
+        log_likelihood=True,
+    )
+    constant = -0.5 * y.shape[1] * y.shape[2] * np.log(2 * np.pi)
+    return run, lambda r: float(np.sum(r.log_likelihood + constant))
+
+
 # ---------------------------------------------------------------- lgssm
 def lgssm_task(task: str, params, emissions, **options):
     model = model_of(params)
@@ -289,4 +330,5 @@ TASKS = {
     "pykalman": pykalman_task,
     "statsmodels": statsmodels_task,
     "filterpy": filterpy_task,
+    "simdkalman": simdkalman_task,
 }

@@ -4,10 +4,12 @@ that every contender got the same model and data (their log likelihoods agree
 with lgssm's) and that the report has every section. dynamax is left out (its
 compilations would take most of a minute); the peers that are installed run."""
 
+import dataclasses
 import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
@@ -15,7 +17,11 @@ sys.path.insert(0, BENCH)
 
 import run  # noqa: E402
 
-PEERS = ["pykalman", "statsmodels", "filterpy"]
+import peers  # noqa: E402
+import problems  # noqa: E402
+from conftest import assert_close  # noqa: E402
+
+PEERS = ["pykalman", "statsmodels", "filterpy", "simdkalman"]
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +70,33 @@ def test_saved_results_render_the_same_tables(smoke, tmp_path):
     text = out.read_text()
     for r in report.rows:
         assert f"| {r.task} | {r.contender} | {run.fmt_time(r.seconds)} |" in text
+
+
+def test_simdkalman_smoother_equals_lgssms():
+    """The simdkalman case gets lgssm's model: on a small batch of the
+    many-sequences problem its smoothed means, covariances and lag-one
+    covariances equal lgssm's smoother's."""
+    pytest.importorskip("simdkalman", exc_type=ImportError, reason="simdkalman (extra `peers`) cannot be imported")
+    spec = problems.Spec(state_dim=4, emission_dim=8, num_timesteps=30, num_sequences=6, seed=3)
+    _, y = problems.build(spec)
+    start = problems.fit_start(spec)
+    fn, value = peers.simdkalman_task("smoother", start, y)
+    out = fn()
+    ours = peers.model_of(start).smoother(start, y)
+    states = out.smoothed.states
+    assert_close(states.mean, np.asarray(ours.smoothed_means), "smoothed means", rtol=1e-8)
+    assert_close(states.cov, np.asarray(ours.smoothed_covariances), "smoothed covariances", rtol=1e-8)
+    cross = out.pairwise_covariances[:, :-1]  # entry t: Cov[z_{t+1}, z_t | y]; its last one is unused (zeros)
+    assert_close(cross, np.asarray(ours.smoothed_cross_covariances), "lag-one covariances", rtol=1e-8)
+    assert value(out) == pytest.approx(float(np.sum(ours.marginal_loglik)), rel=1e-10)
+    biased = dataclasses.replace(start, emissions=dataclasses.replace(start.emissions, bias=np.ones(8)))
+    with pytest.raises(ValueError, match="params.emissions.bias: expected zeros"):
+        peers.simdkalman_task("smoother", biased, y)
+
+
+def test_simdkalman_target_is_measured(smoke):
+    """Issue 17's target against simdkalman's batched smoother gets a value from the run's rows."""
+    pytest.importorskip("simdkalman", exc_type=ImportError, reason="simdkalman (extra `peers`) cannot be imported")
+    _, report = smoke
+    measured = {label: value for label, value, _, _ in run.targets(report, run.SMOKE)}
+    assert measured["many sequences: lgssm's EM iteration vs simdkalman's batched smoother"] > 0
