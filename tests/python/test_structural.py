@@ -1,0 +1,247 @@
+"""lgssm.structural: models assembled from components against statsmodels' UnobservedComponents,
+DynamicFactor and SARIMAX at the same parameters and initialization (the exact diffuse or stationary
+log likelihood to 1e-10) on the data statsmodels ships (Nile, CO2, macrodata); the parameter names;
+Durbin & Koopman's Nile estimates under the readable names; component contributions summing to the
+smoothed emission mean; the refusals of bad arguments."""
+
+import numpy as np
+import pytest
+
+import lgssm
+from lgssm import structural as st
+from lgssm.diagnostics import parameter_table
+
+from conftest import assert_close
+
+sm = pytest.importorskip(
+    "statsmodels.api", exc_type=ImportError, reason="statsmodels (extra `peers`) cannot be imported"
+)
+from statsmodels.tsa.statespace.initialization import Initialization  # noqa: E402
+from statsmodels.tsa.statespace.structural import UnobservedComponents  # noqa: E402
+
+NILE = sm.datasets.nile.load_pandas().data["volume"].to_numpy(dtype=float)
+CO2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean()["1964-05":].to_numpy(dtype=float)
+MACRO = sm.datasets.macrodata.load_pandas().data
+INFL = MACRO["infl"].to_numpy(dtype=float)
+GDP = 100 * np.log(MACRO["realgdp"].to_numpy(dtype=float))
+
+
+def _sm_loglik(mod, values: dict) -> float:
+    """statsmodels' log likelihood at parameters given by its own names, without its steady-state
+    switch (by default its filter freezes P once it changes by less than 1e-19, which on the CO2
+    trend moves the log likelihood by 4e-9 relative; a dense joint-Gaussian computation of the
+    diffuse likelihood agrees with lgssm's to 2e-12 there)."""
+    assert set(values) == set(mod.param_names), mod.param_names
+    mod.ssm.tolerance = 0.0
+    return mod.loglike(np.array([values[n] for n in mod.param_names]))
+
+
+def _loglik(model, y, inputs=None) -> float:
+    params, _ = model.initialize()
+    return model.marginal_log_prob(params, y[:, None], inputs)
+
+
+# (name, data, lgssm components and observation variance, UnobservedComponents arguments, its parameters)
+UC_CASES = [
+    ("nile-level", NILE, lambda: st.LocalLevel(1469.1).build(15099.0), dict(level="llevel"),
+     {"sigma2.irregular": 15099.0, "sigma2.level": 1469.1}),
+    ("co2-trend", CO2, lambda: st.LocalLinearTrend(0.05, 1e-4).build(0.03), dict(level="lltrend"),
+     {"sigma2.irregular": 0.03, "sigma2.level": 0.05, "sigma2.trend": 1e-4}),
+    ("co2-trend-dummy-seasonal", CO2,
+     lambda: (st.LocalLinearTrend(0.05, 1e-4) + st.Seasonal(12, variance=1e-3)).build(0.03),
+     dict(level="lltrend", seasonal=12),
+     {"sigma2.irregular": 0.03, "sigma2.level": 0.05, "sigma2.trend": 1e-4, "sigma2.seasonal": 1e-3}),
+    ("co2-trend-trig-seasonal", CO2,
+     lambda: (st.LocalLinearTrend(0.05, 1e-4) + st.Seasonal(12, harmonics=3, variance=1e-3)).build(0.03),
+     dict(level="lltrend", freq_seasonal=[{"period": 12, "harmonics": 3}]),
+     {"sigma2.irregular": 0.03, "sigma2.level": 0.05, "sigma2.trend": 1e-4, "sigma2.freq_seasonal_12(3)": 1e-3}),
+    ("gdp-level-cycle", GDP,
+     lambda: (st.LocalLevel(0.5) + st.Cycle(2 * np.pi / 0.25, 0.8, 0.6, initialization="diffuse")).build(0.1),
+     dict(level="llevel", cycle=True, stochastic_cycle=True, damped_cycle=True),
+     {"sigma2.irregular": 0.1, "sigma2.level": 0.5, "sigma2.cycle": 0.6, "frequency.cycle": 0.25,
+      "damping.cycle": 0.8}),
+    ("infl-level-ar2", INFL, lambda: (st.LocalLevel(0.3) + st.AR([0.5, 0.2], variance=4.0)).build(1.5),
+     dict(level="llevel", autoregressive=2),
+     {"sigma2.irregular": 1.5, "sigma2.level": 0.3, "sigma2.ar": 4.0, "ar.L1": 0.5, "ar.L2": 0.2}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, y, build, uc_args, values", UC_CASES, ids=[c[0] for c in UC_CASES])
+def test_loglik_matches_unobserved_components(name, y, build, uc_args, values):
+    mod = UnobservedComponents(y, use_exact_diffuse=True, **uc_args)
+    assert _loglik(build(), y) == pytest.approx(_sm_loglik(mod, values), rel=1e-10)
+
+
+def test_stationary_cycle_matches_statsmodels_stationary_initialization():
+    """The default cycle (stationary covariance at the given values, the level diffuse) against
+    UnobservedComponents with that initialization set on its cycle block."""
+    mod = UnobservedComponents(
+        GDP, level="llevel", cycle=True, stochastic_cycle=True, damped_cycle=True, use_exact_diffuse=True
+    )
+    init = Initialization(mod.k_states)
+    init.set((0, 1), "diffuse")
+    init.set((1, 3), "stationary")
+    mod.ssm.initialization = init
+    values = {"sigma2.irregular": 0.1, "sigma2.level": 0.5, "sigma2.cycle": 0.6, "frequency.cycle": 0.25,
+              "damping.cycle": 0.8}  # fmt: skip
+    model = (st.LocalLevel(0.5) + st.Cycle(2 * np.pi / 0.25, 0.8, 0.6)).build(0.1)
+    params, _ = model.initialize()
+    assert_close(params.initial.cov[1:, 1:], 0.6 / (1 - 0.8**2) * np.eye(2), "stationary cycle covariance")
+    assert _loglik(model, GDP) == pytest.approx(_sm_loglik(mod, values), rel=1e-10)
+
+
+def test_random_walk_regression_states_match_statsmodels():
+    """Constant coefficients as diffuse states (statsmodels' mle_regression=False) and fixed
+    coefficients as free parameters (mle_regression=True) on the inflation rate with two regressors."""
+    x = np.column_stack([MACRO["unemp"].to_numpy(dtype=float), MACRO["tbilrate"].to_numpy(dtype=float)])
+    states = UnobservedComponents(INFL, level="llevel", exog=x, mle_regression=False, use_exact_diffuse=True)
+    model = (st.LocalLevel(0.3) + st.TimeVaryingRegression(x, stochastic=False)).build(1.5)
+    ours = _loglik(model, INFL)
+    assert ours == pytest.approx(_sm_loglik(states, {"sigma2.irregular": 1.5, "sigma2.level": 0.3}), rel=1e-10)
+
+    coefs = UnobservedComponents(INFL, level="llevel", exog=x, use_exact_diffuse=True)
+    model = (st.LocalLevel(0.3) + st.Regression(2, coef=[0.4, -0.2])).build(1.5)
+    values = {"sigma2.irregular": 1.5, "sigma2.level": 0.3, "beta.x1": 0.4, "beta.x2": -0.2}
+    assert _loglik(model, INFL, x) == pytest.approx(_sm_loglik(coefs, values), rel=1e-10)
+
+
+def test_arma_matches_sarimax():
+    """ARMA(2, 1) with the MA coefficient in the emission row (no observation noise) against SARIMAX's
+    (Harvey's) form, both with the stationary initialization."""
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    y = INFL - INFL.mean()
+    mod = SARIMAX(y, order=(2, 0, 1))
+    model = st.ARMA([0.6, 0.2], [0.3], variance=7.0).build(None)
+    expected = _sm_loglik(mod, {"ar.L1": 0.6, "ar.L2": 0.2, "ma.L1": 0.3, "sigma2": 7.0})
+    assert _loglik(model, y) == pytest.approx(expected, rel=1e-10)
+
+
+def test_dynamic_factor_matches_statsmodels():
+    """A VAR(1) of two factors on four standardized macro growth rates, lower-triangular loadings
+    (statsmodels' upper one set to 0), both with the stationary initialization."""
+    from statsmodels.tsa.statespace.dynamic_factor import DynamicFactor
+
+    cols = ["realgdp", "realcons", "realinv", "realgovt"]
+    y = 100 * np.diff(np.log(MACRO[cols].to_numpy(dtype=float)), axis=0)
+    y = (y - y.mean(0)) / y.std(0)
+    mod = DynamicFactor(y, k_factors=2, factor_order=1)
+    lam = np.array([[0.8, 0.0], [0.7, 0.3], [0.9, -0.4], [0.2, 0.5]])
+    a = np.array([[0.5, 0.1], [-0.2, 0.3]])
+    r = np.array([0.3, 0.4, 0.5, 0.6])
+    model = st.DynamicFactor(4, 2, "var1", loadings=lam, transition=a).build(r)
+    values = dict(zip(mod.param_names, np.r_[lam.reshape(-1), r, a.reshape(-1)]))
+    params, _ = model.initialize()
+    assert model.marginal_log_prob(params, y) == pytest.approx(_sm_loglik(mod, values), rel=1e-10)
+
+
+def test_parameter_names():
+    model = (st.LocalLinearTrend() + st.Seasonal(12, harmonics=2) + st.Cycle(20.0) + st.AR(2)).build()
+    params, props = model.initialize()
+    labels = [label for label, _ in parameter_table(params, props)]
+    assert labels == [
+        "dynamics.weights.cycle.rho_cos",
+        "dynamics.weights.cycle.rho_sin",
+        "dynamics.weights.ar.coef[1]",
+        "dynamics.weights.ar.coef[2]",
+        "dynamics.cov.trend.level.variance",
+        "dynamics.cov.trend.slope.variance",
+        "dynamics.cov.seasonal.variance",
+        "dynamics.cov.cycle.variance",
+        "dynamics.cov.ar.variance",
+        "emissions.cov.observation.variance",
+    ]
+    values = model.values(params)
+    assert list(values) == [label.split(".", 2)[2] for label in labels] + [
+        "cycle.damping",
+        "cycle.frequency",
+        "cycle.period",
+    ]
+    assert values["cycle.damping"] == pytest.approx(0.9, rel=1e-14)
+    assert values["cycle.period"] == pytest.approx(20.0, rel=1e-14)
+    dfm = st.DynamicFactor(3, 2).build()
+    params, props = dfm.initialize()
+    assert [label for label, _ in parameter_table(params, props)] == [
+        "dynamics.weights.factor.ar[0]",
+        "dynamics.weights.factor.ar[1]",
+        "emissions.weights.factor.loading[0,0]",
+        "emissions.weights.factor.loading[1,0]",
+        "emissions.weights.factor.loading[1,1]",
+        "emissions.weights.factor.loading[2,0]",
+        "emissions.weights.factor.loading[2,1]",
+        "emissions.cov.observation.variance[0]",
+        "emissions.cov.observation.variance[1]",
+        "emissions.cov.observation.variance[2]",
+    ]
+
+
+@pytest.mark.parametrize("method", ["fit_lbfgs", "fit_em"])
+def test_nile_fit_reproduces_durbin_koopman_by_name(method):
+    """DK 2012, Sec. 2.10.3 / 7.2: sigma2_eps = 15099, sigma2_eta = 1469.1, exact diffuse level."""
+    model = st.LocalLevel(1000.0).build(10000.0)
+    params, props = model.initialize()
+    kwargs = dict(num_iters=2000, tolerance=1e-12) if method == "fit_em" else {}
+    fitted, _ = getattr(model, method)(params, props, NILE[:, None], verbose=False, **kwargs)
+    values = model.values(fitted)
+    assert values == pytest.approx({"level.variance": 1469.1, "observation.variance": 15099.0}, rel=1e-3)
+    summary = lgssm.FitResult(model, fitted, props, NILE[:, None]).summary()
+    assert "dynamics.cov.level.variance" in summary and "emissions.cov.observation.variance" in summary
+
+
+def test_em_is_monotone_with_cycle_and_ar():
+    y = GDP[:120]
+    model = (st.LocalLevel(0.5) + st.Cycle(24.0, 0.8, 0.5) + st.AR(1, variance=0.2)).build(0.1)
+    params, props = model.initialize()
+    _, lls = model.fit_em(params, props, y[:, None], num_iters=30, verbose=False)
+    assert np.all(np.diff(lls) >= -1e-8 * np.abs(lls[1:]))
+
+
+def test_components_sum_to_smoothed_emission_mean():
+    y = CO2.copy()
+    y[[3, 40, 41, 200]] = np.nan
+    x = np.random.default_rng(0).standard_normal((y.size, 1))
+    model = (
+        st.LocalLinearTrend(0.05, 1e-4) + st.Seasonal(12, variance=1e-3) + st.AR(1, variance=0.01)
+        + st.Regression(1, coef=0.3)
+    ).build(0.03)  # fmt: skip
+    params, _ = model.initialize()
+    parts = model.components(params, y, x)
+    assert list(parts) == ["trend", "seasonal", "ar", "regression"]
+    mean, _ = model.posterior_predictive(params, y[:, None], x)
+    assert_close(sum(m for m, _ in parts.values()), mean, "sum of the components", rtol=1e-10)
+    post = model.smoother(params, y[:, None], x)
+    level_var = post.smoothed_covariances[:, 0, 0]
+    assert_close(parts["trend"][1][:, 0], level_var, "the trend's variance", rtol=1e-12)
+    assert_close(parts["regression"][0], 0.3 * x, "the regression's contribution", rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: st.Seasonal(12, harmonics=-1), "harmonics"),
+        (lambda: st.Seasonal(12, harmonics=7), "harmonics"),
+        (lambda: st.Seasonal(1), "period"),
+        (lambda: st.Seasonal(1.5, harmonics=1), "period"),
+        (lambda: st.Cycle(1.5), "period"),
+        (lambda: st.Cycle(10.0, damping=1.0), "damping"),
+        (lambda: st.LocalLevel(-1.0), "variance"),
+        (lambda: st.AR(0), "ar"),
+        (lambda: st.AR([1.2]), "ar"),
+        (lambda: st.ARMA(1, ma=-1), "ma"),
+        (lambda: st.Regression(0), "num_inputs"),
+        (lambda: st.DynamicFactor(3, 4), "num_factors"),
+        (lambda: st.DynamicFactor(2, 2, loadings=np.ones((2, 2))), "loadings"),
+        (lambda: st.LocalLevel(name="a.b"), "name"),
+        (lambda: (st.LocalLevel() + st.LocalLevel()).build(), "components"),
+        (lambda: (st.LocalLevel() + st.DynamicFactor(2, 1)).build(), "components"),
+        (lambda: st.LocalLevel().build(observation_variance=0.0), "observation_variance"),
+    ],
+)
+def test_bad_arguments_name_the_argument(make, argument):
+    with pytest.raises(ValueError, match=rf"^{argument}: expected"):
+        make()
+
+
+def test_exported():
+    assert lgssm.structural is st
+    assert "structural" in lgssm.__all__
