@@ -141,26 +141,26 @@ class Component:
         The prefix of its parameters' names and its key in `StructuralModel.components`.
     """
 
-    diffuse = True  # whether the states are diffuse (else stationary)
-    weights: _Block  # F, (state_dim, state_dim)
-    cov: _Block  # Q, (state_dim, state_dim)
-    emission_weights: _Block  # H, (emission_dim, state_dim)
-    input_weights: _Block  # D, (emission_dim, input_dim), for input_dim > 0
+    _diffuse = True  # whether the states are diffuse (else stationary)
+    _weights: _Block  # F, (state_dim, state_dim)
+    _cov: _Block  # Q, (state_dim, state_dim)
+    _emission_weights: _Block  # H, (emission_dim, state_dim)
+    _input_weights: _Block  # D, (emission_dim, input_dim), for input_dim > 0
 
     def __init__(self, name: str):
         self.name = _name(name)
         self.input_dim = 0
-        self.per_step_emission_weights: np.ndarray | None = None  # (num_timesteps, emission_dim, state_dim)
+        self._per_step_emission_weights: np.ndarray | None = None  # (num_timesteps, emission_dim, state_dim)
 
     @property
     def state_dim(self) -> int:
         """The number of states of the block."""
-        return self.weights.shape[0]
+        return self._weights.shape[0]
 
     @property
     def emission_dim(self) -> int:
         """The number of series the block emits to."""
-        return self.emission_weights.shape[0]
+        return self._emission_weights.shape[0]
 
     @property
     def parts(self) -> tuple:
@@ -263,9 +263,9 @@ class LocalLevel(Component):
     def __init__(self, variance=1.0, stochastic: bool = True, name: str = "level"):
         super().__init__(name)
         free = [(f"{self.name}.variance", _positive("variance", variance), {(0, 0): 1.0})]
-        self.weights = _Block([[1.0]])
-        self.cov = _Block([[0.0]], free if flag("stochastic", stochastic) else ())
-        self.emission_weights = _Block([[1.0]])
+        self._weights = _Block([[1.0]])
+        self._cov = _Block([[0.0]], free if flag("stochastic", stochastic) else ())
+        self._emission_weights = _Block([[1.0]])
 
 
 class LocalLinearTrend(Component):
@@ -298,9 +298,9 @@ class LocalLinearTrend(Component):
         ):
             if flag(f"stochastic_{part}", on):
                 free.append((f"{self.name}.{part}.variance", _positive(f"{part}_variance", value), {(i, i): 1.0}))
-        self.weights = _Block([[1.0, 1.0], [0.0, 1.0]])
-        self.cov = _Block(np.zeros((2, 2)), free)
-        self.emission_weights = _Block([[1.0, 0.0]])
+        self._weights = _Block([[1.0, 1.0], [0.0, 1.0]])
+        self._cov = _Block(np.zeros((2, 2)), free)
+        self._emission_weights = _Block([[1.0, 0.0]])
 
 
 class SmoothTrend(LocalLinearTrend):
@@ -381,10 +381,10 @@ class Seasonal(Component):
                 at += b.shape[0]
             noisy = list(range(n))
         self.period, self.harmonics = s, harmonics
-        self.weights = _Block(f)
+        self._weights = _Block(f)
         free = [(f"{self.name}.variance", _positive("variance", variance), {(i, i): 1.0 for i in noisy})]
-        self.cov = _Block(np.zeros((n, n)), free if stochastic else ())
-        self.emission_weights = _Block(h)
+        self._cov = _Block(np.zeros((n, n)), free if stochastic else ())
+        self._emission_weights = _Block(h)
 
 
 class Cycle(Component):
@@ -417,16 +417,16 @@ class Cycle(Component):
         p = _positive("period", period)
         if p < 2:
             raise ValueError(f"period: expected a number >= 2, got {p!r}")
-        self.diffuse = _initialization(initialization) == "diffuse"
+        self._diffuse = _initialization(initialization) == "diffuse"
         rho = _positive("damping", damping)
-        if rho > 1 or (rho == 1 and not self.diffuse):
+        if rho > 1 or (rho == 1 and not self._diffuse):
             raise ValueError(
-                f"damping: expected a number in (0, 1{']' if self.diffuse else ')'} (a stationary cycle), got {rho!r}"
+                f"damping: expected a number in (0, 1{']' if self._diffuse else ')'} (a stationary cycle), got {rho!r}"
             )
         lam = 2.0 * math.pi / p
         a = f"{self.name}.rho_cos"
         b = f"{self.name}.rho_sin"
-        self.weights = _Block(
+        self._weights = _Block(
             np.zeros((2, 2)),
             [
                 (a, rho * math.cos(lam), {(0, 0): 1.0, (1, 1): 1.0}),
@@ -434,8 +434,8 @@ class Cycle(Component):
             ],
         )
         v = _positive("variance", variance)
-        self.cov = _Block(np.zeros((2, 2)), [(f"{self.name}.variance", v, {(0, 0): 1.0, (1, 1): 1.0})])
-        self.emission_weights = _Block([[1.0, 0.0]])
+        self._cov = _Block(np.zeros((2, 2)), [(f"{self.name}.variance", v, {(0, 0): 1.0, (1, 1): 1.0})])
+        self._emission_weights = _Block([[1.0, 0.0]])
 
     def derived(self, values: dict) -> dict:
         """The damping rho, frequency lambda and period 2 pi / lambda of the free values.
@@ -460,14 +460,14 @@ class Cycle(Component):
 
 
 class ARMA(Component):
-    """An ARMA(p, q) component: x_t = phi_1 x_{t-1} + ... + phi_p x_{t-p} + eta_t, emitted as
-    x_t + theta_1 x_{t-1} + ... + theta_q x_{t-q}.
+    """An ARMA(p, q) component, with its MA coefficients in the emission row.
 
-    The state is (x_t, ..., x_{t-r+1}), r = max(p, q + 1), with the companion transition
-    (its first row ``<name>.ar.coef[i]``) and the MA coefficients ``<name>.ma.coef[j]`` in
-    the emission row, so that every free value enters linearly (Harvey 1989, Sec. 3.3;
-    the emission is an ARMA(p, q) process since theta(L) x_t = theta(L) phi(L)^-1 eta_t).
-    The noise variance is ``<name>.variance``.
+    x_t = phi_1 x_{t-1} + ... + phi_p x_{t-p} + eta_t is emitted as x_t + theta_1 x_{t-1} + ...
+    + theta_q x_{t-q}. The state is (x_t, ..., x_{t-r+1}), r = max(p, q + 1), with the companion
+    transition (its first row ``<name>.ar.coef[i]``) and the MA coefficients ``<name>.ma.coef[j]``
+    in the emission row, so that every free value enters linearly (Harvey 1989, Sec. 3.3; the
+    emission is an ARMA(p, q) process since theta(L) x_t = theta(L) phi(L)^-1 eta_t). The noise
+    variance is ``<name>.variance``.
 
     Parameters
     ----------
@@ -492,20 +492,20 @@ class ARMA(Component):
         theta = np.zeros(count("ma", ma, 0)) if np.ndim(ma) == 0 else _vector("ma", ma, np.size(ma))
         p, q = phi.size, theta.size
         r = max(p, q + 1)
-        self.diffuse = _initialization(initialization) == "diffuse"
+        self._diffuse = _initialization(initialization) == "diffuse"
         f = np.zeros((r, r))
         f[1:, :-1] = np.eye(r - 1)
         companion = f.copy()
         companion[0, :p] = phi
-        if not self.diffuse and _spectral_radius(companion) >= 1:
+        if not self._diffuse and _spectral_radius(companion) >= 1:
             raise ValueError(
                 f"ar: expected stationary AR coefficients (roots of the AR polynomial outside the unit circle) "
                 f"for a stationary initialization, got {phi.tolist()}"
             )
-        self.weights = _Block(f, [(f"{ar_name}[{i + 1}]", phi[i], {(0, i): 1.0}) for i in range(p)])
+        self._weights = _Block(f, [(f"{ar_name}[{i + 1}]", phi[i], {(0, i): 1.0}) for i in range(p)])
         v = _positive("variance", variance)
-        self.cov = _Block(np.zeros((r, r)), [(f"{self.name}.variance", v, {(0, 0): 1.0})])
-        self.emission_weights = _Block(
+        self._cov = _Block(np.zeros((r, r)), [(f"{self.name}.variance", v, {(0, 0): 1.0})])
+        self._emission_weights = _Block(
             np.eye(1, r), [(f"{ma_name}[{j + 1}]", theta[j], {(0, j + 1): 1.0}) for j in range(q)]
         )
 
@@ -559,10 +559,10 @@ class Regression(Component):
         beta = _vector("coef", coef, k)
         names = _labels("labels", labels, k)
         self.input_dim = k
-        self.weights = _Block(np.zeros((0, 0)))
-        self.cov = _Block(np.zeros((0, 0)))
-        self.emission_weights = _Block(np.zeros((1, 0)))
-        self.input_weights = _Block(
+        self._weights = _Block(np.zeros((0, 0)))
+        self._cov = _Block(np.zeros((0, 0)))
+        self._emission_weights = _Block(np.zeros((1, 0)))
+        self._input_weights = _Block(
             np.zeros((1, k)), [(f"{self.name}.coef[{names[i]}]", beta[i], {(0, i): 1.0}) for i in range(k)]
         )
 
@@ -604,14 +604,14 @@ class TimeVaryingRegression(Component):
             if (v <= 0).any():
                 raise ValueError(f"variance: expected numbers > 0, got {v.tolist()}")
             free = [(f"{self.name}.variance[{names[i]}]", v[i], {(i, i): 1.0}) for i in range(k)]
-        self.weights = _Block(np.eye(k))
-        self.cov = _Block(np.zeros((k, k)), free)
-        self.emission_weights = _Block(np.zeros((1, k)))
-        self.per_step_emission_weights = x[:, None, :]
+        self._weights = _Block(np.eye(k))
+        self._cov = _Block(np.zeros((k, k)), free)
+        self._emission_weights = _Block(np.zeros((1, k)))
+        self._per_step_emission_weights = x[:, None, :]
 
 
 class DynamicFactor(Component):
-    """k common factors loading on N series: y_t += Lambda f_t, f_t = A f_{t-1} + eta_t, eta_t ~ N(0, I).
+    """Common factors f_t (k of them) loading on N series: y_t += Lambda f_t, f_t = A f_{t-1} + eta_t, eta_t ~ N(0, I).
 
     Identified as usual (Geweke & Zhou 1996; Bai & Wang 2015): the factors' noise is the
     identity and the loadings Lambda (N x k) are lower triangular, their free entries
@@ -665,12 +665,12 @@ class DynamicFactor(Component):
             raise ValueError(f"transition: expected a stable array (spectral radius < 1), got {_spectral_radius(a):g}")
         cells = [(i, i) for i in range(k)] if factor_dynamics == "ar1" else [(i, j) for i in range(k) for j in range(k)]
         label = (lambda i, j: f"ar[{i}]") if factor_dynamics == "ar1" else (lambda i, j: f"var[{i},{j}]")
-        self.diffuse = False
-        self.weights = _Block(
+        self._diffuse = False
+        self._weights = _Block(
             np.zeros((k, k)), [(f"{self.name}.{label(i, j)}", a[i, j], {(i, j): 1.0}) for i, j in cells]
         )
-        self.cov = _Block(np.eye(k))
-        self.emission_weights = _Block(
+        self._cov = _Block(np.eye(k))
+        self._emission_weights = _Block(
             np.zeros((n, k)),
             [
                 (f"{self.name}.loading[{i},{j}]", lam[i, j], {(i, j): 1.0})
@@ -754,14 +754,14 @@ class StructuralModel(LinearGaussianSSM):
 
         offsets = [(c, self._slices[c.name].start) for c in parts]
         assembled = {
-            "dynamics.weights": _assemble([(c.weights, i, i) for c, i in offsets], (n, n)),
-            "dynamics.cov": _assemble([(c.cov, i, i) for c, i in offsets], (n, n)),
-            "emissions.weights": _assemble([(c.emission_weights, 0, i) for c, i in offsets], (p, n)),
+            "dynamics.weights": _assemble([(c._weights, i, i) for c, i in offsets], (n, n)),
+            "dynamics.cov": _assemble([(c._cov, i, i) for c, i in offsets], (n, n)),
+            "emissions.weights": _assemble([(c._emission_weights, 0, i) for c, i in offsets], (p, n)),
         }
         regs, at = [], 0
         for c in parts:
             if c.input_dim:
-                regs.append((c.input_weights, 0, at))
+                regs.append((c._input_weights, 0, at))
                 at += c.input_dim
         assembled["emissions.input_weights"] = _assemble(regs, (p, m))
         if observation_variance is None:
@@ -783,7 +783,7 @@ class StructuralModel(LinearGaussianSSM):
                 values[key] = self.constraints[key].matrix(start)
             else:
                 values[key] = fixed
-        steps = [c.per_step_emission_weights for c in parts if c.per_step_emission_weights is not None]
+        steps = [c._per_step_emission_weights for c in parts if c._per_step_emission_weights is not None]
         if steps:
             if "emissions.weights" in self.constraints:
                 raise ValueError(
@@ -795,8 +795,8 @@ class StructuralModel(LinearGaussianSSM):
                 raise ValueError(f"components: expected regressors of one length, got lengths {sorted(lengths)}")
             h = np.repeat(values["emissions.weights"][None], lengths.pop(), axis=0)
             for c in parts:
-                if c.per_step_emission_weights is not None:
-                    h[:, :, self._slices[c.name]] = c.per_step_emission_weights
+                if c._per_step_emission_weights is not None:
+                    h[:, :, self._slices[c.name]] = c._per_step_emission_weights
             values["emissions.weights"] = h
 
         diffuse = np.zeros(n, dtype=bool)
@@ -804,7 +804,7 @@ class StructuralModel(LinearGaussianSSM):
         f, q = values["dynamics.weights"], values["dynamics.cov"]
         for c in parts:
             s = self._slices[c.name]
-            if c.diffuse:
+            if c._diffuse:
                 diffuse[s] = True
             elif c.state_dim:
                 cov0[s, s] = stationary_initialization(f[s, s], q[s, s])

@@ -26,6 +26,12 @@ INFL = MACRO["infl"].to_numpy(dtype=float)
 GDP = 100 * np.log(MACRO["realgdp"].to_numpy(dtype=float))
 
 
+def _missing(y, idx):
+    y = y.copy()
+    y[idx] = np.nan
+    return y
+
+
 def _sm_loglik(mod, values: dict) -> float:
     """statsmodels' log likelihood at parameters given by its own names, without its steady-state
     switch (by default its filter freezes P once it changes by less than 1e-19, which on the CO2
@@ -55,6 +61,14 @@ UC_CASES = [
      lambda: (st.LocalLinearTrend(0.05, 1e-4) + st.Seasonal(12, harmonics=3, variance=1e-3)).build(0.03),
      dict(level="lltrend", freq_seasonal=[{"period": 12, "harmonics": 3}]),
      {"sigma2.irregular": 0.03, "sigma2.level": 0.05, "sigma2.trend": 1e-4, "sigma2.freq_seasonal_12(3)": 1e-3}),
+    ("co2-trend-full-trig-seasonal", CO2,  # harmonic 6 at frequency pi: one state here, two in statsmodels
+     lambda: (st.LocalLinearTrend(0.05, 1e-4) + st.Seasonal(12, harmonics=6, variance=1e-3)).build(0.03),
+     dict(level="lltrend", freq_seasonal=[{"period": 12, "harmonics": 6}]),
+     {"sigma2.irregular": 0.03, "sigma2.level": 0.05, "sigma2.trend": 1e-4, "sigma2.freq_seasonal_12(6)": 1e-3}),
+    ("co2-missing-trend-dummy-seasonal", _missing(CO2, [0, 5, 6, 7, 100, 451]),
+     lambda: (st.LocalLinearTrend(0.05, 1e-4) + st.Seasonal(12, variance=1e-3)).build(0.03),
+     dict(level="lltrend", seasonal=12),
+     {"sigma2.irregular": 0.03, "sigma2.level": 0.05, "sigma2.trend": 1e-4, "sigma2.seasonal": 1e-3}),
     ("gdp-level-cycle", GDP,
      lambda: (st.LocalLevel(0.5) + st.Cycle(2 * np.pi / 0.25, 0.8, 0.6, initialization="diffuse")).build(0.1),
      dict(level="llevel", cycle=True, stochastic_cycle=True, damped_cycle=True),
