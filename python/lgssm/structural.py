@@ -570,11 +570,16 @@ class Regression(Component):
 class TimeVaryingRegression(Component):
     """Regression with random-walk coefficients as states: y_t += x_t^T beta_t, beta_t = beta_{t-1} + eta_t.
 
-    The regressors are part of the model (a per-step emission row), so the model then
-    applies to series of their length (and forecasts need none). Each coefficient has
-    the variance ``<name>.variance[<label>]``; with ``stochastic=False`` the
-    coefficients are constant and estimated by the smoother (statsmodels'
-    ``mle_regression=False``). Diffuse.
+    The regressors are part of the model (per-step emission weights): it applies to series
+    of at most their length, and forecasts need them over the forecast steps too (give
+    num_timesteps + num_forecast_timesteps rows). Each coefficient has the variance
+    ``<name>.variance[<label>]``; with ``stochastic=False`` the coefficients are constant
+    and estimated by the smoother (statsmodels' ``mle_regression=False``). Diffuse.
+
+    Such a model can be evaluated (log likelihood, smoother, `StructuralModel.components`,
+    forecasts) but not fitted: the fits of the C++ core take emission parameters that are
+    all time-invariant or all per step and then frozen, and refuse the mix (ValueError).
+    Fit fixed coefficients with `Regression` instead.
 
     Parameters
     ----------
@@ -917,7 +922,7 @@ class StructuralModel(LinearGaussianSSM):
         mean, cov = np.asarray(post.smoothed_means), np.asarray(post.smoothed_covariances)
         t = mean.shape[0]
         h = np.asarray(params.emissions.weights, dtype=float)
-        h = np.broadcast_to(h, (t, *h.shape[-2:])) if h.ndim == 2 else h
+        h = np.broadcast_to(h, (t, *h.shape[-2:])) if h.ndim == 2 else h[:t]  # per-step H may extend past the data
         d = np.asarray(params.emissions.input_weights, dtype=float)
         u = np.zeros((t, self.input_dim)) if inputs is None else np.asarray(inputs, dtype=float).reshape(t, -1)
         out, at = {}, 0

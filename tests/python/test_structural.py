@@ -113,6 +113,10 @@ def test_random_walk_regression_states_match_statsmodels():
     ours = _loglik(model, INFL)
     assert ours == pytest.approx(_sm_loglik(states, {"sigma2.irregular": 1.5, "sigma2.level": 0.3}), rel=1e-10)
 
+    params, props = model.initialize()
+    with pytest.raises(ValueError, match="all time-invariant or all with one entry per step"):
+        model.fit_lbfgs(params, props, INFL[:, None], verbose=False)  # per-step H, time-invariant R: not fitted
+
     coefs = UnobservedComponents(INFL, level="llevel", exog=x, use_exact_diffuse=True)
     model = (st.LocalLevel(0.3) + st.Regression(2, coef=[0.4, -0.2])).build(1.5)
     values = {"sigma2.irregular": 1.5, "sigma2.level": 0.3, "beta.x1": 0.4, "beta.x2": -0.2}
@@ -227,6 +231,19 @@ def test_components_sum_to_smoothed_emission_mean():
     level_var = post.smoothed_covariances[:, 0, 0]
     assert_close(parts["trend"][1][:, 0], level_var, "the trend's variance", rtol=1e-12)
     assert_close(parts["regression"][0], 0.3 * x, "the regression's contribution", rtol=1e-14)
+
+
+def test_components_with_random_walk_coefficients_and_forecast_regressors():
+    """Regressors given past the data (for a forecast): the components use the data's steps."""
+    x = np.column_stack([MACRO["unemp"].to_numpy(dtype=float), np.ones(INFL.size)])
+    x = np.vstack([x, x[-4:]])  # four forecast steps
+    model = (st.AR(1, variance=2.0) + st.TimeVaryingRegression(x, variance=[0.01, 0.1])).build(1.0)
+    params, _ = model.initialize()
+    parts = model.components(params, INFL)
+    mean, _ = model.posterior_predictive(params, INFL[:, None])
+    assert_close(parts["ar"][0] + parts["tvreg"][0], mean, "sum of the components", rtol=1e-10)
+    _, _, forecast, _ = model.forecast(params, INFL[:, None], 4)
+    assert forecast.shape == (4, 1)
 
 
 @pytest.mark.parametrize(
