@@ -35,8 +35,8 @@ def _missing(y, idx):
 def _sm_loglik(mod, values: dict) -> float:
     """statsmodels' log likelihood at parameters given by its own names, without its steady-state
     switch (by default its filter freezes P once it changes by less than 1e-19, which on the CO2
-    trend moves the log likelihood by 4e-9 relative; a dense joint-Gaussian computation of the
-    diffuse likelihood agrees with lgssm's to 2e-12 there)."""
+    trend moves the log likelihood by 4e-9 relative; test_matches_dense_diffuse_limit checks
+    lgssm's there against a dense joint-Gaussian computation)."""
     assert set(values) == set(mod.param_names), mod.param_names
     mod.ssm.tolerance = 0.0
     return mod.loglike(np.array([values[n] for n in mod.param_names]))
@@ -84,6 +84,43 @@ UC_CASES = [
 def test_loglik_matches_unobserved_components(name, y, build, uc_args, values):
     mod = UnobservedComponents(y, use_exact_diffuse=True, **uc_args)
     assert _loglik(build(), y) == pytest.approx(_sm_loglik(mod, values), rel=1e-10)
+
+
+def _dense_diffuse_loglik(params, y):
+    """lim_{kappa -> inf} log N(y; 0, V + kappa X X^T) + (q/2) log kappa for z_0 ~ N(0, kappa I), in closed
+    form: -(T log 2 pi + log|V| + log|X^T V^-1 X| + y^T V^-1 y - b^T (X^T V^-1 X)^-1 b) / 2, b = X^T V^-1 y,
+    with X_t = H F^t and V = Cov(y) from the noises alone (dense NumPy, observed steps only)."""
+    f, q, h, r = (np.asarray(a) for a in (params.dynamics.weights, params.dynamics.cov,
+                                           params.emissions.weights, params.emissions.cov))  # fmt: skip
+    t_max, n = y.size, f.shape[0]
+    g = np.empty((t_max, n))  # row k: H F^k
+    g[0] = h[0]
+    for k in range(1, t_max):
+        g[k] = g[k - 1] @ f
+    v = np.zeros((t_max, t_max))
+    p = np.zeros((n, n))  # Cov of the state's noise part at step s
+    for s in range(t_max):
+        if s > 0:
+            p = f @ p @ f.T + q
+        v[s:, s] = g[: t_max - s] @ (p @ h[0])
+        v[s, s:] = v[s:, s]
+        v[s, s] += r[0, 0]
+    keep = ~np.isnan(y)
+    chol = np.linalg.cholesky(v[np.ix_(keep, keep)])
+    x, w = np.linalg.solve(chol, g[keep]), np.linalg.solve(chol, y[keep])
+    a, b = x.T @ x, x.T @ w
+    quad = w @ w - b @ np.linalg.solve(a, b)
+    logdet = 2 * np.log(np.diag(chol)).sum() + np.linalg.slogdet(a)[1]
+    return -0.5 * (keep.sum() * np.log(2 * np.pi) + logdet + quad)
+
+
+@pytest.mark.parametrize("case", ["co2-trend", "co2-missing-trend-dummy-seasonal"])
+def test_matches_dense_diffuse_limit(case):
+    """Where statsmodels' default steady-state switch costs it digits: an exact reference."""
+    _, y, build, _, _ = next(c for c in UC_CASES if c[0] == case)
+    model = build()
+    params, _ = model.initialize()
+    assert model.marginal_log_prob(params, y[:, None]) == pytest.approx(_dense_diffuse_loglik(params, y), rel=1e-10)
 
 
 def test_stationary_cycle_matches_statsmodels_stationary_initialization():
@@ -140,9 +177,7 @@ def test_dynamic_factor_matches_statsmodels():
     (statsmodels' upper one set to 0), both with the stationary initialization."""
     from statsmodels.tsa.statespace.dynamic_factor import DynamicFactor
 
-    cols = ["realgdp", "realcons", "realinv", "realgovt"]
-    y = 100 * np.diff(np.log(MACRO[cols].to_numpy(dtype=float)), axis=0)
-    y = (y - y.mean(0)) / y.std(0)
+    y = _macro_growth()
     mod = DynamicFactor(y, k_factors=2, factor_order=1)
     lam = np.array([[0.8, 0.0], [0.7, 0.3], [0.9, -0.4], [0.2, 0.5]])
     a = np.array([[0.5, 0.1], [-0.2, 0.3]])
@@ -206,12 +241,28 @@ def test_nile_fit_reproduces_durbin_koopman_by_name(method):
     assert "dynamics.cov.level.variance" in summary and "emissions.cov.observation.variance" in summary
 
 
-def test_em_is_monotone_with_cycle_and_ar():
-    y = GDP[:120]
-    model = (st.LocalLevel(0.5) + st.Cycle(24.0, 0.8, 0.5) + st.AR(1, variance=0.2)).build(0.1)
+def _macro_growth():
+    cols = ["realgdp", "realcons", "realinv", "realgovt"]
+    y = 100 * np.diff(np.log(MACRO[cols].to_numpy(dtype=float)), axis=0)
+    return (y - y.mean(0)) / y.std(0)
+
+
+@pytest.mark.parametrize("case", ["level-cycle-ar", "dynamic-factor"])
+def test_em_is_monotone(case):
+    """Constrained EM (the cycle's linear transition, the AR row, lower-triangular loadings)."""
+    if case == "level-cycle-ar":
+        y = GDP[:120, None]
+        model = (st.LocalLevel(0.5) + st.Cycle(24.0, 0.8, 0.5) + st.AR(1, variance=0.2)).build(0.1)
+    else:
+        y = _macro_growth()
+        model = st.DynamicFactor(4, 2, "var1").build(0.5)
     params, props = model.initialize()
-    _, lls = model.fit_em(params, props, y[:, None], num_iters=30, verbose=False)
+    fitted, lls = model.fit_em(params, props, y, num_iters=30, verbose=False)
     assert np.all(np.diff(lls) >= -1e-8 * np.abs(lls[1:]))
+    # the fixed entries stay exactly as they are: the AR's and the cycle's zeros, the upper loading
+    fixed = ~model.constraints["dynamics.weights"].design.any(axis=1).reshape(model.state_dim, -1, order="F")
+    assert np.array_equal(fitted.dynamics.weights[fixed], params.dynamics.weights[fixed])
+    assert np.array_equal(fitted.emissions.weights == 0, params.emissions.weights == 0)
 
 
 def test_components_sum_to_smoothed_emission_mean():
