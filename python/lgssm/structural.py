@@ -27,8 +27,8 @@ P = F P F^T + Q (`lgssm.stationary_initialization`) at the starting values. That
 covariance is computed once, at the values the model is built with: a fit does not
 track it as F and Q change (the C++ core has no such initialization yet), so after a
 fit the stationary blocks of ``initial.cov`` are those of the starting values, not of
-the estimates. Rebuild the model at the estimates to evaluate the likelihood with
-the stationary covariance there.
+the estimates; `StructuralModel.with_stationary_initialization` recomputes them at
+given parameters.
 
 The parameters' maps are linear, so EM (``fit_em``) applies throughout: the cycle's
 transition rho [[cos lambda, sin lambda], [-sin lambda, cos lambda]] is linear in
@@ -805,14 +805,8 @@ class StructuralModel(LinearGaussianSSM):
             values["emissions.weights"] = h
 
         diffuse = np.zeros(n, dtype=bool)
-        cov0 = np.zeros((n, n))
-        f, q = values["dynamics.weights"], values["dynamics.cov"]
         for c in parts:
-            s = self._slices[c.name]
-            if c._diffuse:
-                diffuse[s] = True
-            elif c.state_dim:
-                cov0[s, s] = stationary_initialization(f[s, s], q[s, s])
+            diffuse[self._slices[c.name]] = c._diffuse
         super().__init__(
             n,
             p,
@@ -824,7 +818,7 @@ class StructuralModel(LinearGaussianSSM):
         self._start = LinearGaussianSSM.initialize(
             self,
             initial_mean=np.zeros(n),
-            initial_covariance=cov0,
+            initial_covariance=self._stationary_cov(values["dynamics.weights"], values["dynamics.cov"]),
             dynamics_weights=values["dynamics.weights"],
             dynamics_covariance=values["dynamics.cov"],
             emission_weights=values["emissions.weights"],
@@ -839,6 +833,43 @@ class StructuralModel(LinearGaussianSSM):
             prop = getattr(getattr(props, group), field)
             prop.constraint = self.constraints.get(key)
             prop.trainable = key in self.constraints
+
+    def _stationary_cov(self, f: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """initial.cov: the stationary covariance of each stationary component's block at F and Q, zero elsewhere."""
+        cov = np.zeros((self.state_dim, self.state_dim))
+        for c in self.parts:
+            s = self._slices[c.name]
+            if not c._diffuse and c.state_dim:
+                cov[s, s] = stationary_initialization(f[s, s], q[s, s])
+        return cov
+
+    def with_stationary_initialization(self, params):
+        """The parameters with the stationary components' initial covariance recomputed at their own F and Q.
+
+        The fits keep ``initial.cov`` as it was built (the stationary covariance at the
+        starting values); this gives the exact stationary log likelihood at fitted values,
+        and a start for a refit from there.
+
+        Parameters
+        ----------
+        params : ParamsLGSSM
+            Parameters of this model, e.g. fitted.
+
+        Returns
+        -------
+        ParamsLGSSM
+            A copy with ``initial.cov`` = blockdiag of P_c = F_c P_c F_c^T + Q_c over the
+            stationary components (zero for the diffuse ones).
+
+        Raises
+        ------
+        ValueError
+            If a stationary component's block of F is not stable.
+        """
+        out = copy.deepcopy(params)
+        f, q = np.asarray(params.dynamics.weights, dtype=float), np.asarray(params.dynamics.cov, dtype=float)
+        out.initial.cov = self._stationary_cov(f, q)
+        return out
 
     def initialize(self, key=0):  # type: ignore[override]
         """The starting parameters of the components and their constrained properties.
