@@ -119,9 +119,9 @@ def _labels(name: str, labels, size: int) -> list[str]:
     return out
 
 
-def _initialization(value, allowed=("stationary", "diffuse")) -> str:
-    if value not in allowed:
-        raise ValueError(f"initialization: expected one of {list(allowed)}, got {value!r}")
+def _initialization(value) -> str:
+    if value not in ("stationary", "diffuse"):
+        raise ValueError(f'initialization: expected "stationary" or "diffuse", got {value!r}')
     return value
 
 
@@ -724,6 +724,16 @@ class StructuralModel(LinearGaussianSSM):
     observation_variance : float or array, shape (emission_dim,), or None, default 1.0
         The starting variances of the observation noise (``observation.variance``, or
         ``observation.variance[i]`` for several series); None for no observation noise.
+
+    Attributes
+    ----------
+    parts : tuple of Component
+        The components, in state order.
+    constraints : dict
+        Parameter name (``"dynamics.weights"``, ``"dynamics.cov"``, ``"emissions.weights"``,
+        ``"emissions.input_weights"``, ``"emissions.cov"``) -> its
+        `lgssm.constraints.Constraint`, for the parameters with free values (the others
+        are frozen).
 
     Raises
     ------
