@@ -19,6 +19,14 @@ names (``level.variance``, ``seasonal.variance``, ``ar.coef[1]``, ``cycle.rho_co
 numerics (filter, smoother, exact diffuse initialization, EM and gradient fits under
 the constraints) are the C++ core's; this module only writes the matrices.
 
+>>> from lgssm import structural as st
+>>> model = (st.LocalLinearTrend() + st.Seasonal(12) + st.AR([0.5])).build(observation_variance=1.0)
+>>> params, props = model.initialize()
+>>> model.state_dim
+14
+>>> list(model.values(params))[:4]
+['ar.coef[1]', 'trend.level.variance', 'trend.slope.variance', 'seasonal.variance']
+
 Initialization (docs/initialization.md): the nonstationary components (trends,
 seasonals, time-varying regression coefficients) are exactly diffuse (their columns
 of the diffuse factor A, P_inf = A A^T; Durbin & Koopman 2012, Sec. 5.1); the
