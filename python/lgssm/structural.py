@@ -475,7 +475,9 @@ class ARMA(Component):
     transition (its first row ``<name>.ar.coef[i]``) and the MA coefficients ``<name>.ma.coef[j]``
     in the emission row, so that every free value enters linearly (Harvey 1989, Sec. 3.3; the
     emission is an ARMA(p, q) process since theta(L) x_t = theta(L) phi(L)^-1 eta_t). The noise
-    variance is ``<name>.variance``.
+    variance is ``<name>.variance``. ``build(None)`` makes the series the ARMA process itself
+    (no observation noise; then its MA coefficients are not fitted, since the core's fits
+    take free emission weights only in rows with noise).
 
     Parameters
     ----------
