@@ -332,6 +332,17 @@ def test_components_sum_to_smoothed_emission_mean():
     assert_close(parts["regression"][0], 0.3 * x, "the regression's contribution", rtol=1e-14)
 
 
+def test_components_of_a_dynamic_factor_model():
+    y = _macro_growth()
+    y[[3, 50], [1, 2]] = np.nan
+    model = st.DynamicFactor(4, 2, "var1").build([0.5, 0.4, 0.3, 0.2])
+    params, _ = model.initialize()
+    ((mean, var),) = model.components(params, y).values()
+    expected, stds = model.posterior_predictive(params, y)
+    assert_close(mean, expected, "the factors' contribution", rtol=1e-10)
+    assert_close(var + np.diag(params.emissions.cov), stds**2, "its variance plus R", rtol=1e-10)
+
+
 def test_components_with_random_walk_coefficients_and_forecast_regressors():
     """Regressors given past the data (for a forecast): the components use the data's steps."""
     x = np.column_stack([MACRO["unemp"].to_numpy(dtype=float), np.ones(INFL.size)])
