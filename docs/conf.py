@@ -84,6 +84,7 @@ PYTHON_MODULES = [
     "lgssm.models",
     "lgssm.continuous",
     "lgssm.params",
+    "lgssm.structural",
     "lgssm.priors",
     "lgssm.optimizers",
     "lgssm.utils",

@@ -1,6 +1,6 @@
 """lgssm: exact, fast inference and learning for linear Gaussian state-space models."""
 
-from . import constraints, continuous, diagnostics, io, optimizers, priors, streaming, utils
+from . import constraints, continuous, diagnostics, io, optimizers, priors, streaming, structural, utils
 from ._core import InvalidArgument
 from ._core import __version__ as __version__  # the version: CMakeLists.txt's project(VERSION)
 from .continuous import ContinuousTimeSSM, ParamsCTDynamics, ParamsCTSSM
@@ -46,6 +46,7 @@ __all__ = [
     "priors",
     "stationary_initialization",
     "streaming",
+    "structural",
     "utils",
 ]
 

@@ -21,11 +21,12 @@ def python_blocks(path):
         "docs/diagnostics.md",
         "docs/initialization.md",
         "docs/continuous-time.md",
+        "docs/structural-models.md",
         "README.md",
     ],
 )
 def test_python_examples_run(path, tmp_path, monkeypatch):
-    if path in ("docs/diagnostics.md", "docs/initialization.md"):  # data from statsmodels.datasets
+    if path in ("docs/diagnostics.md", "docs/initialization.md", "docs/structural-models.md"):  # statsmodels data
         pytest.importorskip("statsmodels", exc_type=ImportError, reason="statsmodels (extra `peers`) is missing")
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
