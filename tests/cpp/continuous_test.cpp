@@ -13,6 +13,7 @@
 
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
+#include "lgssm/information.hpp"
 #include "test_util.hpp"
 
 namespace lgssm::test {
@@ -396,6 +397,34 @@ INSTANTIATE_TEST_SUITE_P(Props, ContinuousGradient,
                          ::testing::Values(PropsCase{"all", all_trainable()}, PropsCase{"dynamics", dynamics_only()},
                                            PropsCase{"drift_frozen_diagonal", drift_frozen_diagonal()}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// The information's score over the drift against the adjoint gradient of
+// log_prob_and_gradient (an independent, reverse-mode derivative: the drift's
+// unconstrained coordinates are its entries, column by column), on the stiff
+// drift above (eigenvalues -200 and -1, gaps of mean 2, 10 doublings).
+TEST(ContinuousInformation, StiffDriftScoreIsTheAdjointGradient) {
+  ContinuousParams p = oscillator(3, 8);
+  Matrix v(2, 2);
+  v << 1.0, 0.5, 0.3, 1.0;
+  p.dynamics.drift = v * Vector(Eigen::Vector2d(-200.0, -1.0)).asDiagonal() * v.inverse();
+  std::vector<TimedSequence> seqs = irregular_data(p, 2, 6, 13);
+  for (auto& s : seqs) s.times *= 20.0;
+  for (auto& s : seqs) s.seq.emissions = sample(to_discrete(p, s.times), 5, s.times.size()).emissions;
+  ContinuousProps props = dynamics_only();
+  props.diffusion_cov = false;
+  const InformationResult info = information(p, props, seqs, true, 1);
+  ASSERT_EQ(info.score.size(), 4);  // the drift's entries, row by row
+  Vector grad;
+  EXPECT_NEAR(log_prob_and_gradient(p, props, seqs, grad, 1), info.marginal_loglik,
+              1e-12 * std::abs(info.marginal_loglik));
+  ASSERT_EQ(grad.size(), 4);
+  const Matrix by_adjoint = Eigen::Map<const Matrix>(grad.data(), 2, 2);
+  for (Eigen::Index i = 0; i < 2; ++i)
+    for (Eigen::Index j = 0; j < 2; ++j)
+      EXPECT_NEAR(info.score(2 * i + j), by_adjoint(i, j), 1e-8 * std::max(1.0, by_adjoint.cwiseAbs().maxCoeff()))
+          << "drift(" << i << ", " << j << ")";
+  EXPECT_TRUE(info.hessian.isApprox(info.hessian.transpose(), 1e-12));
+}
 
 TEST(ContinuousEm, GeneralizedEmIsMonotoneAndHonoursFrozenParameters) {
   const ContinuousParams truth = oscillator(3, 3);
