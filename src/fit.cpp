@@ -141,11 +141,11 @@ struct Objective {
                     double batch_weight = 1.0) const {
     const Params p = from_unconstrained(x, base, props);
     if (!internal::has_valid_values(p)) return kInf;
-    const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
     try {
+      const SufficientStats s = internal::sufficient_stats_unchecked(p, seqs, indices, false, num_threads);
       return minibatch_loss(p, props, s, batch_weight, scale, prior, grad);
-    } catch (const invalid_argument&) {  // a trainable covariance that underflows to singular
-      return kInf;
+    } catch (const invalid_argument&) {  // a trainable covariance that underflows to singular, e.g. a
+      return kInf;                       // variance to exactly 0 where the data then have no density
     }
   }
 };

@@ -389,3 +389,19 @@ def test_bad_arguments_name_the_argument(make, argument):
 def test_exported():
     assert lgssm.structural is st
     assert "structural" in lgssm.__all__
+
+
+def test_lbfgs_steps_over_a_variance_driven_to_zero():
+    """From statsmodels' start values, a level + diffuse cycle on GDP growth: a trial step of L-BFGS
+    underflows the observation variance to exactly 0, where the data have no density; that point is
+    outside the domain (the line search backs off) rather than an error that ends the fit."""
+    y = np.diff(GDP)
+    mod = UnobservedComponents(y, level="llevel", cycle=True, stochastic_cycle=True, damped_cycle=True)
+    start = dict(zip(mod.param_names, mod.start_params))
+    cycle = st.Cycle(2 * np.pi / start["frequency.cycle"], start["damping.cycle"], start["sigma2.cycle"],
+                     initialization="diffuse")  # fmt: skip
+    model = (st.LocalLevel(start["sigma2.level"]) + cycle).build(start["sigma2.irregular"])
+    params, props = model.initialize()
+    fitted, lls = model.fit_lbfgs(params, props, y[:, None], verbose=False)
+    assert np.all(np.isfinite(lls)) and lls[-1] > lls[0]
+    assert model.marginal_log_prob(fitted, y[:, None]) == pytest.approx(lls[-1], rel=1e-12)
