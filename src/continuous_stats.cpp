@@ -110,7 +110,7 @@ std::vector<Sequence> plain_sequences(const std::vector<TimedSequence>& seqs) {
 
 ContinuousStats grouped_stats(const ContinuousParams& params, const std::vector<TimedSequence>& seqs,
                               const GapGroups& gaps, const std::vector<Discretization>& discs, int num_threads) {
-  const bool per_step = params.emissions.weights.size() > 1;
+  const bool per_step = internal::per_step_emissions(params.emissions);
   std::vector<SufficientStats> each(seqs.size());
   std::vector<std::vector<Eigen::Index>> global_of_local(seqs.size());
   parallel_for(

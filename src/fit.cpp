@@ -168,7 +168,7 @@ FitResult fit_em(const Params& params, const ParamProps& props, const std::vecto
   options.validate();
   validate_fit(params, props, seqs);
   if (options.prior) validate(params, *options.prior);
-  const bool per_step = params.emissions.weights.size() > 1;
+  const bool per_step = internal::per_step_emissions(params.emissions);
   const auto all = iota(seqs.size());
   const ConjugatePrior* prior = options.prior ? &*options.prior : nullptr;
   SingularWatch watch(params, props, ", or fit_lbfgs");

@@ -214,7 +214,13 @@ GibbsResult fit_blocked_gibbs(const Params& initial_params, const ParamProps& pr
   validate(initial_params, props);
   validate(initial_params, prior);
   validate(initial_params, seqs);
-  const bool per_step = initial_params.emissions.weights.size() > 1;
+  const auto& e = initial_params.emissions;
+  const bool per_step = internal::per_step_emissions(e);
+  if (!per_step && (e.weights.size() > 1 || e.bias.size() > 1 || e.input_weights.size() > 1 || e.cov.size() > 1))
+    throw_invalid("initial_params.emissions",
+                  "weights, bias, input_weights and cov all time-invariant or all with one entry per step (Gibbs)",
+                  "entries " + std::to_string(e.weights.size()) + ", " + std::to_string(e.bias.size()) + ", " +
+                      std::to_string(e.input_weights.size()) + ", " + std::to_string(e.cov.size()));
   const Eigen::Index num_seqs = static_cast<Eigen::Index>(seqs.size());
   GibbsResult out;
   out.samples.reserve(sample_size);

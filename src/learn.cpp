@@ -448,12 +448,28 @@ void validate(const Params& params, const ParamProps& props) {
       {"dynamics.cov", pd.cov && d.cov.size() > 1}};
   for (const auto& [name, bad] : dyn)
     if (bad) throw_invalid(name, "a time-invariant value when trainable (or freeze it)", "a per-step series");
+  // Emissions: all per step (each entry fitted from its step's statistics), or
+  // the per-step ones frozen (the trainable ones time-invariant, fitted from the
+  // pooled statistics: internal::per_step_emissions).
   const auto& e = params.emissions;
-  const Eigen::Index k = e.weights.size();
-  if (e.bias.size() != k || e.input_weights.size() != k || e.cov.size() != k)
-    throw_invalid("emissions", "weights, bias, input_weights and cov all time-invariant or all with one entry per step",
-                  "entries " + std::to_string(k) + ", " + std::to_string(e.bias.size()) + ", " +
-                      std::to_string(e.input_weights.size()) + ", " + std::to_string(e.cov.size()));
+  const auto& pe = props.emissions;
+  if (!internal::per_step_emissions(e)) {
+    const std::pair<const char*, bool> em[] = {
+        {"emissions.weights", pe.weights && e.weights.size() > 1},
+        {"emissions.bias", pe.bias && e.bias.size() > 1},
+        {"emissions.input_weights", pe.input_weights && e.input_weights.size() > 1},
+        {"emissions.cov", pe.cov && e.cov.size() > 1}};
+    for (const auto& [name, bad] : em)
+      if (bad)
+        throw_invalid(name,
+                      "a time-invariant value when trainable (or freeze it), unless every emission parameter has one "
+                      "entry per step",
+                      "a per-step series");
+  }
+}
+
+bool internal::per_step_emissions(const LinearGaussianParams& e) {
+  return e.weights.size() > 1 && e.bias.size() > 1 && e.input_weights.size() > 1 && e.cov.size() > 1;
 }
 
 Params m_step(const Params& params, const ParamProps& props, const SufficientStats& stats,
@@ -475,6 +491,9 @@ Params m_step(const Params& params, const ParamProps& props, const SufficientSta
   if (any_trainable(props.dynamics))
     regression_m_step(with_prior(pooled_dynamics(stats), prior ? &prior->dynamics : nullptr), out.dynamics, 0,
                       props.dynamics, "dynamics.weights, input_weights and bias");
+  if (stats.emissions.size() > 1 && !internal::per_step_emissions(params.emissions))
+    throw_invalid("stats.emissions", "one pooled set (the emission parameters are not all per step)",
+                  std::to_string(stats.emissions.size()) + " per-step sets");
   const Eigen::Index entries = std::min<Eigen::Index>(out.emissions.weights.size(), stats.emissions.size());
   for (Eigen::Index t = 0; t < entries; ++t)
     regression_m_step(with_prior(stats.emissions[t], prior ? &prior->emissions : nullptr), out.emissions, t,

@@ -19,6 +19,13 @@ Matrix stacked(const LinearGaussianParams& c, Eigen::Index t);
 
 SmootherResult smoother_unchecked(const Params& params, const Sequence& seq);
 
+// Whether the E-step keeps one set of emission statistics per step: when every
+// emission parameter has one entry per step. Otherwise (all time-invariant, or
+// per-step entries that are all frozen) one pooled set: each step's sums about
+// its own [weights, input_weights, bias] (stats.cpp), so the time-invariant
+// trainable parameters' M-step and gradient are those of the pooled set.
+bool per_step_emissions(const LinearGaussianParams& emissions);
+
 // What the smoother's backward recursion (BackwardRecursion, kalman.hpp) used
 // at each step t: r^-_t and N^-_t, the score and information about z_t carried
 // by y_{t:T-1}, and A_t, the update's transition term.

@@ -86,7 +86,9 @@ struct ParamProps {
 
 /// Checks `props` against `params`: a structured covariance must have that
 /// structure; trainable dynamics parameters must be time-invariant; emission
-/// parameters are either all time-invariant or all per step (learned per step);
+/// parameters are either all per step (learned per step) or the per-step ones
+/// are frozen (the trainable ones time-invariant, learned from the statistics
+/// pooled over the steps: a time-varying regression's H_t with a shared R);
 /// a constraint belongs to a trainable, time-invariant parameter, has the
 /// parameter's size, finite entries and a design of full column rank; a
 /// covariance constraint has the form Affine describes, its covariance the

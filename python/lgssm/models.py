@@ -828,7 +828,9 @@ class LinearGaussianSSM:
         %(em_references)s
         """
         core, b = self._batch(params, emissions, inputs, covariances=4)
-        per_step = np.ndim(params.emissions.weights) == 3
+        e = params.emissions  # per-step sets only when every emission parameter is per step
+        per_step = np.ndim(e.weights) == 3 and np.ndim(e.bias) == 2 and np.ndim(e.cov) == 3
+        per_step = per_step and np.ndim(e.input_weights) == 3
         return _core.sufficient_stats(core, b.emissions, b.inputs, per_step)
 
     def m_step(self, params: ParamsLGSSM, props: ParamsLGSSM, stats: _core.SufficientStats) -> ParamsLGSSM:

@@ -586,10 +586,8 @@ class TimeVaryingRegression(Component):
     ``<name>.variance[<label>]``; with ``stochastic=False`` the coefficients are constant
     and estimated by the smoother (statsmodels' ``mle_regression=False``). Diffuse.
 
-    Such a model can be evaluated (log likelihood, smoother, `StructuralModel.components`,
-    forecasts) but not fitted: the fits of the C++ core take emission parameters that are
-    all time-invariant or all per step and then frozen, and refuse the mix (ValueError).
-    Fit fixed coefficients with `Regression` instead.
+    The per-step emission weights are frozen; the variances (time-invariant) are fitted
+    by EM and the gradient fits from the statistics pooled over the steps.
 
     Parameters
     ----------

@@ -915,3 +915,55 @@ def test_fit_summaries_carry_objectives_evaluations_time_and_usability(small_dat
     assert s.evaluations >= s.iterations + 1 and s.usable
     _, losses, s = model.fit_sgd(params, props, emissions, inputs, num_epochs=3, verbose=False, return_summary=True)
     assert s.evaluations == 3 * len(emissions) and s.final_objective == losses[-1] and s.usable
+
+
+def test_per_step_frozen_emission_weights_with_shared_noise():
+    """A time-varying regression: H_t per step and frozen, R, Q and the bias time-invariant and free.
+    The E-step pools the steps (each about its own H_t): the M-step's R with everything else frozen is
+    the closed form sum_t (e_t e_t^T + H_t P_t H_t^T) / T from the smoother's moments (e_t = y_t - H_t m_t
+    - d), the gradient matches central differences, EM is monotone and reaches L-BFGS's maximum."""
+    n, p, T = 2, 2, 150
+    rng = np.random.default_rng(5)
+    H = rng.normal(size=(T, p, n))
+    model = LinearGaussianSSM(n, p)
+    params, props = model.initialize(
+        0,
+        dynamics_weights=0.9 * np.eye(n),
+        dynamics_covariance=np.diag([0.2, 0.1]),
+        emission_weights=H,
+        emission_bias=np.array([0.3, -0.1]),
+        emission_covariance=np.array([[0.5, 0.1], [0.1, 0.4]]),
+    )
+    y = model.sample(params, 3, T)[1]
+    props.emissions.weights.trainable = False
+    props.initial.mean.trainable = props.initial.cov.trainable = False  # one sequence: not identified
+    props.dynamics.cov.structure = "diagonal"  # a full Q's maximum is singular on these data
+
+    only_r = copy.deepcopy(props)
+    for prop in vars(only_r.dynamics).values():
+        prop.trainable = False
+    only_r.emissions.bias.trainable = False
+    post = model.smoother(params, y)
+    e = y - np.einsum("tpn,tn->tp", H, post.smoothed_means) - params.emissions.bias
+    expected = (e.T @ e + np.einsum("tpn,tnm,tqm->pq", H, post.smoothed_covariances, H)) / T
+    updated = model.m_step(params, only_r, model.sufficient_stats(params, y))
+    assert_close(np.asarray(updated.emissions.cov), expected, "R from the pooled statistics", rtol=1e-10)
+
+    core, pcore = model.core_params(params), props_to_core(props)
+    x = np.asarray(_core.to_unconstrained(core, pcore))
+    grad = np.asarray(_core.log_prob_gradient(core, pcore, model.sufficient_stats(params, y), None))
+
+    def f(xx):
+        return float(model.marginal_log_prob(from_core(_core.from_unconstrained(xx, core, pcore), params), y))
+
+    fd = np.array([(f(x + 1e-5 * u) - f(x - 1e-5 * u)) / 2e-5 for u in np.eye(x.size)])
+    assert_close(grad, fd, "gradient", rtol=1e-6)
+
+    em, lls = model.fit_em(params, props, y, num_iters=2000, tolerance=1e-13, verbose=False)
+    assert monotonically_increasing(lls, rtol=1e-8), np.diff(lls)
+    _, lb = model.fit_lbfgs(params, props, y, verbose=False, gradient_tolerance=1e-10)
+    assert float(model.marginal_log_prob(em, y)) == pytest.approx(lb[-1], rel=1e-6)
+    with pytest.raises(ValueError, match="emissions.cov: expected a time-invariant value when trainable"):
+        per_step_r = copy.deepcopy(params)
+        per_step_r.emissions.cov = np.stack([params.emissions.cov] * T)
+        model.fit_em(per_step_r, props, y, num_iters=1, verbose=False)

@@ -166,9 +166,14 @@ def test_random_walk_regression_states_match_statsmodels():
     ours = _loglik(model, INFL)
     assert ours == pytest.approx(_sm_loglik(states, {"sigma2.irregular": 1.5, "sigma2.level": 0.3}), rel=1e-10)
 
+    # Fitted (per-step H frozen, the variances time-invariant): statsmodels' maximum, by L-BFGS and by EM.
     params, props = model.initialize()
-    with pytest.raises(ValueError, match="all time-invariant or all with one entry per step"):
-        model.fit_lbfgs(params, props, INFL[:, None], verbose=False)  # per-step H, time-invariant R: not fitted
+    fitted, _ = model.fit_lbfgs(params, props, INFL[:, None], verbose=False, gradient_tolerance=1e-12)
+    res = states.fit(method="lbfgs", maxiter=5000, disp=False, pgtol=1e-12, factr=1)
+    assert model.marginal_log_prob(fitted, INFL[:, None]) == pytest.approx(res.llf, rel=1e-6)
+    em, lls = model.fit_em(params, props, INFL[:, None], num_iters=500, verbose=False)
+    assert np.all(np.diff(lls) >= -1e-8 * np.abs(lls[1:]))
+    assert model.marginal_log_prob(em, INFL[:, None]) == pytest.approx(res.llf, rel=1e-6)
 
     coefs = UnobservedComponents(INFL, level="llevel", exog=x, use_exact_diffuse=True)
     model = (st.LocalLevel(0.3) + st.Regression(2, coef=[0.4, -0.2])).build(1.5)
