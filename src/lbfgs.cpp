@@ -224,4 +224,24 @@ Vector maximize_log_prob(const Objective& objective, Vector x, const LbfgsOption
   return std::move(run.x);
 }
 
+Vector maximize_log_prob(const Objective& objective, Vector x, const std::vector<Eigen::Index>& log_sd,
+                         const LbfgsOptions& options, double scale, std::vector<double>& history, FitSummary& summary) {
+  Vector at(x.size());  // the unconstrained vector of a trial z
+  const Objective in_sd = [&](const Vector& z, Vector& grad) {
+    at = z;
+    for (const Eigen::Index i : log_sd) {
+      if (z(i) == 0.0) return kInf;
+      at(i) = std::log(std::abs(z(i)));
+    }
+    const double f = objective(at, grad);
+    if (std::isfinite(f))
+      for (const Eigen::Index i : log_sd) grad(i) /= z(i);
+    return f;
+  };
+  for (const Eigen::Index i : log_sd) x(i) = std::exp(x(i));
+  Vector z = maximize_log_prob(in_sd, std::move(x), options, scale, history, summary);
+  for (const Eigen::Index i : log_sd) z(i) = std::log(std::abs(z(i)));
+  return z;
+}
+
 }  // namespace lgssm::internal
