@@ -1060,10 +1060,11 @@ class LinearGaussianSSM:
         """Fit by L-BFGS on the log likelihood with exact gradients.
 
         Runs until a tolerance is met or ``max_iters`` iterations (the summary's
-        termination says which), with a strong Wolfe line search. Free variances
-        (diagonal and scalar covariances, variance constraints) are optimized as
-        standard deviations, as statsmodels does, so that a variance can reach its
-        boundary 0 (in log coordinates the way there is infinitely long and flat).
+        termination says which), with a strong Wolfe line search. Where it converges
+        it goes on from there over the standard deviations of the free variances
+        (diagonal and scalar covariances, variance constraints), as statsmodels
+        optimizes them, so that a variance that overshot towards 0 comes back (in
+        their log coordinates the way there is infinitely long and flat).
 
         Parameters
         ----------
@@ -1078,8 +1079,7 @@ class LinearGaussianSSM:
             The maximum number of iterations.
         gradient_tolerance : float, default 1e-8
             Stop when ``max|grad f| <= gradient_tolerance * max(1, |f|)``, for f = -log p(y)
-            divided by the number of emission entries (the gradient over the standard
-            deviations of free variances).
+            divided by the number of emission entries.
         function_tolerance : float, default 1e-12
             Stop when the relative decrease of f is below this.
         %(progress)s

@@ -218,10 +218,10 @@ def test_em_mle_matches_statsmodels(make):
 
 @pytest.mark.parametrize("start", [[1.0, 1.0, 1.0, 1.0], [0.01, 0.01, 0.01, 0.01]], ids=["ones", "small"])
 def test_a_variance_that_overshoots_to_zero_recovers(start):
-    """CO2 from starts where the slope's variance first heads to 0: optimizing log standard
-    deviations stranded it there (every derivative vanishing like the variance) and the
-    default tolerances stopped L-BFGS 0.17 below the maximum; over standard deviations it
-    comes back, to statsmodels' MLE with the default tolerances."""
+    """CO2 from starts where the slope's variance first heads to 0: over log standard
+    deviations it is stranded there (every derivative vanishing like the variance) and
+    the default tolerances stopped L-BFGS 0.17 below the maximum; the run that goes on
+    over standard deviations brings it back, to statsmodels' MLE, at the default tolerances."""
     row = co2_seasonal()
     row.start.dynamics.cov = np.diag(start[1:] + [0.0] * 10)
     row.start.emissions.cov = np.array([[start[0]]])
