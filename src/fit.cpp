@@ -352,8 +352,10 @@ FitResult fit_lbfgs(const Params& params, const ParamProps& props, const std::ve
   const Objective objective{params, props, seqs, scale, options.num_threads, options.prior ? &*options.prior : nullptr};
   const auto all = iota(seqs.size());
   FitResult r{params, {}, {}};
-  const Vector x = internal::maximize_log_prob([&](const Vector& x, Vector& g) { return objective(x, g, all); },
-                                               to_unconstrained(params, props), options, scale, r.history, r.summary);
+  Params p = params;
+  const Vector x = internal::maximize_log_prob(
+      [&](const Vector& x, Vector& g) { return objective(x, g, all); }, to_unconstrained(params, props),
+      internal::log_sd_coordinates(internal::trainable_slots(p, props)), options, scale, r.history, r.summary);
   r.params = from_unconstrained(x, params, props);
   SingularWatch(params, props, "").check(r.params, "at the returned parameters", r.summary);
   return r;

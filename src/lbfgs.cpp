@@ -224,4 +224,52 @@ Vector maximize_log_prob(const Objective& objective, Vector x, const LbfgsOption
   return std::move(run.x);
 }
 
+Vector maximize_log_prob(const Objective& objective, Vector x, const std::vector<Eigen::Index>& log_sd,
+                         const LbfgsOptions& options, double scale, std::vector<double>& history, FitSummary& summary) {
+  const auto started = std::chrono::steady_clock::now();
+  // Records iterate it (numbered from `offset`); `skip_start` leaves out a start already recorded.
+  const auto recorder = [&](int offset, bool skip_start) {
+    return [&, offset, skip_start](int it, double f) {
+      if (skip_start && it == 0) return true;
+      history.push_back(-f * scale);
+      return !options.callback || options.callback(offset + it, -f * scale);
+    };
+  };
+  LbfgsRun run = minimize_lbfgs(objective, std::move(x), options, recorder(0, false));
+  int iterations = run.iterations, evaluations = run.evaluations;
+  if (!log_sd.empty() && run.termination == Termination::kConverged && iterations < options.max_iters) {
+    Vector at(run.x.size());  // the unconstrained vector of a trial z
+    const Objective in_sd = [&](const Vector& z, Vector& grad) {
+      at = z;
+      for (const Eigen::Index i : log_sd) {
+        if (z(i) == 0.0) return kInf;
+        at(i) = std::log(std::abs(z(i)));
+      }
+      const double f = objective(at, grad);
+      if (std::isfinite(f))
+        for (const Eigen::Index i : log_sd) grad(i) /= z(i);
+      return f;
+    };
+    Vector z = run.x;
+    for (const Eigen::Index i : log_sd) z(i) = std::exp(z(i));
+    LbfgsOptions rest = options;
+    rest.max_iters = options.max_iters - iterations;
+    LbfgsRun polish = minimize_lbfgs(in_sd, std::move(z), rest, recorder(iterations, true));
+    iterations += polish.iterations;
+    evaluations += polish.evaluations;
+    if (polish.iterations > 0 && polish.f <= run.f) {
+      for (const Eigen::Index i : log_sd) polish.x(i) = std::log(std::abs(polish.x(i)));
+      run.x = std::move(polish.x);
+    }
+    run.termination = polish.termination;
+    run.message = polish.message + " (over standard deviations, after " + std::to_string(run.iterations) +
+                  " iterations over their logs)";
+  }
+  summary.iterations = iterations;
+  summary.termination = run.termination;
+  summary.message = std::move(run.message);
+  complete(summary, history, evaluations, started);
+  return std::move(run.x);
+}
+
 }  // namespace lgssm::internal

@@ -22,6 +22,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "lgssm/fit.hpp"
 
@@ -54,5 +55,23 @@ LbfgsRun minimize_lbfgs(const Objective& objective, Vector x, const LbfgsOptions
 // functions). Returns the last iterate.
 Vector maximize_log_prob(const Objective& objective, Vector x, const LbfgsOptions& options, double scale,
                          std::vector<double>& history, FitSummary& summary);
+
+// The same, then, when it converges, a second L-BFGS run from its end over
+// standard deviations: the entries of x at `log_sd` (log standard
+// deviations, log_sd_coordinates in unconstrained.hpp) become z_i = exp(x_i),
+// the standard deviation itself, as statsmodels optimizes them. In log
+// coordinates a variance's boundary 0 lies at x_i = -inf and every derivative
+// there vanishes like exp(2 x_i), so a variance that overshoots towards 0 is
+// stranded on a plateau where the tolerances fire far from the maximum; in z
+// the boundary is at a finite distance and the objective is smooth there
+// (f = f_0 + c z_i^2 + ...). The log coordinates come first because they are
+// scale-free (z spans the variances' scales, which may differ by many orders
+// of magnitude) and keep the run away from tiny variances, where the gradient
+// of Fisher's identity loses accuracy. The objective is evaluated at
+// x_i = log |z_i| with d/dz_i = (d/dx_i) / z_i; z_i = 0 exactly is outside
+// (+inf). The runs share max_iters; the history, the callback's iteration
+// numbers and the summary run on across both. Returns x.
+Vector maximize_log_prob(const Objective& objective, Vector x, const std::vector<Eigen::Index>& log_sd,
+                         const LbfgsOptions& options, double scale, std::vector<double>& history, FitSummary& summary);
 
 }  // namespace lgssm::internal

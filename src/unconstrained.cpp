@@ -226,6 +226,18 @@ Vector pack(const std::vector<Slot>& slots) {
   return x;
 }
 
+std::vector<Eigen::Index> log_sd_coordinates(const std::vector<Slot>& slots) {
+  std::vector<Eigen::Index> out;
+  Eigen::Index at = 0;
+  for (const auto& s : slots) {
+    const Eigen::Index size = unconstrained_size(s);
+    if (holds_variances(s) || (s.is_cov && !s.affine && s.structure != CovStructure::kFull))
+      for (Eigen::Index i = at; i < at + size; ++i) out.push_back(i);
+    at += size;
+  }
+  return out;
+}
+
 void unpack(const Vector& x, std::vector<Slot>& slots) {
   if (x.size() != unconstrained_size(slots))
     throw_invalid("x", std::to_string(unconstrained_size(slots)) + " unconstrained values", std::to_string(x.size()));

@@ -55,6 +55,11 @@ Eigen::Index unconstrained_size(const std::vector<Slot>& slots);
 
 // The slots' values as one unconstrained vector (see to_unconstrained in learn.hpp).
 Vector pack(const std::vector<Slot>& slots);
+// The positions in pack's vector that hold log standard deviations: the free
+// variances of diagonal and scalar covariances and of variance constraints
+// (holds_variances), in order. (Full covariances' log Cholesky diagonals are
+// not among them.)
+std::vector<Eigen::Index> log_sd_coordinates(const std::vector<Slot>& slots);
 // Writes the values of `x` (as laid out by pack) into the slots.
 void unpack(const Vector& x, std::vector<Slot>& slots);
 // The gradient w.r.t. the unconstrained vector, given the gradient w.r.t. each

@@ -187,8 +187,15 @@ struct LbfgsOptions {
 /// Limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a strong
 /// Wolfe line search (Alg. 3.5/3.6) on -log p(y) over the unconstrained vector.
 /// f is scaled by the number of emission entries, so function_tolerance and
-/// gradient_tolerance are relative to that per-entry loss. Termination says
-/// whether a tolerance was met or max_iters was reached first.
+/// gradient_tolerance are relative to that per-entry loss. When the run over
+/// the unconstrained vector converges, a second run goes on from its end (the
+/// two sharing max_iters, one history) with the free variances (diagonal and
+/// scalar covariances, variance constraints) as standard deviations
+/// sigma = exp(x) instead of their logs x, as statsmodels optimizes them: their
+/// boundary 0 is then at a finite distance, where the objective is smooth in
+/// sigma, instead of at x = -inf, where every derivative vanishes like sigma^2
+/// and a variance that overshot towards 0 stalls (the tolerances firing far
+/// from the maximum). Termination and the message are those of the last run.
 /// @param params the starting parameters
 /// @param props which parameters are fitted (time-invariant when trainable)
 /// @param seqs the sequences (at least one)

@@ -29,7 +29,7 @@ projection of the expected scatter onto the constraint, the exact maximizer
 build them; `pattern` writes any other, e.g. ``pattern([["v", 0], [0, 0]])`` for a
 variance and a deterministic second state. The gradient fits map free variances
 (free values on the diagonal only) through log standard deviations and others
-linearly.
+linearly; L-BFGS ends over the free variances' standard deviations (docs/guide.md).
 """
 
 from __future__ import annotations

@@ -1062,7 +1062,11 @@ class LinearGaussianSSM:
         """Fit by L-BFGS on the log likelihood with exact gradients.
 
         Runs until a tolerance is met or ``max_iters`` iterations (the summary's
-        termination says which), with a strong Wolfe line search.
+        termination says which), with a strong Wolfe line search. Where it converges
+        it goes on from there over the standard deviations of the free variances
+        (diagonal and scalar covariances, variance constraints), as statsmodels
+        optimizes them, so that a variance that overshot towards 0 comes back (in
+        their log coordinates the way there is infinitely long and flat).
 
         Parameters
         ----------
