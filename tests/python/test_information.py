@@ -369,3 +369,37 @@ def test_diffuse_initialization_is_refused():
     y = np.linspace(0.0, 1.0, 10)[:, None]
     with pytest.raises(ValueError, match="diffuse"):
         dg.information(model, params, props, y)
+
+
+def test_trend_seasonal_vs_statsmodels():
+    """A local linear trend + quarterly dummy seasonal (five states, two without noise: Q = diag(level,
+    slope, seasonal, 0, 0) by a covariance constraint), known initial law in both, at statsmodels' MLE."""
+    from statsmodels.tsa.statespace.structural import UnobservedComponents
+
+    from test_diagnostics import trend_seasonal
+
+    model, truth, _ = trend_seasonal()
+    y = model.sample(truth, 8, 200)[1]
+    mod = UnobservedComponents(y[:, 0], "lltrend", seasonal=4)
+    mod.ssm.initialize_known(truth.initial.mean, truth.initial.cov)
+    mod.ssm.loglikelihood_burn = 0
+    mod.ssm.tolerance = 0.0
+    res = mod.fit(disp=False, maxiter=1000)  # sigma2.irregular, .level, .trend, .seasonal
+    assert np.all(res.params > 1e-4), res.params  # an interior maximum: standard errors are defined
+    s2_eps, s2_level, s2_slope, s2_seasonal = res.params
+    params = lgssm.params.from_core(model.core_params(truth), truth)
+    params.dynamics.cov = np.diag([s2_level, s2_slope, s2_seasonal, 0.0, 0.0])
+    params.emissions.cov = np.array([[s2_eps]])
+    props = frozen_props(params, ("dynamics.cov", "emissions.cov"))
+    props.dynamics.cov.constraint = pattern(
+        [["level", 0, 0, 0, 0], [0, "slope", 0, 0, 0], [0, 0, "seasonal", 0, 0], [0] * 5, [0] * 5]
+    )
+    fit = dg.FitResult(model, params, props, y)
+    assert fit.param_names == [
+        "dynamics.cov.level",
+        "dynamics.cov.slope",
+        "dynamics.cov.seasonal",
+        "emissions.cov[0,0]",
+    ]
+    assert_close(fit.loglik, res.llf, "loglik", rtol=1e-10)
+    check_against_statsmodels(fit, statsmodels_bse(mod, res.params), [1, 2, 3, 0], "trend + seasonal")
