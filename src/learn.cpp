@@ -326,6 +326,18 @@ void regression_gradient(const RegressionStats& s, const LinearGaussianParams& c
 
 namespace {
 
+// Throws naming the first parameter of `c` that `pc` makes trainable and that
+// has a per-step series (gradient fits and the pooled M-step need one value).
+void refuse_trainable_series(const std::string& prefix, const LinearGaussianParams& c,
+                             const ParamProps::Conditional& pc, const std::string& expected) {
+  const std::pair<const char*, bool> series[] = {{".weights", pc.weights && c.weights.size() > 1},
+                                                 {".bias", pc.bias && c.bias.size() > 1},
+                                                 {".input_weights", pc.input_weights && c.input_weights.size() > 1},
+                                                 {".cov", pc.cov && c.cov.size() > 1}};
+  for (const auto& [name, bad] : series)
+    if (bad) throw_invalid(prefix + name, expected, "a per-step series");
+}
+
 void check_constraint(const std::string& name, const std::optional<Affine>& a, bool trainable, Eigen::Index entries,
                       Eigen::Index size) {
   if (!a) return;
@@ -439,32 +451,20 @@ void validate(const Params& params, const ParamProps& props) {
     check_structure("dynamics.cov", params.dynamics.cov[i], props.dynamics.cov_structure);
   for (Eigen::Index i = 0; i < params.emissions.cov.size(); ++i)
     check_structure("emissions.cov", params.emissions.cov[i], props.emissions.cov_structure);
-  const auto& d = params.dynamics;
-  const auto& pd = props.dynamics;
-  const std::pair<const char*, bool> dyn[] = {
-      {"dynamics.weights", pd.weights && d.weights.size() > 1},
-      {"dynamics.bias", pd.bias && d.bias.size() > 1},
-      {"dynamics.input_weights", pd.input_weights && d.input_weights.size() > 1},
-      {"dynamics.cov", pd.cov && d.cov.size() > 1}};
-  for (const auto& [name, bad] : dyn)
-    if (bad) throw_invalid(name, "a time-invariant value when trainable (or freeze it)", "a per-step series");
-  // Emissions: all per step (each entry fitted from its step's statistics), or
-  // the per-step ones frozen (the trainable ones time-invariant, fitted from the
-  // pooled statistics: internal::per_step_emissions).
+  const std::string invariant = "a time-invariant value when trainable (or freeze it)";
+  refuse_trainable_series("dynamics", params.dynamics, props.dynamics, invariant);
+  // Emissions: all per step, with one entry count (each entry fitted from its
+  // step's statistics), or the per-step ones frozen (the trainable ones
+  // time-invariant, fitted from the pooled statistics: internal::per_step_emissions).
   const auto& e = params.emissions;
-  const auto& pe = props.emissions;
   if (!internal::per_step_emissions(e)) {
-    const std::pair<const char*, bool> em[] = {
-        {"emissions.weights", pe.weights && e.weights.size() > 1},
-        {"emissions.bias", pe.bias && e.bias.size() > 1},
-        {"emissions.input_weights", pe.input_weights && e.input_weights.size() > 1},
-        {"emissions.cov", pe.cov && e.cov.size() > 1}};
-    for (const auto& [name, bad] : em)
-      if (bad)
-        throw_invalid(name,
-                      "a time-invariant value when trainable (or freeze it), unless every emission parameter has one "
-                      "entry per step",
-                      "a per-step series");
+    refuse_trainable_series("emissions", e, props.emissions,
+                            invariant + ", unless every emission parameter has one entry per step");
+  } else if (e.bias.size() != e.weights.size() || e.input_weights.size() != e.weights.size() ||
+             e.cov.size() != e.weights.size()) {
+    throw_invalid("emissions", "weights, bias, input_weights and cov with one entry count when all are per step",
+                  "entries " + std::to_string(e.weights.size()) + ", " + std::to_string(e.bias.size()) + ", " +
+                      std::to_string(e.input_weights.size()) + ", " + std::to_string(e.cov.size()));
   }
 }
 

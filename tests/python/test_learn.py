@@ -967,3 +967,9 @@ def test_per_step_frozen_emission_weights_with_shared_noise():
         per_step_r = copy.deepcopy(params)
         per_step_r.emissions.cov = np.stack([params.emissions.cov] * T)
         model.fit_em(per_step_r, props, y, num_iters=1, verbose=False)
+    with pytest.raises(ValueError, match="one entry count when all are per step"):
+        uneven = copy.deepcopy(params)  # all per step, R with one entry more
+        uneven.emissions.cov = np.stack([params.emissions.cov] * (T + 1))
+        uneven.emissions.bias = np.stack([params.emissions.bias] * T)
+        uneven.emissions.input_weights = np.zeros((T, p, 0))
+        model.fit_em(uneven, props, y, num_iters=1, verbose=False)
