@@ -10,6 +10,7 @@
 #include <regex>
 #include <sstream>
 #include <unsupported/Eigen/MatrixFunctions>
+#include <utility>
 
 #include "lgssm/error.hpp"
 #include "lgssm/inference.hpp"
@@ -365,9 +366,10 @@ TEST_P(ContinuousGradient, MatchesFiniteDifferences) {
   expect_gradient_matches_finite_differences(start, props, seqs);
 }
 
-TEST(ContinuousGradient, StiffDriftMatchesFiniteDifferences) {
-  // Eigenvalues -200 and -1 (non-normal) with gaps of mean 2: about 10
-  // doublings each, the first on B = A - I, the last (once |A|_1 <= 1/2) on A.
+// A stiff drift, eigenvalues -200 and -1 (non-normal), with data at gaps of
+// mean 2: about 10 doublings each, the first on B = A - I, the last (once
+// |A|_1 <= 1/2) on A.
+std::pair<ContinuousParams, std::vector<TimedSequence>> stiff_case() {
   ContinuousParams p = oscillator(3, 8);
   Matrix v(2, 2);
   v << 1.0, 0.5, 0.3, 1.0;
@@ -375,6 +377,11 @@ TEST(ContinuousGradient, StiffDriftMatchesFiniteDifferences) {
   std::vector<TimedSequence> seqs = irregular_data(p, 2, 6, 13);
   for (auto& s : seqs) s.times *= 20.0;  // gaps of mean 2
   for (auto& s : seqs) s.seq.emissions = sample(to_discrete(p, s.times), 5, s.times.size()).emissions;
+  return {p, seqs};
+}
+
+TEST(ContinuousGradient, StiffDriftMatchesFiniteDifferences) {
+  const auto [p, seqs] = stiff_case();
   expect_gradient_matches_finite_differences(p, dynamics_only(), seqs);
 }
 
@@ -400,16 +407,10 @@ INSTANTIATE_TEST_SUITE_P(Props, ContinuousGradient,
 
 // The information's score over the drift against the adjoint gradient of
 // log_prob_and_gradient (an independent, reverse-mode derivative: the drift's
-// unconstrained coordinates are its entries, column by column), on the stiff
-// drift above (eigenvalues -200 and -1, gaps of mean 2, 10 doublings).
+// unconstrained coordinates are its entries, column by column), on
+// stiff_case's drift.
 TEST(ContinuousInformation, StiffDriftScoreIsTheAdjointGradient) {
-  ContinuousParams p = oscillator(3, 8);
-  Matrix v(2, 2);
-  v << 1.0, 0.5, 0.3, 1.0;
-  p.dynamics.drift = v * Vector(Eigen::Vector2d(-200.0, -1.0)).asDiagonal() * v.inverse();
-  std::vector<TimedSequence> seqs = irregular_data(p, 2, 6, 13);
-  for (auto& s : seqs) s.times *= 20.0;
-  for (auto& s : seqs) s.seq.emissions = sample(to_discrete(p, s.times), 5, s.times.size()).emissions;
+  const auto [p, seqs] = stiff_case();
   ContinuousProps props = dynamics_only();
   props.diffusion_cov = false;
   const InformationResult info = information(p, props, seqs, true, 1);
