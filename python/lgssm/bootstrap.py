@@ -128,9 +128,12 @@ def _resampled(standardized: list, burn: int, rng: np.random.Generator) -> list:
     return out
 
 
-def _replicate(model, params, props, emissions, inputs, times, fit, num_iters, method, seed, standardized, burn):
-    """One replicate: the refit's free values, or None when the refit fails. ``times``: a
-    continuous-time model's per-sequence times (None in discrete time)."""
+def _replicate(
+    model, params, props, emissions, inputs, times, discrete, fit, num_iters, method, seed, standardized, burn
+):
+    """One replicate: the refit's free values, or None when the refit fails. ``times`` and
+    ``discrete``: a continuous-time model's per-sequence times and the discrete-time parameters
+    at them (None in discrete time)."""
     from .diagnostics import _fit
 
     rng = np.random.default_rng(seed)
@@ -149,10 +152,8 @@ def _replicate(model, params, props, emissions, inputs, times, fit, num_iters, m
             data = _core.emissions_from_innovations(model.core_params(params), emissions, inputs, resampled)
         else:  # each sequence through the discrete-time model of its times
             data = [
-                _core.emissions_from_innovations(
-                    model._discrete.core_params(model.discrete_params(params, t)), [y], [u], [w]
-                )[0]
-                for y, u, t, w in zip(emissions, inputs, times, resampled)
+                _core.emissions_from_innovations(model._discrete.core_params(d), [y], [u], [w])[0]
+                for y, u, d, w in zip(emissions, inputs, discrete, resampled)
             ]
     try:
         fitted, _ = _fit(model, params, props, data, inputs, fit, num_iters, **step)
@@ -192,7 +193,8 @@ def run(
     names, estimates = _free_values(params, props)
     seed_seq = np.random.SeedSequence(int(as_generator(key).integers(0, 2**63 - 1)))
     seeds = [np.random.default_rng(s) for s in seed_seq.spawn(num_replicates)]
-    args = (model, params, props, emissions, inputs, times, fit, num_iters, method)
+    discrete = None if times is None else result._discrete_params()
+    args = (model, params, props, emissions, inputs, times, discrete, fit, num_iters, method)
     bar = ProgressBar(num_replicates, f"bootstrap ({method}), failed:", enabled=progress)
     outcomes: list = [_PENDING] * num_replicates
     try:

@@ -848,19 +848,29 @@ class FitResult:
         return {"times": self.times, "dt": self.dt} if isinstance(self.model, ContinuousTimeSSM) else {}
 
     def _sequences(self) -> tuple:
-        """(batch, per-sequence times or None) of the data."""
-        if isinstance(self.model, ContinuousTimeSSM):
-            return self.model._sequences(self.emissions, self.inputs, self.times, self.dt)
-        return self.model._batch(self.params, self.emissions, self.inputs, covariances=0)[1], None
+        """(batch, per-sequence times or None) of the data, computed once."""
+        if "sequences" not in self._cache:
+            if isinstance(self.model, ContinuousTimeSSM):
+                out = self.model._sequences(self.emissions, self.inputs, self.times, self.dt)
+            else:
+                out = self.model._batch(self.params, self.emissions, self.inputs, covariances=0)[1], None
+            self._cache["sequences"] = out
+        return self._cache["sequences"]
+
+    def _discrete_params(self) -> list:
+        """A continuous-time model's discrete-time parameters at each sequence's times, computed once."""
+        if "discrete" not in self._cache:
+            self._cache["discrete"] = [self.model.discrete_params(self.params, t) for t in self._sequences()[1]]
+        return self._cache["discrete"]
 
     def _per_sequence(self, fn) -> list:
         """fn(discrete-time model, its params, emissions, inputs) for each sequence of a continuous-time
         model (the discrete-time model of its times), or once over all for a discrete-time one."""
         if not isinstance(self.model, ContinuousTimeSSM):
             return [fn(self.model, self.params, self.emissions, self.inputs)]
-        b, ts = self._sequences()
+        b = self._sequences()[0]
         d = self.model._discrete
-        return [fn(d, self.model.discrete_params(self.params, t), y, u) for y, u, t in zip(b.emissions, b.inputs, ts)]
+        return [fn(d, p, y, u) for p, y, u in zip(self._discrete_params(), b.emissions, b.inputs)]
 
     def _innovations_list(self) -> list:
         if "innovations" not in self._cache:
