@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up everything, then runs all tests: the C++ suite (ctest; a debug build
-# in which any heap allocation inside a time loop aborts, then sanitized builds)
-# and the Python suite.
+# Sets up everything, then runs all tests: the C++ suite (ctest; a sanitized
+# debug build in which any heap allocation inside a time loop aborts, run
+# serially and threaded, then the threaded tests under ThreadSanitizer) and
+# the Python suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,15 +23,13 @@ git ls-files -z '*.cpp' '*.hpp' | xargs -0 .venv/bin/clang-format --dry-run --We
 # The documentation site, warnings as errors; fails if a public function has no docstring.
 bash scripts/docs.sh
 
-# The C++ builds are the presets of CMakePresets.json.
-cmake --preset cpp-tests >/dev/null
-cmake --build build/cpp-tests -j"$(nproc)"
-ctest --test-dir build/cpp-tests --output-on-failure -j"$(nproc)"
-
-# The same suite again with threads on (the no-malloc build above runs
-# parallel_for serially), under AddressSanitizer + UndefinedBehaviorSanitizer;
-# then the threaded tests (parallel_test.cpp) under ThreadSanitizer. Debug
-# keeps the asserts; the presets say why -O0 and -O1.
+# The C++ suite is one build, the asan preset of CMakePresets.json: Debug
+# (asserts on), AddressSanitizer + UndefinedBehaviorSanitizer, warnings as
+# errors, and any heap allocation inside a time loop aborts. It runs twice:
+# with those no-malloc checks, which need parallel_for serial (Eigen's flag is
+# process-wide), then with the checks off and the threads on
+# (LGSSM_CHECK_NO_MALLOC=0). Then the threaded tests (parallel_test.cpp) under
+# ThreadSanitizer. The presets say why -O0 and -O1.
 sanitized_build() {  # preset, build dir, cmake --build options
   local preset=$1 dir=$2
   shift 2
@@ -43,21 +42,23 @@ sanitized_build() {  # preset, build dir, cmake --build options
 no_aslr=()
 [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -le 28 ] || no_aslr=(setarch "$(uname -m)" -R)
 sanitized_build asan build/cpp-asan
-# Left out: the 20000 posterior draws of PosteriorSample.MomentsMatchDenseSmoother
-# (about 50 s under ASan, each draw a smoother pass); posterior_sample still runs
-# under ASan in PosteriorSample.DeterministicGivenSeed (3 draws, no inputs).
-ASAN_OPTIONS=halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1:strict_init_order=1 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  "${no_aslr[@]}" ctest --test-dir build/cpp-asan --output-on-failure -j"$(nproc)" \
+export ASAN_OPTIONS=halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1:strict_init_order=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+"${no_aslr[@]}" ctest --test-dir build/cpp-asan --output-on-failure -j"$(nproc)"
+# Threaded, without the 20000 posterior draws of PosteriorSample.MomentsMatchDenseSmoother
+# (about 50 s, each draw a smoother pass, and single-threaded: the run above has it).
+LGSSM_CHECK_NO_MALLOC=0 "${no_aslr[@]}" ctest --test-dir build/cpp-asan --output-on-failure -j"$(nproc)" \
   -E '^PosteriorSample\.MomentsMatchDenseSmoother$'
 sanitized_build tsan build/cpp-tsan --target lgssm_parallel_tests
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   "${no_aslr[@]}" build/cpp-tsan/tests/cpp/lgssm_parallel_tests
 
-# The C++ example, built against the installed CMake package as a user would.
-cmake --install build/cpp-tests --prefix build/install >/dev/null
-cmake -S examples/cpp -B build/example -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+# The C++ example, built against the installed CMake package as a user would
+# (with the sanitizers the installed build was compiled with).
+cmake --install build/cpp-asan --prefix build/install >/dev/null
+cmake -S examples/cpp -B build/example -DCMAKE_PREFIX_PATH="$PWD/build/install" \
+  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined" >/dev/null
 cmake --build build/example -j"$(nproc)" >/dev/null
-./build/example/quickstart
+"${no_aslr[@]}" ./build/example/quickstart
 
 .venv/bin/python -m pytest tests/python -q -rs

@@ -19,18 +19,14 @@ using internal::dispatch_state_dim;
 using internal::KalmanFilter;
 using internal::NoMallocScope;
 using internal::PsdFactor;
+using internal::row_at;
 using internal::shape_str;
 using internal::sized;
 using internal::sized_row;
+using internal::step_columns;
 using internal::throw_invalid;
 
 namespace {
-
-// Row t of a (num_timesteps, dim) array as a vector; empty when there are no inputs.
-Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
-  if (m.size() == 0) return Eigen::Map<const Vector>(nullptr, 0);
-  return Eigen::Map<const Vector>(m.row(t).data(), m.cols());
-}
 
 // Runs the filter over `seq`, calling on_predicted(t, kf) and on_filtered(t, kf)
 // after each half step; returns log p(y) (the diffuse log likelihood with a
@@ -39,17 +35,22 @@ Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
 // whose moments (a, P_*) are handed to kf (its moments during those steps),
 // and kf takes over once P_inf = 0; `trace` (if given) receives what the
 // smoother needs of that period. The diffuse period may allocate; the time
-// loop after it does not.
+// loop after it does not. A filter of width > 1 runs `seq` as that many
+// interleaved sequences (step_columns), which needs a known initial state.
 template <class Filter, class OnPredicted, class OnFiltered>
 double run_filter(Filter& kf, const Params& params, const Sequence& seq, OnPredicted on_predicted,
                   OnFiltered on_filtered, internal::DiffuseTrace* trace = nullptr) {
+  constexpr int G = Filter::Means::ColsAtCompileTime;
   double loglik = 0.0;
   Eigen::Index t = 0;
-  const Eigen::Index steps = seq.num_timesteps();
+  const Eigen::Index width = kf.width(), steps = seq.num_timesteps() / width;
   internal::DiffuseTrace local;
   internal::DiffuseTrace& dt = trace ? *trace : local;
   dt = internal::DiffuseTrace();
-  if (params.initial.is_diffuse()) {
+  if constexpr (G != 1) {
+    if (params.initial.is_diffuse())
+      throw std::logic_error("run_filter: interleaved sequences need a known initial state");
+  } else if (params.initial.is_diffuse()) {
     internal::DiffuseFilter df(params.state_dim(), params.emission_dim());
     t = internal::run_diffuse_period(
         df, params, seq,
@@ -69,10 +70,10 @@ double run_filter(Filter& kf, const Params& params, const Sequence& seq, OnPredi
   }
   [[maybe_unused]] NoMallocScope no_malloc;
   for (; t < steps; ++t) {
-    const auto u = row_at(seq.inputs, t);
+    const auto u = step_columns<Eigen::Dynamic, G>(seq.inputs, t, width);
     kf.predict(params, t, u);  // t = 0: the initial moments (also with a rank-0 diffuse part)
     on_predicted(t, kf);
-    loglik += kf.update(params, t, row_at(seq.emissions, t), u);
+    loglik += kf.update(params, t, step_columns<Eigen::Dynamic, G>(seq.emissions, t, width), u);
     on_filtered(t, kf);
   }
   return loglik;
@@ -82,8 +83,8 @@ constexpr auto kNothing = [](Eigen::Index, const auto&) {};
 
 template <class Filter>
 void store(const Filter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& covs) {
-  constexpr int N = Filter::Vec::RowsAtCompileTime;
-  sized_row<N>(means, t) = kf.mean();
+  constexpr int N = Filter::Vec::RowsAtCompileTime, G = Filter::Means::ColsAtCompileTime;
+  step_columns<N, G>(means, t, kf.width()) = kf.mean();
   sized<N, N>(covs[t]) = kf.cov().transpose();  // symmetric: a straight copy into the row-major entry
 }
 
@@ -94,21 +95,23 @@ struct BackwardTerms {
   MatrixSeries transition, omega;
 };
 
-template <int N>
+// With G != 1, `seq` holds `width` interleaved sequences (step_columns): the
+// means (and a) are interleaved the same way, the covariances are shared.
+template <int N, int G = 1>
 FilterResult run_stored_filter(const Params& params, const Sequence& seq, BackwardTerms* back = nullptr,
-                               bool omega = false, internal::DiffuseTrace* diffuse = nullptr) {
-  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
+                               bool omega = false, internal::DiffuseTrace* diffuse = nullptr, Eigen::Index width = 1) {
+  const Eigen::Index n = params.state_dim(), rows = seq.num_timesteps(), steps = rows / width;
   FilterResult r;
-  internal::resize_result(r.filtered_means, steps, n);
-  internal::resize_result(r.predicted_means, steps, n);
+  internal::resize_result(r.filtered_means, rows, n);
+  internal::resize_result(r.predicted_means, rows, n);
   r.filtered_covariances = internal::result_series(steps, n, n);
   r.predicted_covariances = internal::result_series(steps, n, n);
   if (back) {
-    internal::resize_result(back->a, steps, n);
+    internal::resize_result(back->a, rows, n);
     back->transition = internal::result_series(steps, n, n);
     if (omega) back->omega = internal::result_series(steps, n, n);
   }
-  KalmanFilter<N> kf(n, params.emission_dim(), back != nullptr);
+  KalmanFilter<N, G> kf(n, params.emission_dim(), back != nullptr, false, width);
   internal::DiffuseTrace trace;
   r.marginal_loglik = run_filter(
       kf, params, seq,
@@ -116,7 +119,7 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
       [&](Eigen::Index t, const auto& kf) {
         store(kf, t, r.filtered_means, r.filtered_covariances);
         if (!back) return;
-        sized_row<N>(back->a, t) = kf.backward_a();
+        step_columns<N, G>(back->a, t, width) = kf.backward_a();
         sized<N, N>(back->transition[t]) = kf.backward_transition();
         if (omega) sized<N, N>(back->omega[t]) = kf.backward_omega();
       },
@@ -164,17 +167,19 @@ double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
 // sequence (internal::BackwardRecursion, kalman.hpp, gives the equations).
 // Without covariances, only the means (the simulation smoother's need).
 // With `trace`, also what the recursion used at each step (internal::BackwardTrace).
-template <int N>
+// With G != 1, `seq` holds `width` interleaved sequences of a known initial
+// state (run_stored_filter).
+template <int N, int G = 1>
 SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances,
-                             internal::BackwardTrace* trace = nullptr) {
-  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
+                             internal::BackwardTrace* trace = nullptr, Eigen::Index width = 1) {
+  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps() / width;
   SmootherResult r;
   BackwardTerms back;
   internal::DiffuseTrace diffuse;
-  static_cast<FilterResult&>(r) = run_stored_filter<N>(params, seq, &back, covariances, &diffuse);
+  static_cast<FilterResult&>(r) = run_stored_filter<N, G>(params, seq, &back, covariances, &diffuse, width);
   internal::check_diffuse_identified(diffuse, "smoother");
   const Eigen::Index d = diffuse.num_steps;
-  internal::resize_result(r.smoothed_means, steps, n);
+  internal::resize_result(r.smoothed_means, steps * width, n);
   if (covariances) {
     r.smoothed_covariances = internal::result_series(steps, n, n);
     r.smoothed_cross_covariances = internal::result_series(steps - 1, n, n);
@@ -183,14 +188,15 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
     internal::resize_result(trace->score, steps, n);
     trace->info = internal::result_series(steps, n, n);
   }
-  internal::BackwardRecursion<N> recursion(n);
+  internal::BackwardRecursion<N, G> recursion(n, width);
   {
     [[maybe_unused]] NoMallocScope no_malloc;
     for (Eigen::Index t = steps - 1; t >= d; --t) {
       const auto pf = sized<N, N>(std::as_const(r.filtered_covariances)[t]);
       const auto a_mat = sized<N, N>(std::as_const(back.transition)[t]);
-      recursion.smooth_mean(sized_row<N>(std::as_const(r.filtered_means), t), pf,
-                            sized_row<N>(std::as_const(back.a), t), a_mat, sized_row<N>(r.smoothed_means, t));
+      recursion.smooth_mean(step_columns<N, G>(std::as_const(r.filtered_means), t, width), pf,
+                            step_columns<N, G>(std::as_const(back.a), t, width), a_mat,
+                            step_columns<N, G>(r.smoothed_means, t, width));
       if (covariances)
         recursion.smooth_cov(pf, a_mat, sized<N, N>(std::as_const(back.omega)[t]),
                              sized<N, N>(r.smoothed_covariances[t]));
@@ -209,18 +215,19 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
       }
     }
   }
-  if (d > 0) {
-    // The exact initial smoother over the diffuse period, from the score and
-    // information about z_{d-1} (filtered level) that the loop above left.
-    internal::diffuse_smoother(params, seq, diffuse, r.predicted_means, r.predicted_covariances, r.filtered_covariances,
-                               recursion.score(), recursion.info(), covariances, r.smoothed_means,
-                               covariances ? &r.smoothed_covariances : nullptr,
-                               covariances ? &r.smoothed_cross_covariances : nullptr);
-    if (trace) {  // the diffuse steps have no known-initialization backward terms
-      trace->score.topRows(d).setConstant(std::numeric_limits<double>::quiet_NaN());
-      for (Eigen::Index t = 0; t < d; ++t) trace->info[t].setConstant(std::numeric_limits<double>::quiet_NaN());
+  if constexpr (G == 1)
+    if (d > 0) {
+      // The exact initial smoother over the diffuse period, from the score and
+      // information about z_{d-1} (filtered level) that the loop above left.
+      internal::diffuse_smoother(params, seq, diffuse, r.predicted_means, r.predicted_covariances,
+                                 r.filtered_covariances, recursion.score(), recursion.info(), covariances,
+                                 r.smoothed_means, covariances ? &r.smoothed_covariances : nullptr,
+                                 covariances ? &r.smoothed_cross_covariances : nullptr);
+      if (trace) {  // the diffuse steps have no known-initialization backward terms
+        trace->score.topRows(d).setConstant(std::numeric_limits<double>::quiet_NaN());
+        for (Eigen::Index t = 0; t < d; ++t) trace->info[t].setConstant(std::numeric_limits<double>::quiet_NaN());
+      }
     }
-  }
   if (trace) trace->transition = std::move(back.transition);
   return r;
 }
@@ -255,8 +262,26 @@ SmootherResult smoother(const Params& params, const Sequence& seq) {
 }
 
 std::vector<double> marginal_log_prob(const Params& params, const std::vector<Sequence>& seqs, int num_threads) {
-  return map_validated(params, seqs, num_threads,
-                       [&](const Sequence& s) { return marginal_log_prob_unchecked(params, s); });
+  validate(params);
+  validate(params, seqs);
+  std::vector<size_t> all(seqs.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const std::vector<std::vector<size_t>> blocks = internal::column_blocks(params, seqs, all);
+  std::vector<double> out(seqs.size());
+  parallel_for(
+      static_cast<Eigen::Index>(blocks.size()),
+      [&](Eigen::Index i) {
+        const std::vector<size_t>& b = blocks[i];
+        if (b.size() == 1) {
+          out[b[0]] = marginal_log_prob_unchecked(params, seqs[b[0]]);
+          return;
+        }
+        const Vector each = internal::marginal_log_prob_columns(params, internal::interleave(seqs, b),
+                                                                static_cast<Eigen::Index>(b.size()));
+        for (size_t j = 0; j < b.size(); ++j) out[b[j]] = each(static_cast<Eigen::Index>(j));
+      },
+      num_threads);
+  return out;
 }
 
 std::vector<FilterResult> filter(const Params& params, const std::vector<Sequence>& seqs, int num_threads) {
@@ -270,6 +295,21 @@ std::vector<SmootherResult> smoother(const Params& params, const std::vector<Seq
 
 SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {
   return smoother_impl(params, seq, true);
+}
+
+SmootherResult internal::smoother_columns(const Params& params, const Sequence& interleaved, Eigen::Index width) {
+  return dispatch_state_dim(params.state_dim(), [&](auto n) {
+    return smoother_impl<n, Eigen::Dynamic>(params, interleaved, true, nullptr, width);
+  });
+}
+
+Vector internal::marginal_log_prob_columns(const Params& params, const Sequence& interleaved, Eigen::Index width) {
+  return dispatch_state_dim(params.state_dim(), [&](auto n) {
+    KalmanFilter<n, Eigen::Dynamic> kf(params.state_dim(), params.emission_dim(), false, false, width);
+    Eigen::RowVectorXd each = Eigen::RowVectorXd::Zero(width);
+    run_filter(kf, params, interleaved, kNothing, [&](Eigen::Index, const auto& f) { each += f.column_loglik(); });
+    return Vector(each.transpose());
+  });
 }
 
 SmootherResult internal::smoother_traced(const Params& params, const Sequence& seq, BackwardTrace& trace) {

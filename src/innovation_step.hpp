@@ -15,12 +15,6 @@
 
 namespace lgssm::internal {
 
-// Row t of a (num_timesteps, dim) array as a vector; empty when the array is.
-inline Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
-  if (m.size() == 0) return Eigen::Map<const Vector>(nullptr, 0);
-  return Eigen::Map<const Vector>(m.row(t).data(), m.cols());
-}
-
 // The innovation of one step from the predicted moments (m, P) = (m_{t|t-1}, P_{t|t-1}):
 // the observed components o, H_o, the prediction y^_o = H_o m + D_o u + d_o,
 // v_o = y_o - y^_o, F = H_o P H_o^T + R_oo and its Cholesky factor, and P H_o^T. `caller` prefixes the error raised

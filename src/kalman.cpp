@@ -19,19 +19,22 @@ double log_det_of_factor(const Eigen::MatrixBase<Derived>& l) {
 }
 }  // namespace
 
-template <int N>
-KalmanFilter<N>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_dim, bool keep_backward,
-                              bool compare_entries)
+template <int N, int G>
+KalmanFilter<N, G>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_dim, bool keep_backward,
+                                 bool compare_entries, Eigen::Index width)
     : n_(state_dim),
       p_(emission_dim),
-      mean_(n_),
+      mean_(n_, width),
       cov_(n_, n_),
       factor_(n_, n_),
       psd_(n_),
-      tmp_n_(n_),
+      tmp_n_(n_, width),
       tmp_nn_(n_, n_),
-      y_hat_(p_),
-      resid_(p_),
+      y_hat_(p_, width),
+      h_m_(p_, width),
+      resid_(p_, width),
+      quad_(1, width),
+      column_loglik_(1, width),
       work_(p_ + 2 * n_),
       pattern_(p_),
       last_pattern_(p_, -1),
@@ -44,33 +47,33 @@ KalmanFilter<N>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_dim,
       q1_(p_, n_),
       q1_sorted_(p_, n_),
       t_(n_, n_),
-      e_tilde_(n_),
+      e_tilde_(n_, width),
       array_(2 * n_, 2 * n_),
-      w_n_(n_),
+      w_n_(n_, width),
       j_(n_, n_),
       exact_array_(p_ + n_, n_),
       j_exact_(p_, n_),
       j_exact_a_(p_, n_),
-      exact_resid_(p_),
+      exact_resid_(p_, width),
       keep_backward_(keep_backward),
-      back_a_(n_),
+      back_a_(n_, width),
       back_omega_(n_, n_),
       back_a_mat_(n_, n_) {
   noisy_.reserve(p_);
   exact_.reserve(p_);
 }
 
-template <int N>
-void KalmanFilter<N>::predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& u) {
+template <int N, int G>
+void KalmanFilter<N, G>::predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Columns>& u) {
   if (t == 0) {
-    mean_ = params.initial.mean;
+    mean_.colwise() = params.initial.mean;
     cov_ = params.initial.cov;
   } else {
     const LinearGaussianParams& d = params.dynamics;
     const Eigen::Index k = t - 1;  // transition z_{t-1} -> z_t
     const auto f = sized<N, N>(d.weights.at(k));
-    tmp_n_.noalias() = f * mean_;
-    tmp_n_ += sized<N, 1>(d.bias.at(k));
+    tmp_n_.noalias() = columns_product(f, mean_);
+    tmp_n_.colwise() += sized<N, 1>(d.bias.at(k));
     if (u.size() > 0) tmp_n_.noalias() += sized<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
     mean_ = tmp_n_;
     tmp_nn_.noalias() = f * cov_;
@@ -81,8 +84,8 @@ void KalmanFilter<N>::predict(const Params& params, Eigen::Index t, const Eigen:
   factor_ = psd_.compute(cov_);
 }
 
-template <int N>
-void KalmanFilter<N>::prepare(const LinearGaussianParams& e, Eigen::Index t) {
+template <int N, int G>
+void KalmanFilter<N, G>::prepare(const LinearGaussianParams& e, Eigen::Index t) {
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
   if (po == 0) return;
   const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
@@ -124,8 +127,8 @@ void KalmanFilter<N>::prepare(const LinearGaussianParams& e, Eigen::Index t) {
   for (Eigen::Index a = 0; a < po; ++a) q1_.row(order_[a]).head(k) = q1_sorted.row(a);
 }
 
-template <int N>
-bool KalmanFilter<N>::prepared_for(const LinearGaussianParams& e, Eigen::Index t) const {
+template <int N, int G>
+bool KalmanFilter<N, G>::prepared_for(const LinearGaussianParams& e, Eigen::Index t) const {
   const Eigen::Index wi = e.weights.size() == 1 ? 0 : t;
   const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
   if (pattern_ != last_pattern_ || ri != last_cov_ || wi != last_weights_) return false;
@@ -136,15 +139,15 @@ bool KalmanFilter<N>::prepared_for(const LinearGaussianParams& e, Eigen::Index t
   return same(prepared_h_, e.weights.at(t)) && same(prepared_r_, e.cov.at(t));
 }
 
-template <int N>
-double KalmanFilter<N>::update(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& y,
-                               const Eigen::Ref<const Vector>& u) {
+template <int N, int G>
+double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Eigen::Ref<const Columns>& y,
+                                  const Eigen::Ref<const Columns>& u) {
   const LinearGaussianParams& e = params.emissions;
   const auto r = e.cov.at(t);
   noisy_.clear();
   exact_.clear();
   for (Eigen::Index i = 0; i < p_; ++i) {
-    if (std::isnan(y(i))) {
+    if (std::isnan(y(i, 0))) {
       pattern_[i] = 0;
     } else if (r(i, i) > 0.0) {
       pattern_[i] = 1;
@@ -159,6 +162,7 @@ double KalmanFilter<N>::update(const Params& params, Eigen::Index t, const Eigen
     back_omega_.setZero();
     back_a_mat_.setIdentity();
   }
+  column_loglik_.setZero();
   if (noisy_.empty() && exact_.empty()) return 0.0;
   if (!prepared_for(e, t)) {
     prepare(e, t);
@@ -171,32 +175,32 @@ double KalmanFilter<N>::update(const Params& params, Eigen::Index t, const Eigen
     }
   }
   // y_hat = D u + d (+ H m below).
-  y_hat_ = e.bias.vec(t);
+  y_hat_.colwise() = e.bias.vec(t);
   if (u.size() > 0) y_hat_.noalias() += e.input_weights.at(t) * u;
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
-  double loglik = 0.0;
   if (po > 0) {
     const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
     // Whitened innovation e = L_R^{-1} (y_N - H_N m - D_N u - d_N).
-    auto resid = resid_.head(po);
+    auto resid = resid_.topRows(po);
+    h_m_.noalias() = columns_product(h, mean_);
     for (Eigen::Index a = 0; a < po; ++a) {
       const Eigen::Index i = noisy_[a];
-      resid(a) = y(i) - y_hat_(i) - h.row(i).dot(mean_);
+      resid.row(a) = y.row(i) - y_hat_.row(i) - h_m_.row(i);
     }
     auto l_r = chol_r_.topLeftCorner(po, po);
     if (noisy_cov_is_diagonal_)
-      resid.array() /= l_r.diagonal().array();
+      resid.array().colwise() /= l_r.diagonal().array();
     else
       l_r.template triangularView<Eigen::Lower>().solveInPlace(resid);
     // e~ = Q1^T e, e_perp = e - Q1 e~.
     const Eigen::Index k = std::min(po, n_);
     const auto q1 = q1_.topLeftCorner(po, k);
     e_tilde_.setZero();
-    e_tilde_.head(k).noalias() = q1.transpose() * resid;
-    double quad = 0.0;
+    e_tilde_.topRows(k).noalias() = q1.transpose() * resid;
+    quad_.setZero();
     if (po > k) {
-      resid.noalias() -= q1 * e_tilde_.head(k);
-      quad += resid.squaredNorm();
+      resid.noalias() -= q1 * e_tilde_.topRows(k);
+      quad_ = resid.colwise().squaredNorm();
     }
     // [[I, T C], [0, C]] Theta = [[L, 0], [Kb, C+]].
     array_.topLeftCorner(n_, n_).setIdentity();
@@ -208,28 +212,31 @@ double KalmanFilter<N>::update(const Params& params, Eigen::Index t, const Eigen
     const auto l = array_.topLeftCorner(n_, n_).template triangularView<Eigen::Lower>();
     w_n_ = e_tilde_;
     l.solveInPlace(w_n_);
-    quad += w_n_.squaredNorm();
-    mean_.noalias() += array_.bottomLeftCorner(n_, n_) * w_n_;
+    quad_ += w_n_.colwise().squaredNorm();
+    mean_.noalias() += columns_product(array_.template bottomLeftCorner<N, N>(n_, n_), w_n_);
     factor_ = array_.bottomRightCorner(n_, n_);
     if (keep_backward_) {
       j_ = t_.template triangularView<Eigen::Upper>();
       l.solveInPlace(j_);
-      back_a_.noalias() = j_.transpose() * w_n_;
+      back_a_.noalias() = columns_product(j_.transpose(), w_n_);
       back_omega_.noalias() = j_.transpose() * j_;
       back_a_mat_.noalias() -= array_.bottomLeftCorner(n_, n_) * j_;
     }
     const double log_det_s = log_det_of_factor(array_.topLeftCorner(n_, n_));
-    loglik += -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_s + quad);
+    column_loglik_.array() = -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_s + quad_.array());
   }
-  if (!exact_.empty()) loglik += update_exact(e, t, y);
+  if (!exact_.empty()) update_exact(e, t, y);
   cov_.noalias() = factor_ * factor_.transpose();
   symmetrize(cov_);
   // With finite inputs, a NaN can only come from overflow (|y| near 1e308).
-  return std::isnan(loglik) ? -std::numeric_limits<double>::infinity() : loglik;
+  for (Eigen::Index j = 0; j < column_loglik_.size(); ++j)
+    if (std::isnan(column_loglik_(j))) column_loglik_(j) = -std::numeric_limits<double>::infinity();
+  return column_loglik_.sum();
 }
 
-template <int N>
-double KalmanFilter<N>::update_exact(const LinearGaussianParams& e, Eigen::Index t, const Eigen::Ref<const Vector>& y) {
+template <int N, int G>
+void KalmanFilter<N, G>::update_exact(const LinearGaussianParams& e, Eigen::Index t,
+                                      const Eigen::Ref<const Columns>& y) {
   const Eigen::Index ne = static_cast<Eigen::Index>(exact_.size());
   const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
   const double scale = factor_.norm();
@@ -245,11 +252,12 @@ double KalmanFilter<N>::update_exact(const LinearGaussianParams& e, Eigen::Index
   for (Eigen::Index a = 0; a < ne; ++a) pre.row(a).noalias() = h.row(exact_[a]) * factor_;
   pre.bottomRows(n_) = factor_;
   lower_triangularize(pre, ne, work_.data());
-  auto w = exact_resid_.head(ne);
+  auto w = exact_resid_.topRows(ne);
   for (Eigen::Index a = 0; a < ne; ++a) {
     const Eigen::Index i = exact_[a];
     if (!(std::abs(pre(a, a)) > 64.0 * kEps * h.row(i).norm() * scale)) fail(i);
-    w(a) = y(i) - y_hat_(i) - h.row(i).dot(mean_);
+    w.row(a) = y.row(i) - y_hat_.row(i);
+    w.row(a).noalias() -= h.row(i) * mean_;
   }
   const auto l = pre.topLeftCorner(ne, ne).template triangularView<Eigen::Lower>();
   l.solveInPlace(w);
@@ -263,13 +271,14 @@ double KalmanFilter<N>::update_exact(const LinearGaussianParams& e, Eigen::Index
     for (Eigen::Index a = 0; a < ne; ++a) j.row(a) = h.row(exact_[a]);
     l.solveInPlace(j);
     tmp_n_.noalias() = j.transpose() * w;  // a_E
-    back_a_.noalias() += back_a_mat_.transpose() * tmp_n_;
+    back_a_.noalias() += columns_product(back_a_mat_.transpose(), tmp_n_);
     auto ja = j_exact_a_.topRows(ne);
     ja.noalias() = j * back_a_mat_;  // J_E A_N
     back_omega_.noalias() += ja.transpose() * ja;
     back_a_mat_.noalias() -= kb * ja;  // A = (I - Kb J_E) A_N
   }
-  return -0.5 * (static_cast<double>(ne) * kLog2Pi + log_det_of_factor(pre.topLeftCorner(ne, ne)) + w.squaredNorm());
+  column_loglik_.array() -= 0.5 * (static_cast<double>(ne) * kLog2Pi + log_det_of_factor(pre.topLeftCorner(ne, ne)) +
+                                   w.colwise().squaredNorm().array());
 }
 
 template class KalmanFilter<1>;
@@ -277,5 +286,10 @@ template class KalmanFilter<2>;
 template class KalmanFilter<3>;
 template class KalmanFilter<4>;
 template class KalmanFilter<Eigen::Dynamic>;
+template class KalmanFilter<1, Eigen::Dynamic>;
+template class KalmanFilter<2, Eigen::Dynamic>;
+template class KalmanFilter<3, Eigen::Dynamic>;
+template class KalmanFilter<4, Eigen::Dynamic>;
+template class KalmanFilter<Eigen::Dynamic, Eigen::Dynamic>;
 
 }  // namespace lgssm::internal

@@ -52,33 +52,50 @@ namespace lgssm::internal {
 // observed.
 // No predicted covariance is ever inverted.
 //
+// Columns. The covariances, gains and factors do not depend on the data, so
+// sequences that share the parameters, the length and the missing pattern
+// share them: with G > 1 columns (G = Eigen::Dynamic, `width` of them at run
+// time), the means are an (n, width) matrix, one column per sequence, and
+// y_t, u_t are (p, width) and (m, width) matrices whose NaN entries are the
+// same in every column (the pattern is read off column 0). Every mean,
+// innovation and quadratic form above is then the same operation on all
+// columns at once (matrix products instead of matrix-vector ones), and the
+// covariance recursion runs once for all of them.
+//
 // N is the state dimension at compile time, or Eigen::Dynamic (see
 // dispatch_state_dim); the instances are compiled in kalman.cpp.
-template <int N = Eigen::Dynamic>
+template <int N = Eigen::Dynamic, int G = 1>
 class KalmanFilter {
  public:
   using Vec = VectorN<N>;
   using Mat = MatrixN<N>;
+  using Means = Eigen::Matrix<double, N, G>;                 // (n, width); Vec when G = 1
+  using Columns = Eigen::Matrix<double, Eigen::Dynamic, G>;  // (dim, width); Vector when G = 1
+  using Row = Eigen::Matrix<double, 1, G>;                   // one entry per column
 
   // Workspaces for models of `state_dim` and `emission_dim`; every call takes
-  // params of these dimensions, validated.
+  // params of these dimensions, validated, and data of `width` columns.
   KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_dim, bool keep_backward = false,
-               bool compare_entries = false);
+               bool compare_entries = false, Eigen::Index width = 1);
 
   // m <- F_{t-1} m + B_{t-1} u + b_{t-1}, P <- F_{t-1} P F_{t-1}^T + Q_{t-1}
   // (dynamics entry t - 1: the transition into step t, t >= 1); the prior at t = 0.
   // `u` is u_t, or empty for zero inputs.
-  void predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& u);
+  void predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Columns>& u);
   // Conditions on the observed (non-NaN) components of y (y_t, emission
-  // parameters of step t). Returns -inf when the terms overflow (data too
-  // large for doubles).
-  double update(const Params& params, Eigen::Index t, const Eigen::Ref<const Vector>& y,
-                const Eigen::Ref<const Vector>& u);
+  // parameters of step t). Returns the sum over the columns of the step's
+  // log likelihoods (column_loglik()), -inf for a column whose terms
+  // overflow (data too large for doubles).
+  double update(const Params& params, Eigen::Index t, const Eigen::Ref<const Columns>& y,
+                const Eigen::Ref<const Columns>& u);
+  // Each column's log p(y_t | y_{0:t-1}) of the last update.
+  const Row& column_loglik() const { return column_loglik_; }
+  Eigen::Index width() const { return mean_.cols(); }
 
   // The next update recomputes the emission factors (params changed).
   void forget_factors() { last_weights_ = last_cov_ = -1; }
 
-  const Vec& mean() const { return mean_; }
+  const Means& mean() const { return mean_; }
   const Mat& cov() const { return cov_; }
   // Sets the moments (the next predict(params, t >= 1, u) starts from them).
   template <class M, class P>
@@ -87,27 +104,30 @@ class KalmanFilter {
     cov_ = cov;
   }
   // The backward-recursion terms of the last update (keep_backward only).
-  const Vec& backward_a() const { return back_a_; }
+  const Means& backward_a() const { return back_a_; }
   const Mat& backward_omega() const { return back_omega_; }
   const Mat& backward_transition() const { return back_a_mat_; }
 
  private:
   void prepare(const LinearGaussianParams& e, Eigen::Index t);
   bool prepared_for(const LinearGaussianParams& e, Eigen::Index t) const;
-  double update_exact(const LinearGaussianParams& e, Eigen::Index t, const Eigen::Ref<const Vector>& y);
+  // Adds the exactly observed components' terms to column_loglik_.
+  void update_exact(const LinearGaussianParams& e, Eigen::Index t, const Eigen::Ref<const Columns>& y);
 
   Eigen::Index n_, p_;
 
-  Vec mean_;
+  Means mean_;
   Mat cov_;
   Mat factor_;  // C with cov_ = C C^T
   PsdFactor<N> psd_;
   // Workspaces.
-  Vec tmp_n_;
+  Means tmp_n_;
   Mat tmp_nn_;
-  Vector y_hat_;  // (p): D_t u_t + d_t of the current step (H m is added per component)
-  Vector resid_;  // (p): head(|N|) = whitened innovation e
-  Vector work_;   // (p + 2n): Householder workspace
+  Columns y_hat_;  // (p, width): D_t u_t + d_t of the current step
+  Columns h_m_;    // (p, width): H_t m
+  Columns resid_;  // (p, width): top |N| rows = whitened innovation e
+  Row quad_, column_loglik_;
+  Vector work_;  // (p + 2n): Householder workspace
   // Components of y_t: observed noisy ones, exactly observed ones; and the
   // pattern (0 missing, 1 noisy, 2 exact) for which the factors below hold.
   std::vector<Eigen::Index> noisy_, exact_;
@@ -123,18 +143,18 @@ class KalmanFilter {
   Eigen::Matrix<double, Eigen::Dynamic, N> q1_sorted_;
   Mat t_;  // T, zero rows below min(|N|, n)
   double log_det_r_ = 0.0;
-  Vec e_tilde_;
+  Means e_tilde_;
   static constexpr int kTwoN = N == Eigen::Dynamic ? Eigen::Dynamic : 2 * N;
   Eigen::Matrix<double, kTwoN, kTwoN> array_;  // [[I, T C], [0, C]]
-  Vec w_n_;
-  Mat j_;  // J = L^{-1} T
+  Means w_n_;                                  // (n, width); also the QR's Householder coefficients (n of them)
+  Mat j_;                                      // J = L^{-1} T
   // Exactly observed components: the pre-array [H_E C; C], (|E| + n, n).
   Eigen::Matrix<double, Eigen::Dynamic, N> exact_array_;
   Eigen::Matrix<double, Eigen::Dynamic, N> j_exact_;    // (p, n): top |E| rows hold J_E
   Eigen::Matrix<double, Eigen::Dynamic, N> j_exact_a_;  // (p, n): top |E| rows hold J_E A_N
-  Vector exact_resid_;
+  Columns exact_resid_;
   bool keep_backward_;
-  Vec back_a_;
+  Means back_a_;
   Mat back_omega_, back_a_mat_;
 };
 
@@ -155,14 +175,21 @@ class KalmanFilter {
 // Rauch-Tung-Striebel gain P_{t|t} F^T P_{t+1|t}^{-1} would apply, lose
 // nothing. Per step t: smooth_mean (and smooth_cov for the covariances), then,
 // for t > 0, transition_mean (and transition_cov, cross_cov). Allocates nothing.
-template <int N = Eigen::Dynamic>
+// With G columns (KalmanFilter's), the scores and means are (n, width)
+// matrices, one column per sequence; the information terms are shared.
+template <int N = Eigen::Dynamic, int G = 1>
 class BackwardRecursion {
  public:
-  using Vec = VectorN<N>;
+  using Means = Eigen::Matrix<double, N, G>;
   using Mat = MatrixN<N>;
 
-  explicit BackwardRecursion(Eigen::Index n)
-      : score_(Vec::Zero(n)), score_minus_(n), info_(Mat::Zero(n, n)), info_minus_(n, n), tmp_(n, n), tmp2_(n, n) {}
+  explicit BackwardRecursion(Eigen::Index n, Eigen::Index width = 1)
+      : score_(Means::Zero(n, width)),
+        score_minus_(n, width),
+        info_(Mat::Zero(n, n)),
+        info_minus_(n, n),
+        tmp_(n, n),
+        tmp2_(n, n) {}
 
   // r = 0, N = 0: no data after the current step.
   void reset() {
@@ -173,9 +200,9 @@ class BackwardRecursion {
   template <class Mean, class Cov, class A, class AMat, class Out>
   void smooth_mean(const Mean& filtered_mean, const Cov& filtered_cov, const A& a, const AMat& a_mat, Out&& out) {
     out = filtered_mean;
-    out.noalias() += filtered_cov * score_;
+    out.noalias() += columns_product(filtered_cov, score_);
     score_minus_ = a;
-    score_minus_.noalias() += a_mat.transpose() * score_;
+    score_minus_.noalias() += columns_product(a_mat.transpose(), score_);
   }
   // out = P_{t|T} (a symmetric matrix, so it may be a row-major entry); then N^-_t.
   template <class Cov, class AMat, class Omega, class Out>
@@ -190,15 +217,15 @@ class BackwardRecursion {
     info_minus_.noalias() += a_mat.transpose() * tmp_;
   }
   // r_{t-1}, N_{t-1} after transition_mean / transition_cov (zero after reset()).
-  const Vec& score() const { return score_; }
+  const Means& score() const { return score_; }
   const Mat& info() const { return info_; }
   // r^-_t after smooth_mean, N^-_t after smooth_cov.
-  const Vec& score_minus() const { return score_minus_; }
+  const Means& score_minus() const { return score_minus_; }
   const Mat& info_minus() const { return info_minus_; }
   // r_{t-1} from r^-_t through F = F_{t-1}.
   template <class F>
   void transition_mean(const F& f) {
-    score_.noalias() = f.transpose() * score_minus_;
+    score_.noalias() = columns_product(f.transpose(), score_minus_);
   }
   // N_{t-1} from N^-_t through F = F_{t-1}.
   template <class F>
@@ -217,7 +244,7 @@ class BackwardRecursion {
   }
 
  private:
-  Vec score_, score_minus_;
+  Means score_, score_minus_;
   Mat info_, info_minus_, tmp_, tmp2_;
 };
 
@@ -226,5 +253,10 @@ extern template class KalmanFilter<2>;
 extern template class KalmanFilter<3>;
 extern template class KalmanFilter<4>;
 extern template class KalmanFilter<Eigen::Dynamic>;
+extern template class KalmanFilter<1, Eigen::Dynamic>;
+extern template class KalmanFilter<2, Eigen::Dynamic>;
+extern template class KalmanFilter<3, Eigen::Dynamic>;
+extern template class KalmanFilter<4, Eigen::Dynamic>;
+extern template class KalmanFilter<Eigen::Dynamic, Eigen::Dynamic>;
 
 }  // namespace lgssm::internal

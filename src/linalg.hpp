@@ -71,6 +71,33 @@ auto sized_row(Rows& m, Eigen::Index t) {
   return Map(m.row(t).data(), m.cols());
 }
 
+// Step t of `width` interleaved sequences, a (num_timesteps * width, dim)
+// RowMatrix whose row t * width + j is sequence j's step t, as a (dim, width)
+// column-major matrix (column j: sequence j); with width 1, row t as a
+// vector. Empty when the array is (no inputs).
+template <int Rows, int G, class Array>
+auto step_columns(Array& m, Eigen::Index t, Eigen::Index width) {
+  using M = Eigen::Matrix<double, Rows, G>;
+  using Map = std::conditional_t<std::is_const_v<Array>, Eigen::Map<const M>, Eigen::Map<M>>;
+  if (m.size() == 0) return Map(nullptr, 0, width);
+  return Map(m.data() + t * width * m.cols(), m.cols(), width);
+}
+// a * b for the mean recursions on columns of sequences (KalmanFilter's G):
+// the coefficient-based product when a's inner dimension is a fixed (small)
+// size, where a blocked GEMM's packing costs more than the product itself
+// (b has as many columns as the batch's block); Eigen's choice otherwise.
+template <class A, class B>
+auto columns_product(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) {
+  if constexpr (A::ColsAtCompileTime != Eigen::Dynamic)
+    return a.lazyProduct(b);
+  else
+    return a * b;
+}
+// Row t of a (num_timesteps, dim) array as a vector; empty when the array is.
+inline Eigen::Map<const Vector> row_at(const RowMatrix& m, Eigen::Index t) {
+  return step_columns<Eigen::Dynamic, 1>(m, t, 1);
+}
+
 // On Linux, asks for transparent huge pages for the whole 2 MiB pages within
 // `count` doubles from `data`, so that first writes to a large result fault
 // once per 2 MiB instead of once per 4 KiB page.
@@ -239,10 +266,22 @@ void thin_qr(Eigen::MatrixBase<W>& w, Eigen::MatrixBase<Q>& q1, Eigen::MatrixBas
 }
 
 #ifdef LGSSM_CHECK_NO_MALLOC
-// While alive, any heap allocation by Eigen aborts (test builds only).
+// Whether the no-malloc checks are on (test builds only): unless the
+// environment sets LGSSM_CHECK_NO_MALLOC=0, which turns them off and
+// parallel_for's threads on (Eigen's no-malloc flag is process-wide, so the
+// checks need one thread), so that one build runs the suite both ways.
+bool no_malloc_checks();
+// While alive, any heap allocation by Eigen aborts (test builds with the checks on).
 struct NoMallocScope {
-  NoMallocScope() { Eigen::internal::set_is_malloc_allowed(false); }
-  ~NoMallocScope() { Eigen::internal::set_is_malloc_allowed(true); }
+  NoMallocScope() : on(no_malloc_checks()) {
+    if (on) Eigen::internal::set_is_malloc_allowed(false);
+  }
+  ~NoMallocScope() {
+    if (on) Eigen::internal::set_is_malloc_allowed(true);
+  }
+  NoMallocScope(const NoMallocScope&) = delete;
+  NoMallocScope& operator=(const NoMallocScope&) = delete;
+  bool on;
 };
 #else
 struct NoMallocScope {};

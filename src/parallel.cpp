@@ -15,12 +15,27 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "linalg.hpp"
+
 namespace lgssm {
+
+#ifdef LGSSM_CHECK_NO_MALLOC
+bool internal::no_malloc_checks() {
+  static const bool on = [] {
+    const char* v = std::getenv("LGSSM_CHECK_NO_MALLOC");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+#endif
+
 namespace {
 
 // True on the pool's workers, and on a caller while it runs its job.
@@ -122,13 +137,10 @@ Pool& pool() {
 
 void parallel_for(Eigen::Index n, const std::function<void(Eigen::Index)>& fn, int num_threads) {
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  Eigen::Index workers = std::min<Eigen::Index>(n, num_threads > 0 ? num_threads : hw);
 #ifdef LGSSM_CHECK_NO_MALLOC
-  // Eigen's no-malloc flag is process-wide, so check builds run serially.
-  const Eigen::Index workers = 1;
-  (void)hw;
-  (void)num_threads;
-#else
-  const Eigen::Index workers = std::min<Eigen::Index>(n, num_threads > 0 ? num_threads : hw);
+  // Eigen's no-malloc flag is process-wide, so the checks run serially.
+  if (internal::no_malloc_checks()) workers = 1;
 #endif
   Pool* p = nullptr;
   if (workers > 1 && !in_job) {

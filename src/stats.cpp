@@ -128,31 +128,37 @@ bool same_weights(const LinearGaussianParams& c, Eigen::Index a, Eigen::Index b)
 }
 
 // Step t has missing components (all other rows of `e` hold y - W0 x at the
-// posterior means). Given z_t and the observed part, the residual of the
-// missing part is r_m = K r_o + noise (missing_law). Writes E[r_m | y] into
-// `e_row`, K H_o into the missing rows of `loading` (r = E[r] - loading
-// (z_t - m_t) + noise), and adds the noise covariance to s.rr.
+// posterior means; one row per interleaved sequence, all missing the same
+// components). Given z_t and the observed part, the residual of the missing
+// part is r_m = K r_o + noise (missing_law). Writes E[r_m | y] into `e_rows`,
+// K H_o into the missing rows of `loading` (r = E[r] - loading (z_t - m_t) +
+// noise), and adds the noise covariance, once per row, to s.rr.
 void missing_terms(RegressionStats& s, const Params& params, const Sequence& seq, Eigen::Index t,
-                   Eigen::Ref<RowMatrix> e_row, Matrix& loading) {
-  const internal::MissingLaw law = internal::missing_law(params.emissions.cov.at(t), seq.emissions.row(t));
+                   Eigen::Ref<RowMatrix> e_rows, Matrix& loading) {
+  const Eigen::Index width = e_rows.rows();
+  const internal::MissingLaw law = internal::missing_law(params.emissions.cov.at(t), seq.emissions.row(t * width));
   const auto& obs = law.observed;
   const auto& mis = law.missing;
-  const Vector e_m = law.gain * e_row(0, obs).transpose();
+  const RowMatrix e_m = e_rows(Eigen::all, obs) * law.gain.transpose();
   const Matrix l_m = law.gain * loading(obs, Eigen::all);
   for (size_t i = 0; i < mis.size(); ++i) {
-    e_row(0, mis[i]) = e_m(i);
+    e_rows.col(mis[i]) = e_m.col(i);
     loading.row(mis[i]) = l_m.row(i);
   }
-  s.rr(mis, mis) += law.noise_factor * law.noise_factor.transpose();
+  s.rr(mis, mis) += static_cast<double>(width) * law.noise_factor * law.noise_factor.transpose();
 }
 
 // The statistics under the posterior moments `sm` of the states (the
-// smoother's, or a known path's with zero covariances).
+// smoother's, or a known path's with zero covariances). With width > 1,
+// `seq` and the means hold that many interleaved sequences (step_columns,
+// row t * width + j for sequence j's step t) that share the covariances:
+// each covariance sum counts once per sequence.
 template <int N>
 SufficientStats stats_from_moments(const Params& params, const Sequence& seq, const SmootherResult& sm,
                                    bool per_step_emissions, const std::vector<Eigen::Index>& dynamics_groups,
-                                   Eigen::Index num_dynamics_groups) {
-  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps();
+                                   Eigen::Index num_dynamics_groups, Eigen::Index width = 1) {
+  const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps() / width;
+  const double copies = static_cast<double>(width);
   const auto& means = sm.smoothed_means;
   const auto& covs = sm.smoothed_covariances;
   SufficientStats s;
@@ -160,11 +166,12 @@ SufficientStats stats_from_moments(const Params& params, const Sequence& seq, co
 
   // Initial state: r = z_0 - m on x = [1].
   s.initial = RegressionStats(params.initial.mean);
-  const Vector e0 = means.row(0).transpose() - params.initial.mean;
-  s.initial.xx(0, 0) = 1.0;
-  s.initial.rx = e0;
-  s.initial.rr = e0 * e0.transpose() + covs[0];
-  s.initial.count = 1.0;
+  const RowMatrix e0 = means.topRows(width).rowwise() - params.initial.mean.transpose();
+  s.initial.xx(0, 0) = copies;
+  s.initial.rx = e0.colwise().sum().transpose();
+  s.initial.rr.noalias() = e0.transpose() * e0;
+  s.initial.rr += copies * covs[0];
+  s.initial.count = copies;
 
   // Dynamics: term k is the transition z_k -> z_{k+1}, regressor
   // x = [z_k; u_{k+1}; 1], r = z_{k+1} - W0 x; over a run with one F,
@@ -179,16 +186,16 @@ SufficientStats stats_from_moments(const Params& params, const Sequence& seq, co
     if (s.dynamics[group(k)].w0.size() == 0) s.dynamics[group(k)] = RegressionStats(stacked(dyn, k));
   for (RegressionStats& d : s.dynamics)
     if (d.w0.size() == 0) d = RegressionStats(stacked(dyn, 0));
-  const RowMatrix xd = regressors(means, seq.inputs, 1, steps - 1);
+  const RowMatrix xd = regressors(means, seq.inputs, width, (steps - 1) * width);
   for_each_run(
       steps - 1, [&](Eigen::Index a, Eigen::Index b) { return group(a) == group(b) && same_weights(dyn, a, b); },
       [&](Eigen::Index k, Eigen::Index count) {
         RegressionStats& ds = s.dynamics[group(k)];
         const Matrix w = stacked(dyn, k);
-        const auto x = xd.middleRows(k, count);
-        const RowMatrix e = means.middleRows(k + 1, count) - x * w.transpose();
-        const Matrix p0 = series_sum<N>(covs, k, count), p1 = series_sum<N>(covs, k + 1, count);
-        const Matrix c = series_sum<N>(sm.smoothed_cross_covariances, k, count);
+        const auto x = xd.middleRows(k * width, count * width);
+        const RowMatrix e = means.middleRows((k + 1) * width, count * width) - x * w.transpose();
+        const Matrix p0 = copies * series_sum<N>(covs, k, count), p1 = copies * series_sum<N>(covs, k + 1, count);
+        const Matrix c = copies * series_sum<N>(sm.smoothed_cross_covariances, k, count);
         const Matrix f = w.leftCols(n);
         add_mean_terms(ds, x, e, p0);
         ds.rx.leftCols(n) += c - f * p0;
@@ -202,10 +209,10 @@ SufficientStats stats_from_moments(const Params& params, const Sequence& seq, co
   const auto& em = params.emissions;
   const auto entry = [&](Eigen::Index t) { return per_step_emissions ? t : 0; };
   for (Eigen::Index i = 0; i < (per_step_emissions ? steps : 1); ++i) s.emissions.emplace_back(stacked(em, i));
-  const RowMatrix xe = regressors(means, seq.inputs, 0, steps);
-  RowMatrix e(steps, params.emission_dim());
+  const RowMatrix xe = regressors(means, seq.inputs, 0, steps * width);
+  RowMatrix e(steps * width, params.emission_dim());
   std::vector<bool> missing(steps);
-  for (Eigen::Index t = 0; t < steps; ++t) missing[t] = seq.emissions.row(t).array().isNaN().any();
+  for (Eigen::Index t = 0; t < steps; ++t) missing[t] = seq.emissions.row(t * width).array().isNaN().any();
   for_each_run(
       steps,
       [&](Eigen::Index a, Eigen::Index b) {
@@ -214,12 +221,13 @@ SufficientStats stats_from_moments(const Params& params, const Sequence& seq, co
       [&](Eigen::Index t, Eigen::Index count) {
         RegressionStats& es = s.emissions[entry(t)];
         const Matrix w = stacked(em, t);
-        const auto x = xe.middleRows(t, count);
-        e.middleRows(t, count) = seq.emissions.middleRows(t, count) - x * w.transpose();
+        const auto x = xe.middleRows(t * width, count * width);
+        auto e_run = e.middleRows(t * width, count * width);
+        e_run = seq.emissions.middleRows(t * width, count * width) - x * w.transpose();
         Matrix h = w.leftCols(n);
-        if (missing[t]) missing_terms(es, params, seq, t, e.middleRows(t, 1), h);
-        const Matrix p = series_sum<N>(covs, t, count);
-        add_mean_terms(es, x, e.middleRows(t, count), p);
+        if (missing[t]) missing_terms(es, params, seq, t, e_run, h);
+        const Matrix p = copies * series_sum<N>(covs, t, count);
+        add_mean_terms(es, x, e_run, p);
         es.rx.leftCols(n) -= h * p;
         es.rr += h * p * h.transpose();
       });
@@ -279,10 +287,23 @@ SufficientStats internal::sufficient_stats_one(const Params& params, const Seque
 SufficientStats internal::sufficient_stats_unchecked(const Params& params, const std::vector<Sequence>& seqs,
                                                      const std::vector<size_t>& indices, bool per_step_emissions,
                                                      int num_threads) {
-  std::vector<SufficientStats> each(indices.size());
+  const std::vector<std::vector<size_t>> blocks = column_blocks(params, seqs, indices);
+  std::vector<SufficientStats> each(blocks.size());
   parallel_for(
-      static_cast<Eigen::Index>(indices.size()),
-      [&](Eigen::Index i) { each[i] = sufficient_stats_one(params, seqs[indices[i]], per_step_emissions, {}, 1); },
+      static_cast<Eigen::Index>(blocks.size()),
+      [&](Eigen::Index i) {
+        const std::vector<size_t>& b = blocks[i];
+        if (b.size() == 1) {
+          each[i] = sufficient_stats_one(params, seqs[b[0]], per_step_emissions, {}, 1);
+          return;
+        }
+        const Eigen::Index width = static_cast<Eigen::Index>(b.size());
+        const Sequence columns = interleave(seqs, b);
+        each[i] = internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
+          return stats_from_moments<n>(params, columns, smoother_columns(params, columns, width), per_step_emissions,
+                                       {}, 1, width);
+        });
+      },
       num_threads);
   SufficientStats total;
   for (const auto& s : each) total += s;

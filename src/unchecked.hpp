@@ -119,7 +119,31 @@ SufficientStats sufficient_stats_one(const Params& params, const Sequence& seq, 
                                      const std::vector<Eigen::Index>& dynamics_groups,
                                      Eigen::Index num_dynamics_groups);
 
-// The E-step summed over seqs[indices[0]], seqs[indices[1]], ... (in parallel).
+// Sequences that share the parameters, the number of steps and the missing
+// pattern share their covariance recursion: the filter and smoother of
+// KalmanFilter's columns run them together, interleaved (step_columns,
+// linalg.hpp), the covariances computed once.
+//
+// seqs[indices[0]], seqs[indices[1]], ... partitioned into blocks of such
+// sequences (at most a cache-sized number of columns each) and sequences
+// alone (one-entry blocks): all alone with a diffuse initial state (whose
+// exact initial filter runs one sequence). In order of first appearance. The
+// partition does not depend on the number of threads, so neither do the
+// results of the batch functions.
+std::vector<std::vector<size_t>> column_blocks(const Params& params, const std::vector<Sequence>& seqs,
+                                               const std::vector<size_t>& indices);
+// seqs[block[0]], seqs[block[1]], ... (of one length) interleaved: row
+// t * width + j of the emissions and inputs is sequence block[j]'s step t.
+Sequence interleave(const std::vector<Sequence>& seqs, const std::vector<size_t>& block);
+// The smoother of `width` interleaved sequences of a known initial state: the
+// smoothed means interleaved like the data, the covariances (one series) and
+// marginal_loglik (the sum over the sequences) shared.
+SmootherResult smoother_columns(const Params& params, const Sequence& interleaved, Eigen::Index width);
+// log p(y) of each of `width` interleaved sequences of a known initial state.
+Vector marginal_log_prob_columns(const Params& params, const Sequence& interleaved, Eigen::Index width);
+
+// The E-step summed over seqs[indices[0]], seqs[indices[1]], ... (in parallel,
+// by column_blocks).
 SufficientStats sufficient_stats_unchecked(const Params& params, const std::vector<Sequence>& seqs,
                                            const std::vector<size_t>& indices, bool per_step_emissions,
                                            int num_threads);

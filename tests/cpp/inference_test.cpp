@@ -8,10 +8,12 @@
 #include <limits>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dense_reference.hpp"
 #include "lgssm/error.hpp"
+#include "lgssm/stats.hpp"
 #include "test_util.hpp"
 
 namespace lgssm::test {
@@ -237,6 +239,51 @@ TEST(BatchInference, DifferentLengthsMatchOwnDenseReference) {
       if (t + 1 < lengths[i]) {
         EXPECT_MATRIX_NEAR(smoothed[i].smoothed_cross_covariances[t], ref.smoothed_cross_covariances[t], kRtol);
       }
+    }
+  }
+}
+
+// Sequences of one length and missing pattern run as the columns of one
+// filter and smoother, their covariances computed once (a group of 70 splits
+// into blocks); the rest run alone. The batch log likelihoods and E-step equal
+// the per-sequence ones, for a fixed-size and a dynamic state dimension, with
+// inputs and per-step parameters.
+TEST(BatchInference, SharedPatternColumnsEqualPerSequence) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (const ModelSpec& spec :
+       {ModelSpec{3, 4, 1, 0, true, false, -1, 2, 230}, ModelSpec{6, 4, 1, 12, true, true, -1, -1, 231}}) {
+    SCOPED_TRACE("state_dim " + std::to_string(spec.state_dim));
+    const Params params = random_params(spec);
+    std::vector<Sequence> seqs;
+    for (Index i = 0; i < 70; ++i)
+      seqs.push_back(random_sequence(params, {12, 0.0, {}, 300 + static_cast<std::uint64_t>(i)}));
+    for (Index i = 0; i < 3; ++i) {
+      Sequence s = random_sequence(params, {12, 0.0, {4}, 400 + static_cast<std::uint64_t>(i)});
+      s.emissions(2, 1) = s.emissions(9, 0) = nan;
+      seqs.insert(seqs.begin() + 5 * i, s);
+    }
+    for (Index i = 0; i < 2; ++i)
+      seqs.push_back(random_sequence(params, {7, 0.0, {}, 500 + static_cast<std::uint64_t>(i)}));
+    seqs.push_back(random_sequence(params, {12, 0.3, {}, 600}));
+
+    const std::vector<double> logliks = marginal_log_prob(params, seqs, 2);
+    const SufficientStats batch = sufficient_stats(params, seqs, false, 2);
+    SufficientStats total;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      EXPECT_MATRIX_NEAR(logliks[i], marginal_log_prob(params, seqs[i]), 1e-12) << "sequence " << i;
+      total += sufficient_stats(params, seqs[i]);
+    }
+    EXPECT_MATRIX_NEAR(batch.marginal_loglik, total.marginal_loglik, 1e-12);
+    EXPECT_EQ(batch.num_sequences(), total.num_sequences());
+    const std::vector<std::pair<const RegressionStats*, const RegressionStats*>> pairs = {
+        {&batch.initial, &total.initial},
+        {&batch.dynamics[0], &total.dynamics[0]},
+        {&batch.emissions[0], &total.emissions[0]}};
+    for (const auto& [got, want] : pairs) {
+      EXPECT_EQ(got->count, want->count);
+      EXPECT_MATRIX_NEAR(got->xx, want->xx, 1e-12);
+      EXPECT_MATRIX_NEAR(got->moment(want->w0), want->rx, 1e-12);
+      EXPECT_MATRIX_NEAR(got->scatter(want->w0), want->rr, 1e-12);
     }
   }
 }
