@@ -168,10 +168,14 @@ double marginal_log_prob_unchecked(const Params& params, const Sequence& seq) {
 // Without covariances, only the means (the simulation smoother's need).
 // With `trace`, also what the recursion used at each step (internal::BackwardTrace).
 // With G != 1, `seq` holds `width` interleaved sequences of a known initial
-// state (run_stored_filter).
+// state (run_stored_filter). With `transition_score` (and covariances), also
+// sum_t sum_columns (r^-_t r^-_t^T - N^-_t) over the transitions t-1 -> t
+// (t >= 1), the exact score of the dynamics noise covariance (halved;
+// internal::smoother_unchecked); left empty with a diffuse initial state.
 template <int N, int G = 1>
 SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool covariances,
-                             internal::BackwardTrace* trace = nullptr, Eigen::Index width = 1) {
+                             internal::BackwardTrace* trace = nullptr, Eigen::Index width = 1,
+                             Matrix* transition_score = nullptr) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps() / width;
   SmootherResult r;
   BackwardTerms back;
@@ -189,6 +193,8 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
     trace->info = internal::result_series(steps, n, n);
   }
   internal::BackwardRecursion<N, G> recursion(n, width);
+  const bool score = transition_score != nullptr && covariances && d == 0;
+  internal::MatrixN<N> score_sum = internal::MatrixN<N>::Zero(n, n);
   {
     [[maybe_unused]] NoMallocScope no_malloc;
     for (Eigen::Index t = steps - 1; t >= d; --t) {
@@ -205,6 +211,10 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
         sized<N, N>(trace->info[t]) = recursion.info_minus();  // symmetric: a straight copy
       }
       if (t == 0) break;
+      if (score) {
+        score_sum.noalias() += recursion.score_minus() * recursion.score_minus().transpose();
+        score_sum -= static_cast<double>(width) * recursion.info_minus();
+      }
       const auto f = sized<N, N>(params.dynamics.weights.at(t - 1));
       recursion.transition_mean(f);
       if (covariances) {
@@ -229,6 +239,7 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
       }
     }
   if (trace) trace->transition = std::move(back.transition);
+  if (transition_score) *transition_score = score ? Matrix(score_sum) : Matrix();
   return r;
 }
 
@@ -293,13 +304,15 @@ std::vector<SmootherResult> smoother(const Params& params, const std::vector<Seq
                        [&](const Sequence& s) { return internal::smoother_unchecked(params, s); });
 }
 
-SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq) {
-  return smoother_impl(params, seq, true);
+SmootherResult internal::smoother_unchecked(const Params& params, const Sequence& seq, Matrix* transition_score) {
+  return dispatch_state_dim(params.state_dim(),
+                            [&](auto n) { return smoother_impl<n>(params, seq, true, nullptr, 1, transition_score); });
 }
 
-SmootherResult internal::smoother_columns(const Params& params, const Sequence& interleaved, Eigen::Index width) {
+SmootherResult internal::smoother_columns(const Params& params, const Sequence& interleaved, Eigen::Index width,
+                                          Matrix* transition_score) {
   return dispatch_state_dim(params.state_dim(), [&](auto n) {
-    return smoother_impl<n, Eigen::Dynamic>(params, interleaved, true, nullptr, width);
+    return smoother_impl<n, Eigen::Dynamic>(params, interleaved, true, nullptr, width, transition_score);
   });
 }
 

@@ -58,7 +58,10 @@ KalmanFilter<N, G>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_d
       keep_backward_(keep_backward),
       back_a_(n_, width),
       back_omega_(n_, n_),
-      back_a_mat_(n_, n_) {
+      back_a_mat_(n_, n_),
+      last_predicted_cov_(Mat::Constant(n_, n_, std::numeric_limits<double>::quiet_NaN())),
+      last_predicted_factor_(n_, n_),
+      steady_filtered_cov_(n_, n_) {
   noisy_.reserve(p_);
   exact_.reserve(p_);
 }
@@ -66,6 +69,7 @@ KalmanFilter<N, G>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_d
 template <int N, int G>
 void KalmanFilter<N, G>::predict(const Params& params, Eigen::Index t, const Eigen::Ref<const Columns>& u) {
   if (t == 0) {
+    leave_steady_state();
     mean_.colwise() = params.initial.mean;
     cov_ = params.initial.cov;
   } else {
@@ -76,12 +80,33 @@ void KalmanFilter<N, G>::predict(const Params& params, Eigen::Index t, const Eig
     tmp_n_.colwise() += sized<N, 1>(d.bias.at(k));
     if (u.size() > 0) tmp_n_.noalias() += sized<N, Eigen::Dynamic>(d.input_weights.at(k)) * u;
     mean_ = tmp_n_;
+    // After an update at the fixed point: its predicted moments (update() says
+    // whether the step keeps them); a second predict in a row (a forecast) runs
+    // the recursion.
+    predicted_steady_ = steady_;
+    steady_ = false;
+    if (predicted_steady_) {
+      cov_ = last_predicted_cov_;
+      factor_ = last_predicted_factor_;
+      return;
+    }
     tmp_nn_.noalias() = f * cov_;
     cov_.noalias() = tmp_nn_ * f.transpose();
     cov_ += sized<N, N>(d.cov.at(k));
   }
   symmetrize(cov_);
   factor_ = psd_.compute(cov_);
+  const double change = (cov_ - last_predicted_cov_).cwiseAbs().maxCoeff();  // NaN at t = 0 and after set_moments
+  calm_steps_ = t > 0 && change <= 4.0 * kEps * cov_.cwiseAbs().maxCoeff() ? calm_steps_ + 1 : 0;
+  last_predicted_cov_ = cov_;
+  last_predicted_factor_ = factor_;
+}
+
+template <int N, int G>
+void KalmanFilter<N, G>::leave_steady_state() {
+  steady_ = predicted_steady_ = false;
+  calm_steps_ = 0;
+  last_predicted_cov_.setConstant(std::numeric_limits<double>::quiet_NaN());
 }
 
 template <int N, int G>
@@ -157,14 +182,25 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
       exact_.push_back(i);
     }
   }
+  // In the steady state (predict() used the fixed point), the step's
+  // covariance terms are those of the step that reached it if its pattern is
+  // the same; otherwise the full recursion resumes from the fixed point.
+  const bool reuse = predicted_steady_ && exact_.empty() && !noisy_.empty() && prepared_for(e, t);
+  predicted_steady_ = steady_ = false;
   if (keep_backward_) {
     back_a_.setZero();
-    back_omega_.setZero();
-    back_a_mat_.setIdentity();
+    if (!reuse) {
+      back_omega_.setZero();
+      back_a_mat_.setIdentity();
+    }
   }
   column_loglik_.setZero();
-  if (noisy_.empty() && exact_.empty()) return 0.0;
+  if (noisy_.empty() && exact_.empty()) {
+    calm_steps_ = 0;
+    return 0.0;
+  }
   if (!prepared_for(e, t)) {
+    calm_steps_ = 0;  // another pattern: this step's filtered covariance is not the last steps' fixed point
     prepare(e, t);
     last_pattern_ = pattern_;
     last_cov_ = e.cov.size() == 1 ? 0 : t;
@@ -202,13 +238,16 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
       resid.noalias() -= q1 * e_tilde_.topRows(k);
       quad_ = resid.colwise().squaredNorm();
     }
-    // [[I, T C], [0, C]] Theta = [[L, 0], [Kb, C+]].
-    array_.topLeftCorner(n_, n_).setIdentity();
-    tmp_nn_.noalias() = t_.template triangularView<Eigen::Upper>() * factor_;
-    array_.topRightCorner(n_, n_) = tmp_nn_;
-    array_.bottomLeftCorner(n_, n_).setZero();
-    array_.bottomRightCorner(n_, n_) = factor_;
-    lower_triangularize(array_, n_, work_.data());
+    // [[I, T C], [0, C]] Theta = [[L, 0], [Kb, C+]] (kept in the steady state).
+    if (!reuse) {
+      array_.topLeftCorner(n_, n_).setIdentity();
+      tmp_nn_.noalias() = t_.template triangularView<Eigen::Upper>() * factor_;
+      array_.topRightCorner(n_, n_) = tmp_nn_;
+      array_.bottomLeftCorner(n_, n_).setZero();
+      array_.bottomRightCorner(n_, n_) = factor_;
+      lower_triangularize(array_, n_, work_.data());
+      log_det_s_ = log_det_of_factor(array_.topLeftCorner(n_, n_));
+    }
     const auto l = array_.topLeftCorner(n_, n_).template triangularView<Eigen::Lower>();
     w_n_ = e_tilde_;
     l.solveInPlace(w_n_);
@@ -216,18 +255,35 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
     mean_.noalias() += columns_product(array_.template bottomLeftCorner<N, N>(n_, n_), w_n_);
     factor_ = array_.bottomRightCorner(n_, n_);
     if (keep_backward_) {
-      j_ = t_.template triangularView<Eigen::Upper>();
-      l.solveInPlace(j_);
+      if (!reuse) {
+        j_ = t_.template triangularView<Eigen::Upper>();
+        l.solveInPlace(j_);
+        back_omega_.noalias() = j_.transpose() * j_;
+        back_a_mat_.noalias() -= array_.bottomLeftCorner(n_, n_) * j_;
+      }
       back_a_.noalias() = columns_product(j_.transpose(), w_n_);
-      back_omega_.noalias() = j_.transpose() * j_;
-      back_a_mat_.noalias() -= array_.bottomLeftCorner(n_, n_) * j_;
     }
-    const double log_det_s = log_det_of_factor(array_.topLeftCorner(n_, n_));
-    column_loglik_.array() = -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_s + quad_.array());
+    column_loglik_.array() = -0.5 * (static_cast<double>(po) * kLog2Pi + log_det_r_ + log_det_s_ + quad_.array());
   }
   if (!exact_.empty()) update_exact(e, t, y);
-  cov_.noalias() = factor_ * factor_.transpose();
-  symmetrize(cov_);
+  if (reuse) {
+    cov_ = steady_filtered_cov_;
+    steady_ = true;
+  } else {
+    cov_.noalias() = factor_ * factor_.transpose();
+    symmetrize(cov_);
+    // The steady state: the predicted covariance has changed by at most a few
+    // ulps over the last steps, with time-invariant F, Q, H, R and this step's
+    // pattern (then the Riccati recursion, contractive, stays at its fixed
+    // point to round-off). A stream's parameters may change between calls.
+    const auto one = [](const MatrixSeries& m) { return m.size() == 1; };
+    const LinearGaussianParams& d = params.dynamics;
+    if (calm_steps_ >= 2 && exact_.empty() && !compare_entries_ && one(d.weights) && one(d.cov) && one(e.weights) &&
+        one(e.cov)) {
+      steady_filtered_cov_ = cov_;
+      steady_ = true;
+    }
+  }
   // With finite inputs, a NaN can only come from overflow (|y| near 1e308).
   for (Eigen::Index j = 0; j < column_loglik_.size(); ++j)
     if (std::isnan(column_loglik_(j))) column_loglik_(j) = -std::numeric_limits<double>::infinity();

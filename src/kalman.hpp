@@ -52,6 +52,16 @@ namespace lgssm::internal {
 // observed.
 // No predicted covariance is ever inverted.
 //
+// Steady state. With time-invariant F, Q, H, R and one missing pattern, the
+// covariance recursion (the Riccati recursion, contractive) converges to a
+// fixed point. Once the predicted covariance has changed by at most 4 ulps
+// (of its largest entry) over two consecutive steps, predict() and update()
+// keep the step's covariances, factors and gains and run the mean recursion
+// alone (O(n^2 + p n) a step instead of O(n^3)); a step of another pattern
+// (or with exactly observed components) resumes the full recursion from the
+// fixed point, a step with nothing observed leaves it, and the next calm
+// steps re-enter it.
+//
 // Columns. The covariances, gains and factors do not depend on the data, so
 // sequences that share the parameters, the length and the missing pattern
 // share them: with G > 1 columns (G = Eigen::Dynamic, `width` of them at run
@@ -93,7 +103,10 @@ class KalmanFilter {
   Eigen::Index width() const { return mean_.cols(); }
 
   // The next update recomputes the emission factors (params changed).
-  void forget_factors() { last_weights_ = last_cov_ = -1; }
+  void forget_factors() {
+    last_weights_ = last_cov_ = -1;
+    leave_steady_state();
+  }
 
   const Means& mean() const { return mean_; }
   const Mat& cov() const { return cov_; }
@@ -102,6 +115,7 @@ class KalmanFilter {
   void set_moments(const Eigen::MatrixBase<M>& mean, const Eigen::MatrixBase<P>& cov) {
     mean_ = mean;
     cov_ = cov;
+    leave_steady_state();
   }
   // The backward-recursion terms of the last update (keep_backward only).
   const Means& backward_a() const { return back_a_; }
@@ -156,6 +170,13 @@ class KalmanFilter {
   bool keep_backward_;
   Means back_a_;
   Mat back_omega_, back_a_mat_;
+  // The steady state (see the class comment).
+  void leave_steady_state();
+  double log_det_s_ = 0.0;  // log|L L^T| of the last array
+  Mat last_predicted_cov_, last_predicted_factor_, steady_filtered_cov_;
+  int calm_steps_ = 0;             // consecutive predicts that changed the covariance by a few ulps at most
+  bool steady_ = false;            // the last update ended at the fixed point
+  bool predicted_steady_ = false;  // the last predict took the fixed point's moments
 };
 
 // The backward recursion of the smoother, one step at a time: the batch

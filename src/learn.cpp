@@ -49,6 +49,8 @@ std::vector<Eigen::Index> internal::free_columns(const ParamProps::Conditional& 
 RegressionStats internal::with_prior(const RegressionStats& s, const MniwPrior* p) {
   if (p == nullptr) return s;
   RegressionStats a = s;
+  a.cov_score.resize(0, 0);  // the data's exact score alone; the prior's terms go through rr and count
+  a.cov_score_at.resize(0, 0);
   const Matrix diff = p->loc - s.w0;
   const Matrix dk = diff * p->col_precision;
   a.xx += p->col_precision;
@@ -287,7 +289,8 @@ std::vector<Eigen::Index> complement(const std::vector<Eigen::Index>& some, Eige
 }
 
 // The gradient of sum E[log N(out | W x, cov)] w.r.t. W and cov (moment and
-// scatter from `s`), over the components other than `deterministic` (zero
+// scatter from `s`; at the E-step's own parameters, the gradient of log p(y)),
+// over the components other than `deterministic` (zero
 // rows and columns of cov); the others' rows of both gradients are zero: the
 // complete-data density of a deterministic component does not depend on the
 // free values (check_gradient_rows). cov must be positive definite over the rest.
@@ -297,10 +300,15 @@ void gaussian_gradient(const RegressionStats& s, const Matrix& w, const Matrix& 
   const auto llt = factor_pd(name, cov(noisy, noisy));
   grad_w = Matrix::Zero(w.rows(), w.cols());
   grad_w(noisy, Eigen::all) = Matrix(llt.solve(Matrix(s.moment(w)(noisy, Eigen::all))));
-  const Matrix inner = s.scatter(w)(noisy, noisy) - s.count * cov(noisy, noisy);
-  const Matrix half = llt.solve(inner);
   grad_cov = Matrix::Zero(cov.rows(), cov.cols());
-  grad_cov(noisy, noisy) = Matrix(0.5 * llt.solve(half.transpose()));
+  if (s.cov_score.size() > 0 && w == s.w0 && cov == s.cov_score_at) {
+    // At the E-step's parameters: the exact score (RegressionStats::cov_score), without a difference.
+    grad_cov(noisy, noisy) = 0.5 * s.cov_score(noisy, noisy);
+  } else {
+    const Matrix inner = s.scatter(w)(noisy, noisy) - s.count * cov(noisy, noisy);
+    const Matrix half = llt.solve(inner);
+    grad_cov(noisy, noisy) = Matrix(0.5 * llt.solve(half.transpose()));
+  }
   internal::symmetrize(grad_cov);
 }
 

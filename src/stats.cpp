@@ -40,6 +40,12 @@ RegressionStats& RegressionStats::operator+=(const RegressionStats& other) {
   }
   xx += other.xx;
   count += other.count;
+  if (cov_score.size() > 0 && other.cov_score.size() > 0 && cov_score_at == other.cov_score_at) {
+    cov_score += other.cov_score;
+  } else {
+    cov_score.resize(0, 0);
+    cov_score_at.resize(0, 0);
+  }
   return *this;
 }
 
@@ -152,11 +158,13 @@ void missing_terms(RegressionStats& s, const Params& params, const Sequence& seq
 // smoother's, or a known path's with zero covariances). With width > 1,
 // `seq` and the means hold that many interleaved sequences (step_columns,
 // row t * width + j for sequence j's step t) that share the covariances:
-// each covariance sum counts once per sequence.
+// each covariance sum counts once per sequence. `transition_score` (the
+// smoother's, or empty) becomes the pooled dynamics' cov_score.
 template <int N>
 SufficientStats stats_from_moments(const Params& params, const Sequence& seq, const SmootherResult& sm,
                                    bool per_step_emissions, const std::vector<Eigen::Index>& dynamics_groups,
-                                   Eigen::Index num_dynamics_groups, Eigen::Index width = 1) {
+                                   Eigen::Index num_dynamics_groups, Eigen::Index width = 1,
+                                   const Matrix& transition_score = Matrix()) {
   const Eigen::Index n = params.state_dim(), steps = seq.num_timesteps() / width;
   const double copies = static_cast<double>(width);
   const auto& means = sm.smoothed_means;
@@ -202,6 +210,10 @@ SufficientStats stats_from_moments(const Params& params, const Sequence& seq, co
         const Matrix cf = c * f.transpose();
         ds.rr += p1 - cf - cf.transpose() + f * p0 * f.transpose();
       });
+  if (num_dynamics_groups == 1 && transition_score.size() > 0 && dyn.cov.size() == 1) {
+    s.dynamics[0].cov_score = transition_score;
+    s.dynamics[0].cov_score_at = dyn.cov[0];
+  }
 
   // Emissions: term t is y_t on x = [z_t; u_t; 1], r = y_t - W0 x =
   // E[r] - H (z_t - m_t) + noise; a step with missing components is a run of
@@ -279,8 +291,9 @@ SufficientStats internal::sufficient_stats_one(const Params& params, const Seque
                                                const std::vector<Eigen::Index>& dynamics_groups,
                                                Eigen::Index num_dynamics_groups) {
   return internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
-    return stats_from_moments<n>(params, seq, internal::smoother_unchecked(params, seq), per_step_emissions,
-                                 dynamics_groups, num_dynamics_groups);
+    Matrix score;
+    const SmootherResult sm = internal::smoother_unchecked(params, seq, dynamics_groups.empty() ? &score : nullptr);
+    return stats_from_moments<n>(params, seq, sm, per_step_emissions, dynamics_groups, num_dynamics_groups, 1, score);
   });
 }
 
@@ -300,8 +313,9 @@ SufficientStats internal::sufficient_stats_unchecked(const Params& params, const
         const Eigen::Index width = static_cast<Eigen::Index>(b.size());
         const Sequence columns = interleave(seqs, b);
         each[i] = internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
-          return stats_from_moments<n>(params, columns, smoother_columns(params, columns, width), per_step_emissions,
-                                       {}, 1, width);
+          Matrix score;
+          const SmootherResult sm = smoother_columns(params, columns, width, &score);
+          return stats_from_moments<n>(params, columns, sm, per_step_emissions, {}, 1, width, score);
         });
       },
       num_threads);

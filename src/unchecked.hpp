@@ -17,7 +17,14 @@ namespace lgssm::internal {
 // the statistics (stats.hpp).
 Matrix stacked(const LinearGaussianParams& c, Eigen::Index t);
 
-SmootherResult smoother_unchecked(const Params& params, const Sequence& seq);
+// With `transition_score`, also sum_{t >= 1} (r^-_t r^-_t^T - N^-_t) from
+// the backward recursion (BackwardRecursion, kalman.hpp): the exact score of
+// log p(y) w.r.t. the dynamics noise covariance is half of it (Koopman &
+// Shephard 1992, Biometrika 79, "Exact score for time series models in state
+// space form"; Durbin & Koopman 2012, Sec. 7.3.3), since
+// E[eta eta^T | y] - Q = Q (r r^T - N) Q for eta the noise of the
+// transition. Left empty with a diffuse initial state.
+SmootherResult smoother_unchecked(const Params& params, const Sequence& seq, Matrix* transition_score = nullptr);
 
 // Whether the E-step keeps one set of emission statistics per step: when every
 // emission parameter has one entry per step. Otherwise (all time-invariant, or
@@ -138,7 +145,9 @@ Sequence interleave(const std::vector<Sequence>& seqs, const std::vector<size_t>
 // The smoother of `width` interleaved sequences of a known initial state: the
 // smoothed means interleaved like the data, the covariances (one series) and
 // marginal_loglik (the sum over the sequences) shared.
-SmootherResult smoother_columns(const Params& params, const Sequence& interleaved, Eigen::Index width);
+// With `transition_score`, that of smoother_unchecked summed over the sequences.
+SmootherResult smoother_columns(const Params& params, const Sequence& interleaved, Eigen::Index width,
+                                Matrix* transition_score = nullptr);
 // log p(y) of each of `width` interleaved sequences of a known initial state.
 Vector marginal_log_prob_columns(const Params& params, const Sequence& interleaved, Eigen::Index width);
 

@@ -49,6 +49,17 @@ struct RegressionStats {
   Matrix rx;           ///< (d, k): sum E[r x^T], r = out - w0 x
   Matrix rr;           ///< (d, d): sum E[r r^T]
   double count = 0.0;  ///< number of terms summed
+  /// (d, d), or empty: sum cov^{-1} (E[r r^T] - cov) cov^{-1} at the E-step's
+  /// parameters (weights w0, noise covariance cov_score_at), computed without
+  /// forming that difference (for the dynamics of a known initial state,
+  /// sum_t (r_t r_t^T - N_t) from the smoother's backward recursion; Koopman
+  /// & Shephard 1992). Half of it is the exact gradient of log p(y) w.r.t.
+  /// cov there, which the difference rr - count cov loses when cov is tiny
+  /// against the state's variance (every digit, at a variance 1e-10 of it).
+  /// Empty where not computed, and in a sum of statistics of which one has
+  /// none or another cov_score_at.
+  Matrix cov_score;
+  Matrix cov_score_at;  ///< (d, d), or empty: the noise covariance at which cov_score holds
 
   RegressionStats() = default;
   /// No terms yet, about `w0`.

@@ -117,15 +117,20 @@ void bind_learn(nb::module_& m) {
       .def_rw("rx", &lgssm::RegressionStats::rx)
       .def_rw("rr", &lgssm::RegressionStats::rr)
       .def_rw("count", &lgssm::RegressionStats::count)
+      .def_rw("cov_score", &lgssm::RegressionStats::cov_score)
+      .def_rw("cov_score_at", &lgssm::RegressionStats::cov_score_at)
       .def("moment", &lgssm::RegressionStats::moment, "w"_a)
       .def("scatter", &lgssm::RegressionStats::scatter, "w"_a)
       .def("__getstate__",
-           [](const lgssm::RegressionStats& r) { return std::make_tuple(r.w0, r.xx, r.rx, r.rr, r.count); })
-      .def("__setstate__", [](lgssm::RegressionStats& r,
-                              const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, double>& t) {
-        new (&r) lgssm::RegressionStats();
-        std::tie(r.w0, r.xx, r.rx, r.rr, r.count) = t;
-      });
+           [](const lgssm::RegressionStats& r) {
+             return std::make_tuple(r.w0, r.xx, r.rx, r.rr, r.count, r.cov_score, r.cov_score_at);
+           })
+      .def("__setstate__",
+           [](lgssm::RegressionStats& r, const std::tuple<lgssm::Matrix, lgssm::Matrix, lgssm::Matrix, lgssm::Matrix,
+                                                          double, lgssm::Matrix, lgssm::Matrix>& t) {
+             new (&r) lgssm::RegressionStats();
+             std::tie(r.w0, r.xx, r.rx, r.rr, r.count, r.cov_score, r.cov_score_at) = t;
+           });
   nb::class_<lgssm::SufficientStats> stats_class(m, "SufficientStats");
   stats_class.def(nb::init<>())
       .def_rw("initial", &lgssm::SufficientStats::initial)

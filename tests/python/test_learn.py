@@ -191,6 +191,40 @@ def test_gradient_matches_finite_differences(case):
     )
 
 
+def test_gradient_of_a_tiny_dynamics_variance_is_exact():
+    """A local linear trend with a slope variance 1e-8 (about 1e-11 of the level's prior
+    variance) and a vague known prior: the score of the dynamics covariance is the smoother's
+    1/2 sum (r r^T - N) (Koopman & Shephard 1992), where Fisher's identity written as
+    Q^{-1} (scatter - count Q) Q^{-1} / 2 loses every digit (2.8e7 against -0.39 here). Against
+    central differences of log p(y), whose round-off (eps |log p| / h) is 1e-4 of the slope's
+    derivative."""
+    rng = np.random.default_rng(3)
+    y = (np.cumsum(rng.standard_normal(100)) * 30 + 1000 + 50 * rng.standard_normal(100))[:, None]
+    model = LinearGaussianSSM(2, 1)
+
+    def params_at(q):
+        params, _ = model.initialize(
+            key=0,
+            initial_mean=np.array([1000.0, 0.0]),
+            initial_covariance=1e6 * np.eye(2),
+            dynamics_weights=np.array([[1.0, 1.0], [0.0, 1.0]]),
+            dynamics_covariance=q,
+            emission_weights=np.array([[1.0, 0.0]]),
+            emission_covariance=np.array([[15000.0]]),
+        )
+        return params
+
+    q = np.diag([1400.0, 1e-8])
+    params = params_at(q)
+    stats = model.sufficient_stats(params, y)
+    grad = np.asarray(_core.log_prob_natural_gradient(model.core_params(params), stats, None).dynamics.cov[0])
+    for i, h in ((0, 1e-2), (1, 2e-9)):
+        e = np.zeros((2, 2))
+        e[i, i] = h
+        fd = (model.marginal_log_prob(params_at(q + e), y) - model.marginal_log_prob(params_at(q - e), y)) / (2 * h)
+        assert grad[i, i] == pytest.approx(fd, rel=2e-3), (i, grad, fd)
+
+
 # --------------------------------------------------------------------------
 # 2. EM never decreases log p(y).
 
