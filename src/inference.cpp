@@ -277,21 +277,16 @@ std::vector<double> marginal_log_prob(const Params& params, const std::vector<Se
   validate(params, seqs);
   std::vector<size_t> all(seqs.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  const std::vector<std::vector<size_t>> blocks = internal::column_blocks(params, seqs, all);
   std::vector<double> out(seqs.size());
-  parallel_for(
-      static_cast<Eigen::Index>(blocks.size()),
-      [&](Eigen::Index i) {
-        const std::vector<size_t>& b = blocks[i];
-        if (b.size() == 1) {
-          out[b[0]] = marginal_log_prob_unchecked(params, seqs[b[0]]);
-          return;
-        }
-        const Vector each = internal::marginal_log_prob_columns(params, internal::interleave(seqs, b),
-                                                                static_cast<Eigen::Index>(b.size()));
-        for (size_t j = 0; j < b.size(); ++j) out[b[j]] = each(static_cast<Eigen::Index>(j));
-      },
-      num_threads);
+  internal::for_each_block(internal::column_blocks(params, seqs, all), seqs, num_threads,
+                           [&](Eigen::Index, const std::vector<size_t>& b, const Sequence& seq, Eigen::Index width) {
+                             if (width == 1) {
+                               out[b[0]] = marginal_log_prob_unchecked(params, seq);
+                               return;
+                             }
+                             const Vector each = internal::marginal_log_prob_columns(params, seq, width);
+                             for (Eigen::Index j = 0; j < width; ++j) out[b[j]] = each(j);
+                           });
   return out;
 }
 

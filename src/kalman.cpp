@@ -185,7 +185,8 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
   // In the steady state (predict() used the fixed point), the step's
   // covariance terms are those of the step that reached it if its pattern is
   // the same; otherwise the full recursion resumes from the fixed point.
-  const bool reuse = predicted_steady_ && exact_.empty() && !noisy_.empty() && prepared_for(e, t);
+  const bool prepared = prepared_for(e, t);
+  const bool reuse = predicted_steady_ && exact_.empty() && !noisy_.empty() && prepared;
   predicted_steady_ = steady_ = false;
   if (keep_backward_) {
     back_a_.setZero();
@@ -199,7 +200,7 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
     calm_steps_ = 0;
     return 0.0;
   }
-  if (!prepared_for(e, t)) {
+  if (!prepared) {
     calm_steps_ = 0;  // another pattern: this step's filtered covariance is not the last steps' fixed point
     prepare(e, t);
     last_pattern_ = pattern_;

@@ -7,7 +7,6 @@
 
 #include "checks.hpp"
 #include "lgssm/error.hpp"
-#include "lgssm/parallel.hpp"
 #include "linalg.hpp"
 #include "unchecked.hpp"
 
@@ -302,23 +301,18 @@ SufficientStats internal::sufficient_stats_unchecked(const Params& params, const
                                                      int num_threads) {
   const std::vector<std::vector<size_t>> blocks = column_blocks(params, seqs, indices);
   std::vector<SufficientStats> each(blocks.size());
-  parallel_for(
-      static_cast<Eigen::Index>(blocks.size()),
-      [&](Eigen::Index i) {
-        const std::vector<size_t>& b = blocks[i];
-        if (b.size() == 1) {
-          each[i] = sufficient_stats_one(params, seqs[b[0]], per_step_emissions, {}, 1);
-          return;
-        }
-        const Eigen::Index width = static_cast<Eigen::Index>(b.size());
-        const Sequence columns = interleave(seqs, b);
-        each[i] = internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
-          Matrix score;
-          const SmootherResult sm = smoother_columns(params, columns, width, &score);
-          return stats_from_moments<n>(params, columns, sm, per_step_emissions, {}, 1, width, score);
-        });
-      },
-      num_threads);
+  for_each_block(blocks, seqs, num_threads,
+                 [&](Eigen::Index i, const std::vector<size_t>&, const Sequence& seq, Eigen::Index width) {
+                   if (width == 1) {
+                     each[i] = sufficient_stats_one(params, seq, per_step_emissions, {}, 1);
+                     return;
+                   }
+                   each[i] = internal::dispatch_state_dim(params.state_dim(), [&](auto n) {
+                     Matrix score;
+                     const SmootherResult sm = smoother_columns(params, seq, width, &score);
+                     return stats_from_moments<n>(params, seq, sm, per_step_emissions, {}, 1, width, score);
+                   });
+                 });
   SufficientStats total;
   for (const auto& s : each) total += s;
   return total;

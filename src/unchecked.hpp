@@ -9,6 +9,7 @@
 
 #include "lgssm/inference.hpp"
 #include "lgssm/learn.hpp"
+#include "lgssm/parallel.hpp"
 #include "lgssm/stats.hpp"
 
 namespace lgssm::internal {
@@ -142,6 +143,23 @@ std::vector<std::vector<size_t>> column_blocks(const Params& params, const std::
 // seqs[block[0]], seqs[block[1]], ... (of one length) interleaved: row
 // t * width + j of the emissions and inputs is sequence block[j]'s step t.
 Sequence interleave(const std::vector<Sequence>& seqs, const std::vector<size_t>& block);
+// fn(i, block, seq, width) for each block i of column_blocks, in parallel:
+// seq is the sequence itself (width 1) for a block of one, the block
+// interleaved otherwise.
+template <class Fn>
+void for_each_block(const std::vector<std::vector<size_t>>& blocks, const std::vector<Sequence>& seqs, int num_threads,
+                    Fn fn) {
+  parallel_for(
+      static_cast<Eigen::Index>(blocks.size()),
+      [&](Eigen::Index i) {
+        const std::vector<size_t>& b = blocks[i];
+        if (b.size() == 1)
+          fn(i, b, seqs[b[0]], Eigen::Index(1));
+        else
+          fn(i, b, interleave(seqs, b), static_cast<Eigen::Index>(b.size()));
+      },
+      num_threads);
+}
 // The smoother of `width` interleaved sequences of a known initial state: the
 // smoothed means interleaved like the data, the covariances (one series) and
 // marginal_loglik (the sum over the sequences) shared.
