@@ -28,6 +28,12 @@ void check_unit_interval(const char* name, double value);
 
 // Every entry finite, else "name: expected finite values, got nan at (i, j)".
 void check_finite(const std::string& name, const Eigen::Ref<const Matrix>& m);
+// Whether every entry is finite, in one vectorized sum: a non-finite entry
+// times 0 is NaN, a finite one 0.
+template <class Derived>
+bool all_finite(const Eigen::DenseBase<Derived>& m) {
+  return (m.derived().array() * 0.0).sum() == 0.0;
+}
 
 // kSemidefinite: symmetric positive semidefinite. kZeroRowsOrDefinite (an
 // emission covariance): zero rows and columns for exactly observed
@@ -42,11 +48,11 @@ inline constexpr double kSemidefiniteTolerance = 1e-10;
 inline constexpr double kDefiniteTolerance = 1e-13;
 
 // Throws lgssm::invalid_argument naming `name` and what was wrong.
-void check_covariance(const std::string& name, const Eigen::Ref<const Matrix>& m, Definiteness kind);
+void check_covariance(const std::string& name, const Eigen::Ref<const RowMatrix>& m, Definiteness kind);
 
 // Whether `m` is finite and a covariance of the kind (check_covariance
 // without the throw).
-bool is_covariance(const Eigen::Ref<const Matrix>& m, Definiteness kind);
+bool is_covariance(const Eigen::Ref<const RowMatrix>& m, Definiteness kind);
 
 // Whether the values of parameters whose shapes are valid (as those of
 // from_unconstrained) pass validate: finite, and covariances as validate

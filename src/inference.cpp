@@ -1,5 +1,6 @@
 #include "lgssm/inference.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -47,6 +48,7 @@ double run_filter(Filter& kf, const Params& params, const Sequence& seq, OnPredi
   internal::DiffuseTrace local;
   internal::DiffuseTrace& dt = trace ? *trace : local;
   dt = internal::DiffuseTrace();
+  if constexpr (G == 1) kf.look_ahead(seq);
   if constexpr (G != 1) {
     if (params.initial.is_diffuse())
       throw std::logic_error("run_filter: interleaved sequences need a known initial state");
@@ -89,10 +91,16 @@ void store(const Filter& kf, Eigen::Index t, RowMatrix& means, MatrixSeries& cov
 }
 
 // Per step t, the terms of the backward recursion (KalmanFilter::backward_*):
-// a_t (rows of `a`), A_t and, for covariances, Omega_t.
+// a_t (rows of `a`), A_t and, for covariances, Omega_t. A_t and Omega_t are
+// entry index[t] of their series: a step whose terms equal the previous
+// step's (the filter's steady state repeats them) shares its entry, and the
+// entries never written are never paged in.
 struct BackwardTerms {
   RowMatrix a;
+  std::vector<Eigen::Index> index;
   MatrixSeries transition, omega;
+  ConstMatrixMap transition_at(Eigen::Index t) const { return transition[index[t]]; }
+  ConstMatrixMap omega_at(Eigen::Index t) const { return omega[index[t]]; }
 };
 
 // With G != 1, `seq` holds `width` interleaved sequences (step_columns): the
@@ -108,6 +116,7 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
   r.predicted_covariances = internal::result_series(steps, n, n);
   if (back) {
     internal::resize_result(back->a, rows, n);
+    back->index.resize(steps);
     back->transition = internal::result_series(steps, n, n);
     if (omega) back->omega = internal::result_series(steps, n, n);
   }
@@ -120,8 +129,15 @@ FilterResult run_stored_filter(const Params& params, const Sequence& seq, Backwa
         store(kf, t, r.filtered_means, r.filtered_covariances);
         if (!back) return;
         step_columns<N, G>(back->a, t, width) = kf.backward_a();
-        sized<N, N>(back->transition[t]) = kf.backward_transition();
-        if (omega) sized<N, N>(back->omega[t]) = kf.backward_omega();
+        Eigen::Index k = t == 0 ? 0 : back->index[t - 1];
+        const auto equal = [](const auto& a, const auto& b) { return (a.array() == b.array()).all(); };
+        if (t == 0 || !equal(back->transition[k], kf.backward_transition()) ||
+            (omega && !equal(back->omega[k], kf.backward_omega()))) {
+          k += t > 0;
+          sized<N, N>(back->transition[k]) = kf.backward_transition();
+          if (omega) sized<N, N>(back->omega[k]) = kf.backward_omega();
+        }
+        back->index[t] = k;
       },
       &trace);
   r.num_diffuse_timesteps = trace.num_steps;
@@ -199,13 +215,21 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
     [[maybe_unused]] NoMallocScope no_malloc;
     for (Eigen::Index t = steps - 1; t >= d; --t) {
       const auto pf = sized<N, N>(std::as_const(r.filtered_covariances)[t]);
-      const auto a_mat = sized<N, N>(std::as_const(back.transition)[t]);
+      const auto a_mat = sized<N, N>(back.transition_at(t));
       recursion.smooth_mean(step_columns<N, G>(std::as_const(r.filtered_means), t, width), pf,
                             step_columns<N, G>(std::as_const(back.a), t, width), a_mat,
                             step_columns<N, G>(r.smoothed_means, t, width));
-      if (covariances)
-        recursion.smooth_cov(pf, a_mat, sized<N, N>(std::as_const(back.omega)[t]),
-                             sized<N, N>(r.smoothed_covariances[t]));
+      if (covariances) {
+        // Whether the step's inputs repeat the later step's exactly (the filter's steady state).
+        const auto same = [&](const MatrixSeries& s, Eigen::Index i) {
+          const auto a = s[i], b = s[i + 1];
+          return std::equal(a.data(), a.data() + a.size(), b.data());
+        };
+        const bool repeats = t + 1 < steps && t > d && params.dynamics.weights.size() == 1 &&
+                             back.index[t] == back.index[t + 1] && same(r.filtered_covariances, t) &&
+                             same(r.predicted_covariances, t) && same(r.filtered_covariances, t - 1);
+        recursion.smooth_cov(pf, a_mat, sized<N, N>(back.omega_at(t)), sized<N, N>(r.smoothed_covariances[t]), repeats);
+      }
       if (trace) {
         sized_row<N>(trace->score, t) = recursion.score_minus();
         sized<N, N>(trace->info[t]) = recursion.info_minus();  // symmetric: a straight copy
@@ -238,7 +262,10 @@ SmootherResult smoother_impl(const Params& params, const Sequence& seq, bool cov
         for (Eigen::Index t = 0; t < d; ++t) trace->info[t].setConstant(std::numeric_limits<double>::quiet_NaN());
       }
     }
-  if (trace) trace->transition = std::move(back.transition);
+  if (trace) {
+    trace->transition = internal::result_series(steps, n, n);
+    for (Eigen::Index t = 0; t < steps; ++t) trace->transition[t] = back.transition_at(t);
+  }
   if (transition_score) *transition_score = score ? Matrix(score_sum) : Matrix();
   return r;
 }

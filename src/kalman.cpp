@@ -38,6 +38,7 @@ KalmanFilter<N, G>::KalmanFilter(Eigen::Index state_dim, Eigen::Index emission_d
       work_(p_ + 2 * n_),
       pattern_(p_),
       last_pattern_(p_, -1),
+      positive_var_(p_),
       compare_entries_(compare_entries),
       prepared_h_(compare_entries ? p_ : 0, compare_entries ? n_ : 0),
       prepared_r_(compare_entries ? p_ : 0, compare_entries ? p_ : 0),
@@ -110,7 +111,64 @@ void KalmanFilter<N, G>::leave_steady_state() {
 }
 
 template <int N, int G>
+void KalmanFilter<N, G>::look_ahead(const Sequence& seq) {
+  ahead_ = G == 1 && p_ > n_ ? &seq : nullptr;
+  run_end_ = run_begin_;
+  if (!ahead_) return;
+  const Eigen::Index steps = std::clamp<Eigen::Index>((Eigen::Index(1) << 16) / p_, 8, 256);  // y~ of 0.5 MB at most
+  run_data_.resize(p_, steps);
+  run_z_.resize(n_, steps);
+  run_perp_.resize(steps);
+}
+
+template <int N, int G>
+bool KalmanFilter<N, G>::collapsed(const LinearGaussianParams& e, Eigen::Index t) {
+  if constexpr (G != 1) return false;
+  const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
+  if (!ahead_ || po <= n_ || !exact_.empty() || e.weights.size() != 1 || e.cov.size() != 1) return false;
+  if (t >= run_begin_ && t < run_end_) return true;
+  // The run from t: the next steps with this step's pattern (the factors hold for them).
+  const RowMatrix& ys = ahead_->emissions;
+  const Eigen::Index steps = std::min(run_data_.cols(), ys.rows() - t);
+  const bool complete = po == p_;  // nothing missing: a row of the run has no NaN
+  Eigen::Index len = 1;
+  for (; len < steps; ++len) {
+    bool same = true;
+    if (complete)
+      same = (ys.row(t + len).array() * 0.0).sum() == 0.0;  // NaN iff some entry is
+    else
+      for (Eigen::Index i = 0; i < p_ && same; ++i) same = std::isnan(ys(t + len, i)) == (pattern_[i] == 0);
+    if (!same) break;
+  }
+  auto data = run_data_.topLeftCorner(po, len);
+  const bool inputs = ahead_->inputs.size() > 0;
+  for (Eigen::Index j = 0; j < len; ++j) {
+    y_hat_ = e.bias.vec(t + j);
+    if (inputs) y_hat_.noalias() += e.input_weights.at(t + j) * ahead_->inputs.row(t + j).transpose();
+    if (complete)
+      data.col(j) = ys.row(t + j).transpose() - y_hat_;
+    else
+      for (Eigen::Index a = 0; a < po; ++a) data(a, j) = ys(t + j, noisy_[a]) - y_hat_(noisy_[a]);
+  }
+  const auto l_r = chol_r_.topLeftCorner(po, po);
+  if (noisy_cov_is_diagonal_)
+    data = l_r.diagonal().cwiseInverse().asDiagonal() * data;
+  else
+    l_r.template triangularView<Eigen::Lower>().solveInPlace(data);
+  const Eigen::Index k = std::min(po, n_);
+  const auto q1 = q1_.topLeftCorner(po, k);
+  auto z = run_z_.topLeftCorner(k, len);
+  z.noalias() = q1.transpose() * data;
+  data.noalias() -= q1 * z;
+  run_perp_.head(len) = data.colwise().squaredNorm().transpose();
+  run_begin_ = t;
+  run_end_ = t + len;
+  return true;
+}
+
+template <int N, int G>
 void KalmanFilter<N, G>::prepare(const LinearGaussianParams& e, Eigen::Index t) {
+  run_end_ = run_begin_;  // the run's terms were made with the old factors
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
   if (po == 0) return;
   const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
@@ -119,7 +177,7 @@ void KalmanFilter<N, G>::prepare(const LinearGaussianParams& e, Eigen::Index t) 
   bool diagonal = true;
   for (Eigen::Index b = 0; b < po; ++b)
     for (Eigen::Index a = 0; a < po; ++a) {
-      l_r(a, b) = r(noisy_[a], noisy_[b]);
+      l_r(a, b) = r(noisy_[b], noisy_[a]);  // symmetric: along r's rows (row-major)
       diagonal = diagonal && (a == b || l_r(a, b) == 0.0);
     }
   noisy_cov_is_diagonal_ = diagonal;
@@ -169,12 +227,17 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
                                   const Eigen::Ref<const Columns>& u) {
   const LinearGaussianParams& e = params.emissions;
   const auto r = e.cov.at(t);
+  const Eigen::Index ri = e.cov.size() == 1 ? 0 : t;
+  if (compare_entries_ || ri != noisy_cov_) {  // R's diagonal, read once per entry (a strided sweep)
+    for (Eigen::Index i = 0; i < p_; ++i) positive_var_[i] = r(i, i) > 0.0;
+    noisy_cov_ = ri;
+  }
   noisy_.clear();
   exact_.clear();
   for (Eigen::Index i = 0; i < p_; ++i) {
     if (std::isnan(y(i, 0))) {
       pattern_[i] = 0;
-    } else if (r(i, i) > 0.0) {
+    } else if (positive_var_[i]) {
       pattern_[i] = 1;
       noisy_.push_back(i);
     } else {
@@ -211,11 +274,22 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
       prepared_r_ = r;
     }
   }
-  // y_hat = D u + d (+ H m below).
-  y_hat_.colwise() = e.bias.vec(t);
-  if (u.size() > 0) y_hat_.noalias() += e.input_weights.at(t) * u;
   const Eigen::Index po = static_cast<Eigen::Index>(noisy_.size());
-  if (po > 0) {
+  const Eigen::Index k = std::min(po, n_);
+  bool collapse = false;
+  if constexpr (G == 1) collapse = po > 0 && collapsed(e, t);
+  if (collapse) {
+    // e~ = z_t - T m, |e_perp|^2 from the run.
+    const Eigen::Index j = t - run_begin_;
+    e_tilde_.noalias() = t_.template triangularView<Eigen::Upper>() * mean_;  // zero below row k (T's are)
+    e_tilde_.topRows(k) = run_z_.col(j).head(k) - e_tilde_.topRows(k);
+    quad_.setConstant(run_perp_(j));
+  } else {
+    // y_hat = D u + d (+ H m below).
+    y_hat_.colwise() = e.bias.vec(t);
+    if (u.size() > 0) y_hat_.noalias() += e.input_weights.at(t) * u;
+  }
+  if (po > 0 && !collapse) {
     const auto h = sized<Eigen::Dynamic, N>(e.weights.at(t));
     // Whitened innovation e = L_R^{-1} (y_N - H_N m - D_N u - d_N).
     auto resid = resid_.topRows(po);
@@ -230,7 +304,6 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
     else
       l_r.template triangularView<Eigen::Lower>().solveInPlace(resid);
     // e~ = Q1^T e, e_perp = e - Q1 e~.
-    const Eigen::Index k = std::min(po, n_);
     const auto q1 = q1_.topLeftCorner(po, k);
     e_tilde_.setZero();
     e_tilde_.topRows(k).noalias() = q1.transpose() * resid;
@@ -239,6 +312,8 @@ double KalmanFilter<N, G>::update(const Params& params, Eigen::Index t, const Ei
       resid.noalias() -= q1 * e_tilde_.topRows(k);
       quad_ = resid.colwise().squaredNorm();
     }
+  }
+  if (po > 0) {
     // [[I, T C], [0, C]] Theta = [[L, 0], [Kb, C+]] (kept in the steady state).
     if (!reuse) {
       array_.topLeftCorner(n_, n_).setIdentity();

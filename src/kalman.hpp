@@ -2,6 +2,7 @@
 #pragma once
 
 #include <Eigen/Cholesky>
+#include <limits>
 #include <vector>
 
 #include "lgssm/params.hpp"
@@ -62,6 +63,17 @@ namespace lgssm::internal {
 // fixed point, a step with nothing observed leaves it, and the next calm
 // steps re-enter it.
 //
+// Collapsed observations. Given the sequence ahead (look_ahead), a run of
+// steps whose noisy components and factors (Q1, T, L_R) are those of the
+// current step has its data terms computed at once, as matrix products over
+// the run (up to a cache-sized number of steps): with y~_t = L_R^{-1} (y_N -
+// D_N u_t - d_N), state-free,
+//   z_t = Q1^T y~_t,  e_perp_t = y~_t - Q1 z_t  (Q1^T W = T, so e~ = z_t - T m),
+// and each step then costs O(n^2) in p (O(n^3) outside the steady state)
+// instead of O(p n + p^2). This needs time-invariant H and R, more noisy
+// components than states (otherwise e_perp vanishes and there is nothing to
+// collapse), no exactly observed ones, and one column (G = 1).
+//
 // Columns. The covariances, gains and factors do not depend on the data, so
 // sequences that share the parameters, the length and the missing pattern
 // share them: with G > 1 columns (G = Eigen::Dynamic, `width` of them at run
@@ -104,9 +116,13 @@ class KalmanFilter {
 
   // The next update recomputes the emission factors (params changed).
   void forget_factors() {
-    last_weights_ = last_cov_ = -1;
+    last_weights_ = last_cov_ = noisy_cov_ = -1;
     leave_steady_state();
+    run_end_ = run_begin_;
   }
+  // The updates that follow are of `seq` (its steps in order; G = 1): they
+  // may collapse its observations (see above). Allocates the workspaces.
+  void look_ahead(const Sequence& seq);
 
   const Means& mean() const { return mean_; }
   const Mat& cov() const { return cov_; }
@@ -125,6 +141,8 @@ class KalmanFilter {
  private:
   void prepare(const LinearGaussianParams& e, Eigen::Index t);
   bool prepared_for(const LinearGaussianParams& e, Eigen::Index t) const;
+  // Whether step t's data terms come from the run (computing the run from t if needed).
+  bool collapsed(const LinearGaussianParams& e, Eigen::Index t);
   // Adds the exactly observed components' terms to column_loglik_.
   void update_exact(const LinearGaussianParams& e, Eigen::Index t, const Eigen::Ref<const Columns>& y);
 
@@ -146,6 +164,8 @@ class KalmanFilter {
   // pattern (0 missing, 1 noisy, 2 exact) for which the factors below hold.
   std::vector<Eigen::Index> noisy_, exact_;
   std::vector<char> pattern_, last_pattern_;
+  std::vector<char> positive_var_;  // R_ii > 0 for the entry noisy_cov_ of the emission covariances
+  Eigen::Index noisy_cov_ = -1;
   Eigen::Index last_weights_ = -1, last_cov_ = -1;
   bool compare_entries_;
   RowMatrix prepared_h_, prepared_r_;            // with compare_entries_: the H_t, R_t of the factors
@@ -170,6 +190,13 @@ class KalmanFilter {
   bool keep_backward_;
   Means back_a_;
   Mat back_omega_, back_a_mat_;
+  // The collapsed run [run_begin_, run_end_) of the sequence ahead: z_t in
+  // the columns of run_z_ (top min(|N|, n) rows), |e_perp_t|^2 in run_perp_;
+  // run_data_ is the (|N|, steps) workspace of y~.
+  const Sequence* ahead_ = nullptr;
+  Matrix run_data_, run_z_;
+  Vector run_perp_;
+  Eigen::Index run_begin_ = 0, run_end_ = 0;
   // The steady state (see the class comment).
   void leave_steady_state();
   double log_det_s_ = 0.0;  // log|L L^T| of the last array
@@ -198,6 +225,16 @@ class KalmanFilter {
 // for t > 0, transition_mean (and transition_cov, cross_cov). Allocates nothing.
 // With G columns (KalmanFilter's), the scores and means are (n, width)
 // matrices, one column per sequence; the information terms are shared.
+//
+// Steady state. Backward, N_{t-1} = F^T Omega F + (A F)^T N_t (A F) with
+// the closed-loop A F of the filter (stable): a contraction whose fixed point
+// N is reached in the middle of a long sequence once the filter is at its own
+// (KalmanFilter's steady state: its P_{t|t}, A_t, Omega_t repeat exactly).
+// When the inputs of a step equal the later step's (smooth_cov's `same`) and
+// N has changed by at most 4 ulps (of its largest entry) over two such steps,
+// the covariance terms (P_{t|T}, N^-_t, N_{t-1}, the cross covariance) are
+// kept and only the means run (O(n^2) a step instead of O(n^3)); a step whose
+// inputs differ resumes the full recursion.
 template <int N = Eigen::Dynamic, int G = 1>
 class BackwardRecursion {
  public:
@@ -209,6 +246,8 @@ class BackwardRecursion {
         score_minus_(n, width),
         info_(Mat::Zero(n, n)),
         info_minus_(n, n),
+        smoothed_(n, n),
+        cross_(n, n),
         tmp_(n, n),
         tmp2_(n, n) {}
 
@@ -216,6 +255,8 @@ class BackwardRecursion {
   void reset() {
     score_.setZero();
     info_.setZero();
+    steady_ = skip_ = same_ = false;
+    calm_steps_ = 0;
   }
   // out = m_{t|T}; then r^-_t.
   template <class Mean, class Cov, class A, class AMat, class Out>
@@ -226,16 +267,26 @@ class BackwardRecursion {
     score_minus_.noalias() += columns_product(a_mat.transpose(), score_);
   }
   // out = P_{t|T} (a symmetric matrix, so it may be a row-major entry); then N^-_t.
+  // `same`: this step's P_{t|t}, A_t, Omega_t and (for t > 0) F_{t-1},
+  // P_{t|t-1}, P_{t-1|t-1} equal the later step's (see the steady state above).
   template <class Cov, class AMat, class Omega, class Out>
-  void smooth_cov(const Cov& filtered_cov, const AMat& a_mat, const Omega& omega, Out&& out) {
-    tmp_.noalias() = info_ * filtered_cov;
-    tmp2_ = filtered_cov;
-    tmp2_.noalias() -= filtered_cov * tmp_;
-    symmetrize(tmp2_);
-    out = tmp2_.transpose();
-    tmp_.noalias() = info_ * a_mat;
-    info_minus_ = omega;
-    info_minus_.noalias() += a_mat.transpose() * tmp_;
+  void smooth_cov(const Cov& filtered_cov, const AMat& a_mat, const Omega& omega, Out&& out, bool same = false) {
+    same_ = same;
+    skip_ = same && steady_;
+    if (!same) {
+      steady_ = false;
+      calm_steps_ = 0;
+    }
+    if (!skip_) {
+      tmp_.noalias() = info_ * filtered_cov;
+      smoothed_ = filtered_cov;
+      smoothed_.noalias() -= filtered_cov * tmp_;
+      symmetrize(smoothed_);
+      tmp_.noalias() = info_ * a_mat;
+      info_minus_ = omega;
+      info_minus_.noalias() += a_mat.transpose() * tmp_;
+    }
+    out = smoothed_.transpose();
   }
   // r_{t-1}, N_{t-1} after transition_mean / transition_cov (zero after reset()).
   const Means& score() const { return score_; }
@@ -251,22 +302,37 @@ class BackwardRecursion {
   // N_{t-1} from N^-_t through F = F_{t-1}.
   template <class F>
   void transition_cov(const F& f) {
+    if (skip_) return;
     tmp_.noalias() = info_minus_ * f;
-    info_.noalias() = f.transpose() * tmp_;
-    symmetrize(info_);
+    tmp2_.noalias() = f.transpose() * tmp_;
+    symmetrize(tmp2_);
+    const double change = (tmp2_ - info_).cwiseAbs().maxCoeff();
+    calm_steps_ = same_ && change <= 4.0 * std::numeric_limits<double>::epsilon() * tmp2_.cwiseAbs().maxCoeff()
+                      ? calm_steps_ + 1
+                      : 0;
+    steady_ = calm_steps_ >= 2;
+    info_ = tmp2_;
   }
   // After transition_cov: out = Cov[z_t, z_{t-1} | y] from F_{t-1}, P_{t|t-1} and P_{t-1|t-1}.
   template <class F, class Predicted, class PreviousFiltered, class Out>
   void cross_cov(const F& f, const Predicted& predicted_cov, const PreviousFiltered& previous_filtered_cov, Out&& out) {
-    tmp2_.setIdentity();
-    tmp2_.noalias() -= predicted_cov * info_minus_;
-    tmp_.noalias() = f * previous_filtered_cov;
-    out.noalias() = tmp2_ * tmp_;
+    if (!skip_) {
+      tmp2_.setIdentity();
+      tmp2_.noalias() -= predicted_cov * info_minus_;
+      tmp_.noalias() = f * previous_filtered_cov;
+      cross_.noalias() = tmp2_ * tmp_;
+    }
+    out = cross_;
   }
 
  private:
   Means score_, score_minus_;
-  Mat info_, info_minus_, tmp_, tmp2_;
+  Mat info_, info_minus_, smoothed_, cross_, tmp_, tmp2_;
+  // The steady state: calm steps (same inputs, N changed by a few ulps at
+  // most), whether N is at its fixed point, whether this step reuses the
+  // fixed point's terms, and smooth_cov's `same`.
+  int calm_steps_ = 0;
+  bool steady_ = false, skip_ = false, same_ = false;
 };
 
 extern template class KalmanFilter<1>;

@@ -40,6 +40,7 @@ void check_series(const std::string& name, const MatrixSeries& s, Eigen::Index r
     const std::string got = vector && s.cols() == 1 ? shape_str(s.rows()) : shape_str(s.rows(), s.cols());
     throw_invalid(name, "shape " + want + " per entry", got);
   }
+  if (internal::all_finite(s.flat())) return;
   for (Eigen::Index k = 0; k < s.size(); ++k)
     internal::check_finite(s.size() == 1 ? name : name + "[" + std::to_string(k) + "]", s[k]);
 }

@@ -221,10 +221,13 @@ def test_a_variance_that_overshoots_to_zero_recovers(start):
     """CO2 from starts where the slope's variance first heads to 0: over log standard
     deviations it is stranded there (every derivative vanishing like the variance) and
     the default tolerances stopped L-BFGS 0.17 below the maximum; the run that goes on
-    over standard deviations brings it back, to statsmodels' MLE, at the default tolerances."""
+    over standard deviations brings it back, to statsmodels' MLE, at the default tolerances.
+    Where those tolerances stop depends on the gradient's round-off (a one-ulp change in the
+    smoother's cross covariances moved the end point by 2.5e-7 relative), so the check is
+    at 1e-6 relative: the failure it guards against was 1.3e-3."""
     row = co2_seasonal()
     row.start.dynamics.cov = np.diag(start[1:] + [0.0] * 10)
     row.start.emissions.cov = np.array([[start[0]]])
     fitted, _ = row.model.fit_lbfgs(row.start, row.props, row.y, verbose=False)
     res = _statsmodels_mle(co2_seasonal())
-    assert row.model.marginal_log_prob(fitted, row.y) == pytest.approx(res.llf, rel=1e-7)
+    assert row.model.marginal_log_prob(fitted, row.y) == pytest.approx(res.llf, rel=1e-6)

@@ -164,7 +164,11 @@ def test_the_seed_notebook_runs_with_its_dynamax_imports_changed(monkeypatch, tm
     namespace = {"__name__": "__main__"}
     exec(compile(source, "dynamax_notebook.py", "exec"), namespace)
     lls = namespace["all_sgd_marginal_lls"]
-    assert len(lls) == 3 and all(len(curve) == 1000 for curve in lls)
+    # Adam at the notebook's largest rate (0.25) oscillates: its trajectory amplifies round-off
+    # (1e-14 apart at epoch 44, 1e-3 by epoch 368 between two builds), and where it ends, or
+    # whether its loss overflows first (fit_sgd then stops with a warning), is not a property
+    # of lgssm. The two smaller rates run every epoch.
+    assert len(lls) == 3 and [len(curve) for curve in lls[:2]] == [1000, 1000] and 0 < len(lls[2]) <= 1000
     em_lls, true_ll = namespace["marginal_lls"], namespace["true_ll"]
     assert em_lls[-1] > true_ll  # EM's fit beats the true parameters on this short sequence
     assert lls[0][-1] > lls[0][0] + 1000  # Adam at lr 1e-2 climbs from the random start
