@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "checks.hpp"
 #include "lgssm/error.hpp"
 
 namespace lgssm::internal {
@@ -135,7 +136,7 @@ bool KalmanFilter<N, G>::collapsed(const LinearGaussianParams& e, Eigen::Index t
   for (; len < steps; ++len) {
     bool same = true;
     if (complete)
-      same = (ys.row(t + len).array() * 0.0).sum() == 0.0;  // NaN iff some entry is
+      same = all_finite(ys.row(t + len));  // emissions are finite or NaN
     else
       for (Eigen::Index i = 0; i < p_ && same; ++i) same = std::isnan(ys(t + len, i)) == (pattern_[i] == 0);
     if (!same) break;
